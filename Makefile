@@ -1,0 +1,49 @@
+# Everything installs itself: Debian packages with apt-get when missing, Python packages into .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PACKAGES := mosquitto influxdb influxdb-client
+
+.PHONY: demo test lint unit integration deps venv clean
+
+demo: deps venv  ## run the whole thing: broker, InfluxDB, ingester, 110 simulated households
+	$(BIN)/reallabor up --simulate 110
+
+test: deps lint  ## lint, then every test against real Mosquitto and InfluxDB
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+integration: deps venv
+	$(BIN)/pytest tests/integration
+
+deps:
+	@missing=""; \
+	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v influxd >/dev/null || missing="$$missing influxdb"; \
+	command -v influx >/dev/null || missing="$$missing influxdb-client"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) state .mypy_cache .ruff_cache .pytest_cache .hypothesis

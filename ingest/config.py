@@ -1,0 +1,170 @@
+"""Settings: one model, read from a YAML file and ``REALLABOR_*`` environment variables (env wins).
+
+Nested sections use ``__`` in the environment: ``REALLABOR_INFLUX__URL=http://127.0.0.1:8086``.
+Unknown keys and bad values are refused with the key path and the value (:class:`ConfigError`).
+Secrets have no default outside ``mode: development``, and placeholder values are refused there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from ingest.validation import describe_errors
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "changethis", "secret", "password", "admin", "dev", "test", ""})
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names each key path and value."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(Section):
+    host: str = Field("127.0.0.1", description="broker host")
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = Field(
+        "reallabor-ingest", min_length=1, max_length=64, description="fixed id: the broker keeps its session"
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    topic_prefix: str = Field("", description="prepended to every profile topic, e.g. 'reallabor/'")
+    shared_group: str | None = Field(None, description="subscribe as $share/<group>/... to spread load")
+    qos: Literal[0, 1, 2] = 1
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        7 * 24 * 3600, ge=0, description="how long the broker keeps our session and its queued messages"
+    )
+    receive_maximum: int = Field(
+        20000, ge=1, le=65535, description="unacknowledged messages the broker may send us at once"
+    )
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class InfluxSettings(Section):
+    url: str = Field("http://127.0.0.1:8086", pattern=r"^https?://")
+    api: Literal["v1", "v2"] = Field("v1", description="v1: /write (InfluxDB 1.x); v2: /api/v2/write")
+    database: str = Field("reallabor", min_length=1, description="v1 database")
+    retention_policy: str | None = Field(None, description="v1 retention policy (default: the database's)")
+    username: str | None = None
+    password: SecretStr | None = None
+    org: str | None = Field(None, description="v2 organisation")
+    bucket: str | None = Field(None, description="v2 bucket")
+    token: SecretStr | None = Field(None, description="v2 API token")
+    create_database: bool = Field(True, description="v1: CREATE DATABASE on start")
+    batch_size: int = Field(5000, ge=1, le=1_000_000, description="lines per write")
+    flush_interval_s: float = Field(0.25, gt=0, le=60, description="longest a reading waits for its batch")
+    gzip: bool = True
+    timeout_s: float = Field(10.0, gt=0)
+    retry_min_s: float = Field(0.2, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _v2_needs_target(self) -> Self:
+        if self.api == "v2":
+            missing = [name for name in ("org", "bucket") if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"api v2 needs {' and '.join(missing)}")
+        return self
+
+
+class IngestSettings(Section):
+    profiles_dir: Path = Field(Path("device_profiles"), description="directory of device profile YAML files")
+    state_dir: Path = Field(Path("state"), description="spool, quarantine and runtime files")
+    timezone: str = Field("Europe/Berlin", description="zone of device clocks that send local time")
+    max_payload_bytes: int = Field(256 * 1024, ge=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class RegistrySettings(Section):
+    url: str = Field("sqlite:///state/registry.db", description="SQLAlchemy URL (SQLite or PostgreSQL)")
+
+
+class ApiSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    secret_key: SecretStr | None = Field(None, description="signs sessions; required outside development")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REALLABOR_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    mode: Literal["development", "production"] = "development"
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    ingest: IngestSettings = IngestSettings()
+    registry: RegistrySettings = RegistrySettings()
+    api: ApiSettings = ApiSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _secrets_outside_development(self) -> Self:
+        if self.mode == "development":
+            return self
+        required: dict[str, SecretStr | None] = {"api.secret_key": self.api.secret_key}
+        if self.mqtt.username is not None:
+            required["mqtt.password"] = self.mqtt.password
+        else:
+            required["mqtt.username"] = None
+        if self.influx.api == "v2":
+            required["influx.token"] = self.influx.token
+        else:
+            required["influx.password"] = self.influx.password
+        problems = [
+            f"{path}: required in mode {self.mode!r} (no default outside development)"
+            if value is None
+            else f"{path}: placeholder value refused in mode {self.mode!r}"
+            for path, value in required.items()
+            if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``path`` (YAML) and the environment; raise ConfigError with key paths."""
+    source = str(path) if path is not None else "environment"
+    if path is not None:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(yaml_file=path)
+
+    try:
+        return _FromFile(**overrides)
+    except ValidationError as exc:
+        lines = "\n  ".join(describe_errors(exc))
+        raise ConfigError(f"invalid configuration ({source}):\n  {lines}") from None

@@ -1,0 +1,130 @@
+"""InfluxDB adapter: line-protocol writes and InfluxQL queries over HTTP, v1 and v2 APIs.
+
+Why not influxdb-client: it speaks only the v2 API (``/api/v2/write``), which InfluxDB 1.6 (Debian's, the
+one that runs here) does not have; we need v1 ``/write`` as well, and one async HTTP client does both.
+
+Errors (only these leave the module)::
+
+    InfluxError
+    ├── InfluxUnavailable   retry later (connection refused, timeout, 5xx, 429, 401/403/404)
+    └── InfluxRejected      the server refused (part of) the data for good (400); retrying cannot help
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+from typing import Any
+
+import httpx
+
+from ingest.config import InfluxSettings
+
+log = logging.getLogger(__name__)
+
+
+class InfluxError(Exception):
+    pass
+
+
+class InfluxUnavailable(InfluxError):
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InfluxRejected(InfluxError):
+    """HTTP 400: InfluxDB's error text is kept; with v1 the valid lines of the batch were written."""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class InfluxClient:
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        headers: dict[str, str] = {}
+        auth: httpx.BasicAuth | None = None
+        if settings.api == "v2":
+            token = settings.token.get_secret_value() if settings.token else ""
+            headers["Authorization"] = f"Token {token}"
+            self._write_path = "/api/v2/write"
+            self._write_params = {
+                "org": settings.org or "",
+                "bucket": settings.bucket or "",
+                "precision": "ns",
+            }
+        else:
+            if settings.username:
+                password = settings.password.get_secret_value() if settings.password else ""
+                auth = httpx.BasicAuth(settings.username, password)
+            self._write_path = "/write"
+            self._write_params = {"db": settings.database, "precision": "ns"}
+            if settings.retention_policy:
+                self._write_params["rp"] = settings.retention_policy
+        self._http = httpx.AsyncClient(
+            base_url=settings.url, headers=headers, auth=auth, timeout=settings.timeout_s, trust_env=False
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+
+    async def ping(self) -> None:
+        response = await self._request("GET", "/ping")
+        if response.status_code >= 300:
+            raise InfluxUnavailable(f"ping: HTTP {response.status_code}")
+
+    async def ensure_database(self) -> None:
+        """v1: CREATE DATABASE (idempotent). v2: nothing; buckets are provisioned by the operator."""
+        if self.settings.api == "v1" and self.settings.create_database:
+            name = self.settings.database.replace("\\", "\\\\").replace('"', '\\"')
+            await self.query(f'CREATE DATABASE "{name}"', method="POST")
+
+    async def write(self, body: bytes) -> None:
+        """Write line protocol; raises InfluxUnavailable (retry) or InfluxRejected (give up)."""
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.settings.gzip:
+            body = await asyncio.to_thread(gzip.compress, body, 1)
+            headers["Content-Encoding"] = "gzip"
+        response = await self._request(
+            "POST", self._write_path, params=self._write_params, content=body, headers=headers
+        )
+        status = response.status_code
+        if status < 300:
+            return
+        text = response.text.strip()[:2000]
+        if status == 400 or status == 422:
+            raise InfluxRejected(text)
+        raise InfluxUnavailable(f"write: HTTP {status}: {text}", retry_after=_retry_after(response))
+
+    async def query(self, influxql: str, *, database: str | None = None, method: str = "GET") -> list[Any]:
+        """Run InfluxQL; returns the ``results`` list, raising InfluxError on a statement error."""
+        params = {"q": influxql, "epoch": "ns"}
+        if database or self.settings.api == "v1":
+            params["db"] = database or self.settings.database
+        if method == "POST":
+            response = await self._request("POST", "/query", data=params)
+        else:
+            response = await self._request("GET", "/query", params=params)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise InfluxUnavailable(f"query: HTTP {response.status_code}", retry_after=_retry_after(response))
+        payload = response.json() if response.content else {}
+        if response.status_code >= 300 or "error" in payload:
+            raise InfluxError(f"query {influxql!r}: HTTP {response.status_code}: {payload.get('error', '')}")
+        results: list[Any] = payload.get("results", [])
+        for result in results:
+            if "error" in result:
+                raise InfluxError(f"query {influxql!r}: {result['error']}")
+        return results

@@ -1,0 +1,85 @@
+"""InfluxDB line protocol, built straight from readings without per-point objects.
+
+Escaping follows InfluxDB's rules (and influxdb-client's serializer, our test oracle):
+measurement escapes comma and space; tag keys, tag values and field keys escape comma, equals sign and
+space; string field values escape double quote and backslash. Control characters that would end the
+line are written as ``\\n``/``\\r``/``\\t``. Tags are sorted by key, as InfluxDB prefers. Integers get the
+``i`` suffix, booleans are ``true``/``false``, non-finite floats and None are left out, timestamps are
+nanoseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from ingest.readings import FieldValue, Reading
+
+_ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
+
+
+def escape_measurement(name: str) -> str:
+    return name.translate(_ESCAPE_MEASUREMENT)
+
+
+def escape_key(key: str) -> str:
+    return key.translate(_ESCAPE_KEY)
+
+
+def escape_tag_value(value: str) -> str:
+    escaped = value.translate(_ESCAPE_KEY)
+    # A trailing backslash would escape the separator that follows it.
+    return escaped + " " if escaped.endswith("\\") else escaped
+
+
+def format_field_value(value: FieldValue) -> str | None:
+    """The line-protocol text of one field value, or None when the value cannot be written."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, str):
+        return '"' + value.translate(_ESCAPE_STRING) + '"'
+    return None
+
+
+def format_line(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue | None], time_ns: int | None
+) -> str:
+    """One point as a line (no newline). Returns "" when no field can be written."""
+    parts = []
+    for key in sorted(fields):
+        value = fields[key]
+        if value is None:
+            continue
+        text = format_field_value(value)
+        if text is not None:
+            parts.append(f"{escape_key(key)}={text}")
+    if not parts:
+        return ""
+    head = escape_measurement(measurement)
+    for key in sorted(tags):
+        value = tags[key]
+        if key and value:
+            head += f",{escape_key(key)}={escape_tag_value(value)}"
+    line = f"{head} {','.join(parts)}"
+    return line if time_ns is None else f"{line} {time_ns}"
+
+
+def reading_line(reading: Reading) -> str:
+    return format_line(reading.measurement, reading.tags, reading.fields, reading.time_ns)
+
+
+def encode(readings: Iterable[Reading]) -> bytes:
+    """A write body: one line per reading that has a writable field."""
+    lines = [line for line in map(reading_line, readings) if line]
+    return ("\n".join(lines) + "\n").encode() if lines else b""

@@ -1,0 +1,46 @@
+"""The canonical reading every device profile decodes into, and the rejection a decoder may raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+FieldValue = float | int | bool | str
+TimeSource = Literal["device", "received"]
+
+
+@dataclass(slots=True)
+class Reading:
+    """One point: a measurement of the canonical schema with its tags, fields and time."""
+
+    measurement: str
+    fields: dict[str, FieldValue]
+    time_ns: int
+    time_source: TimeSource = "device"
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class DecodeRejected(Exception):
+    """A payload that cannot become readings. The only exception a decoder raises.
+
+    ``reason`` is a short code from :data:`REASONS`; ``detail`` says what exactly was wrong.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# The vocabulary of rejection reasons (documented in docs/canonical-schema.md).
+REASONS = {
+    "no_profile": "no device profile matches the topic",
+    "invalid_utf8": "the payload is not valid UTF-8 text",
+    "invalid_json": "the payload is not parseable JSON",
+    "invalid_payload": "the payload parses, but not into the structure the profile expects",
+    "invalid_value": "a value is not a number (or bool) where one is expected",
+    "implausible_value": "a value lies outside the profile's plausibility range",
+    "no_readings": "the payload holds no field the profile maps",
+    "oversized_payload": "the payload exceeds the configured size limit",
+    "crc_mismatch": "the payload's checksum does not match",
+}

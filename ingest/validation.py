@@ -1,0 +1,25 @@
+"""Pydantic validation errors as lines an operator can act on: key path, message, offending value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+_SECRET_WORDS = ("password", "secret", "token")
+
+
+def describe_errors(exc: ValidationError, *, prefix: tuple[Any, ...] = ()) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(part) for part in (*prefix, *err["loc"]))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        value = err.get("input")
+        show_value = err["type"] != "missing" and not isinstance(value, dict | list) and path
+        if show_value:
+            shown = "<hidden>" if any(word in path for word in _SECRET_WORDS) else repr(value)
+            message = f"{message} (got {shown})"
+        lines.append(f"{path}: {message}" if path else message)
+    return lines

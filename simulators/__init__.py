@@ -1,0 +1,1 @@
+"""Device simulators that publish what real gateways publish, for tests, demos and benchmarks."""
