@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ingest.decoders import DecodeInput
 from ingest.profiles.loader import CompiledProfile, ProfileSet
-from ingest.readings import DecodeRejected, Reading
+from ingest.readings import DecodeRejected, NotThisProfile, Reading
 
 BASE_TAGS = ("gateway", "device")
 
@@ -32,11 +32,16 @@ class MessageDecoder:
             if not topic.startswith(self.topic_prefix):
                 raise DecodeRejected("no_profile", f"topic outside prefix {self.topic_prefix!r}")
             topic = topic[len(self.topic_prefix) :]
-        found = self.profiles.match(topic)
-        if found is None:
+        candidates = self.profiles.candidates(topic)
+        if not candidates:
             raise DecodeRejected("no_profile", "no device profile matches the topic")
-        profile, bindings = found
-        return self.decode_with(profile, topic, payload, received_ns, bindings)
+        tried = []
+        for profile, bindings in candidates:
+            try:
+                return self.decode_with(profile, topic, payload, received_ns, bindings)
+            except NotThisProfile as exc:
+                tried.append(f"{profile.id}: {exc.detail}")
+        raise DecodeRejected("no_profile", "; ".join(tried))
 
     def decode_with(
         self,

@@ -32,6 +32,16 @@ class DecodeRejected(Exception):
         self.detail = detail
 
 
+class NotThisProfile(DecodeRejected):
+    """Raised by a decoder whose topic matched but whose payload is another profile's kind.
+
+    The decode stage then tries the next matching profile (e.g. tasmota vs tasmota-sml on the same topic).
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("no_profile", detail)
+
+
 # The vocabulary of rejection reasons (documented in docs/canonical-schema.md).
 REASONS = {
     "no_profile": "no device profile matches the topic",

@@ -33,12 +33,12 @@ class CompiledProfile:
 
 
 class ProfileSet:
-    """The loaded profiles in file-name order; a topic belongs to the first profile that matches."""
+    """The loaded profiles. A topic's candidates are the matching profiles, highest priority first."""
 
     def __init__(self, profiles: list[CompiledProfile]) -> None:
-        self.profiles = profiles
-        self.by_id = {p.id: p for p in profiles}
-        self._templates = [(template, p) for p in profiles for template in p.templates]
+        self.profiles = sorted(profiles, key=lambda p: -p.profile.priority)  # stable: file order next
+        self.by_id = {p.id: p for p in self.profiles}
+        self._templates = [(template, p) for p in self.profiles for template in p.templates]
 
     def __iter__(self) -> Iterator[CompiledProfile]:
         return iter(self.profiles)
@@ -46,12 +46,16 @@ class ProfileSet:
     def __len__(self) -> int:
         return len(self.profiles)
 
-    def match(self, topic: str) -> tuple[CompiledProfile, dict[str, str]] | None:
+    def candidates(self, topic: str) -> list[tuple[CompiledProfile, dict[str, str]]]:
+        """Every profile whose topic templates match, with the names bound; one entry per profile."""
+        found: list[tuple[CompiledProfile, dict[str, str]]] = []
         for template, profile in self._templates:
+            if found and found[-1][0] is profile:
+                continue
             bindings = template.match(topic)
             if bindings is not None:
-                return profile, bindings
-        return None
+                found.append((profile, bindings))
+        return found
 
     def subscriptions(self) -> list[str]:
         """MQTT topic filters covering every profile, without duplicates, in profile order."""

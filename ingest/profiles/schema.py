@@ -69,6 +69,9 @@ class Profile(Strict):
     description: str = ""
     decoder: str = Field(description="name of the decoder in ingest.decoders")
     topics: list[str] = Field(min_length=1, description="topic templates, e.g. lab/{gateway}/{device}/state")
+    priority: int = Field(
+        0, description="profiles whose topics overlap are tried from the highest priority down"
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="decoder options")
     plausibility: dict[str, Range] = Field(
         default_factory=dict, description="'measurement.field' -> allowed range"

@@ -1,0 +1,65 @@
+"""Every example payload shipped in device_profiles/ decodes to exactly the readings it promises."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingest.decode import MessageDecoder
+from ingest.profiles import load_profiles
+from ingest.profiles.schema import Example
+from ingest.readings import DecodeRejected, Reading
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "device_profiles"
+PROFILES = load_profiles(PROFILES_DIR)
+CASES = [
+    pytest.param(p.id, example, id=f"{p.id}: {example.name}")
+    for p in PROFILES
+    for example in p.profile.examples
+]
+
+
+def _ns(moment: datetime) -> int:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (aware - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+
+
+def _same(actual: object, expected: object) -> bool:
+    if isinstance(expected, float) and isinstance(actual, float):
+        return math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-12)
+    return type(actual) is type(expected) and actual == expected
+
+
+def test_every_profile_ships_examples() -> None:
+    for compiled in PROFILES:
+        assert compiled.profile.examples, f"{compiled.id} has no examples"
+        assert any(e.readings for e in compiled.profile.examples), f"{compiled.id}: no example with readings"
+
+
+@pytest.mark.parametrize(("profile_id", "example"), CASES)
+def test_example_decodes_as_documented(profile_id: str, example: Example) -> None:
+    decoder = MessageDecoder(PROFILES)
+    received_ns = _ns(example.received)
+    if example.rejected is not None:
+        with pytest.raises(DecodeRejected) as caught:
+            decoder.decode(example.topic, example.payload_bytes(), received_ns)
+        assert caught.value.reason == example.rejected, caught.value.detail
+        return
+    readings: list[Reading] = decoder.decode(example.topic, example.payload_bytes(), received_ns)
+    assert len(readings) == len(example.readings), [(r.measurement, r.fields) for r in readings]
+    for reading, expected in zip(readings, example.readings, strict=True):
+        assert reading.tags.get("profile") == profile_id, "decoded by another profile"
+        assert reading.measurement == expected.measurement
+        assert reading.time_source == expected.time_source
+        expected_ns = received_ns if expected.time is None else _ns(expected.time)
+        assert reading.time_ns == expected_ns
+        for key, value in expected.tags.items():
+            assert reading.tags.get(key) == value, f"tag {key}"
+        assert set(reading.fields) == set(expected.fields), f"fields of {reading.measurement}"
+        for key, value in expected.fields.items():
+            assert _same(reading.fields[key], value), (
+                f"{reading.measurement}.{key}: {reading.fields[key]!r} != {value!r}"
+            )
