@@ -56,8 +56,8 @@ def test_example_decodes_as_documented(profile_id: str, example: Example) -> Non
         assert reading.time_source == expected.time_source
         expected_ns = received_ns if expected.time is None else _ns(expected.time)
         assert reading.time_ns == expected_ns
-        for key, value in expected.tags.items():
-            assert reading.tags.get(key) == value, f"tag {key}"
+        for tag, tag_value in expected.tags.items():
+            assert reading.tags.get(tag) == tag_value, f"tag {tag}"
         assert set(reading.fields) == set(expected.fields), f"fields of {reading.measurement}"
         for key, value in expected.fields.items():
             assert _same(reading.fields[key], value), (
