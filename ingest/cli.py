@@ -21,6 +21,7 @@ def _setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
 
 
 def _settings(path: Path | None) -> Settings:

@@ -47,7 +47,9 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 class InfluxClient:
-    def __init__(self, settings: InfluxSettings) -> None:
+    def __init__(
+        self, settings: InfluxSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.settings = settings
         headers: dict[str, str] = {}
         auth: httpx.BasicAuth | None = None
@@ -69,7 +71,12 @@ class InfluxClient:
             if settings.retention_policy:
                 self._write_params["rp"] = settings.retention_policy
         self._http = httpx.AsyncClient(
-            base_url=settings.url, headers=headers, auth=auth, timeout=settings.timeout_s, trust_env=False
+            base_url=settings.url,
+            headers=headers,
+            auth=auth,
+            timeout=settings.timeout_s,
+            trust_env=False,
+            transport=transport,
         )
 
     async def close(self) -> None:
