@@ -28,8 +28,15 @@ class Publisher:
         username: str | None = None,
         password: str | None = None,
         window: int = 1000,
+        persistent: bool = False,
     ) -> None:
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
+        # persistent: the broker keeps the session, so messages in flight survive a broker restart
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv311,
+            clean_session=not persistent,
+        )
         if username is not None:
             self._client.username_pw_set(username, password)
         self._client.max_inflight_messages_set(window)
