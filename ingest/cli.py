@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.config import ConfigError, Settings, load_settings
 from ingest.profiles import ProfileError, load_profiles
+from ingest.quarantine_cli import add_parser as add_quarantine_parser
 
 EXIT_CONFIG = 2
 log = logging.getLogger("reallabor")
@@ -106,6 +110,70 @@ def cmd_profiles_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_REJECTED = 3
+
+
+def _rfc3339(time_ns: int) -> str:
+    seconds, fraction = divmod(time_ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{fraction:09d}".rstrip("0") + "Z" if fraction else f"{stamp}Z"
+
+
+def _payload(source: str, *, as_hex: bool) -> bytes:
+    data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    if as_hex:
+        data = bytes.fromhex(re.sub(r"0[xX]|[\s:,]", "", data.decode("ascii")))
+    return data
+
+
+def cmd_profiles_decode(args: argparse.Namespace) -> int:
+    from ingest.decode import MessageDecoder
+    from ingest.readings import DecodeRejected
+
+    try:
+        profiles = load_profiles(args.dir)
+        payload = _payload(args.file, as_hex=args.hex)
+    except ProfileError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except (OSError, ValueError) as exc:  # unreadable file, not a hex dump
+        print(f"reallabor: cannot read the payload: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.profile is not None and args.profile not in profiles.by_id:
+        known = ", ".join(sorted(profiles.by_id))
+        print(f"reallabor: unknown profile {args.profile!r} (known: {known})", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.profile is None and args.topic is None:
+        print("reallabor: give --topic (to choose the profile) or --profile", file=sys.stderr)
+        return EXIT_CONFIG
+    decoder = MessageDecoder(profiles)
+    received_ns = time.time_ns()
+    try:
+        if args.profile is None:
+            readings = decoder.decode(args.topic, payload, received_ns)
+        else:
+            profile = profiles.by_id[args.profile]
+            topic = args.topic or ""
+            matches = (template.match(topic) for template in profile.templates)
+            bindings = next((found for found in matches if found is not None), {})
+            readings = decoder.decode_with(profile, topic, payload, received_ns, bindings)
+    except DecodeRejected as exc:
+        print(json.dumps({"rejected": {"reason": exc.reason, "detail": exc.detail}}))
+        return EXIT_REJECTED
+    rendered = [
+        {
+            "measurement": r.measurement,
+            "time": _rfc3339(r.time_ns),
+            "time_source": r.time_source,
+            "tags": r.tags,
+            "fields": r.fields,
+        }
+        for r in readings
+    ]
+    print(json.dumps({"readings": rendered}, ensure_ascii=False))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="reallabor", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -139,6 +207,8 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1)
     simulate.set_defaults(func=cmd_simulate)
 
+    add_quarantine_parser(sub)
+
     profiles = sub.add_parser("profiles", help="device profiles").add_subparsers(dest="action", required=True)
     for name, func, text in (
         ("list", cmd_profiles_list, "ids, families and topic patterns"),
@@ -147,6 +217,15 @@ def parser() -> argparse.ArgumentParser:
         command = profiles.add_parser(name, help=text)
         command.add_argument("dir", type=Path, nargs="?", default=Path("device_profiles"))
         command.set_defaults(func=func)
+    decode = profiles.add_parser(
+        "decode", help="decode one payload: readings JSON (exit 0) or the rejection (exit 3)"
+    )
+    decode.add_argument("file", metavar="FILE|-", help="the payload; - reads standard input")
+    decode.add_argument("--profile", help="profile id (default: chosen from --topic)")
+    decode.add_argument("--topic", help="the topic the payload arrived on, e.g. lab/gw-01/sml/hh-001")
+    decode.add_argument("--hex", action="store_true", help="the payload is a hex dump of binary data")
+    decode.add_argument("--dir", type=Path, default=Path("device_profiles"), help="profile directory")
+    decode.set_defaults(func=cmd_profiles_decode)
     return root
 
 

@@ -86,6 +86,16 @@ class IngestSettings(Section):
     state_dir: Path = Field(Path("state"), description="spool, quarantine and runtime files")
     timezone: str = Field("Europe/Berlin", description="zone of device clocks that send local time")
     max_payload_bytes: int = Field(256 * 1024, ge=64)
+    spool_max_bytes: int = Field(
+        1024**3, ge=1024**2, description="disk the spool may use while InfluxDB is away; then backpressure"
+    )
+    metrics_host: str = Field("127.0.0.1", description="where /metrics listens")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus /metrics port (0: any free)"
+    )
+    stats_interval_s: float = Field(
+        10.0, gt=0, description="how often counters go to measurement ingest_stats"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

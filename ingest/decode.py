@@ -51,14 +51,18 @@ class MessageDecoder:
         received_ns: int,
         bindings: dict[str, str],
     ) -> list[Reading]:
-        readings = profile.decode(DecodeInput(topic, payload, bindings, received_ns))
-        ranges = self._ranges[profile.id]
-        base = {name: bindings[name] for name in BASE_TAGS if name in bindings}
-        base["profile"] = profile.id
-        for reading in readings:
-            if ranges:
-                self._check_plausible(profile, reading, ranges)
-            reading.tags = {**base, **reading.tags}
+        try:
+            readings = profile.decode(DecodeInput(topic, payload, bindings, received_ns))
+            ranges = self._ranges[profile.id]
+            base = {name: bindings[name] for name in BASE_TAGS if name in bindings}
+            base["profile"] = profile.id
+            for reading in readings:
+                if ranges:
+                    self._check_plausible(profile, reading, ranges)
+                reading.tags = {**base, **reading.tags}
+        except DecodeRejected as exc:
+            exc.profile = profile.id
+            raise
         return readings
 
     @staticmethod

@@ -1,35 +1,54 @@
-"""The ingester: source -> decode -> batch -> InfluxDB, acknowledging each message after its batch is written.
+"""The ingester: a message the broker handed over is in InfluxDB, in the spool, or in quarantine. Never gone.
 
-Tasks (named): ``mqtt-source`` puts messages in a queue; ``decode`` turns them into lines and cuts batches
-by size and time; ``write`` sends each batch, retrying with backoff until InfluxDB confirms, then acks
-its messages. A full batch queue stops ``decode``; unacknowledged messages then stop the broker at our
-receive maximum: backpressure from InfluxDB all the way to the broker, without dropping anything.
+Tasks (named), connected by bounded queues:
+
+``mqtt-source``  puts every message into a queue (the broker sends at most ``receive_maximum`` unacked)
+``decode``       turns messages into line protocol and cuts batches by size and time; rejected messages
+                 become quarantine entries of the same batch
+``commit``       per batch (group commit): quarantine entries, then the lines into the spool (one fsync),
+                 THEN acknowledges the batch's messages. A full spool blocks here: no ack, no consuming,
+                 the broker keeps the rest for our persistent session (backpressure, not loss)
+``sink``         drains the spool into InfluxDB in order, retrying with backoff (``Retry-After`` honoured);
+                 lines InfluxDB refuses for good are found by bisection and quarantined with its error text;
+                 a record leaves the spool only after InfluxDB confirmed it
+``stats``        every ``stats_interval_s`` the counters as a point of ``ingest_stats``, through the spool
+
+A crash before the commit makes the broker redeliver; writing the same point twice is harmless (same
+series and timestamp overwrite).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ingest.backoff import Backoff
 from ingest.config import Settings
 from ingest.decode import MessageDecoder
 from ingest.influx import InfluxClient, InfluxRejected, InfluxUnavailable
-from ingest.lineprotocol import reading_line
+from ingest.lineprotocol import format_line, reading_line
+from ingest.metrics import MetricsServer
 from ingest.mqtt import Message, MqttSource
 from ingest.profiles import load_profiles
+from ingest.quarantine import QUARANTINE_FILE, Quarantine, QuarantineEntry
 from ingest.readings import DecodeRejected
+from ingest.spool import Spool, SpoolRecord
 from ingest.stats import Stats
 
 log = logging.getLogger(__name__)
+
+SINK_READ_AHEAD = 4  # spool records read per round trip to the worker thread
 
 
 @dataclass
 class Batch:
     lines: list[str] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    rejected: list[QuarantineEntry] = field(default_factory=list)
     decoded_messages: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -53,35 +72,83 @@ class Ingester:
         self._messages: asyncio.Queue[Message] = asyncio.Queue()
         self._batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
         self._stopping = asyncio.Event()
-        self.source = MqttSource(settings.mqtt, topics=decoder.subscriptions(), queue=self._messages)
+        self._spooled = asyncio.Event()  # the sink has work
+        self._room = asyncio.Event()  # the sink freed spool space
+        self._messages_in_record: dict[int, int] = {}
+        self.source = MqttSource(
+            settings.mqtt,
+            topics=decoder.subscriptions(),
+            queue=self._messages,
+            on_broker_drops=self._broker_dropped,
+        )
         self.influx = InfluxClient(settings.influx)
+        state = settings.ingest.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        self.spool = Spool(state / "spool", max_bytes=settings.ingest.spool_max_bytes)
+        self.quarantine = Quarantine(state / QUARANTINE_FILE)
+        self.metrics: MetricsServer | None = None
+        if settings.ingest.metrics_port is not None:
+            self.metrics = MetricsServer(
+                self.stats.samples, host=settings.ingest.metrics_host, port=settings.ingest.metrics_port
+            )
+        recovery = self.spool.recovery
+        if self.spool.pending_count:
+            log.info("spool holds %d records from before; they are written first", self.spool.pending_count)
+        if recovery.dropped_records:
+            log.error(
+                "spool recovery dropped %d damaged records (%d bytes), kept as .dropped files",
+                recovery.dropped_records,
+                recovery.dropped_bytes,
+            )
 
     def stop(self) -> None:
-        """Ask for a graceful stop: finish the batch, write it, ack, disconnect."""
+        """Ask for a graceful stop: finish the batch, commit, ack, disconnect."""
         self._stopping.set()
 
     async def run(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.start()
         await self._prepare_influx()
-        source = asyncio.create_task(self.source.run(), name="mqtt-source")
-        decode = asyncio.create_task(self._decode_loop(), name="decode")
-        write = asyncio.create_task(self._write_loop(), name="write")
+        tasks: set[asyncio.Task[None]] = {
+            asyncio.create_task(self.source.run(), name="mqtt-source"),
+            decode := asyncio.create_task(self._decode_loop(), name="decode"),
+            commit := asyncio.create_task(self._commit_loop(), name="commit"),
+            sink := asyncio.create_task(self._sink_loop(), name="sink"),
+            asyncio.create_task(self._stats_loop(), name="stats"),
+        }
         announce = asyncio.create_task(self._announce_ready(), name="announce-ready")
+        stop = asyncio.create_task(self._wait_for_stop(), name="stop-signal")
         try:
-            stop = asyncio.create_task(self._stopping.wait(), name="stop-signal")
-            done, _ = await asyncio.wait({source, decode, write, stop}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks | {stop}, return_when=asyncio.FIRST_COMPLETED)
             for task in done - {stop}:
                 task.result()  # a task that ended on its own has failed: raise its error
             decode.cancel()
             await asyncio.gather(decode, return_exceptions=True)
             await self._batches.put(None)  # after the last batch
-            await write
+            await commit
             await self.source.disconnect()
+            await self._drain_briefly(sink)
         finally:
-            for task in (source, decode, write, announce):
+            for task in (stop, announce, *tasks):
                 task.cancel()
-            await asyncio.gather(source, decode, write, announce, return_exceptions=True)
+            await asyncio.gather(stop, announce, *tasks, return_exceptions=True)
             await self.influx.close()
+            if self.metrics is not None:
+                await self.metrics.close()
+            self.spool.close()
+            self.quarantine.close()
             log.info("ingester stopped: %s", self.stats.as_dict())
+
+    async def _wait_for_stop(self) -> None:
+        await self._stopping.wait()
+
+    async def _drain_briefly(self, sink: asyncio.Task[None], wait_s: float = 5.0) -> None:
+        """Give the sink a moment to empty the spool; what is left is written after the next start."""
+        deadline = time.monotonic() + wait_s
+        while self.spool.pending_count and time.monotonic() < deadline and not sink.done():
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), deadline - time.monotonic())
 
     async def _announce_ready(self) -> None:
         await self.source.connected.wait()
@@ -99,6 +166,15 @@ class Ingester:
                 log.warning("influx not ready (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
 
+    def _broker_dropped(self, dropped: int) -> None:
+        log.warning(
+            "the broker reports %d dropped messages ($SYS/broker/publish/messages/dropped): its queue limits "
+            "lose data; see docs/broker.md",
+            dropped,
+        )
+
+    # decode ---------------------------------------------------------------------------------------
+
     def _take(self, batch: Batch, message: Message) -> None:
         """Decode one message into the batch. Never raises for bad input."""
         self.stats.received += 1
@@ -106,10 +182,13 @@ class Ingester:
         try:
             readings = self.decoder.decode(message.topic, message.payload, message.received_ns)
         except DecodeRejected as exc:
-            self.stats.rejected[exc.reason] += 1
             log.warning("rejected message on %r: %s: %s", message.topic, exc.reason, exc.detail)
+            batch.rejected.append(
+                QuarantineEntry(
+                    message.topic, message.payload, message.received_ns, exc.reason, exc.detail, exc.profile
+                )
+            )
             return
-        self.stats.decoded += 1
         batch.decoded_messages += 1
         for reading in readings:
             line = reading_line(reading)
@@ -146,31 +225,126 @@ class Ingester:
                 await self._batches.put(batch)
             raise
 
-    async def _write_loop(self) -> None:
-        while (batch := await self._batches.get()) is not None:
-            await self._write(batch)
-            self.source.ack(batch.messages)
+    # commit ---------------------------------------------------------------------------------------
 
-    async def _write(self, batch: Batch) -> None:
-        if not batch.lines:
+    async def _commit_loop(self) -> None:
+        while True:
+            batches = [await self._batches.get()]
+            while not self._batches.empty():  # group commit: whatever else is waiting goes along
+                batches.append(self._batches.get_nowait())
+            last = batches[-1] is None
+            await self._commit([b for b in batches if b is not None])
+            if last:
+                return
+
+    async def _commit(self, batches: list[Batch]) -> None:
+        rejected = [entry for batch in batches for entry in batch.rejected]
+        if rejected:
+            await asyncio.to_thread(self.quarantine.add_many, rejected)
+        bodies = [(batch.body(), batch.decoded_messages) for batch in batches if batch.lines]
+        if bodies:
+            size = sum(len(body) for body, _ in bodies)
+            await self._wait_for_room(size, len(bodies))
+            seqs = await asyncio.to_thread(self.spool.append_many, [body for body, _ in bodies])
+            for seq, (_, messages) in zip(seqs, bodies, strict=True):
+                self._messages_in_record[seq] = messages
+            self._spooled.set()
+        self.source.ack(message for batch in batches for message in batch.messages)
+        for batch in batches:
+            for entry in batch.rejected:
+                self.stats.quarantined[entry.reason] += 1
+            self.stats.decoded += batch.decoded_messages
+            self.stats.spooled += batch.decoded_messages
+
+    async def _wait_for_room(self, size: int, records: int) -> None:
+        if self.spool.has_room(size, records=records):
             return
-        body = batch.body()
+        log.warning(
+            "spool full (%d bytes pending): not acknowledging until InfluxDB catches up",
+            self.spool.pending_bytes,
+        )
+        while not self.spool.has_room(size, records=records):
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), 1.0)
+        log.info("spool has room again")
+
+    # sink -----------------------------------------------------------------------------------------
+
+    async def _sink_loop(self) -> None:
+        after = 0
+        while True:
+            self._spooled.clear()
+            records: list[SpoolRecord] = await asyncio.to_thread(
+                self.spool.pending, after=after, limit=SINK_READ_AHEAD
+            )
+            if not records:
+                await self._spooled.wait()
+                continue
+            for record in records:
+                await self._write_record(record.payload)
+                after = record.seq
+            await asyncio.to_thread(self.spool.confirm_many, [r.seq for r in records])
+            self._room.set()
+            for record in records:
+                self.stats.written += self._messages_in_record.pop(record.seq, 0)
+                self.stats.points_written += record.payload.count(b"\n")
+
+    async def _write_record(self, body: bytes) -> None:
+        """Write until InfluxDB confirms; lines it refuses for good are quarantined (found by bisection)."""
+        try:
+            await self._write_with_retry(body)
+        except InfluxRejected as exc:
+            lines = body.splitlines(keepends=True)
+            if len(lines) == 1:
+                await self._quarantine_line(lines[0], str(exc))
+                return
+            self.stats.influx_rejected_batches += 1
+            middle = len(lines) // 2
+            await self._write_record(b"".join(lines[:middle]))
+            await self._write_record(b"".join(lines[middle:]))
+
+    async def _write_with_retry(self, body: bytes) -> None:
         backoff = Backoff(minimum=self.settings.influx.retry_min_s, maximum=self.settings.influx.retry_max_s)
         while True:
             try:
                 await self.influx.write(body)
+                return
             except InfluxUnavailable as exc:
                 delay = max(backoff.next_delay(), exc.retry_after or 0.0)
                 self.stats.write_retries += 1
-                log.warning(
-                    "influx write of %d lines failed (%s); retrying in %.1f s", len(batch.lines), exc, delay
-                )
+                log.warning("influx write of %d bytes failed (%s); retrying in %.1f s", len(body), exc, delay)
                 await asyncio.sleep(delay)
-                continue
-            except InfluxRejected as exc:
-                # v1 wrote the valid lines; the refused ones go to quarantine once it exists (issue 3)
-                self.stats.influx_rejected_batches += 1
-                log.error("influx refused part of a batch of %d lines: %s", len(batch.lines), exc)
-            break
-        self.stats.written += batch.decoded_messages
-        self.stats.points_written += len(batch.lines)
+
+    async def _quarantine_line(self, line: bytes, error: str) -> None:
+        measurement = line.split(b",", 1)[0].split(b" ", 1)[0].decode(errors="replace")
+        entry = QuarantineEntry(
+            f"influx:{measurement}", line.rstrip(b"\n"), time.time_ns(), "influx_rejected", error
+        )
+        await asyncio.to_thread(self.quarantine.add_many, [entry])
+        self.stats.quarantined["influx_rejected"] += 1
+        self.stats.points_quarantined += 1
+        log.error("influx refused a line for good, quarantined: %s", error)
+
+    # stats ----------------------------------------------------------------------------------------
+
+    async def _stats_loop(self) -> None:
+        tags = {"client_id": self.settings.mqtt.client_id}
+        while True:
+            await asyncio.sleep(self.settings.ingest.stats_interval_s)
+            fields: dict[str, int | float | bool | str | None] = dict(self._stats_fields())
+            fields["in_spool_records"] = self.spool.pending_count
+            batch = Batch(lines=[format_line("ingest_stats", tags, fields, time.time_ns())])
+            await self._batches.put(batch)
+
+    def _stats_fields(self) -> Iterable[tuple[str, int]]:
+        s = self.stats
+        yield from (
+            ("received", s.received),
+            ("decoded", s.decoded),
+            ("quarantined", s.quarantined_total),
+            ("spooled", s.spooled),
+            ("written", s.written),
+            ("retried", s.write_retries),
+            ("dropped", s.dropped),
+        )

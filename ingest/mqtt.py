@@ -15,7 +15,7 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,9 @@ from ingest.backoff import Backoff
 from ingest.config import MqttSettings
 
 log = logging.getLogger(__name__)
+
+# Mosquitto counts the messages its queue limits dropped here (retained, updated every sys_interval)
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 
 
 class MqttError(Exception):
@@ -52,8 +55,17 @@ class MqttSource:
     queue is bounded by the acks we give: not acknowledging is how backpressure reaches the broker.
     """
 
-    def __init__(self, settings: MqttSettings, *, topics: list[str], queue: asyncio.Queue[Message]) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        topics: list[str],
+        queue: asyncio.Queue[Message],
+        on_broker_drops: Callable[[int], None] | None = None,
+    ) -> None:
         self.settings = settings
+        self.on_broker_drops = on_broker_drops
+        self._broker_dropped = 0
         self.topics = [f"$share/{settings.shared_group}/{t}" if settings.shared_group else t for t in topics]
         self.queue = queue
         self.connected = asyncio.Event()
@@ -104,6 +116,15 @@ class MqttSource:
         except TimeoutError:
             log.warning("mqtt: no clean disconnect within %.0f s", wait_s)
 
+    def _note_broker_drops(self, payload: bytes | bytearray) -> None:
+        try:
+            dropped = int(payload)
+        except ValueError:
+            return
+        if dropped > self._broker_dropped and self.on_broker_drops is not None:
+            self.on_broker_drops(dropped)
+        self._broker_dropped = dropped
+
     async def _connection_lifetime(self, backoff: Backoff) -> None:
         loop = asyncio.get_running_loop()
         self._closed.clear()
@@ -137,6 +158,8 @@ class MqttSource:
             subscriptions: list[tuple[str, int]] = [(topic, self.settings.qos) for topic in self.topics]
             client.subscribe(subscriptions)
             await self._await_or_closed(subscribed, closed, "SUBACK", wait_s=self.settings.keepalive_s)
+            if self.on_broker_drops is not None:
+                client.subscribe(BROKER_DROPPED_TOPIC, 0)  # a broker may refuse $SYS: not awaited
             backoff.reset()
             self.connected.set()
             log.info(
@@ -222,6 +245,9 @@ class MqttSource:
                 topic = message.topic
             except UnicodeDecodeError:
                 topic = message._topic.decode("utf-8", "replace")  # broker should have refused it
+            if topic == BROKER_DROPPED_TOPIC:
+                self._note_broker_drops(message.payload)
+                return
             queue.put_nowait(
                 Message(topic, bytes(message.payload), time.time_ns(), message.qos, message.mid, connection)
             )

@@ -30,6 +30,7 @@ class DecodeRejected(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.profile: str | None = None  # set by the decode stage: the profile that rejected it
 
 
 class NotThisProfile(DecodeRejected):
@@ -53,4 +54,5 @@ REASONS = {
     "no_readings": "the payload holds no field the profile maps",
     "oversized_payload": "the payload exceeds the configured size limit",
     "crc_mismatch": "the payload's checksum does not match",
+    "influx_rejected": "InfluxDB refused the point for good (e.g. a field type conflict)",
 }

@@ -109,8 +109,8 @@ Press Ctrl-C to stop.
             await asyncio.wait({run}, timeout=5)
             s = ingester.stats
             print(
-                f"  received {s.received}  written {s.written}  rejected {s.rejected_total}  "
-                f"points {s.points_written}",
+                f"  received {s.received}  written {s.written}  in spool {s.in_spool}  "
+                f"quarantined {s.quarantined_total}  points {s.points_written}",
                 flush=True,
             )
         run.result()

@@ -157,3 +157,33 @@ class IngesterProcess:
             self._reader.join(5)
         self.process = None
         return process.returncode
+
+
+def read_metrics(port: int) -> dict[str, float]:
+    """The ingester's /metrics as {'name{labels}': value}."""
+    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5, trust_env=False)
+    response.raise_for_status()
+    values = {}
+    for line in response.text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name.removeprefix("reallabor_ingest_")] = float(value)
+    return values
+
+
+def settled(port: int) -> dict[str, float] | None:
+    """The metrics once every received message is written or quarantined (nothing in flight), else None."""
+    metrics = read_metrics(port)
+    quarantined = sum(v for k, v in metrics.items() if k.startswith("quarantined_total"))
+    if metrics["in_spool_messages"] or metrics["received_total"] != metrics["written_total"] + quarantined:
+        return None
+    return metrics
+
+
+def assert_accounting(metrics: dict[str, float]) -> None:
+    """received = written + in spool + quarantined (at rest), and nothing dropped."""
+    quarantined = sum(v for k, v in metrics.items() if k.startswith("quarantined_total"))
+    assert metrics["dropped_total"] == 0
+    assert (
+        metrics["received_total"] == metrics["written_total"] + metrics["in_spool_messages"] + quarantined
+    ), metrics

@@ -1,0 +1,284 @@
+"""Durable quarantine of messages that could not be decoded or that InfluxDB refused.
+
+One SQLite file (stdlib ``sqlite3``, WAL, ``synchronous=FULL``: every call that writes is one committed,
+fsynced transaction). Each entry keeps the raw payload exactly (BLOB, also empty and invalid UTF-8), the
+topic, receive time, profile id, reason code and detail. Replayed entries are kept and marked, never deleted.
+
+Thread safety: one connection opened with ``check_same_thread=False`` and guarded by a lock. The ingester
+calls it from ``asyncio.to_thread`` workers; a single connection keeps the pragmas and prepared statements
+and serializes writes the way SQLite does anyway, and a per-call connection would pay an open per message
+batch. Other processes (the ``reallabor quarantine`` CLI) open their own connection: WAL lets them read
+while the ingester writes, and ``busy_timeout`` covers a concurrent writer.
+
+Exceptions::
+
+    QuarantineError     the database cannot be opened or written (sqlite3 errors are translated into it)
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+Status = Literal["pending", "replayed"]
+SCHEMA_VERSION = 1
+QUARANTINE_FILE = "quarantine.sqlite3"  # under ingest.state_dir
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic          TEXT    NOT NULL,
+    payload        BLOB    NOT NULL,
+    received_ns    INTEGER NOT NULL,
+    profile        TEXT,
+    reason         TEXT    NOT NULL,
+    detail         TEXT    NOT NULL,
+    quarantined_ns INTEGER NOT NULL,
+    status         TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'replayed')),
+    replayed_ns    INTEGER
+);
+CREATE INDEX IF NOT EXISTS quarantine_status_reason ON quarantine (status, reason);
+CREATE INDEX IF NOT EXISTS quarantine_received ON quarantine (received_ns);
+"""
+_COLUMNS = "id, topic, payload, received_ns, profile, reason, detail, quarantined_ns, status, replayed_ns"
+
+
+class QuarantineError(Exception):
+    """The quarantine database cannot be opened, read or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """A message to quarantine."""
+
+    topic: str
+    payload: bytes
+    received_ns: int
+    reason: str  # a code from ingest.readings.REASONS, or e.g. "influx_rejected"
+    detail: str = ""
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """A quarantined message as stored."""
+
+    id: int
+    topic: str
+    payload: bytes
+    received_ns: int
+    profile: str | None
+    reason: str
+    detail: str
+    quarantined_ns: int
+    status: Status
+    replayed_ns: int | None
+
+
+class QuarantineStats(TypedDict):
+    by_reason: dict[str, int]  # pending entries per reason
+    pending: int
+    replayed: int
+    total: int
+
+
+def _text(value: str) -> str:
+    """Text SQLite can store: lone surrogates (from undecodable topics) become escapes instead of errors."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _record(row: tuple[Any, ...]) -> QuarantineRecord:
+    id_, topic, payload, received, profile, reason, detail, quarantined, status, replayed = row
+    return QuarantineRecord(
+        id=id_,
+        topic=topic,
+        payload=bytes(payload),
+        received_ns=received,
+        profile=profile,
+        reason=reason,
+        detail=detail,
+        quarantined_ns=quarantined,
+        status="replayed" if status == "replayed" else "pending",
+        replayed_ns=replayed,
+    )
+
+
+class Quarantine:
+    """The quarantine database at ``path`` (created if missing, unless ``read_only``)."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            if read_only:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(
+                    uri, uri=True, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
+                )
+            self._conn = conn
+            if not read_only:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except (sqlite3.Error, OSError) as exc:
+            raise QuarantineError(f"cannot open quarantine {self.path}: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise QuarantineError(
+                f"quarantine {self.path}: schema version {version}, expected {SCHEMA_VERSION}"
+            )
+
+    def add(self, entry: QuarantineEntry) -> int:
+        return self.add_many([entry])[0]
+
+    def add_many(self, entries: Iterable[QuarantineEntry]) -> builtins.list[int]:
+        """Store entries in one durable transaction; their ids, in order."""
+        now = time.time_ns()
+        rows = [
+            (
+                _text(e.topic),
+                bytes(e.payload),
+                e.received_ns,
+                e.profile,
+                _text(e.reason),
+                _text(e.detail),
+                now,
+            )
+            for e in entries
+        ]
+        if any(not row[4] for row in rows):
+            raise ValueError("a quarantine entry needs a reason code")
+        if not rows:
+            return []
+        sql = (
+            "INSERT INTO quarantine (topic, payload, received_ns, profile, reason, detail, quarantined_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+        )
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    ids = [int(self._conn.execute(sql, row).fetchone()[0]) for row in rows]
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise QuarantineError(
+                    f"quarantine {self.path}: cannot store {len(rows)} entries: {exc}"
+                ) from exc
+        return ids
+
+    def get(self, entry_id: int) -> QuarantineRecord | None:
+        row = self._query(f"SELECT {_COLUMNS} FROM quarantine WHERE id = ?", (entry_id,))
+        return _record(row[0]) if row else None
+
+    def mark_replayed(self, ids: Iterable[int]) -> int:
+        """Mark pending entries as replayed (kept, not deleted); how many changed."""
+        params = [(time.time_ns(), int(i)) for i in ids]
+        if not params:
+            return 0
+        sql = "UPDATE quarantine SET status = 'replayed', replayed_ns = ? WHERE id = ? AND status = 'pending'"
+        with self._transaction("cannot mark entries replayed"):
+            return sum(self._conn.execute(sql, param).rowcount for param in params)
+
+    def count(self, *, status: Status | None = None) -> int:
+        if status is None:
+            rows = self._query("SELECT count(*) FROM quarantine", ())
+        else:
+            rows = self._query("SELECT count(*) FROM quarantine WHERE status = ?", (status,))
+        return int(rows[0][0])
+
+    def stats(self) -> QuarantineStats:
+        rows = self._query("SELECT status, reason, count(*) FROM quarantine GROUP BY status, reason", ())
+        by_reason: dict[str, int] = {}
+        totals = {"pending": 0, "replayed": 0}
+        for status, reason, n in rows:
+            totals[status] += n
+            if status == "pending":
+                by_reason[reason] = n
+        return QuarantineStats(
+            by_reason=dict(sorted(by_reason.items())),
+            pending=totals["pending"],
+            replayed=totals["replayed"],
+            total=totals["pending"] + totals["replayed"],
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Quarantine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[None]:
+        """One durable write transaction under the lock; sqlite3 errors become QuarantineError."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise QuarantineError(f"quarantine {self.path}: {what}: {exc}") from exc
+
+    def _query(self, sql: str, params: tuple[object, ...]) -> builtins.list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise QuarantineError(f"quarantine {self.path}: {exc}") from exc
+
+    # Last, so that the name does not shadow the builtin in the annotations above.
+    def list(
+        self,
+        *,
+        reason: str | None = None,
+        topic_like: str | None = None,
+        since_ns: int | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> builtins.list[QuarantineRecord]:
+        """Entries by id. ``topic_like`` is a SQL LIKE pattern (``%`` any, ``_`` one character);
+        ``since_ns`` filters on the receive time (inclusive)."""
+        where: builtins.list[str] = []
+        params: builtins.list[object] = []
+        for clause, value in (
+            ("reason = ?", reason),
+            ("topic LIKE ?", topic_like),
+            ("received_ns >= ?", since_ns),
+            ("status = ?", status),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = f"SELECT {_COLUMNS} FROM quarantine"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
+        params += [max(0, limit), max(0, offset)]
+        return [_record(row) for row in self._query(sql, tuple(params))]
