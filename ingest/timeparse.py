@@ -65,12 +65,15 @@ def device_time(
 ) -> tuple[int, TimeSource]:
     """The reading's time in ns and where it came from: the device, or the receive time as fallback."""
     time_ns: int | None = None
-    if isinstance(value, bool) or value is None:
+    try:
+        if isinstance(value, bool) or value is None:
+            time_ns = None
+        elif isinstance(value, int | float):
+            time_ns = _epoch_to_ns(value, "auto" if fmt == "iso" else fmt)
+        elif isinstance(value, str):
+            time_ns = _text_to_ns(value, fmt, tz)
+    except (OverflowError, ValueError):  # inf/NaN ("1e999", JSON Infinity) or a product beyond float range
         time_ns = None
-    elif isinstance(value, int | float):
-        time_ns = _epoch_to_ns(value, "auto" if fmt == "iso" else fmt)
-    elif isinstance(value, str):
-        time_ns = _text_to_ns(value, fmt, tz)
     if time_ns is None or time_ns < EARLIEST_NS or time_ns > received_ns + MAX_AHEAD_NS:
         return received_ns, "received"
     return time_ns, "device"

@@ -37,9 +37,24 @@ class DecoderSpec:
 
 
 def _registry() -> dict[str, DecoderSpec]:
-    from ingest.decoders import generic_json
+    from ingest.decoders import (
+        dsmr,
+        esphome,
+        generic_json,
+        obis,
+        shelly_gen1,
+        shelly_gen2,
+        sml,
+        tasmota,
+        tasmota_sml,
+        ttn,
+        zigbee2mqtt,
+    )
 
     specs = [generic_json.SPEC]
+    specs += [tasmota.SPEC, tasmota_sml.SPEC, shelly_gen2.SPEC, shelly_gen1.SPEC, zigbee2mqtt.SPEC]
+    specs += [esphome.SPEC, ttn.SPEC]
+    specs += [sml.SPEC, dsmr.SPEC, obis.SPEC]
     return {spec.name: spec for spec in specs}
 
 

@@ -1,0 +1,150 @@
+"""obis-json: OBIS-keyed JSON from meter gateways, and one OBIS value per topic.
+
+Two shapes arrive:
+
+* ``{"1.8.0": "12570070", "1-0:16.7.0*255": "523", "time": …}``: keys are OBIS codes in any common
+  spelling (``1.8.0``, ``1-0:1.8.0``, ``1-0:1.8.0*255``, SML hex ``0100010800ff``); other keys are
+  ignored. Values are numbers or numeric text (decimal comma too), optionally ``"12570.07*kWh"`` or
+  ``{"value": …, "unit": …}``.
+* ``…/obis/1-0:1.8.0/255/value`` with a plain value: the topic binds ``obis``. Import and export
+  power registers (1.7.0/2.7.0, 21.7.0/22.7.0 …) cannot be netted one at a time: they become the
+  fields ``power_import_w``/``power_export_w`` (per phase ``power_l1_import_w`` …) instead.
+
+The unit of a value: the one it carries, else ``options.units`` for its code, else the unit meters
+count in (Wh for energy registers, W, V, A, Hz).
+
+options:
+  units: {"1.8.0": Wh, "16.7.0": W}
+  time_key: time               # dotted JSON path of the device time, optional
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
+from ingest.decoders.obis_codes import (
+    SPLIT_POWER,
+    Obis,
+    base_unit,
+    electricity_fields,
+    obis_from_hex,
+    parse_obis,
+    target_unit,
+    unit_factor,
+)
+from ingest.decoders.values import lookup, to_number
+from ingest.readings import DecodeRejected, FieldValue, NotThisProfile, Reading
+from ingest.timeparse import TimeFormat, device_time
+
+
+class ObisJsonOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    units: dict[str, str] = Field(
+        default_factory=dict, description="OBIS code -> unit of values that carry none"
+    )
+    time_key: str | None = Field(None, description="dotted JSON path of the device timestamp")
+    time_format: TimeFormat = "auto"
+
+    @field_validator("units")
+    @classmethod
+    def _units_convert(cls, units: dict[str, str]) -> dict[str, str]:
+        for code, unit in units.items():
+            obis = parse_obis(code)
+            if obis is None or target_unit(obis.cde) is None:
+                raise ValueError(f"{code!r} is not an electricity OBIS code this decoder stores")
+            unit_factor(obis.cde, unit)  # ValueError names the units
+        return units
+
+
+def _code(key: str) -> Obis | None:
+    obis = parse_obis(key)
+    if obis is None and len(key) == 12:
+        obis = obis_from_hex(key)
+    if obis is None or obis.medium != 1 or not obis.current or target_unit(obis.cde) is None:
+        return None
+    return obis
+
+
+def _value(raw: Any, *, key: str) -> tuple[float | None, str | None]:
+    """A number and the unit it carries (``"12.5*kWh"``, ``{"value": 12.5, "unit": "kWh"}``)."""
+    unit: Any = None
+    if isinstance(raw, dict):
+        raw, unit = raw.get("value"), raw.get("unit")
+    elif isinstance(raw, str) and "*" in raw:
+        raw, unit = raw.split("*", 1)
+    if isinstance(raw, bool | list | dict):
+        raise DecodeRejected("invalid_value", f"{key}: expected a number, got {type(raw).__name__}")
+    if unit is not None and not isinstance(unit, str):
+        raise DecodeRejected("invalid_value", f"{key}: unit {unit!r} is not text")
+    return to_number(raw, key=key), (unit.strip() or None) if unit else None
+
+
+def build(options: ObisJsonOptions, tz: str) -> DecodeFn:
+    units = {obis.cde: unit for code, unit in options.units.items() if (obis := parse_obis(code))}
+    time_key, time_format = options.time_key, options.time_format
+
+    def convert(obis: Obis, raw: Any, key: str) -> float | None:
+        number, unit = _value(raw, key=key)
+        if number is None:
+            return None
+        unit = unit or units.get(obis.cde) or base_unit(obis.cde)
+        try:
+            return number * unit_factor(obis.cde, unit or "")
+        except ValueError as exc:
+            raise DecodeRejected("invalid_value", f"{key}: {exc}") from None
+
+    def one_value(message: DecodeInput, code: str) -> list[Reading]:
+        obis = parse_obis(code)
+        if obis is None:
+            raise NotThisProfile(f"topic level {code[:40]!r} is not an OBIS code")
+        if _code(code) is None:
+            raise DecodeRejected("no_readings", f"{code} is not a quantity this profile stores")
+        try:
+            text = message.payload.decode().strip()
+        except UnicodeDecodeError:
+            raise DecodeRejected("invalid_utf8", "the value is not UTF-8 text") from None
+        raw: Any = text.strip('"')
+        if text.startswith("{"):
+            try:
+                raw = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise DecodeRejected("invalid_json", str(exc)) from None
+        value = convert(obis, raw, code)
+        if value is None:
+            raise DecodeRejected("no_readings", f"{code}: no value")
+        name = SPLIT_POWER.get(obis.cde)
+        fields: dict[str, FieldValue] = {name: value} if name else electricity_fields({obis.cde: value})
+        return [Reading("electricity", fields, message.received_ns, "received")]
+
+    def document(message: DecodeInput) -> list[Reading]:
+        try:
+            parsed = orjson.loads(message.payload)
+        except orjson.JSONDecodeError as exc:
+            raise DecodeRejected("invalid_json", str(exc)) from None
+        if not isinstance(parsed, dict):
+            raise DecodeRejected("invalid_payload", f"expected a JSON object, got {type(parsed).__name__}")
+        values: dict[str, float] = {}
+        for key, raw in parsed.items():
+            obis = _code(key)
+            if obis is not None and (value := convert(obis, raw, key)) is not None:
+                values[obis.cde] = value
+        fields: dict[str, FieldValue] = electricity_fields(values)
+        if not fields:
+            raise DecodeRejected("no_readings", "no OBIS key with a value this profile stores")
+        raw_time = lookup(parsed, time_key) if time_key else None
+        time_ns, source = device_time(raw_time, received_ns=message.received_ns, tz=tz, fmt=time_format)
+        return [Reading("electricity", fields, time_ns, source)]
+
+    def decode(message: DecodeInput) -> list[Reading]:
+        code = message.bindings.get("obis")
+        return one_value(message, code) if code is not None else document(message)
+
+    return decode
+
+
+SPEC = DecoderSpec(name="obis-json", options=ObisJsonOptions, build=build)

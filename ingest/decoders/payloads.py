@@ -1,0 +1,124 @@
+"""What the device decoders share: strict text, tolerant JSON, per-phase values and point assembly.
+
+JSON is parsed with the standard library and an ``object_pairs_hook`` rather than orjson, because orjson
+silently keeps the *last* of duplicate keys. Firmwares do send duplicates (Tasmota SML scripts that give two
+meter lines the same name, e.g. ``"Tariflos"`` for import and export). Here the first occurrence keeps the
+plain key and later ones become ``key#2``, ``key#3`` … so a profile can map each of them and nothing is
+silently overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from ingest.decoders.values import to_number
+from ingest.readings import DecodeRejected, FieldValue, Reading, TimeSource
+
+PHASES = ("l1", "l2", "l3")
+_JUNK = "\x00 \t\r\n"  # C-string terminators and line ends some gateways append
+
+
+def payload_text(payload: bytes) -> str:
+    """The payload as text: strict UTF-8, without a BOM and trailing NULs/whitespace."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeRejected("invalid_utf8", f"byte {exc.start}: {exc.reason}") from None
+    return text.lstrip("\ufeff").strip(_JUNK)
+
+
+def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        name, count = key, 1
+        while name in document:
+            count += 1
+            name = f"{key}#{count}"
+        document[name] = value
+    return document
+
+
+def parse_json(payload: bytes) -> Any:
+    """Any JSON value; invalid_utf8 / invalid_json otherwise. Duplicate keys become ``key#2`` …"""
+    text = payload_text(payload)
+    try:
+        return json.loads(text, object_pairs_hook=_keep_duplicates)
+    except (ValueError, RecursionError) as exc:
+        raise DecodeRejected("invalid_json", str(exc)[:200] or type(exc).__name__) from None
+
+
+def json_object(payload: bytes) -> dict[str, Any]:
+    """A JSON object, or invalid_json / invalid_payload."""
+    document = parse_json(payload)
+    if not isinstance(document, dict):
+        raise DecodeRejected("invalid_payload", f"expected a JSON object, got {type(document).__name__}")
+    return document
+
+
+def plain_value(payload: bytes) -> str:
+    """A plain-text value ("21.5", "21,5", "online"); a JSON string ``"21.5"`` is unquoted too."""
+    text = payload_text(payload)
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    return text
+
+
+def number(value: Any, *, key: str, factor: float = 1.0) -> float | None:
+    """A float in the canonical unit (``value * factor``), None for null and empty text."""
+    try:
+        found = to_number(value, key=key)
+    except OverflowError:  # an integer beyond float range: the stdlib parser keeps 4,000 digits
+        raise DecodeRejected("invalid_value", f"{key}: number out of range") from None
+    if found is None:
+        return None
+    scaled = found * factor
+    if not math.isfinite(scaled):
+        raise DecodeRejected("invalid_value", f"{key}: {found!r} x {factor} is out of range")
+    return scaled
+
+
+def per_phase(value: Any, *, key: str, factor: float = 1.0) -> list[float | None] | None:
+    """The values of a per-phase array (``[230, 231, null]``), or None when ``value`` is a scalar."""
+    if not isinstance(value, list):
+        return None
+    return [number(item, key=f"{key}.{index}", factor=factor) for index, item in enumerate(value)]
+
+
+class Points:
+    """Fields collected per (measurement, tags), in first-seen order; becomes the readings."""
+
+    def __init__(self) -> None:
+        self._points: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, FieldValue]] = {}
+
+    def add(
+        self, measurement: str, field: str, value: FieldValue | None, tags: dict[str, str] | None = None
+    ) -> None:
+        if value is None:
+            return
+        if isinstance(value, float) and not math.isfinite(value):  # e.g. a sum of huge values
+            raise DecodeRejected("invalid_value", f"{measurement}.{field} is not finite")
+        key = (measurement, tuple(sorted((tags or {}).items())))
+        self._points.setdefault(key, {})[field] = value
+
+    def add_all(
+        self, measurement: str, fields: Iterable[tuple[str, FieldValue | None]], tags: dict[str, str]
+    ) -> None:
+        for field, value in fields:
+            self.add(measurement, field, value, tags)
+
+    def __bool__(self) -> bool:
+        return bool(self._points)
+
+    def readings(self, time_ns: int, source: TimeSource) -> list[Reading]:
+        return [
+            Reading(measurement, dict(fields), time_ns, source, dict(tags))
+            for (measurement, tags), fields in self._points.items()
+        ]
+
+    def readings_or_reject(self, time_ns: int, source: TimeSource, *, detail: str) -> list[Reading]:
+        if not self._points:
+            raise DecodeRejected("no_readings", detail)
+        return self.readings(time_ns, source)

@@ -1,0 +1,201 @@
+"""shelly-gen2: Shelly Gen2/Gen3 RPC-style MQTT: ``<prefix>/status/<component>`` and ``<prefix>/events/rpc``.
+
+``status/em:0`` (Pro 3EM, 3EM Gen3: ``a_act_power``, ``a_voltage``, ``a_current``, ``a_freq`` … per phase
+a/b/c → l1/l2/l3, ``total_act_power``), ``status/emdata:0`` (``total_act``, ``total_act_ret`` in Wh → kWh),
+``em1:N``/``em1data:N`` (Pro EM, EM Gen3: one channel each), ``switch:N``/``pm1:N`` (``apower``,
+``aenergy.total`` in Wh …), ``wifi`` (rssi), ``sys`` (uptime), ``temperature:N``, ``humidity:N``,
+``devicepower:N`` (battery). Channels carry the tag ``channel`` (the component id), sensors ``sensor``.
+
+``events/rpc`` carries ``NotifyFullStatus`` (every component) and ``NotifyStatus`` (only the changed
+attributes of the changed components). As the Shelly docs prescribe, the deltas are overlaid on the last
+known status of that device's component (kept in memory, bounded); a component is reported only when the
+delta changed one of its measured values. ``params.ts`` (epoch s) is the time; status topics carry none.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
+from ingest.decoders.payloads import Points, json_object, number
+from ingest.readings import DecodeRejected, Reading
+from ingest.timeparse import device_time
+
+WH = 0.001  # Wh -> kWh
+_COMPONENT = re.compile(r"^([a-z0-9_]+)(?::(\d+))?$")
+_PHASES = (("a", "l1"), ("b", "l2"), ("c", "l3"))
+
+Field_ = tuple[str, str, float | None]  # measurement, field, value
+Mapper = Callable[[dict[str, Any], str], list[Field_]]
+
+
+def _n(status: dict[str, Any], key: str, name: str, factor: float = 1.0) -> float | None:
+    return number(status.get(key), key=f"{name}.{key}", factor=factor)
+
+
+def _nested(status: dict[str, Any], key: str, sub: str, name: str, factor: float = 1.0) -> float | None:
+    block = status.get(key)
+    return (
+        number(block.get(sub), key=f"{name}.{key}.{sub}", factor=factor) if isinstance(block, dict) else None
+    )
+
+
+def _em(s: dict[str, Any], name: str) -> list[Field_]:
+    fields: list[Field_] = [("electricity", "power_w", _n(s, "total_act_power", name))]
+    for letter, phase in _PHASES:
+        fields.append(("electricity", f"power_{phase}_w", _n(s, f"{letter}_act_power", name)))
+        fields.append(("electricity", f"voltage_{phase}_v", _n(s, f"{letter}_voltage", name)))
+        fields.append(("electricity", f"current_{phase}_a", _n(s, f"{letter}_current", name)))
+    freq = next((f for f in (_n(s, f"{p}_freq", name) for p, _ in _PHASES) if f is not None), None)
+    fields.append(("electricity", "frequency_hz", freq))
+    return fields
+
+
+def _emdata(s: dict[str, Any], name: str) -> list[Field_]:
+    return [
+        ("electricity", "energy_import_kwh", _n(s, "total_act", name, WH)),
+        ("electricity", "energy_export_kwh", _n(s, "total_act_ret", name, WH)),
+    ]
+
+
+def _em1(s: dict[str, Any], name: str) -> list[Field_]:
+    return [
+        ("electricity", "power_w", _n(s, "act_power", name)),
+        ("electricity", "voltage_l1_v", _n(s, "voltage", name)),
+        ("electricity", "current_l1_a", _n(s, "current", name)),
+        ("electricity", "power_factor", _n(s, "pf", name)),
+        ("electricity", "frequency_hz", _n(s, "freq", name)),
+    ]
+
+
+def _em1data(s: dict[str, Any], name: str) -> list[Field_]:
+    return [
+        ("electricity", "energy_import_kwh", _n(s, "total_act_energy", name, WH)),
+        ("electricity", "energy_export_kwh", _n(s, "total_act_ret_energy", name, WH)),
+    ]
+
+
+def _switch(s: dict[str, Any], name: str) -> list[Field_]:
+    return [
+        ("electricity", "power_w", _n(s, "apower", name)),
+        ("electricity", "voltage_l1_v", _n(s, "voltage", name)),
+        ("electricity", "current_l1_a", _n(s, "current", name)),
+        ("electricity", "power_factor", _n(s, "pf", name)),
+        ("electricity", "frequency_hz", _n(s, "freq", name)),
+        ("electricity", "energy_import_kwh", _nested(s, "aenergy", "total", name, WH)),
+        ("electricity", "energy_export_kwh", _nested(s, "ret_aenergy", "total", name, WH)),
+    ]
+
+
+_MAPPERS: dict[str, tuple[Mapper, str | None]] = {  # component type -> (mapper, tag for the id)
+    "em": (_em, None),
+    "emdata": (_emdata, None),
+    "em1": (_em1, "channel"),
+    "em1data": (_em1data, "channel"),
+    "switch": (_switch, "channel"),
+    "pm1": (_switch, "channel"),
+    "wifi": (lambda s, n: [("device_health", "rssi_dbm", _n(s, "rssi", n))], None),
+    "sys": (lambda s, n: [("device_health", "uptime_s", _n(s, "uptime", n))], None),
+    "temperature": (lambda s, n: [("environment", "temperature_c", _n(s, "tC", n))], "sensor"),
+    "humidity": (lambda s, n: [("environment", "humidity_pct", _n(s, "rh", n))], "sensor"),
+    "devicepower": (
+        lambda s, n: [
+            ("device_health", "battery_pct", _nested(s, "battery", "percent", n)),
+            ("device_health", "battery_v", _nested(s, "battery", "V", n)),
+        ],
+        None,
+    ),
+}
+
+
+def _merge(known: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(known)
+    for key, value in delta.items():
+        old = merged.get(key)
+        merged[key] = _merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
+
+
+class ShellyGen2Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_devices: int = Field(10_000, ge=1, description="devices whose last status is kept for the deltas")
+
+
+def build(options: ShellyGen2Options, tz: str) -> DecodeFn:
+    known: OrderedDict[tuple[str, str], dict[str, dict[str, Any]]] = OrderedDict()
+
+    def _device_state(message: DecodeInput) -> dict[str, dict[str, Any]]:
+        key = (message.bindings.get("gateway", ""), message.bindings.get("device", ""))
+        state = known.pop(key, None) or {}
+        known[key] = state  # most recently used last
+        while len(known) > options.max_devices:
+            known.popitem(last=False)
+        return state
+
+    def _report(points: Points, component: str, status: dict[str, Any]) -> None:
+        kind, index = _parse(component)
+        mapper, tag = _MAPPERS[kind]
+        tags = {tag: index} if tag else {}
+        for measurement, field, value in mapper(status, component):
+            points.add(measurement, field, value, tags)
+
+    def _components(params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        return [(c, s) for c, s in params.items() if isinstance(s, dict) and _parse(c)[0] in _MAPPERS]
+
+    def decode(message: DecodeInput) -> list[Reading]:
+        document = json_object(message.payload)
+        state = _device_state(message)
+        points = Points()
+        component = message.bindings.get("component")
+        if component is not None:  # status/<component>: the full status of one component
+            if _parse(component)[0] not in _MAPPERS:
+                raise DecodeRejected("no_readings", f"component {component[:40]!r} holds no measurements")
+            _report(points, component, document)
+            state[component] = document  # only a status whose values decoded becomes the known one
+            return points.readings_or_reject(message.received_ns, "received", detail=f"{component}: empty")
+        method, params = document.get("method"), document.get("params")
+        if not isinstance(method, str) or not isinstance(params, dict):
+            raise DecodeRejected("invalid_payload", "events/rpc without method and params object")
+        updates: dict[str, dict[str, Any]] = {}
+        if method == "NotifyFullStatus":
+            for name, status in _components(params):
+                updates[name] = status
+                _report(points, name, status)
+        elif method == "NotifyStatus":
+            for name, delta in _components(params):
+                updates[name] = _merge(state.get(name, {}), delta)
+                probe = Points()
+                _report(probe, name, delta)
+                if probe:  # the delta changed a measured value: report the overlaid status
+                    _report(points, name, updates[name])
+        else:
+            raise DecodeRejected("no_readings", f"{method[:40]} carries no status")
+        state.update(updates)
+        time_ns, source = device_time(_ts_ns(params.get("ts")), received_ns=message.received_ns, tz=tz)
+        return points.readings_or_reject(time_ns, source, detail=f"{method}: no measured component")
+
+    return decode
+
+
+def _ts_ns(ts: Any) -> Any:
+    """``ts`` (epoch s with two decimals, a float) as int ns, rounded to µs: float seconds are not exact."""
+    if isinstance(ts, float) and math.isfinite(ts) and 1e8 < ts < 1e11:  # else: let device_time judge
+        return round(ts * 1_000_000) * 1000
+    return ts
+
+
+def _parse(component: str) -> tuple[str, str]:
+    found = _COMPONENT.match(component)
+    if not found:
+        return "", ""
+    return found.group(1), found.group(2) or "0"
+
+
+SPEC = DecoderSpec(name="shelly-gen2", options=ShellyGen2Options, build=build)

@@ -1,0 +1,209 @@
+"""tasmota-sml decoder: user-named groups and keys, default and overridden mappings, signed/split power."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from ingest.decoders import DecodeFn, DecodeInput
+from ingest.decoders.tasmota_sml import SPEC
+from ingest.readings import REASONS, DecodeRejected
+
+RECEIVED = 1_764_320_401_000_000_000
+AT_0900 = 1_764_320_400_000_000_000
+
+
+def _decoder(**options: Any) -> DecodeFn:
+    return SPEC.build(SPEC.options.model_validate(options), "Europe/Berlin")
+
+
+def _decode(
+    payload: str | bytes, device: str = "m1", **options: Any
+) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    raw = payload.encode() if isinstance(payload, str) else payload
+    message = DecodeInput(f"lab/gw/tele/{device}/SENSOR", raw, {"gateway": "gw", "device": device}, RECEIVED)
+    return [(r.tags, r.fields) for r in _decoder(**options)(message)]
+
+
+@pytest.mark.parametrize(
+    ("quirk", "payload", "fields"),
+    [
+        (
+            "doc names",
+            '{"SML":{"Total_in":1.5,"Total_out":0.5,"Power_curr":100}}',
+            {"energy_import_kwh": 1.5, "energy_export_kwh": 0.5, "power_w": 100.0},
+        ),
+        (
+            "any case",
+            '{"SML":{"total_IN":1.5,"POWER_CURR":100}}',
+            {"energy_import_kwh": 1.5, "power_w": 100.0},
+        ),
+        ("empty group name", '{"":{"Total_in":1.5}}', {"energy_import_kwh": 1.5}),
+        ("empty key ignored", '{"SML":{"":7,"Total_in":1.5}}', {"energy_import_kwh": 1.5}),
+        (
+            "numbers as strings",
+            '{"SML":{"Total_in":"1.5","Power_curr":"-20"}}',
+            {"energy_import_kwh": 1.5, "power_w": -20.0},
+        ),
+        ("decimal comma", '{"SML":{"Total_in":"12345,6789"}}', {"energy_import_kwh": 12345.6789}),
+        ("null", '{"SML":{"Total_in":1.5,"Power_curr":null}}', {"energy_import_kwh": 1.5}),
+        ("negative power is export", '{"SML":{"Power_curr":-830}}', {"power_w": -830.0}),
+        ("split power, exporting", '{"SML":{"Power_in":0,"Power_out":1200}}', {"power_w": -1200.0}),
+        ("split power, importing", '{"SML":{"power_in":300,"power_out":0}}', {"power_w": 300.0}),
+        ("split power, import only", '{"SML":{"Power_in":300}}', {"power_w": 300.0}),
+        (
+            "meter's own power wins over split",
+            '{"SML":{"Power_curr":5,"Power_in":300,"Power_out":0}}',
+            {"power_w": 5.0},
+        ),
+        ("first of two aliases wins", '{"SML":{"Power_curr":5,"P":7}}', {"power_w": 5.0}),
+        (
+            "per-phase keys",
+            '{"SML":{"Power_p1":1,"Power_L2":2,"P_L3":3,"Volt_p1":230,"Amperage_p3":1.5}}',
+            {
+                "power_l1_w": 1.0,
+                "power_l2_w": 2.0,
+                "power_l3_w": 3.0,
+                "voltage_l1_v": 230.0,
+                "current_l3_a": 1.5,
+            },
+        ),
+        ("array where a scalar belongs", '{"SML":{"Power_curr":[100,200,-50]}}', {"power_w": 250.0}),
+        (
+            "unmapped keys and strings ignored",
+            '{"SML":{"Meter_Id":"0a01","Total_in":2,"phase_angle_p1":12}}',
+            {"energy_import_kwh": 2.0},
+        ),
+        ("spread over lines", '{\r\n"SML": {\r\n"Total_in": 2\r\n}\r\n}', {"energy_import_kwh": 2.0}),
+    ],
+)
+def test_default_keys(quirk: str, payload: str, fields: dict[str, Any]) -> None:
+    [(tags, got)] = _decode(payload)
+    assert tags == {}
+    assert got == pytest.approx(fields), quirk
+    assert all(type(v) is float for v in got.values())
+
+
+def test_time_local_without_zone_and_1970() -> None:
+    message = DecodeInput("t", b'{"Time":"2025-11-28T10:00:00","SML":{"Total_in":1}}', {}, RECEIVED)
+    [reading] = _decoder()(message)
+    assert (reading.time_ns, reading.time_source) == (AT_0900, "device")
+    message = DecodeInput("t", b'{"Time":"1970-01-01T00:00:05","SML":{"Total_in":1}}', {}, RECEIVED)
+    [reading] = _decoder()(message)
+    assert (reading.time_ns, reading.time_source) == (RECEIVED, "received")
+
+
+def test_duplicate_keys_map_one_by_one_per_device() -> None:
+    options = {
+        "devices": {
+            "ed300l": {
+                "keys": {
+                    "Tariflos": {"measurement": "electricity", "field": "energy_import_kwh", "unit": "kWh"},
+                    "Tariflos#2": {"measurement": "electricity", "field": "energy_export_kwh", "unit": "kWh"},
+                }
+            }
+        }
+    }
+    payload = '{"Haus":{"Power_curr":312,"Tariflos":4567.89,"Tariflos":123.45}}'
+    assert _decode(payload, "ed300l", **options) == [
+        ({}, {"power_w": 312.0, "energy_import_kwh": 4567.89, "energy_export_kwh": 123.45})
+    ]
+    # another device of the same profile keeps the defaults only
+    assert _decode(payload, "other", **options) == [({}, {"power_w": 312.0})]
+
+
+def test_profile_keys_with_units_and_no_defaults() -> None:
+    options: dict[str, Any] = {
+        "default_keys": False,
+        "keys": {
+            "Zaehler": {"measurement": "electricity", "field": "energy_import_kwh", "unit": "Wh"},
+            "Gas": {"measurement": "gas", "field": "volume_m3", "unit": "m3"},
+            "Leistung_kW": {"measurement": "electricity", "field": "power_w", "unit": "kW"},
+            "Bezug": {"measurement": "electricity", "field": "power_import_w", "unit": "kW"},
+        },
+    }
+    got = _decode('{"X":{"Zaehler":1234,"Gas":5.5,"Total_in":9,"Leistung_kW":1.5,"Bezug":2}}', **options)
+    assert got == [({}, {"energy_import_kwh": 1.234, "power_w": 1500.0}), ({}, {"volume_m3": 5.5})]
+
+
+def test_several_meters_are_tagged_with_their_group() -> None:
+    got = _decode(
+        '{"Time":"2025-11-28T10:00:00","Haus":{"Total_in":1},"Heizung":{"Total_in":2},"Info":{"x":1}}'
+    )
+    assert got == [
+        ({"channel": "Haus"}, {"energy_import_kwh": 1.0}),
+        ({"channel": "Heizung"}, {"energy_import_kwh": 2.0}),
+    ]
+
+
+def test_groups_filter() -> None:
+    got = _decode('{"Haus":{"Total_in":1},"Heizung":{"Total_in":2}}', groups=["Heizung"])
+    assert got == [({}, {"energy_import_kwh": 2.0})]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"Time":"2025-11-28T10:00:00"}', "invalid_payload"),
+        (b'{"Zaehler":{"Stand":1}}', "no_readings"),
+        (b'{"SML":{"Total_in":null}}', "no_readings"),
+        (b'{"SML":{"Total_in":"viel"}}', "invalid_value"),
+        (b'{"SML":{"Total_in":NaN}}', "invalid_value"),
+        (b'{"SML":{"Total_in":1', "invalid_json"),
+        (b'{"SML":{"Total_in":1}}\xc3', "invalid_utf8"),
+    ],
+)
+def test_rejections(payload: bytes, reason: str) -> None:
+    with pytest.raises(DecodeRejected) as caught:
+        _decode(payload)
+    assert caught.value.reason == reason
+
+
+def test_options_are_strict() -> None:
+    with pytest.raises(ValidationError):
+        SPEC.options.model_validate({"keyz": {}})
+    with pytest.raises(ValidationError):
+        SPEC.options.model_validate(
+            {"keys": {"X": {"measurement": "electricity", "field": "power_w", "unit": "kWh"}}}
+        )
+
+
+values = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.lists(st.floats() | st.integers() | st.none() | st.text(max_size=4), max_size=4)
+    | st.dictionaries(st.text(max_size=4), st.integers() | st.text(max_size=4), max_size=3)
+)
+
+
+@settings(max_examples=300)
+@given(
+    groups=st.dictionaries(
+        st.sampled_from(["SML", "", "Haus", "Time"]),
+        st.dictionaries(
+            st.sampled_from(["Total_in", "Total_out", "Power_curr", "Power_in", "Power_out", "Volt_p1", ""]),
+            values,
+            max_size=5,
+        )
+        | values,
+        max_size=3,
+    ),
+    time=values,
+)
+def test_fuzz_only_decode_rejected_escapes(groups: dict[str, Any], time: Any) -> None:
+    payload = json.dumps({"Time": time, **groups}, allow_nan=True).encode()
+    try:
+        readings = _decoder()(DecodeInput("t", payload, {"device": "d"}, RECEIVED))
+    except DecodeRejected as exc:
+        assert exc.reason in REASONS
+    else:
+        assert readings
+        assert all(r.fields for r in readings)
