@@ -5,9 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := mosquitto influxdb influxdb-client
 
-.PHONY: demo test lint unit integration deps venv clean
+.PHONY: demo test lint unit integration deps venv clean soak
 
 demo: deps venv  ## run the whole thing: broker, InfluxDB, ingester, 110 simulated households
 	$(BIN)/reallabor up --simulate 110
@@ -31,6 +30,7 @@ deps:
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v influxd >/dev/null || missing="$$missing influxdb"; \
 	command -v influx >/dev/null || missing="$$missing influxdb-client"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -47,3 +47,6 @@ $(STAMP): pyproject.toml
 
 clean:
 	rm -rf $(VENV) state .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+soak: deps venv  ## the fault tests, longer: 60 s at 2,000 msg/s, SIGKILL every 10 s, one InfluxDB outage
+	$(BIN)/python -m tests.soak --seconds 60 --rate 2000 --kill-every 10

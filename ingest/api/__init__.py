@@ -1,0 +1,1 @@
+"""The registry's HTTP API (FastAPI): :func:`ingest.api.app.create_app`."""

@@ -1,0 +1,106 @@
+"""The registry API: ``create_app(settings)`` builds the FastAPI application.
+
+At start it migrates the registry database to the newest schema. Registry errors become HTTP errors
+here: :class:`Conflict` → 409, :class:`InvalidField` → 422 (same shape as FastAPI's validation errors),
+broker trouble → 503. The OpenAPI document is at ``/api/v1/openapi.json``, the docs at ``/api/docs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from ingest.api.routes import assignments, auth, buildings, devices, gateways, households, me, users
+from ingest.api.security import TokenSigner
+from ingest.config import Settings
+from ingest.dynsec import BrokerUnavailable, DynsecError
+from ingest.registry.db import make_engine, session_factory
+from ingest.registry.errors import Conflict, InvalidField
+from ingest.registry.fleet import BrokerAccounts
+from ingest.registry.migrate import upgrade
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+
+def _secret_key(settings: Settings) -> str:
+    if settings.api.secret_key is not None:
+        return settings.api.secret_key.get_secret_value()
+    # Settings refuses a missing key outside development
+    log.warning("api.secret_key is not set (development): sessions end when the API restarts")
+    return secrets.token_urlsafe(32)
+
+
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+
+async def _invalid_field(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidField)
+    detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": "invalid_field"}]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _broker_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("broker administration failed: %s", exc)
+    kind = "unavailable" if isinstance(exc, BrokerUnavailable) else "refused the change"
+    return JSONResponse({"detail": f"broker {kind}: {exc}"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    broker: BrokerAccounts | None = None,
+    engine: Engine | None = None,
+    migrate: bool = True,
+) -> FastAPI:
+    """The application; ``broker`` administers gateway accounts (None: gateway writes answer 503).
+
+    A given ``engine`` or ``broker`` stays the caller's to close.
+    """
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.registry.url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            upgrade(engine)
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Reallabor registry",
+        version="1",
+        summary="Buildings, households, residents, gateways, devices and their assignments over time.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.signer = TokenSigner(_secret_key(settings))
+    app.state.broker = broker
+    app.state.secure_cookies = settings.mode == "production"
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(InvalidField, _invalid_field)
+    app.add_exception_handler(DynsecError, _broker_error)
+
+    api = APIRouter(prefix=API_PREFIX)
+
+    @api.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """Public: the API is up."""
+        return {"status": "ok"}
+
+    for module in (auth, me, buildings, households, users, gateways, devices, assignments):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app

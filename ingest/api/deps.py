@@ -1,0 +1,94 @@
+"""Dependencies as ``Annotated`` aliases: every route states who may call it in its signature.
+
+``SessionDep`` a database session; ``CurrentUser`` any logged-in user (else 401);
+``OperatorUser``, ``StaffUser`` (operator or technician), ``ResidentUser``: the role (else 403);
+``BrokerDep`` the broker's account administration (503 when not configured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Query, Request, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from ingest.api.security import SESSION_COOKIE, TokenSigner
+from ingest.registry.fleet import BrokerAccounts
+from ingest.registry.models import Role, User
+
+MAX_ID = 2**31 - 1
+_bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/login")
+_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="set by POST /api/v1/auth/login")
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_signer(request: Request) -> TokenSigner:
+    signer: TokenSigner = request.app.state.signer
+    return signer
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def current_user(
+    session: SessionDep,
+    signer: Annotated[TokenSigner, Depends(get_signer)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> User:
+    token = bearer.credentials if bearer is not None else cookie
+    if not token:
+        raise _unauthorized("not logged in")
+    claims = signer.read(token)
+    if claims is None:
+        raise _unauthorized("invalid or expired session")
+    user = session.get(User, claims.user_id)
+    if user is None or not user.is_active or user.session_version != claims.session_version:
+        raise _unauthorized("invalid or expired session")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_role(*roles: Role) -> Callable[[User], User]:
+    """A dependency that lets only ``roles`` through (403 for other logged-in users)."""
+    allowed = frozenset(roles)
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "not allowed for your role")
+        return user
+
+    check.__name__ = "require_" + "_or_".join(role.value for role in roles)
+    return check
+
+
+OperatorUser = Annotated[User, Depends(require_role(Role.operator))]
+StaffUser = Annotated[User, Depends(require_role(Role.operator, Role.technician))]
+ResidentUser = Annotated[User, Depends(require_role(Role.resident))]
+
+
+def get_broker(request: Request) -> BrokerAccounts:
+    broker: BrokerAccounts | None = request.app.state.broker
+    if broker is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "broker administration is not configured")
+    return broker
+
+
+BrokerDep = Annotated[BrokerAccounts, Depends(get_broker)]
+
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=10**9)]
+FilterId = Annotated[int | None, Query(ge=1, le=MAX_ID)]

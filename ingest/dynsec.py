@@ -1,0 +1,381 @@
+"""Mosquitto dynamic-security adapter: per-gateway broker accounts, driven over MQTT.
+
+An admin client publishes command batches to ``$CONTROL/dynamic-security/v1`` and reads the replies on
+``$CONTROL/dynamic-security/v1/response``, matched by ``correlationData``. Each gateway gets a client and a
+role of the same name (``gw-<gateway>``) whose only ACL allows publishing under ``lab/<gateway>/#``.
+Passwords go to the broker (which stores a salted PBKDF2 hash) and are never logged.
+
+Errors, all raised from paho's or the plugin's own::
+
+    DynsecError
+     ├── BrokerUnavailable   no connection to the broker, or no reply in time
+     └── CommandFailed       the plugin refused a command (``.command``, ``.error``)
+
+:func:`write_initial_config` creates the plugin's first JSON file (``mosquitto_ctrl dynsec init``) with an
+``ingester`` role that may subscribe to ``lab/#``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
+PLUGIN_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",  # eclipse-mosquitto image
+    "/usr/lib/mosquitto/mosquitto_dynamic_security.so",
+)
+_MISSING = ("Client not found", "Role not found")
+
+
+class DynsecError(Exception):
+    """The broker's dynamic-security plugin could not do what was asked."""
+
+
+class BrokerUnavailable(DynsecError):
+    """No connection to the broker, or no reply within the timeout."""
+
+
+class CommandFailed(DynsecError):
+    """The plugin refused a command."""
+
+    def __init__(self, command: str, error: str) -> None:
+        super().__init__(f"{command}: {error}")
+        self.command = command
+        self.error = error
+
+
+def plugin_path() -> Path:
+    for candidate in PLUGIN_CANDIDATES:
+        if Path(candidate).exists():
+            return Path(candidate)
+    raise DynsecError("mosquitto_dynamic_security.so not found: install Debian's mosquitto (2.0 or newer)")
+
+
+# ---------------------------------------------------------------- initial configuration
+
+
+@dataclass(frozen=True)
+class DynsecBootstrap:
+    """Accounts of a fresh broker: the admin that provisions gateways, and the ingester."""
+
+    admin_password: str
+    ingester_password: str | None = None
+    admin_username: str = "admin"
+    ingester_username: str = "ingester"
+    topic_root: str = "lab"
+
+    def __repr__(self) -> str:  # never show the passwords
+        return f"DynsecBootstrap(admin={self.admin_username!r}, ingester={self.ingester_username!r})"
+
+
+def hashed_password(password: str, *, salt: bytes | None = None, iterations: int = 101) -> dict[str, Any]:
+    """The plugin's stored form of a password (salted PBKDF2-SHA512, as ``mosquitto_ctrl`` writes it)."""
+    salt = salt if salt is not None else secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return {
+        "password": base64.b64encode(digest).decode(),
+        "salt": base64.b64encode(salt).decode(),
+        "iterations": iterations,
+    }
+
+
+def write_initial_config(path: Path, bootstrap: DynsecBootstrap) -> None:
+    """Create the plugin's JSON at ``path`` (admin via ``mosquitto_ctrl dynsec init``, plus the ingester)."""
+    ctrl = shutil.which("mosquitto_ctrl")
+    if ctrl is None:
+        raise DynsecError("mosquitto_ctrl not found: install Debian's mosquitto-clients")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [ctrl, "dynsec", "init", str(path), bootstrap.admin_username, bootstrap.admin_password],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise DynsecError(f"mosquitto_ctrl dynsec init {path} failed: {result.stderr.strip()}")
+    config = json.loads(path.read_text())
+    root = bootstrap.topic_root
+    config["roles"].append(
+        {
+            "rolename": "ingester",
+            "textName": "reads every gateway's topics",
+            "acls": [
+                {"acltype": "subscribePattern", "topic": f"{root}/#", "allow": True},
+                {"acltype": "subscribePattern", "topic": f"$share/+/{root}/#", "allow": True},
+                {"acltype": "publishClientReceive", "topic": f"{root}/#", "allow": True},
+            ],
+        }
+    )
+    if bootstrap.ingester_password is not None:
+        config["clients"].append(
+            {
+                "username": bootstrap.ingester_username,
+                "textName": "reallabor ingester",
+                **hashed_password(bootstrap.ingester_password),
+                "roles": [{"rolename": "ingester"}],
+            }
+        )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(config, indent=2))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------- settings
+
+
+class BrokerAdminSettings(BaseSettings):
+    """The dynsec admin account (``REALLABOR_BROKER_ADMIN__USERNAME`` / ``__PASSWORD``); the broker's
+    address is ``mqtt.host``/``mqtt.port``. Meant to become the ``broker_admin`` section of Settings."""
+
+    model_config = SettingsConfigDict(env_prefix="REALLABOR_BROKER_ADMIN__", extra="forbid", frozen=True)
+
+    username: str = Field("admin", min_length=1)
+    password: SecretStr | None = Field(None, description="None: gateway provisioning is off (503)")
+    timeout_s: float = Field(10.0, gt=0)
+    gateway_topic: str = Field("lab/{gateway}/#", description="the ACL pattern of a gateway's role")
+
+
+def admin_from_settings(*, host: str, port: int, admin: BrokerAdminSettings) -> DynsecAdmin | None:
+    if admin.password is None:
+        return None
+    return DynsecAdmin(
+        host=host,
+        port=port,
+        username=admin.username,
+        password=admin.password.get_secret_value(),
+        timeout=admin.timeout_s,
+        gateway_topic=admin.gateway_topic,
+    )
+
+
+# ---------------------------------------------------------------- the admin client
+
+
+class DynsecAdmin:
+    """Administers gateway accounts; one MQTT connection, opened on first use, safe across threads."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        timeout: float = 10.0,
+        gateway_topic: str = "lab/{gateway}/#",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self.gateway_topic = gateway_topic
+        self._client: paho.Client | None = None
+        self._ready = threading.Event()
+        self._settled = threading.Event()  # CONNACK refused or SUBACK received: stop waiting
+        self._refusal = ""
+        self._connect_lock = threading.Lock()
+        self._pending: dict[str, Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._session = uuid.uuid4().hex[:8]
+
+    def __repr__(self) -> str:
+        return f"DynsecAdmin({self.username}@{self.host}:{self.port})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- BrokerAccounts
+
+    def provision_gateway(self, *, gateway: str, username: str, password: str) -> None:
+        """(Re)create role and client for ``gateway``; leftovers of an earlier attempt are replaced."""
+        self._remove(username)
+        self.execute(
+            [
+                {
+                    "command": "createRole",
+                    "rolename": username,
+                    "textname": f"gateway {gateway}",
+                    "acls": [
+                        {
+                            "acltype": "publishClientSend",
+                            "topic": self.gateway_topic.format(gateway=gateway),
+                            "priority": 0,
+                            "allow": True,
+                        }
+                    ],
+                },
+                {
+                    "command": "createClient",
+                    "username": username,
+                    "password": password,
+                    "textname": f"gateway {gateway}",
+                    "roles": [{"rolename": username}],
+                },
+            ]
+        )
+
+    def set_password(self, *, username: str, password: str) -> None:
+        self.execute([{"command": "setClientPassword", "username": username, "password": password}])
+
+    def rotate_gateway(self, *, gateway: str, username: str, password: str) -> None:
+        """A new password; an account missing from the broker (restored backup, lost file) is recreated."""
+        try:
+            self.set_password(username=username, password=password)
+        except CommandFailed as exc:
+            if exc.error not in _MISSING:
+                raise
+            log.warning("gateway %s: broker account %s was missing, recreating it", gateway, username)
+            self.provision_gateway(gateway=gateway, username=username, password=password)
+
+    def revoke_gateway(self, *, gateway: str, username: str) -> None:  # noqa: ARG002 (protocol)
+        """Delete client and role; the broker disconnects a connected client. Idempotent."""
+        self._remove(username)
+
+    def _remove(self, username: str) -> None:
+        for command in (
+            {"command": "deleteClient", "username": username},
+            {"command": "deleteRole", "rolename": username},
+        ):
+            try:
+                self.execute([command])
+            except CommandFailed as exc:
+                if exc.error not in _MISSING:
+                    raise
+
+    # -- plumbing
+
+    def execute(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send one batch; return the replies in order, or raise for the first refused command."""
+        client = self._connected()
+        futures: list[tuple[str, Future[dict[str, Any]]]] = []
+        batch = []
+        for command in commands:
+            correlation = f"{self._session}-{next(self._ids)}"
+            future: Future[dict[str, Any]] = Future()
+            self._pending[correlation] = future
+            futures.append((command["command"], future))
+            batch.append({**command, "correlationData": correlation})
+        try:
+            info = client.publish(CONTROL_TOPIC, json.dumps({"commands": batch}), qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise BrokerUnavailable(f"publish to {CONTROL_TOPIC} failed: {paho.error_string(info.rc)}")
+            replies = []
+            for name, future in futures:
+                try:
+                    reply = future.result(self.timeout)
+                except FutureTimeout:
+                    raise BrokerUnavailable(
+                        f"no reply to {name} from {self.host}:{self.port} within {self.timeout:.0f} s"
+                    ) from None
+                if reply.get("error"):
+                    raise CommandFailed(name, str(reply["error"]))
+                replies.append(reply)
+            return replies
+        finally:
+            for entry in batch:
+                self._pending.pop(entry["correlationData"], None)
+
+    def _connected(self) -> paho.Client:
+        with self._connect_lock:
+            if self._client is not None and self._ready.is_set():
+                return self._client
+            self.close()
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=f"reallabor-dynsec-{self._session}",
+                protocol=paho.MQTTv5,
+            )
+            client.username_pw_set(self.username, self._password)
+            client.on_connect = self._on_connect
+            client.on_subscribe = self._on_subscribe
+            client.on_message = self._on_message
+            client.on_disconnect = self._on_disconnect
+            try:
+                client.connect(self.host, self.port, keepalive=30)
+            except OSError as exc:
+                raise BrokerUnavailable(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            self._client = client
+            self._settled.clear()
+            client.loop_start()
+            self._settled.wait(self.timeout)
+            if not self._ready.is_set():
+                self.close()
+                reason = self._refusal or f"no answer within {self.timeout:.0f} s"
+                raise BrokerUnavailable(f"broker {self.host}:{self.port}, admin {self.username!r}: {reason}")
+            return client
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        self._ready.clear()
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+
+    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            self._refusal = f"connection refused: {reason}"
+            self._settled.set()
+            log.warning(
+                "dynsec admin %s@%s:%s: connect refused: %s", self.username, self.host, self.port, reason
+            )
+            client.disconnect()
+            return
+        client.subscribe(RESPONSE_TOPIC, qos=1)
+
+    def _on_subscribe(
+        self, _client: paho.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        if all(not code.is_failure for code in reasons):
+            self._ready.set()
+            self._settled.set()
+        else:
+            self._refusal = f"subscription to {RESPONSE_TOPIC} refused"
+            self._settled.set()
+            log.warning("dynsec admin %s: subscription to %s refused", self.username, RESPONSE_TOPIC)
+
+    def _on_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._ready.clear()
+        log.debug("dynsec admin %s: disconnected (%s)", self.username, reason)
+
+    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        try:
+            replies = json.loads(message.payload)["responses"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("dynsec admin: unreadable reply on %s", message.topic)
+            return
+        for reply in replies:
+            future = self._pending.get(str(reply.get("correlationData")))
+            if future is not None and not future.done():
+                future.set_result(reply)

@@ -1,0 +1,325 @@
+"""``reallabor api | users | gateways | devices``: the registry's commands.
+
+:func:`add_subcommands` adds them to the root parser of ``ingest/cli.py``. Exit codes: 0 ok, 1 refused
+or failed (conflict, broker trouble), 2 bad configuration. A gateway's password is printed once, to
+stdout; a user's password is read from the terminal or stdin, never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import getpass
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from ingest.config import ConfigError, Settings, load_settings
+from ingest.dynsec import BrokerAdminSettings, DynsecAdmin, DynsecError, admin_from_settings
+from ingest.registry.assignments import create_assignment
+from ingest.registry.db import commit, make_engine, session_factory
+from ingest.registry.errors import NotFound, RegistryError
+from ingest.registry.fleet import (
+    create_device,
+    create_gateway,
+    get_gateway_by_name,
+    list_devices,
+    revoke_gateway,
+    rotate_gateway,
+)
+from ingest.registry.migrate import upgrade
+from ingest.registry.models import DeviceStatus, Gateway, Role
+from ingest.registry.people import create_user
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        print(f"reallabor: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+@contextlib.contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    engine = make_engine(settings.registry.url)
+    try:
+        upgrade(engine)
+        with session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _broker(settings: Settings) -> DynsecAdmin:
+    admin = admin_from_settings(host=settings.mqtt.host, port=settings.mqtt.port, admin=BrokerAdminSettings())
+    if admin is None:
+        print("reallabor: set REALLABOR_BROKER_ADMIN__PASSWORD (the broker's dynsec admin)", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    return admin
+
+
+def _fail(exc: Exception) -> int:
+    print(f"reallabor: {exc}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _refusals(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Registry and broker refusals become a one-line message and exit code 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (RegistryError, DynsecError) as exc:
+            return _fail(exc)
+
+    run.__name__ = command.__name__
+    run.__doc__ = command.__doc__
+    return run
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the registry API (migrates the database first)."""
+    import uvicorn
+
+    from ingest.api.app import create_app
+
+    settings = _settings(args)
+    broker = admin_from_settings(
+        host=settings.mqtt.host, port=settings.mqtt.port, admin=BrokerAdminSettings()
+    )
+    app = create_app(settings, broker=broker)
+    try:
+        uvicorn.run(
+            app,
+            host=args.host or settings.api.host,
+            port=args.port or settings.api.port,
+            log_level=settings.ingest.log_level.lower(),
+            proxy_headers=False,
+        )
+    finally:
+        if broker is not None:
+            broker.close()
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise SystemExit(_fail(ValueError("the passwords differ")))
+    return first
+
+
+@_refusals
+def cmd_users_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    password = _read_password(args)
+    if len(password) < 10:
+        return _fail(ValueError("a password needs at least 10 characters"))
+    with _session(settings) as session:
+        user = create_user(
+            session,
+            username=args.username,
+            password=password,
+            role=Role(args.role),
+            household_id=args.household,
+            full_name=args.full_name,
+        )
+        print(f"user {user.username} ({user.role.value}) created, id {user.id}")
+    return 0
+
+
+def _print_credentials(gateway: Gateway, password: str) -> None:
+    print(f"gateway    {gateway.name} (id {gateway.id})")
+    print(f"username   {gateway.broker_username}")
+    print(f"password   {password}")
+    print(f"topics     lab/{gateway.name}/#")
+    print("the password is shown only now: put it on the gateway", file=sys.stderr)
+
+
+def _gateway(session: Session, name: str) -> Gateway:
+    gateway = get_gateway_by_name(session, name)
+    if gateway is None:
+        raise NotFound(f"no gateway named {name!r}")
+    return gateway
+
+
+@_refusals
+def cmd_gateways_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with _session(settings) as session, _broker(settings) as broker:
+        gateway, password = create_gateway(session, broker, name=args.name, building_id=args.building)
+        _print_credentials(gateway, password)
+    return 0
+
+
+@_refusals
+def cmd_gateways_rotate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with _session(settings) as session, _broker(settings) as broker:
+        gateway = _gateway(session, args.name)
+        _print_credentials(gateway, rotate_gateway(session, broker, gateway))
+    return 0
+
+
+@_refusals
+def cmd_gateways_revoke(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with _session(settings) as session, _broker(settings) as broker:
+        gateway = revoke_gateway(session, broker, _gateway(session, args.name))
+        print(f"gateway {gateway.name} revoked: its broker account is gone")
+    return 0
+
+
+@_refusals
+def cmd_devices_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with _session(settings) as session:
+        gateway = _gateway(session, args.gateway)
+        device = create_device(
+            session,
+            gateway_id=gateway.id,
+            native_id=args.native_id,
+            profile_id=args.profile,
+            meter_number=args.meter_number,
+            location=args.location,
+            commit_now=False,
+        )
+        if args.household is not None or args.building is not None:
+            create_assignment(
+                session,
+                device_id=device.id,
+                household_id=args.household,
+                building_id=args.building,
+                valid_from=args.valid_from or dt.datetime.now(dt.UTC),
+                commit_now=False,
+            )
+        commit(session)
+        print(f"device {device.id}: {gateway.name}/{device.native_id} ({device.profile_id})")
+    return 0
+
+
+@_refusals
+def cmd_devices_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with _session(settings) as session:
+        gateway_id = _gateway(session, args.gateway).id if args.gateway else None
+        devices, total = list_devices(
+            session,
+            limit=args.limit,
+            offset=0,
+            gateway_id=gateway_id,
+            household_id=args.household,
+            building_id=args.building,
+            meter_number=args.meter_number,
+            profile_id=args.profile,
+            status=DeviceStatus(args.status) if args.status else None,
+        )
+        rows = [
+            {
+                "id": d.id,
+                "gateway": d.gateway.name,
+                "native_id": d.native_id,
+                "profile": d.profile_id,
+                "meter_number": d.meter_number,
+                "location": d.location,
+                "status": d.status.value,
+            }
+            for d in devices
+        ]
+    if args.json:
+        print(json.dumps({"total": total, "items": rows}))
+        return 0
+    for row in rows:
+        print(
+            f"{row['id']:>6}  {row['gateway']:<16} {row['native_id']:<20} {row['profile']:<16} "
+            f"{row['meter_number'] or '-':<18} {row['status']:<10} {row['location']}"
+        )
+    print(f"{len(rows)} of {total}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _aware(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a timezone, e.g. 2026-03-01T08:00+01:00")
+    return value
+
+
+def _config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="settings YAML (REALLABOR_* env overrides it)")
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``api``, ``users``, ``gateways`` and ``devices`` to ``reallabor``'s subcommands."""
+    api = subparsers.add_parser("api", help="serve the registry API (OpenAPI at /api/v1/openapi.json)")
+    _config(api)
+    api.add_argument("--host", help="default: api.host")
+    api.add_argument("--port", type=int, help="default: api.port")
+    api.set_defaults(func=cmd_api)
+
+    users = subparsers.add_parser("users", help="registry users").add_subparsers(dest="action", required=True)
+    add = users.add_parser("add", help="add a user (password from the terminal, or --password-stdin)")
+    _config(add)
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=[role.value for role in Role])
+    add.add_argument("--household", type=int, help="household id (residents only, required for them)")
+    add.add_argument("--full-name", default="")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(func=cmd_users_add)
+
+    gateways = subparsers.add_parser("gateways", help="gateways and their broker accounts").add_subparsers(
+        dest="action", required=True
+    )
+    for name, func, text in (
+        ("add", cmd_gateways_add, "register a gateway and create its broker account (password shown once)"),
+        ("rotate", cmd_gateways_rotate, "new broker password; the old one stops working"),
+        ("revoke", cmd_gateways_revoke, "delete the broker account; a connected gateway is disconnected"),
+    ):
+        command = gateways.add_parser(name, help=text)
+        _config(command)
+        command.add_argument("name", help="the gateway's topic level (lab/<name>/...)")
+        if name == "add":
+            command.add_argument("--building", type=int, help="building id")
+        command.set_defaults(func=func)
+
+    devices = subparsers.add_parser("devices", help="devices").add_subparsers(dest="action", required=True)
+    dev_add = devices.add_parser("add", help="register a device, optionally assigned to a household")
+    _config(dev_add)
+    dev_add.add_argument("--gateway", required=True, help="gateway name")
+    dev_add.add_argument("--native-id", required=True, help="the device id as it appears in its topics")
+    dev_add.add_argument("--profile", required=True, help="device profile id")
+    dev_add.add_argument("--meter-number")
+    dev_add.add_argument("--location", default="")
+    place = dev_add.add_mutually_exclusive_group()
+    place.add_argument("--household", type=int, help="assign to this household id")
+    place.add_argument("--building", type=int, help="assign to this building's common area")
+    dev_add.add_argument("--from", dest="valid_from", type=_aware, help="assignment start (default: now)")
+    dev_add.set_defaults(func=cmd_devices_add)
+
+    dev_list = devices.add_parser("list", help="list devices (filters combine)")
+    _config(dev_list)
+    dev_list.add_argument("--gateway", help="gateway name")
+    dev_list.add_argument("--household", type=int, help="assigned to this household now")
+    dev_list.add_argument("--building", type=int, help="assigned to this building now")
+    dev_list.add_argument("--meter-number")
+    dev_list.add_argument("--profile")
+    dev_list.add_argument("--status", choices=[status.value for status in DeviceStatus])
+    dev_list.add_argument("--limit", type=int, default=500)
+    dev_list.add_argument("--json", action="store_true")
+    dev_list.set_defaults(func=cmd_devices_list)

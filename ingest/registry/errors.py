@@ -1,0 +1,29 @@
+"""Registry errors. Database errors are translated here, at the door, into this small tree::
+
+RegistryError
+ ├── Conflict          the change contradicts existing data (duplicate, overlap, still referenced)
+ └── InvalidField      a field's value cannot be used: no such row, wrong building, bad interval
+"""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base of every error the registry raises."""
+
+
+class Conflict(RegistryError):
+    """The change contradicts existing data: a duplicate, an overlapping assignment, a row still in use."""
+
+
+class NotFound(RegistryError):
+    """A row looked up by name (CLI) does not exist."""
+
+
+class InvalidField(RegistryError):
+    """A field's value cannot be used: it names no row, a row that does not fit, or a bad interval."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

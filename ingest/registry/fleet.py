@@ -1,0 +1,245 @@
+"""Gateways (with their broker accounts) and devices: keyword-only CRUD.
+
+A gateway's broker account is created, re-keyed and removed through :class:`BrokerAccounts` (implemented by
+:class:`ingest.dynsec.DynsecAdmin`). The generated password is returned once and never stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.orm import Session
+
+from ingest.registry.common import apply_changes, paginate, reference
+from ingest.registry.db import commit, flush, utcnow
+from ingest.registry.errors import Conflict, InvalidField
+from ingest.registry.models import Assignment, Building, Device, DeviceStatus, Gateway, GatewayStatus
+from ingest.registry.passwords import generate_password
+
+log = logging.getLogger(__name__)
+
+GATEWAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+GATEWAY_NAME_RULE = "1-64 letters, digits, '-' or '_' (it is a topic level: no '/', '+', '#')"
+
+
+class BrokerAccounts(Protocol):
+    """The broker's per-gateway accounts. Implementations raise their own error tree on failure."""
+
+    def provision_gateway(self, *, gateway: str, username: str, password: str) -> None: ...
+
+    def rotate_gateway(self, *, gateway: str, username: str, password: str) -> None: ...
+
+    def revoke_gateway(self, *, gateway: str, username: str) -> None: ...
+
+
+def broker_username(gateway: str) -> str:
+    return f"gw-{gateway}"
+
+
+# ---------------------------------------------------------------- gateways
+
+
+def create_gateway(
+    session: Session,
+    broker: BrokerAccounts,
+    *,
+    name: str,
+    building_id: int | None = None,
+    notes: str = "",
+) -> tuple[Gateway, str]:
+    """Register a gateway and create its broker account; returns it with its password (shown once)."""
+    if not GATEWAY_NAME.match(name):
+        raise InvalidField("name", GATEWAY_NAME_RULE)
+    if building_id is not None:
+        reference(session, Building, building_id, field="building_id")
+    gateway = Gateway(
+        name=name,
+        building_id=building_id,
+        notes=notes,
+        status=GatewayStatus.active,
+        broker_username=broker_username(name),
+        credentials_issued_at=utcnow(),
+    )
+    session.add(gateway)
+    flush(session)  # a duplicate name is refused before the broker is touched
+    password = generate_password()
+    try:
+        broker.provision_gateway(gateway=name, username=gateway.broker_username, password=password)
+    except BaseException:
+        session.rollback()
+        raise
+    try:
+        commit(session)
+    except BaseException:
+        log.warning("gateway %s: database commit failed, removing its broker account", name)
+        broker.revoke_gateway(gateway=name, username=broker_username(name))
+        raise
+    log.info("gateway %s provisioned (broker user %s)", name, gateway.broker_username)
+    return gateway, password
+
+
+def rotate_gateway(session: Session, broker: BrokerAccounts, gateway: Gateway) -> str:
+    """A new broker password for ``gateway`` (the old one stops working); returned once."""
+    if gateway.status is not GatewayStatus.active:
+        raise Conflict(f"gateway {gateway.name} is {gateway.status.value}: provision a new one instead")
+    password = generate_password()
+    broker.rotate_gateway(gateway=gateway.name, username=gateway.broker_username, password=password)
+    gateway.credentials_issued_at = utcnow()
+    commit(session)
+    log.info("gateway %s: broker password rotated", gateway.name)
+    return password
+
+
+def revoke_gateway(session: Session, broker: BrokerAccounts, gateway: Gateway) -> Gateway:
+    """Delete the broker account (a connected gateway is disconnected); the registry keeps the history."""
+    broker.revoke_gateway(gateway=gateway.name, username=gateway.broker_username)
+    gateway.status = GatewayStatus.revoked
+    commit(session)
+    log.info("gateway %s revoked", gateway.name)
+    return gateway
+
+
+def get_gateway_by_name(session: Session, name: str) -> Gateway | None:
+    return session.scalar(select(Gateway).where(Gateway.name == name))
+
+
+def list_gateways(
+    session: Session,
+    *,
+    limit: int,
+    offset: int,
+    building_id: int | None = None,
+    status: GatewayStatus | None = None,
+    name: str | None = None,
+) -> tuple[list[Gateway], int]:
+    statement = select(Gateway).order_by(Gateway.id)
+    if building_id is not None:
+        statement = statement.where(Gateway.building_id == building_id)
+    if status is not None:
+        statement = statement.where(Gateway.status == status)
+    if name is not None:
+        statement = statement.where(Gateway.name == name)
+    return paginate(session, statement, limit=limit, offset=offset)
+
+
+def update_gateway(session: Session, gateway: Gateway, *, changes: Mapping[str, Any]) -> Gateway:
+    if changes.get("building_id") is not None:
+        reference(session, Building, changes["building_id"], field="building_id")
+    apply_changes(gateway, changes)
+    commit(session)
+    return gateway
+
+
+# ---------------------------------------------------------------- devices
+
+
+def _check_meter_number(session: Session, meter_number: str | None, *, device_id: int | None = None) -> None:
+    if meter_number is None:
+        return
+    statement = select(Device.id).where(Device.meter_number == meter_number)
+    if device_id is not None:
+        statement = statement.where(Device.id != device_id)
+    if session.scalar(statement) is not None:
+        raise Conflict(f"a device with meter number {meter_number!r} exists")
+
+
+def create_device(
+    session: Session,
+    *,
+    gateway_id: int,
+    native_id: str,
+    profile_id: str,
+    meter_number: str | None = None,
+    location: str = "",
+    notes: str = "",
+    status: DeviceStatus = DeviceStatus.registered,
+    commit_now: bool = True,
+) -> Device:
+    gateway = reference(session, Gateway, gateway_id, field="gateway_id")
+    _check_meter_number(session, meter_number)
+    if session.scalar(
+        select(Device.id).where(Device.gateway_id == gateway_id, Device.native_id == native_id)
+    ):
+        raise Conflict(f"gateway {gateway.name} already has a device {native_id!r}")
+    device = Device(
+        gateway_id=gateway_id,
+        native_id=native_id,
+        profile_id=profile_id,
+        meter_number=meter_number,
+        location=location,
+        notes=notes,
+        status=status,
+    )
+    session.add(device)
+    if commit_now:
+        commit(session)
+    else:
+        flush(session)
+    return device
+
+
+def get_device_by_meter_number(session: Session, meter_number: str) -> Device | None:
+    return session.scalar(select(Device).where(Device.meter_number == meter_number))
+
+
+def _assigned_at(statement: Select[Device], at: dt.datetime, **where: int) -> Select[Device]:
+    conditions = [
+        Assignment.device_id == Device.id,
+        Assignment.valid_from <= at,
+        (Assignment.valid_to.is_(None)) | (Assignment.valid_to > at),
+    ]
+    conditions += [getattr(Assignment, name) == value for name, value in where.items()]
+    return statement.where(exists().where(*conditions))
+
+
+def list_devices(
+    session: Session,
+    *,
+    limit: int,
+    offset: int,
+    gateway_id: int | None = None,
+    building_id: int | None = None,
+    household_id: int | None = None,
+    meter_number: str | None = None,
+    profile_id: str | None = None,
+    status: DeviceStatus | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[list[Device], int]:
+    """Devices by their fields; building and household filter by the assignment valid ``at`` (now)."""
+    statement = select(Device).order_by(Device.id)
+    if gateway_id is not None:
+        statement = statement.where(Device.gateway_id == gateway_id)
+    if meter_number is not None:
+        statement = statement.where(Device.meter_number == meter_number)
+    if profile_id is not None:
+        statement = statement.where(Device.profile_id == profile_id)
+    if status is not None:
+        statement = statement.where(Device.status == status)
+    if building_id is not None:
+        statement = _assigned_at(statement, at or utcnow(), building_id=building_id)
+    if household_id is not None:
+        statement = _assigned_at(statement, at or utcnow(), household_id=household_id)
+    return paginate(session, statement, limit=limit, offset=offset)
+
+
+def update_device(session: Session, device: Device, *, changes: Mapping[str, Any]) -> Device:
+    if "gateway_id" in changes:
+        reference(session, Gateway, changes["gateway_id"], field="gateway_id")
+    if "meter_number" in changes:
+        _check_meter_number(session, changes["meter_number"], device_id=device.id)
+    apply_changes(device, changes)
+    commit(session)
+    return device
+
+
+def delete_device(session: Session, device: Device) -> None:
+    """Delete a device that was never assigned; one with history must be retired instead."""
+    if session.scalar(select(Assignment.id).where(Assignment.device_id == device.id).limit(1)):
+        raise Conflict("the device has assignment history: set its status to retired instead")
+    session.delete(device)
+    commit(session)

@@ -1,0 +1,188 @@
+"""The registry's tables (SQLAlchemy 2 typed ORM). Migrations in ``migrations/versions`` must match.
+
+Assignments are half-open intervals ``[valid_from, valid_to)``; ``valid_to`` NULL means open-ended. They
+never overlap per device: checked in :mod:`ingest.registry.assignments` and enforced by the database
+(an exclusion constraint on PostgreSQL, triggers on SQLite).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ingest.registry.db import UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Role(enum.StrEnum):
+    operator = "operator"
+    technician = "technician"
+    resident = "resident"
+
+
+class GatewayStatus(enum.StrEnum):
+    active = "active"
+    revoked = "revoked"
+
+
+class DeviceStatus(enum.StrEnum):
+    registered = "registered"  # in the registry, not yet commissioned
+    active = "active"  # commissioned, reporting
+    faulty = "faulty"
+    retired = "retired"
+
+
+def str_enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    """A portable enum column: VARCHAR + CHECK (no PostgreSQL enum type to migrate)."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime()}  # noqa: RUF012
+
+
+class Building(Base):
+    __tablename__ = "buildings"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str] = mapped_column(String(200), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Household(Base):
+    """A housing unit in a building."""
+
+    __tablename__ = "households"
+    __table_args__ = (UniqueConstraint("building_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    building: Mapped[Building] = relationship(lazy="joined")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("username"),
+        CheckConstraint(
+            "(role = 'resident' AND household_id IS NOT NULL) "
+            "OR (role <> 'resident' AND household_id IS NULL)",
+            name="resident_household",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    full_name: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(str_enum(Role, "role"))
+    household_id: Mapped[int | None] = mapped_column(
+        ForeignKey("households.id", ondelete="RESTRICT"), index=True
+    )
+    is_active: Mapped[bool] = mapped_column(default=True)
+    # bumped on logout and password change: every token issued before stops working
+    session_version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Gateway(Base):
+    """A gateway publishes under ``lab/<name>/#`` with its own broker credentials."""
+
+    __tablename__ = "gateways"
+    __table_args__ = (UniqueConstraint("name"), UniqueConstraint("broker_username"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    building_id: Mapped[int | None] = mapped_column(
+        ForeignKey("buildings.id", ondelete="RESTRICT"), index=True
+    )
+    status: Mapped[GatewayStatus] = mapped_column(str_enum(GatewayStatus, "status"))
+    broker_username: Mapped[str] = mapped_column(String(80))
+    credentials_issued_at: Mapped[dt.datetime | None]
+    last_seen: Mapped[dt.datetime | None]
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("gateway_id", "native_id"), UniqueConstraint("meter_number"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id", ondelete="RESTRICT"), index=True)
+    native_id: Mapped[str] = mapped_column(String(128))
+    profile_id: Mapped[str] = mapped_column(String(64), index=True)
+    meter_number: Mapped[str | None] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(100), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[DeviceStatus] = mapped_column(str_enum(DeviceStatus, "status"))
+    last_seen: Mapped[dt.datetime | None]
+    # the commissioning check (later) stores its outcome here
+    commissioned_at: Mapped[dt.datetime | None]
+    commissioned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    commissioning_passed: Mapped[bool | None]
+    commissioning_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    gateway: Mapped[Gateway] = relationship(lazy="joined")
+
+
+class Assignment(Base):
+    """Device ↔ household (or a building's common area) during ``[valid_from, valid_to)``."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="interval"),
+        Index("ix_assignments_device_from", "device_id", "valid_from"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="RESTRICT"))
+    household_id: Mapped[int | None] = mapped_column(
+        ForeignKey("households.id", ondelete="RESTRICT"), index=True
+    )
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id", ondelete="RESTRICT"), index=True)
+    valid_from: Mapped[dt.datetime]
+    valid_to: Mapped[dt.datetime | None]
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    device: Mapped[Device] = relationship(lazy="joined")
+    household: Mapped[Household | None] = relationship(lazy="joined")
+    building: Mapped[Building] = relationship(lazy="joined")

@@ -1,0 +1,159 @@
+"""Buildings, households (housing units) and users: keyword-only CRUD. Routes turn ``None`` into 404."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ingest.registry.common import apply_changes, paginate, reference
+from ingest.registry.db import commit
+from ingest.registry.errors import Conflict, InvalidField
+from ingest.registry.models import Building, Household, Role, User
+from ingest.registry.passwords import hash_password, verify_password
+
+# ---------------------------------------------------------------- buildings
+
+
+def create_building(session: Session, *, name: str, address: str = "", notes: str = "") -> Building:
+    building = Building(name=name, address=address, notes=notes)
+    session.add(building)
+    commit(session)
+    return building
+
+
+def list_buildings(
+    session: Session, *, limit: int, offset: int, name: str | None = None
+) -> tuple[list[Building], int]:
+    statement = select(Building).order_by(Building.id)
+    if name is not None:
+        statement = statement.where(Building.name == name)
+    return paginate(session, statement, limit=limit, offset=offset)
+
+
+def update_building(session: Session, building: Building, *, changes: Mapping[str, Any]) -> Building:
+    apply_changes(building, changes)
+    commit(session)
+    return building
+
+
+# ---------------------------------------------------------------- households
+
+
+def create_household(session: Session, *, building_id: int, name: str, notes: str = "") -> Household:
+    reference(session, Building, building_id, field="building_id")
+    household = Household(building_id=building_id, name=name, notes=notes)
+    session.add(household)
+    commit(session)
+    return household
+
+
+def list_households(
+    session: Session, *, limit: int, offset: int, building_id: int | None = None
+) -> tuple[list[Household], int]:
+    statement = select(Household).order_by(Household.id)
+    if building_id is not None:
+        statement = statement.where(Household.building_id == building_id)
+    return paginate(session, statement, limit=limit, offset=offset)
+
+
+def update_household(session: Session, household: Household, *, changes: Mapping[str, Any]) -> Household:
+    if "building_id" in changes:
+        reference(session, Building, changes["building_id"], field="building_id")
+    apply_changes(household, changes)
+    commit(session)
+    return household
+
+
+# ---------------------------------------------------------------- users
+
+
+def _check_role_household(session: Session, role: Role, household_id: int | None) -> None:
+    if role is Role.resident:
+        reference(session, Household, household_id, field="household_id")
+    elif household_id is not None:
+        raise InvalidField("household_id", f"only residents belong to a household, not a {role.value}")
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    household_id: int | None = None,
+    full_name: str = "",
+) -> User:
+    _check_role_household(session, role, household_id)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict("a user with this username exists")
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        household_id=household_id,
+        full_name=full_name,
+        is_active=True,
+        session_version=0,
+    )
+    session.add(user)
+    commit(session)
+    return user
+
+
+def get_user_by_name(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def list_users(
+    session: Session,
+    *,
+    limit: int,
+    offset: int,
+    role: Role | None = None,
+    household_id: int | None = None,
+) -> tuple[list[User], int]:
+    statement = select(User).order_by(User.id)
+    if role is not None:
+        statement = statement.where(User.role == role)
+    if household_id is not None:
+        statement = statement.where(User.household_id == household_id)
+    return paginate(session, statement, limit=limit, offset=offset)
+
+
+def update_user(session: Session, user: User, *, changes: Mapping[str, Any]) -> User:
+    """Apply ``changes`` (``password`` is hashed); a new password, role or deactivation ends all sessions."""
+    changes = dict(changes)
+    role = changes.get("role", user.role)
+    household_id = changes.get("household_id", user.household_id)
+    if "role" in changes or "household_id" in changes:
+        _check_role_household(session, role, household_id)
+    ends_sessions = (
+        any(name in changes for name in ("password", "role", "household_id"))
+        or changes.get("is_active") is False
+    )
+    if "password" in changes:
+        changes["password_hash"] = hash_password(changes.pop("password"))
+    apply_changes(user, changes)
+    if ends_sessions:
+        user.session_version += 1
+    commit(session)
+    return user
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Invalidate every token issued to ``user`` so far (logout everywhere)."""
+    user.session_version += 1
+    commit(session)
+
+
+def authenticate(session: Session, *, username: str, password: str) -> User | None:
+    """The active user with these credentials, or None (same work whether or not the user exists)."""
+    user = get_user_by_name(session, username)
+    if not verify_password(user.password_hash if user else None, password):
+        return None
+    if user is None or not user.is_active:
+        return None
+    return user

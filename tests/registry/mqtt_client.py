@@ -1,0 +1,93 @@
+"""A blocking MQTT v5 test client on paho: connect result, PUBACK reason codes, received messages."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ingest.localservices import LOOPBACK
+
+
+class TestMqttClient:
+    __test__ = False  # not a test class
+
+    def __init__(self, port: int, *, username: str, password: str) -> None:
+        self.port = port
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}", protocol=paho.MQTTv5
+        )
+        self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(60, 120)  # no quick reconnects muddling what a test sees
+        self.connack: Any = None
+        self.disconnected = threading.Event()
+        self.disconnect_reason: Any = None
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._connected = threading.Event()
+        self._acks: dict[int, Any] = {}
+        self._acked = threading.Condition()
+        self._subscribed = threading.Event()
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
+        self.client.on_subscribe = lambda *_args: self._subscribed.set()
+
+    def connect(self, timeout: float = 5.0) -> str:
+        """The CONNACK reason as text ('Success', 'Not authorized', ...)."""
+        self.client.connect(LOOPBACK, self.port, keepalive=30)
+        self.client.loop_start()
+        if not self._connected.wait(timeout):
+            raise AssertionError("no CONNACK")
+        return str(self.connack)
+
+    def publish(self, topic: str, payload: bytes = b"{}", timeout: float = 5.0) -> str:
+        """Publish QoS 1; the PUBACK reason as text."""
+        info = self.client.publish(topic, payload, qos=1)
+        deadline = time.monotonic() + timeout
+        with self._acked:
+            while info.mid not in self._acks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no PUBACK for {topic}")
+                self._acked.wait(left)
+            return str(self._acks[info.mid])
+
+    def subscribe(self, topic: str, timeout: float = 5.0) -> None:
+        self._subscribed.clear()
+        self.client.subscribe(topic, qos=1)
+        if not self._subscribed.wait(timeout):
+            raise AssertionError(f"no SUBACK for {topic}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self.connack = reason
+        self._connected.set()
+        if reason.is_failure:
+            self.client.disconnect()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if self.disconnect_reason is None:
+            self.disconnect_reason = reason
+        self.disconnected.set()
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _props: Any) -> None:
+        with self._acked:
+            self._acks[mid] = reason
+            self._acked.notify_all()
+
+
+def connect_result(port: int, username: str, password: str) -> str:
+    client = TestMqttClient(port, username=username, password=password)
+    try:
+        return client.connect()
+    finally:
+        client.close()

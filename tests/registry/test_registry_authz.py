@@ -1,0 +1,276 @@
+"""Authorization matrix: every route × {anonymous, resident of A, resident of B, technician, operator}.
+
+Allowed callers succeed (2xx); anonymous callers get 401, other roles 403. A resident's responses never
+contain the other household or building. A test also checks that the matrix lists every route.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from ingest.dynsec import DynsecAdmin
+from tests.registry import factories as f
+from tests.registry.world import (
+    ANONYMOUS,
+    CALLERS,
+    OPERATOR,
+    RESIDENT_A,
+    RESIDENT_B,
+    TECHNICIAN,
+    World,
+)
+
+pytestmark = [pytest.mark.registry, pytest.mark.integration]
+
+EVERYONE = frozenset(CALLERS)
+LOGGED_IN = frozenset({RESIDENT_A, RESIDENT_B, TECHNICIAN, OPERATOR})
+RESIDENTS = frozenset({RESIDENT_A, RESIDENT_B})
+STAFF = frozenset({TECHNICIAN, OPERATOR})
+OPERATORS = frozenset({OPERATOR})
+V1 = "/api/v1"
+NOW = dt.datetime.now(dt.UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Call:
+    path: str
+    json: dict[str, Any] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    allowed: frozenset[str]
+    call: Callable[[World], Call]
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path.removeprefix(V1)}"
+
+
+def _login(w: World) -> Call:
+    return Call(f"{V1}/auth/login", {"username": w.users[TECHNICIAN].username, "password": f.PASSWORD})
+
+
+ROUTES = [
+    Route("GET", f"{V1}/health", EVERYONE, lambda w: Call(f"{V1}/health")),
+    Route("POST", f"{V1}/auth/login", EVERYONE, _login),
+    Route("POST", f"{V1}/auth/logout", LOGGED_IN, lambda w: Call(f"{V1}/auth/logout")),
+    Route("GET", f"{V1}/me", LOGGED_IN, lambda w: Call(f"{V1}/me")),
+    Route(
+        "GET",
+        f"{V1}/me/household",
+        RESIDENTS,
+        # a parameter naming the other household must change nothing
+        lambda w: Call(f"{V1}/me/household", params={"household_id": w.household_b.id}),
+    ),
+    # buildings
+    Route("GET", f"{V1}/buildings", STAFF, lambda w: Call(f"{V1}/buildings")),
+    Route("POST", f"{V1}/buildings", OPERATORS, lambda w: Call(f"{V1}/buildings", {"name": f"B {f.tag()}"})),
+    Route(
+        "GET", f"{V1}/buildings/{{building_id}}", STAFF, lambda w: Call(f"{V1}/buildings/{w.building_b.id}")
+    ),
+    Route(
+        "PATCH",
+        f"{V1}/buildings/{{building_id}}",
+        OPERATORS,
+        lambda w: Call(f"{V1}/buildings/{w.building().id}", {"notes": "n"}),
+    ),
+    Route(
+        "DELETE",
+        f"{V1}/buildings/{{building_id}}",
+        OPERATORS,
+        lambda w: Call(f"{V1}/buildings/{w.building().id}"),
+    ),
+    # households
+    Route("GET", f"{V1}/households", STAFF, lambda w: Call(f"{V1}/households")),
+    Route(
+        "POST",
+        f"{V1}/households",
+        OPERATORS,
+        lambda w: Call(f"{V1}/households", {"building_id": w.building_a.id, "name": f"WE {f.tag()}"}),
+    ),
+    Route(
+        "GET",
+        f"{V1}/households/{{household_id}}",
+        STAFF,
+        lambda w: Call(f"{V1}/households/{w.household_b.id}"),
+    ),
+    Route(
+        "PATCH",
+        f"{V1}/households/{{household_id}}",
+        OPERATORS,
+        lambda w: Call(f"{V1}/households/{w.household().id}", {"notes": "n"}),
+    ),
+    Route(
+        "DELETE",
+        f"{V1}/households/{{household_id}}",
+        OPERATORS,
+        lambda w: Call(f"{V1}/households/{w.household().id}"),
+    ),
+    # users
+    Route("GET", f"{V1}/users", OPERATORS, lambda w: Call(f"{V1}/users")),
+    Route(
+        "POST",
+        f"{V1}/users",
+        OPERATORS,
+        lambda w: Call(
+            f"{V1}/users", {"username": f"u{f.tag()}", "password": "a long password", "role": "technician"}
+        ),
+    ),
+    Route(
+        "GET", f"{V1}/users/{{user_id}}", OPERATORS, lambda w: Call(f"{V1}/users/{w.users[RESIDENT_B].id}")
+    ),
+    Route(
+        "PATCH",
+        f"{V1}/users/{{user_id}}",
+        OPERATORS,
+        lambda w: Call(f"{V1}/users/{w.user().id}", {"full_name": "Renamed"}),
+    ),
+    Route("DELETE", f"{V1}/users/{{user_id}}", OPERATORS, lambda w: Call(f"{V1}/users/{w.user().id}")),
+    # gateways
+    Route("GET", f"{V1}/gateways", STAFF, lambda w: Call(f"{V1}/gateways")),
+    Route("POST", f"{V1}/gateways", STAFF, lambda w: Call(f"{V1}/gateways", {"name": f"m{f.tag()}"})),
+    Route(
+        "GET", f"{V1}/gateways/{{gateway_id}}", STAFF, lambda w: Call(f"{V1}/gateways/{w.gateway_row().id}")
+    ),
+    Route(
+        "PATCH",
+        f"{V1}/gateways/{{gateway_id}}",
+        STAFF,
+        lambda w: Call(f"{V1}/gateways/{w.gateway_row().id}", {"notes": "cellar"}),
+    ),
+    Route(
+        "POST",
+        f"{V1}/gateways/{{gateway_id}}/rotate",
+        STAFF,
+        lambda w: Call(f"{V1}/gateways/{w.gateway().id}/rotate"),
+    ),
+    Route(
+        "POST",
+        f"{V1}/gateways/{{gateway_id}}/revoke",
+        OPERATORS,
+        lambda w: Call(f"{V1}/gateways/{w.gateway().id}/revoke"),
+    ),
+    # devices
+    Route("GET", f"{V1}/devices", STAFF, lambda w: Call(f"{V1}/devices")),
+    Route(
+        "POST",
+        f"{V1}/devices",
+        STAFF,
+        lambda w: Call(
+            f"{V1}/devices",
+            {
+                "gateway_id": w.gateway_row().id,
+                "native_id": "meter1",
+                "profile_id": "generic-json",
+                "household_id": w.household_a.id,
+            },
+        ),
+    ),
+    Route("GET", f"{V1}/devices/{{device_id}}", STAFF, lambda w: Call(f"{V1}/devices/{w.device().id}")),
+    Route(
+        "GET",
+        f"{V1}/devices/{{device_id}}/assignment",
+        STAFF,
+        lambda w: Call(f"{V1}/devices/{w.assignment().device_id}/assignment"),
+    ),
+    Route(
+        "PATCH",
+        f"{V1}/devices/{{device_id}}",
+        STAFF,
+        lambda w: Call(f"{V1}/devices/{w.device().id}", {"location": "Keller"}),
+    ),
+    Route(
+        "DELETE", f"{V1}/devices/{{device_id}}", OPERATORS, lambda w: Call(f"{V1}/devices/{w.device().id}")
+    ),
+    # assignments
+    Route("GET", f"{V1}/assignments", STAFF, lambda w: Call(f"{V1}/assignments")),
+    Route(
+        "POST",
+        f"{V1}/assignments",
+        STAFF,
+        lambda w: Call(
+            f"{V1}/assignments",
+            {"device_id": w.device().id, "household_id": w.household_b.id, "valid_from": NOW},
+        ),
+    ),
+    Route(
+        "POST",
+        f"{V1}/assignments/swap",
+        STAFF,
+        lambda w: Call(
+            f"{V1}/assignments/swap",
+            {"old_device_id": w.assignment().device_id, "new_device_id": w.device().id, "at": NOW},
+        ),
+    ),
+    Route(
+        "GET",
+        f"{V1}/assignments/{{assignment_id}}",
+        STAFF,
+        lambda w: Call(f"{V1}/assignments/{w.assignment().id}"),
+    ),
+    Route(
+        "PATCH",
+        f"{V1}/assignments/{{assignment_id}}",
+        STAFF,
+        lambda w: Call(f"{V1}/assignments/{w.assignment().id}", {"note": "checked"}),
+    ),
+    Route(
+        "DELETE",
+        f"{V1}/assignments/{{assignment_id}}",
+        OPERATORS,
+        lambda w: Call(f"{V1}/assignments/{w.assignment().id}"),
+    ),
+]
+
+
+@pytest.fixture
+def world(api: TestClient, session: Session, broker_admin: DynsecAdmin) -> World:
+    return World.build(api, session, broker_admin)
+
+
+def test_matrix_covers_every_route(api: TestClient) -> None:
+    """Every operation in the published OpenAPI document is in the matrix, and nothing else."""
+    schema = api.get(f"{V1}/openapi.json").json()
+    served = {(method.upper(), path) for path, operations in schema["paths"].items() for method in operations}
+    assert served == {(route.method, route.path) for route in ROUTES}
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.id)
+def test_route_authorization(world: World, route: Route) -> None:
+    for caller in CALLERS:
+        call = route.call(world)
+        world.client.cookies.clear()  # only the caller's own credentials count
+        response = world.client.request(
+            route.method, call.path, json=call.json, params=call.params, headers=world.headers(caller)
+        )
+        outcome = f"{route.id} as {caller}: {response.status_code} {response.text[:200]}"
+        if caller in route.allowed:
+            assert 200 <= response.status_code < 300, outcome
+        elif caller == ANONYMOUS:
+            assert response.status_code == 401, outcome
+            assert response.headers.get("www-authenticate") == "Bearer"
+        else:
+            assert response.status_code == 403, outcome
+        if caller in RESIDENTS:
+            own, other = (
+                (world.household_a, world.household_b)
+                if caller == RESIDENT_A
+                else (world.household_b, world.household_a)
+            )
+            other_building = world.building_b if caller == RESIDENT_A else world.building_a
+            assert other.name not in response.text, outcome
+            assert other_building.name not in response.text, outcome
+            if route.path == f"{V1}/me/household":
+                assert response.json()["id"] == own.id
+                assert response.json()["name"] == own.name

@@ -1,0 +1,121 @@
+"""``reallabor users|gateways|devices`` as functions over parsed args, on SQLite and the dynsec broker."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest.dynsec import DynsecBootstrap
+from ingest.localservices import Mosquitto
+from ingest.registry.cli import add_subcommands
+from ingest.registry.db import make_engine, session_factory
+from tests.registry import factories as f
+from tests.registry.mqtt_client import connect_result
+
+pytestmark = [pytest.mark.registry, pytest.mark.integration]
+
+
+def run(*argv: str) -> int:
+    root = argparse.ArgumentParser(prog="reallabor")
+    add_subcommands(root.add_subparsers(dest="command", required=True))
+    args = root.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+@pytest.fixture
+def registry_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dynsec_broker: Mosquitto, bootstrap: DynsecBootstrap
+) -> str:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    monkeypatch.setenv("REALLABOR_REGISTRY__URL", url)
+    monkeypatch.setenv("REALLABOR_MQTT__PORT", str(dynsec_broker.port))
+    monkeypatch.setenv("REALLABOR_BROKER_ADMIN__PASSWORD", bootstrap.admin_password)
+    return url
+
+
+def test_cli_round_trip(
+    registry_env: str,
+    dynsec_broker: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    engine = make_engine(registry_env)
+    run("devices", "list")  # migrates an empty database
+    with session_factory(engine)() as session:
+        household = f.household(session)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long resident password\n"))
+    assert (
+        run(
+            "users",
+            "add",
+            "erika",
+            "--role",
+            "resident",
+            "--household",
+            str(household.id),
+            "--password-stdin",
+        )
+        == 0
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
+    assert run("users", "add", "erika", "--role", "operator", "--password-stdin") == 1  # duplicate
+    capsys.readouterr()
+
+    name = f"cli{f.tag()}"
+    assert run("gateways", "add", name) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert connect_result(dynsec_broker.port, lines["username"], lines["password"]) == "Success"
+    assert run("gateways", "rotate", name) == 0
+    rotated = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert connect_result(dynsec_broker.port, lines["username"], lines["password"]) == "Not authorized"
+    assert connect_result(dynsec_broker.port, rotated["username"], rotated["password"]) == "Success"
+
+    assert (
+        run(
+            "devices",
+            "add",
+            "--gateway",
+            name,
+            "--native-id",
+            "meter7",
+            "--profile",
+            "generic-json",
+            "--meter-number",
+            "1EMH0099",
+            "--household",
+            str(household.id),
+            "--from",
+            "2026-03-01T08:00+01:00",
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert run("devices", "list", "--household", str(household.id), "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["total"] == 1
+    assert listed["items"][0]["meter_number"] == "1EMH0099"
+    assert (
+        run(
+            "devices",
+            "add",
+            "--gateway",
+            name,
+            "--native-id",
+            "m8",
+            "--profile",
+            "p",
+            "--meter-number",
+            "1EMH0099",
+        )
+        == 1
+    )
+
+    assert run("gateways", "revoke", name) == 0
+    assert connect_result(dynsec_broker.port, rotated["username"], rotated["password"]) == "Not authorized"
+    assert run("gateways", "rotate", "no-such-gateway") == 1
+    engine.dispose()
