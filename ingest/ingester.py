@@ -108,7 +108,6 @@ class Ingester:
     async def run(self) -> None:
         if self.metrics is not None:
             await self.metrics.start()
-        await self._prepare_influx()
         tasks: set[asyncio.Task[None]] = {
             asyncio.create_task(self.source.run(), name="mqtt-source"),
             decode := asyncio.create_task(self._decode_loop(), name="decode"),
@@ -272,6 +271,7 @@ class Ingester:
     # sink -----------------------------------------------------------------------------------------
 
     async def _sink_loop(self) -> None:
+        await self._prepare_influx()  # meanwhile messages are consumed into the spool
         after = 0
         while True:
             self._spooled.clear()

@@ -72,7 +72,14 @@ def test_r3_broker_restart_mid_run_loses_nothing(
                 broker.start()
             thread.join(60)
             assert done.is_set()
-        wait_for(lambda: influx.count("electricity", "power_w") == len(batch), timeout=60, what="every point")
+        try:
+            wait_for(
+                lambda: influx.count("electricity", "power_w") == len(batch), timeout=60, what="every point"
+            )
+        except AssertionError as exc:
+            got = influx.count("electricity", "power_w")
+            logs = f"--- ingester:\n{ingester.output()[-6000:]}\n--- broker:\n{broker.tail(40)}"
+            raise AssertionError(f"{exc}: {got} of {len(batch)}\n{logs}") from None
         assert "connection lost" in ingester.output() or "reconnecting" in ingester.output()
     finally:
         broker.stop()
