@@ -101,6 +101,12 @@ class IngestSettings(Section):
 
 class RegistrySettings(Section):
     url: str = Field("sqlite:///state/registry.db", description="SQLAlchemy URL (SQLite or PostgreSQL)")
+    enrich: bool = Field(False, description="tag readings with household/building from the registry")
+    unknown_devices: Literal["quarantine", "accept"] = Field(
+        "quarantine",
+        description="a device not in the registry: quarantine it, or accept it tagged unregistered",
+    )
+    refresh_s: float = Field(10.0, gt=0, description="how often the ingester reloads its registry snapshot")
 
 
 class ApiSettings(Section):

@@ -11,6 +11,7 @@ Tasks (named), connected by bounded queues:
 ``sink``         drains the spool into InfluxDB in order, retrying with backoff (``Retry-After`` honoured);
                  lines InfluxDB refuses for good are found by bisection and quarantined with its error text;
                  a record leaves the spool only after InfluxDB confirmed it
+``registry-refresh`` reloads the registry snapshot (household/building tags) every ``refresh_s``
 ``stats``        every ``stats_interval_s`` the counters as a point of ``ingest_stats``, through the spool
 
 A crash before the commit makes the broker redeliver; writing the same point twice is harmless (same
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from ingest.backoff import Backoff
 from ingest.config import Settings
 from ingest.decode import MessageDecoder
+from ingest.enrich import Enricher, load_enricher
 from ingest.influx import InfluxClient, InfluxRejected, InfluxUnavailable
 from ingest.lineprotocol import format_line, reading_line
 from ingest.metrics import MetricsServer
@@ -86,6 +88,7 @@ class Ingester:
         state.mkdir(parents=True, exist_ok=True)
         self.spool = Spool(state / "spool", max_bytes=settings.ingest.spool_max_bytes)
         self.quarantine = Quarantine(state / QUARANTINE_FILE)
+        self.enricher: Enricher | None = None
         self.metrics: MetricsServer | None = None
         if settings.ingest.metrics_port is not None:
             self.metrics = MetricsServer(
@@ -108,6 +111,8 @@ class Ingester:
     async def run(self) -> None:
         if self.metrics is not None:
             await self.metrics.start()
+        if self.settings.registry.enrich:
+            await self._load_registry(first=True)
         tasks: set[asyncio.Task[None]] = {
             asyncio.create_task(self.source.run(), name="mqtt-source"),
             decode := asyncio.create_task(self._decode_loop(), name="decode"),
@@ -115,6 +120,8 @@ class Ingester:
             sink := asyncio.create_task(self._sink_loop(), name="sink"),
             asyncio.create_task(self._stats_loop(), name="stats"),
         }
+        if self.settings.registry.enrich:
+            tasks.add(asyncio.create_task(self._registry_loop(), name="registry-refresh"))
         announce = asyncio.create_task(self._announce_ready(), name="announce-ready")
         stop = asyncio.create_task(self._wait_for_stop(), name="stop-signal")
         try:
@@ -165,6 +172,30 @@ class Ingester:
                 log.warning("influx not ready (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
 
+    async def _load_registry(self, *, first: bool = False) -> None:
+        """Load the registry snapshot; at start wait for it, later keep the old one on failure."""
+        registry = self.settings.registry
+        backoff = Backoff(minimum=1.0, maximum=registry.refresh_s)
+        while True:
+            try:
+                self.enricher = await asyncio.to_thread(
+                    load_enricher, registry.url, unknown=registry.unknown_devices
+                )
+                log.debug("registry snapshot: %d devices", len(self.enricher))
+                return
+            except Exception as exc:  # any database error: the registry is an outside system
+                if not first:
+                    log.warning("registry refresh failed (%s); keeping the last snapshot", exc)
+                    return
+                delay = backoff.next_delay()
+                log.warning("registry not readable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _registry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.registry.refresh_s)
+            await self._load_registry()
+
     def _broker_dropped(self, dropped: int) -> None:
         log.warning(
             "the broker reports %d dropped messages ($SYS/broker/publish/messages/dropped): its queue limits "
@@ -180,6 +211,8 @@ class Ingester:
         batch.messages.append(message)
         try:
             readings = self.decoder.decode(message.topic, message.payload, message.received_ns)
+            if self.enricher is not None:
+                self.enricher.enrich(readings)
         except DecodeRejected as exc:
             log.warning("rejected message on %r: %s: %s", message.topic, exc.reason, exc.detail)
             batch.rejected.append(

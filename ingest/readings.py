@@ -54,5 +54,6 @@ REASONS = {
     "no_readings": "the payload holds no field the profile maps",
     "oversized_payload": "the payload exceeds the configured size limit",
     "crc_mismatch": "the payload's checksum does not match",
+    "unknown_device": "the device (gateway + native id) is not in the registry",
     "influx_rejected": "InfluxDB refused the point for good (e.g. a field type conflict)",
 }

@@ -1,0 +1,94 @@
+"""Enrichment: tag each reading with the household and building its device was assigned to at the
+reading's time, from an in-memory registry snapshot (no database query per message).
+
+The snapshot is reloaded in a worker thread every ``registry.refresh_s``; lookups bisect over the
+device's assignment history, so a meter swap or a move mid-day tags readings before and after it right.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ingest.readings import DecodeRejected, Reading
+
+if TYPE_CHECKING:
+    from ingest.registry.snapshot import RegistrySnapshot
+
+log = logging.getLogger(__name__)
+
+UnknownPolicy = Literal["quarantine", "accept"]
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _ns(moment: dt.datetime) -> int:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return (aware - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _History:
+    starts: tuple[int, ...]  # valid_from in ns, ascending
+    ends: tuple[int | None, ...]  # valid_to in ns (None: open)
+    tags: tuple[dict[str, str], ...]
+
+    def tags_at(self, time_ns: int) -> dict[str, str] | None:
+        index = bisect.bisect_right(self.starts, time_ns) - 1
+        if index < 0:
+            return None
+        end = self.ends[index]
+        return self.tags[index] if end is None or time_ns < end else None
+
+
+class Enricher:
+    def __init__(self, snapshot: RegistrySnapshot, *, unknown: UnknownPolicy = "quarantine") -> None:
+        self.unknown = unknown
+        self._devices: dict[tuple[str, str], _History] = {}
+        for key, entry in snapshot.devices.items():
+            tags = []
+            for span in entry.spans:
+                span_tags = {"building": span.building}
+                if span.household is not None:
+                    span_tags["household"] = span.household
+                tags.append(span_tags)
+            self._devices[key] = _History(
+                starts=tuple(_ns(s.valid_from) for s in entry.spans),
+                ends=tuple(None if s.valid_to is None else _ns(s.valid_to) for s in entry.spans),
+                tags=tuple(tags),
+            )
+
+    def __len__(self) -> int:
+        return len(self._devices)
+
+    def enrich(self, readings: list[Reading]) -> None:
+        """Add household/building tags in place; DecodeRejected("unknown_device") for an unregistered one."""
+        for reading in readings:
+            tags = reading.tags
+            key = (tags.get("gateway", ""), tags.get("device", ""))
+            history = self._devices.get(key)
+            if history is None:
+                if self.unknown == "quarantine":
+                    raise DecodeRejected(
+                        "unknown_device", f"device {key[1]!r} behind gateway {key[0]!r} is not registered"
+                    )
+                tags["unregistered"] = "true"
+                continue
+            found = history.tags_at(reading.time_ns)
+            if found is not None:
+                tags.update(found)
+
+
+def load_enricher(url: str, *, unknown: UnknownPolicy) -> Enricher:
+    """Read the registry (blocking: call it from a worker thread)."""
+    from ingest.registry.db import make_engine, session_factory
+    from ingest.registry.snapshot import load_snapshot
+
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            return Enricher(load_snapshot(session), unknown=unknown)
+    finally:
+        engine.dispose()
