@@ -14,12 +14,30 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from ingest.api.routes import assignments, auth, buildings, devices, gateways, households, me, users
+from ingest.api.pages import PAGES_PREFIX, STATIC_DIR
+from ingest.api.pages import router as pages
+from ingest.api.routes import (
+    assignments,
+    auth,
+    buildings,
+    commissioning,
+    devices,
+    fleet_routes,
+    gateways,
+    households,
+    me,
+    users,
+)
+from ingest.api.routes.field_common import InvalidFields
 from ingest.api.security import TokenSigner
+from ingest.commissioning.runner import RunManager
+from ingest.commissioning.setup import CommissioningSettings, make_commissioner
 from ingest.config import Settings
 from ingest.dynsec import BrokerUnavailable, DynsecError
+from ingest.profiles.loader import ProfileSet
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.errors import Conflict, InvalidField
 from ingest.registry.fleet import BrokerAccounts
@@ -43,7 +61,10 @@ async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _invalid_field(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidField)
-    detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": "invalid_field"}]
+    problems = exc.problems if isinstance(exc, InvalidFields) else [(exc.field, exc.message)]
+    detail = [
+        {"loc": ["body", field], "msg": message, "type": "invalid_field"} for field, message in problems
+    ]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
@@ -59,19 +80,27 @@ def create_app(
     broker: BrokerAccounts | None = None,
     engine: Engine | None = None,
     migrate: bool = True,
+    profiles: ProfileSet | None = None,
+    commissioning_settings: CommissioningSettings | None = None,
 ) -> FastAPI:
     """The application; ``broker`` administers gateway accounts (None: gateway writes answer 503).
 
+    ``profiles``: the device profiles (default: loaded from ``ingest.profiles_dir`` on first use).
     A given ``engine`` or ``broker`` stays the caller's to close.
     """
     owns_engine = engine is None
     engine = engine or make_engine(settings.registry.url)
+    sessions = session_factory(engine)
+    options = commissioning_settings or CommissioningSettings()
+    commissioner = make_commissioner(settings, sessions, profiles=profiles, options=options)
+    runs = RunManager(commissioner, max_active=options.max_active)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             upgrade(engine)
         yield
+        await runs.close()
         if owns_engine:
             engine.dispose()
 
@@ -85,7 +114,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.engine = engine
-    app.state.sessions = session_factory(engine)
+    app.state.sessions = sessions
+    app.state.runs = runs
+    app.state.commissioning_timeout_s = options.default_timeout_s
+    app.state.api_prefix = API_PREFIX
     app.state.signer = TokenSigner(_secret_key(settings))
     app.state.broker = broker
     app.state.secure_cookies = settings.mode == "production"
@@ -100,7 +132,12 @@ def create_app(
         """Public: the API is up."""
         return {"status": "ok"}
 
-    for module in (auth, me, buildings, households, users, gateways, devices, assignments):
+    # fleet_routes before devices: POST /devices/validate is not a device id
+    for module in (auth, me, buildings, households, users, gateways, fleet_routes, devices, assignments):
         api.include_router(module.router)
+    api.include_router(commissioning.router)
     app.include_router(api)
+    app.include_router(pages.router)
+    app.mount(f"{PAGES_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="static")
+    pages.install(app)
     return app

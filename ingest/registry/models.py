@@ -186,3 +186,25 @@ class Assignment(Base):
     device: Mapped[Device] = relationship(lazy="joined")
     household: Mapped[Household | None] = relationship(lazy="joined")
     building: Mapped[Building] = relationship(lazy="joined")
+
+
+class CommissioningRun(Base):
+    """One finished commissioning check of a device; the device's ``commissioning_*`` columns hold the
+    latest. The report is the JSON the check produced (readings, plausibility, clock, signal, quarantine)."""
+
+    __tablename__ = "commissioning_runs"
+    __table_args__ = (
+        UniqueConstraint("run_id"),
+        Index("ix_commissioning_runs_device_started", "device_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    started_by: Mapped[str] = mapped_column(String(100), default="")
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime]
+    passed: Mapped[bool]
+    outcome: Mapped[str] = mapped_column(String(32))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)

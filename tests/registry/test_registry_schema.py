@@ -13,7 +13,16 @@ from ingest.registry.models import Base
 
 pytestmark = pytest.mark.registry
 
-TABLES = {"buildings", "households", "users", "gateways", "devices", "assignments", "alembic_version"}
+TABLES = {
+    "buildings",
+    "households",
+    "users",
+    "gateways",
+    "devices",
+    "assignments",
+    "commissioning_runs",
+    "alembic_version",
+}
 
 
 def test_upgrade_from_empty_matches_models(db_url: str) -> None:
