@@ -282,3 +282,23 @@ def test_quarantine_replay_after_a_profile_fix(
     )
     assert json.loads(stats.stdout)["pending"] == 0
     assert json.loads(stats.stdout)["replayed"] == 10
+
+
+def test_warns_when_the_broker_drops_messages(
+    target: Target, ingester: IngesterProcess, tmp_path: Path
+) -> None:
+    """A broker with Mosquitto's stock queue limit loses messages for an absent subscriber: we say so."""
+    broker = Mosquitto(tmp_path / "mosquitto", max_queued_messages=100).start()
+    try:
+        ingester.target = Target(**{**target.__dict__, "mqtt_port": broker.port})
+        ingester.start()
+        assert ingester.stop() == 0  # the persistent session stays at the broker
+        batch = list(samples(make_fleet(5), count=500, start_ms=START_MS, interval_s=1))
+        with Publisher("127.0.0.1", broker.port) as publisher:
+            publisher.publish_all((target.topic_prefix + s.household.topic, s.payload()) for s in batch)
+            publisher.flush()
+        ingester.start()
+        wait_for(lambda: "the broker reports" in ingester.output(), timeout=15, what="the drop warning")
+        assert "docs/broker.md" in ingester.output()
+    finally:
+        broker.stop()
