@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint unit integration deps venv clean soak
+.PHONY: demo test lint unit integration deps venv clean soak bench
 
 demo: deps venv  ## run the whole thing: broker, InfluxDB, ingester, 110 simulated households
 	$(BIN)/reallabor up --simulate 110
@@ -31,6 +31,7 @@ deps:
 	command -v influxd >/dev/null || missing="$$missing influxdb"; \
 	command -v influx >/dev/null || missing="$$missing influxdb-client"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -50,3 +51,6 @@ clean:
 
 soak: deps venv  ## the fault tests, longer: 60 s at 2,000 msg/s, SIGKILL every 10 s, one InfluxDB outage
 	$(BIN)/python -m tests.soak --seconds 60 --rate 2000 --kill-every 10
+
+bench: deps venv  ## ingester vs Node-RED and a naive bridge: drain, live, latency, cost, recovery (~40 min; JSON last)
+	$(BIN)/python -m bench.ingest

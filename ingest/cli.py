@@ -16,6 +16,7 @@ from pathlib import Path
 from ingest.config import ConfigError, Settings, load_settings
 from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
+from ingest.registry.cli import add_subcommands as add_registry_subcommands
 
 EXIT_CONFIG = 2
 log = logging.getLogger("reallabor")
@@ -208,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_simulate)
 
     add_quarantine_parser(sub)
+    add_registry_subcommands(sub)
 
     profiles = sub.add_parser("profiles", help="device profiles").add_subparsers(dest="action", required=True)
     for name, func, text in (

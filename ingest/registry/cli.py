@@ -251,6 +251,51 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@_refusals
+def cmd_devices_import(args: argparse.Namespace) -> int:
+    """Import devices from a CSV file: all rows or none, with a report per row."""
+    from ingest.profiles.loader import ProfileError, load_profiles
+    from ingest.registry.cli_field import run_import
+
+    settings = _settings(args)
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        return _fail(ValueError(f"cannot read {args.file}: {exc.strerror}"))
+    try:
+        profiles = load_profiles(settings.ingest.profiles_dir, tz=settings.ingest.timezone)
+    except ProfileError as exc:
+        print(f"reallabor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    with _session(settings) as session:
+        return run_import(
+            session, data, profiles=set(profiles.by_id), dry_run=args.dry_run, as_json=args.json
+        )
+
+
+@_refusals
+def cmd_devices_commission(args: argparse.Namespace) -> int:
+    """Wait for the device's next message and judge it (the API's commissioning check, in-process)."""
+    from ingest.commissioning.errors import CommissioningError
+    from ingest.commissioning.setup import make_commissioner
+    from ingest.registry.cli_field import find_device, run_commission
+
+    settings = _settings(args)
+    engine = make_engine(settings.registry.url)
+    try:
+        upgrade(engine)
+        sessions = session_factory(engine)
+        with sessions() as session:
+            device = find_device(session, args)
+            try:
+                commissioner = make_commissioner(settings, sessions)
+                return run_commission(commissioner, device, timeout_s=args.timeout, as_json=args.json)
+            except CommissioningError as exc:
+                return _fail(exc)
+    finally:
+        engine.dispose()
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -258,6 +303,13 @@ def _aware(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r}: give a timezone, e.g. 2026-03-01T08:00+01:00")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = float(text)
+    if not 5 <= value <= 600:
+        raise argparse.ArgumentTypeError("between 5 and 600 seconds")
     return value
 
 
@@ -323,3 +375,21 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     dev_list.add_argument("--limit", type=int, default=500)
     dev_list.add_argument("--json", action="store_true")
     dev_list.set_defaults(func=cmd_devices_list)
+
+    dev_import = devices.add_parser("import", help="register devices from a CSV file (all rows or none)")
+    _config(dev_import)
+    dev_import.add_argument("file", type=Path, help="CSV: gateway,native_id,profile[,meter_number,...]")
+    dev_import.add_argument("--dry-run", action="store_true", help="check every row, create nothing")
+    dev_import.add_argument("--json", action="store_true", help="the per-row report as JSON")
+    dev_import.set_defaults(func=cmd_devices_import)
+
+    commission = devices.add_parser("commission", help="commissioning check: wait for the next message")
+    _config(commission)
+    which = commission.add_mutually_exclusive_group(required=True)
+    which.add_argument("device", nargs="?", type=int, help="device id")
+    which.add_argument("--meter-number")
+    which.add_argument("--gateway", help="gateway name (with --native-id)")
+    commission.add_argument("--native-id", help="the device id in its topics (with --gateway)")
+    commission.add_argument("--timeout", type=_timeout, default=120.0, help="seconds to wait (5-600)")
+    commission.add_argument("--json", action="store_true", help="the report as JSON")
+    commission.set_defaults(func=cmd_devices_commission)

@@ -26,6 +26,7 @@ from ingest.registry.migrate import upgrade
 from tests.registry.postgres import PostgresCluster
 
 BACKENDS = ["sqlite", "postgresql"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +96,18 @@ def unique() -> str:
 
 
 @pytest.fixture
-def api(engine: Engine, broker_admin: DynsecAdmin) -> Iterator[TestClient]:
-    settings = Settings(api={"secret_key": secrets.token_urlsafe(32)}, registry={"url": "sqlite://"})
-    app = create_app(settings, broker=broker_admin, engine=engine, migrate=False)
+def api_settings(dynsec_broker: Mosquitto, bootstrap: DynsecBootstrap, tmp_path: Path) -> Settings:
+    """The API's settings: the commissioning check listens on the dynsec broker as the ingester."""
+    return Settings(
+        api={"secret_key": secrets.token_urlsafe(32)},
+        registry={"url": "sqlite://"},
+        mqtt={"port": dynsec_broker.port, "username": "ingester", "password": bootstrap.ingester_password},
+        ingest={"profiles_dir": REPO / "device_profiles", "state_dir": tmp_path / "state"},
+    )
+
+
+@pytest.fixture
+def api(engine: Engine, broker_admin: DynsecAdmin, api_settings: Settings) -> Iterator[TestClient]:
+    app = create_app(api_settings, broker=broker_admin, engine=engine, migrate=False)
     with TestClient(app) as client:
         yield client

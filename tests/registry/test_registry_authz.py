@@ -231,6 +231,42 @@ ROUTES = [
         OPERATORS,
         lambda w: Call(f"{V1}/assignments/{w.assignment().id}"),
     ),
+    # field work: fleet status, profiles, device checks, commissioning
+    Route("GET", f"{V1}/fleet/status", STAFF, lambda w: Call(f"{V1}/fleet/status")),
+    Route("GET", f"{V1}/profiles", STAFF, lambda w: Call(f"{V1}/profiles")),
+    Route(
+        "POST",
+        f"{V1}/devices/validate",
+        STAFF,
+        lambda w: Call(
+            f"{V1}/devices/validate",
+            {"gateway_id": w.gateway_row().id, "native_id": "m1", "profile_id": "generic-json"},
+        ),
+    ),
+    Route(
+        "POST",
+        f"{V1}/devices/{{device_id}}/commissioning",
+        STAFF,
+        lambda w: Call(f"{V1}/devices/{w.device().id}/commissioning", {"timeout_s": 5}),
+    ),
+    Route(
+        "GET",
+        f"{V1}/devices/{{device_id}}/commissioning",
+        STAFF,
+        lambda w: Call(f"{V1}/devices/{w.checked_device_run()[0]}/commissioning"),
+    ),
+    Route(
+        "GET",
+        f"{V1}/commissioning/{{run_id}}",
+        STAFF,
+        lambda w: Call(f"{V1}/commissioning/{w.checked_device_run()[1]}"),
+    ),
+    Route(
+        "GET",
+        f"{V1}/commissioning/{{run_id}}/events",
+        STAFF,
+        lambda w: Call(f"{V1}/commissioning/{w.checked_device_run()[1]}/events"),
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ and fresh targets (rows) on demand. Tokens are issued by the app's signer, as lo
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ingest.api.security import TokenSigner
 from ingest.registry.assignments import create_assignment
+from ingest.registry.commissioning import record_check
 from ingest.registry.fleet import BrokerAccounts, create_gateway
 from ingest.registry.models import Assignment, Building, Device, Gateway, Household, Role, User
 from tests.registry import factories as f
@@ -86,6 +88,27 @@ class World:
 
     def device(self) -> Device:
         return f.device(self.session)
+
+    def checked_device_run(self) -> tuple[int, str]:
+        """A device of household B with a stored commissioning result: (device id, run id)."""
+        device = self.device()
+        create_assignment(
+            self.session, device_id=device.id, household_id=self.household_b.id, valid_from=f.t(0)
+        )
+        run_id = uuid.uuid4().hex
+        now = dt.datetime.now(dt.UTC)
+        report = {"passed": True, "outcome": "passed", "reasons": [], "warnings": []}
+        record_check(
+            self.session,
+            device_id=device.id,
+            run_id=run_id,
+            started_by_id=self.users[TECHNICIAN].id,
+            started_by=self.users[TECHNICIAN].username,
+            started_at=now,
+            finished_at=now,
+            report=report,
+        )
+        return device.id, run_id
 
     def assignment(self) -> Assignment:
         return create_assignment(

@@ -1,0 +1,250 @@
+"""Pages for gateways, devices and the commissioning check."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Path, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ingest.api.deps import MAX_ID, SessionDep
+from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, render
+from ingest.api.routes.commissioning import run_status, start_check
+from ingest.api.routes.field_common import RunsDep, device_problems, profiles_of, register_device
+from ingest.api.schemas import DeviceCreate
+from ingest.api.schemas_field import RUN_ID
+from ingest.dynsec import DynsecError
+from ingest.registry.assignments import assignment_at
+from ingest.registry.commissioning import list_checks
+from ingest.registry.db import utcnow
+from ingest.registry.errors import RegistryError
+from ingest.registry.fleet import create_gateway
+from ingest.registry.models import Building, Device, Gateway, GatewayStatus, Household
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+DeviceId = Annotated[int, Path(ge=1, le=MAX_ID)]
+TIMEOUTS = (60, 120, 300)
+
+
+def _buildings(session: Session) -> list[Building]:
+    return list(session.scalars(select(Building).order_by(Building.name).limit(1000)))
+
+
+# ---------------------------------------------------------------- gateways
+
+
+@router.get("/gateways/new")
+def gateway_form(request: Request, user: StaffPage, session: SessionDep) -> HTMLResponse:
+    return render(
+        request,
+        "gateway_new.html",
+        user=user,
+        buildings=_buildings(session),
+        broker_off=request.app.state.broker is None,
+        values={},
+    )
+
+
+@router.post("/gateways", dependencies=[CsrfChecked])
+def gateway_submit(
+    request: Request,
+    user: StaffPage,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=200)],
+    building_id: Annotated[str, Form(max_length=12)] = "",
+    notes: Annotated[str, Form(max_length=4000)] = "",
+) -> HTMLResponse:
+    broker = request.app.state.broker
+    values = {"name": name, "building_id": building_id, "notes": notes}
+    error = None
+    if broker is None:
+        error = "broker_off"
+    else:
+        try:
+            gateway, password = create_gateway(
+                session,
+                broker,
+                name=name.strip(),
+                building_id=int(building_id) if building_id.isdigit() else None,
+                notes=notes,
+            )
+        except (RegistryError, DynsecError) as exc:
+            error = str(exc)
+        else:
+            return render(
+                request,
+                "gateway_created.html",
+                user=user,
+                gateway=gateway,
+                password=password,
+                topic_prefix=f"lab/{gateway.name}/",
+            )
+    return render(
+        request,
+        "gateway_new.html",
+        user=user,
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        buildings=_buildings(session),
+        broker_off=broker is None,
+        values=values,
+        error=error,
+    )
+
+
+# ---------------------------------------------------------------- devices
+
+
+def _device_form(
+    request: Request,
+    user: Any,
+    session: Session,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    profiles = sorted(profiles_of(request), key=lambda p: (p.profile.family, p.id))
+    gateways = session.scalars(
+        select(Gateway).where(Gateway.status == GatewayStatus.active).order_by(Gateway.name).limit(1000)
+    ).all()
+    households = session.scalars(select(Household).limit(5000)).unique().all()
+    by_building: dict[str, list[Household]] = {}
+    for household in sorted(households, key=lambda h: (h.building.name, h.name)):
+        by_building.setdefault(household.building.name, []).append(household)
+    return render(
+        request,
+        "device_new.html",
+        user=user,
+        status_code=status_code,
+        profiles=profiles,
+        gateways=gateways,
+        households=by_building,
+        values=values,
+        errors=errors or {},
+    )
+
+
+@router.get("/devices/new")
+def device_form(request: Request, user: StaffPage, session: SessionDep) -> HTMLResponse:
+    preset = request.query_params.get("gateway_id", "")
+    return _device_form(request, user, session, values={"gateway_id": preset if preset.isdigit() else ""})
+
+
+def _body(values: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        key: values[key] for key in ("native_id", "profile_id", "location", "notes") if values.get(key)
+    }
+    for key in ("gateway_id", "household_id"):
+        if values.get(key):
+            body[key] = values[key]
+    if values.get("meter_number"):
+        body["meter_number"] = values["meter_number"]
+    return body
+
+
+@router.post("/devices", dependencies=[CsrfChecked])
+def device_submit(
+    request: Request,
+    user: StaffPage,
+    session: SessionDep,
+    gateway_id: Annotated[str, Form(max_length=12)] = "",
+    native_id: Annotated[str, Form(max_length=200)] = "",
+    profile_id: Annotated[str, Form(max_length=100)] = "",
+    meter_number: Annotated[str, Form(max_length=100)] = "",
+    location: Annotated[str, Form(max_length=300)] = "",
+    household_id: Annotated[str, Form(max_length=12)] = "",
+    notes: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    values = {
+        "gateway_id": gateway_id,
+        "native_id": native_id,
+        "profile_id": profile_id,
+        "meter_number": meter_number,
+        "location": location,
+        "household_id": household_id,
+        "notes": notes,
+    }
+    errors: dict[str, str] = {}
+    try:
+        body = DeviceCreate.model_validate(_body(values))
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "form"
+            errors.setdefault(field, _message(error))
+    else:
+        errors = dict(device_problems(session, body, profiles_of(request)))
+        if not errors:
+            try:
+                device = register_device(session, body)
+            except RegistryError as exc:
+                errors["form"] = str(exc)
+            else:
+                log.info("device %s registered on the pages by %s", device.id, user.username)
+                url = f"{PAGES_PREFIX}/devices/{device.id}?created=1"
+                return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+    return _device_form(
+        request,
+        user,
+        session,
+        values=values,
+        errors=errors,
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+def _message(error: Any) -> str:
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+@router.get("/devices/{device_id}")
+def device_page(
+    request: Request, user: StaffPage, session: SessionDep, device_id: DeviceId, created: bool = False
+) -> HTMLResponse:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "device not found")
+    checks, _total = list_checks(session, device_id=device.id, limit=10, offset=0)
+    return render(
+        request,
+        "device.html",
+        user=user,
+        device=device,
+        assignment=assignment_at(session, device_id=device.id, at=utcnow()),
+        checks=checks,
+        created=created,
+        timeouts=TIMEOUTS,
+        default_timeout=int(request.app.state.commissioning_timeout_s),
+    )
+
+
+@router.post("/devices/{device_id}/commission", dependencies=[CsrfChecked])
+async def commission_submit(
+    user: StaffPage,
+    session: SessionDep,
+    runs: RunsDep,
+    device_id: DeviceId,
+    timeout_s: Annotated[int, Form(ge=5, le=600)] = 120,
+) -> Response:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "device not found")
+    run = start_check(runs, device, user_id=user.id, username=user.username, timeout_s=float(timeout_s))
+    return RedirectResponse(f"{PAGES_PREFIX}/runs/{run.id}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/runs/{run_id}")
+def run_page(
+    request: Request,
+    user: StaffPage,
+    session: SessionDep,
+    runs: RunsDep,
+    run_id: Annotated[str, Path(pattern=RUN_ID)],
+) -> HTMLResponse:
+    state = run_status(runs, session, run_id)
+    device = session.get(Device, state.device_id)
+    return render(request, "run.html", user=user, run=state, device=device)

@@ -1,0 +1,179 @@
+"""German and English texts of the technician pages; the language comes from a cookie set by the
+switch, else from ``Accept-Language``, else German (the lab is in Oldenburg)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+
+LANG_COOKIE = "reallabor_lang"
+LANGUAGES = ("de", "en")
+DEFAULT = "de"
+
+# key: (German, English); {name} placeholders are filled by t(key, name=...)
+TEXTS: dict[str, tuple[str, str]] = {
+    "app": ("Reallabor – Technik", "Reallabor – field work"),
+    "login": ("Anmelden", "Log in"),
+    "logout": ("Abmelden", "Log out"),
+    "username": ("Benutzername", "Username"),
+    "password": ("Passwort", "Password"),
+    "login_failed": ("Benutzername oder Passwort falsch.", "Wrong username or password."),
+    "csrf_refused": (
+        "Das Formular ist abgelaufen. Bitte die Seite neu laden und erneut senden.",
+        "The form has expired. Please reload the page and send it again.",
+    ),
+    "forbidden": (
+        "Diese Seiten sind für Technik und Betrieb.",
+        "These pages are for technicians and operators.",
+    ),
+    "not_found": ("Nicht gefunden.", "Not found."),
+    "home": ("Start", "Home"),
+    "fleet": ("Flottenstatus", "Fleet status"),
+    "new_gateway": ("Gateway anlegen", "Register gateway"),
+    "new_device": ("Gerät anlegen", "Register device"),
+    "import": ("CSV-Import", "CSV import"),
+    "search": ("Suchen", "Search"),
+    "search_meter": ("Zählernummer suchen", "Search meter number"),
+    "meter_number": ("Zählernummer", "Meter number"),
+    "no_results": ("Keine Treffer.", "No matches."),
+    "gateway": ("Gateway", "Gateway"),
+    "gateway_name": ("Gateway-Name (Topic-Ebene)", "Gateway name (topic level)"),
+    "gateway_name_help": (
+        "1–64 Buchstaben, Ziffern, - oder _; das Gateway sendet unter lab/<Name>/…",
+        "1–64 letters, digits, - or _; the gateway publishes under lab/<name>/…",
+    ),
+    "building": ("Gebäude", "Building"),
+    "none": ("– keins –", "– none –"),
+    "notes": ("Notizen", "Notes"),
+    "save": ("Speichern", "Save"),
+    "credentials": ("Zugangsdaten", "Credentials"),
+    "credentials_once": (
+        "Das Passwort wird nur jetzt angezeigt. Tragen Sie es jetzt im Gateway ein.",
+        "The password is shown only now. Enter it on the gateway now.",
+    ),
+    "broker_username": ("Broker-Benutzer", "Broker username"),
+    "topic_prefix": ("Topic-Präfix", "Topic prefix"),
+    "broker_off": (
+        "Die Broker-Verwaltung ist nicht eingerichtet: Gateways können hier nicht angelegt werden.",
+        "Broker administration is not configured: gateways cannot be registered here.",
+    ),
+    "native_id": ("Geräte-ID (wie im Topic)", "Device id (as in the topic)"),
+    "native_id_help": ("Ohne /, + und #.", "No /, + or #."),
+    "profile": ("Geräteprofil", "Device profile"),
+    "household": ("Haushalt", "Household"),
+    "location": ("Ort / Raum", "Location / room"),
+    "location_help": ("z. B. Keller, Zählerschrank 2", "e.g. cellar, meter cabinet 2"),
+    "choose": ("– bitte wählen –", "– please choose –"),
+    "device": ("Gerät", "Device"),
+    "status": ("Status", "Status"),
+    "last_seen": ("Zuletzt gehört", "Last seen"),
+    "never": ("nie", "never"),
+    "silent": ("still", "silent"),
+    "ok": ("ok", "ok"),
+    "ago": ("vor {span}", "{span} ago"),
+    "assignment": ("Zuordnung", "Assignment"),
+    "unassigned": ("nicht zugeordnet", "unassigned"),
+    "common_area": ("Allgemeinfläche", "common area"),
+    "commissioning": ("Inbetriebnahme-Prüfung", "Commissioning check"),
+    "start_check": ("Prüfung starten", "Start check"),
+    "wait_up_to": ("Warten bis zu", "Wait up to"),
+    "seconds": ("Sekunden", "seconds"),
+    "check_hint": (
+        "Die Prüfung wartet auf die nächste Nachricht des Geräts. Lösen Sie am Gerät eine Messung aus.",
+        "The check waits for the device's next message. Trigger a measurement on the device.",
+    ),
+    "history": ("Bisherige Prüfungen", "Earlier checks"),
+    "no_checks": ("Noch keine Prüfung.", "No check yet."),
+    "passed": ("bestanden", "passed"),
+    "failed": ("nicht bestanden", "failed"),
+    "running": ("läuft", "running"),
+    "phase_starting": ("startet", "starting"),
+    "phase_connecting": ("verbindet mit dem Broker", "connecting to the broker"),
+    "phase_listening": ("wartet auf eine Nachricht", "waiting for a message"),
+    "phase_received": ("Nachricht empfangen, wird geprüft", "message received, checking"),
+    "phase_passed": ("bestanden", "passed"),
+    "phase_failed": ("nicht bestanden", "failed"),
+    "time_left": ("noch {seconds} s", "{seconds} s left"),
+    "reasons": ("Gründe", "Reasons"),
+    "warnings": ("Hinweise", "Warnings"),
+    "readings": ("Messwerte", "Readings"),
+    "field": ("Feld", "Field"),
+    "value": ("Wert", "Value"),
+    "range": ("Bereich", "Range"),
+    "plausible": ("plausibel", "plausible"),
+    "implausible": ("unplausibel", "implausible"),
+    "clock": ("Geräteuhr", "Device clock"),
+    "clock_offset": ("Abweichung {offset} s (Grenze ±{limit} s)", "offset {offset} s (limit ±{limit} s)"),
+    "clock_none": ("keine Gerätezeit – Empfangszeit verwendet", "no device time – receive time used"),
+    "signal": ("Signal", "Signal"),
+    "battery": ("Batterie", "Battery"),
+    "quarantine": ("Quarantäne", "Quarantine"),
+    "quarantine_none": ("Keine offenen Einträge.", "No pending entries."),
+    "during_check": ("während der Prüfung", "during the check"),
+    "earlier": ("früher", "earlier"),
+    "message": ("Nachricht", "Message"),
+    "by": ("von {who}", "by {who}"),
+    "back_to_device": ("Zum Gerät", "Back to the device"),
+    "watch_live": ("Live-Verlauf", "Live progress"),
+    "csv_file": ("CSV-Datei", "CSV file"),
+    "csv_help": (
+        "Spalten: gateway, native_id, profile; optional meter_number, location, notes, building, household. "
+        "Alles oder nichts: nur wenn jede Zeile stimmt, werden alle Geräte angelegt.",
+        "Columns: gateway, native_id, profile; optional meter_number, location, notes, building, household. "
+        "All or nothing: devices are created only when every row is valid.",
+    ),
+    "dry_run": ("Nur prüfen, nichts anlegen", "Check only, create nothing"),
+    "upload": ("Hochladen", "Upload"),
+    "row": ("Zeile", "Row"),
+    "result": ("Ergebnis", "Result"),
+    "import_written": ("{n} Geräte angelegt.", "{n} devices created."),
+    "import_checked": (
+        "Alle {n} Zeilen sind gültig (nur geprüft).",
+        "All {n} rows are valid (checked only).",
+    ),
+    "import_refused": (
+        "Nichts angelegt: Zeilen mit Fehlern korrigieren und die ganze Datei erneut hochladen.",
+        "Nothing created: fix the rows with errors and upload the whole file again.",
+    ),
+    "language": ("Sprache", "Language"),
+    "created": ("angelegt", "created"),
+    "fix_fields": ("Bitte die markierten Felder prüfen.", "Please check the marked fields."),
+    "kind_gateway": ("Gateway", "Gateway"),
+    "kind_device": ("Gerät", "Device"),
+    "error": ("Fehler", "Error"),
+    "payload": ("Nutzdaten", "Payload"),
+    "received_at": ("empfangen", "received"),
+    "topic": ("Topic", "Topic"),
+}
+
+
+def negotiate(request: Request) -> str:
+    """The page language: the switch's cookie, else the best of Accept-Language, else German."""
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    best, best_q = DEFAULT, -1.0
+    for index, part in enumerate(request.headers.get("accept-language", "").split(",")):
+        code, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        primary = code.strip().lower().split("-")[0]
+        if primary in LANGUAGES and q - index * 1e-6 > best_q:
+            best, best_q = primary, q - index * 1e-6
+    return best
+
+
+def translator(lang: str) -> Callable[..., str]:
+    column = LANGUAGES.index(lang) if lang in LANGUAGES else 0
+
+    def t(key: str, **values: object) -> str:
+        pair = TEXTS.get(key)
+        text = pair[column] if pair is not None else key
+        return text.format(**values) if values else text
+
+    return t

@@ -1,0 +1,135 @@
+"""Page routes: login, home with meter number search, fleet status, language switch; and
+:func:`install`, which turns the pages' exceptions into redirects and small error pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ingest.api.deps import SessionDep
+from ingest.api.pages import device_pages, import_page
+from ingest.api.pages.i18n import LANG_COOKIE, LANGUAGES
+from ingest.api.pages.web import (
+    PAGES_PREFIX,
+    CsrfChecked,
+    CsrfRefused,
+    LoginRequired,
+    PageForbidden,
+    StaffPage,
+    login_url,
+    render,
+    safe_next,
+    session_user,
+)
+from ingest.api.security import SESSION_COOKIE, TokenSigner
+from ingest.registry.fleet_status import fleet_status, search_meter_numbers
+from ingest.registry.models import User
+from ingest.registry.people import authenticate, end_sessions
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix=PAGES_PREFIX, include_in_schema=False)
+router.include_router(device_pages.router)
+router.include_router(import_page.router)
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "login.html", next=safe_next(next))
+
+
+@router.post("/login", dependencies=[CsrfChecked])
+def login_submit(
+    request: Request,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=200)],
+    next: Annotated[str, Form(max_length=500)] = PAGES_PREFIX,
+) -> Response:
+    user = authenticate(session, username=username, password=password)
+    if user is None:
+        log.info("page login refused: wrong username or password")
+        return render(
+            request, "login.html", status_code=401, next=safe_next(next), failed=True, username=username
+        )
+    signer: TokenSigner = request.app.state.signer
+    token = signer.issue(user_id=user.id, session_version=user.session_version)
+    response = RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=signer.max_age_s,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.secure_cookies,
+        path="/",
+    )
+    log.info("user %s (%s) logged in on the pages", user.username, user.role.value)
+    return response
+
+
+@router.post("/logout", dependencies=[CsrfChecked])
+def logout_submit(user: Annotated[User | None, Depends(session_user)], session: SessionDep) -> Response:
+    """Any logged-in user (a resident who found this page too) ends their sessions."""
+    if user is not None:
+        end_sessions(session, user)
+    response = RedirectResponse(f"{PAGES_PREFIX}/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/lang/{code}")
+def switch_language(code: str, next: str | None = None) -> Response:
+    response = RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
+    if code in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", path="/")
+    return response
+
+
+@router.get("")
+def home(request: Request, user: StaffPage) -> HTMLResponse:
+    return render(request, "home.html", user=user)
+
+
+@router.get("/search")
+def search(
+    request: Request,
+    user: StaffPage,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    devices = search_meter_numbers(session, q)
+    return render(request, "home.html", user=user, q=q, devices=devices, searched=True)
+
+
+@router.get("/fleet")
+def fleet(
+    request: Request,
+    user: StaffPage,
+    session: SessionDep,
+    silent_after_min: Annotated[int, Query(ge=1, le=10080)] = 15,
+) -> HTMLResponse:
+    rows = fleet_status(session, silent_after=dt.timedelta(minutes=silent_after_min))
+    return render(request, "fleet.html", user=user, rows=rows, silent_after_min=silent_after_min)
+
+
+def install(app: FastAPI) -> None:
+    """Exception handlers of the pages."""
+
+    async def to_login(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        return RedirectResponse(login_url(exc.next_url), status_code=status.HTTP_303_SEE_OTHER)
+
+    async def forbidden(request: Request, _exc: Exception) -> Response:
+        return render(request, "message.html", status_code=403, text_key="forbidden")
+
+    async def csrf_refused(request: Request, _exc: Exception) -> Response:
+        log.info("page form refused: CSRF token missing or wrong (%s)", request.url.path)
+        return render(request, "message.html", status_code=403, text_key="csrf_refused")
+
+    app.add_exception_handler(LoginRequired, to_login)
+    app.add_exception_handler(PageForbidden, forbidden)
+    app.add_exception_handler(CsrfRefused, csrf_refused)

@@ -1,0 +1,168 @@
+"""The pages' plumbing: who is logged in (cookie session), CSRF protection, rendering with the language.
+
+CSRF: double submit. A random token travels in an HttpOnly, SameSite=Strict cookie and in a hidden field
+of every form; a POST whose field does not equal the cookie is
+refused with 403. Together with the SameSite=Strict session cookie a cross-site form cannot act for a
+logged-in technician. The JSON API needs no token: it accepts only ``application/json`` bodies, which a
+cross-site form cannot send.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from ingest.api.deps import SessionDep
+from ingest.api.pages.i18n import LANGUAGES, negotiate, translator
+from ingest.api.security import SESSION_COOKIE, TokenSigner
+from ingest.registry.models import Role, User
+
+PAGES_PREFIX = "/tech"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+CSRF_COOKIE = "reallabor_csrf"
+CSRF_FIELD = "csrf_token"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+STAFF = frozenset({Role.operator, Role.technician})
+
+
+def duration(seconds: float | None) -> str:
+    """A short span for people: 40 s, 12 min, 3 h, 5 d."""
+    if seconds is None:
+        return "–"
+    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
+        if seconds < limit:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds // 86400)} d"
+
+
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+templates.env.filters["duration"] = duration
+templates.env.filters["num"] = lambda value: f"{value:.12g}" if isinstance(value, float) else value
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class LoginRequired(Exception):
+    """No valid session: the page redirects to the login (and back afterwards)."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+class PageForbidden(Exception):
+    """Logged in, but not staff."""
+
+
+class CsrfRefused(Exception):
+    """A form POST without the matching CSRF token."""
+
+
+def safe_next(target: str | None) -> str:
+    """Only our own pages as redirect targets (no open redirect)."""
+    if target and target.startswith(PAGES_PREFIX) and not target.startswith("//") and "\\" not in target:
+        return target
+    return PAGES_PREFIX
+
+
+def session_user(request: Request, session: SessionDep) -> User | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    signer: TokenSigner = request.app.state.signer
+    claims = signer.read(token) if token else None
+    if claims is None:
+        return None
+    user = session.get(User, claims.user_id)
+    if user is None or not user.is_active or user.session_version != claims.session_version:
+        return None
+    return user
+
+
+def staff_page_user(request: Request, user: Annotated[User | None, Depends(session_user)]) -> User:
+    if user is None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(path)
+    if user.role not in STAFF:
+        raise PageForbidden()
+    return user
+
+
+StaffPage = Annotated[User, Depends(staff_page_user)]
+
+
+def csrf_token(request: Request) -> str:
+    """This browser's CSRF token (a new one is set as cookie by :func:`render`)."""
+    existing = request.cookies.get(CSRF_COOKIE)
+    if existing and _TOKEN.match(existing):
+        return existing
+    if not getattr(request.state, "new_csrf", None):
+        request.state.new_csrf = secrets.token_urlsafe(32)
+    token: str = request.state.new_csrf
+    return token
+
+
+async def check_csrf(request: Request) -> None:
+    form = await request.form()
+    sent = form.get(CSRF_FIELD)
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not (isinstance(sent, str) and cookie and hmac.compare_digest(sent.encode(), cookie.encode())):
+        raise CsrfRefused()
+
+
+CsrfChecked = Depends(check_csrf)
+
+
+def login_url(next_url: str) -> str:
+    return f"{PAGES_PREFIX}/login?next={quote(next_url, safe='/')}"
+
+
+def render(
+    request: Request,
+    name: str,
+    *,
+    user: User | None = None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    lang = negotiate(request)
+    values = {
+        "request": request,
+        "lang": lang,
+        "other_langs": [code for code in LANGUAGES if code != lang],
+        "t": translator(lang),
+        "user": user,
+        "csrf": csrf_token(request),
+        "csrf_field": CSRF_FIELD,
+        "prefix": PAGES_PREFIX,
+        "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        **context,
+    }
+    response = templates.TemplateResponse(request, name, values, status_code=status_code)
+    new = getattr(request.state, "new_csrf", None)
+    if new:
+        response.set_cookie(
+            CSRF_COOKIE,
+            new,
+            httponly=True,
+            samesite="strict",
+            secure=request.app.state.secure_cookies,
+            path=PAGES_PREFIX,
+        )
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Content-Language"] = lang
+    return response

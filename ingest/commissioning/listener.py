@@ -1,0 +1,139 @@
+"""Wait for one device's next message: a short-lived MQTT client of its own (paho, MQTT v5).
+
+A fresh client id and a clean session each time, so it never takes over the ingester's session; retained
+messages are not asked for (an old retained state is not the device's *next* message). paho's errors are
+translated here into :class:`BrokerUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingest.commissioning.errors import BrokerUnavailable
+from ingest.commissioning.report import Observed
+
+log = logging.getLogger(__name__)
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAccess:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:  # never the password
+        return f"BrokerAccess({self.username or 'anonymous'}@{self.host}:{self.port})"
+
+
+class _Session:
+    """Bridges paho's network thread to asyncio futures on ``loop``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, filters: list[str]) -> None:
+        self.loop = loop
+        self.filters = filters
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.message: asyncio.Future[Observed] = loop.create_future()
+
+    def _settle(self, future: asyncio.Future[Any], value: Any = None, error: Exception | None = None) -> None:
+        def apply() -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+        self.loop.call_soon_threadsafe(apply)
+
+    def on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._settle(self.ready, error=BrokerUnavailable(f"connection refused: {reason}"))
+            return
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+        client.subscribe([(topic, options) for topic in self.filters])
+
+    def on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        if any(code.is_failure for code in reasons):
+            refused = ", ".join(str(code) for code in reasons)
+            self._settle(self.ready, error=BrokerUnavailable(f"subscription refused: {refused}"))
+        else:
+            self._settle(self.ready)
+
+    def on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        if message.retain:
+            return
+        observed = Observed(topic=message.topic, payload=bytes(message.payload), received_ns=time.time_ns())
+        self._settle(self.message, observed)
+
+    def on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        error = BrokerUnavailable(f"disconnected by the broker: {reason}")
+        self._settle(self.ready, error=error)
+        self._settle(self.message, error=error)
+
+
+def _client(access: BrokerAccess, session: _Session) -> paho.Client:
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"reallabor-commission-{uuid.uuid4().hex[:12]}",
+        protocol=paho.MQTTv5,
+    )
+    if access.username is not None:
+        client.username_pw_set(access.username, access.password)
+    client.on_connect = session.on_connect
+    client.on_subscribe = session.on_subscribe
+    client.on_message = session.on_message
+    client.on_disconnect = session.on_disconnect
+    return client
+
+
+def _close(client: paho.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+async def next_message(
+    access: BrokerAccess,
+    filters: list[str],
+    *,
+    timeout_s: float,
+    on_listening: Callable[[], None] | None = None,
+) -> Observed | None:
+    """The first message on ``filters`` after the subscription stands, or None after ``timeout_s``.
+
+    ``on_listening`` is called once the broker confirmed the subscription. Raises BrokerUnavailable.
+    """
+    session = _Session(asyncio.get_running_loop(), filters)
+    client = _client(access, session)
+    try:
+        await asyncio.to_thread(client.connect, access.host, access.port, 30)
+    except (OSError, ValueError) as exc:
+        raise BrokerUnavailable(f"cannot connect to {access.host}:{access.port}: {exc}") from exc
+    client.loop_start()
+    try:
+        try:
+            await asyncio.wait_for(asyncio.shield(session.ready), CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"no answer from {access.host}:{access.port} within {CONNECT_TIMEOUT_S:.0f} s"
+            ) from None
+        log.debug("commissioning listener %r subscribed to %s", access, filters)
+        if on_listening is not None:
+            on_listening()
+        try:
+            return await asyncio.wait_for(asyncio.shield(session.message), timeout_s)
+        except TimeoutError:
+            return None
+    finally:
+        await asyncio.to_thread(_close, client)

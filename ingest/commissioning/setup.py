@@ -1,0 +1,93 @@
+"""Build a :class:`Commissioner` from the settings (API and CLI share it).
+
+Broker login, in this order: the ingester's account (``mqtt.username``), the dynsec admin
+(``REALLABOR_BROKER_ADMIN__*``), anonymous. The check's own knobs live in ``REALLABOR_COMMISSIONING__*``
+(:class:`CommissioningSettings`, meant to become a section of Settings).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest.commissioning.errors import CheckNotPossible
+from ingest.commissioning.listener import BrokerAccess
+from ingest.commissioning.report import Limits
+from ingest.commissioning.runner import (
+    DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+    MIN_TIMEOUT_S,
+    CheckConfig,
+    Commissioner,
+)
+from ingest.config import Settings
+from ingest.decode import MessageDecoder
+from ingest.dynsec import BrokerAdminSettings
+from ingest.profiles.loader import ProfileError, ProfileSet, load_profiles
+from ingest.quarantine import QUARANTINE_FILE
+
+
+class CommissioningSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REALLABOR_COMMISSIONING__", extra="forbid", frozen=True)
+
+    default_timeout_s: float = Field(DEFAULT_TIMEOUT_S, ge=MIN_TIMEOUT_S, le=MAX_TIMEOUT_S)
+    max_active: int = Field(8, ge=1, le=100, description="checks running at once in the API process")
+    max_clock_offset_s: float = Field(300.0, gt=0, description="a device clock further off fails the check")
+
+
+def broker_access(settings: Settings, admin: BrokerAdminSettings | None = None) -> BrokerAccess:
+    mqtt = settings.mqtt
+    if mqtt.username is not None:
+        password = mqtt.password.get_secret_value() if mqtt.password is not None else None
+        return BrokerAccess(mqtt.host, mqtt.port, mqtt.username, password)
+    admin = admin if admin is not None else BrokerAdminSettings()
+    if admin.password is not None:
+        return BrokerAccess(mqtt.host, mqtt.port, admin.username, admin.password.get_secret_value())
+    return BrokerAccess(mqtt.host, mqtt.port)
+
+
+def decoder_source(settings: Settings, profiles: ProfileSet | None = None) -> Callable[[], MessageDecoder]:
+    """The ingester's decoder, built on first use (profiles loaded once); CheckNotPossible if they fail."""
+    lock = threading.Lock()
+    built: list[MessageDecoder] = []
+
+    def get() -> MessageDecoder:
+        with lock:
+            if not built:
+                try:
+                    loaded = profiles or load_profiles(
+                        settings.ingest.profiles_dir, tz=settings.ingest.timezone
+                    )
+                except ProfileError as exc:
+                    raise CheckNotPossible(f"device profiles cannot be loaded: {exc}") from exc
+                built.append(
+                    MessageDecoder(
+                        loaded,
+                        topic_prefix=settings.mqtt.topic_prefix,
+                        max_payload_bytes=settings.ingest.max_payload_bytes,
+                    )
+                )
+            return built[0]
+
+    return get
+
+
+def make_commissioner(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    profiles: ProfileSet | None = None,
+    options: CommissioningSettings | None = None,
+    access: BrokerAccess | None = None,
+) -> Commissioner:
+    options = options or CommissioningSettings()
+    config = CheckConfig(
+        broker=access or broker_access(settings),
+        quarantine_path=settings.ingest.state_dir / QUARANTINE_FILE,
+        limits=Limits(max_clock_offset_s=options.max_clock_offset_s),
+    )
+    return Commissioner(sessions=sessions, decoder=decoder_source(settings, profiles), config=config)
