@@ -115,6 +115,21 @@ class ApiSettings(Section):
     secret_key: SecretStr | None = Field(None, description="signs sessions; required outside development")
 
 
+class BrokerAdminSettings(Section):
+    """The broker's dynamic-security admin account; the broker's address is ``mqtt.host``/``mqtt.port``."""
+
+    username: str = Field("admin", min_length=1)
+    password: SecretStr | None = Field(None, description="None: gateway provisioning is off (503)")
+    timeout_s: float = Field(10.0, gt=0)
+    gateway_topic: str = Field("lab/{gateway}/#", description="the ACL pattern of a gateway's role")
+
+
+class CommissioningSettings(Section):
+    default_timeout_s: float = Field(120.0, ge=5.0, le=600.0, description="how long a check waits")
+    max_active: int = Field(8, ge=1, le=100, description="checks running at once in the API process")
+    max_clock_offset_s: float = Field(300.0, gt=0, description="a device clock further off fails the check")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REALLABOR_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -126,6 +141,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     registry: RegistrySettings = RegistrySettings()
     api: ApiSettings = ApiSettings()
+    broker_admin: BrokerAdminSettings = BrokerAdminSettings()
+    commissioning: CommissioningSettings = CommissioningSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -147,6 +164,8 @@ class Settings(BaseSettings):
             required["mqtt.password"] = self.mqtt.password
         else:
             required["mqtt.username"] = None
+        if self.broker_admin.password is not None:  # optional: without it gateway provisioning is off
+            required["broker_admin.password"] = self.broker_admin.password
         if self.influx.api == "v2":
             required["influx.token"] = self.influx.token
         else:

@@ -36,8 +36,8 @@ from typing import Any, Self
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.config import BrokerAdminSettings
 
 log = logging.getLogger(__name__)
 
@@ -147,18 +147,6 @@ def write_initial_config(path: Path, bootstrap: DynsecBootstrap) -> None:
 
 
 # ---------------------------------------------------------------- settings
-
-
-class BrokerAdminSettings(BaseSettings):
-    """The dynsec admin account (``REALLABOR_BROKER_ADMIN__USERNAME`` / ``__PASSWORD``); the broker's
-    address is ``mqtt.host``/``mqtt.port``. Meant to become the ``broker_admin`` section of Settings."""
-
-    model_config = SettingsConfigDict(env_prefix="REALLABOR_BROKER_ADMIN__", extra="forbid", frozen=True)
-
-    username: str = Field("admin", min_length=1)
-    password: SecretStr | None = Field(None, description="None: gateway provisioning is off (503)")
-    timeout_s: float = Field(10.0, gt=0)
-    gateway_topic: str = Field("lab/{gateway}/#", description="the ACL pattern of a gateway's role")
 
 
 def admin_from_settings(*, host: str, port: int, admin: BrokerAdminSettings) -> DynsecAdmin | None:

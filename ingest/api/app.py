@@ -34,7 +34,7 @@ from ingest.api.routes import (
 from ingest.api.routes.field_common import InvalidFields
 from ingest.api.security import TokenSigner
 from ingest.commissioning.runner import RunManager
-from ingest.commissioning.setup import CommissioningSettings, make_commissioner
+from ingest.commissioning.setup import make_commissioner
 from ingest.config import Settings
 from ingest.dynsec import BrokerUnavailable, DynsecError
 from ingest.profiles.loader import ProfileSet
@@ -81,7 +81,6 @@ def create_app(
     engine: Engine | None = None,
     migrate: bool = True,
     profiles: ProfileSet | None = None,
-    commissioning_settings: CommissioningSettings | None = None,
 ) -> FastAPI:
     """The application; ``broker`` administers gateway accounts (None: gateway writes answer 503).
 
@@ -91,9 +90,8 @@ def create_app(
     owns_engine = engine is None
     engine = engine or make_engine(settings.registry.url)
     sessions = session_factory(engine)
-    options = commissioning_settings or CommissioningSettings()
-    commissioner = make_commissioner(settings, sessions, profiles=profiles, options=options)
-    runs = RunManager(commissioner, max_active=options.max_active)
+    commissioner = make_commissioner(settings, sessions, profiles=profiles)
+    runs = RunManager(commissioner, max_active=settings.commissioning.max_active)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -116,7 +114,7 @@ def create_app(
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.runs = runs
-    app.state.commissioning_timeout_s = options.default_timeout_s
+    app.state.commissioning_timeout_s = settings.commissioning.default_timeout_s
     app.state.api_prefix = API_PREFIX
     app.state.signer = TokenSigner(_secret_key(settings))
     app.state.broker = broker

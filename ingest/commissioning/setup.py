@@ -10,41 +10,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.commissioning.errors import CheckNotPossible
 from ingest.commissioning.listener import BrokerAccess
 from ingest.commissioning.report import Limits
 from ingest.commissioning.runner import (
-    DEFAULT_TIMEOUT_S,
-    MAX_TIMEOUT_S,
-    MIN_TIMEOUT_S,
     CheckConfig,
     Commissioner,
 )
 from ingest.config import Settings
 from ingest.decode import MessageDecoder
-from ingest.dynsec import BrokerAdminSettings
 from ingest.profiles.loader import ProfileError, ProfileSet, load_profiles
 from ingest.quarantine import QUARANTINE_FILE
 
 
-class CommissioningSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REALLABOR_COMMISSIONING__", extra="forbid", frozen=True)
-
-    default_timeout_s: float = Field(DEFAULT_TIMEOUT_S, ge=MIN_TIMEOUT_S, le=MAX_TIMEOUT_S)
-    max_active: int = Field(8, ge=1, le=100, description="checks running at once in the API process")
-    max_clock_offset_s: float = Field(300.0, gt=0, description="a device clock further off fails the check")
-
-
-def broker_access(settings: Settings, admin: BrokerAdminSettings | None = None) -> BrokerAccess:
+def broker_access(settings: Settings) -> BrokerAccess:
     mqtt = settings.mqtt
     if mqtt.username is not None:
         password = mqtt.password.get_secret_value() if mqtt.password is not None else None
         return BrokerAccess(mqtt.host, mqtt.port, mqtt.username, password)
-    admin = admin if admin is not None else BrokerAdminSettings()
+    admin = settings.broker_admin
     if admin.password is not None:
         return BrokerAccess(mqtt.host, mqtt.port, admin.username, admin.password.get_secret_value())
     return BrokerAccess(mqtt.host, mqtt.port)
@@ -81,10 +67,9 @@ def make_commissioner(
     sessions: sessionmaker[Session],
     *,
     profiles: ProfileSet | None = None,
-    options: CommissioningSettings | None = None,
     access: BrokerAccess | None = None,
 ) -> Commissioner:
-    options = options or CommissioningSettings()
+    options = settings.commissioning
     config = CheckConfig(
         broker=access or broker_access(settings),
         quarantine_path=settings.ingest.state_dir / QUARANTINE_FILE,

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from ingest.config import ConfigError, Settings, load_settings
-from ingest.dynsec import BrokerAdminSettings, DynsecAdmin, DynsecError, admin_from_settings
+from ingest.dynsec import DynsecAdmin, DynsecError, admin_from_settings
 from ingest.registry.assignments import create_assignment
 from ingest.registry.db import commit, make_engine, session_factory
 from ingest.registry.errors import NotFound, RegistryError
@@ -59,7 +59,7 @@ def _session(settings: Settings) -> Iterator[Session]:
 
 
 def _broker(settings: Settings) -> DynsecAdmin:
-    admin = admin_from_settings(host=settings.mqtt.host, port=settings.mqtt.port, admin=BrokerAdminSettings())
+    admin = admin_from_settings(host=settings.mqtt.host, port=settings.mqtt.port, admin=settings.broker_admin)
     if admin is None:
         print("reallabor: set REALLABOR_BROKER_ADMIN__PASSWORD (the broker's dynsec admin)", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
@@ -96,7 +96,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     broker = admin_from_settings(
-        host=settings.mqtt.host, port=settings.mqtt.port, admin=BrokerAdminSettings()
+        host=settings.mqtt.host, port=settings.mqtt.port, admin=settings.broker_admin
     )
     app = create_app(settings, broker=broker)
     try:
