@@ -81,14 +81,31 @@ class Enricher:
                 tags.update(found)
 
 
-def load_enricher(url: str, *, unknown: UnknownPolicy) -> Enricher:
-    """Read the registry (blocking: call it from a worker thread)."""
-    from ingest.registry.db import make_engine, session_factory
-    from ingest.registry.snapshot import load_snapshot
+class RegistryLink:
+    """The ingester's door to the registry database (blocking: call it from a worker thread)."""
 
-    engine = make_engine(url)
-    try:
-        with session_factory(engine)() as session:
+    def __init__(self, url: str) -> None:
+        from ingest.registry.db import make_engine, session_factory
+
+        self._engine = make_engine(url)
+        self._sessions = session_factory(self._engine)
+
+    def load(self, *, unknown: UnknownPolicy) -> Enricher:
+        from ingest.registry.snapshot import load_snapshot
+
+        with self._sessions() as session:
             return Enricher(load_snapshot(session), unknown=unknown)
-    finally:
-        engine.dispose()
+
+    def record_last_seen(self, seen: dict[tuple[str, str], int]) -> int:
+        """Move gateways' and devices' ``last_seen`` to the newest receive time heard (ns)."""
+        from ingest.registry.fleet_status import record_last_seen
+
+        sightings = [
+            (gateway, device, dt.datetime.fromtimestamp(received_ns / 1e9, dt.UTC))
+            for (gateway, device), received_ns in seen.items()
+        ]
+        with self._sessions() as session:
+            return record_last_seen(session, sightings)
+
+    def close(self) -> None:
+        self._engine.dispose()

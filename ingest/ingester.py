@@ -11,7 +11,8 @@ Tasks (named), connected by bounded queues:
 ``sink``         drains the spool into InfluxDB in order, retrying with backoff (``Retry-After`` honoured);
                  lines InfluxDB refuses for good are found by bisection and quarantined with its error text;
                  a record leaves the spool only after InfluxDB confirmed it
-``registry-refresh`` reloads the registry snapshot (household/building tags) every ``refresh_s``
+``registry-refresh`` reloads the registry snapshot (household/building tags) every ``refresh_s`` and
+                 records the devices' ``last_seen`` (receive time) in the registry
 ``stats``        every ``stats_interval_s`` the counters as a point of ``ingest_stats``, through the spool
 
 A crash before the commit makes the broker redeliver; writing the same point twice is harmless (same
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from ingest.backoff import Backoff
 from ingest.config import Settings
 from ingest.decode import MessageDecoder
-from ingest.enrich import Enricher, load_enricher
+from ingest.enrich import Enricher, RegistryLink
 from ingest.influx import InfluxClient, InfluxRejected, InfluxUnavailable
 from ingest.lineprotocol import format_line, reading_line
 from ingest.metrics import MetricsServer
@@ -89,6 +90,8 @@ class Ingester:
         self.spool = Spool(state / "spool", max_bytes=settings.ingest.spool_max_bytes)
         self.quarantine = Quarantine(state / QUARANTINE_FILE)
         self.enricher: Enricher | None = None
+        self.registry = RegistryLink(settings.registry.url) if settings.registry.enrich else None
+        self._last_seen: dict[tuple[str, str], int] = {}  # (gateway, device) -> newest receive time
         self.metrics: MetricsServer | None = None
         if settings.ingest.metrics_port is not None:
             self.metrics = MetricsServer(
@@ -111,7 +114,7 @@ class Ingester:
     async def run(self) -> None:
         if self.metrics is not None:
             await self.metrics.start()
-        if self.settings.registry.enrich:
+        if self.registry is not None:
             await self._load_registry(first=True)
         tasks: set[asyncio.Task[None]] = {
             asyncio.create_task(self.source.run(), name="mqtt-source"),
@@ -120,7 +123,7 @@ class Ingester:
             sink := asyncio.create_task(self._sink_loop(), name="sink"),
             asyncio.create_task(self._stats_loop(), name="stats"),
         }
-        if self.settings.registry.enrich:
+        if self.registry is not None:
             tasks.add(asyncio.create_task(self._registry_loop(), name="registry-refresh"))
         announce = asyncio.create_task(self._announce_ready(), name="announce-ready")
         stop = asyncio.create_task(self._wait_for_stop(), name="stop-signal")
@@ -138,6 +141,9 @@ class Ingester:
             for task in (stop, announce, *tasks):
                 task.cancel()
             await asyncio.gather(stop, announce, *tasks, return_exceptions=True)
+            if self.registry is not None:
+                await self._flush_last_seen()
+                self.registry.close()
             await self.influx.close()
             if self.metrics is not None:
                 await self.metrics.close()
@@ -174,13 +180,12 @@ class Ingester:
 
     async def _load_registry(self, *, first: bool = False) -> None:
         """Load the registry snapshot; at start wait for it, later keep the old one on failure."""
-        registry = self.settings.registry
-        backoff = Backoff(minimum=1.0, maximum=registry.refresh_s)
+        assert self.registry is not None
+        settings = self.settings.registry
+        backoff = Backoff(minimum=1.0, maximum=settings.refresh_s)
         while True:
             try:
-                self.enricher = await asyncio.to_thread(
-                    load_enricher, registry.url, unknown=registry.unknown_devices
-                )
+                self.enricher = await asyncio.to_thread(self.registry.load, unknown=settings.unknown_devices)
                 log.debug("registry snapshot: %d devices", len(self.enricher))
                 return
             except Exception as exc:  # any database error: the registry is an outside system
@@ -194,7 +199,19 @@ class Ingester:
     async def _registry_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.registry.refresh_s)
+            await self._flush_last_seen()
             await self._load_registry()
+
+    async def _flush_last_seen(self) -> None:
+        if not self._last_seen or self.registry is None:
+            return
+        seen, self._last_seen = self._last_seen, {}
+        try:
+            await asyncio.to_thread(self.registry.record_last_seen, seen)
+        except Exception as exc:  # the registry is an outside system; last_seen is best effort
+            log.warning("could not record last_seen (%s); retrying with the next refresh", exc)
+            for key, received_ns in seen.items():
+                self._last_seen[key] = max(received_ns, self._last_seen.get(key, 0))
 
     def _broker_dropped(self, dropped: int) -> None:
         log.warning(
@@ -212,6 +229,8 @@ class Ingester:
         try:
             readings = self.decoder.decode(message.topic, message.payload, message.received_ns)
             if self.enricher is not None:
+                tags = readings[0].tags if readings else {}
+                self._last_seen[(tags.get("gateway", ""), tags.get("device", ""))] = message.received_ns
                 self.enricher.enrich(readings)
         except DecodeRejected as exc:
             log.warning("rejected message on %r: %s: %s", message.topic, exc.reason, exc.detail)

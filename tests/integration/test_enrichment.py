@@ -16,7 +16,7 @@ from ingest.registry.assignments import create_assignment, swap_meter
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.fleet import create_device
 from ingest.registry.migrate import upgrade
-from ingest.registry.models import Gateway, GatewayStatus
+from ingest.registry.models import Device, Gateway, GatewayStatus
 from ingest.registry.people import create_building, create_household
 from simulators.publisher import Publisher
 from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
@@ -93,3 +93,15 @@ def test_meter_swap_move_and_unknown_device(
         lambda: influx.rows("SELECT power_w, household FROM electricity WHERE device = 'ghost'"), timeout=30
     )
     assert [row["household"] for row in rows] == ["A-02"]
+
+    # the ingester records when it last heard from each device (receive time), in the registry
+    def last_seen(native_id: str) -> dt.datetime | None:
+        session.expire_all()
+        device = session.query(Device).filter_by(native_id=native_id).one()
+        return device.last_seen
+
+    heard = wait_for(lambda: last_seen("ghost"), timeout=10, what="ghost's last_seen")
+    assert abs((dt.datetime.now(dt.UTC) - heard).total_seconds()) < 60
+    assert last_seen("meter-old") is not None
+    gateway = session.query(Gateway).filter_by(name="gw-9").one()
+    assert gateway.last_seen is not None
