@@ -1,4 +1,4 @@
-"""``reallabor up``: the whole thing here — Mosquitto, InfluxDB, the ingester, a simulated fleet."""
+"""``reallabor up``: the whole thing here — Mosquitto, InfluxDB, the ingester, the simulated quarter."""
 
 from __future__ import annotations
 
@@ -65,8 +65,7 @@ async def _run(
     households: int,
     interval_s: float,
 ) -> int:
-    from simulators.publisher import Publisher
-    from simulators.run import publish_fleet
+    from simulators.cli import publish_realtime
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -82,10 +81,13 @@ async def _run(
     if households:
 
         def publish() -> None:
-            with Publisher("127.0.0.1", mosquitto.port, client_id="reallabor-demo-fleet") as publisher:
-                publish_fleet(
-                    publisher, households=households, interval_s=interval_s, count=None, stop=stop_fleet
-                )
+            publish_realtime(
+                host="127.0.0.1",
+                port=mosquitto.port,
+                households=households,
+                interval_s=interval_s,
+                stop=stop_fleet,
+            )
 
         fleet = threading.Thread(target=publish, name="fleet", daemon=True)
         fleet.start()
@@ -99,7 +101,8 @@ Reallabor is up (state in {settings_path.parent}).
   newest data : influx -host 127.0.0.1 -port {influxdb.port} -database {db} -precision rfc3339 \\
                   -execute 'SELECT * FROM electricity GROUP BY device ORDER BY time DESC LIMIT 1'
   ingester    : reallabor ingest --config {settings_path}   (running in this process)
-  simulated   : {households} households, one reading each every {interval_s:g} s
+  simulated   : the quarter: {households} households (meters, PV, EV, heat, climate), street sensors,
+                every {interval_s:g} s in real time (reallabor simulate --help for more)
 Press Ctrl-C to stop.
 """,
         flush=True,

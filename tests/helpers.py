@@ -155,6 +155,8 @@ class IngesterProcess:
                 process.wait()
         if self._reader is not None:
             self._reader.join(5)
+        if process.stderr is not None:
+            process.stderr.close()
         self.process = None
         return process.returncode
 
