@@ -179,7 +179,6 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     up.add_argument("--interval", type=float, default=5.0, help="seconds between a household's readings")
     up.set_defaults(func=cmd_up)
 
-
     add_quarantine_parser(sub)
     # The registry commands pull in SQLAlchemy, Alembic, argon2 and FastAPI, the simulator pandas and
     # pvlib (together 1 s of imports): they are registered only when asked for (or for the overview),
