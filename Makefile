@@ -52,5 +52,5 @@ clean:
 soak: deps venv  ## the fault tests, longer: 60 s at 2,000 msg/s, SIGKILL every 10 s, one InfluxDB outage
 	$(BIN)/python -m tests.soak --seconds 60 --rate 2000 --kill-every 10
 
-bench: deps venv  ## ingester vs Node-RED and a naive bridge: drain, live, latency, cost, recovery (~40 min; JSON last)
+bench: deps venv  ## ingester vs Node-RED and a naive bridge: drain, live, latency, cost, recovery (~25 min; JSON last)
 	$(BIN)/python -m bench.ingest
