@@ -120,24 +120,12 @@ def _messages(job: PublishJob) -> Iterator[tuple[str, bytes]]:
         seq += 1
 
 
-class _Publisher(Publisher):
-    """The simulators' publisher without paho's own in-flight limit: our semaphore bounds the window.
-
-    With ``max_inflight_messages`` set, paho walks every unacknowledged message on each PUBACK
-    (``Client._update_inflight``): O(window) per ack, which capped a process near 5k msg/s here.
-    """
-
-    def __init__(self, host: str, port: int, *, window: int) -> None:
-        super().__init__(host, port, window=window)
-        self._client.max_inflight_messages_set(0)
-
-
 def publish_worker(
     job: PublishJob, published: multiprocessing.sharedctypes.Synchronized[int], stop: mp.synchronize.Event
 ) -> None:
     """Entry point of a publisher process; ``published`` counts messages the broker acknowledged."""
     messages = _messages(job)
-    with _Publisher("127.0.0.1", job.port, window=WINDOW) as publisher:
+    with Publisher("127.0.0.1", job.port, window=WINDOW) as publisher:
         if job.count:
             for n in range(job.count):
                 publisher.publish(*next(messages))

@@ -66,9 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faults", default="", help="e.g. offline=0.01,dup=0.001,skew=0.05,malformed=0.001")
     parser.add_argument("--sink", choices=("mqtt", "decode", "null"), default="mqtt")
     parser.add_argument("--truth", type=Path, help="write the ground truth here (.csv and .json)")
-    parser.add_argument(
-        "--no-heat", action="store_true", help="no ESPHome heat meters (always off in backfill)"
-    )
+    parser.add_argument("--no-heat", action="store_true", help="no heat meters")
     parser.add_argument("--window", type=int, default=1000, help="QoS 1 messages in flight")
     parser.add_argument("--quiet", action="store_true", help="no status line")
 
@@ -104,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         interval_s=interval,
         faults=FaultState(spec, seed=args.seed),
         periods=periods,
-        heat=not (args.no_heat or args.backfill),
+        heat=not args.no_heat,
     )
     truth = GroundTruth(quarter) if args.truth else None
     status = None if args.quiet else Status()

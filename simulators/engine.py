@@ -13,7 +13,7 @@ import numpy as np
 
 from simulators import formats
 from simulators.faults import FaultState
-from simulators.quarter import HEAT_NODE, STREET_APPLICATION, Household, Quarter
+from simulators.quarter import STREET_APPLICATION, Household, Quarter
 from simulators.shapes import Shapes
 
 
@@ -213,16 +213,18 @@ class Simulation:
     def _heat(
         self, out: list[Message], index: int, household: Household, power: float, outdoor: float
     ) -> None:
+        device = household.heat_device
+        stamp = self.time_s + self.faults.skew_s(device)
         flow = 30.0 + max(0.0, 15.0 - outdoor) * 1.1
-        values = formats.esphome_heat(
-            household.heat_sensor, float(self.heat_wh[index]), power, flow, flow - 3.0 - power / 1500.0
+        payload = formats.heat_json(
+            stamp, float(self.heat_wh[index]), power, flow, flow - 3.0 - power / 1500.0
         )
-        for sensor, payload in values:
-            topic = f"lab/{household.gateway}/{HEAT_NODE}/sensor/{sensor}/state"
-            message = Message(
-                topic, payload, "esphome", "heat", household.gateway, household.number, self.time_s
-            )
-            self._emit(out, message, f"{household.gateway}/{sensor}")
+        topic = f"lab/{household.gateway}/{device}/state"
+        self._emit(
+            out,
+            Message(topic, payload, "generic-json", "heat", household.gateway, household.number, stamp),
+            device,
+        )
 
     def _climate(
         self, out: list[Message], index: int, household: Household, persons: float, outdoor: float

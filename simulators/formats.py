@@ -158,16 +158,17 @@ def shelly_proem(device: str, time_s: int, power_w: float, energy_wh: float, vol
     )
 
 
-def esphome_heat(
-    sensor: str, energy_wh: float, power_w: float, flow_c: float, return_c: float
-) -> list[tuple[str, bytes]]:
-    """ESPHome M-Bus node: one plain value per sensor (object id suffix -> field in the esphome profile)."""
-    return [
-        (f"{sensor}_waermemenge", f"{energy_wh:.0f}".encode()),
-        (f"{sensor}_leistung", f"{power_w:.0f}".encode()),
-        (f"{sensor}_vorlauf", f"{flow_c:.1f}".encode()),
-        (f"{sensor}_ruecklauf", f"{return_c:.1f}".encode()),
-    ]
+def heat_json(time_s: int, energy_wh: float, power_w: float, flow_c: float, return_c: float) -> bytes:
+    """A heat meter read over M-Bus by the gateway's script, generic-json: epoch ms, Wh, W, °C."""
+    return orjson.dumps(
+        {
+            "ts": time_s * 1000,
+            "heat_energy_wh": round(energy_wh),
+            "heat_power_w": round(power_w),
+            "heat_flow_temp_c": round(flow_c, 1),
+            "heat_return_temp_c": round(return_c, 1),
+        }
+    )
 
 
 def zigbee_climate(time_s: int, temperature: float, humidity: float, co2: float, battery: int) -> bytes:
@@ -215,12 +216,10 @@ def ttn_uplink(
 
 def malformed(payload: bytes, family: str, salt: int) -> bytes:
     """The same message broken the way transmissions break: a flipped bit in binary frames and telegrams
-    (checksum mismatch), cut-off JSON, or text where a number belongs."""
+    (checksum mismatch), or cut-off JSON."""
     if family in ("sml", "dsmr"):
         data = bytearray(payload)
         index = 40 + salt % max(len(data) // 2, 1)
         data[index] ^= 0x04
         return bytes(data)
-    if family == "esphome":
-        return b"warming up"
     return payload[: max(1, len(payload) // 2)]

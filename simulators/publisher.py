@@ -39,7 +39,9 @@ class Publisher:
         )
         if username is not None:
             self._client.username_pw_set(username, password)
-        self._client.max_inflight_messages_set(window)
+        # our semaphore bounds the window; paho's own limit would walk every unacknowledged message on
+        # each PUBACK (Client._update_inflight), capping a publisher near 5k msg/s
+        self._client.max_inflight_messages_set(0)
         self._client.max_queued_messages_set(0)
         self._window = threading.BoundedSemaphore(window)
         self._window_size = window

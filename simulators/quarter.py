@@ -10,7 +10,7 @@ Deterministic for a seed. Which profile each device speaks:
 | electricity meter, DSMR 5 P1 telegram | dsmr | ``dsmr/hh-NNN-p1`` |
 | PV inverter (gateway script) | generic-json | ``hh-NNN-pv/state`` |
 | EV charger circuit, Shelly Pro EM | shelly-gen2 | ``shellyproem50-<mac>/events/rpc`` |
-| heat meters of a building, ESPHome M-Bus node | esphome | ``hp-01/sensor/hh_NNN_<quantity>/state`` |
+| heat meter (M-Bus, read by the gateway's script) | generic-json | ``hh-NNN-heat/state`` |
 | room climate (temperature, humidity, CO2) | zigbee2mqtt | ``zigbee2mqtt/hh-NNN Wohnzimmer`` |
 | street environment sensor, LoRaWAN | ttn-v3 | ``v3/street-sensors@ttn/devices/env-street-NN/up`` |
 """
@@ -23,7 +23,6 @@ import numpy as np
 
 METER_FAMILIES = ("tasmota-sml", "shelly-gen2", "sml", "dsmr")
 BUILDING_SIZES = (1, 1, 1, 2, 2, 4, 6, 8, 10, 12)  # households per building, drawn in turn
-HEAT_NODE = "hp-01"  # the esphome profile maps this node's heat sensors (by the end of the object id)
 STREET_GATEWAY = "gw-street"
 STREET_APPLICATION = "street-sensors@ttn"
 
@@ -56,8 +55,8 @@ class Household:
         return f"shellyproem50-{_mac(self.number, 0xE5)}"
 
     @property
-    def heat_sensor(self) -> str:
-        return f"hh_{self.number:03d}"
+    def heat_device(self) -> str:
+        return f"hh-{self.number:03d}-heat"
 
     @property
     def climate_device(self) -> str:

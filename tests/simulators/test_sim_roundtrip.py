@@ -13,7 +13,7 @@ from simulators.shapes import Shapes
 from simulators.sinks import DecodeSink
 from tests.simulators.conftest import SPRING, simulation
 
-DEVICE_TIME_KINDS = {"meter", "pv", "ev", "climate", "street"}  # esphome (heat) has no device clock
+DEVICE_TIME_KINDS = {"meter", "pv", "ev", "heat", "climate", "street"}
 
 
 def test_every_family_round_trips_through_the_decoders(quarter: Quarter, shapes: Shapes) -> None:
@@ -23,7 +23,7 @@ def test_every_family_round_trips_through_the_decoders(quarter: Quarter, shapes:
     assert sink.accepted == result.delivered == result.generated > 0
     families = Counter(m.family for m, _ in sink.readings)
     assert set(families) == {
-        "tasmota-sml", "shelly-gen2", "sml", "dsmr", "generic-json", "esphome", "zigbee2mqtt", "ttn-v3",
+        "tasmota-sml", "shelly-gen2", "sml", "dsmr", "generic-json", "zigbee2mqtt", "ttn-v3",
     }  # fmt: skip
     measurements = Counter(r.measurement for _, readings in sink.readings for r in readings)
     assert {"electricity", "pv", "heat", "environment", "device_health"} <= set(measurements)
