@@ -29,9 +29,12 @@ class InfluxError(Exception):
 
 
 class InfluxUnavailable(InfluxError):
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    """Try again later. ``status`` is the HTTP status InfluxDB answered with; None: no answer at all."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
 
 
 class InfluxRejected(InfluxError):
@@ -91,7 +94,7 @@ class InfluxClient:
     async def ping(self) -> None:
         response = await self._request("GET", "/ping")
         if response.status_code >= 300:
-            raise InfluxUnavailable(f"ping: HTTP {response.status_code}")
+            raise InfluxUnavailable(f"ping: HTTP {response.status_code}", status=response.status_code)
 
     async def ensure_database(self) -> None:
         """v1: CREATE DATABASE (idempotent). v2: nothing; buckets are provisioned by the operator."""
@@ -114,7 +117,9 @@ class InfluxClient:
         text = response.text.strip()[:2000]
         if status == 400 or status == 422:
             raise InfluxRejected(text)
-        raise InfluxUnavailable(f"write: HTTP {status}: {text}", retry_after=_retry_after(response))
+        raise InfluxUnavailable(
+            f"write: HTTP {status}: {text}", retry_after=_retry_after(response), status=status
+        )
 
     async def query(self, influxql: str, *, database: str | None = None, method: str = "GET") -> list[Any]:
         """Run InfluxQL; returns the ``results`` list, raising InfluxError on a statement error."""
@@ -126,7 +131,11 @@ class InfluxClient:
         else:
             response = await self._request("GET", "/query", params=params)
         if response.status_code >= 500 or response.status_code == 429:
-            raise InfluxUnavailable(f"query: HTTP {response.status_code}", retry_after=_retry_after(response))
+            raise InfluxUnavailable(
+                f"query: HTTP {response.status_code}",
+                retry_after=_retry_after(response),
+                status=response.status_code,
+            )
         payload = response.json() if response.content else {}
         if response.status_code >= 300 or "error" in payload:
             raise InfluxError(f"query {influxql!r}: HTTP {response.status_code}: {payload.get('error', '')}")

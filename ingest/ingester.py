@@ -8,7 +8,8 @@ Tasks (named), connected by bounded queues:
 ``commit``       per batch (group commit): quarantine entries, then the lines into the spool (one fsync),
                  THEN acknowledges the batch's messages. A full spool blocks here: no ack, no consuming,
                  the broker keeps the rest for our persistent session (backpressure, not loss)
-``sink``         drains the spool into InfluxDB in order, retrying with backoff (``Retry-After`` honoured);
+``sink``         drains the spool into InfluxDB in order, retrying with backoff (``Retry-After`` honoured;
+                 while InfluxDB does not answer at all, ``/ping`` every 0.5 s ends the wait early);
                  lines InfluxDB refuses for good are found by bisection and quarantined with its error text;
                  a record leaves the spool only after InfluxDB confirmed it
 ``registry-refresh`` reloads the registry snapshot (household/building tags) every ``refresh_s`` and
@@ -25,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from ingest.backoff import Backoff
@@ -45,6 +46,26 @@ from ingest.stats import Stats
 log = logging.getLogger(__name__)
 
 SINK_READ_AHEAD = 4  # spool records read per round trip to the worker thread
+PING_INTERVAL_S = 0.5  # while InfluxDB is unreachable, how often /ping checks whether it is back
+
+
+async def wait_until_up(ping: Callable[[], Awaitable[None]], delay: float, interval: float) -> bool:
+    """Wait ``delay`` seconds, or less: until ``ping`` succeeds (probed every ``interval``).
+
+    True when the ping ended the wait. The write backoff grows to ``retry_max_s`` during an outage, so
+    without the probe writing resumed up to that long after InfluxDB was back.
+    """
+    deadline = time.monotonic() + delay
+    while (remaining := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(interval, remaining))
+        if deadline - time.monotonic() <= 0:
+            return False
+        try:
+            await asyncio.wait_for(ping(), interval)  # an unreachable host must not stall the probe
+        except (InfluxUnavailable, TimeoutError):
+            continue
+        return True
+    return False
 
 
 @dataclass
@@ -366,7 +387,10 @@ class Ingester:
                 delay = max(backoff.next_delay(), exc.retry_after or 0.0)
                 self.stats.write_retries += 1
                 log.warning("influx write of %d bytes failed (%s); retrying in %.1f s", len(body), exc, delay)
-                await asyncio.sleep(delay)
+                if exc.status is None:  # no answer at all: retry as soon as InfluxDB answers /ping again
+                    await wait_until_up(self.influx.ping, delay, PING_INTERVAL_S)
+                else:  # InfluxDB answered (overloaded, 5xx): the backoff paces the write itself
+                    await asyncio.sleep(delay)
 
     async def _quarantine_line(self, line: bytes, error: str) -> None:
         measurement = line.split(b",", 1)[0].split(b" ", 1)[0].decode(errors="replace")

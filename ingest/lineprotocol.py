@@ -36,6 +36,11 @@ def escape_tag_value(value: str) -> str:
 
 def format_field_value(value: FieldValue) -> str | None:
     """The line-protocol text of one field value, or None when the value cannot be written."""
+    if type(value) is float:  # by far the most common: checked first, same result as below
+        if not math.isfinite(value):
+            return None
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
     if value is True:
         return "true"
     if value is False:
@@ -52,26 +57,57 @@ def format_field_value(value: FieldValue) -> str | None:
     return None
 
 
+# Devices send the same measurement, tags and field names message after message, so the escaped
+# "measurement,tag=value…" head and the sorted, escaped "field=" keys are built once per distinct set and
+# looked up afterwards. Both caches are bounded: when one is full it starts over (a flood of distinct
+# tag values costs the escaping again, never memory).
+CACHE_SIZE = 16_384
+_heads: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+_field_keys: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+
+
+def _head(measurement: str, tags: Mapping[str, str]) -> str:
+    key = (measurement, tuple(tags.items()))
+    head = _heads.get(key)
+    if head is None:
+        head = escape_measurement(measurement)
+        for name in sorted(tags):
+            value = tags[name]
+            if name and value:
+                head += f",{escape_key(name)}={escape_tag_value(value)}"
+        if len(_heads) >= CACHE_SIZE:
+            _heads.clear()
+        _heads[key] = head
+    return head
+
+
+def _sorted_field_keys(fields: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    """(name, escaped name + "=") in the order the line writes them (sorted by name)."""
+    names = tuple(fields)
+    found = _field_keys.get(names)
+    if found is None:
+        found = tuple((name, escape_key(name) + "=") for name in sorted(names))
+        if len(_field_keys) >= CACHE_SIZE:
+            _field_keys.clear()
+        _field_keys[names] = found
+    return found
+
+
 def format_line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue | None], time_ns: int | None
 ) -> str:
     """One point as a line (no newline). Returns "" when no field can be written."""
     parts = []
-    for key in sorted(fields):
-        value = fields[key]
+    for name, prefix in _sorted_field_keys(fields):
+        value = fields[name]
         if value is None:
             continue
         text = format_field_value(value)
         if text is not None:
-            parts.append(f"{escape_key(key)}={text}")
+            parts.append(prefix + text)
     if not parts:
         return ""
-    head = escape_measurement(measurement)
-    for key in sorted(tags):
-        value = tags[key]
-        if key and value:
-            head += f",{escape_key(key)}={escape_tag_value(value)}"
-    line = f"{head} {','.join(parts)}"
+    line = f"{_head(measurement, tags)} {','.join(parts)}"
     return line if time_ns is None else f"{line} {time_ns}"
 
 

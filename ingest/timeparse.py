@@ -43,9 +43,46 @@ def _epoch_to_ns(number: float, fmt: TimeFormat) -> int:
     return round(number * _EPOCH_SCALE[fmt])
 
 
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_HOUR_US = 3_600_000_000
+_ONE_US = timedelta(microseconds=1)
+# (zone, local hour since the epoch) -> that hour's UTC offset in µs. Devices send local time without
+# zone on every message; the offset changes only at DST switches, so it is looked up once per zone and
+# hour instead of through ZoneInfo per message. Bounded: starts over when full.
+OFFSET_CACHE_SIZE = 4_096
+_offsets: dict[tuple[str, int], int] = {}
+
+
+def _hour_offset_us(tz: str, hour: int) -> int | None:
+    """The UTC offset of every local time in ``hour`` (fold 0), None if it changes within the hour."""
+    key = (tz, hour)
+    offset = _offsets.get(key)
+    if offset is None:
+        start = (_EPOCH_NAIVE + timedelta(hours=hour)).replace(tzinfo=zone(tz))
+        first = start.utcoffset()
+        last = (start + timedelta(microseconds=_HOUR_US - 1)).utcoffset()
+        if first is None or first != last:  # a switch inside this local hour: no shortcut
+            return None
+        offset = first // _ONE_US
+        if len(_offsets) >= OFFSET_CACHE_SIZE:
+            _offsets.clear()
+        _offsets[key] = offset
+    return offset
+
+
+def _local_to_ns(moment: datetime, tz: str) -> int:
+    """A zone-less local time in ns, as ``moment.replace(tzinfo=zone(tz))`` gives it (fold 0)."""
+    local_us = (moment - _EPOCH_NAIVE) // _ONE_US
+    offset = _hour_offset_us(tz, local_us // _HOUR_US)
+    if offset is None:
+        return (moment.replace(tzinfo=zone(tz)) - _EPOCH) // _ONE_US * 1000
+    return (local_us - offset) * 1000
+
+
 def _text_to_ns(text: str, fmt: TimeFormat, tz: str) -> int | None:
     text = text.strip()
-    if fmt != "iso":
+    # "YYYY-…" cannot be a number (a '-' after four digits is no exponent): skip the epoch attempt.
+    if fmt != "iso" and not (fmt == "auto" and text[4:5] == "-" and text[:4].isdigit()):
         try:
             return _epoch_to_ns(float(text) if any(c in text for c in ".eE") else int(text), fmt)
         except ValueError:
@@ -56,8 +93,8 @@ def _text_to_ns(text: str, fmt: TimeFormat, tz: str) -> int | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(tz))
-    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+        return _local_to_ns(moment, tz)
+    return (moment - _EPOCH) // _ONE_US * 1000
 
 
 def device_time(

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ingest.decoders.values import to_number
@@ -41,11 +43,52 @@ def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+class _SharedParse(threading.local):
+    """The message whose matching profiles the decode stage is trying, and its parsed JSON.
+
+    On a topic several profiles share (tasmota before tasmota-sml on ``tele/<dev>/SENSOR``) each one
+    parses the same payload; the first that is not the message's kind says NotThisProfile. With the
+    document shared, that attempt costs a few look-ups instead of a second JSON parse. Set only around one
+    message (:func:`shared_parse`); decoders never modify the parsed document, so sharing it is safe.
+    """
+
+    payload: bytes | None = None
+    document: Any = None
+    parsed: bool = False
+
+
+_shared = _SharedParse()
+
+
+@contextmanager
+def shared_parse(payload: bytes) -> Iterator[None]:
+    """Within this block, every parse of ``payload`` (the same object) after the first is a look-up."""
+    _shared.payload, _shared.parsed = payload, False
+    try:
+        yield
+    finally:
+        _shared.payload, _shared.document, _shared.parsed = None, None, False
+
+
 def parse_json(payload: bytes) -> Any:
     """Any JSON value; invalid_utf8 / invalid_json otherwise. Duplicate keys become ``key#2`` …"""
+    if payload is _shared.payload:
+        if not _shared.parsed:
+            _shared.document = _parse_json(payload)  # an error is raised again by the next attempt
+            _shared.parsed = True
+        return _shared.document
+    return _parse_json(payload)
+
+
+# What json.loads(text, object_pairs_hook=...) builds on every call, built once (payload_text has
+# already removed a BOM, the only other thing json.loads checks on text).
+_JSON = json.JSONDecoder(object_pairs_hook=_keep_duplicates)
+
+
+def _parse_json(payload: bytes) -> Any:
     text = payload_text(payload)
     try:
-        return json.loads(text, object_pairs_hook=_keep_duplicates)
+        return _JSON.decode(text)
     except (ValueError, RecursionError) as exc:
         raise DecodeRejected("invalid_json", str(exc)[:200] or type(exc).__name__) from None
 

@@ -68,3 +68,16 @@ def test_same_as_influxdb_client(
         point.field(key, value)
     point.time(time_ns)
     assert format_line(measurement, tags, fields, time_ns) == point.to_line_protocol()  # type: ignore[arg-type]
+
+
+def test_cached_heads_and_field_keys_stay_right_and_bounded() -> None:
+    from ingest import lineprotocol
+
+    first = format_line("m", {"b": "2", "a": "1"}, {"y": 1.5, "x": 2}, 5)
+    assert format_line("m", {"b": "2", "a": "1"}, {"y": 1.5, "x": 2}, 5) == first == "m,a=1,b=2 x=2i,y=1.5 5"
+    assert format_line("m", {"a": "1", "b": "2"}, {"x": 2, "y": None}, None) == "m,a=1,b=2 x=2i"
+    for n in range(lineprotocol.CACHE_SIZE + 10):
+        format_line("m", {"device": f"d{n}"}, {f"f{n}": 1.0}, None)
+    assert len(lineprotocol._heads) <= lineprotocol.CACHE_SIZE
+    assert len(lineprotocol._field_keys) <= lineprotocol.CACHE_SIZE
+    assert format_line("m", {"device": "d 1"}, {"f 1": 1.0}, None) == r"m,device=d\ 1 f\ 1=1"
