@@ -43,16 +43,23 @@ class Target:
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = "") -> Any:
-    """Poll until ``condition()`` is truthy; its last value is returned, or AssertionError after timeout."""
+    """Poll until ``condition()`` is truthy; its last value is returned, or AssertionError after timeout.
+
+    An exception from ``condition`` counts as "not yet" (a service just restarted may answer with an
+    error for a moment); the last one is named in the timeout message.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        error: Exception | None = None
+        try:
+            value = condition()
+        except Exception as exc:  # polling a service: any failure means "not yet"
+            value, error = None, exc
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout} s waiting for {what or condition}: last {value!r}"
-            )
+            last = f"{type(error).__name__}: {error}" if error is not None else repr(value)
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}: last {last}")
         time.sleep(interval)
 
 

@@ -95,7 +95,7 @@ def test_full_spool_applies_backpressure_instead_of_dropping(
         with Publisher("127.0.0.1", mosquitto.port, window=5000) as publisher:
             publisher.publish_all((target.topic_prefix + s.household.topic, s.payload()) for s in batch)
             publisher.flush()
-        wait_for(lambda: "spool full" in ingester.output(), timeout=30, what="backpressure")
+        wait_for(lambda: "spool full" in ingester.output(), timeout=60, what="backpressure")
         metrics = read_metrics(metrics_port)
         assert metrics["received_total"] < 15_000  # the rest waits at the broker, unacknowledged
         spool_bytes = sum(p.stat().st_size for p in (target.state_dir / "spool").glob("*.seg"))
