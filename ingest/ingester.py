@@ -93,7 +93,7 @@ class Ingester:
         self.decoder = decoder
         self.stats = Stats()
         self.ready = asyncio.Event()
-        self._messages: asyncio.Queue[Message] = asyncio.Queue()
+        self._messages: asyncio.Queue[list[Message]] = asyncio.Queue()  # one list per read
         self._batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
         self._stopping = asyncio.Event()
         self._spooled = asyncio.Event()  # the sink has work
@@ -243,29 +243,41 @@ class Ingester:
 
     # decode ---------------------------------------------------------------------------------------
 
-    def _take(self, batch: Batch, message: Message) -> None:
-        """Decode one message into the batch. Never raises for bad input."""
-        self.stats.received += 1
-        batch.messages.append(message)
-        try:
-            readings = self.decoder.decode(message.topic, message.payload, message.received_ns)
-            if self.enricher is not None:
-                tags = readings[0].tags if readings else {}
-                self._last_seen[(tags.get("gateway", ""), tags.get("device", ""))] = message.received_ns
-                self.enricher.enrich(readings)
-        except DecodeRejected as exc:
-            log.warning("rejected message on %r: %s: %s", message.topic, exc.reason, exc.detail)
-            batch.rejected.append(
-                QuarantineEntry(
-                    message.topic, message.payload, message.received_ns, exc.reason, exc.detail, exc.profile
-                )
+    def _take(self, batch: Batch, messages: list[Message], start: int, size: int) -> int:
+        """Decode ``messages[start:]`` into the batch until it holds ``size`` lines; returns where it
+        stopped. Never raises for bad input."""
+        decode, enricher, last_seen = self.decoder.decode, self.enricher, self._last_seen
+        lines, taken = batch.lines, batch.messages
+        index, end = start, len(messages)
+        while index < end and len(lines) < size:
+            message = messages[index]
+            index += 1
+            taken.append(message)
+            try:
+                readings = decode(message.topic, message.payload, message.received_ns)
+                if enricher is not None:
+                    tags = readings[0].tags if readings else {}
+                    last_seen[(tags.get("gateway", ""), tags.get("device", ""))] = message.received_ns
+                    enricher.enrich(readings)
+            except DecodeRejected as exc:
+                self._reject(batch, message, exc)
+                continue
+            batch.decoded_messages += 1
+            for reading in readings:
+                line = reading_line(reading)
+                if line:
+                    lines.append(line)
+        self.stats.received += index - start
+        return index
+
+    @staticmethod
+    def _reject(batch: Batch, message: Message, exc: DecodeRejected) -> None:
+        log.warning("rejected message on %r: %s: %s", message.topic, exc.reason, exc.detail)
+        batch.rejected.append(
+            QuarantineEntry(
+                message.topic, message.payload, message.received_ns, exc.reason, exc.detail, exc.profile
             )
-            return
-        batch.decoded_messages += 1
-        for reading in readings:
-            line = reading_line(reading)
-            if line:
-                batch.lines.append(line)
+        )
 
     async def _decode_loop(self) -> None:
         queue, size = self._messages, self.settings.influx.batch_size
@@ -274,7 +286,7 @@ class Ingester:
         try:
             while True:
                 if not batch.messages:
-                    message = await queue.get()
+                    messages = await queue.get()
                     batch = Batch()
                 else:
                     remaining = batch.started + interval - time.monotonic()
@@ -283,15 +295,21 @@ class Ingester:
                         batch = Batch()
                         continue
                     try:
-                        message = await asyncio.wait_for(queue.get(), remaining)
+                        messages = await asyncio.wait_for(queue.get(), remaining)
                     except TimeoutError:
                         continue
-                self._take(batch, message)
-                while len(batch.lines) < size and not queue.empty():
-                    self._take(batch, queue.get_nowait())
-                if len(batch.lines) >= size:
-                    await self._batches.put(batch)
-                    batch = Batch()
+                while True:  # this read's messages, and whatever else is already waiting
+                    done = self._take(batch, messages, 0, size)
+                    while done < len(messages):  # the batch filled up within this read
+                        await self._batches.put(batch)
+                        batch = Batch()
+                        done = self._take(batch, messages, done, size)
+                    if len(batch.lines) >= size:
+                        await self._batches.put(batch)
+                        batch = Batch()
+                    if queue.empty():
+                        break
+                    messages = queue.get_nowait()
         except asyncio.CancelledError:
             if batch.messages:
                 await self._batches.put(batch)

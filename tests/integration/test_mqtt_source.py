@@ -1,0 +1,108 @@
+"""The MQTT adapter against real Mosquitto: an ack settles, no ack means redelivery; QoS 2; keep-alive."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from ingest.config import MqttSettings
+from ingest.localservices import Mosquitto
+from ingest.mqtt import Message, MqttSource
+from simulators.publisher import Publisher
+
+
+def _settings(mosquitto: Mosquitto, client_id: str, **overrides: object) -> MqttSettings:
+    return MqttSettings.model_validate(
+        {"host": "127.0.0.1", "port": mosquitto.port, "client_id": client_id, **overrides}
+    )
+
+
+async def _receive(
+    settings: MqttSettings,
+    topic: str,
+    count: int,
+    *,
+    ack: bool,
+    publish: list[bytes] | None = None,
+    port: int = 0,
+    qos: int = 1,
+    idle_s: float = 0.0,
+) -> tuple[list[Message], MqttSource]:
+    """Connect, optionally publish, take ``count`` messages (acking them or not), disconnect."""
+    queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+    source = MqttSource(settings, topics=[topic], queue=queue)
+    runner = asyncio.create_task(source.run())
+    try:
+        await asyncio.wait_for(source.connected.wait(), 10)
+        if publish:
+            await asyncio.to_thread(_publish, port, topic.rstrip("#"), publish, qos)
+        received: list[Message] = []
+        while len(received) < count:
+            batch = await asyncio.wait_for(queue.get(), 10)
+            received += batch
+            if ack:
+                source.ack(batch)
+        if idle_s:
+            await asyncio.sleep(idle_s)
+        await source.disconnect()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    return received, source
+
+
+def _publish(port: int, prefix: str, payloads: list[bytes], qos: int) -> None:
+    with Publisher("127.0.0.1", port) as publisher:
+        for n, payload in enumerate(payloads):
+            publisher.publish(f"{prefix}m{n}", payload, qos=qos)
+        publisher.flush()
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_acked_messages_are_settled_and_unacked_ones_come_again(mosquitto: Mosquitto, qos: int) -> None:
+    client_id, topic = f"src-{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:6]}/#"
+    settings = _settings(mosquitto, client_id, qos=qos)
+    payloads = [f"payload {n}".encode() * (n % 7 + 1) for n in range(300)]
+
+    # first connection: take everything, acknowledge nothing
+    first, _ = asyncio.run(
+        _receive(settings, topic, 300, ack=False, publish=payloads, port=mosquitto.port, qos=qos)
+    )
+    assert sorted(m.payload for m in first) == sorted(payloads)
+    assert {m.qos for m in first} == {qos}
+
+    # second connection: the broker sends them all again; now they are acknowledged
+    second, _ = asyncio.run(_receive(settings, topic, 300, ack=True))
+    assert sorted(m.payload for m in second) == sorted(payloads)
+    assert {m.connection for m in second} == {1}
+
+    # third connection: nothing is left in the session
+    queue_left = asyncio.run(_leftover(settings, topic))
+    assert queue_left == []
+
+
+async def _leftover(settings: MqttSettings, topic: str) -> list[Message]:
+    queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+    source = MqttSource(settings, topics=[topic], queue=queue)
+    runner = asyncio.create_task(source.run())
+    try:
+        await asyncio.wait_for(source.connected.wait(), 10)
+        await asyncio.sleep(1.0)  # queued messages come right after CONNACK
+        await source.disconnect()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    return [m for batch in queue._queue for m in batch]  # type: ignore[attr-defined]
+
+
+def test_keep_alive_holds_an_idle_connection(mosquitto: Mosquitto) -> None:
+    """keepalive 5 s, idle 9 s: the broker would drop us after 7.5 s without PINGREQ."""
+    client_id, topic = f"idle-{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:6]}/#"
+    settings = _settings(mosquitto, client_id, keepalive_s=5)
+    received, source = asyncio.run(
+        _receive(settings, topic, 1, ack=True, publish=[b"x"], port=mosquitto.port, idle_s=9)
+    )
+    assert [m.payload for m in received] == [b"x"]
+    assert source._connections == 1  # never reconnected
