@@ -58,8 +58,8 @@ from bench.workload import Device, Publishers, drain_jobs, paced_jobs, payload, 
 from ingest.localservices import InfluxDB, Mosquitto
 from simulators.publisher import Publisher
 
-PUBLISHER_PROCESSES = 4
-LADDER = (1_000, 5_000, 10_000, 25_000)
+PUBLISHER_PROCESSES = 2  # WirePublisher: one process alone passes ~98k msg/s here
+LADDER = (1_000, 5_000, 10_000, 25_000, 30_000)
 LATENCY_RATE = 5_000
 RECOVERY_RATE = 2_000
 PROBE = Device(-1, "gw-probe", "probe-01", "pv")
@@ -704,6 +704,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-baselines", action="store_true", help="only the ingester")
     parser.add_argument("--skip-recovery", action="store_true")
+    parser.add_argument(
+        "--drain-only", action="store_true", help="only the drain (and --profile): no live trials"
+    )
     parser.add_argument("--no-enrich", action="store_true", help="registry enrichment off (default: on)")
     parser.add_argument("--profile", type=Path, help="also profile a drain with py-spy; stacks go here")
     parser.add_argument("--workdir", type=Path, help="parent of the temp dir (default: system temp)")
@@ -789,18 +792,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         drains += baselines.values()
 
-        live = LiveIngester(bench)
-        with live.running():
-            trials = [live.trial(rate, args.trial_seconds) for rate in LADDER]
-            trials = search_live(
-                trials, lambda rate: live.trial(rate, args.trial_seconds), extra=1 if args.quick else 3
-            )
-            live_lost = live.lost()
-            live_rss = live.system.peak_rss()
-        rec = None if args.skip_recovery else recovery(bench, outage_s=args.outage)
+        trials: list[Trial] = []
+        live_lost, live_rss = 0, 0.0
+        if not args.drain_only:
+            live = LiveIngester(bench)
+            with live.running():
+                trials = [live.trial(rate, args.trial_seconds) for rate in LADDER]
+                trials = search_live(
+                    trials, lambda rate: live.trial(rate, args.trial_seconds), extra=1 if args.quick else 3
+                )
+                live_lost = live.lost()
+                live_rss = live.system.peak_rss()
+        rec = None if args.skip_recovery or args.drain_only else recovery(bench, outage_s=args.outage)
 
     kept = [t for t in trials if t.kept_up]
-    at_5k = next(t for t in trials if t.rate == LATENCY_RATE)
+    at_5k = next((t for t in trials if t.rate == LATENCY_RATE), None)
     drain_lost = ingester_drain.messages - ingester_drain.written
     nodered = baselines.get("nodered")
     nodered_batch = baselines.get("nodered-batch")
@@ -811,10 +817,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "drain_lost": drain_lost,
             "live_msg_per_s": max((t.achieved for t in kept), default=0.0),
             "lost": drain_lost + live_lost + (rec.lost if rec else 0),
-            "p50_latency_s": at_5k.p50_latency_s,
-            "p99_latency_s": at_5k.p99_latency_s,
+            "p50_latency_s": at_5k.p50_latency_s if at_5k else None,
+            "p99_latency_s": at_5k.p99_latency_s if at_5k else None,
             "cpu_us_per_msg": ingester_drain.cpu_us_per_msg,
-            "cpu_us_per_msg_at_5k": at_5k.cpu_us_per_msg,
+            "cpu_us_per_msg_at_5k": at_5k.cpu_us_per_msg if at_5k else None,
             "peak_rss_mb": max(ingester_drain.peak_rss_mb, round(live_rss, 1)),
             "nodered_msg_per_s": nodered.msg_per_s if nodered else None,
             "nodered_batch_msg_per_s": nodered_batch.msg_per_s if nodered_batch else None,

@@ -73,7 +73,7 @@ def trial(tree: Path, label: str, port: int, count: int, n: int) -> dict[str, An
     prefix = f"recv{n}/"
     client_id = f"bench-recv-{n}"
     consumer(tree, port, client_id, subscription(prefix), 0)  # create the persistent session
-    publishers = Publishers(drain_jobs(port, prefix, count, workers=4, base_ms=1_764_320_400_000)).start()
+    publishers = Publishers(drain_jobs(port, prefix, count, workers=2, base_ms=1_764_320_400_000)).start()
     publishers.join(timeout=120 + count / 2_000)
     result = consumer(tree, port, client_id, subscription(prefix), count)
     result["tree"] = label

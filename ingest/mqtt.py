@@ -13,10 +13,12 @@ Only :class:`Message` and :class:`MqttError` leave this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from ingest import mqtt_wire as wire
 from ingest.backoff import Backoff
@@ -56,10 +58,11 @@ class _Connection(asyncio.Protocol):
         self.suback: asyncio.Future[bytes] = loop.create_future()
         self.closed: asyncio.Future[str] = loop.create_future()
         self.last_sent = self.last_received = time.monotonic()
+        self.awaiting_pubrel: set[int] = set()  # QoS 2: PUBREC sent, the exchange not finished yet
+        self.exchanges_done = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is one, though no subclass
 
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
@@ -80,7 +83,11 @@ class _Connection(asyncio.Protocol):
             if wire.suback(body)[0] == _SUBSCRIPTION_ID:  # the $SYS one is not awaited
                 self._settle(self.suback, body)
         elif kind == wire.PUBREL:  # QoS 2, second half: we have acknowledged the message (PUBREC)
-            self.send(wire.acks(wire.PUBCOMP, [wire.packet_id(body)]))
+            packet = wire.packet_id(body)
+            self.send(wire.acks(wire.PUBCOMP, [packet]))
+            self.awaiting_pubrel.discard(packet)
+            if not self.awaiting_pubrel:
+                self.exchanges_done.set()
         elif kind == wire.DISCONNECT:
             self.abort(f"broker disconnected us: {wire.reason_text(wire.disconnect_reason(body))}")
         elif kind != wire.PINGRESP:
@@ -188,6 +195,9 @@ class MqttSource:
         puback = [m.mid for m in received if m.qos == 1]
         pubrec = [m.mid for m in received if m.qos == 2]
         connection.send(wire.acks(wire.PUBACK, puback) + wire.acks(wire.PUBREC, pubrec))
+        if pubrec:
+            connection.awaiting_pubrel.update(pubrec)
+            connection.exchanges_done.clear()
         return len(received)
 
     async def disconnect(self, *, wait_s: float = 5.0) -> None:
@@ -196,6 +206,9 @@ class MqttSource:
         connection = self._connection
         if connection is None or not self.connected.is_set():
             return
+        if connection.awaiting_pubrel:  # finish QoS 2 exchanges, or the broker sends those messages again
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(connection.exchanges_done.wait(), wait_s)
         connection.send(wire.DISCONNECT_PACKET)
         connection.close()
         try:

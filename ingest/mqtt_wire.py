@@ -118,6 +118,19 @@ def connect(
     return _packet(CONNECT << 4, body)
 
 
+def connect_v311(client_id: str, *, keepalive_s: int) -> bytes:
+    """An MQTT 3.1.1 CONNECT with a clean session (a publisher: no receive-maximum limit to honour)."""
+    body = _string("MQTT") + bytes([4, 0x02]) + keepalive_s.to_bytes(2, "big") + _string(client_id)
+    return _packet(CONNECT << 4, body)
+
+
+def publish_v311(topic: bytes, payload: bytes, packet_id: int) -> bytes:
+    """A QoS 1 PUBLISH in MQTT 3.1.1 (no properties); ``topic`` already UTF-8 encoded."""
+    body_length = 4 + len(topic) + len(payload)
+    head = b"\x32" + (bytes([body_length]) if body_length < 0x80 else varint(body_length))
+    return b"".join((head, len(topic).to_bytes(2, "big"), topic, packet_id.to_bytes(2, "big"), payload))
+
+
 def subscribe(packet_id: int, filters: Iterable[tuple[str, int]]) -> bytes:
     body = packet_id.to_bytes(2, "big") + b"\x00"  # no properties
     for topic_filter, qos in filters:

@@ -106,3 +106,42 @@ def test_keep_alive_holds_an_idle_connection(mosquitto: Mosquitto) -> None:
     )
     assert [m.payload for m in received] == [b"x"]
     assert source._connections == 1  # never reconnected
+
+
+def test_bench_publisher_burst_arrives_exactly(mosquitto: Mosquitto) -> None:
+    """The bench's lean publisher (window 2,000) and the adapter: 20,000 distinct messages, all of them."""
+    from bench.wire_publisher import WirePublisher
+
+    client_id, prefix = f"burst-{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:6]}/"
+    settings = _settings(mosquitto, client_id)
+    payloads = [f"{n}".encode() for n in range(20_000)]
+
+    def publish() -> None:
+        with WirePublisher("127.0.0.1", mosquitto.port, window=2_000) as publisher:
+            for n, payload in enumerate(payloads):
+                publisher.publish(f"{prefix}d{n % 440}", payload)
+            publisher.flush()
+            assert publisher.published == len(payloads)
+
+    async def run() -> list[Message]:
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+        source = MqttSource(settings, topics=[f"{prefix}#"], queue=queue)
+        runner = asyncio.create_task(source.run())
+        received: list[Message] = []
+        try:
+            await asyncio.wait_for(source.connected.wait(), 10)
+            publishing = asyncio.create_task(asyncio.to_thread(publish))
+            while len(received) < len(payloads):
+                batch = await asyncio.wait_for(queue.get(), 20)
+                received += batch
+                source.ack(batch)
+            await publishing
+            await source.disconnect()
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        return received
+
+    received = asyncio.run(run())
+    assert sorted(m.payload for m in received) == sorted(payloads)
+    assert {m.topic for m in received} == {f"{prefix}d{n}" for n in range(440)}

@@ -135,3 +135,11 @@ def test_large_message_in_many_reads() -> None:
 def test_malformed_packets_are_protocol_errors(stream: bytes, error: str) -> None:
     with pytest.raises(wire.ProtocolError, match=error):
         wire.PacketParser().feed(stream)
+
+
+def test_publisher_packets_v311() -> None:
+    assert wire.connect_v311("p", keepalive_s=60) == b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01p"
+    assert wire.publish_v311(b"a/b", b"xyz", 7) == b"\x32\x0a\x00\x03a/b\x00\x07xyz"
+    long = wire.publish_v311(b"t", b"x" * 200, 65_535)
+    assert long[:3] == b"\x32" + wire.varint(2 + 1 + 2 + 200)
+    assert long.endswith(b"\xff\xff" + b"x" * 200)
