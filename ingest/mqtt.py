@@ -83,9 +83,9 @@ class _Connection(asyncio.Protocol):
             if wire.suback(body)[0] == _SUBSCRIPTION_ID:  # the $SYS one is not awaited
                 self._settle(self.suback, body)
         elif kind == wire.PUBREL:  # QoS 2, second half: we have acknowledged the message (PUBREC)
-            packet = wire.packet_id(body)
-            self.send(wire.acks(wire.PUBCOMP, [packet]))
-            self.awaiting_pubrel.discard(packet)
+            packet_id = wire.packet_id(body)
+            self.send(wire.acks(wire.PUBCOMP, [packet_id]))
+            self.awaiting_pubrel.discard(packet_id)
             if not self.awaiting_pubrel:
                 self.exchanges_done.set()
         elif kind == wire.DISCONNECT:
