@@ -107,10 +107,14 @@ class _Connection(asyncio.Protocol):
             self._transport.write(data)
             self.last_sent = time.monotonic()
 
-    def close(self) -> None:
-        """Close after what is buffered has been sent."""
-        if self._transport is not None:
-            self._transport.close()
+    def finish(self) -> None:
+        """Half-close after what is buffered: the broker reads everything up to our DISCONNECT, then closes.
+
+        Closing the socket ourselves is not enough: a client that connects with our id right after
+        takes the session over, and the broker throws away what it had not read yet (our last acks).
+        """
+        if self._transport is not None and self._transport.can_write_eof():
+            self._transport.write_eof()
 
     def abort(self, reason: str) -> None:
         if not self.closed.done():
@@ -201,7 +205,8 @@ class MqttSource:
         return len(received)
 
     async def disconnect(self, *, wait_s: float = 5.0) -> None:
-        """Send the pending acks and DISCONNECT (the broker keeps our session), then stop reconnecting."""
+        """Send the pending acks and DISCONNECT (the broker keeps our session), wait until the broker
+        closed the connection (it has read everything), then stop reconnecting."""
         self._closing = True
         connection = self._connection
         if connection is None or not self.connected.is_set():
@@ -210,7 +215,7 @@ class MqttSource:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(connection.exchanges_done.wait(), wait_s)
         connection.send(wire.DISCONNECT_PACKET)
-        connection.close()
+        connection.finish()
         try:
             await asyncio.wait_for(self._closed.wait(), wait_s)
         except TimeoutError:
