@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.decoders import DecodeInput
+from ingest.decoders import DeclineFn, DecodeFn, DecodeInput
 from ingest.decoders.payloads import shared_parse
 from ingest.profiles.loader import CompiledProfile, ProfileSet
 from ingest.readings import DecodeRejected, NotThisProfile, Reading
@@ -22,10 +22,15 @@ ROUTE_CACHE_SIZE = 65_536  # topics remembered; far above a lab's devices x topi
 Bounds = tuple[float | None, float | None]
 
 
+_INF = float("inf")
+
+
 @dataclass(frozen=True, slots=True)
 class _Plausibility:
     ranges: dict[str, dict[str, Bounds]]  # measurement -> field -> (min, max)
     reject: bool  # on_implausible == "reject" (else the reading is marked)
+    # measurement -> field -> (min or -inf, max or inf): one chained comparison passes a float in range
+    open_ranges: dict[str, dict[str, tuple[float, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,10 @@ class _Route:
     profile: CompiledProfile
     bindings: dict[str, str]
     base_tags: dict[str, str]  # gateway/device from the topic, profile id
+    decode: DecodeFn
+    declines: DeclineFn | None
+    plausibility: _Plausibility
+    same_bindings: bool  # as the route before it: that route's DecodeInput serves this one too
 
 
 class MessageDecoder:
@@ -50,7 +59,16 @@ class MessageDecoder:
                 if not dot:
                     continue  # never matched a reading before either
                 ranges.setdefault(measurement, {})[name] = (r.min, r.max)
-            self._plausibility[p.id] = _Plausibility(ranges, p.profile.on_implausible == "reject")
+            open_ranges = {
+                measurement: {
+                    name: (-_INF if low is None else low, _INF if high is None else high)
+                    for name, (low, high) in bounds.items()
+                }
+                for measurement, bounds in ranges.items()
+            }
+            self._plausibility[p.id] = _Plausibility(
+                ranges, p.profile.on_implausible == "reject", open_ranges
+            )
         self._routes: dict[str, tuple[_Route, ...]] = {}
 
     def subscriptions(self) -> list[str]:
@@ -59,20 +77,21 @@ class MessageDecoder:
     def _candidates(self, topic: str) -> tuple[_Route, ...]:
         routes = self._routes.get(topic)
         if routes is None:
-            routes = tuple(
-                _Route(profile, bindings, self._base_tags(profile, bindings))
-                for profile, bindings in self.profiles.candidates(topic)
-            )
+            found: list[_Route] = []
+            for profile, bindings in self.profiles.candidates(topic):
+                same = bool(found) and found[-1].bindings == bindings
+                found.append(self._route(profile, bindings, same_bindings=same))
+            routes = tuple(found)
             if len(self._routes) >= ROUTE_CACHE_SIZE:
                 self._routes.clear()  # a flood of new topics: start over rather than grow without bound
             self._routes[topic] = routes
         return routes
 
-    @staticmethod
-    def _base_tags(profile: CompiledProfile, bindings: dict[str, str]) -> dict[str, str]:
+    def _route(self, profile: CompiledProfile, bindings: dict[str, str], *, same_bindings: bool) -> _Route:
         base = {name: bindings[name] for name in BASE_TAGS if name in bindings}
         base["profile"] = profile.id
-        return base
+        plausibility = self._plausibility[profile.id]
+        return _Route(profile, bindings, base, profile.decode, profile.declines, plausibility, same_bindings)
 
     def decode(self, topic: str, payload: bytes, received_ns: int) -> list[Reading]:
         if len(payload) > self.max_payload_bytes:
@@ -81,7 +100,7 @@ class MessageDecoder:
             if not topic.startswith(self.topic_prefix):
                 raise DecodeRejected("no_profile", f"topic outside prefix {self.topic_prefix!r}")
             topic = topic[len(self.topic_prefix) :]
-        candidates = self._candidates(topic)
+        candidates = self._routes.get(topic) or self._candidates(topic)
         if not candidates:
             raise DecodeRejected("no_profile", "no device profile matches the topic")
         if len(candidates) == 1:
@@ -93,13 +112,27 @@ class MessageDecoder:
         self, candidates: tuple[_Route, ...], topic: str, payload: bytes, received_ns: int
     ) -> list[Reading]:
         """The readings of the first candidate that does not say NotThisProfile (priority order)."""
-        tried = []
+        declined: list[tuple[_Route, str]] = []
+        message = None
         for route in candidates:
+            if message is None or not route.same_bindings:
+                message = DecodeInput(topic, payload, route.bindings, received_ns)
             try:
-                return self._decode_route(route, topic, payload, received_ns)
+                if route.declines is not None:  # asked first: declining costs no exception then
+                    detail = route.declines(message)
+                    if detail is not None:
+                        declined.append((route, detail))
+                        continue
+                readings = route.decode(message)
+                self._finish(route, readings)
             except NotThisProfile as exc:
-                tried.append(f"{route.profile.id}: {exc.detail}")
-        raise DecodeRejected("no_profile", "; ".join(tried))
+                declined.append((route, exc.detail))
+                continue
+            except DecodeRejected as exc:
+                exc.profile = route.profile.id
+                raise
+            return readings
+        raise DecodeRejected("no_profile", "; ".join(f"{r.profile.id}: {detail}" for r, detail in declined))
 
     def decode_with(
         self,
@@ -109,29 +142,40 @@ class MessageDecoder:
         received_ns: int,
         bindings: dict[str, str],
     ) -> list[Reading]:
-        route = _Route(profile, bindings, self._base_tags(profile, bindings))
-        return self._decode_route(route, topic, payload, received_ns)
-
-    def _decode_route(self, route: _Route, topic: str, payload: bytes, received_ns: int) -> list[Reading]:
-        profile = route.profile
+        route = self._route(profile, bindings, same_bindings=False)
         try:
-            readings = profile.decode(DecodeInput(topic, payload, route.bindings, received_ns))
-            plausibility = self._plausibility[profile.id]
-            base = route.base_tags
-            for reading in readings:
-                if plausibility.ranges:
-                    self._check_plausible(plausibility, reading)
-                reading.tags = {**base, **reading.tags} if reading.tags else base.copy()
+            readings = route.decode(DecodeInput(topic, payload, bindings, received_ns))
+            self._finish(route, readings)
         except DecodeRejected as exc:
             exc.profile = profile.id
             raise
         return readings
 
+    def _finish(self, route: _Route, readings: list[Reading]) -> None:
+        """Plausibility and the route's base tags, in place."""
+        plausibility = route.plausibility
+        base = route.base_tags
+        for reading in readings:
+            if plausibility.ranges:
+                self._check_plausible(plausibility, reading)
+            reading.tags = {**base, **reading.tags} if reading.tags else base.copy()
+
     @staticmethod
     def _check_plausible(plausibility: _Plausibility, reading: Reading) -> None:
-        bounds_of = plausibility.ranges.get(reading.measurement)
+        bounds_of = plausibility.open_ranges.get(reading.measurement)
         if bounds_of is None:
             return
+        for name, value in reading.fields.items():
+            bounds = bounds_of.get(name)
+            if bounds is not None and not (type(value) is float and bounds[0] <= value <= bounds[1]):
+                break  # not a float within its range: the full check below decides
+        else:
+            return
+        MessageDecoder._check_plausible_slowly(plausibility, reading)
+
+    @staticmethod
+    def _check_plausible_slowly(plausibility: _Plausibility, reading: Reading) -> None:
+        bounds_of = plausibility.ranges[reading.measurement]
         implausible = False
         for name, value in reading.fields.items():
             bounds = bounds_of.get(name)

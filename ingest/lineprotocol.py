@@ -100,15 +100,20 @@ def format_line(
     parts = []
     for name, prefix in _sorted_field_keys(fields):
         value = fields[name]
+        if type(value) is float and value - value == 0.0:  # a finite float, inline: most fields are
+            text = repr(value)
+            parts.append(prefix + text[:-2] if text.endswith(".0") else prefix + text)
+            continue
         if value is None:
             continue
-        text = format_field_value(value)
-        if text is not None:
-            parts.append(prefix + text)
+        formatted = format_field_value(value)
+        if formatted is not None:
+            parts.append(prefix + formatted)
     if not parts:
         return ""
-    line = f"{_head(measurement, tags)} {','.join(parts)}"
-    return line if time_ns is None else f"{line} {time_ns}"
+    if time_ns is None:
+        return f"{_head(measurement, tags)} {','.join(parts)}"
+    return f"{_head(measurement, tags)} {','.join(parts)} {time_ns}"
 
 
 def reading_line(reading: Reading) -> str:

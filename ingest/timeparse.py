@@ -73,7 +73,9 @@ def _hour_offset_us(tz: str, hour: int) -> int | None:
 def _local_to_ns(moment: datetime, tz: str) -> int:
     """A zone-less local time in ns, as ``moment.replace(tzinfo=zone(tz))`` gives it (fold 0)."""
     local_us = (moment - _EPOCH_NAIVE) // _ONE_US
-    offset = _hour_offset_us(tz, local_us // _HOUR_US)
+    offset = _offsets.get((tz, local_us // _HOUR_US))  # the cache of _hour_offset_us, looked at inline
+    if offset is None:
+        offset = _hour_offset_us(tz, local_us // _HOUR_US)
     if offset is None:
         return (moment.replace(tzinfo=zone(tz)) - _EPOCH) // _ONE_US * 1000
     return (local_us - offset) * 1000
@@ -103,7 +105,9 @@ def device_time(
     """The reading's time in ns and where it came from: the device, or the receive time as fallback."""
     time_ns: int | None = None
     try:
-        if isinstance(value, bool) or value is None:
+        if type(value) is str:  # the usual case, checked first
+            time_ns = _text_to_ns(value, fmt, tz)
+        elif isinstance(value, bool) or value is None:
             time_ns = None
         elif isinstance(value, int | float):
             time_ns = _epoch_to_ns(value, "auto" if fmt == "iso" else fmt)

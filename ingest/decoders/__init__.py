@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from ingest.readings import Reading
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DecodeInput:
-    """One message as a decoder sees it."""
+    """One message as a decoder sees it (read-only by convention: not frozen, which would make every
+    message's construction cost four ``object.__setattr__`` calls)."""
 
     topic: str  # without the configured topic prefix
     payload: bytes
@@ -29,11 +30,21 @@ class DecodeFn(Protocol):
     def __call__(self, message: DecodeInput, /) -> list[Reading]: ...
 
 
+class DeclineFn(Protocol):
+    """A cheap look at a message before decoding it: the detail of the NotThisProfile the decode function
+    would raise, or None (then the decode function runs). Raises what the decode function would raise
+    before it could decline (e.g. invalid_json). Spares the decode stage an exception per message on a
+    topic several profiles share."""
+
+    def __call__(self, message: DecodeInput, /) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DecoderSpec:
     name: str
     options: type[BaseModel]
     build: Callable[[Any, str], DecodeFn]  # (validated options, time zone) -> decode function
+    build_declines: Callable[[Any, str], DeclineFn] | None = None  # the same for its DeclineFn, if any
 
 
 def _registry() -> dict[str, DecoderSpec]:

@@ -1,10 +1,10 @@
 """What the device decoders share: strict text, tolerant JSON, per-phase values and point assembly.
 
-JSON is parsed with the standard library and an ``object_pairs_hook`` rather than orjson, because orjson
-silently keeps the *last* of duplicate keys. Firmwares do send duplicates (Tasmota SML scripts that give two
-meter lines the same name, e.g. ``"Tariflos"`` for import and export). Here the first occurrence keeps the
-plain key and later ones become ``key#2``, ``key#3`` … so a profile can map each of them and nothing is
-silently overwritten.
+JSON is parsed with the standard library and an ``object_pairs_hook``, because orjson silently keeps the
+*last* of duplicate keys. Firmwares do send duplicates (Tasmota SML scripts that give two meter lines the
+same name, e.g. ``"Tariflos"`` for import and export). Here the first occurrence keeps the plain key and
+later ones become ``key#2``, ``key#3`` … so a profile can map each of them and nothing is silently
+overwritten. orjson is used only where it provably gives the same document (:func:`_fast_json`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from ingest.decoders.values import to_number
 from ingest.readings import DecodeRejected, FieldValue, Reading, TimeSource
@@ -53,30 +54,38 @@ class _SharedParse(threading.local):
     """
 
     payload: bytes | None = None
-    document: Any = None
-    parsed: bool = False
+    parsed: tuple[Any] | None = None  # (document,) once parsed
 
 
 _shared = _SharedParse()
 
 
-@contextmanager
-def shared_parse(payload: bytes) -> Iterator[None]:
-    """Within this block, every parse of ``payload`` (the same object) after the first is a look-up."""
-    _shared.payload, _shared.parsed = payload, False
-    try:
-        yield
-    finally:
-        _shared.payload, _shared.document, _shared.parsed = None, None, False
+class shared_parse:  # lower case: used like the function it was, ``with shared_parse(payload):``
+    """Within this block, every parse of ``payload`` (the same object) after the first is a look-up.
+
+    A class rather than a ``@contextmanager`` generator: entered once per message on a shared topic.
+    """
+
+    __slots__ = ("_payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self._payload = payload
+
+    def __enter__(self) -> None:
+        _shared.payload, _shared.parsed = self._payload, None
+
+    def __exit__(self, *_: object) -> None:
+        _shared.payload, _shared.parsed = None, None
 
 
 def parse_json(payload: bytes) -> Any:
     """Any JSON value; invalid_utf8 / invalid_json otherwise. Duplicate keys become ``key#2`` …"""
-    if payload is _shared.payload:
-        if not _shared.parsed:
-            _shared.document = _parse_json(payload)  # an error is raised again by the next attempt
-            _shared.parsed = True
-        return _shared.document
+    shared = _shared  # a thread-local: each attribute access costs, so few of them
+    if payload is shared.payload:
+        parsed = shared.parsed
+        if parsed is None:
+            parsed = shared.parsed = (_parse_json(payload),)  # an error is raised again by the next attempt
+        return parsed[0]
     return _parse_json(payload)
 
 
@@ -85,7 +94,53 @@ def parse_json(payload: bytes) -> Any:
 _JSON = json.JSONDecoder(object_pairs_hook=_keep_duplicates)
 
 
+# orjson's result is the stdlib's when the payload has no JSON whitespace and '":' occurs exactly as often
+# as the document has object keys: then every key is followed directly by '":', so there are at least as
+# many '":' as key occurrences, which are at least as many as distinct keys; equality leaves no room for a
+# duplicate. Everything else (whitespace, BOM, NUL, NaN, 1e400, lone surrogates, errors) takes the stdlib
+# path, so its documents and error messages stay exactly as they were.
+_JSON_WHITESPACE = b" \t\r\n"
+_INT64 = 2.0**63  # orjson turns integers beyond 64 bits into floats; the stdlib keeps them exact
+
+
+def _object_keys(value: Any) -> int:
+    """The object keys in ``value``, nested ones too; -1 if a float may be a rounded big integer."""
+    items: Iterable[Any]
+    if type(value) is dict:
+        count, items = len(value), value.values()
+    elif type(value) is list:
+        count, items = 0, value
+    else:
+        return -1 if type(value) is float and not -_INT64 < value < _INT64 else 0
+    for item in items:
+        kind = type(item)
+        if kind is dict or kind is list:
+            inner = _object_keys(item)
+            if inner < 0:
+                return -1
+            count += inner
+        elif kind is float and not -_INT64 < item < _INT64:
+            return -1
+    return count
+
+
+def _fast_json(payload: bytes) -> tuple[bool, Any]:
+    """(True, document) when orjson's document is certainly the stdlib's, else (False, None)."""
+    if len(payload.translate(None, _JSON_WHITESPACE)) != len(payload):
+        return False, None
+    try:
+        document = orjson.loads(payload)
+        if payload.count(b'":') == _object_keys(document):
+            return True, document
+    except (orjson.JSONDecodeError, RecursionError):
+        pass
+    return False, None
+
+
 def _parse_json(payload: bytes) -> Any:
+    fast, document = _fast_json(payload)
+    if fast:
+        return document
     text = payload_text(payload)
     try:
         return _JSON.decode(text)

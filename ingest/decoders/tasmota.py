@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
+from ingest.decoders import DeclineFn, DecodeFn, DecodeInput, DecoderSpec
 from ingest.decoders.payloads import PHASES, Points, json_object, number, per_phase
 from ingest.readings import DecodeRejected, NotThisProfile, Reading
 from ingest.timeparse import device_time
@@ -48,6 +48,7 @@ _ENERGY: dict[str, tuple[str, str | None, str]] = {
 }
 _ENV_KEYS = {"Temperature", "Humidity", "Pressure", "CarbonDioxide", "Illuminance"}
 _ENV_EXTRA = {"DewPoint", "SeaPressure", "Id", "eCO2", "TVOC", "Gas", "AbsHumidity", "VaporPressure"}
+_ENV_ANY = _ENV_KEYS | _ENV_EXTRA
 _PRESSURE_TO_HPA = {"hPa": 1.0, "mmHg": 1.333224, "inHg": 33.863886}
 _UPTIME = re.compile(r"^\s*(\d{1,6})T(\d{1,2}):(\d{2}):(\d{2})\s*$")
 
@@ -86,14 +87,17 @@ def _energy(block: dict[str, Any], points: Points, arrays: ArrayMode) -> None:
                 points.add("electricity", phase_field.format(phase), value)
 
 
+def _is_sensor_group(block: Any) -> bool:
+    """An environment sensor driver's group; a group with other keys is a script's (tasmota-sml)."""
+    return isinstance(block, dict) and not _ENV_KEYS.isdisjoint(block) and block.keys() <= _ENV_ANY
+
+
 def _environment(document: dict[str, Any], points: Points) -> None:
     temp_unit = document.get("TempUnit", "C")
     press_factor = _PRESSURE_TO_HPA.get(str(document.get("PressureUnit", "hPa")))
     for group, block in document.items():
-        if not isinstance(block, dict) or not _ENV_KEYS & block.keys():
+        if not _is_sensor_group(block):
             continue
-        if not block.keys() <= _ENV_KEYS | _ENV_EXTRA:
-            continue  # a group with other keys is a script's (tasmota-sml), not a sensor driver's
         tags = {"sensor": group or "_"}
         temperature = number(block.get("Temperature"), key=f"{group}.Temperature")
         if temperature is not None and temp_unit == "F":
@@ -130,10 +134,30 @@ def _state(document: dict[str, Any], points: Points) -> None:
     points.add("device_health", "uptime_s", _uptime_s(document))
 
 
+_NOT_SENSOR = "SENSOR without ENERGY block or known sensor group"
+
+
+def _declined(document: dict[str, Any], kind: str) -> bool:
+    """A SENSOR message without ENERGY block and sensor group: a meter-reader script's (tasmota-sml)."""
+    if kind == "STATE" or kind == "ENERGY" or "ENERGY" in document:
+        return False
+    return not any(map(_is_sensor_group, document.values()))
+
+
+def build_declines(_options: TasmotaOptions, _tz: str) -> DeclineFn:
+    def declines(message: DecodeInput) -> str | None:
+        document = json_object(message.payload)
+        return _NOT_SENSOR if _declined(document, message.topic.rsplit("/", 1)[-1]) else None
+
+    return declines
+
+
 def build(options: TasmotaOptions, tz: str) -> DecodeFn:
     def decode(message: DecodeInput) -> list[Reading]:
         document = json_object(message.payload)
         kind = message.topic.rsplit("/", 1)[-1]
+        if _declined(document, kind):  # before any work: on a shared topic most are a script's (SML)
+            raise NotThisProfile(_NOT_SENSOR)
         device = message.bindings.get("device", "")
         arrays = options.devices[device].arrays if device in options.devices else options.arrays
         points = Points()
@@ -149,11 +173,11 @@ def build(options: TasmotaOptions, tz: str) -> DecodeFn:
                 _energy(energy, points, arrays)
             _environment(document, points)
             if energy is None and not points:
-                raise NotThisProfile("SENSOR without ENERGY block or known sensor group")
+                raise NotThisProfile(_NOT_SENSOR)
         time_ns, source = device_time(document.get("Time"), received_ns=message.received_ns, tz=tz)
         return points.readings_or_reject(time_ns, source, detail=f"{kind}: no value the profile maps")
 
     return decode
 
 
-SPEC = DecoderSpec(name="tasmota", options=TasmotaOptions, build=build)
+SPEC = DecoderSpec(name="tasmota", options=TasmotaOptions, build=build, build_declines=build_declines)

@@ -16,6 +16,8 @@ groups (meters) carry mapped keys, each becomes its own point tagged ``channel``
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ingest.canonical import canonical_unit, conversion_factor
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
 from ingest.decoders.generic_json import FieldMap
-from ingest.decoders.payloads import Points, json_object, number, per_phase
-from ingest.readings import DecodeRejected, Reading
+from ingest.decoders.payloads import json_object, number, per_phase
+from ingest.readings import DecodeRejected, FieldValue, Reading
 from ingest.timeparse import device_time
 
 SPLIT_FIELDS = ("power_import_w", "power_export_w")
@@ -67,7 +69,10 @@ class SmlOptions(BaseModel):
     devices: dict[str, DeviceKeys] = Field(default_factory=dict, description="per-device overrides")
 
 
-Plan = dict[str, tuple[str, str, float]]  # lower-case key -> (measurement, field, factor)
+Target = tuple[str, str, float]  # (measurement, field, factor)
+GROUP_CACHE_SIZE = 4_096  # distinct key sets of groups remembered per plan; starts over when full
+_IMPORT, _EXPORT, _POWER = (("electricity", f) for f in (*SPLIT_FIELDS, "power_w"))
+_MAX_EXACT = 2**53  # integers up to this convert to float exactly and never overflow
 
 
 def _factor(mapping: FieldMap) -> float:
@@ -76,40 +81,128 @@ def _factor(mapping: FieldMap) -> float:
     return mapping.factor
 
 
-def _plan(*layers: dict[str, FieldMap]) -> Plan:
-    plan: Plan = {}
-    for layer in layers:
-        for key, mapping in layer.items():
-            plan[key.lower()] = (mapping.measurement, mapping.field, _factor(mapping))
-    return plan
+@dataclass(frozen=True, slots=True)
+class _Mapped:
+    """What a plan makes of one key set of a group: the mapped keys in the group's order."""
+
+    entries: tuple[tuple[str, tuple[str, str], float], ...]  # (key, (measurement, field), factor)
+    split: bool  # power_import_w / power_export_w among the targets
+    # the one measurement when every key has a target of its own in it and none is split: then a group
+    # is one point whose fields are the keys' values as they come (no aliases, no import - export)
+    direct: str | None
 
 
-def _group(block: dict[str, Any], plan: Plan, name: str) -> dict[tuple[str, str], float]:
+class Plan:
+    """Lower-case key -> target, compiled per key set of a group.
+
+    A meter's script sends the same keys in every message, so which keys a group maps (a case-insensitive
+    look-up per key) is worked out once per distinct key tuple and reused.
+    """
+
+    __slots__ = ("_mapped", "targets")
+
+    def __init__(self, *layers: dict[str, FieldMap]) -> None:
+        self.targets: dict[str, Target] = {}
+        for layer in layers:
+            for key, mapping in layer.items():
+                self.targets[key.lower()] = (mapping.measurement, mapping.field, _factor(mapping))
+        self._mapped: dict[tuple[str, ...], _Mapped | None] = {}
+
+    def mapped(self, keys: tuple[str, ...]) -> _Mapped | None:
+        """The keys among ``keys`` this plan maps (None: none), in the group's order."""
+        try:
+            return self._mapped[keys]
+        except KeyError:
+            pass
+        entries = []
+        for key in keys:
+            target = self.targets.get(key.lower())
+            if target is not None:
+                measurement, field, factor = target
+                entries.append((key, (measurement, field), factor))
+        found = None
+        if entries:
+            targets = [target for _, target, _ in entries]
+            split = _IMPORT in targets or _EXPORT in targets
+            measurements = {measurement for measurement, _ in targets}
+            direct = not split and len(measurements) == 1 and len(set(targets)) == len(targets)
+            found = _Mapped(tuple(entries), split, measurements.pop() if direct else None)
+        if len(self._mapped) >= GROUP_CACHE_SIZE:
+            self._mapped.clear()
+        self._mapped[keys] = found
+        return found
+
+
+def _value(raw: Any, key: str, factor: float) -> float | None:
+    """The canonical value of one key that is no plain number; an array gives the total of its values."""
+    values = per_phase(raw, key=key, factor=factor)
+    if values is None:
+        return number(raw, key=key, factor=factor)
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def _group(block: dict[str, Any], mapped: _Mapped, name: str) -> dict[tuple[str, str], float]:
+    """(measurement, field) -> value of one group, in the group's order; the first of two aliases wins."""
     found: dict[tuple[str, str], float] = {}
-    for key, raw in block.items():
-        target = plan.get(key.lower())
-        if target is None:
-            continue
-        measurement, field, factor = target
-        values = per_phase(raw, key=f"{name}.{key}", factor=factor)
-        if values is None:
-            value = number(raw, key=f"{name}.{key}", factor=factor)
-        else:  # an array where a scalar belongs: the total of its values
-            present = [v for v in values if v is not None]
-            value = sum(present) if present else None
-        if value is not None:
-            found.setdefault((measurement, field), value)  # the first of two aliases wins
-    imported = found.pop(("electricity", "power_import_w"), None)
-    exported = found.pop(("electricity", "power_export_w"), None)
-    if (imported is not None or exported is not None) and ("electricity", "power_w") not in found:
-        found[("electricity", "power_w")] = (imported or 0.0) - (exported or 0.0)
+    for key, target, factor in mapped.entries:
+        raw = block[key]
+        kind = type(raw)
+        value: float | None
+        if kind is float or (kind is int and -_MAX_EXACT <= raw <= _MAX_EXACT):
+            value = float(raw) * factor  # number() without its text, null and range checks
+            if not math.isfinite(value):
+                value = _number(raw, f"{name}.{key}", factor)
+        else:
+            value = _value(raw, f"{name}.{key}", factor)
+        if value is not None and target not in found:
+            found[target] = value
+    if mapped.split:
+        imported = found.pop(_IMPORT, None)
+        exported = found.pop(_EXPORT, None)
+        if (imported is not None or exported is not None) and _POWER not in found:
+            found[_POWER] = (imported or 0.0) - (exported or 0.0)
     return found
+
+
+def _direct(block: dict[str, Any], mapped: _Mapped, name: str) -> dict[str, FieldValue]:
+    """:func:`_group` for a ``direct`` plan, straight into the point's fields; rejects as it would."""
+    fields: dict[str, FieldValue] = {}
+    summed: list[tuple[str, float]] = []  # arrays' totals may be infinite: checked after every key was read
+    for key, (_, field), factor in mapped.entries:
+        raw = block[key]
+        kind = type(raw)
+        if kind is float or (kind is int and -_MAX_EXACT <= raw <= _MAX_EXACT):
+            scaled = float(raw) * factor
+            fields[field] = scaled if math.isfinite(scaled) else _number(raw, f"{name}.{key}", factor)
+            continue
+        value = _value(raw, f"{name}.{key}", factor)
+        if value is not None:
+            fields[field] = value
+            summed.append((field, value))
+    for field, value in summed:
+        if not math.isfinite(value):
+            raise DecodeRejected("invalid_value", f"{mapped.direct}.{field} is not finite")
+    return fields
+
+
+def _number(raw: float, key: str, factor: float) -> float:
+    """number() of a plain number whose scaled value is not finite: raises its rejection."""
+    value = number(raw, key=key, factor=factor)
+    assert value is not None  # number() only passes a finite product
+    return value
+
+
+def _check_finite(found: dict[tuple[str, str], float]) -> None:
+    for (measurement, field), value in found.items():
+        if not math.isfinite(value):  # e.g. a sum of huge values
+            raise DecodeRejected("invalid_value", f"{measurement}.{field} is not finite")
 
 
 def build(options: SmlOptions, tz: str) -> DecodeFn:
     base = [DEFAULT_KEYS] if options.default_keys else []
-    profile_plan = _plan(*base, options.keys)
-    device_plans = {name: _plan(*base, options.keys, d.keys) for name, d in options.devices.items()}
+    profile_plan = Plan(*base, options.keys)
+    device_plans = {name: Plan(*base, options.keys, d.keys) for name, d in options.devices.items()}
     device_groups = {name: d.groups for name, d in options.devices.items() if d.groups is not None}
 
     def decode(message: DecodeInput) -> list[Reading]:
@@ -124,15 +217,33 @@ def build(options: SmlOptions, tz: str) -> DecodeFn:
         ]
         if not groups:
             raise DecodeRejected("invalid_payload", "no JSON group (object) in the SENSOR message")
-        mapped = [(n, b) for n, b in groups if any(k.lower() in plan for k in b)]
-        points = Points()
-        for name, block in mapped:
-            tags = {"channel": name or "_"} if len(mapped) > 1 else {}
-            for (measurement, field), value in _group(block, plan, name).items():
-                points.add(measurement, field, value, tags)
+        mapped = [(name, block, keys) for name, block in groups if (keys := plan.mapped(tuple(block)))]
+        readings: list[Reading] = []
+        direct = mapped[0][2].direct if len(mapped) == 1 else None
+        if direct is not None:  # the usual message: one group, one point
+            name, block, keys = mapped[0]
+            fields = _direct(block, keys, name)
+            if fields:
+                readings.append(Reading(direct, fields, 0))
+        else:
+            # (measurement, channel) -> fields, in first-seen order; a channel only with several groups
+            points: dict[tuple[str, str | None], dict[str, FieldValue]] = {}
+            for name, block, keys in mapped:
+                channel = (name or "_") if len(mapped) > 1 else None
+                found = _group(block, keys, name)
+                _check_finite(found)
+                for (measurement, field), value in found.items():
+                    points.setdefault((measurement, channel), {})[field] = value
+            for (measurement, channel), fields in points.items():
+                tags = {} if channel is None else {"channel": channel}
+                readings.append(Reading(measurement, fields, 0, tags=tags))
         time_ns, source = device_time(document.get("Time"), received_ns=message.received_ns, tz=tz)
-        names = ", ".join(repr(n) for n, _ in groups)
-        return points.readings_or_reject(time_ns, source, detail=f"no mapped SML key in group(s) {names}")
+        if not readings:
+            names = ", ".join(repr(n) for n, _ in groups)
+            raise DecodeRejected("no_readings", f"no mapped SML key in group(s) {names}")
+        for reading in readings:
+            reading.time_ns, reading.time_source = time_ns, source
+        return readings
 
     return decode
 

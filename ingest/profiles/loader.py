@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ingest.decoders import DECODERS, DecodeFn
+from ingest.decoders import DECODERS, DeclineFn, DecodeFn
 from ingest.profiles.schema import Profile
 from ingest.profiles.topics import TopicTemplate
 from ingest.validation import describe_errors
@@ -26,6 +26,7 @@ class CompiledProfile:
     options: BaseModel
     templates: tuple[TopicTemplate, ...]
     decode: DecodeFn
+    declines: DeclineFn | None = None
 
     @property
     def id(self) -> str:
@@ -79,7 +80,8 @@ def compile_profile(data: Any, *, source: str, tz: str) -> CompiledProfile:
         lines = describe_errors(exc, prefix=("options",))
         raise ProfileError("\n".join(f"{source}: {line}" for line in lines)) from None
     templates = tuple(TopicTemplate(topic) for topic in profile.topics)
-    return CompiledProfile(profile, options, templates, spec.build(options, tz))
+    declines = spec.build_declines(options, tz) if spec.build_declines is not None else None
+    return CompiledProfile(profile, options, templates, spec.build(options, tz), declines)
 
 
 def load_profiles(directory: Path, *, tz: str = "Europe/Berlin") -> ProfileSet:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest import decode
 from ingest.decode import MessageDecoder
+from ingest.decoders import DecodeInput
 from ingest.profiles import load_profiles
-from ingest.readings import DecodeRejected
+from ingest.profiles.loader import CompiledProfile, ProfileSet
+from ingest.readings import DecodeRejected, NotThisProfile
 
 PROFILES = Path(__file__).resolve().parents[2] / "device_profiles"
 SML = b'{"Time":"2025-11-28T10:00:00","SML":{"Total_in":12.5,"Power_curr":523}}'
@@ -45,3 +52,55 @@ def test_route_cache_is_bounded(decoder: MessageDecoder, monkeypatch: pytest.Mon
         readings = decoder.decode(f"p/lab/gw-01/tele/hh-{n:03d}-sml/SENSOR", SML, 1)
         assert readings[0].tags["device"] == f"hh-{n:03d}-sml"
     assert len(decoder._routes) <= 8
+
+
+@cache
+def _tasmota() -> CompiledProfile:
+    return load_profiles(PROFILES).by_id["tasmota"]
+
+
+def test_a_lone_candidate_that_declines_is_no_profile() -> None:
+    alone = MessageDecoder(ProfileSet([_tasmota()]))
+    with pytest.raises(DecodeRejected) as caught:
+        alone.decode("lab/gw-01/tele/hh-001-sml/SENSOR", SML, 1)
+    assert type(caught.value) is DecodeRejected  # not the NotThisProfile itself
+    assert (caught.value.reason, caught.value.detail) == (
+        "no_profile",
+        "tasmota: SENSOR without ENERGY block or known sensor group",
+    )
+
+
+sensor_documents = st.dictionaries(
+    st.sampled_from(["Time", "ENERGY", "SML", "BME280", "TempUnit", ""]),
+    st.none()
+    | st.integers()
+    | st.text(max_size=3)
+    | st.dictionaries(
+        st.sampled_from(["Temperature", "Humidity", "Id", "Total", "Power", "Total_in", "DewPoint"]),
+        st.none() | st.floats(allow_nan=False) | st.text(max_size=3),
+        max_size=3,
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=sensor_documents, kind=st.sampled_from(["SENSOR", "STATE", "ENERGY"]))
+def test_declines_only_where_decode_would(document: dict[str, Any], kind: str) -> None:
+    """The tasmota check the decode stage asks first: a detail only where decode says NotThisProfile with
+    it, the same rejection where decode rejects before (None leaves the decision to decode)."""
+    tasmota = _tasmota()
+    assert tasmota.declines is not None
+    for payload in (json.dumps(document).encode(), b"{not json", b"[1]"):
+        message = DecodeInput(f"lab/gw/tele/d/{kind}", payload, {"device": "d"}, 1)
+        try:
+            detail = tasmota.declines(message)
+        except DecodeRejected as exc:
+            with pytest.raises(DecodeRejected) as caught:
+                tasmota.decode(message)
+            assert (caught.value.reason, caught.value.detail) == (exc.reason, exc.detail)
+            continue
+        if detail is not None:
+            with pytest.raises(NotThisProfile) as declined:
+                tasmota.decode(message)
+            assert declined.value.detail == detail

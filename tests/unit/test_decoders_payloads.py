@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ingest.decoders import payloads
 from ingest.decoders.payloads import Points, json_object, number, parse_json, per_phase, plain_value
 from ingest.readings import DecodeRejected
 
@@ -89,3 +93,103 @@ def test_points_group_by_measurement_and_tags_in_first_seen_order() -> None:
     with pytest.raises(DecodeRejected) as caught:
         Points().readings_or_reject(5, "received", detail="x")
     assert caught.value.reason == "no_readings"
+
+
+# --- the orjson fast path: a document only when it is certainly the stdlib's ---------------------------
+
+
+def _stdlib(payload: bytes) -> Any:
+    return payloads._JSON.decode(payloads.payload_text(payload))
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with every scalar's type spelled out: 1 == 1.0 == True must not pass as equal."""
+    if isinstance(value, dict):
+        return ("dict", [(key, _typed(item)) for key, item in value.items()])
+    if isinstance(value, list):
+        return ("list", [_typed(item) for item in value])
+    return (type(value).__name__, repr(value))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"a":1,"a":2}',  # a duplicate key: orjson would keep only the last
+        b'{"a":{"b":1,"b":2}}',
+        b'[{"a":1},{"a":1,"a":3}]',
+        b'{"a":"x\\":","a":1}',  # '":' inside a string value
+        b'{"a":18446744073709551616}',  # beyond 64 bits: orjson gives a float
+        b'{"a":-9223372036854775809}',
+        b'{"a":[9223372036854775808,1e19]}',
+        b'{"a":1e400}',  # stdlib: inf
+        b'{"a":NaN}',
+        b'{"a":"\\ud800"}',  # lone surrogate
+        b'{"a":1}\x00',
+        b'\xef\xbb\xbf{"a":1}',
+        b'{"a": 1}',
+        b"[" * 2000 + b"]" * 2000,  # deeper than orjson and the key walk go
+        b'{"a":1,"a#2":2,"a":3}',
+    ],
+)
+def test_fast_json_falls_back_unless_certain(payload: bytes) -> None:
+    fast, document = payloads._fast_json(payload)
+    if fast:
+        assert _typed(document) == _typed(_stdlib(payload))
+    try:
+        expected = _typed(_stdlib(payload))
+    except (ValueError, RecursionError):
+        with pytest.raises(DecodeRejected):
+            parse_json(payload)
+    else:
+        assert _typed(parse_json(payload)) == expected
+
+
+def test_fast_json_takes_compact_unique_documents() -> None:
+    payload = b'{"Time":"2025-11-28T10:00:00","SML":{"Total_in":1.5,"Power_curr":-830,"Id":"0a"}}'
+    assert payloads._fast_json(payload) == (True, _stdlib(payload))
+    assert payloads._fast_json(b'{"a":1,"a":2}') == (False, None)
+    assert parse_json(b'{"a":1,"a":2}') == {"a": 1, "a#2": 2}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(st.tuples(st.sampled_from(["a", "b", "a#2", "", 'q"', "x y", "k:"]), inner), max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _dump(value: Any, spaced: bool) -> str:
+    """JSON text of ``value``; lists of pairs become objects, duplicate keys included."""
+    comma, colon = (", ", ": ") if spaced else (",", ":")
+    if isinstance(value, list) and value and all(isinstance(item, tuple) for item in value):
+        pairs = (json.dumps(key) + colon + _dump(item, spaced) for key, item in value)
+        return "{" + comma.join(pairs) + "}"
+    if isinstance(value, list):
+        return "[" + comma.join(_dump(item, spaced) for item in value) + "]"
+    return json.dumps(value)
+
+
+@settings(max_examples=500)
+@given(value=json_values, spaced=st.booleans())
+def test_fast_json_is_the_stdlib_document(value: Any, spaced: bool) -> None:
+    payload = _dump(value, spaced).encode()
+    expected = _typed(_stdlib(payload))
+    assert _typed(parse_json(payload)) == expected
+    fast, document = payloads._fast_json(payload)
+    if fast:
+        assert _typed(document) == expected
+
+
+@settings(max_examples=300)
+@given(number=st.floats(allow_nan=False, allow_infinity=False), digits=st.integers(1, 25))
+def test_fast_json_floats_round_as_float_does(number: float, digits: int) -> None:
+    for text in (repr(number), f"{number:.{digits}e}", f"{number:.{digits}g}"):
+        payload = b'{"v":' + text.encode() + b"}"
+        assert _typed(parse_json(payload)) == _typed(_stdlib(payload))

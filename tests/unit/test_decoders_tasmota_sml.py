@@ -207,3 +207,141 @@ def test_fuzz_only_decode_rejected_escapes(groups: dict[str, Any], time: Any) ->
     else:
         assert readings
         assert all(r.fields for r in readings)
+
+
+# --- the compiled plans (per key set, direct single point) against the decoder as first written --------
+
+
+def _reference(options: dict[str, Any]) -> DecodeFn:
+    """The tasmota-sml decoder before its plans were compiled: a look-up per key, Points per message."""
+    from ingest.decoders.payloads import Points, json_object, number, per_phase
+    from ingest.decoders.tasmota_sml import DEFAULT_KEYS, Plan, SmlOptions
+    from ingest.timeparse import device_time
+
+    model = SmlOptions.model_validate(options)
+    base = [DEFAULT_KEYS] if model.default_keys else []
+    profile_plan = Plan(*base, model.keys).targets
+    device_plans = {name: Plan(*base, model.keys, d.keys).targets for name, d in model.devices.items()}
+
+    def group(block: dict[str, Any], plan: dict[str, Any], name: str) -> dict[tuple[str, str], float]:
+        found: dict[tuple[str, str], float] = {}
+        for key, raw in block.items():
+            target = plan.get(key.lower())
+            if target is None:
+                continue
+            measurement, field, factor = target
+            values = per_phase(raw, key=f"{name}.{key}", factor=factor)
+            if values is None:
+                value = number(raw, key=f"{name}.{key}", factor=factor)
+            else:
+                present = [v for v in values if v is not None]
+                value = sum(present) if present else None
+            if value is not None:
+                found.setdefault((measurement, field), value)
+        imported = found.pop(("electricity", "power_import_w"), None)
+        exported = found.pop(("electricity", "power_export_w"), None)
+        if (imported is not None or exported is not None) and ("electricity", "power_w") not in found:
+            found[("electricity", "power_w")] = (imported or 0.0) - (exported or 0.0)
+        return found
+
+    def decode(message: DecodeInput) -> list[Any]:
+        document = json_object(message.payload)
+        device = message.bindings.get("device", "")
+        plan = device_plans.get(device, profile_plan)
+        groups = [(n, b) for n, b in document.items() if isinstance(b, dict)]
+        if not groups:
+            raise DecodeRejected("invalid_payload", "no JSON group (object) in the SENSOR message")
+        mapped = [(n, b) for n, b in groups if any(k.lower() in plan for k in b)]
+        points = Points()
+        for name, block in mapped:
+            tags = {"channel": name or "_"} if len(mapped) > 1 else {}
+            for (measurement, field), value in group(block, plan, name).items():
+                points.add(measurement, field, value, tags)
+        time_ns, source = device_time(
+            document.get("Time"), received_ns=message.received_ns, tz="Europe/Berlin"
+        )
+        names = ", ".join(repr(n) for n, _ in groups)
+        return points.readings_or_reject(time_ns, source, detail=f"no mapped SML key in group(s) {names}")
+
+    return decode
+
+
+def _outcome(decode: DecodeFn, message: DecodeInput) -> Any:
+    try:
+        readings = decode(message)
+    except DecodeRejected as exc:
+        return (exc.reason, exc.detail)
+    return [
+        (r.measurement, [(k, type(v).__name__, repr(v)) for k, v in r.fields.items()], r.time_ns, r.tags)
+        for r in readings
+    ]
+
+
+ORACLE_OPTIONS: dict[str, Any] = {
+    "keys": {
+        "Verbrauch": {"measurement": "electricity", "field": "energy_import_kwh", "unit": "kWh"},
+        "Gas": {"measurement": "gas", "field": "volume_m3", "unit": "m3"},
+        "Wh": {"measurement": "electricity", "field": "energy_import_kwh", "unit": "Wh"},
+    },
+    "devices": {
+        "split": {"keys": {"Tariflos#2": {"measurement": "electricity", "field": "power_w", "unit": "kW"}}}
+    },
+}
+oracle_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.sampled_from([2**70, -(2**1030), 1e308, -1e308, 0.0, -0.0])
+    | st.floats(allow_nan=False)
+    | st.sampled_from(["12,5", "1,234.5", "", "-", "x", " 7 "])
+    | st.lists(st.floats(allow_nan=False) | st.integers() | st.none(), max_size=4)
+)
+oracle_keys = st.sampled_from(
+    [
+        "Total_in",
+        "total_IN",
+        "E_in",
+        "Total_out",
+        "Power_curr",
+        "P",
+        "Power_in",
+        "Power_out",
+        "Volt_p1",
+        "Verbrauch",
+        "Gas",
+        "Wh",
+        "Tariflos",
+        "Tariflos#2",
+        "Meter_Id",
+    ]
+)
+
+
+@settings(max_examples=600)
+@given(
+    groups=st.lists(
+        st.tuples(
+            st.sampled_from(["SML", "", "_", "Haus"]),
+            st.lists(st.tuples(oracle_keys, oracle_values), max_size=6),
+        ),
+        max_size=3,
+    ),
+    device=st.sampled_from(["m1", "split"]),
+    time=st.sampled_from(["2025-11-28T10:00:00.123", None, 1764320400, "1970-01-01T00:00:00"]),
+)
+def test_compiled_plans_decode_as_before(
+    groups: list[tuple[str, list[tuple[str, Any]]]], device: str, time: Any
+) -> None:
+    document = {"Time": time}
+    for name, pairs in groups:
+        block: dict[str, Any] = {}
+        for key, value in pairs:
+            block.setdefault(key, value)
+        document[name] = block
+    payload = json.dumps(document).encode()
+    message = DecodeInput(
+        f"lab/gw/tele/{device}/SENSOR", payload, {"gateway": "gw", "device": device}, RECEIVED
+    )
+    decoder = _decoder(**ORACLE_OPTIONS)
+    for _ in range(2):  # the second time through the cached plan
+        assert _outcome(decoder, message) == _outcome(_reference(ORACLE_OPTIONS), message)
