@@ -247,12 +247,11 @@ class Ingester:
         """Decode ``messages[start:]`` into the batch until it holds ``size`` lines; returns where it
         stopped. Never raises for bad input."""
         decode, enricher, last_seen = self.decoder.decode, self.enricher, self._last_seen
-        lines, taken = batch.lines, batch.messages
+        lines, decoded = batch.lines, 0
         index, end = start, len(messages)
         while index < end and len(lines) < size:
             message = messages[index]
             index += 1
-            taken.append(message)
             try:
                 readings = decode(message.topic, message.payload, message.received_ns)
                 if enricher is not None:
@@ -262,11 +261,13 @@ class Ingester:
             except DecodeRejected as exc:
                 self._reject(batch, message, exc)
                 continue
-            batch.decoded_messages += 1
+            decoded += 1
             for reading in readings:
                 line = reading_line(reading)
                 if line:
                     lines.append(line)
+        batch.messages += messages[start:index]
+        batch.decoded_messages += decoded
         self.stats.received += index - start
         return index
 

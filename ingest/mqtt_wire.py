@@ -199,10 +199,13 @@ class PacketParser:
             length = buf[pos + 1]
             start = pos + 2
             if length >= 0x80:
-                try:
-                    length, start = _varint_at(buf, pos + 1)
-                except IndexError:
-                    break  # the length itself is not complete yet
+                if end_of_data - pos > 2 and buf[pos + 2] < 0x80:  # two bytes: messages of 128 B-16 KiB
+                    length, start = (length & 0x7F) | buf[pos + 2] << 7, pos + 3
+                else:
+                    try:
+                        length, start = _varint_at(buf, pos + 1)
+                    except IndexError:
+                        break  # the length itself is not complete yet
             end = start + length
             if end > end_of_data:
                 break
