@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bench.registry_seed import seed_registry
 from bench.systems import (
     BenchError,
@@ -87,6 +89,7 @@ class Bench:
             database=database,
             prefix=prefix,
             registry_url=self.registry_url,
+            overrides=self.args.overrides,
         )
 
     def fresh(self, name: str) -> tuple[Path, str, str]:
@@ -708,9 +711,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--drain-only", action="store_true", help="only the drain (and --profile): no live trials"
     )
     parser.add_argument("--no-enrich", action="store_true", help="registry enrichment off (default: on)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=YAML",
+        help="an ingester setting over the bench's, e.g. --set influx.gzip=true (repeatable)",
+    )
     parser.add_argument("--profile", type=Path, help="also profile a drain with py-spy; stacks go here")
     parser.add_argument("--workdir", type=Path, help="parent of the temp dir (default: system temp)")
     args = parser.parse_args(argv)
+    args.overrides = {}
+    for item in args.set:
+        key, equals, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not (equals and dot and section and name):
+            parser.error(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        args.overrides.setdefault(section, {})[name] = yaml.safe_load(value)
     quick = args.quick
     args.messages = args.messages or (50_000 if quick else 500_000)
     args.trial_seconds = args.trial_seconds or (10.0 if quick else 60.0)

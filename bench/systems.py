@@ -207,13 +207,21 @@ class System:
 class IngesterSystem(System):
     label = "ingester"
 
-    def __init__(self, directory: Path, *, registry_url: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        registry_url: str | None = None,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(directory, **kwargs)
         self.metrics_port = free_port()
         self.registry_url = registry_url  # enrichment with household/building tags when set
+        self.overrides = overrides or {}  # section -> key -> value, over the bench's settings
 
     def command(self) -> list[str]:
-        config = {
+        config: dict[str, Any] = {
             "mode": "development",
             "mqtt": {
                 "host": "127.0.0.1",
@@ -231,6 +239,8 @@ class IngesterSystem(System):
         }
         if self.registry_url is not None:
             config["registry"] = {"enrich": True, "url": self.registry_url}
+        for section, values in self.overrides.items():
+            config.setdefault(section, {}).update(values)
         path = self.directory / "ingest.yaml"
         path.write_text(yaml.safe_dump(config))
         return [sys.executable, "-m", "ingest.cli", "ingest", "--config", str(path)]

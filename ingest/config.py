@@ -67,7 +67,9 @@ class InfluxSettings(Section):
     create_database: bool = Field(True, description="v1: CREATE DATABASE on start")
     batch_size: int = Field(5000, ge=1, le=1_000_000, description="lines per write")
     flush_interval_s: float = Field(0.25, gt=0, le=60, description="longest a reading waits for its batch")
-    gzip: bool = True
+    gzip: bool | None = Field(
+        None, description="compress write bodies (default: only when InfluxDB is not on this machine)"
+    )
     timeout_s: float = Field(10.0, gt=0)
     retry_min_s: float = Field(0.2, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
