@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from bench.registry_seed import seed_registry
@@ -123,6 +124,7 @@ class DrainResult:
     msg_per_s_after_first_point: float | None = None  # the rate without startup and first batch
     cpu_us_per_msg: float = 0.0
     peak_rss_mb: float = 0.0
+    all_received_s: float | None = None  # the ingester: process start -> every message received
     note: str = ""
 
 
@@ -159,7 +161,7 @@ def drain(
     system.start(wait_ready=False)
     extra = on_running(system) if on_running is not None else None
     written, done, first, at_first, last_progress, last_written = 0, 0.0, 0.0, 0, time.monotonic(), -1
-    note = ""
+    note, received_at = "", 0.0
     try:
         while True:
             time.sleep(0.5)
@@ -167,6 +169,10 @@ def drain(
             now = time.monotonic()
             if written > 0 and not first:
                 first, at_first = now, written
+            if not received_at and isinstance(system, IngesterSystem):
+                with contextlib.suppress(httpx.HTTPError, KeyError):  # /metrics is up a moment after start
+                    if system.metrics()["received_total"] >= count:
+                        received_at = now
             if written >= count:
                 done = now
                 break
@@ -205,6 +211,7 @@ def drain(
         ),
         cpu_us_per_msg=round(cpu / max(written, 1) * 1e6, 1),
         peak_rss_mb=round(rss, 1),
+        all_received_s=round(received_at - system.launched_at, 2) if received_at else None,
         note=note,
     )
     log(f"{system.label}: {result}")

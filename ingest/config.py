@@ -66,6 +66,7 @@ class InfluxSettings(Section):
     token: SecretStr | None = Field(None, description="v2 API token")
     create_database: bool = Field(True, description="v1: CREATE DATABASE on start")
     batch_size: int = Field(5000, ge=1, le=1_000_000, description="lines per write")
+    max_in_flight: int = Field(2, ge=1, le=16, description="write requests at once (spool records)")
     flush_interval_s: float = Field(0.25, gt=0, le=60, description="longest a reading waits for its batch")
     gzip: bool | None = Field(
         None, description="compress write bodies (default: only when InfluxDB is not on this machine)"

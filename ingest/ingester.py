@@ -8,8 +8,9 @@ Tasks (named), connected by bounded queues:
 ``commit``       per batch (group commit): quarantine entries, then the lines into the spool (one fsync),
                  THEN acknowledges the batch's messages. A full spool blocks here: no ack, no consuming,
                  the broker keeps the rest for our persistent session (backpressure, not loss)
-``sink``         drains the spool into InfluxDB in order, retrying with backoff (``Retry-After`` honoured;
-                 while InfluxDB does not answer at all, ``/ping`` every 0.5 s ends the wait early);
+``sink``         drains the spool into InfluxDB in order, ``influx.max_in_flight`` records at once, retrying
+                 with backoff (``Retry-After`` honoured; while InfluxDB does not answer at all, ``/ping``
+                 every 0.5 s ends the wait early);
                  lines InfluxDB refuses for good are found by bisection and quarantined with its error text;
                  a record leaves the spool only after InfluxDB confirmed it
 ``registry-refresh`` reloads the registry snapshot (household/building tags) every ``refresh_s`` and
@@ -373,9 +374,12 @@ class Ingester:
             if not records:
                 await self._spooled.wait()
                 continue
-            for record in records:
-                await self._write_record(record.payload)
-                after = record.seq
+            in_flight = self.settings.influx.max_in_flight
+            for start in range(0, len(records), in_flight):  # InfluxDB works on one while we send the next
+                await asyncio.gather(
+                    *(self._write_record(r.payload) for r in records[start : start + in_flight])
+                )
+            after = records[-1].seq
             await asyncio.to_thread(self.spool.confirm_many, [r.seq for r in records])
             self._room.set()
             for record in records:
