@@ -169,6 +169,7 @@ class MqttSource:
         self._connections = 0
         self._closing = False
         self._closed = asyncio.Event()
+        self._last_received_ns = 0
 
     async def run(self) -> None:
         """Stay connected until cancelled."""
@@ -222,7 +223,9 @@ class MqttSource:
             log.warning("mqtt: no clean disconnect within %.0f s", wait_s)
 
     def _deliver(self, publishes: list[wire.Publish], connection: int) -> None:
-        received_ns = time.time_ns()  # one receive time per read
+        # One clock reading per read, but every message its own receive time: a reading without device
+        # time is stamped with it, and two points of a device with the same time overwrite each other.
+        received_ns = max(time.time_ns(), self._last_received_ns + 1)
         messages = []
         for raw_topic, payload, qos, mid in publishes:
             try:
@@ -233,6 +236,8 @@ class MqttSource:
                 self._note_broker_drops(payload)
                 continue
             messages.append(Message(topic, payload, received_ns, qos, mid, connection))
+            received_ns += 1
+        self._last_received_ns = received_ns - 1
         if messages:
             self.queue.put_nowait(messages)
 

@@ -143,3 +143,22 @@ def test_publisher_packets_v311() -> None:
     long = wire.publish_v311(b"t", b"x" * 200, 65_535)
     assert long[:3] == b"\x32" + wire.varint(2 + 1 + 2 + 200)
     assert long.endswith(b"\xff\xff" + b"x" * 200)
+
+
+def test_every_message_gets_its_own_receive_time() -> None:
+    """Readings without device time are stamped with it: equal times would overwrite points in InfluxDB."""
+    import asyncio
+
+    from ingest.config import MqttSettings
+    from ingest.mqtt import Message, MqttSource
+
+    async def deliver() -> list[Message]:
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+        source = MqttSource(MqttSettings(), topics=["#"], queue=queue)
+        for _ in range(3):  # reads in quick succession: the clock may not move between them
+            source._deliver([(b"lab/gw-01/x", b"1", 1, n + 1) for n in range(500)], 1)
+        return [m for _ in range(3) for m in queue.get_nowait()]
+
+    times = [m.received_ns for m in asyncio.run(deliver())]
+    assert len(times) == 1500
+    assert times == sorted(set(times))  # strictly increasing
