@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ingest.decoders import DeclineFn, DecodeFn, DecodeInput
-from ingest.decoders.payloads import shared_parse
 from ingest.profiles.loader import CompiledProfile, ProfileSet
 from ingest.readings import DecodeRejected, NotThisProfile, Reading
 
@@ -69,23 +68,29 @@ class MessageDecoder:
             self._plausibility[p.id] = _Plausibility(
                 ranges, p.profile.on_implausible == "reject", open_ranges
             )
-        self._routes: dict[str, tuple[_Route, ...]] = {}
+        # topic as received -> (topic without the prefix, its candidates): no prefix strip per message
+        self._routes: dict[str, tuple[str, tuple[_Route, ...]]] = {}
 
     def subscriptions(self) -> list[str]:
         return [self.topic_prefix + topic for topic in self.profiles.subscriptions()]
 
-    def _candidates(self, topic: str) -> tuple[_Route, ...]:
-        routes = self._routes.get(topic)
-        if routes is None:
+    def _candidates(self, topic: str) -> tuple[str, tuple[_Route, ...]]:
+        """The topic without the prefix and its candidates, remembered per topic as received."""
+        routed = self._routes.get(topic)
+        if routed is None:
+            prefix = self.topic_prefix
+            if not topic.startswith(prefix):
+                raise DecodeRejected("no_profile", f"topic outside prefix {prefix!r}")
+            local = topic[len(prefix) :]
             found: list[_Route] = []
-            for profile, bindings in self.profiles.candidates(topic):
+            for profile, bindings in self.profiles.candidates(local):
                 same = bool(found) and found[-1].bindings == bindings
                 found.append(self._route(profile, bindings, same_bindings=same))
-            routes = tuple(found)
+            routed = (local, tuple(found))
             if len(self._routes) >= ROUTE_CACHE_SIZE:
                 self._routes.clear()  # a flood of new topics: start over rather than grow without bound
-            self._routes[topic] = routes
-        return routes
+            self._routes[topic] = routed
+        return routed
 
     def _route(self, profile: CompiledProfile, bindings: dict[str, str], *, same_bindings: bool) -> _Route:
         base = {name: bindings[name] for name in BASE_TAGS if name in bindings}
@@ -94,29 +99,17 @@ class MessageDecoder:
         return _Route(profile, bindings, base, profile.decode, profile.declines, plausibility, same_bindings)
 
     def decode(self, topic: str, payload: bytes, received_ns: int) -> list[Reading]:
+        """The readings of the first candidate that does not say NotThisProfile (priority order)."""
         if len(payload) > self.max_payload_bytes:
             raise DecodeRejected("oversized_payload", f"{len(payload)} bytes, limit {self.max_payload_bytes}")
-        if self.topic_prefix:
-            if not topic.startswith(self.topic_prefix):
-                raise DecodeRejected("no_profile", f"topic outside prefix {self.topic_prefix!r}")
-            topic = topic[len(self.topic_prefix) :]
-        candidates = self._routes.get(topic) or self._candidates(topic)
-        if not candidates:
-            raise DecodeRejected("no_profile", "no device profile matches the topic")
-        if len(candidates) == 1:
-            return self._decode_first(candidates, topic, payload, received_ns)
-        with shared_parse(payload):  # the profiles tried one after another parse the payload once
-            return self._decode_first(candidates, topic, payload, received_ns)
-
-    def _decode_first(
-        self, candidates: tuple[_Route, ...], topic: str, payload: bytes, received_ns: int
-    ) -> list[Reading]:
-        """The readings of the first candidate that does not say NotThisProfile (priority order)."""
+        topic, candidates = self._routes.get(topic) or self._candidates(topic)
         declined: list[tuple[_Route, str]] = []
         message = None
         for route in candidates:
-            if message is None or not route.same_bindings:
+            if message is None:
                 message = DecodeInput(topic, payload, route.bindings, received_ns)
+            elif not route.same_bindings:  # other names bound; the payload's parse so far still serves
+                message = DecodeInput(topic, payload, route.bindings, received_ns, message.parsed)
             try:
                 if route.declines is not None:  # asked first: declining costs no exception then
                     detail = route.declines(message)
@@ -132,6 +125,8 @@ class MessageDecoder:
                 exc.profile = route.profile.id
                 raise
             return readings
+        if not candidates:
+            raise DecodeRejected("no_profile", "no device profile matches the topic")
         raise DecodeRejected("no_profile", "; ".join(f"{r.profile.id}: {detail}" for r, detail in declined))
 
     def decode_with(
@@ -156,25 +151,18 @@ class MessageDecoder:
         plausibility = route.plausibility
         base = route.base_tags
         for reading in readings:
-            if plausibility.ranges:
-                self._check_plausible(plausibility, reading)
+            bounds_of = plausibility.open_ranges.get(reading.measurement)
+            if bounds_of is not None:
+                for name, value in reading.fields.items():
+                    bounds = bounds_of.get(name)
+                    if bounds is not None and not (type(value) is float and bounds[0] <= value <= bounds[1]):
+                        # not a float within its range: the full check decides
+                        self._check_plausible(plausibility, reading)
+                        break
             reading.tags = {**base, **reading.tags} if reading.tags else base.copy()
 
     @staticmethod
     def _check_plausible(plausibility: _Plausibility, reading: Reading) -> None:
-        bounds_of = plausibility.open_ranges.get(reading.measurement)
-        if bounds_of is None:
-            return
-        for name, value in reading.fields.items():
-            bounds = bounds_of.get(name)
-            if bounds is not None and not (type(value) is float and bounds[0] <= value <= bounds[1]):
-                break  # not a float within its range: the full check below decides
-        else:
-            return
-        MessageDecoder._check_plausible_slowly(plausibility, reading)
-
-    @staticmethod
-    def _check_plausible_slowly(plausibility: _Plausibility, reading: Reading) -> None:
         bounds_of = plausibility.ranges[reading.measurement]
         implausible = False
         for name, value in reading.fields.items():

@@ -39,8 +39,7 @@ def format_field_value(value: FieldValue) -> str | None:
     if type(value) is float:  # by far the most common: checked first, same result as below
         if not math.isfinite(value):
             return None
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
+        return repr(value).removesuffix(".0")
     if value is True:
         return "true"
     if value is False:
@@ -50,8 +49,7 @@ def format_field_value(value: FieldValue) -> str | None:
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
+        return repr(value).removesuffix(".0")
     if isinstance(value, str):
         return '"' + value.translate(_ESCAPE_STRING) + '"'
     return None
@@ -62,12 +60,12 @@ def format_field_value(value: FieldValue) -> str | None:
 # looked up afterwards. Both caches are bounded: when one is full it starts over (a flood of distinct
 # tag values costs the escaping again, never memory).
 CACHE_SIZE = 16_384
-_heads: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+_heads: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 _field_keys: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
 
 
 def _head(measurement: str, tags: Mapping[str, str]) -> str:
-    key = (measurement, tuple(tags.items()))
+    key = (measurement, tuple(tags), tuple(tags.values()))  # two flat tuples: cheaper than the pairs
     head = _heads.get(key)
     if head is None:
         head = escape_measurement(measurement)
@@ -101,8 +99,7 @@ def format_line(
     for name, prefix in _sorted_field_keys(fields):
         value = fields[name]
         if type(value) is float and value - value == 0.0:  # a finite float, inline: most fields are
-            text = repr(value)
-            parts.append(prefix + text[:-2] if text.endswith(".0") else prefix + text)
+            parts.append(prefix + repr(value).removesuffix(".0"))
             continue
         if value is None:
             continue

@@ -81,8 +81,46 @@ def _local_to_ns(moment: datetime, tz: str) -> int:
     return (local_us - offset) * 1000
 
 
+# Tasmota's Time: local "YYYY-MM-DDTHH:MM:SS", some firmwares add ".mmm". Devices in step send the same
+# second again and again, so its ns (the full parse) is remembered per (zone, second) and the milliseconds
+# are added. Exact: with 'T' and ':' where this shape has them, datetime.fromisoformat reads the first 19
+# characters as a date and HH:MM:SS (hours 00-23) or rejects them, with or without the fraction; '.' and
+# three ASCII digits are that many ms; no zone's offset changes within a second. Bounded: starts over
+# when full.
+SECOND_CACHE_SIZE = 4_096
+_seconds: dict[tuple[str, str], int | None] = {}
+_ISO = ("auto", "iso")  # the formats that read such a text as ISO 8601 ("YYYY-…T…:…" is no number)
+
+
 def _text_to_ns(text: str, fmt: TimeFormat, tz: str) -> int | None:
     text = text.strip()
+    size = len(text)
+    if (size == 19 or size == 23) and text[10] == "T" and text[13] == text[16] == ":" and fmt in _ISO:
+        return _second_to_ns(text, fmt, tz)
+    return _parse_text(text, fmt, tz)
+
+
+def _second_to_ns(text: str, fmt: TimeFormat, tz: str) -> int | None:
+    """:func:`_text_to_ns` of a text in Tasmota's shape (19 or 23 characters, 'T' at 10, ':' at 13, 16)."""
+    ms = 0
+    if len(text) == 23:
+        fraction = text[20:]
+        if text[19] != "." or not (fraction.isdigit() and fraction.isascii()):
+            return _parse_text(text, fmt, tz)
+        ms = int(fraction)
+    key = (tz, text[:19])
+    second = _seconds.get(key, False)
+    if second is False:
+        if text[11:13] >= "24":  # never cached: hour 24 is read differently across Python versions
+            return _parse_text(text, fmt, tz)
+        second = _parse_text(key[1], "iso", tz)
+        if len(_seconds) >= SECOND_CACHE_SIZE:
+            _seconds.clear()
+        _seconds[key] = second
+    return None if second is None else second + ms * 1_000_000
+
+
+def _parse_text(text: str, fmt: TimeFormat, tz: str) -> int | None:
     # "YYYY-…" cannot be a number (a '-' after four digits is no exponent): skip the epoch attempt.
     if fmt != "iso" and not (fmt == "auto" and text[4:5] == "-" and text[:4].isdigit()):
         try:

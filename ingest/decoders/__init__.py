@@ -7,7 +7,7 @@ nothing but :class:`~ingest.readings.DecodeRejected`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -24,6 +24,9 @@ class DecodeInput:
     payload: bytes
     bindings: Mapping[str, str]  # names bound by the profile's topic template
     received_ns: int
+    # (document,) once a decoder parsed the payload as JSON (payloads.message_object): the decode stage
+    # hands the same parse to every profile it tries on a shared topic, so the payload is parsed once
+    parsed: tuple[Any] | None = field(default=None, repr=False, compare=False)
 
 
 class DecodeFn(Protocol):

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ingest.decoders.values import to_number
 from ingest.readings import DecodeRejected, FieldValue, Reading, TimeSource
+
+if TYPE_CHECKING:
+    from ingest.decoders import DecodeInput
 
 PHASES = ("l1", "l2", "l3")
 _JUNK = "\x00 \t\r\n"  # C-string terminators and line ends some gateways append
@@ -42,51 +44,6 @@ def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             name = f"{key}#{count}"
         document[name] = value
     return document
-
-
-class _SharedParse(threading.local):
-    """The message whose matching profiles the decode stage is trying, and its parsed JSON.
-
-    On a topic several profiles share (tasmota before tasmota-sml on ``tele/<dev>/SENSOR``) each one
-    parses the same payload; the first that is not the message's kind says NotThisProfile. With the
-    document shared, that attempt costs a few look-ups instead of a second JSON parse. Set only around one
-    message (:func:`shared_parse`); decoders never modify the parsed document, so sharing it is safe.
-    """
-
-    payload: bytes | None = None
-    parsed: tuple[Any] | None = None  # (document,) once parsed
-
-
-_shared = _SharedParse()
-
-
-class shared_parse:  # lower case: used like the function it was, ``with shared_parse(payload):``
-    """Within this block, every parse of ``payload`` (the same object) after the first is a look-up.
-
-    A class rather than a ``@contextmanager`` generator: entered once per message on a shared topic.
-    """
-
-    __slots__ = ("_payload",)
-
-    def __init__(self, payload: bytes) -> None:
-        self._payload = payload
-
-    def __enter__(self) -> None:
-        _shared.payload, _shared.parsed = self._payload, None
-
-    def __exit__(self, *_: object) -> None:
-        _shared.payload, _shared.parsed = None, None
-
-
-def parse_json(payload: bytes) -> Any:
-    """Any JSON value; invalid_utf8 / invalid_json otherwise. Duplicate keys become ``key#2`` …"""
-    shared = _shared  # a thread-local: each attribute access costs, so few of them
-    if payload is shared.payload:
-        parsed = shared.parsed
-        if parsed is None:
-            parsed = shared.parsed = (_parse_json(payload),)  # an error is raised again by the next attempt
-        return parsed[0]
-    return _parse_json(payload)
 
 
 # What json.loads(text, object_pairs_hook=...) builds on every call, built once (payload_text has
@@ -137,7 +94,8 @@ def _fast_json(payload: bytes) -> tuple[bool, Any]:
     return False, None
 
 
-def _parse_json(payload: bytes) -> Any:
+def parse_json(payload: bytes) -> Any:
+    """Any JSON value; invalid_utf8 / invalid_json otherwise. Duplicate keys become ``key#2`` …"""
     fast, document = _fast_json(payload)
     if fast:
         return document
@@ -150,7 +108,24 @@ def _parse_json(payload: bytes) -> Any:
 
 def json_object(payload: bytes) -> dict[str, Any]:
     """A JSON object, or invalid_json / invalid_payload."""
-    document = parse_json(payload)
+    return _object(parse_json(payload))
+
+
+def message_object(message: DecodeInput) -> dict[str, Any]:
+    """:func:`json_object` of the message's payload, parsed once per message.
+
+    On a topic several profiles share (tasmota before tasmota-sml on ``tele/<dev>/SENSOR``) each one
+    reads the same payload; the first that is not the message's kind says NotThisProfile. With the parse
+    kept on the message, that attempt costs a look-up instead of a second JSON parse. Decoders never
+    modify the document, so sharing it is safe; a parse error is raised again by the next attempt.
+    """
+    parsed = message.parsed
+    if parsed is None:
+        parsed = message.parsed = (parse_json(message.payload),)
+    return _object(parsed[0])
+
+
+def _object(document: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise DecodeRejected("invalid_payload", f"expected a JSON object, got {type(document).__name__}")
     return document

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
-from ingest.decoders.payloads import Points, json_object, number
+from ingest.decoders.payloads import Points, message_object, number
 from ingest.readings import DecodeRejected, Reading
 from ingest.timeparse import device_time
 
@@ -150,7 +150,7 @@ def build(options: ShellyGen2Options, tz: str) -> DecodeFn:
         return [(c, s) for c, s in params.items() if isinstance(s, dict) and _parse(c)[0] in _MAPPERS]
 
     def decode(message: DecodeInput) -> list[Reading]:
-        document = json_object(message.payload)
+        document = message_object(message)
         state = _device_state(message)
         points = Points()
         component = message.bindings.get("component")

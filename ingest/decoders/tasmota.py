@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.decoders import DeclineFn, DecodeFn, DecodeInput, DecoderSpec
-from ingest.decoders.payloads import PHASES, Points, json_object, number, per_phase
+from ingest.decoders.payloads import PHASES, Points, message_object, number, per_phase
 from ingest.readings import DecodeRejected, NotThisProfile, Reading
 from ingest.timeparse import device_time
 
@@ -89,7 +89,8 @@ def _energy(block: dict[str, Any], points: Points, arrays: ArrayMode) -> None:
 
 def _is_sensor_group(block: Any) -> bool:
     """An environment sensor driver's group; a group with other keys is a script's (tasmota-sml)."""
-    return isinstance(block, dict) and not _ENV_KEYS.isdisjoint(block) and block.keys() <= _ENV_ANY
+    # keys().isdisjoint walks the smaller side (the five names), not every key of a script's group
+    return isinstance(block, dict) and not block.keys().isdisjoint(_ENV_KEYS) and block.keys() <= _ENV_ANY
 
 
 def _environment(document: dict[str, Any], points: Points) -> None:
@@ -146,7 +147,7 @@ def _declined(document: dict[str, Any], kind: str) -> bool:
 
 def build_declines(_options: TasmotaOptions, _tz: str) -> DeclineFn:
     def declines(message: DecodeInput) -> str | None:
-        document = json_object(message.payload)
+        document = message_object(message)
         return _NOT_SENSOR if _declined(document, message.topic.rsplit("/", 1)[-1]) else None
 
     return declines
@@ -154,7 +155,7 @@ def build_declines(_options: TasmotaOptions, _tz: str) -> DeclineFn:
 
 def build(options: TasmotaOptions, tz: str) -> DecodeFn:
     def decode(message: DecodeInput) -> list[Reading]:
-        document = json_object(message.payload)
+        document = message_object(message)
         kind = message.topic.rsplit("/", 1)[-1]
         if _declined(document, kind):  # before any work: on a shared topic most are a script's (SML)
             raise NotThisProfile(_NOT_SENSOR)

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ingest.canonical import canonical_unit, conversion_factor
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
 from ingest.decoders.generic_json import FieldMap
-from ingest.decoders.payloads import json_object, number, per_phase
-from ingest.readings import DecodeRejected, FieldValue, Reading
+from ingest.decoders.payloads import message_object, number, per_phase
+from ingest.readings import DecodeRejected, FieldValue, Reading, TimeSource
 from ingest.timeparse import device_time
 
 SPLIT_FIELDS = ("power_import_w", "power_export_w")
@@ -173,8 +173,9 @@ def _direct(block: dict[str, Any], mapped: _Mapped, name: str) -> dict[str, Fiel
         raw = block[key]
         kind = type(raw)
         if kind is float or (kind is int and -_MAX_EXACT <= raw <= _MAX_EXACT):
-            scaled = float(raw) * factor
-            fields[field] = scaled if math.isfinite(scaled) else _number(raw, f"{name}.{key}", factor)
+            scaled = raw * factor  # as float(raw) * factor: such an int converts to float exactly
+            # finite unless inf or nan (x - x is nan for both): cheaper than math.isfinite
+            fields[field] = scaled if scaled - scaled == 0.0 else _number(raw, f"{name}.{key}", factor)
             continue
         value = _value(raw, f"{name}.{key}", factor)
         if value is not None:
@@ -199,6 +200,24 @@ def _check_finite(found: dict[tuple[str, str], float]) -> None:
             raise DecodeRejected("invalid_value", f"{measurement}.{field} is not finite")
 
 
+def _points(
+    mapped: list[tuple[str, dict[str, Any], _Mapped]], time_ns: int, source: TimeSource
+) -> list[Reading]:
+    """The readings of groups that are no ``direct`` single point; a channel only with several groups."""
+    # (measurement, channel) -> fields, in first-seen order
+    points: dict[tuple[str, str | None], dict[str, FieldValue]] = {}
+    for name, block, keys in mapped:
+        channel = (name or "_") if len(mapped) > 1 else None
+        found = _group(block, keys, name)
+        _check_finite(found)
+        for (measurement, field), value in found.items():
+            points.setdefault((measurement, channel), {})[field] = value
+    return [
+        Reading(measurement, fields, time_ns, source, {} if channel is None else {"channel": channel})
+        for (measurement, channel), fields in points.items()
+    ]
+
+
 def build(options: SmlOptions, tz: str) -> DecodeFn:
     base = [DEFAULT_KEYS] if options.default_keys else []
     profile_plan = Plan(*base, options.keys)
@@ -206,43 +225,31 @@ def build(options: SmlOptions, tz: str) -> DecodeFn:
     device_groups = {name: d.groups for name, d in options.devices.items() if d.groups is not None}
 
     def decode(message: DecodeInput) -> list[Reading]:
-        document = json_object(message.payload)
+        document = message_object(message)
         device = message.bindings.get("device", "")
         plan = device_plans.get(device, profile_plan)
         wanted = device_groups.get(device, options.groups)
-        groups = [
-            (name, block)
-            for name, block in document.items()
-            if isinstance(block, dict) and (wanted is None or name in wanted)
-        ]
+        groups: list[str] = []
+        mapped: list[tuple[str, dict[str, Any], _Mapped]] = []  # the groups with a mapped key
+        for name, block in document.items():
+            if isinstance(block, dict) and (wanted is None or name in wanted):
+                groups.append(name)
+                keys = plan.mapped(tuple(block))
+                if keys is not None:
+                    mapped.append((name, block, keys))
         if not groups:
             raise DecodeRejected("invalid_payload", "no JSON group (object) in the SENSOR message")
-        mapped = [(name, block, keys) for name, block in groups if (keys := plan.mapped(tuple(block)))]
-        readings: list[Reading] = []
+        time_ns, source = device_time(document.get("Time"), received_ns=message.received_ns, tz=tz)
         direct = mapped[0][2].direct if len(mapped) == 1 else None
         if direct is not None:  # the usual message: one group, one point
             name, block, keys = mapped[0]
             fields = _direct(block, keys, name)
-            if fields:
-                readings.append(Reading(direct, fields, 0))
+            readings = [Reading(direct, fields, time_ns, source)] if fields else []
         else:
-            # (measurement, channel) -> fields, in first-seen order; a channel only with several groups
-            points: dict[tuple[str, str | None], dict[str, FieldValue]] = {}
-            for name, block, keys in mapped:
-                channel = (name or "_") if len(mapped) > 1 else None
-                found = _group(block, keys, name)
-                _check_finite(found)
-                for (measurement, field), value in found.items():
-                    points.setdefault((measurement, channel), {})[field] = value
-            for (measurement, channel), fields in points.items():
-                tags = {} if channel is None else {"channel": channel}
-                readings.append(Reading(measurement, fields, 0, tags=tags))
-        time_ns, source = device_time(document.get("Time"), received_ns=message.received_ns, tz=tz)
+            readings = _points(mapped, time_ns, source)
         if not readings:
-            names = ", ".join(repr(n) for n, _ in groups)
+            names = ", ".join(map(repr, groups))
             raise DecodeRejected("no_readings", f"no mapped SML key in group(s) {names}")
-        for reading in readings:
-            reading.time_ns, reading.time_source = time_ns, source
         return readings
 
     return decode

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
 from ingest.decoders.generic_json import FieldMap
-from ingest.decoders.payloads import Points, json_object, number
+from ingest.decoders.payloads import Points, message_object, number
 from ingest.decoders.values import lookup, to_bool
 from ingest.readings import DecodeRejected, FieldValue, Reading
 from ingest.timeparse import device_time
@@ -67,7 +67,7 @@ def build(options: TtnOptions, tz: str) -> DecodeFn:
     }
 
     def decode(message: DecodeInput) -> list[Reading]:
-        document = json_object(message.payload)
+        document = message_object(message)
         uplink = document.get("uplink_message")
         if not isinstance(uplink, dict):
             raise DecodeRejected("invalid_payload", "no uplink_message object")

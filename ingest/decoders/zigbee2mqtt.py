@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
 from ingest.decoders.generic_json import FieldMap
-from ingest.decoders.payloads import Points, json_object, number, parse_json, payload_text
+from ingest.decoders.payloads import Points, message_object, number, parse_json, payload_text
 from ingest.decoders.values import to_bool
 from ingest.readings import DecodeRejected, FieldValue, Reading
 from ingest.timeparse import device_time
@@ -91,7 +91,7 @@ def build(options: Z2mOptions, tz: str) -> DecodeFn:
     def decode(message: DecodeInput) -> list[Reading]:
         if "device" not in message.bindings:  # bridge/state
             return _bridge(message.payload, options.bridge_device, message.received_ns)
-        document = json_object(message.payload)
+        document = message_object(message)
         plan = device_plans.get(message.bindings["device"], profile_plan)
         if "voltage" not in plan:
             plan = {

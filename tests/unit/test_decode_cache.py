@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest import decode
 from ingest.decode import MessageDecoder
-from ingest.decoders import DecodeInput
+from ingest.decoders import DecodeInput, payloads
 from ingest.profiles import load_profiles
-from ingest.profiles.loader import CompiledProfile, ProfileSet
-from ingest.readings import DecodeRejected, NotThisProfile
+from ingest.profiles.loader import CompiledProfile, ProfileSet, compile_profile
+from ingest.readings import DecodeRejected, NotThisProfile, Reading
 
 PROFILES = Path(__file__).resolve().parents[2] / "device_profiles"
 SML = b'{"Time":"2025-11-28T10:00:00","SML":{"Total_in":12.5,"Power_curr":523}}'
@@ -52,6 +54,23 @@ def test_route_cache_is_bounded(decoder: MessageDecoder, monkeypatch: pytest.Mon
         readings = decoder.decode(f"p/lab/gw-01/tele/hh-{n:03d}-sml/SENSOR", SML, 1)
         assert readings[0].tags["device"] == f"hh-{n:03d}-sml"
     assert len(decoder._routes) <= 8
+
+
+def test_topics_outside_the_prefix_are_rejected_every_time(decoder: MessageDecoder) -> None:
+    for _ in range(2):
+        with pytest.raises(DecodeRejected) as caught:
+            decoder.decode("lab/gw-01/tele/hh-001-sml/SENSOR", SML, 1)
+        assert (caught.value.reason, caught.value.detail) == ("no_profile", "topic outside prefix 'p/'")
+        with pytest.raises(DecodeRejected) as caught:
+            decoder.decode("p/elsewhere", SML, 1)
+        assert (caught.value.reason, caught.value.detail) == (
+            "no_profile",
+            "no device profile matches the topic",
+        )
+    assert "lab/gw-01/tele/hh-001-sml/SENSOR" not in decoder._routes
+    [reading] = decoder.decode("p/lab/gw-01/tele/hh-001-sml/SENSOR", SML, 1)
+    assert reading.tags["device"] == "hh-001-sml"
+    assert decoder._routes["p/lab/gw-01/tele/hh-001-sml/SENSOR"][0] == "lab/gw-01/tele/hh-001-sml/SENSOR"
 
 
 @cache
@@ -104,3 +123,42 @@ def test_declines_only_where_decode_would(document: dict[str, Any], kind: str) -
             with pytest.raises(NotThisProfile) as declined:
                 tasmota.decode(message)
             assert declined.value.detail == detail
+
+
+def test_profiles_tried_on_a_shared_topic_parse_the_payload_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tasmota declines, then tasmota-sml decodes; a third profile on the same topic whose template binds
+    other names gets a DecodeInput of its own and still the one parse."""
+    profiles = load_profiles(PROFILES)
+    data = yaml.safe_load((PROFILES / "tasmota-sml.yaml").read_text(encoding="utf-8"))
+    data.update(id="sml-other-names", priority=-1, topics=["lab/{site}/tele/{meter}/SENSOR"])
+    other = compile_profile(data, source="test", tz="Europe/Berlin")
+    decoder = MessageDecoder(ProfileSet([*profiles, other]))
+    parsed: list[bytes] = []
+    real = payloads.parse_json
+
+    def counted(payload: bytes) -> Any:
+        parsed.append(payload)
+        return real(payload)
+
+    monkeypatch.setattr(payloads, "parse_json", counted)
+    topic = "lab/gw-01/tele/hh-001-sml/SENSOR"
+    [reading] = decoder.decode(topic, SML, 1)
+    assert reading.tags["profile"] == "tasmota-sml"
+    assert parsed == [SML]
+    no_group = b'{"Time":"2025-11-28T10:00:00","SML":1}'
+    with pytest.raises(DecodeRejected) as caught:  # tasmota-sml rejects: the third is never asked
+        decoder.decode(topic, no_group, 1)
+    assert (caught.value.reason, caught.value.profile) == ("invalid_payload", "tasmota-sml")
+    assert parsed == [SML, no_group]
+    seen: list[DecodeInput] = []
+
+    def not_mine(message: DecodeInput) -> list[Reading]:
+        seen.append(message)
+        raise NotThisProfile("not mine")
+
+    declining = dataclasses.replace(profiles.by_id["tasmota-sml"], decode=not_mine)
+    decoder = MessageDecoder(ProfileSet([profiles.by_id["tasmota"], declining, other]))
+    [reading] = decoder.decode(topic, SML, 1)  # the second declines too: the third's readings
+    assert reading.tags == {"profile": "sml-other-names"}
+    assert [m.bindings for m in seen] == [{"gateway": "gw-01", "device": "hh-001-sml"}]
+    assert parsed == [SML, no_group, SML]

@@ -9,8 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.decoders import payloads
-from ingest.decoders.payloads import Points, json_object, number, parse_json, per_phase, plain_value
+from ingest.decoders import DecodeInput, payloads
+from ingest.decoders.payloads import (
+    Points,
+    json_object,
+    message_object,
+    number,
+    parse_json,
+    per_phase,
+    plain_value,
+)
 from ingest.readings import DecodeRejected
 
 
@@ -193,3 +201,32 @@ def test_fast_json_floats_round_as_float_does(number: float, digits: int) -> Non
     for text in (repr(number), f"{number:.{digits}e}", f"{number:.{digits}g}"):
         payload = b'{"v":' + text.encode() + b"}"
         assert _typed(parse_json(payload)) == _typed(_stdlib(payload))
+
+
+def test_message_object_parses_once_per_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[bytes] = []
+    real = payloads.parse_json
+
+    def counted(payload: bytes) -> Any:
+        parsed.append(payload)
+        return real(payload)
+
+    monkeypatch.setattr(payloads, "parse_json", counted)
+    message = DecodeInput("t", b'{"a":1,"a":2}', {}, 1)
+    assert message_object(message) == {"a": 1, "a#2": 2}
+    assert message_object(message) is message_object(message)
+    assert parsed == [b'{"a":1,"a":2}']
+    assert message == DecodeInput("t", b'{"a":1,"a":2}', {}, 1)  # the parse is no part of the message
+    for payload, reason in ((b"{x", "invalid_json"), (b"[1]", "invalid_payload")):
+        failing = DecodeInput("t", payload, {}, 1)
+        for _ in range(2):  # raised again on every attempt, as json_object raises it
+            with pytest.raises(DecodeRejected) as caught:
+                message_object(failing)
+            assert (caught.value.reason, caught.value.detail) == _rejection(payload)
+            assert caught.value.reason == reason
+
+
+def _rejection(payload: bytes) -> tuple[str, str]:
+    with pytest.raises(DecodeRejected) as caught:
+        json_object(payload)
+    return caught.value.reason, caught.value.detail

@@ -272,7 +272,13 @@ def _outcome(decode: DecodeFn, message: DecodeInput) -> Any:
     except DecodeRejected as exc:
         return (exc.reason, exc.detail)
     return [
-        (r.measurement, [(k, type(v).__name__, repr(v)) for k, v in r.fields.items()], r.time_ns, r.tags)
+        (
+            r.measurement,
+            [(k, type(v).__name__, repr(v)) for k, v in r.fields.items()],
+            r.time_ns,
+            r.time_source,
+            r.tags,
+        )
         for r in readings
     ]
 

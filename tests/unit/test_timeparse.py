@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest import timeparse
 from ingest.timeparse import device_time
@@ -83,3 +85,42 @@ def test_offset_cache_is_bounded() -> None:
 )
 def test_auto_format_numbers_and_dates(value: str, expected: int) -> None:
     assert device_time(value, received_ns=RECEIVED, tz="Europe/Berlin") == (expected, "device")
+
+
+# Tasmota-shaped texts take a per-second cache (timeparse._second_to_ns); every other text the full parse.
+# Near-misses: one character replaced by one that may or may not keep the text valid ISO 8601.
+_TIMES = st.datetimes(min_value=datetime(1999, 12, 31), max_value=datetime(2100, 1, 1))
+_ODD = st.sampled_from(["0", "2", "4", "9", "x", " ", "+", "-", "Z", ",", ".", ":", "T", "٣", "²"])
+
+
+@st.composite
+def _tasmota_texts(draw: st.DrawFn) -> str:
+    moment = draw(_TIMES | st.sampled_from([datetime(2025, 3, 30, 2, 30), datetime(2025, 10, 26, 2, 30)]))
+    text = f"{moment:%Y-%m-%dT%H:%M:%S}" + draw(st.sampled_from(["", f".{moment.microsecond // 1000:03d}"]))
+    if draw(st.booleans()):
+        index = draw(st.integers(0, len(text) - 1))
+        text = text[:index] + draw(_ODD) + text[index + 1 :]
+    return draw(st.sampled_from(["", " "])) + text + draw(st.sampled_from(["", "\n"]))
+
+
+@settings(max_examples=2000)
+@given(
+    text=_tasmota_texts(),
+    fmt=st.sampled_from(["auto", "iso", "epoch_ms"]),
+    tz=st.sampled_from(["Europe/Berlin", "UTC", "America/New_York"]),
+)
+def test_second_cache_is_the_full_parse(text: str, fmt: timeparse.TimeFormat, tz: str) -> None:
+    expected = timeparse._parse_text(text.strip(), fmt, tz)
+    for _ in range(2):  # the second read comes from the cache
+        assert timeparse._text_to_ns(text, fmt, tz) == expected
+
+
+def test_second_cache_adds_milliseconds_and_is_bounded() -> None:
+    timeparse._seconds.clear()
+    start = datetime(2024, 1, 1)
+    for second in range(timeparse.SECOND_CACHE_SIZE + 10):
+        text = f"{start + timedelta(seconds=second):%Y-%m-%dT%H:%M:%S}.250"
+        expected = _utc_ns(text) - 3600 * 1_000_000_000  # CET
+        assert device_time(text, received_ns=RECEIVED, tz="Europe/Berlin") == (expected, "device")
+    assert len(timeparse._seconds) <= timeparse.SECOND_CACHE_SIZE
+    assert device_time("2024-01-01T24:00:00.000", received_ns=RECEIVED) == (RECEIVED, "received")
