@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -259,3 +260,19 @@ def test_fuzz_mutated_body_with_valid_crc(data: st.DataObject) -> None:
         if not body:
             break
     _no_escape(transport(bytes(body)))
+
+
+def test_list_longer_than_the_frame_is_refused_before_it_is_built() -> None:
+    """A list TL may claim 16^n elements over n bytes, and smllib builds the list before reading it (found
+    by the fuzz test: 16 million elements). Refused without building it: the decode allocates little."""
+    huge_list = b"\xf1" + b"\x80" * 5 + b"\x01"  # 16^6 elements claimed in a frame of a few bytes
+    body = b"\x76" + huge_list + b"\x01" * 8 + b"\x00"  # one message whose first element is that list
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeRejected) as rejected:
+            decode(transport(body))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rejected.value.reason in ("invalid_payload", "no_readings")
+    assert peak < 5_000_000  # the list alone would take 134 MB
