@@ -296,8 +296,9 @@ class Ingester:
                         await self._batches.put(batch)
                         batch = Batch()
                         continue
-                    try:
-                        messages = await asyncio.wait_for(queue.get(), remaining)
+                    try:  # asyncio.timeout, not wait_for: no task per read (3.11 wait_for makes one)
+                        async with asyncio.timeout(remaining):
+                            messages = await queue.get()
                     except TimeoutError:
                         continue
                 while True:  # this read's messages, and whatever else is already waiting
