@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ingest import decode
 from ingest.decode import MessageDecoder
-from ingest.decoders import DecodeInput, payloads
+from ingest.decoders import DecodeInput
 from ingest.profiles import load_profiles
 from ingest.profiles.loader import CompiledProfile, ProfileSet, compile_profile
 from ingest.readings import DecodeRejected, NotThisProfile, Reading
@@ -125,7 +125,7 @@ def test_declines_only_where_decode_would(document: dict[str, Any], kind: str) -
             assert declined.value.detail == detail
 
 
-def test_profiles_tried_on_a_shared_topic_parse_the_payload_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_profiles_tried_on_a_shared_topic_parse_the_payload_once(json_parses: list[bytes]) -> None:
     """tasmota declines, then tasmota-sml decodes; a third profile on the same topic whose template binds
     other names gets a DecodeInput of its own and still the one parse."""
     profiles = load_profiles(PROFILES)
@@ -133,14 +133,7 @@ def test_profiles_tried_on_a_shared_topic_parse_the_payload_once(monkeypatch: py
     data.update(id="sml-other-names", priority=-1, topics=["lab/{site}/tele/{meter}/SENSOR"])
     other = compile_profile(data, source="test", tz="Europe/Berlin")
     decoder = MessageDecoder(ProfileSet([*profiles, other]))
-    parsed: list[bytes] = []
-    real = payloads.parse_json
-
-    def counted(payload: bytes) -> Any:
-        parsed.append(payload)
-        return real(payload)
-
-    monkeypatch.setattr(payloads, "parse_json", counted)
+    parsed = json_parses
     topic = "lab/gw-01/tele/hh-001-sml/SENSOR"
     [reading] = decoder.decode(topic, SML, 1)
     assert reading.tags["profile"] == "tasmota-sml"

@@ -203,15 +203,8 @@ def test_fast_json_floats_round_as_float_does(number: float, digits: int) -> Non
         assert _typed(parse_json(payload)) == _typed(_stdlib(payload))
 
 
-def test_message_object_parses_once_per_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    parsed: list[bytes] = []
-    real = payloads.parse_json
-
-    def counted(payload: bytes) -> Any:
-        parsed.append(payload)
-        return real(payload)
-
-    monkeypatch.setattr(payloads, "parse_json", counted)
+def test_message_object_parses_once_per_message(json_parses: list[bytes]) -> None:
+    parsed = json_parses
     message = DecodeInput("t", b'{"a":1,"a":2}', {}, 1)
     assert message_object(message) == {"a": 1, "a#2": 2}
     assert message_object(message) is message_object(message)
