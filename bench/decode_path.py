@@ -18,16 +18,12 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.worktree import ROOT, run_json, worktree
+
 PREFIX = "rl-bench/"
 BASE_MS = 1_764_320_400_000  # 2025-11-28T09:00:00Z: device times one millisecond apart per device
 
@@ -101,21 +97,9 @@ def measure(count: int, repeat: int, profiles_dir: Path) -> dict[str, Any]:
 
 
 def compare(ref: str, count: int, repeat: int, profiles_dir: Path) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="decode-path-") as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(tree), ref], check=True
-        )
-        try:
-            # this script may not exist at REF: run a copy of it inside the throwaway tree
-            shutil.copyfile(Path(__file__).resolve(), tree / "bench" / "decode_path.py")
-            env = {**os.environ, "PYTHONPATH": str(tree)}
-            args = [sys.executable, "-m", "bench.decode_path", "--messages", str(count)]
-            args += ["--repeat", str(repeat), "--profiles", str(profiles_dir), "--json"]
-            done = subprocess.run(args, env=env, cwd=tree, check=True, capture_output=True, text=True)
-            before: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True)
+    args = ["--messages", str(count), "--repeat", str(repeat), "--profiles", str(profiles_dir), "--json"]
+    with worktree(ref) as tree:
+        before = run_json(tree, Path(__file__).resolve(), "bench.decode_path", args)
     after = measure(count, repeat, profiles_dir)
     return {
         "ref": ref,

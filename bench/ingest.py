@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from bench.registry_seed import seed_registry
 from bench.systems import (
@@ -56,6 +55,7 @@ from bench.systems import (
     install_nodered,
     loadavg,
     precreate_session,
+    setting_overrides,
 )
 from bench.workload import Device, Publishers, drain_jobs, paced_jobs, payload, subscription
 from ingest.localservices import InfluxDB, Mosquitto
@@ -734,13 +734,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", type=Path, help="also profile a drain with py-spy; stacks go here")
     parser.add_argument("--workdir", type=Path, help="parent of the temp dir (default: system temp)")
     args = parser.parse_args(argv)
-    args.overrides = {}
-    for item in args.set:
-        key, equals, value = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not (equals and dot and section and name):
-            parser.error(f"--set {item!r}: expected SECTION.KEY=VALUE")
-        args.overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+    try:
+        args.overrides = setting_overrides(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     quick = args.quick
     args.messages = args.messages or (50_000 if quick else 500_000)
     args.trial_seconds = args.trial_seconds or (10.0 if quick else 60.0)

@@ -18,10 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.registry_seed import seed_registry
-from bench.systems import Influx, IngesterSystem, cpu_seconds
+from bench.systems import Influx, IngesterSystem, cpu_seconds, setting_overrides
 from bench.workload import Publishers, paced_jobs
 from ingest.localservices import InfluxDB, Mosquitto
 
@@ -75,11 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
-    overrides: dict[str, dict[str, Any]] = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        section, _, name = key.partition(".")
-        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+    try:
+        overrides = setting_overrides(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     print(json.dumps(measure(args.rate, args.warmup, args.window, overrides)))
 
 

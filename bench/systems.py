@@ -204,6 +204,18 @@ class System:
             self._log = None
 
 
+def setting_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``--set SECTION.KEY=VALUE`` items (VALUE read as YAML) as {section: {key: value}}."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not (equals and dot and section and name):
+            raise ValueError(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+    return overrides
+
+
 class IngesterSystem(System):
     label = "ingester"
 

@@ -94,7 +94,10 @@ async def _leftover(settings: MqttSettings, topic: str) -> list[Message]:
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
-    return [m for batch in queue._queue for m in batch]  # type: ignore[attr-defined]
+    left: list[Message] = []
+    while not queue.empty():
+        left += queue.get_nowait()
+    return left
 
 
 def test_keep_alive_holds_an_idle_connection(mosquitto: Mosquitto) -> None:
