@@ -40,6 +40,20 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def token_user(session: Session, signer: TokenSigner, token: str) -> User | None:
+    """The active user ``token`` was issued to, while their sessions last; None for anything else.
+
+    The one check of a session, for the API (Bearer or cookie) and the pages (cookie) alike.
+    """
+    claims = signer.read(token)
+    if claims is None:
+        return None
+    user = session.get(User, claims.user_id)
+    if user is None or not user.is_active or not claims.match(user):
+        return None
+    return user
+
+
 def current_user(
     session: SessionDep,
     signer: Annotated[TokenSigner, Depends(get_signer)],
@@ -49,11 +63,8 @@ def current_user(
     token = bearer.credentials if bearer is not None else cookie
     if not token:
         raise _unauthorized("not logged in")
-    claims = signer.read(token)
-    if claims is None:
-        raise _unauthorized("invalid or expired session")
-    user = session.get(User, claims.user_id)
-    if user is None or not user.is_active or user.session_version != claims.session_version:
+    user = token_user(session, signer, token)
+    if user is None:
         raise _unauthorized("invalid or expired session")
     return user
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import secrets
 from typing import Any
 
 from sqlalchemy import (
@@ -96,6 +97,11 @@ class Household(Base):
     building: Mapped[Building] = relationship(lazy="joined")
 
 
+def new_session_key() -> str:
+    """A user's random identity in session tokens (256 bits): never shared, never reused."""
+    return secrets.token_urlsafe(32)
+
+
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
@@ -118,6 +124,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     # bumped on logout and password change: every token issued before stops working
     session_version: Mapped[int] = mapped_column(default=0)
+    # carried in every token: ids can be reused (SQLite), this key dies with its user
+    session_key: Mapped[str] = mapped_column(String(64), default=new_session_key, index=True, unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from ingest.registry.common import apply_changes, paginate, reference
 from ingest.registry.db import commit
 from ingest.registry.errors import Conflict, InvalidField
-from ingest.registry.models import Building, Household, Role, User
+from ingest.registry.models import Building, Household, Role, User, new_session_key
 from ingest.registry.passwords import hash_password, verify_password
 
 # ---------------------------------------------------------------- buildings
@@ -97,6 +97,7 @@ def create_user(
         full_name=full_name,
         is_active=True,
         session_version=0,
+        session_key=new_session_key(),
     )
     session.add(user)
     commit(session)

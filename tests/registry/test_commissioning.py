@@ -25,7 +25,7 @@ from ingest.localservices import Mosquitto
 from ingest.quarantine import QUARANTINE_FILE, Quarantine, QuarantineEntry
 from ingest.registry.assignments import create_assignment
 from ingest.registry.cli import add_subcommands
-from ingest.registry.fleet import create_device, create_gateway
+from ingest.registry.fleet import create_device, create_gateway, gateway_client_id
 from ingest.registry.models import Device, Gateway, Role
 from tests.helpers import wait_for
 from tests.registry import factories as f
@@ -58,6 +58,7 @@ class Field:
             self.port,
             username=self.gateway.broker_username,
             password=self.password,
+            client_id=gateway_client_id(self.gateway.name),
             topic=self.topic,
             payload=payload,
         )
@@ -94,7 +95,7 @@ def field(
 ) -> Field:
     technician = f.user(session, Role.technician)
     signer = api.app.state.signer  # type: ignore[attr-defined]
-    headers = {"Authorization": f"Bearer {signer.issue(user_id=technician.id, session_version=0)}"}
+    headers = {"Authorization": f"Bearer {signer.issue(technician)}"}
     gateway, password = create_gateway(session, broker_admin, name=f"c{unique}")
     device = create_device(session, gateway_id=gateway.id, native_id="meter-1", profile_id="generic-json")
     household = f.household(session)
@@ -224,6 +225,7 @@ def test_cli_commission(
         "MQTT__PORT": str(field.port),
         "MQTT__USERNAME": "ingester",
         "MQTT__PASSWORD": bootstrap.ingester_password,
+        "BROKER_ADMIN__PASSWORD": bootstrap.admin_password,  # the check listens as the admin
         "INGEST__PROFILES_DIR": str(Path(__file__).resolve().parents[2] / "device_profiles"),
         "INGEST__STATE_DIR": str(tmp_path / "cli-state"),
         "API__SECRET_KEY": secrets.token_urlsafe(16),

@@ -128,7 +128,7 @@ def test_register_device_through_the_form(api: TestClient, technician: User, ses
 
 def test_validate_route_names_fields(api: TestClient, technician: User, session: Session) -> None:
     signer = api.app.state.signer  # type: ignore[attr-defined]
-    headers = {"Authorization": f"Bearer {signer.issue(user_id=technician.id, session_version=0)}"}
+    headers = {"Authorization": f"Bearer {signer.issue(technician)}"}
     gateway = f.gateway_row(session)
     taken = f.device(session, gateway.id, meter_number="M-1")
     body = {"gateway_id": gateway.id, "native_id": "new", "profile_id": "generic-json"}

@@ -110,7 +110,7 @@ def _login_cookie(w: World, caller: str) -> None:
     user = w.users[caller]
     w.session.refresh(user)
     signer: TokenSigner = w.client.app.state.signer  # type: ignore[attr-defined]
-    w.client.cookies.set(SESSION_COOKIE, signer.issue(user_id=user.id, session_version=user.session_version))
+    w.client.cookies.set(SESSION_COOKIE, signer.issue(user))
 
 
 def _routes(router: APIRouter, prefix: str) -> set[tuple[str, str]]:

@@ -37,7 +37,7 @@ def fuzzed_app(tmp_path_factory: pytest.TempPathFactory, broker_admin: DynsecAdm
         operator = f.user(session, Role.operator)
     settings_ = Settings(api={"secret_key": secrets.token_urlsafe(32)})
     app = create_app(settings_, broker=broker_admin, engine=engine, migrate=False)
-    app.state.fuzz_token = app.state.signer.issue(user_id=operator.id, session_version=0)
+    app.state.fuzz_token = app.state.signer.issue(operator)
     yield app
     engine.dispose()
 

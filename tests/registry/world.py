@@ -64,7 +64,7 @@ class World:
         user = self.users[caller]
         self.session.refresh(user)
         signer: TokenSigner = self.client.app.state.signer  # type: ignore[attr-defined]
-        token = signer.issue(user_id=user.id, session_version=user.session_version)
+        token = signer.issue(user)
         return {"Authorization": f"Bearer {token}"}
 
     # fresh targets, so that one caller's DELETE does not change what the next one sees

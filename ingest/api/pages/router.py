@@ -56,7 +56,7 @@ def login_submit(
             request, "login.html", status_code=401, next=safe_next(next), failed=True, username=username
         )
     signer: TokenSigner = request.app.state.signer
-    token = signer.issue(user_id=user.id, session_version=user.session_version)
+    token = signer.issue(user)
     response = RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         SESSION_COOKIE,

@@ -20,7 +20,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from ingest.api.deps import SessionDep
+from ingest.api.deps import SessionDep, token_user
 from ingest.api.pages.i18n import LANGUAGES, negotiate, translator
 from ingest.api.security import SESSION_COOKIE, TokenSigner
 from ingest.registry.models import Role, User
@@ -84,13 +84,7 @@ def safe_next(target: str | None) -> str:
 def session_user(request: Request, session: SessionDep) -> User | None:
     token = request.cookies.get(SESSION_COOKIE)
     signer: TokenSigner = request.app.state.signer
-    claims = signer.read(token) if token else None
-    if claims is None:
-        return None
-    user = session.get(User, claims.user_id)
-    if user is None or not user.is_active or user.session_version != claims.session_version:
-        return None
-    return user
+    return token_user(session, signer, token) if token else None
 
 
 def staff_page_user(request: Request, user: Annotated[User | None, Depends(session_user)]) -> User:

@@ -28,7 +28,7 @@ def login(
     if user is None:
         log.info("login refused: wrong username or password")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    token = signer.issue(user_id=user.id, session_version=user.session_version)
+    token = signer.issue(user)
     response.set_cookie(
         SESSION_COOKIE,
         token,
