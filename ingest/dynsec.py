@@ -5,14 +5,20 @@ An admin client publishes command batches to ``$CONTROL/dynamic-security/v1`` an
 role of the same name (``gw-<gateway>``) whose only ACL allows publishing under ``lab/<gateway>/#``.
 Passwords go to the broker (which stores a salted PBKDF2 hash) and are never logged.
 
+Every account but the admin is bound to one client id: Mosquitto hands a persistent session to whoever
+connects with its client id, so an unbound account could take over the ingester's session (and read,
+and ack away, every household's readings). The plugin checks the binding before the password, and it
+binds username -> client id only: an unbound account may still use any id, hence *every* account.
+
 Errors, all raised from paho's or the plugin's own::
 
     DynsecError
      ├── BrokerUnavailable   no connection to the broker, or no reply in time
      └── CommandFailed       the plugin refused a command (``.command``, ``.error``)
 
-:func:`write_initial_config` creates the plugin's first JSON file (``mosquitto_ctrl dynsec init``) with an
-``ingester`` role that may subscribe to ``lab/#``.
+:func:`write_initial_config` creates the plugin's first JSON file (what ``mosquitto_ctrl dynsec init``
+writes, without a password on a command line) with an ``ingester`` role that may subscribe to ``lab/#``
+and the ingester's account bound to its client id.
 """
 
 from __future__ import annotations
@@ -24,8 +30,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
-import subprocess
 import threading
 import uuid
 from concurrent.futures import Future
@@ -37,11 +41,12 @@ from typing import Any, Self
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from ingest.config import BrokerAdminSettings
+from ingest.config import BrokerAdminSettings, MqttSettings
 
 log = logging.getLogger(__name__)
 
-CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+CONTROL_ROOT = "$CONTROL/dynamic-security"
+CONTROL_TOPIC = f"{CONTROL_ROOT}/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 PLUGIN_CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
@@ -50,6 +55,9 @@ PLUGIN_CANDIDATES = (
     "/usr/lib/mosquitto/mosquitto_dynamic_security.so",
 )
 _MISSING = ("Client not found", "Role not found")
+DEFAULT_INGESTER_CLIENT_ID: str = MqttSettings.model_fields["client_id"].default
+# the ingester reads the broker's count of messages its queue limits dropped (ingest/mqtt.py)
+DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 
 
 class DynsecError(Exception):
@@ -87,10 +95,14 @@ class DynsecBootstrap:
     ingester_password: str | None = None
     admin_username: str = "admin"
     ingester_username: str = "ingester"
+    ingester_client_id: str = DEFAULT_INGESTER_CLIENT_ID  # the only id the ingester's account may use
     topic_root: str = "lab"
 
     def __repr__(self) -> str:  # never show the passwords
-        return f"DynsecBootstrap(admin={self.admin_username!r}, ingester={self.ingester_username!r})"
+        return (
+            f"DynsecBootstrap(admin={self.admin_username!r}, ingester={self.ingester_username!r}, "
+            f"ingester_client_id={self.ingester_client_id!r})"
+        )
 
 
 def hashed_password(password: str, *, salt: bytes | None = None, iterations: int = 101) -> dict[str, Any]:
@@ -104,46 +116,82 @@ def hashed_password(password: str, *, salt: bytes | None = None, iterations: int
     }
 
 
-def write_initial_config(path: Path, bootstrap: DynsecBootstrap) -> None:
-    """Create the plugin's JSON at ``path`` (admin via ``mosquitto_ctrl dynsec init``, plus the ingester)."""
-    ctrl = shutil.which("mosquitto_ctrl")
-    if ctrl is None:
-        raise DynsecError("mosquitto_ctrl not found: install Debian's mosquitto-clients")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [ctrl, "dynsec", "init", str(path), bootstrap.admin_username, bootstrap.admin_password],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise DynsecError(f"mosquitto_ctrl dynsec init {path} failed: {result.stderr.strip()}")
-    config = json.loads(path.read_text())
+def _acl(acltype: str, topic: str) -> dict[str, Any]:
+    return {"acltype": acltype, "topic": topic, "allow": True}
+
+
+def initial_config(bootstrap: DynsecBootstrap) -> dict[str, Any]:
+    """The plugin's JSON for a fresh broker: ``mosquitto_ctrl dynsec init``'s admin, plus the ingester."""
+    admin_acls = [
+        _acl("publishClientSend", f"{CONTROL_ROOT}/#"),
+        _acl("publishClientReceive", f"{CONTROL_ROOT}/#"),
+        _acl("subscribePattern", f"{CONTROL_ROOT}/#"),
+        _acl("publishClientReceive", "$SYS/#"),
+        _acl("subscribePattern", "$SYS/#"),
+        _acl("publishClientReceive", "#"),
+        _acl("subscribePattern", "#"),
+        _acl("unsubscribePattern", "#"),
+    ]
     root = bootstrap.topic_root
-    config["roles"].append(
+    ingester_acls = [
+        _acl("subscribePattern", f"{root}/#"),
+        _acl("subscribePattern", f"$share/+/{root}/#"),
+        _acl("publishClientReceive", f"{root}/#"),
+        _acl("subscribeLiteral", DROPPED_TOPIC),
+    ]
+    clients: list[dict[str, Any]] = [
         {
-            "rolename": "ingester",
-            "textName": "reads every gateway's topics",
-            "acls": [
-                {"acltype": "subscribePattern", "topic": f"{root}/#", "allow": True},
-                {"acltype": "subscribePattern", "topic": f"$share/+/{root}/#", "allow": True},
-                {"acltype": "publishClientReceive", "topic": f"{root}/#", "allow": True},
-            ],
+            "username": bootstrap.admin_username,
+            "textName": "Dynsec admin user",
+            **hashed_password(bootstrap.admin_password),
+            "roles": [{"rolename": "admin"}],
         }
-    )
+    ]
     if bootstrap.ingester_password is not None:
-        config["clients"].append(
+        clients.append(
             {
                 "username": bootstrap.ingester_username,
+                "clientid": bootstrap.ingester_client_id,
                 "textName": "reallabor ingester",
                 **hashed_password(bootstrap.ingester_password),
                 "roles": [{"rolename": "ingester"}],
             }
         )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(config, indent=2))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    return {
+        "clients": clients,
+        "roles": [
+            {"rolename": "admin", "acls": admin_acls},
+            {"rolename": "ingester", "textName": "reads every gateway's topics", "acls": ingester_acls},
+        ],
+        # as mosquitto_ctrl sets it: nothing may publish or subscribe unless a role allows it
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": True,
+            "subscribe": False,
+            "unsubscribe": True,
+        },
+    }
+
+
+def write_initial_config(path: Path, bootstrap: DynsecBootstrap, *, overwrite: bool = False) -> None:
+    """Write :func:`initial_config` to ``path``, readable by its owner only (it holds password hashes).
+
+    Refuses an existing file unless ``overwrite``: it holds every gateway's account.
+    """
+    if path.exists() and not overwrite:
+        raise DynsecError(f"{path} exists: it holds the broker's accounts; remove it to start over")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(initial_config(bootstrap), file, indent=2)
+            file.flush()
+            os.fsync(file.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------- settings
@@ -204,8 +252,8 @@ class DynsecAdmin:
 
     # -- BrokerAccounts
 
-    def provision_gateway(self, *, gateway: str, username: str, password: str) -> None:
-        """(Re)create role and client for ``gateway``; leftovers of an earlier attempt are replaced."""
+    def provision_gateway(self, *, gateway: str, username: str, password: str, client_id: str) -> None:
+        """(Re)create role and client for ``gateway``, bound to ``client_id``; leftovers are replaced."""
         self._remove(username)
         self.execute(
             [
@@ -226,6 +274,7 @@ class DynsecAdmin:
                     "command": "createClient",
                     "username": username,
                     "password": password,
+                    "clientid": client_id,
                     "textname": f"gateway {gateway}",
                     "roles": [{"rolename": username}],
                 },
@@ -235,19 +284,37 @@ class DynsecAdmin:
     def set_password(self, *, username: str, password: str) -> None:
         self.execute([{"command": "setClientPassword", "username": username, "password": password}])
 
-    def rotate_gateway(self, *, gateway: str, username: str, password: str) -> None:
-        """A new password; an account missing from the broker (restored backup, lost file) is recreated."""
+    def rotate_gateway(self, *, gateway: str, username: str, password: str, client_id: str) -> None:
+        """A new password, and the client id (re)bound; a missing account (restored backup, lost file)
+        is recreated. The broker disconnects a connected gateway: it must log in with the new password."""
         try:
-            self.set_password(username=username, password=password)
+            self.execute(
+                [
+                    {"command": "setClientPassword", "username": username, "password": password},
+                    {"command": "setClientId", "username": username, "clientid": client_id},
+                ]
+            )
         except CommandFailed as exc:
             if exc.error not in _MISSING:
                 raise
             log.warning("gateway %s: broker account %s was missing, recreating it", gateway, username)
-            self.provision_gateway(gateway=gateway, username=username, password=password)
+            self.provision_gateway(gateway=gateway, username=username, password=password, client_id=client_id)
 
     def revoke_gateway(self, *, gateway: str, username: str) -> None:  # noqa: ARG002 (protocol)
         """Delete client and role; the broker disconnects a connected client. Idempotent."""
         self._remove(username)
+
+    # -- client ids
+
+    def client_ids(self) -> dict[str, str | None]:
+        """Every account on the broker and the client id bound to it (None: any id may be used)."""
+        reply = self.execute([{"command": "listClients", "verbose": True}])[0]
+        clients = reply.get("data", {}).get("clients", [])
+        return {str(client["username"]): client.get("clientid") for client in clients}
+
+    def bind_client_id(self, *, username: str, client_id: str) -> None:
+        """Bind ``username`` to ``client_id``; the broker disconnects its connected clients."""
+        self.execute([{"command": "setClientId", "username": username, "clientid": client_id}])
 
     def _remove(self, username: str) -> None:
         for command in (

@@ -195,6 +195,7 @@ class GatewayCredentials(BaseModel):
     gateway: GatewayPublic
     username: str
     password: str
+    client_id: str = Field(description="the only MQTT client id the broker accepts for this account")
     topic_prefix: str
 
 

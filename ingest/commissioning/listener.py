@@ -1,8 +1,9 @@
 """Wait for one device's next message: a short-lived MQTT client of its own (paho, MQTT v5).
 
-A fresh client id and a clean session each time, so it never takes over the ingester's session; retained
-messages are not asked for (an old retained state is not the device's *next* message). paho's errors are
-translated here into :class:`BrokerUnavailable`.
+A fresh client id and a clean session each time, so it never takes over the ingester's session (the
+account it logs in with must therefore have no bound client id: see ``setup.py``); retained messages are
+not asked for (an old retained state is not the device's *next* message). paho's errors are translated
+here into :class:`BrokerUnavailable`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class BrokerAccess:
     port: int
     username: str | None = None
     password: str | None = None
+    refused_hint: str = ""  # added to "connection refused": what to configure instead
 
     def __repr__(self) -> str:  # never the password
         return f"BrokerAccess({self.username or 'anonymous'}@{self.host}:{self.port})"
@@ -40,9 +42,12 @@ class BrokerAccess:
 class _Session:
     """Bridges paho's network thread to asyncio futures on ``loop``."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, filters: list[str]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, filters: list[str], *, refused_hint: str = ""
+    ) -> None:
         self.loop = loop
         self.filters = filters
+        self.refused_hint = refused_hint
         self.ready: asyncio.Future[None] = loop.create_future()
         self.message: asyncio.Future[Observed] = loop.create_future()
 
@@ -59,7 +64,8 @@ class _Session:
 
     def on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
-            self._settle(self.ready, error=BrokerUnavailable(f"connection refused: {reason}"))
+            hint = f" ({self.refused_hint})" if self.refused_hint else ""
+            self._settle(self.ready, error=BrokerUnavailable(f"connection refused: {reason}{hint}"))
             return
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
         client.subscribe([(topic, options) for topic in self.filters])
@@ -114,7 +120,7 @@ async def next_message(
 
     ``on_listening`` is called once the broker confirmed the subscription. Raises BrokerUnavailable.
     """
-    session = _Session(asyncio.get_running_loop(), filters)
+    session = _Session(asyncio.get_running_loop(), filters, refused_hint=access.refused_hint)
     client = _client(access, session)
     try:
         await asyncio.to_thread(client.connect, access.host, access.port, 30)

@@ -1,8 +1,13 @@
 """Build a :class:`Commissioner` from the settings (API and CLI share it).
 
-Broker login, in this order: the ingester's account (``mqtt.username``), the dynsec admin
-(``REALLABOR_BROKER_ADMIN__*``), anonymous. The check's own knobs live in ``REALLABOR_COMMISSIONING__*``
-(:class:`CommissioningSettings`, meant to become a section of Settings).
+Broker login, in this order: the dynsec admin (``REALLABOR_BROKER_ADMIN__*``), the ingester's account
+(``mqtt.username``), anonymous. Each check is a connection of its own with a fresh client id, which only
+an account without a bound client id may use: under dynamic security every account but the admin is
+bound (:mod:`ingest.dynsec`), and the ingester's account may connect only as the ingester, which would
+take over its session. So the admin listens there (it holds every right already, and the API process
+holds its password to provision gateways anyway); the ingester's account serves brokers without
+bindings (a password file), anonymous a local broker. The check's own knobs live in
+``REALLABOR_COMMISSIONING__*`` (:class:`CommissioningSettings`).
 """
 
 from __future__ import annotations
@@ -24,15 +29,20 @@ from ingest.decode import MessageDecoder
 from ingest.profiles.loader import ProfileError, ProfileSet, load_profiles
 from ingest.quarantine import QUARANTINE_FILE
 
+BOUND_HINT = (
+    "an account bound to a client id, as the ingester's is under dynamic security, cannot listen with "
+    "another: set REALLABOR_BROKER_ADMIN__PASSWORD so the check listens as the broker admin"
+)
+
 
 def broker_access(settings: Settings) -> BrokerAccess:
     mqtt = settings.mqtt
-    if mqtt.username is not None:
-        password = mqtt.password.get_secret_value() if mqtt.password is not None else None
-        return BrokerAccess(mqtt.host, mqtt.port, mqtt.username, password)
     admin = settings.broker_admin
     if admin.password is not None:
         return BrokerAccess(mqtt.host, mqtt.port, admin.username, admin.password.get_secret_value())
+    if mqtt.username is not None:
+        password = mqtt.password.get_secret_value() if mqtt.password is not None else None
+        return BrokerAccess(mqtt.host, mqtt.port, mqtt.username, password, refused_hint=BOUND_HINT)
     return BrokerAccess(mqtt.host, mqtt.port)
 
 

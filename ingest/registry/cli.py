@@ -1,4 +1,4 @@
-"""``reallabor api | users | gateways | devices``: the registry's commands.
+"""``reallabor api | users | gateways | broker | devices``: the registry's commands.
 
 :func:`add_subcommands` adds them to the root parser of ``ingest/cli.py``. Exit codes: 0 ok, 1 refused
 or failed (conflict, broker trouble), 2 bad configuration. A gateway's password is printed once, to
@@ -26,6 +26,7 @@ from ingest.registry.errors import NotFound, RegistryError
 from ingest.registry.fleet import (
     create_device,
     create_gateway,
+    gateway_client_id,
     get_gateway_by_name,
     list_devices,
     revoke_gateway,
@@ -145,8 +146,12 @@ def _print_credentials(gateway: Gateway, password: str) -> None:
     print(f"gateway    {gateway.name} (id {gateway.id})")
     print(f"username   {gateway.broker_username}")
     print(f"password   {password}")
+    print(f"client_id  {gateway_client_id(gateway.name)}")
     print(f"topics     lab/{gateway.name}/#")
-    print("the password is shown only now: put it on the gateway", file=sys.stderr)
+    print(
+        "the password is shown only now: put it on the gateway, which must connect with this client id",
+        file=sys.stderr,
+    )
 
 
 def _gateway(session: Session, name: str) -> Gateway:
@@ -181,6 +186,24 @@ def cmd_gateways_revoke(args: argparse.Namespace) -> int:
         gateway = revoke_gateway(session, broker, _gateway(session, args.name))
         print(f"gateway {gateway.name} revoked: its broker account is gone")
     return 0
+
+
+@_refusals
+def cmd_gateways_bind(args: argparse.Namespace) -> int:
+    """Bind every broker account to its client id (accounts made before ids were bound); idempotent."""
+    from ingest.registry.cli_broker import run_bind
+
+    settings = _settings(args)
+    with _session(settings) as session, _broker(settings) as broker:
+        return run_bind(session, broker, settings, dry_run=args.dry_run)
+
+
+@_refusals
+def cmd_broker_init(args: argparse.Namespace) -> int:
+    """Write the dynamic-security plugin's first accounts (admin, ingester) for deploy/mosquitto.conf."""
+    from ingest.registry.cli_broker import run_broker_init
+
+    return run_broker_init(_settings(args), args.out)
 
 
 @_refusals
@@ -318,7 +341,7 @@ def _config(parser: argparse.ArgumentParser) -> None:
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``api``, ``users``, ``gateways`` and ``devices`` to ``reallabor``'s subcommands."""
+    """Add ``api``, ``users``, ``gateways``, ``broker`` and ``devices`` to ``reallabor``'s subcommands."""
     api = subparsers.add_parser("api", help="serve the registry API (OpenAPI at /api/v1/openapi.json)")
     _config(api)
     api.add_argument("--host", help="default: api.host")
@@ -349,6 +372,25 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         if name == "add":
             command.add_argument("--building", type=int, help="building id")
         command.set_defaults(func=func)
+    bind = gateways.add_parser(
+        "bind-client-ids",
+        help="bind every broker account to its client id (brokers provisioned before); idempotent",
+    )
+    _config(bind)
+    bind.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    bind.set_defaults(func=cmd_gateways_bind)
+
+    broker = subparsers.add_parser("broker", help="the broker's own accounts").add_subparsers(
+        dest="action", required=True
+    )
+    init = broker.add_parser(
+        "init",
+        help="write the dynamic-security JSON with the admin and the ingester (passwords from "
+        "REALLABOR_BROKER_ADMIN__PASSWORD and REALLABOR_MQTT__PASSWORD, or the terminal)",
+    )
+    _config(init)
+    init.add_argument("--out", type=Path, required=True, help="e.g. deploy/dynsec/dynamic-security.json")
+    init.set_defaults(func=cmd_broker_init)
 
     devices = subparsers.add_parser("devices", help="devices").add_subparsers(dest="action", required=True)
     dev_add = devices.add_parser("add", help="register a device, optionally assigned to a household")

@@ -1,7 +1,9 @@
 """Gateways (with their broker accounts) and devices: keyword-only CRUD.
 
 A gateway's broker account is created, re-keyed and removed through :class:`BrokerAccounts` (implemented by
-:class:`ingest.dynsec.DynsecAdmin`). The generated password is returned once and never stored.
+:class:`ingest.dynsec.DynsecAdmin`). The generated password is returned once and never stored. Each account
+is bound to the gateway's client id (:func:`gateway_client_id`, its broker username): no account can take
+over another's session. :func:`bind_client_ids` binds the accounts of a broker provisioned before that.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Select, exists, select
@@ -27,18 +30,34 @@ GATEWAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 GATEWAY_NAME_RULE = "1-64 letters, digits, '-' or '_' (it is a topic level: no '/', '+', '#')"
 
 
+GATEWAY_USER_PREFIX = "gw-"
+
+
 class BrokerAccounts(Protocol):
     """The broker's per-gateway accounts. Implementations raise their own error tree on failure."""
 
-    def provision_gateway(self, *, gateway: str, username: str, password: str) -> None: ...
+    def provision_gateway(self, *, gateway: str, username: str, password: str, client_id: str) -> None: ...
 
-    def rotate_gateway(self, *, gateway: str, username: str, password: str) -> None: ...
+    def rotate_gateway(self, *, gateway: str, username: str, password: str, client_id: str) -> None: ...
 
     def revoke_gateway(self, *, gateway: str, username: str) -> None: ...
 
 
+class BrokerClientIds(Protocol):
+    """The client ids bound to the broker's accounts."""
+
+    def client_ids(self) -> dict[str, str | None]: ...
+
+    def bind_client_id(self, *, username: str, client_id: str) -> None: ...
+
+
 def broker_username(gateway: str) -> str:
-    return f"gw-{gateway}"
+    return f"{GATEWAY_USER_PREFIX}{gateway}"
+
+
+def gateway_client_id(gateway: str) -> str:
+    """The only MQTT client id the gateway's account may connect with: its broker username (unique)."""
+    return broker_username(gateway)
 
 
 # ---------------------------------------------------------------- gateways
@@ -69,7 +88,12 @@ def create_gateway(
     flush(session)  # a duplicate name is refused before the broker is touched
     password = generate_password()
     try:
-        broker.provision_gateway(gateway=name, username=gateway.broker_username, password=password)
+        broker.provision_gateway(
+            gateway=name,
+            username=gateway.broker_username,
+            password=password,
+            client_id=gateway_client_id(name),
+        )
     except BaseException:
         session.rollback()
         raise
@@ -88,7 +112,12 @@ def rotate_gateway(session: Session, broker: BrokerAccounts, gateway: Gateway) -
     if gateway.status is not GatewayStatus.active:
         raise Conflict(f"gateway {gateway.name} is {gateway.status.value}: provision a new one instead")
     password = generate_password()
-    broker.rotate_gateway(gateway=gateway.name, username=gateway.broker_username, password=password)
+    broker.rotate_gateway(
+        gateway=gateway.name,
+        username=gateway.broker_username,
+        password=password,
+        client_id=gateway_client_id(gateway.name),
+    )
     gateway.credentials_issued_at = utcnow()
     commit(session)
     log.info("gateway %s: broker password rotated", gateway.name)
@@ -102,6 +131,69 @@ def revoke_gateway(session: Session, broker: BrokerAccounts, gateway: Gateway) -
     commit(session)
     log.info("gateway %s revoked", gateway.name)
     return gateway
+
+
+@dataclass
+class Bindings:
+    """What :func:`bind_client_ids` found and did, by broker username."""
+
+    bound: dict[str, str] = field(default_factory=dict)  # bound now (or would be, in a dry run)
+    already: dict[str, str] = field(default_factory=dict)  # bound right before
+    foreign: dict[str, str] = field(default_factory=dict)  # not ours, bound to an id of its own: left alone
+    unbound: list[str] = field(default_factory=list)  # not ours and unbound: may use any id, ours too
+    clashing: dict[str, str] = field(default_factory=dict)  # not ours, bound to one of our ids
+    missing: list[str] = field(default_factory=list)  # active gateways without a broker account
+
+    @property
+    def complete(self) -> bool:
+        """No account (the exempt aside) can connect with another account's client id."""
+        return not self.unbound and not self.clashing
+
+
+def bind_client_ids(
+    session: Session,
+    broker: BrokerClientIds,
+    *,
+    accounts: Mapping[str, str],
+    exempt: Collection[str],
+    dry_run: bool = False,
+) -> Bindings:
+    """Bind every broker account to its client id; idempotent.
+
+    Gateway accounts (``gw-*``, in the registry or left over) get :func:`gateway_client_id`; ``accounts``
+    maps further usernames (the ingester's) to theirs. ``exempt`` (the dynsec admin, who may change any
+    binding anyway) stays as it is. Any other account is reported, never guessed at: the plugin does not
+    keep ids unique, so one that is unbound, or bound to one of our ids, can take over that session.
+    """
+    wanted = {
+        gateway.broker_username: gateway_client_id(gateway.name)
+        for gateway in session.scalars(select(Gateway).where(Gateway.status == GatewayStatus.active))
+    }
+    on_broker = broker.client_ids()
+    result = Bindings(missing=sorted(wanted.keys() - on_broker.keys()))
+    wanted.update(accounts)
+    ours = set(wanted.values())
+    for username, current in sorted(on_broker.items()):
+        if username in exempt:
+            continue
+        target = wanted.get(username)
+        if target is None and username.startswith(GATEWAY_USER_PREFIX):
+            target = gateway_client_id(username.removeprefix(GATEWAY_USER_PREFIX))
+        if target is None:
+            if current is None:
+                result.unbound.append(username)
+            elif current in ours or current.startswith(GATEWAY_USER_PREFIX):
+                result.clashing[username] = current
+            else:
+                result.foreign[username] = current
+        elif current == target:
+            result.already[username] = target
+        else:
+            if not dry_run:
+                broker.bind_client_id(username=username, client_id=target)
+                log.info("broker account %s bound to client id %s (was %s)", username, target, current)
+            result.bound[username] = target
+    return result
 
 
 def get_gateway_by_name(session: Session, name: str) -> Gateway | None:

@@ -59,6 +59,7 @@ def server(
     settings = Settings(
         api={"secret_key": secrets.token_urlsafe(32)},
         mqtt={"port": dynsec_broker.port, "username": "ingester", "password": bootstrap.ingester_password},
+        broker_admin={"password": bootstrap.admin_password},  # the commissioning check listens as admin
         ingest={"profiles_dir": REPO / "device_profiles", "state_dir": tmp_path / "state"},
     )
     app = create_app(settings, broker=broker_admin, engine=registry_engine, migrate=False)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from ingest.dynsec import DynsecAdmin
 from ingest.localservices import Mosquitto
 from ingest.registry.db import session_factory
-from ingest.registry.fleet import create_gateway
+from ingest.registry.fleet import create_gateway, gateway_client_id
 from ingest.registry.models import Role
 from tests.registry import factories as f
 from tests.registry.publisher import Publisher
@@ -77,7 +77,14 @@ def test_technician_registers_a_device_and_it_passes_commissioning(
         return json.dumps(body | {"voltage_l1_v": 230.1, "rssi_dbm": -61}).encode()
 
     topic = f"lab/{gateway_name}/zaehler-1/state"
-    with Publisher(dynsec_broker.port, username=broker_user, password=password, topic=topic, payload=reading):
+    with Publisher(
+        dynsec_broker.port,
+        username=broker_user,
+        password=password,
+        client_id=gateway_client_id(gateway_name),
+        topic=topic,
+        payload=reading,
+    ):
         phone.get_by_role("button", name="Prüfung starten").click()
         expect(phone.get_by_role("heading", name="Inbetriebnahme-Prüfung: zaehler-1")).to_be_visible()
         expect(phone.locator(".verdict")).to_have_text("bestanden", timeout=30_000)

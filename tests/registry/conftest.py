@@ -97,11 +97,13 @@ def unique() -> str:
 
 @pytest.fixture
 def api_settings(dynsec_broker: Mosquitto, bootstrap: DynsecBootstrap, tmp_path: Path) -> Settings:
-    """The API's settings: the commissioning check listens on the dynsec broker as the ingester."""
+    """The API's settings: the commissioning check listens on the dynsec broker as its admin (the
+    ingester's account is bound to the ingester's client id)."""
     return Settings(
         api={"secret_key": secrets.token_urlsafe(32)},
         registry={"url": "sqlite://"},
         mqtt={"port": dynsec_broker.port, "username": "ingester", "password": bootstrap.ingester_password},
+        broker_admin={"password": bootstrap.admin_password},
         ingest={"profiles_dir": REPO / "device_profiles", "state_dir": tmp_path / "state"},
     )
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ingest.localservices import LOOPBACK
 
@@ -17,10 +19,13 @@ from ingest.localservices import LOOPBACK
 class TestMqttClient:
     __test__ = False  # not a test class
 
-    def __init__(self, port: int, *, username: str, password: str) -> None:
+    def __init__(self, port: int, *, username: str, password: str, client_id: str | None = None) -> None:
+        """``client_id``: the id to connect with (an account's bound id); default a random one."""
         self.port = port
         self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}", protocol=paho.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
+            protocol=paho.MQTTv5,
         )
         self.client.username_pw_set(username, password)
         self.client.reconnect_delay_set(60, 120)  # no quick reconnects muddling what a test sees
@@ -38,9 +43,17 @@ class TestMqttClient:
         self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.client.on_subscribe = lambda *_args: self._subscribed.set()
 
-    def connect(self, timeout: float = 5.0) -> str:
-        """The CONNACK reason as text ('Success', 'Not authorized', ...)."""
-        self.client.connect(LOOPBACK, self.port, keepalive=30)
+    def connect(self, timeout: float = 5.0, *, clean_start: bool = True, session_expiry_s: int = 0) -> str:
+        """The CONNACK reason as text ('Success', 'Not authorized', ...).
+
+        ``clean_start=False`` with ``session_expiry_s > 0``: resume or keep a persistent session.
+        """
+        properties = None
+        if session_expiry_s:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = session_expiry_s
+        self._connected.clear()
+        self.client.connect(LOOPBACK, self.port, keepalive=30, clean_start=clean_start, properties=properties)
         self.client.loop_start()
         if not self._connected.wait(timeout):
             raise AssertionError("no CONNACK")
@@ -85,8 +98,8 @@ class TestMqttClient:
             self._acked.notify_all()
 
 
-def connect_result(port: int, username: str, password: str) -> str:
-    client = TestMqttClient(port, username=username, password=password)
+def connect_result(port: int, username: str, password: str, *, client_id: str | None = None) -> str:
+    client = TestMqttClient(port, username=username, password=password, client_id=client_id)
     try:
         return client.connect()
     finally:

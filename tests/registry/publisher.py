@@ -19,11 +19,12 @@ class Publisher:
         *,
         username: str,
         password: str,
+        client_id: str,
         topic: str,
         payload: Callable[[], bytes],
         interval_s: float = 0.3,
     ) -> None:
-        self.client = TestMqttClient(port, username=username, password=password)
+        self.client = TestMqttClient(port, username=username, password=password, client_id=client_id)
         self.topic = topic
         self.payload = payload
         self.interval_s = interval_s

@@ -168,6 +168,7 @@ def test_gateway_lifecycle_through_the_api(
     credentials = created.json()
     assert credentials["username"] == f"gw-{name}"
     assert credentials["topic_prefix"] == f"lab/{name}/"
+    assert credentials["client_id"] == f"gw-{name}"  # the only client id the broker accepts for it
     first_password = credentials["password"]
     assert (
         "password"
@@ -175,7 +176,10 @@ def test_gateway_lifecycle_through_the_api(
     )
     assert client.post(f"{V1}/gateways", json={"name": name}, headers=technician).status_code == 409
 
-    gateway = TestMqttClient(dynsec_broker.port, username=f"gw-{name}", password=first_password)
+    client_id = credentials["client_id"]
+    gateway = TestMqttClient(
+        dynsec_broker.port, username=f"gw-{name}", password=first_password, client_id=client_id
+    )
     try:
         assert gateway.connect() == "Success"
         assert gateway.publish(f"lab/{name}/meter1/state") in ("Success", "No matching subscribers")
@@ -186,15 +190,20 @@ def test_gateway_lifecycle_through_the_api(
     rotated = client.post(f"{V1}/gateways/{credentials['gateway']['id']}/rotate", headers=technician)
     assert rotated.status_code == 200
     second_password = rotated.json()["password"]
-    assert connect_result(dynsec_broker.port, f"gw-{name}", first_password) == "Not authorized"
-    assert connect_result(dynsec_broker.port, f"gw-{name}", second_password) == "Success"
+    assert rotated.json()["client_id"] == client_id
+    assert connect_result(dynsec_broker.port, f"gw-{name}", first_password, client_id=client_id) == (
+        "Not authorized"
+    )
+    assert connect_result(dynsec_broker.port, f"gw-{name}", second_password, client_id=client_id) == "Success"
 
     revoked = client.post(
         f"{V1}/gateways/{credentials['gateway']['id']}/revoke", headers=world.headers(OPERATOR)
     )
     assert revoked.status_code == 200
     assert revoked.json()["status"] == "revoked"
-    assert connect_result(dynsec_broker.port, f"gw-{name}", second_password) == "Not authorized"
+    assert connect_result(dynsec_broker.port, f"gw-{name}", second_password, client_id=client_id) == (
+        "Not authorized"
+    )
     again = client.post(f"{V1}/gateways/{credentials['gateway']['id']}/rotate", headers=technician)
     assert again.status_code == 409
 

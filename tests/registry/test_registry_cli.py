@@ -69,11 +69,17 @@ def test_cli_round_trip(
     name = f"cli{f.tag()}"
     assert run("gateways", "add", name) == 0
     lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
-    assert connect_result(dynsec_broker.port, lines["username"], lines["password"]) == "Success"
+    assert lines["client_id"] == lines["username"]  # the only id the broker lets this account use
+    port = dynsec_broker.port
+    assert (
+        connect_result(port, lines["username"], lines["password"], client_id=lines["client_id"]) == "Success"
+    )
     assert run("gateways", "rotate", name) == 0
     rotated = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
-    assert connect_result(dynsec_broker.port, lines["username"], lines["password"]) == "Not authorized"
-    assert connect_result(dynsec_broker.port, rotated["username"], rotated["password"]) == "Success"
+    old_login = connect_result(port, lines["username"], lines["password"], client_id=lines["client_id"])
+    assert old_login == "Not authorized"
+    new_login = connect_result(port, rotated["username"], rotated["password"], client_id=rotated["client_id"])
+    assert new_login == "Success"
 
     assert (
         run(
@@ -116,6 +122,9 @@ def test_cli_round_trip(
     )
 
     assert run("gateways", "revoke", name) == 0
-    assert connect_result(dynsec_broker.port, rotated["username"], rotated["password"]) == "Not authorized"
+    revoked_login = connect_result(
+        port, rotated["username"], rotated["password"], client_id=rotated["client_id"]
+    )
+    assert revoked_login == "Not authorized"
     assert run("gateways", "rotate", "no-such-gateway") == 1
     engine.dispose()

@@ -18,6 +18,7 @@ from ingest.api.schemas import (
 )
 from ingest.registry.fleet import (
     create_gateway,
+    gateway_client_id,
     list_gateways,
     revoke_gateway,
     rotate_gateway,
@@ -33,6 +34,7 @@ def _credentials(gateway: Gateway, password: str) -> GatewayCredentials:
         gateway=GatewayPublic.model_validate(gateway),
         username=gateway.broker_username,
         password=password,
+        client_id=gateway_client_id(gateway.name),
         topic_prefix=f"lab/{gateway.name}/",
     )
 
