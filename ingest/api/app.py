@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from ingest.api.limits import BodyLimit
 from ingest.api.pages import PAGES_PREFIX, STATIC_DIR
 from ingest.api.pages import router as pages
 from ingest.api.routes import (
@@ -117,6 +118,7 @@ def create_app(
     app.state.commissioning_timeout_s = settings.commissioning.default_timeout_s
     app.state.api_prefix = API_PREFIX
     app.state.signer = TokenSigner(_secret_key(settings))
+    app.add_middleware(BodyLimit, signer=app.state.signer)  # before any body is read (limits.py)
     app.state.broker = broker
     app.state.secure_cookies = settings.mode == "production"
     app.add_exception_handler(Conflict, _conflict)
