@@ -2,11 +2,16 @@
 
 Nested sections use ``__`` in the environment: ``REALLABOR_INFLUX__URL=http://127.0.0.1:8086``.
 Unknown keys and bad values are refused with the key path and the value (:class:`ConfigError`).
-Secrets have no default outside ``mode: development``, and placeholder values are refused there.
+
+Secrets: a placeholder (``changeme``, ``<your secret>``, ``${TOKEN}``, ``xxxx``...) is refused in every
+mode. ``mode: development`` (the demo, ``reallabor up``) may leave them unset: the API then signs with a
+random key of its own that dies with the process. ``mode: production`` requires them, ``api.secret_key``
+with 32 random bytes (43 URL-safe base64 characters or 64 hex digits), the others with 16 characters.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -21,7 +26,42 @@ from pydantic_settings import (
 
 from ingest.validation import describe_errors
 
-PLACEHOLDER_SECRETS = frozenset({"changeme", "changethis", "secret", "password", "admin", "dev", "test", ""})
+# compared lower case with everything but letters and digits removed: "Change-Me" is "changeme"
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        *("changeme", "changethis", "changeit", "replaceme", "fixme", "todo", "tbd"),
+        *("secret", "secretkey", "password", "passwd", "token", "key", "apikey"),
+        *("yoursecret", "yourpassword", "yourtoken", "mysecret", "mypassword"),
+        *("admin", "root", "dev", "development", "test", "testing", "demo", "example", "default"),
+        *("none", "null", "empty", "insecure", "abc", "123", "1234", "12345", "123456", "12345678"),
+    }
+)
+_TEMPLATE = re.compile(r"<.*>|\$\{.*\}|\{\{.*\}\}", re.DOTALL)  # <your secret>, ${TOKEN}, {{ token }}
+MIN_SECRET_CHARS = 16  # production: passwords and tokens other than api.secret_key
+API_KEY_CHARS, API_KEY_HEX_DIGITS, API_KEY_DISTINCT = 43, 64, 12  # 32 random bytes, base64url or hex
+MAKE_API_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def is_placeholder(value: str) -> bool:
+    """True for values that stand in for a secret rather than being one."""
+    stripped = value.strip()
+    normalized = re.sub(r"[^a-z0-9]", "", stripped.lower())
+    return (
+        normalized in PLACEHOLDER_SECRETS
+        or len(set(normalized)) <= 1  # "", "xxxxxxxx", "********", "0000"
+        or _TEMPLATE.fullmatch(stripped) is not None
+    )
+
+
+def api_key_weakness(value: str) -> str | None:
+    """Why ``value`` is not 32 random bytes (None when it plausibly is); never names the value."""
+    hex_only = re.fullmatch(r"[0-9a-fA-F]+", value) is not None
+    need, unit = (API_KEY_HEX_DIGITS, "hex digits") if hex_only else (API_KEY_CHARS, "characters")
+    if len(value) < need:
+        return f"too short ({len(value)} {unit})"
+    if len(set(value)) < API_KEY_DISTINCT:
+        return f"not random ({len(set(value))} different characters)"
+    return None
 
 
 class ConfigError(Exception):
@@ -158,10 +198,30 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
 
+    def _secret_values(self) -> dict[str, SecretStr | None]:
+        return {
+            "api.secret_key": self.api.secret_key,
+            "mqtt.password": self.mqtt.password,
+            "influx.password": self.influx.password,
+            "influx.token": self.influx.token,
+            "broker_admin.password": self.broker_admin.password,
+        }
+
     @model_validator(mode="after")
-    def _secrets_outside_development(self) -> Self:
-        if self.mode == "development":
-            return self
+    def _check_secrets(self) -> Self:
+        placeholders = [
+            path
+            for path, value in self._secret_values().items()
+            if value is not None and is_placeholder(value.get_secret_value())
+        ]
+        problems = [f"{path}: placeholder value refused in mode {self.mode!r}" for path in placeholders]
+        if self.mode == "production":
+            problems += self._production_problems(skip=frozenset(placeholders))
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
+    def _production_problems(self, *, skip: frozenset[str]) -> list[str]:
         required: dict[str, SecretStr | None] = {"api.secret_key": self.api.secret_key}
         if self.mqtt.username is not None:
             required["mqtt.password"] = self.mqtt.password
@@ -173,16 +233,28 @@ class Settings(BaseSettings):
             required["influx.token"] = self.influx.token
         else:
             required["influx.password"] = self.influx.password
-        problems = [
-            f"{path}: required in mode {self.mode!r} (no default outside development)"
-            if value is None
-            else f"{path}: placeholder value refused in mode {self.mode!r}"
-            for path, value in required.items()
-            if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
-        ]
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        problems = []
+        for path, secret in required.items():
+            if path in skip:
+                continue
+            if secret is None:
+                problems.append(f"{path}: required in mode {self.mode!r} (no default outside development)")
+                continue
+            value = secret.get_secret_value()
+            if path == "api.secret_key":
+                weakness = api_key_weakness(value)
+                if weakness is not None:
+                    problems.append(
+                        f"{path}: {weakness}: mode 'production' needs 32 random bytes, at least "
+                        f"{API_KEY_CHARS} URL-safe base64 characters or {API_KEY_HEX_DIGITS} hex digits; "
+                        f"make one with: {MAKE_API_KEY}"
+                    )
+            elif len(value) < MIN_SECRET_CHARS:
+                problems.append(
+                    f"{path}: too short ({len(value)} characters): mode 'production' needs at least "
+                    f"{MIN_SECRET_CHARS} characters"
+                )
+        return problems
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ingest.config import ConfigError, load_settings
 
-GOOD_PRODUCTION = """\
+API_KEY = secrets.token_urlsafe(32)
+GOOD_PRODUCTION = f"""\
 mode: production
-mqtt: {username: ingest, password: "s3cret-mqtt-Pw"}
-influx: {password: "s3cret-influx-Pw", username: ingest}
-api: {secret_key: "a-long-random-signing-key"}
+mqtt: {{username: ingest, password: "{secrets.token_urlsafe(18)}"}}
+influx: {{password: "{secrets.token_urlsafe(18)}", username: ingest}}
+api: {{secret_key: "{API_KEY}"}}
 """
+MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 def check(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,7 +83,7 @@ def test_production_refuses_missing_secrets(tmp_path: Path, drop: str, expected:
 
 
 def test_production_refuses_placeholders_and_hides_secrets(tmp_path: Path) -> None:
-    result = check(tmp_path, GOOD_PRODUCTION.replace("a-long-random-signing-key", "changeme"))
+    result = check(tmp_path, GOOD_PRODUCTION.replace(API_KEY, "changeme"))
     assert result.returncode == 2
     assert "api.secret_key: placeholder value refused" in result.stderr
     assert "changeme" not in result.stderr
@@ -103,10 +107,143 @@ def test_environment_overrides_file_and_is_checked_too(tmp_path: Path) -> None:
 
 def test_secret_from_environment_in_production(tmp_path: Path) -> None:
     text = "\n".join(line for line in GOOD_PRODUCTION.splitlines() if not line.startswith("api:"))
-    result = check(tmp_path, text, env={"REALLABOR_API__SECRET_KEY": "from-the-environment-42"})
+    result = check(tmp_path, text, env={"REALLABOR_API__SECRET_KEY": secrets.token_urlsafe(32)})
     assert result.returncode == 0, result.stderr
+    result = check(tmp_path, text, env={"REALLABOR_API__SECRET_KEY": "from-the-environment-42"})
+    assert result.returncode == 2
+    assert "api.secret_key: too short" in result.stderr
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "nope.yaml")
+
+
+SECRET_PATHS = ["api.secret_key", "mqtt.password", "influx.password", "influx.token", "broker_admin.password"]
+PLACEHOLDERS = ["changeme", "CHANGE-ME", "change_me", " password ", "<your secret>", "${TOKEN}", "xxxxxxxx"]
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("REALLABOR_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def refusal(tmp_path: Path) -> Callable[[str], str]:
+    """The ConfigError message for a settings file (in-process; the CLI path is tested apart)."""
+
+    def load(text: str) -> str:
+        path = tmp_path / "refused.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as caught:
+            load_settings(path)
+        return str(caught.value)
+
+    return load
+
+
+def _yaml_with(path: str, value: str, base: str = "") -> str:
+    section, key = path.split(".")
+    return f"{base}{section}: {{{key}: {value!r}}}\n"
+
+
+@pytest.mark.parametrize("path", SECRET_PATHS)
+@pytest.mark.parametrize("value", PLACEHOLDERS)
+def test_development_refuses_placeholder_secrets(
+    refusal: Callable[[str], str], path: str, value: str
+) -> None:
+    message = refusal(_yaml_with(path, value))
+    assert f"{path}: placeholder value refused in mode 'development'" in message
+    assert value.strip() not in message.replace(path, "")
+
+
+@pytest.mark.parametrize("path", ["api.secret_key", "broker_admin.password"])
+def test_cli_refuses_placeholder_in_development_with_the_key_path(tmp_path: Path, path: str) -> None:
+    result = check(tmp_path, _yaml_with(path, "changeme"))
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: placeholder value refused in mode 'development'" in result.stderr
+    assert "changeme" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_development_takes_unset_or_random_secrets(tmp_path: Path) -> None:
+    assert check(tmp_path, "influx: {database: lab}\n").returncode == 0  # the API makes an ephemeral key
+    text = "".join(_yaml_with(path, secrets.token_urlsafe(8)) for path in SECRET_PATHS[:2])
+    text += f"influx: {{password: {secrets.token_urlsafe(8)}, token: {secrets.token_urlsafe(8)}}}\n"
+    text += _yaml_with("broker_admin.password", secrets.token_urlsafe(8))
+    result = check(tmp_path, text)
+    assert result.returncode == 0, result.stderr
+
+
+def _production_with_key(key: str) -> str:
+    return GOOD_PRODUCTION.replace(API_KEY, key)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("a-long-random-signing-key", "too short (25 characters"),
+        (secrets.token_urlsafe(31), "too short (42 characters"),
+        (secrets.token_hex(30), "too short (60 hex digits"),
+        ("ab" * 40, "not random"),
+    ],
+    ids=["25-chars", "urlsafe-31-bytes", "hex-30-bytes", "repeated"],
+)
+def test_production_secret_key_needs_32_random_bytes(
+    refusal: Callable[[str], str], key: str, problem: str
+) -> None:
+    message = refusal(_production_with_key(key))
+    assert f"api.secret_key: {problem}" in message
+    assert MAKE_A_KEY in message
+    assert key not in message
+
+
+def test_cli_refuses_a_short_secret_key_in_production(tmp_path: Path) -> None:
+    result = check(tmp_path, _production_with_key("a-long-random-signing-key"))
+    assert result.returncode == 2, result.stderr
+    assert "api.secret_key: too short (25 characters" in result.stderr
+    assert MAKE_A_KEY in result.stderr
+    assert "a-long-random-signing-key" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "key",
+    [secrets.token_urlsafe(32), secrets.token_hex(32), secrets.token_urlsafe(64)],
+    ids=["urlsafe-32-bytes", "hex-32-bytes", "urlsafe-64-bytes"],
+)
+def test_production_takes_a_random_secret_key(tmp_path: Path, key: str) -> None:
+    settings = load_settings(_write(tmp_path, _production_with_key(key)))
+    assert settings.api.secret_key is not None
+    assert settings.api.secret_key.get_secret_value() == key
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "good.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ('mqtt: {username: ingest, password: "short-pw-1"}', "mqtt.password"),
+        ('influx: {password: "short-pw-2", username: ingest}', "influx.password"),
+        ('influx: {api: v2, org: lab, bucket: b, token: "short-token"}', "influx.token"),
+        ('broker_admin: {password: "short-pw-3"}', "broker_admin.password"),
+    ],
+    ids=["mqtt", "influx-v1", "influx-v2", "broker-admin"],
+)
+def test_production_refuses_short_secrets(refusal: Callable[[str], str], text: str, path: str) -> None:
+    section = text.split(":")[0]
+    lines = [line for line in GOOD_PRODUCTION.splitlines() if not line.startswith(section + ":")]
+    message = refusal("\n".join([*lines, text]) + "\n")
+    assert f"{path}: too short (10 characters" in message or f"{path}: too short (11 characters" in message
+    assert "at least 16 characters" in message
+    assert "short-" not in message
+
+
+def test_production_secrets_of_sane_length_pass(tmp_path: Path) -> None:
+    text = GOOD_PRODUCTION + f'broker_admin: {{password: "{secrets.token_urlsafe(12)}"}}\n'
+    settings = load_settings(_write(tmp_path, text))
+    assert settings.broker_admin.password is not None
