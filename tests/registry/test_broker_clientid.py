@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
 import queue
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from ingest.commissioning.errors import BrokerUnavailable
@@ -26,6 +29,7 @@ from ingest.registry.cli import add_subcommands
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.fleet import create_gateway
 from ingest.registry.migrate import upgrade
+from ingest.registry.models import Role
 from tests.registry import factories as f
 from tests.registry.mqtt_client import TestMqttClient, connect_result
 
@@ -244,3 +248,27 @@ def test_the_commissioning_check_listens_as_the_admin(
     as_admin = broker_access(Settings(mqtt=mqtt, broker_admin={"password": bootstrap.admin_password}))
     assert as_admin.username == "admin"
     assert asyncio.run(next_message(as_admin, [f"lab/{unique}/#"], timeout_s=0.5)) is None  # listened
+
+
+@SQLITE
+def test_the_technician_page_shows_the_client_id_once(
+    api: TestClient, session: Session, dynsec_broker: Mosquitto, unique: str
+) -> None:
+    technician = f.user(session, Role.technician)
+    page = api.get("/tech/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    form = {"username": technician.username, "password": f.PASSWORD, "csrf_token": token.group(1)}
+    assert api.post("/tech/login", data=form, follow_redirects=False).status_code == 303
+    name = f"p{unique}"
+    created = api.post("/tech/gateways", data={"name": name, "csrf_token": token.group(1)})
+    assert created.status_code == 200, created.text
+
+    def shown(element: str) -> str:
+        found = re.search(rf'<code id="{element}">([^<]*)</code>', created.text)
+        assert found, f"#{element} is not on the page"
+        return html.unescape(found.group(1))
+
+    client_id, password = shown("gateway-client-id"), shown("gateway-password")
+    assert client_id == f"gw-{name}"
+    assert connect_result(dynsec_broker.port, f"gw-{name}", password, client_id=client_id) == "Success"

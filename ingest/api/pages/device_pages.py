@@ -22,7 +22,7 @@ from ingest.registry.assignments import assignment_at
 from ingest.registry.commissioning import list_checks
 from ingest.registry.db import utcnow
 from ingest.registry.errors import RegistryError
-from ingest.registry.fleet import create_gateway
+from ingest.registry.fleet import create_gateway, gateway_client_id
 from ingest.registry.models import Building, Device, Gateway, GatewayStatus, Household
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def gateway_submit(
                 user=user,
                 gateway=gateway,
                 password=password,
+                client_id=gateway_client_id(gateway.name),
                 topic_prefix=f"lab/{gateway.name}/",
             )
     return render(

@@ -53,6 +53,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "The password is shown only now. Enter it on the gateway now.",
     ),
     "broker_username": ("Broker-Benutzer", "Broker username"),
+    "client_id": ("Client-ID (MQTT)", "Client id (MQTT)"),
+    "client_id_help": (
+        "Das Gateway muss sich mit genau dieser Client-ID anmelden; jede andere weist der Broker ab.",
+        "The gateway must connect with exactly this client id; the broker refuses any other.",
+    ),
     "topic_prefix": ("Topic-Präfix", "Topic prefix"),
     "broker_off": (
         "Die Broker-Verwaltung ist nicht eingerichtet: Gateways können hier nicht angelegt werden.",
