@@ -18,7 +18,7 @@ from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
 
 EXIT_CONFIG = 2
-REGISTRY_COMMANDS = ("api", "users", "gateways", "devices")
+REGISTRY_COMMANDS = ("api", "users", "gateways", "broker", "devices")
 log = logging.getLogger("reallabor")
 
 

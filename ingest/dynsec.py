@@ -180,7 +180,7 @@ def write_initial_config(path: Path, bootstrap: DynsecBootstrap, *, overwrite: b
     """
     if path.exists() and not overwrite:
         raise DynsecError(f"{path} exists: it holds the broker's accounts; remove it to start over")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
     try:

@@ -37,11 +37,12 @@ class TestMqttClient:
         self._acks: dict[int, Any] = {}
         self._acked = threading.Condition()
         self._subscribed = threading.Event()
+        self._suback: list[Any] = []
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
-        self.client.on_subscribe = lambda *_args: self._subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
 
     def connect(self, timeout: float = 5.0, *, clean_start: bool = True, session_expiry_s: int = 0) -> str:
         """The CONNACK reason as text ('Success', 'Not authorized', ...).
@@ -71,11 +72,13 @@ class TestMqttClient:
                 self._acked.wait(left)
             return str(self._acks[info.mid])
 
-    def subscribe(self, topic: str, timeout: float = 5.0) -> None:
+    def subscribe(self, topic: str, timeout: float = 5.0) -> str:
+        """The SUBACK reason as text ('Granted QoS 1', 'Not authorized', ...)."""
         self._subscribed.clear()
         self.client.subscribe(topic, qos=1)
         if not self._subscribed.wait(timeout):
             raise AssertionError(f"no SUBACK for {topic}")
+        return str(self._suback[0])
 
     def close(self) -> None:
         self.client.disconnect()
@@ -86,6 +89,10 @@ class TestMqttClient:
         self._connected.set()
         if reason.is_failure:
             self.client.disconnect()
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: list[Any], _props: Any) -> None:
+        self._suback = reasons
+        self._subscribed.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self.disconnect_reason is None:
