@@ -1,6 +1,8 @@
 """Request and response bodies, layered per resource: ``Base`` (shared fields), ``Create`` (POST body),
 ``Update`` (PATCH body: every field optional, ``null`` only where the column allows it), ``Public``
-(what is returned). Bodies refuse unknown keys; text refuses control characters; times need a zone.
+(what is returned). Bodies refuse unknown keys; times need a zone. Free text follows the registry's one
+rule (:mod:`ingest.registry.text`, shared with the CSV import): no control characters, no lone
+surrogates, no leading ``= + - @`` (a formula once exported); surrounding whitespace is trimmed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -21,33 +24,38 @@ from pydantic import (
 
 from ingest.registry.fleet import GATEWAY_NAME
 from ingest.registry.models import DeviceStatus, GatewayStatus, Role
+from ingest.registry.text import check_text
 
 T = TypeVar("T")
 MAX_ID = 2**31 - 1
 
 
-def _single_line(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise ValueError("control characters are not allowed")
-    return value
+def _line(value: object) -> object:
+    """Before pydantic trims: a trailing newline is refused, not trimmed away (non-text: pydantic's)."""
+    return check_text(value) if isinstance(value, str) else value
 
 
-def _multi_line(value: str) -> str:
+def _notes(value: object) -> object:
+    return check_text(value, multiline=True) if isinstance(value, str) else value
+
+
+def _password(value: str) -> str:
     if any(c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF for c in value):
         raise ValueError("NUL and lone surrogates are not allowed")
     return value
 
 
+# pydantic's ``pattern`` is a Rust regex: its ``$`` matches only at the very end (a test holds it to that)
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_single_line)]
-ShortText = Annotated[str, Field(max_length=200), AfterValidator(_single_line)]
-Notes = Annotated[str, Field(max_length=4000), AfterValidator(_multi_line)]
-Key = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_single_line)]
-NativeId = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[^/+#]+$"), AfterValidator(_single_line)
+Name = Annotated[str, Field(min_length=1, max_length=100), BeforeValidator(_line)]
+ShortText = Annotated[str, Field(max_length=200), BeforeValidator(_line)]
+Notes = Annotated[str, Field(max_length=4000), BeforeValidator(_notes)]
+Key = Annotated[str, Field(min_length=1, max_length=64), BeforeValidator(_line)]
+NativeId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^/+#]+$"), BeforeValidator(_line)]
+GatewayName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=GATEWAY_NAME.pattern), BeforeValidator(_line)
 ]
-GatewayName = Annotated[str, Field(min_length=1, max_length=64, pattern=GATEWAY_NAME.pattern)]
-Password = Annotated[str, Field(min_length=10, max_length=200), AfterValidator(_multi_line)]
+Password = Annotated[str, Field(min_length=10, max_length=200), AfterValidator(_password)]
 
 
 class Body(BaseModel):

@@ -7,6 +7,10 @@ Columns (header row, any order, ``,`` or ``;`` separated, UTF-8 with or without 
     building, household                 optional: assign to this household (names) from now on;
                                         a building without household assigns to its common area
 
+Every value follows the registry's one rule for free text (:mod:`ingest.registry.text`, as the JSON API):
+no control characters (line breaks only in notes), no NUL, no leading ``= + - @`` (a formula once the
+registry is exported; a plain number such as ``-1`` is fine); surrounding whitespace is trimmed.
+
 Every row is checked first — fields, references, duplicates in the database *and* within the file — and
 the report names each problem with its row number (the header is row 1, as in a spreadsheet) and field.
 Only when every row is valid are all devices written, in one transaction; otherwise nothing is. A file
@@ -30,12 +34,13 @@ from ingest.registry.db import commit
 from ingest.registry.errors import RegistryError
 from ingest.registry.fleet import create_device
 from ingest.registry.models import Building, Device, Gateway, GatewayStatus, Household
+from ingest.registry.text import check_text
 
 REQUIRED = ("gateway", "native_id", "profile")
 OPTIONAL = ("meter_number", "location", "notes", "building", "household")
 MAX_ROWS = 5000
 MAX_BYTES = 2 * 1024 * 1024
-_NATIVE_ID = re.compile(r"^[^/+#\x00-\x1f\x7f]{1,128}$")
+_NATIVE_ID = re.compile(r"[^/+#\x00-\x1f\x7f]{1,128}")  # fullmatch: "$" would let "x\n" through
 _LIMITS = {"meter_number": 64, "location": 100, "notes": 4000, "gateway": 64, "profile": 64}
 
 
@@ -82,7 +87,7 @@ class ImportReport:
 
 
 def _read(data: bytes) -> tuple[list[dict[str, str]], list[str]]:
-    """The rows as dicts (stripped values), or file-level errors."""
+    """The rows as dicts (values as in the file: checked and trimmed per row), or file-level errors."""
     if len(data) > MAX_BYTES:
         return [], [f"the file is larger than {MAX_BYTES // 1024} KiB"]
     try:
@@ -112,7 +117,7 @@ def _read(data: bytes) -> tuple[list[dict[str, str]], list[str]]:
         if not any(v.strip() for v in values):
             continue  # blank line
         padded = values + [""] * (len(header) - len(values))
-        row = {name: padded[i].strip() for i, name in enumerate(header)}
+        row = {name: padded[i] for i, name in enumerate(header)}
         row["#row"] = str(number)
         row["#extra"] = "1" if len(values) > len(header) else ""
         rows.append(row)
@@ -135,6 +140,8 @@ class _Checker:
         return self.gateways[name]
 
     def place(self, building: str, household: str, result: RowResult) -> tuple[int | None, int | None]:
+        if any(name in ("building", "household") for name, _ in result.errors):
+            return None, None  # already refused as text
         if not building:
             if household:
                 result.errors.append(("building", "a household needs its building's name"))
@@ -154,17 +161,29 @@ class _Checker:
         return unit.id, found.id
 
     def check(self, row: dict[str, str], result: RowResult) -> Gateway | None:
+        """Check ``row``, whose values it replaces by their trimmed form."""
         errors = result.errors
+        refused: set[str] = set()
+        for name in REQUIRED + OPTIONAL:
+            raw = row.get(name, "")
+            try:
+                row[name] = check_text(raw, multiline=name == "notes")
+            except ValueError as exc:
+                errors.append((name, str(exc)))
+                refused.add(name)
+                row[name] = ""  # no further checks of a refused value
+        if "native_id" not in refused:
+            result.native_id = row["native_id"]
         if row["#extra"]:
             errors.append(("row", "more values than columns (a separator inside a value needs quotes)"))
         for name in REQUIRED:
-            if not row.get(name):
+            if not row.get(name) and name not in refused:
                 errors.append((name, "required"))
         for name, limit in _LIMITS.items():
             if len(row.get(name, "")) > limit:
                 errors.append((name, f"longer than {limit} characters"))
         native_id = row.get("native_id", "")
-        if native_id and not _NATIVE_ID.match(native_id):
+        if native_id and not _NATIVE_ID.fullmatch(native_id):
             errors.append(("native_id", "one topic level: no '/', '+', '#' or control characters"))
         profile = row.get("profile", "")
         if profile and self.profiles is not None and profile not in self.profiles:
@@ -214,7 +233,7 @@ def import_devices(
     results: list[RowResult] = []
     planned: list[tuple[RowResult, dict[str, str], Gateway, int | None, int | None]] = []
     for row in rows:
-        result = RowResult(row=int(row["#row"]), native_id=row.get("native_id", ""))
+        result = RowResult(row=int(row["#row"]), native_id=row.get("native_id", "").strip())
         gateway = checker.check(row, result)
         household_id, building_id = checker.place(row.get("building", ""), row.get("household", ""), result)
         results.append(result)

@@ -72,7 +72,7 @@ def create_gateway(
     notes: str = "",
 ) -> tuple[Gateway, str]:
     """Register a gateway and create its broker account; returns it with its password (shown once)."""
-    if not GATEWAY_NAME.match(name):
+    if not GATEWAY_NAME.fullmatch(name):  # "$" alone lets a trailing newline through
         raise InvalidField("name", GATEWAY_NAME_RULE)
     if building_id is not None:
         reference(session, Building, building_id, field="building_id")

@@ -15,7 +15,7 @@ from ingest.api.deps import MAX_ID, SessionDep
 from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, render
 from ingest.api.routes.commissioning import run_status, start_check
 from ingest.api.routes.field_common import RunsDep, device_problems, profiles_of, register_device
-from ingest.api.schemas import DeviceCreate
+from ingest.api.schemas import DeviceCreate, GatewayCreate
 from ingest.api.schemas_field import RUN_ID
 from ingest.dynsec import DynsecError
 from ingest.registry.assignments import assignment_at
@@ -65,14 +65,15 @@ def gateway_submit(
     if broker is None:
         error = "broker_off"
     else:
-        try:
-            gateway, password = create_gateway(
-                session,
-                broker,
-                name=name.strip(),
+        try:  # the JSON API's rules for the fields (text, name pattern), then the registry's
+            body = GatewayCreate(
+                name=name,
                 building_id=int(building_id) if building_id.isdigit() else None,
                 notes=notes,
             )
+            gateway, password = create_gateway(session, broker, **body.model_dump())
+        except ValidationError as exc:
+            error = "; ".join(f"{_field(e)}: {_message(e)}" for e in exc.errors())
         except (RegistryError, DynsecError) as exc:
             error = str(exc)
         else:
@@ -200,6 +201,10 @@ def device_submit(
 
 def _message(error: Any) -> str:
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def _field(error: Any) -> str:
+    return str(error["loc"][0]) if error.get("loc") else "form"
 
 
 @router.get("/devices/{device_id}")

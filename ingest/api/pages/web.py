@@ -102,7 +102,7 @@ StaffPage = Annotated[User, Depends(staff_page_user)]
 def csrf_token(request: Request) -> str:
     """This browser's CSRF token (a new one is set as cookie by :func:`render`)."""
     existing = request.cookies.get(CSRF_COOKIE)
-    if existing and _TOKEN.match(existing):
+    if existing and _TOKEN.fullmatch(existing):
         return existing
     if not getattr(request.state, "new_csrf", None):
         request.state.new_csrf = secrets.token_urlsafe(32)

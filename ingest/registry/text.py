@@ -1,0 +1,59 @@
+"""The registry's one rule for free text (names, addresses, locations, meter numbers, notes), used by the
+JSON API's schemas, the pages' forms and the CSV import alike.
+
+Refused, with the reason:
+
+- control characters: every one in single-line fields (tab and line breaks too, and the Unicode line and
+  paragraph separators); in multi-line fields (notes) every one but tab, CR and LF. NUL always.
+- lone surrogates (JSON can carry ``"\\ud800"``; no database column should hold one).
+- a leading ``=``, ``+``, ``-`` or ``@``: a spreadsheet opening an export runs such a cell as a formula
+  (CSV injection). A plain number such as ``-1`` or ``+3,5`` is a number there, not a formula: allowed.
+
+Surrounding whitespace is trimmed after the control characters are checked, so ``"gw1\\n"`` is refused
+rather than silently stored as ``gw1``; the formula check applies to the trimmed value, as stored.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+FORMULA_START = frozenset("=+-@")
+_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
+_MULTILINE_ALLOWED = frozenset("\t\r\n")
+_SEPARATORS = frozenset({"Zl", "Zp"})
+
+
+def text_problem(value: str, *, multiline: bool = False) -> str | None:
+    """Why ``value`` may not be stored (its control characters and surrogates), or None."""
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "lone surrogates are not allowed"
+        if category == "Cc" and not (multiline and char in _MULTILINE_ALLOWED):
+            rule = "only tab and line breaks" if multiline else "one line: no tab or line break"
+            return f"control character U+{ord(char):04X} is not allowed ({rule})"
+        if category in _SEPARATORS and not multiline:
+            return f"control character U+{ord(char):04X} is not allowed (one line: no line break)"
+    return None
+
+
+def formula_problem(value: str) -> str | None:
+    """Why the (trimmed) ``value`` would run as a spreadsheet formula once exported, or None."""
+    if value[:1] in FORMULA_START and not _NUMBER.fullmatch(value):
+        return (
+            f"must not start with {value[0]!r}: a spreadsheet would run it as a formula "
+            "(start with a letter or digit instead)"
+        )
+    return None
+
+
+def check_text(value: str, *, multiline: bool = False) -> str:
+    """``value`` trimmed of surrounding whitespace, or :class:`ValueError` saying what is wrong."""
+    problem = text_problem(value, multiline=multiline)
+    if problem is None:
+        value = value.strip()
+        problem = formula_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
