@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ingest.audit import audit
 from ingest.commissioning import report as rpt
 from ingest.commissioning.errors import BrokerUnavailable, CheckNotPossible, TooManyRuns
 from ingest.commissioning.listener import BrokerAccess, next_message
@@ -280,7 +281,7 @@ class RunManager:
         )
         self._tasks[run.id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(run.id, None))
-        log.info("commissioning run %s: device %s, by %s", run.id, plan.target.device_id, started_by)
+        audit("commissioning.started", run=run.id, device=plan.target.device_id, by=started_by)
         return run
 
     async def _execute(self, run: Run, plan: Plan, started_by_id: int | None) -> None:

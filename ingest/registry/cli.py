@@ -94,8 +94,10 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ingest.api.app import create_app
+    from ingest.audit import setup_logging
 
     settings = _settings(args)
+    setup_logging(settings.ingest.log_level)  # logins, user and gateway changes: reallabor.audit
     broker = admin_from_settings(
         host=settings.mqtt.host, port=settings.mqtt.port, admin=settings.broker_admin
     )

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
+from ingest.audit import audit
 from ingest.registry.common import apply_changes, paginate, reference
 from ingest.registry.db import commit, flush, utcnow
 from ingest.registry.errors import Conflict, InvalidField
@@ -103,7 +104,7 @@ def create_gateway(
         log.warning("gateway %s: database commit failed, removing its broker account", name)
         broker.revoke_gateway(gateway=name, username=broker_username(name))
         raise
-    log.info("gateway %s provisioned (broker user %s)", name, gateway.broker_username)
+    audit("gateway.provisioned", gateway=name, broker_user=gateway.broker_username)
     return gateway, password
 
 
@@ -120,7 +121,7 @@ def rotate_gateway(session: Session, broker: BrokerAccounts, gateway: Gateway) -
     )
     gateway.credentials_issued_at = utcnow()
     commit(session)
-    log.info("gateway %s: broker password rotated", gateway.name)
+    audit("gateway.rotated", gateway=gateway.name, broker_user=gateway.broker_username)
     return password
 
 
@@ -129,7 +130,7 @@ def revoke_gateway(session: Session, broker: BrokerAccounts, gateway: Gateway) -
     broker.revoke_gateway(gateway=gateway.name, username=gateway.broker_username)
     gateway.status = GatewayStatus.revoked
     commit(session)
-    log.info("gateway %s revoked", gateway.name)
+    audit("gateway.revoked", gateway=gateway.name, broker_user=gateway.broker_username)
     return gateway
 
 

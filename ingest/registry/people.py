@@ -1,4 +1,7 @@
-"""Buildings, households (housing units) and users: keyword-only CRUD. Routes turn ``None`` into 404."""
+"""Buildings, households (housing units) and users: keyword-only CRUD. Routes turn ``None`` into 404.
+
+User changes are security events (:func:`ingest.audit.audit`); ``by`` names who made them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.registry.common import apply_changes, paginate, reference
+from ingest.audit import audit
+from ingest.registry.common import apply_changes, delete_row, paginate, reference
 from ingest.registry.db import commit
 from ingest.registry.errors import Conflict, InvalidField
 from ingest.registry.models import Building, Household, Role, User, new_session_key
@@ -85,6 +89,7 @@ def create_user(
     role: Role,
     household_id: int | None = None,
     full_name: str = "",
+    by: str | None = None,
 ) -> User:
     _check_role_household(session, role, household_id)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
@@ -101,6 +106,7 @@ def create_user(
     )
     session.add(user)
     commit(session)
+    audit("user.created", user=username, role=role.value, by=by)
     return user
 
 
@@ -124,9 +130,10 @@ def list_users(
     return paginate(session, statement, limit=limit, offset=offset)
 
 
-def update_user(session: Session, user: User, *, changes: Mapping[str, Any]) -> User:
+def update_user(session: Session, user: User, *, changes: Mapping[str, Any], by: str | None = None) -> User:
     """Apply ``changes`` (``password`` is hashed); a new password, role or deactivation ends all sessions."""
     changes = dict(changes)
+    old_role = user.role
     role = changes.get("role", user.role)
     household_id = changes.get("household_id", user.household_id)
     if "role" in changes or "household_id" in changes:
@@ -141,7 +148,17 @@ def update_user(session: Session, user: User, *, changes: Mapping[str, Any]) -> 
     if ends_sessions:
         user.session_version += 1
     commit(session)
+    # the names of the changed fields, never their values (a password)
+    fields = sorted("password" if name == "password_hash" else name for name in changes)
+    roles = f"{old_role.value}->{user.role.value}" if user.role is not old_role else None
+    audit("user.changed", user=user.username, fields=fields, role=roles, by=by)
     return user
+
+
+def delete_user(session: Session, user: User, *, by: str | None = None) -> None:
+    username = user.username
+    delete_row(session, user)
+    audit("user.deleted", user=username, by=by)
 
 
 def end_sessions(session: Session, user: User) -> None:

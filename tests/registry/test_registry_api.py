@@ -208,7 +208,7 @@ def test_gateway_lifecycle_through_the_api(
     assert again.status_code == 409
 
     logged = "\n".join(record.getMessage() for record in caplog.records)
-    assert f"gateway {name} provisioned" in logged  # the log is on
+    assert f"gateway.provisioned gateway={name!r}" in logged  # the audit log is on
     for secret in (first_password, second_password, f.PASSWORD, technician["Authorization"].split()[1]):
         assert secret not in logged
 

@@ -19,6 +19,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "username": ("Benutzername", "Username"),
     "password": ("Passwort", "Password"),
     "login_failed": ("Benutzername oder Passwort falsch.", "Wrong username or password."),
+    "login_throttled": (
+        "Zu viele fehlgeschlagene Anmeldungen. Bitte später erneut versuchen.",
+        "Too many failed logins. Please try again later.",
+    ),
     "csrf_refused": (
         "Das Formular ist abgelaufen. Bitte die Seite neu laden und erneut senden.",
         "The form has expired. Please reload the page and send it again.",

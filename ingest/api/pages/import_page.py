@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
@@ -12,9 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from ingest.api.deps import SessionDep
 from ingest.api.pages.web import CsrfChecked, StaffPage, render
 from ingest.api.routes.field_common import profiles_of
+from ingest.api.throttle import client_address
+from ingest.audit import audit
 from ingest.registry.device_import import MAX_BYTES, import_devices
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -34,12 +34,13 @@ async def import_submit(
     data = await file.read(MAX_BYTES + 1)
     profiles = set(profiles_of(request).by_id)
     report = await run_in_threadpool(import_devices, session, data, profiles=profiles, dry_run=dry_run)
-    log.info(
-        "CSV import by %s: %d rows, ok=%s, written=%s",
-        user.username,
-        len(report.rows),
-        report.ok,
-        report.written,
+    audit(
+        "devices.imported",
+        by=user.username,
+        client=client_address(request),
+        rows=len(report.rows),
+        ok=report.ok,
+        written=report.written,
     )
     code = status.HTTP_200_OK if report.ok else status.HTTP_422_UNPROCESSABLE_CONTENT
     return render(request, "import.html", user=user, report=report, status_code=code)

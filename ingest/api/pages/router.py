@@ -26,9 +26,11 @@ from ingest.api.pages.web import (
     session_user,
 )
 from ingest.api.security import SESSION_COOKIE, TokenSigner
+from ingest.api.throttle import LoginThrottled, attempt_login, client_address
+from ingest.audit import audit
 from ingest.registry.fleet_status import fleet_status, search_meter_numbers
 from ingest.registry.models import User
-from ingest.registry.people import authenticate, end_sessions
+from ingest.registry.people import end_sessions
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix=PAGES_PREFIX, include_in_schema=False)
@@ -49,9 +51,15 @@ def login_submit(
     password: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=500)] = PAGES_PREFIX,
 ) -> Response:
-    user = authenticate(session, username=username, password=password)
+    try:
+        user = attempt_login(request, session, username=username, password=password, via="pages")
+    except LoginThrottled as exc:
+        throttled = render(
+            request, "login.html", status_code=429, next=safe_next(next), failed="login_throttled"
+        )
+        throttled.headers["Retry-After"] = str(exc.retry_after_s)
+        return throttled
     if user is None:
-        log.info("page login refused: wrong username or password")
         return render(
             request, "login.html", status_code=401, next=safe_next(next), failed=True, username=username
         )
@@ -67,15 +75,17 @@ def login_submit(
         secure=request.app.state.secure_cookies,
         path="/",
     )
-    log.info("user %s (%s) logged in on the pages", user.username, user.role.value)
     return response
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-def logout_submit(user: Annotated[User | None, Depends(session_user)], session: SessionDep) -> Response:
+def logout_submit(
+    request: Request, user: Annotated[User | None, Depends(session_user)], session: SessionDep
+) -> Response:
     """Any logged-in user (a resident who found this page too) ends their sessions."""
     if user is not None:
         end_sessions(session, user)
+        audit("logout", user=user.username, client=client_address(request), via="pages")
     response = RedirectResponse(f"{PAGES_PREFIX}/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -1,8 +1,10 @@
-"""Login and logout. The token is returned in the body and set as an HttpOnly cookie."""
+"""Login and logout. The token is returned in the body and set as an HttpOnly cookie.
+
+Logins go through :func:`ingest.api.throttle.attempt_login`: throttled per account and address, audited.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
@@ -10,13 +12,20 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from ingest.api.deps import CurrentUser, SessionDep, get_signer
 from ingest.api.schemas import LoginRequest, LoginResponse, UserPublic
 from ingest.api.security import SESSION_COOKIE, TokenSigner
-from ingest.registry.people import authenticate, end_sessions
+from ingest.api.throttle import LoginThrottled, attempt_login, client_address
+from ingest.audit import audit
+from ingest.registry.people import end_sessions
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/login", responses={401: {"description": "wrong username or password"}})
+@router.post(
+    "/login",
+    responses={
+        401: {"description": "wrong username or password"},
+        429: {"description": "too many failed logins for this account or address: see Retry-After"},
+    },
+)
 def login(
     body: LoginRequest,
     request: Request,
@@ -24,9 +33,13 @@ def login(
     session: SessionDep,
     signer: Annotated[TokenSigner, Depends(get_signer)],
 ) -> LoginResponse:
-    user = authenticate(session, username=body.username, password=body.password)
+    try:
+        user = attempt_login(request, session, username=body.username, password=body.password, via="api")
+    except LoginThrottled as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+        ) from None
     if user is None:
-        log.info("login refused: wrong username or password")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
     token = signer.issue(user)
     response.set_cookie(
@@ -38,14 +51,14 @@ def login(
         secure=request.app.state.secure_cookies,
         path="/",
     )
-    log.info("user %s (%s) logged in", user.username, user.role.value)
     return LoginResponse(
         access_token=token, expires_in=signer.max_age_s, user=UserPublic.model_validate(user)
     )
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(user: CurrentUser, session: SessionDep, response: Response) -> None:
+def logout(user: CurrentUser, session: SessionDep, request: Request, response: Response) -> None:
     """End every session of the calling user (all devices) and clear the cookie."""
     end_sessions(session, user)
+    audit("logout", user=user.username, client=client_address(request), via="api")
     response.delete_cookie(SESSION_COOKIE, path="/")

@@ -9,9 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from ingest.api.deps import FilterId, ItemId, Limit, Offset, OperatorUser, SessionDep
 from ingest.api.routes.common import get_or_404, page_of
 from ingest.api.schemas import Page, UserCreate, UserPublic, UserUpdate
-from ingest.registry.common import delete_row
 from ingest.registry.models import Role, User
-from ingest.registry.people import create_user, list_users, update_user
+from ingest.registry.people import create_user, delete_user, list_users, update_user
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -30,8 +29,8 @@ def read_users(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def add_user(_user: OperatorUser, session: SessionDep, body: UserCreate) -> UserPublic:
-    return UserPublic.model_validate(create_user(session, **body.model_dump()))
+def add_user(user: OperatorUser, session: SessionDep, body: UserCreate) -> UserPublic:
+    return UserPublic.model_validate(create_user(session, **body.model_dump(), by=user.username))
 
 
 @router.get("/{user_id}")
@@ -45,7 +44,7 @@ def change_user(user: OperatorUser, session: SessionDep, user_id: ItemId, body: 
     changes = body.model_dump(exclude_unset=True)
     if target.id == user.id and ("role" in changes or changes.get("is_active") is False):
         raise HTTPException(status.HTTP_409_CONFLICT, "you cannot demote or deactivate yourself")
-    return UserPublic.model_validate(update_user(session, target, changes=changes))
+    return UserPublic.model_validate(update_user(session, target, changes=changes, by=user.username))
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -53,4 +52,4 @@ def remove_user(user: OperatorUser, session: SessionDep, user_id: ItemId) -> Non
     target = get_or_404(session, User, user_id)
     if target.id == user.id:
         raise HTTPException(status.HTTP_409_CONFLICT, "you cannot delete yourself")
-    delete_row(session, target)
+    delete_user(session, target, by=user.username)
