@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest.audit import setup_logging
 from ingest.config import ConfigError, Settings, load_settings
 from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
@@ -20,13 +21,6 @@ from ingest.quarantine_cli import add_parser as add_quarantine_parser
 EXIT_CONFIG = 2
 REGISTRY_COMMANDS = ("api", "users", "gateways", "broker", "devices")
 log = logging.getLogger("reallabor")
-
-
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
 
 
 def _settings(path: Path | None) -> Settings:
@@ -50,7 +44,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.ingester import Ingester
 
     settings = _settings(args.config)
-    _setup_logging(settings.ingest.log_level)
+    setup_logging(settings.ingest.log_level)
     try:
         ingester = Ingester(settings)
     except ProfileError as exc:
@@ -70,7 +64,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from ingest.stack import run_stack
 
-    _setup_logging("WARNING")
+    setup_logging("WARNING")
     return run_stack(state_dir=args.state_dir, households=args.simulate, interval_s=args.interval)
 
 
