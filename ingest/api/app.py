@@ -12,11 +12,12 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from ingest.api.csrf import csrf_protect
 from ingest.api.limits import BodyLimit
 from ingest.api.pages import PAGES_PREFIX, STATIC_DIR
 from ingest.api.pages import router as pages
@@ -111,6 +112,7 @@ def create_app(
         docs_url="/api/docs",
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(csrf_protect)],  # one CSRF rule for every route (csrf.py)
     )
     app.state.engine = engine
     app.state.sessions = sessions

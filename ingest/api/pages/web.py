@@ -155,7 +155,7 @@ def render(
             httponly=True,
             samesite="strict",
             secure=request.app.state.secure_cookies,
-            path=PAGES_PREFIX,
+            path="/",  # the API compares its X-CSRF-Token header with it too (ingest/api/csrf.py)
         )
     response.headers.update(SECURITY_HEADERS)
     response.headers["Content-Language"] = lang

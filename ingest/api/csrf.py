@@ -1,0 +1,79 @@
+"""CSRF, one rule for the whole app (API and pages), applied to every route as an app-wide dependency.
+
+    A state-changing request (not GET, HEAD, OPTIONS) that the session cookie authenticates must also
+    send ``Content-Type: application/json``, or the CSRF token: the ``X-CSRF-Token`` header or the
+    pages' ``csrf_token`` form field, equal to the CSRF cookie (double submit).
+
+Why that suffices: a cross-site page can make the browser send the cookie with a form post or a simple
+``fetch``, but neither can send a JSON content type or a custom header without a CORS preflight, which
+this app never grants; nor can it read the CSRF cookie (HttpOnly) to copy it. SameSite=Strict on the
+session cookie stays, but alone it is not enough: a sibling subdomain is the same site.
+
+The cookie authenticates unless the request carries a Bearer token (the API then ignores the cookie; the
+pages never read Authorization): Bearer clients hold no ambient credential and need nothing more. The
+pages' forms also check their token per route (:data:`ingest.api.pages.web.CsrfChecked`), which covers
+the login form, where no session cookie exists yet.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import HTTPException, Request, status
+
+from ingest.api.pages.web import CSRF_COOKIE, CSRF_FIELD, PAGES_PREFIX, CsrfRefused
+from ingest.api.security import SESSION_COOKIE
+
+log = logging.getLogger(__name__)
+
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _equal(sent: object, cookie: str | None) -> bool:
+    return isinstance(sent, str) and bool(cookie) and hmac.compare_digest(sent.encode(), str(cookie).encode())
+
+
+def _cookie_authenticates(request: Request) -> bool:
+    if SESSION_COOKIE not in request.cookies:
+        return False
+    if request.url.path.startswith(PAGES_PREFIX):
+        return True  # the pages know only the cookie
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return not (scheme.lower() == "bearer" and credentials.strip())
+
+
+async def csrf_protect(request: Request) -> None:
+    """The rule above; 403 (the pages: their 'reload and send again' page) when it is not met."""
+    if request.method in SAFE_METHODS or not _cookie_authenticates(request):
+        return
+    media_type = _media_type(request)
+    if _is_json(media_type):
+        return
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if _equal(request.headers.get(CSRF_HEADER), cookie):
+        return
+    if media_type in _FORMS and _equal((await request.form()).get(CSRF_FIELD), cookie):
+        return  # the form is bounded by ingest.api.limits and parsed once (FastAPI reuses it)
+    log.info(
+        "refused %s %s by session cookie: no JSON body and no CSRF token", request.method, request.url.path
+    )
+    if request.url.path.startswith(PAGES_PREFIX):
+        raise CsrfRefused()
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"CSRF check failed: a request authenticated by the session cookie must send "
+        f"Content-Type: application/json or the {CSRF_HEADER} header (or use a Bearer token)",
+    )
