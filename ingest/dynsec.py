@@ -173,12 +173,12 @@ def initial_config(bootstrap: DynsecBootstrap) -> dict[str, Any]:
     }
 
 
-def write_initial_config(path: Path, bootstrap: DynsecBootstrap, *, overwrite: bool = False) -> None:
+def write_initial_config(path: Path, bootstrap: DynsecBootstrap) -> None:
     """Write :func:`initial_config` to ``path``, readable by its owner only (it holds password hashes).
 
-    Refuses an existing file unless ``overwrite``: it holds every gateway's account.
+    Never replaces an existing file: it holds every gateway's account.
     """
-    if path.exists() and not overwrite:
+    if path.exists():
         raise DynsecError(f"{path} exists: it holds the broker's accounts; remove it to start over")
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -188,10 +188,11 @@ def write_initial_config(path: Path, bootstrap: DynsecBootstrap, *, overwrite: b
             json.dump(initial_config(bootstrap), file, indent=2)
             file.flush()
             os.fsync(file.fileno())
-        tmp.replace(path)
-    except BaseException:
+        os.link(tmp, path)  # complete or absent, and unlike rename it never replaces a file
+    except FileExistsError:
+        raise DynsecError(f"{path} exists: it holds the broker's accounts; remove it to start over") from None
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- settings
