@@ -173,6 +173,18 @@ def initial_config(bootstrap: DynsecBootstrap) -> dict[str, Any]:
     }
 
 
+def _place(tmp: Path, path: Path) -> None:
+    """Move the finished ``tmp`` to ``path``: complete or absent, never replacing a file."""
+    try:
+        os.link(tmp, path)  # unlike rename, refuses an existing path (FileExistsError)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links (some container bind mounts)
+        if path.exists():
+            raise FileExistsError(path) from None
+        tmp.replace(path)
+
+
 def write_initial_config(path: Path, bootstrap: DynsecBootstrap) -> None:
     """Write :func:`initial_config` to ``path``, readable by its owner only (it holds password hashes).
 
@@ -188,7 +200,7 @@ def write_initial_config(path: Path, bootstrap: DynsecBootstrap) -> None:
             json.dump(initial_config(bootstrap), file, indent=2)
             file.flush()
             os.fsync(file.fileno())
-        os.link(tmp, path)  # complete or absent, and unlike rename it never replaces a file
+        _place(tmp, path)
     except FileExistsError:
         raise DynsecError(f"{path} exists: it holds the broker's accounts; remove it to start over") from None
     finally:
