@@ -2,7 +2,8 @@
 
 At start it migrates the registry database to the newest schema. Registry errors become HTTP errors
 here: :class:`Conflict` → 409, :class:`InvalidField` → 422 (same shape as FastAPI's validation errors),
-broker trouble → 503. The OpenAPI document is at ``/api/v1/openapi.json``, the docs at ``/api/docs``.
+broker trouble → 503. The OpenAPI document is at ``/api/v1/openapi.json``, the docs at ``/api/docs``
+(outside development for operators only: ``docs.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from ingest.api import docs
 from ingest.api.csrf import csrf_protect
 from ingest.api.limits import BodyLimit
 from ingest.api.pages import PAGES_PREFIX, STATIC_DIR
@@ -108,8 +110,8 @@ def create_app(
         title="Reallabor registry",
         version="1",
         summary="Buildings, households, residents, gateways, devices and their assignments over time.",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/api/docs",
+        openapi_url=None,  # served by docs.install, for operators only outside development
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
         dependencies=[Depends(csrf_protect)],  # one CSRF rule for every route (csrf.py)
@@ -142,4 +144,5 @@ def create_app(
     app.include_router(pages.router)
     app.mount(f"{PAGES_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="static")
     pages.install(app)
+    docs.install(app, openapi_url=f"{API_PREFIX}/openapi.json", operators_only=settings.mode != "development")
     return app

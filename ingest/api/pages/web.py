@@ -3,8 +3,8 @@
 CSRF: double submit. A random token travels in an HttpOnly, SameSite=Strict cookie and in a hidden field
 of every form; a POST whose field does not equal the cookie is
 refused with 403. Together with the SameSite=Strict session cookie a cross-site form cannot act for a
-logged-in technician. The JSON API needs no token: it accepts only ``application/json`` bodies, which a
-cross-site form cannot send.
+logged-in technician. The app-wide rule for every state change by session cookie, API routes included
+(JSON content type or the token), is in :mod:`ingest.api.csrf`.
 """
 
 from __future__ import annotations
