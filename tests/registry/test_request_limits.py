@@ -334,3 +334,15 @@ def test_largest_legitimate_json_body_passes(
     )
     assert response.status_code == 201, response.text[:300]
     assert response.json()["notes"] == "\U0001f600" * 4000
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_forged_session_gets_the_default_limit(api: TestClient) -> None:
+    """The larger upload limit needs a token the app signed: anything else is an anonymous client."""
+    api.cookies.clear()
+    csv = b"gateway,native_id,profile\n" + b"gw,dev,generic-json\n" * (DEFAULT_LIMIT // 20 + 1)
+    for cookie in ("forged", "a" * 5000):
+        api.cookies.set("reallabor_session", cookie)
+        response = api.post("/tech/import", files={"file": ("d.csv", csv, "text/csv")})
+        assert response.status_code == 413, (cookie[:10], response.status_code)
+        assert "logged-in user" in response.json()["detail"]
