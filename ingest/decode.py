@@ -17,6 +17,9 @@ from ingest.readings import DecodeRejected, NotThisProfile, Reading
 
 BASE_TAGS = ("gateway", "device")
 ROUTE_CACHE_SIZE = 65_536  # topics remembered; far above a lab's devices x topics, bounded for safety
+# Longer topics are routed afresh each time: MQTT allows 64 KB topics, and 65,536 of them would keep
+# gigabytes in the cache.
+ROUTE_CACHE_TOPIC_MAX = 512
 
 Bounds = tuple[float | None, float | None]
 
@@ -87,9 +90,10 @@ class MessageDecoder:
                 same = bool(found) and found[-1].bindings == bindings
                 found.append(self._route(profile, bindings, same_bindings=same))
             routed = (local, tuple(found))
-            if len(self._routes) >= ROUTE_CACHE_SIZE:
-                self._routes.clear()  # a flood of new topics: start over rather than grow without bound
-            self._routes[topic] = routed
+            if len(topic) <= ROUTE_CACHE_TOPIC_MAX:
+                if len(self._routes) >= ROUTE_CACHE_SIZE:
+                    self._routes.clear()  # a flood of new topics: start over rather than grow without bound
+                self._routes[topic] = routed
         return routed
 
     def _route(self, profile: CompiledProfile, bindings: dict[str, str], *, same_bindings: bool) -> _Route:

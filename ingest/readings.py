@@ -53,6 +53,8 @@ REASONS = {
     "implausible_value": "a value lies outside the profile's plausibility range",
     "no_readings": "the payload holds no field the profile maps",
     "oversized_payload": "the payload exceeds the configured size limit",
+    "invalid_name": "a measurement, tag or field name holds a backslash or control character",
+    "too_complex": "the payload exceeds the structure limits (JSON keys or nesting, elements, lines)",
     "crc_mismatch": "the payload's checksum does not match",
     "unknown_device": "the device (gateway + native id) is not in the registry",
     "influx_rejected": "InfluxDB refused the point for good (e.g. a field type conflict)",

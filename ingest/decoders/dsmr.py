@@ -189,9 +189,16 @@ def _abstract(telegram: _Telegram, obis: Obis, groups: list[str]) -> None:
         telegram.mbus_values[obis.channel] = MbusValue(groups[0], groups[-1])
 
 
+# A DSMR 5 telegram with four M-Bus devices has about 60 OBIS lines; far more is no meter's telegram.
+MAX_LINES = 256
+
+
 def _collect(text: str, units: dict[str, str]) -> _Telegram:
     telegram = _Telegram()
-    for code_text, rest in _LINE.findall(text):
+    lines = _LINE.findall(text)
+    if len(lines) > MAX_LINES:
+        raise DecodeRejected("too_complex", f"{len(lines)} OBIS lines in one telegram, limit {MAX_LINES}")
+    for code_text, rest in lines:
         obis = parse_obis(code_text)
         if obis is None or not obis.current:
             continue  # not an OBIS line, or a stored billing period (D0 "1.8.0*01")

@@ -37,11 +37,18 @@ def payload_text(payload: bytes) -> str:
 
 def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     document: dict[str, Any] = {}
+    tried: dict[str, int] = {}  # key -> the last count tried: each name is tried at most once (linear)
     for key, value in pairs:
-        name, count = key, 1
-        while name in document:
+        if key not in document:
+            document[key] = value
+            continue
+        count = tried.get(key, 1)
+        while True:
             count += 1
             name = f"{key}#{count}"
+            if name not in document:
+                break
+        tried[key] = count
         document[name] = value
     return document
 
@@ -59,51 +66,81 @@ _JSON = json.JSONDecoder(object_pairs_hook=_keep_duplicates)
 _JSON_WHITESPACE = b" \t\r\n"
 _INT64 = 2.0**63  # orjson turns integers beyond 64 bits into floats; the stdlib keeps them exact
 
+# What one JSON payload may hold. Real device messages have tens to a few hundred keys and 3-6 levels
+# (a Tasmota STATUS 0 about 300 keys); bounds far above that keep a crafted payload's cost small for every
+# decoder behind the parse (see bench/poison.py for the worst cases measured).
+MAX_JSON_KEYS = 10_000
+MAX_JSON_DEPTH = 32
+MAX_PHASES = 64  # values in a per-phase or per-channel array (3 phases; multi-channel meters a few more)
 
-def _object_keys(value: Any) -> int:
-    """The object keys in ``value``, nested ones too; -1 if a float may be a rounded big integer."""
+
+def _object_keys(value: Any, depth: int = 1, *, exact: bool = True) -> int:
+    """The object keys in ``value``, nested ones too; too_complex when nested beyond MAX_JSON_DEPTH.
+
+    With ``exact``: -1 as soon as a float may be a rounded big integer (orjson's document may then differ
+    from the stdlib's).
+    """
+    if depth > MAX_JSON_DEPTH:
+        raise DecodeRejected("too_complex", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     items: Iterable[Any]
     if type(value) is dict:
         count, items = len(value), value.values()
     elif type(value) is list:
         count, items = 0, value
     else:
-        return -1 if type(value) is float and not -_INT64 < value < _INT64 else 0
+        return -1 if exact and type(value) is float and not -_INT64 < value < _INT64 else 0
     for item in items:
         kind = type(item)
         if kind is dict or kind is list:
-            inner = _object_keys(item)
+            inner = _object_keys(item, depth + 1, exact=exact)
             if inner < 0:
                 return -1
             count += inner
-        elif kind is float and not -_INT64 < item < _INT64:
+        elif exact and kind is float and not -_INT64 < item < _INT64:
             return -1
     return count
 
 
+def _check_keys(keys: int) -> None:
+    if keys > MAX_JSON_KEYS:
+        raise DecodeRejected("too_complex", f"{keys} JSON object keys, limit {MAX_JSON_KEYS}")
+
+
 def _fast_json(payload: bytes) -> tuple[bool, Any]:
-    """(True, document) when orjson's document is certainly the stdlib's, else (False, None)."""
+    """(True, document) when orjson's document is certainly the stdlib's, else (False, None).
+
+    Raises too_complex for a document beyond the limits (then the stdlib's would be too).
+    """
     if len(payload.translate(None, _JSON_WHITESPACE)) != len(payload):
         return False, None
     try:
         document = orjson.loads(payload)
-        if payload.count(b'":') == _object_keys(document):
-            return True, document
     except (orjson.JSONDecodeError, RecursionError):
-        pass
+        return False, None
+    keys = _object_keys(document)
+    if payload.count(b'":') == keys:
+        _check_keys(keys)
+        return True, document
     return False, None
 
 
 def parse_json(payload: bytes) -> Any:
-    """Any JSON value; invalid_utf8 / invalid_json otherwise. Duplicate keys become ``key#2`` …"""
+    """Any JSON value; invalid_utf8 / invalid_json / too_complex otherwise. Duplicate keys become
+    ``key#2`` …
+
+    The work is linear in the payload, and the document is bounded (MAX_JSON_KEYS, MAX_JSON_DEPTH), so
+    that no single message can hold up the decode stage (and with it the broker's keep-alive).
+    """
     fast, document = _fast_json(payload)
     if fast:
         return document
     text = payload_text(payload)
     try:
-        return _JSON.decode(text)
+        document = _JSON.decode(text)
     except (ValueError, RecursionError) as exc:
         raise DecodeRejected("invalid_json", str(exc)[:200] or type(exc).__name__) from None
+    _check_keys(_object_keys(document, exact=False))
+    return document
 
 
 def json_object(payload: bytes) -> dict[str, Any]:
@@ -157,6 +194,8 @@ def per_phase(value: Any, *, key: str, factor: float = 1.0) -> list[float | None
     """The values of a per-phase array (``[230, 231, null]``), or None when ``value`` is a scalar."""
     if not isinstance(value, list):
         return None
+    if len(value) > MAX_PHASES:
+        raise DecodeRejected("too_complex", f"{key}: an array of {len(value)} values, limit {MAX_PHASES}")
     return [number(item, key=f"{key}.{index}", factor=factor) for index, item in enumerate(value)]
 
 

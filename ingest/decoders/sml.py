@@ -83,13 +83,22 @@ def _binary(payload: bytes) -> bytes:
     return payload
 
 
+# A meter sends one frame per second or so and a gateway publishes each on its own; a few buffered ones
+# together are fine. Hundreds in one message are no meter's: each costs ~0.15 ms (bench/poison.py).
+MAX_FRAMES = 32
+
+
 def _frames(payload: bytes, crc: CrcName) -> list[SmlFrame]:
     reader = SmlStreamReader(build_ctx=_CONTEXT, crc=crc)
     reader.add(payload)
     frames: list[SmlFrame] = []
     try:
         while (frame := reader.get_frame()) is not None:
+            if len(frames) == MAX_FRAMES:
+                raise DecodeRejected("too_complex", f"more than {MAX_FRAMES} SML frames in one message")
             frames.append(_BoundedFrame(frame.bytes, _CONTEXT, frame.msg_ctx))
+    except DecodeRejected:
+        raise
     except CrcError as exc:
         detail = f"transport CRC {exc.crc_msg:04X}, computed {exc.crc_calc:04X}"
         raise DecodeRejected("crc_mismatch", detail) from None

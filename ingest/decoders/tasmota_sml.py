@@ -71,6 +71,10 @@ class SmlOptions(BaseModel):
 
 Target = tuple[str, str, float]  # (measurement, field, factor)
 GROUP_CACHE_SIZE = 4_096  # distinct key sets of groups remembered per plan; starts over when full
+# Only key sets of a meter's size are remembered (real groups have under 20 short keys): crafted groups of
+# thousands of long keys would otherwise keep gigabytes alive in the cache (4,096 x a 256 KB payload).
+CACHED_KEYS_MAX = 64
+CACHED_TEXT_MAX = 2_048  # characters of all keys together
 _IMPORT, _EXPORT, _POWER = (("electricity", f) for f in (*SPLIT_FIELDS, "power_w"))
 _MAX_EXACT = 2**53  # integers up to this convert to float exactly and never overflow
 
@@ -127,9 +131,10 @@ class Plan:
             measurements = {measurement for measurement, _ in targets}
             direct = not split and len(measurements) == 1 and len(set(targets)) == len(targets)
             found = _Mapped(tuple(entries), split, measurements.pop() if direct else None)
-        if len(self._mapped) >= GROUP_CACHE_SIZE:
-            self._mapped.clear()
-        self._mapped[keys] = found
+        if len(keys) <= CACHED_KEYS_MAX and sum(map(len, keys)) <= CACHED_TEXT_MAX:
+            if len(self._mapped) >= GROUP_CACHE_SIZE:
+                self._mapped.clear()
+            self._mapped[keys] = found
         return found
 
 

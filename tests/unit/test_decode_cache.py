@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
+import tracemalloc
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,45 @@ def test_route_cache_is_bounded(decoder: MessageDecoder, monkeypatch: pytest.Mon
         readings = decoder.decode(f"p/lab/gw-01/tele/hh-{n:03d}-sml/SENSOR", SML, 1)
         assert readings[0].tags["device"] == f"hh-{n:03d}-sml"
     assert len(decoder._routes) <= 8
+
+
+def _retained_bytes(feed: Any) -> int:
+    """Memory still allocated after ``feed()`` returned (what caches keep)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        feed()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_long_topics_are_not_remembered() -> None:
+    """A gateway publishing under 60 KB topics (MQTT allows 64 KB) cannot fill the route cache with them."""
+    decoder = MessageDecoder(load_profiles(PROFILES))
+
+    def feed() -> None:
+        for n in range(100):
+            decoder.decode(f"lab/gw-01/tele/{n:05d}{'x' * 60_000}/SENSOR", SML, 1)
+
+    assert _retained_bytes(feed) < 500_000  # 100 cached routes of 60 KB would be 6 MB
+    decoder.decode("lab/gw-01/tele/hh-001-sml/SENSOR", SML, 1)
+    assert "lab/gw-01/tele/hh-001-sml/SENSOR" in decoder._routes  # usual topics still are
+
+
+def test_crafted_sml_groups_are_not_remembered() -> None:
+    """Groups of thousands of keys, each message other ones, leave nothing behind in the plan cache."""
+    decoder = MessageDecoder(load_profiles(PROFILES))
+    topic = "lab/gw-01/tele/hh-001-sml/SENSOR"
+
+    def feed() -> None:
+        for n in range(40):
+            keys = ",".join(f'"k{n}_{i}":1' for i in range(4_000))
+            decoder.decode(topic, f'{{"SML":{{"Power_curr":1,{keys}}}}}'.encode(), 1)
+
+    assert _retained_bytes(feed) < 2_000_000  # the 40 key tuples alone would keep ~15 MB
 
 
 def test_topics_outside_the_prefix_are_rejected_every_time(decoder: MessageDecoder) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ingest.decoders import DecodeInput
-from ingest.decoders.dsmr import SPEC, DsmrOptions, crc16_arc
+from ingest.decoders.dsmr import MAX_LINES, SPEC, DsmrOptions, crc16_arc
 from ingest.profiles import load_profiles
 from ingest.readings import REASONS, DecodeRejected, Reading
 
@@ -181,6 +181,12 @@ REJECTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     ("nothing stored", telegram("0-0:96.1.1(4B38)", "0-0:96.14.0(0002)"), {}, "no_readings"),
     ("empty payload", "", {}, "invalid_payload"),
     ("header only", "/TST5\\2TEST-METER\r\n\r\n1-0:1.8.1(0", {}, "invalid_payload"),
+    (
+        "more lines than a telegram has",
+        telegram(*["1-0:1.8.1(1.000*kWh)"] * (MAX_LINES + 1)),
+        {},
+        "too_complex",
+    ),
 ]
 
 

@@ -50,12 +50,41 @@ def test_json_object_is_tolerant(payload: bytes, expected: dict[str, Any]) -> No
         (b'"text"', "invalid_payload"),
         (b"[" * 100_000, "invalid_json"),  # nesting deeper than the recursion limit
         (b"1" * 5000, "invalid_json"),  # an integer longer than Python converts
+        # beyond the structure limits, on the fast path (compact) and on the standard library's (spaced)
+        (b'{"a":' * 33 + b"1" + b"}" * 33, "too_complex"),
+        (b'{"a": ' * 33 + b"1" + b"}" * 33, "too_complex"),
+        (b"{" + b",".join(b'"k%d":1' % n for n in range(10_001)) + b"}", "too_complex"),
+        (b"{" + b",".join([b'"k":1'] * 10_001) + b"}", "too_complex"),  # duplicates count as keys
     ],
 )
 def test_json_object_rejects(payload: bytes, reason: str) -> None:
     with pytest.raises(DecodeRejected) as caught:
         json_object(payload)
     assert caught.value.reason == reason
+
+
+def test_json_object_within_the_limits() -> None:
+    assert json_object(b'{"a":' * 32 + b"1" + b"}" * 32)["a"]
+    assert len(json_object(b"{" + b",".join([b'"k":1'] * 10_000) + b"}")) == 10_000
+
+
+def _keep_duplicates_by_probing(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The rule as first written (quadratic: every duplicate probed ``key#2``, ``key#3`` … from the start)."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        name, count = key, 1
+        while name in document:
+            count += 1
+            name = f"{key}#{count}"
+        document[name] = value
+    return document
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "a#2", "a#3", "b", "a#2#2", "b#2"]), st.integers())))
+def test_duplicate_keys_are_named_as_by_probing(pairs: list[tuple[str, int]]) -> None:
+    """The linear naming gives the same names as probing from #2 each time, in the same order."""
+    expected = _keep_duplicates_by_probing(pairs)
+    assert list(payloads._keep_duplicates(pairs).items()) == list(expected.items())
 
 
 def test_parse_json_accepts_any_value() -> None:
@@ -78,6 +107,13 @@ def test_number_is_float_in_the_canonical_unit(raw: object, factor: float, expec
     value = number(raw, key="k", factor=factor)
     assert value == pytest.approx(expected) if expected is not None else value is None
     assert value is None or type(value) is float
+
+
+def test_per_phase_arrays_are_bounded() -> None:
+    assert per_phase([1] * payloads.MAX_PHASES, key="p") == [1.0] * payloads.MAX_PHASES
+    with pytest.raises(DecodeRejected) as caught:
+        per_phase([1] * (payloads.MAX_PHASES + 1), key="p")
+    assert caught.value.reason == "too_complex"
 
 
 def test_per_phase() -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.decoders import DecodeInput
-from ingest.decoders.sml import SPEC, SmlOptions
+from ingest.decoders.sml import MAX_FRAMES, SPEC, SmlOptions
 from ingest.readings import REASONS, DecodeRejected, Reading
 from tests.unit.sml_frames import (
     NONE,
@@ -155,6 +155,13 @@ def test_kermit_crc_is_an_option() -> None:
 def test_two_frames_in_one_payload() -> None:
     readings = decode(household_frame() + basic_frame_with_time())
     assert [r.fields.get("power_w") for r in readings] == [-1234.0, 523.0]
+
+
+def test_more_frames_than_a_meter_sends_in_one_message_are_too_complex() -> None:
+    assert len(decode(household_frame() * MAX_FRAMES)) == MAX_FRAMES
+    with pytest.raises(DecodeRejected) as caught:
+        decode(household_frame() * (MAX_FRAMES + 1))
+    assert caught.value.reason == "too_complex"
 
 
 def test_unknown_message_type_falls_back_to_an_obis_scan() -> None:
