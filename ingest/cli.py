@@ -13,10 +13,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.audit import setup_logging
 from ingest.config import ConfigError, Settings, load_settings
 from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
+from ingest.security.audit import setup_logging
 
 EXIT_CONFIG = 2
 REGISTRY_COMMANDS = ("api", "users", "gateways", "broker", "devices")

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+from ingest.security.files import private_file
+
 Status = Literal["pending", "replayed"]
 SCHEMA_VERSION = 1
 QUARANTINE_FILE = "quarantine.sqlite3"  # under ingest.state_dir
@@ -123,7 +125,7 @@ class Quarantine:
                     uri, uri=True, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
                 )
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self.path)  # before SQLite creates it: its -wal and -shm take its mode
                 conn = sqlite3.connect(
                     self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
                 )

@@ -44,6 +44,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.security.files import PRIVATE_FILE, private_dir, private_file
 from ingest.spool_format import (
     HEADER_SIZE,
     MAX_PAYLOAD,
@@ -177,8 +178,10 @@ class Spool:
         self._fsyncs = 0
         self._closed = False
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.directory / LOCKFILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            private_dir(self.directory)
+            self._lock_fd = os.open(
+                self.directory / LOCKFILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE
+            )
         except OSError as exc:
             raise SpoolError(f"cannot open spool directory {self.directory}: {exc}") from exc
         try:
@@ -380,7 +383,7 @@ class Spool:
     def _new_segment(self) -> _Segment:
         self._seal()
         seg = _Segment(self.directory / segment_name(self._next_seq), self._next_seq)
-        self._fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
         self._active = seg
         self._segments.append(seg)
         return seg
@@ -443,7 +446,7 @@ class Spool:
     def _write_checkpoint(self) -> None:
         blob = encode_checkpoint(next_seq=self._next_seq, floor=self._floor(), confirmed=self._confirmed)
         tmp = self.directory / (CHECKPOINT + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
         try:
             _write_all(fd, blob, b"")
             self._fsync(fd)
@@ -555,7 +558,7 @@ class Spool:
             if scan.reason != "short_header":
                 kept = path.with_name(f"{path.name}.{scan.good_bytes}.{time.time_ns()}.dropped")
                 f.seek(scan.good_bytes)
-                with kept.open("wb") as out:
+                with private_file(kept).open("wb") as out:
                     while chunk := f.read(1 << 20):
                         out.write(chunk)
                     out.flush()

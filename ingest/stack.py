@@ -14,6 +14,7 @@ import yaml
 from ingest.config import load_settings
 from ingest.ingester import Ingester
 from ingest.localservices import InfluxDB, Mosquitto, ServiceError
+from ingest.security.files import private_dir
 
 
 def _write_config(path: Path, *, mqtt_port: int, influx_url: str, state_dir: Path) -> None:
@@ -27,7 +28,7 @@ def _write_config(path: Path, *, mqtt_port: int, influx_url: str, state_dir: Pat
 
 
 def run_stack(*, state_dir: Path, households: int, interval_s: float) -> int:
-    state_dir = state_dir.resolve()
+    state_dir = private_dir(state_dir.resolve())
     mosquitto = Mosquitto(state_dir / "mosquitto")
     influxdb = InfluxDB(state_dir / "influxdb")
     try:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from sqlalchemy.orm import Session
 
-from ingest.audit import audit
 from ingest.registry.models import User
 from ingest.registry.people import authenticate
+from ingest.security.audit import audit
 
 ACCOUNT_FAILURES = 5
 ADDRESS_FAILURES = 20

@@ -94,7 +94,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ingest.api.app import create_app
-    from ingest.audit import setup_logging
+    from ingest.security.audit import setup_logging
 
     settings = _settings(args)
     setup_logging(settings.ingest.log_level)  # logins, user and gateway changes: reallabor.audit

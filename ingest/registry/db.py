@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from ingest.registry.errors import Conflict
+from ingest.security.files import private_file
 
 # constraint (or trigger message) → what an operator reads in the 409
 _CONFLICTS = {
@@ -84,12 +85,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; a SQLite file's directory is created."""
+    """An engine for ``url``; a SQLite file is created private (0600, in a 0700 directory)."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(parsed.database))  # password hashes, residents: the owner's only
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

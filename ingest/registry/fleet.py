@@ -18,12 +18,12 @@ from typing import Any, Protocol
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from ingest.audit import audit
 from ingest.registry.common import apply_changes, paginate, reference
 from ingest.registry.db import commit, flush, utcnow
 from ingest.registry.errors import Conflict, InvalidField
 from ingest.registry.models import Assignment, Building, Device, DeviceStatus, Gateway, GatewayStatus
 from ingest.registry.passwords import generate_password
+from ingest.security.audit import audit
 
 log = logging.getLogger(__name__)
 

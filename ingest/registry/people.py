@@ -1,6 +1,6 @@
 """Buildings, households (housing units) and users: keyword-only CRUD. Routes turn ``None`` into 404.
 
-User changes are security events (:func:`ingest.audit.audit`); ``by`` names who made them.
+User changes are security events (:func:`ingest.security.audit.audit`); ``by`` names who made them.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.audit import audit
 from ingest.registry.common import apply_changes, delete_row, paginate, reference
 from ingest.registry.db import commit
 from ingest.registry.errors import Conflict, InvalidField
 from ingest.registry.models import Building, Household, Role, User, new_session_key
 from ingest.registry.passwords import hash_password, verify_password
+from ingest.security.audit import audit
 
 # ---------------------------------------------------------------- buildings
 

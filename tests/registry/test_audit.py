@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from ingest.api.throttle import ACCOUNT_FAILURES
-from ingest.audit import AUDIT_LOGGER
 from ingest.registry.models import Role
+from ingest.security.audit import AUDIT_LOGGER
 from tests.registry import factories as f
 
 pytestmark = [pytest.mark.registry, pytest.mark.integration]

@@ -27,10 +27,10 @@ from ingest.api.pages.web import (
 )
 from ingest.api.security import SESSION_COOKIE, TokenSigner
 from ingest.api.throttle import LoginThrottled, attempt_login, client_address
-from ingest.audit import audit
 from ingest.registry.fleet_status import fleet_status, search_meter_numbers
 from ingest.registry.models import User
 from ingest.registry.people import end_sessions
+from ingest.security.audit import audit
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix=PAGES_PREFIX, include_in_schema=False)

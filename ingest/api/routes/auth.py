@@ -13,8 +13,8 @@ from ingest.api.deps import CurrentUser, SessionDep, get_signer
 from ingest.api.schemas import LoginRequest, LoginResponse, UserPublic
 from ingest.api.security import SESSION_COOKIE, TokenSigner
 from ingest.api.throttle import LoginThrottled, attempt_login, client_address
-from ingest.audit import audit
 from ingest.registry.people import end_sessions
+from ingest.security.audit import audit
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -1,0 +1,1 @@
+"""What every part shares for security: private files and directories, the audit log of security events."""
