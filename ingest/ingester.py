@@ -41,6 +41,7 @@ from ingest.mqtt import Message, MqttSource
 from ingest.profiles import load_profiles
 from ingest.quarantine import QUARANTINE_FILE, Quarantine, QuarantineEntry
 from ingest.readings import DecodeRejected
+from ingest.security.files import private_dir
 from ingest.spool import Spool, SpoolRecord
 from ingest.stats import Stats
 
@@ -48,6 +49,16 @@ log = logging.getLogger(__name__)
 
 SINK_READ_AHEAD = 4  # spool records read per round trip to the worker thread
 PING_INTERVAL_S = 0.5  # while InfluxDB is unreachable, how often /ping checks whether it is back
+# Longest the decode stage works before it lets the event loop run: reads, acks, the broker's keep-alive
+# and /metrics must not wait for a large read, nor for a costly message (one costs at most tens of ms:
+# the decoders bound their work, bench/poison.py).
+DECODE_SLICE_S = 0.02
+
+
+async def _pause() -> float:
+    """One pass of the event loop; the end of the next time slice."""
+    await asyncio.sleep(0)
+    return time.perf_counter() + DECODE_SLICE_S
 
 
 async def wait_until_up(ping: Callable[[], Awaitable[None]], delay: float, interval: float) -> bool:
@@ -108,7 +119,7 @@ class Ingester:
         )
         self.influx = InfluxClient(settings.influx)
         state = settings.ingest.state_dir
-        state.mkdir(parents=True, exist_ok=True)
+        private_dir(state)
         self.spool = Spool(state / "spool", max_bytes=settings.ingest.spool_max_bytes)
         self.quarantine = Quarantine(state / QUARANTINE_FILE)
         self.enricher: Enricher | None = None
@@ -244,10 +255,12 @@ class Ingester:
 
     # decode ---------------------------------------------------------------------------------------
 
-    def _take(self, batch: Batch, messages: list[Message], start: int, size: int) -> int:
-        """Decode ``messages[start:]`` into the batch until it holds ``size`` lines; returns where it
-        stopped. Never raises for bad input."""
+    def _take(self, batch: Batch, messages: list[Message], start: int, size: int, slice_end: float) -> int:
+        """Decode ``messages[start:]`` into the batch until it holds ``size`` lines or the time slice ends
+        (``perf_counter`` passes ``slice_end``; at least one message is taken); returns where it stopped.
+        Never raises for bad input."""
         decode, enricher, last_seen = self.decoder.decode, self.enricher, self._last_seen
+        perf_counter = time.perf_counter
         lines, decoded = batch.lines, 0
         index, end = start, len(messages)
         while index < end and len(lines) < size:
@@ -259,14 +272,16 @@ class Ingester:
                     tags = readings[0].tags if readings else {}
                     last_seen[(tags.get("gateway", ""), tags.get("device", ""))] = message.received_ns
                     enricher.enrich(readings)
-            except DecodeRejected as exc:
+                message_lines = [line for line in map(reading_line, readings) if line]  # all or none
+            except DecodeRejected as exc:  # UnwritableName from reading_line too
                 self._reject(batch, message, exc)
+                if perf_counter() >= slice_end:
+                    break
                 continue
             decoded += 1
-            for reading in readings:
-                line = reading_line(reading)
-                if line:
-                    lines.append(line)
+            lines += message_lines
+            if perf_counter() >= slice_end:
+                break
         batch.messages += messages[start:index]
         batch.decoded_messages += decoded
         self.stats.received += index - start
@@ -301,17 +316,22 @@ class Ingester:
                             messages = await queue.get()
                     except TimeoutError:
                         continue
+                slice_end = time.perf_counter() + DECODE_SLICE_S
                 while True:  # this read's messages, and whatever else is already waiting
-                    done = self._take(batch, messages, 0, size)
-                    while done < len(messages):  # the batch filled up within this read
-                        await self._batches.put(batch)
-                        batch = Batch()
-                        done = self._take(batch, messages, done, size)
-                    if len(batch.lines) >= size:
-                        await self._batches.put(batch)
-                        batch = Batch()
+                    done = 0
+                    while True:
+                        done = self._take(batch, messages, done, size, slice_end)
+                        if len(batch.lines) >= size:
+                            await self._batches.put(batch)
+                            batch = Batch()
+                        if done == len(messages):
+                            break
+                        if time.perf_counter() >= slice_end:
+                            slice_end = await _pause()
                     if queue.empty():
                         break
+                    if time.perf_counter() >= slice_end:
+                        slice_end = await _pause()
                     messages = queue.get_nowait()
         except asyncio.CancelledError:
             if batch.messages:

@@ -1,37 +1,58 @@
-"""InfluxDB line protocol, built straight from readings without per-point objects.
+r"""InfluxDB line protocol, built straight from readings without per-point objects.
 
 Escaping follows InfluxDB's rules (and influxdb-client's serializer, our test oracle):
 measurement escapes comma and space; tag keys, tag values and field keys escape comma, equals sign and
-space; string field values escape double quote and backslash. Control characters that would end the
-line are written as ``\\n``/``\\r``/``\\t``. Tags are sorted by key, as InfluxDB prefers. Integers get the
-``i`` suffix, booleans are ``true``/``false``, non-finite floats and None are left out, timestamps are
-nanoseconds.
+space; string field values escape double quote and backslash. Tags are sorted by key, as InfluxDB prefers.
+Integers get the ``i`` suffix, booleans are ``true``/``false``, non-finite floats and None are left out,
+timestamps are nanoseconds.
+
+A backslash or a control character in a measurement, tag or field name is refused
+(:class:`UnwritableName`, a rejection of the message): InfluxDB 1.x reads the character after any
+backslash there as escaped, while its line splitter reads ``\\`` as one escaped backslash, so a name such
+as ``x\ y\="`` split the batch in the wrong places and InfluxDB refused every line of it; a trailing
+backslash escaped the separator; and a newline cannot be written at all. No escaping carries these
+unaltered through InfluxDB 1.x, 2.x and 3.x alike.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 
-from ingest.readings import FieldValue, Reading
+from ingest.readings import DecodeRejected, FieldValue, Reading
 
-_ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
-_ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
+_ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
+_UNWRITABLE = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
+class UnwritableName(DecodeRejected):
+    """A measurement, tag or field name with a character line protocol cannot carry unaltered."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        found = _UNWRITABLE.search(name)
+        assert found is not None
+        super().__init__("invalid_name", f"{kind} {name[:80]!r} contains {found.group()!r}")
+
+
+def _writable(kind: str, name: str) -> str:
+    if _UNWRITABLE.search(name) is not None:
+        raise UnwritableName(kind, name)
+    return name
 
 
 def escape_measurement(name: str) -> str:
-    return name.translate(_ESCAPE_MEASUREMENT)
+    return _writable("measurement", name).translate(_ESCAPE_MEASUREMENT)
 
 
-def escape_key(key: str) -> str:
-    return key.translate(_ESCAPE_KEY)
+def escape_key(key: str, *, kind: str = "key") -> str:
+    return _writable(kind, key).translate(_ESCAPE_KEY)
 
 
 def escape_tag_value(value: str) -> str:
-    escaped = value.translate(_ESCAPE_KEY)
-    # A trailing backslash would escape the separator that follows it.
-    return escaped + " " if escaped.endswith("\\") else escaped
+    return _writable("tag value", value).translate(_ESCAPE_KEY)
 
 
 def format_field_value(value: FieldValue) -> str | None:
@@ -72,7 +93,7 @@ def _head(measurement: str, tags: Mapping[str, str]) -> str:
         for name in sorted(tags):
             value = tags[name]
             if name and value:
-                head += f",{escape_key(name)}={escape_tag_value(value)}"
+                head += f",{escape_key(name, kind='tag key')}={escape_tag_value(value)}"
         if len(_heads) >= CACHE_SIZE:
             _heads.clear()
         _heads[key] = head
@@ -84,7 +105,7 @@ def _sorted_field_keys(fields: Mapping[str, object]) -> tuple[tuple[str, str], .
     names = tuple(fields)
     found = _field_keys.get(names)
     if found is None:
-        found = tuple((name, escape_key(name) + "=") for name in sorted(names))
+        found = tuple((name, escape_key(name, kind="field key") + "=") for name in sorted(names))
         if len(_field_keys) >= CACHE_SIZE:
             _field_keys.clear()
         _field_keys[names] = found
@@ -94,7 +115,8 @@ def _sorted_field_keys(fields: Mapping[str, object]) -> tuple[tuple[str, str], .
 def format_line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue | None], time_ns: int | None
 ) -> str:
-    """One point as a line (no newline). Returns "" when no field can be written."""
+    """One point as a line (no newline). Returns "" when no field can be written; raises
+    :class:`UnwritableName` for a name with a backslash or a control character."""
     parts = []
     for name, prefix in _sorted_field_keys(fields):
         value = fields[name]
