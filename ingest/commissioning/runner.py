@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest.audit import audit
 from ingest.commissioning import report as rpt
 from ingest.commissioning.errors import BrokerUnavailable, CheckNotPossible, TooManyRuns
 from ingest.commissioning.listener import BrokerAccess, next_message
@@ -33,6 +32,7 @@ from ingest.registry.db import utcnow
 from ingest.registry.errors import RegistryError
 from ingest.registry.fleet_status import record_last_seen
 from ingest.registry.models import Device
+from ingest.security.audit import audit
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,9 @@ class Commissioner:
         if message is None:
             result = rpt.no_message(timeout_s, hits=hits, started_ns=started_ns, topics=plan.filters)
         else:
-            result = rpt.evaluate(
+            # in a thread: decoding a crafted payload must not hold up the API's event loop
+            result = await asyncio.to_thread(
+                rpt.evaluate,
                 self.decoder(),
                 plan.target,
                 message,

@@ -242,3 +242,35 @@ def test_cli_commission(
     assert report["passed"] is True
     history = field.api.get(f"{V1}/devices/{field.device.id}/commissioning", headers=field.headers).json()
     assert history["items"][0]["started_by"].startswith("cli:")
+
+
+def test_a_poison_message_does_not_hold_up_the_api(field: Field) -> None:
+    """The security review's payload (12,000 duplicate keys) once froze the API for 28 s in a check."""
+    plug = create_device(field.session, gateway_id=field.gateway.id, native_id="plug-1", profile_id="tasmota")
+    poison = b'{"ENERGY":{' + b",".join([b'"Power":1'] * 12_000) + b"}}"
+    device = Publisher(
+        field.port,
+        username=field.gateway.broker_username,
+        password=field.password,
+        client_id=gateway_client_id(field.gateway.name),
+        topic=f"lab/{field.gateway.name}/tele/plug-1/SENSOR",
+        payload=lambda: poison,
+    )
+    slowest = 0.0
+    with device:
+        response = field.api.post(
+            f"{V1}/devices/{plug.id}/commissioning", json={"timeout_s": 20}, headers=field.headers
+        )
+        assert response.status_code == 202, response.text
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            reply = field.api.get(f"{V1}/commissioning/{response.json()['run_id']}", headers=field.headers)
+            slowest = max(slowest, time.monotonic() - started)
+            state = reply.json()
+            if state["finished"]:
+                break
+            time.sleep(0.05)
+    assert state["finished"], state
+    assert slowest < 1.0
+    assert [r["code"] for r in state["report"]["reasons"]] == ["too_complex"], state["report"]
