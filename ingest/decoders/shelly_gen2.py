@@ -28,7 +28,7 @@ from ingest.readings import DecodeRejected, Reading
 from ingest.timeparse import device_time
 
 WH = 0.001  # Wh -> kWh
-_COMPONENT = re.compile(r"^([a-z0-9_]+)(?::(\d+))?$")
+_COMPONENT = re.compile(r"([a-z0-9_]+)(?::([0-9]+))?\Z")  # \Z: "$" would pass "switch:0\n"
 _PHASES = (("a", "l1"), ("b", "l2"), ("c", "l3"))
 
 Field_ = tuple[str, str, float | None]  # measurement, field, value

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-_NAME = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
+_NAME = re.compile(r"\{([a-z_][a-z0-9_]*)\}\Z")  # \Z: "$" would pass a trailing newline
 
 
 class TopicTemplate:

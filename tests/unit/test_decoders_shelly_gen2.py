@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.decoders import DecodeFn, DecodeInput
+from ingest.decoders import DecodeFn, DecodeInput, shelly_gen2
 from ingest.decoders.shelly_gen2 import SPEC
 from ingest.readings import REASONS, DecodeRejected, Reading
 
@@ -288,3 +288,11 @@ def test_fuzz_only_decode_rejected_escapes(steps: list[tuple[Any, dict[str, Any]
             assert exc.reason in REASONS
         else:
             assert all(r.fields for r in readings)
+
+
+@pytest.mark.parametrize(
+    ("key", "parsed"),
+    [("switch:0", ("switch", "0")), ("em", ("em", "0")), ("switch:0\n", ("", "")), ("Switch:0", ("", ""))],
+)
+def test_component_keys_match_whole(key: str, parsed: tuple[str, str]) -> None:
+    assert shelly_gen2._parse(key) == parsed
