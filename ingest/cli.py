@@ -209,6 +209,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser(argv).parse_args(argv)
+    if args.command in REGISTRY_COMMANDS and args.command != "api":  # the api sets up its own
+        setup_logging("WARNING")  # warnings, and the audit trail of users, gateways and imports
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

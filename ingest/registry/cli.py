@@ -15,9 +15,12 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
+from ingest.api.schemas import Key, NativeId, ShortText
 from ingest.config import ConfigError, Settings, load_settings
 from ingest.dynsec import DynsecAdmin, DynsecError, admin_from_settings
 from ingest.registry.assignments import create_assignment
@@ -338,6 +341,20 @@ def _timeout(text: str) -> float:
     return value
 
 
+def _text(kind: Any) -> Callable[[str], str]:
+    """An argparse type checking a value as the JSON API does (ingest.registry.text: one rule for every
+    way in), so the command line cannot store what the API refuses."""
+    adapter: TypeAdapter[str] = TypeAdapter(kind)
+
+    def parse(value: str) -> str:
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            raise argparse.ArgumentTypeError(exc.errors()[0]["msg"]) from None
+
+    return parse
+
+
 def _config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="settings YAML (REALLABOR_* env overrides it)")
 
@@ -353,10 +370,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     users = subparsers.add_parser("users", help="registry users").add_subparsers(dest="action", required=True)
     add = users.add_parser("add", help="add a user (password from the terminal, or --password-stdin)")
     _config(add)
-    add.add_argument("username")
+    add.add_argument("username", type=_text(Key))
     add.add_argument("--role", required=True, choices=[role.value for role in Role])
     add.add_argument("--household", type=int, help="household id (residents only, required for them)")
-    add.add_argument("--full-name", default="")
+    add.add_argument("--full-name", type=_text(ShortText), default="")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(func=cmd_users_add)
 
@@ -398,10 +415,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     dev_add = devices.add_parser("add", help="register a device, optionally assigned to a household")
     _config(dev_add)
     dev_add.add_argument("--gateway", required=True, help="gateway name")
-    dev_add.add_argument("--native-id", required=True, help="the device id as it appears in its topics")
+    dev_add.add_argument(
+        "--native-id", type=_text(NativeId), required=True, help="the device id as it appears in its topics"
+    )
     dev_add.add_argument("--profile", required=True, help="device profile id")
-    dev_add.add_argument("--meter-number")
-    dev_add.add_argument("--location", default="")
+    dev_add.add_argument("--meter-number", type=_text(Key))
+    dev_add.add_argument("--location", type=_text(ShortText), default="")
     place = dev_add.add_mutually_exclusive_group()
     place.add_argument("--household", type=int, help="assign to this household id")
     place.add_argument("--building", type=int, help="assign to this building's common area")

@@ -194,3 +194,37 @@ def test_reallabor_api_writes_audit_events_to_stderr(api_process: tuple[str, sub
     _out, err = process.communicate(timeout=10)
     assert re.search(r"INFO reallabor\.audit: login\.refused user='mallory' client='127\.0\.0\.1'", err), err
     assert wrong not in err
+
+
+def test_registry_commands_write_audit_events_to_stderr(tmp_path: Path) -> None:
+    """``reallabor users add`` leaves a trace like the API does (the password read from stdin never)."""
+    password = secrets.token_urlsafe(16)
+    env = {
+        **os.environ,
+        "REALLABOR_REGISTRY__URL": f"sqlite:///{tmp_path / 'registry.db'}",
+        "REALLABOR_INGEST__STATE_DIR": str(tmp_path / "state"),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ingest.cli",
+            "users",
+            "add",
+            "ops1",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ],
+        input=password + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"INFO reallabor\.audit: user\.created user='ops1' role='operator'", done.stderr), (
+        done.stderr
+    )
+    assert password not in done.stderr + done.stdout

@@ -128,3 +128,25 @@ def test_cli_round_trip(
     assert revoked_login == "Not authorized"
     assert run("gateways", "rotate", "no-such-gateway") == 1
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["devices", "add", "--gateway", "g", "--native-id", "m1\n", "--profile", "p"], "control character"),
+        (
+            ["devices", "add", "--gateway", "g", "--native-id", "m1", "--profile", "p", "--location", "=1+2"],
+            "formula",
+        ),
+        (["users", "add", "ops\x00", "--role", "operator"], "control character"),
+        (["users", "add", "ops", "--role", "operator", "--full-name", "@SUM(A1)"], "formula"),
+    ],
+)
+def test_cli_refuses_what_the_api_refuses(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command line checks text by the same rule as the JSON API and the CSV import."""
+    with pytest.raises(SystemExit) as exited:
+        run(*argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
