@@ -6,7 +6,6 @@ account could connect as ``reallabor-ingest`` and receive (and ack away) every h
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import html
 import queue
@@ -25,12 +24,12 @@ from ingest.commissioning.setup import broker_access
 from ingest.config import MqttSettings, Settings
 from ingest.dynsec import DynsecAdmin, DynsecBootstrap
 from ingest.localservices import Mosquitto
-from ingest.registry.cli import add_subcommands
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.fleet import create_gateway
 from ingest.registry.migrate import upgrade
 from ingest.registry.models import Role
 from tests.registry import factories as f
+from tests.registry.cli_runner import run_cli
 from tests.registry.mqtt_client import TestMqttClient, connect_result
 
 pytestmark = [pytest.mark.registry, pytest.mark.integration]
@@ -151,14 +150,6 @@ def test_c_the_ingester_cannot_connect_with_another_id(
     assert connect_result(dynsec_broker.port, "ingester", password, client_id=INGESTER_ID) == "Success"
 
 
-def _run(*argv: str) -> int:
-    root = argparse.ArgumentParser(prog="reallabor")
-    add_subcommands(root.add_subparsers(dest="command", required=True))
-    args = root.parse_args(argv)
-    code: int = args.func(args)
-    return code
-
-
 def _legacy_account(admin: DynsecAdmin, username: str, password: str, *, role: str | None = None) -> None:
     """An account as provisioned before client ids were bound: createClient without a clientid."""
     admin.execute(
@@ -207,14 +198,14 @@ def test_d_the_migration_binds_accounts_made_before(
         assert connect_result(port, username, password) == "Success"  # any id: the hole
         assert connect_result(port, username, password, client_id=MqttSettings().client_id) == "Success"
 
-        assert _run("gateways", "bind-client-ids", "--dry-run") == 1
+        assert run_cli("gateways", "bind-client-ids", "--dry-run") == 1
         report = capsys.readouterr().out
         assert f"would bind {username} -> client id {username}" in report
         assert f"would bind {ingester} -> client id {ingester_id}" in report
         assert f"UNBOUND    {stranger}:" in report
         assert connect_result(port, username, password) == "Success"  # a dry run changes nothing
 
-        assert _run("gateways", "bind-client-ids") == 1  # the stranger is still unbound
+        assert run_cli("gateways", "bind-client-ids") == 1  # the stranger is still unbound
         report = capsys.readouterr().out
         assert f"bound      {username} -> client id {username}" in report
         assert connect_result(port, username, password, client_id=username) == "Success"
@@ -227,7 +218,7 @@ def test_d_the_migration_binds_accounts_made_before(
         assert connect_result(port, stranger, password) == "Success"  # reported, never guessed at
 
         broker_admin.execute([{"command": "deleteClient", "username": stranger}])
-        assert _run("gateways", "bind-client-ids") == 0  # idempotent: nothing left to bind
+        assert run_cli("gateways", "bind-client-ids") == 0  # idempotent: nothing left to bind
         report = capsys.readouterr().out
         assert f"ok         {username} -> client id {username}" in report
         assert "bound " not in report

@@ -172,7 +172,7 @@ def test_cli_import(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.registry.test_registry_cli import run
+    from tests.registry.cli_runner import run_cli as run
 
     gateway = f.gateway_row(session)
     monkeypatch.setenv("REALLABOR_REGISTRY__URL", db_url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 from pathlib import Path
@@ -11,20 +10,12 @@ import pytest
 
 from ingest.dynsec import DynsecBootstrap
 from ingest.localservices import Mosquitto
-from ingest.registry.cli import add_subcommands
 from ingest.registry.db import make_engine, session_factory
 from tests.registry import factories as f
+from tests.registry.cli_runner import run_cli
 from tests.registry.mqtt_client import connect_result
 
 pytestmark = [pytest.mark.registry, pytest.mark.integration]
-
-
-def run(*argv: str) -> int:
-    root = argparse.ArgumentParser(prog="reallabor")
-    add_subcommands(root.add_subparsers(dest="command", required=True))
-    args = root.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 @pytest.fixture
@@ -45,12 +36,12 @@ def test_cli_round_trip(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     engine = make_engine(registry_env)
-    run("devices", "list")  # migrates an empty database
+    run_cli("devices", "list")  # migrates an empty database
     with session_factory(engine)() as session:
         household = f.household(session)
     monkeypatch.setattr("sys.stdin", io.StringIO("a long resident password\n"))
     assert (
-        run(
+        run_cli(
             "users",
             "add",
             "erika",
@@ -63,18 +54,18 @@ def test_cli_round_trip(
         == 0
     )
     monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
-    assert run("users", "add", "erika", "--role", "operator", "--password-stdin") == 1  # duplicate
+    assert run_cli("users", "add", "erika", "--role", "operator", "--password-stdin") == 1  # duplicate
     capsys.readouterr()
 
     name = f"cli{f.tag()}"
-    assert run("gateways", "add", name) == 0
+    assert run_cli("gateways", "add", name) == 0
     lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
     assert lines["client_id"] == lines["username"]  # the only id the broker lets this account use
     port = dynsec_broker.port
     assert (
         connect_result(port, lines["username"], lines["password"], client_id=lines["client_id"]) == "Success"
     )
-    assert run("gateways", "rotate", name) == 0
+    assert run_cli("gateways", "rotate", name) == 0
     rotated = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
     old_login = connect_result(port, lines["username"], lines["password"], client_id=lines["client_id"])
     assert old_login == "Not authorized"
@@ -82,7 +73,7 @@ def test_cli_round_trip(
     assert new_login == "Success"
 
     assert (
-        run(
+        run_cli(
             "devices",
             "add",
             "--gateway",
@@ -101,12 +92,12 @@ def test_cli_round_trip(
         == 0
     )
     capsys.readouterr()
-    assert run("devices", "list", "--household", str(household.id), "--json") == 0
+    assert run_cli("devices", "list", "--household", str(household.id), "--json") == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed["total"] == 1
     assert listed["items"][0]["meter_number"] == "1EMH0099"
     assert (
-        run(
+        run_cli(
             "devices",
             "add",
             "--gateway",
@@ -121,12 +112,12 @@ def test_cli_round_trip(
         == 1
     )
 
-    assert run("gateways", "revoke", name) == 0
+    assert run_cli("gateways", "revoke", name) == 0
     revoked_login = connect_result(
         port, rotated["username"], rotated["password"], client_id=rotated["client_id"]
     )
     assert revoked_login == "Not authorized"
-    assert run("gateways", "rotate", "no-such-gateway") == 1
+    assert run_cli("gateways", "rotate", "no-such-gateway") == 1
     engine.dispose()
 
 
@@ -147,6 +138,6 @@ def test_cli_refuses_what_the_api_refuses(
 ) -> None:
     """The command line checks text by the same rule as the JSON API and the CSV import."""
     with pytest.raises(SystemExit) as exited:
-        run(*argv)
+        run_cli(*argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
