@@ -307,7 +307,10 @@ class MqttSource:
         _, reason = wire.connack(connack)
         if reason >= 0x80:
             raise MqttError(f"broker refused the connection: {wire.reason_text(reason)}")
-        connection.send(wire.subscribe(_SUBSCRIPTION_ID, [(topic, settings.qos) for topic in self.topics]))
+        # No retained messages: the ingester got each when it was published (the session keeps what arrives
+        # while it is away); sent again at every (re)subscribe, one would be stored or quarantined anew.
+        filters = [(topic, settings.qos) for topic in self.topics]
+        connection.send(wire.subscribe(_SUBSCRIPTION_ID, filters, retained=False))
         suback = await connection.expect(connection.suback, "SUBACK", settings.keepalive_s)
         refused = [
             f"{topic}: {wire.reason_text(code)}"

@@ -131,10 +131,15 @@ def publish_v311(topic: bytes, payload: bytes, packet_id: int) -> bytes:
     return b"".join((head, len(topic).to_bytes(2, "big"), topic, packet_id.to_bytes(2, "big"), payload))
 
 
-def subscribe(packet_id: int, filters: Iterable[tuple[str, int]]) -> bytes:
+RETAIN_NOT_SENT = 0x20  # subscription option "retain handling" 2: no retained messages at subscribe
+
+
+def subscribe(packet_id: int, filters: Iterable[tuple[str, int]], *, retained: bool = True) -> bytes:
+    """SUBSCRIBE; with ``retained=False`` the broker sends no stored retained message for the filters."""
+    options = 0 if retained else RETAIN_NOT_SENT
     body = packet_id.to_bytes(2, "big") + b"\x00"  # no properties
     for topic_filter, qos in filters:
-        body += _string(topic_filter) + bytes([qos])
+        body += _string(topic_filter) + bytes([qos | options])
     return _packet(SUBSCRIBE << 4 | 0x02, body)
 
 

@@ -61,6 +61,8 @@ def test_connect_packet_byte_by_byte() -> None:
 
 def test_subscribe_and_acks() -> None:
     assert wire.subscribe(1, [("a/#", 1), ("b", 0)]) == b"\x82\x0d\x00\x01\x00\x00\x03a/#\x01\x00\x01b\x00"
+    # retain handling 2 (bits 4-5 of the options): no retained messages at subscribe
+    assert wire.subscribe(1, [("a", 1)], retained=False) == b"\x82\x07\x00\x01\x00\x00\x01a\x21"
     assert wire.acks(wire.PUBACK, [1, 0x1234]) == b"\x40\x02\x00\x01\x40\x02\x12\x34"
     assert wire.acks(wire.PUBREC, [7]) == b"\x50\x02\x00\x07"
     assert wire.acks(wire.PUBCOMP, [7]) == b"\x70\x02\x00\x07"
