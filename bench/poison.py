@@ -72,6 +72,21 @@ def _many_groups(value: Any, n: int) -> Any:
     return grown
 
 
+def _many_objects(value: Any, n: int) -> Any:
+    """Every object's object members n more times, at every level (Shelly's params: "switch:0" -> "switch:00",
+    "switch:01" …, each a component)."""
+    if isinstance(value, dict):
+        grown = {k: _many_objects(v, n) for k, v in value.items()}
+        for i in range(n):
+            for k, v in value.items():
+                if isinstance(v, dict):
+                    grown[f"{k}{i}"] = v
+        return grown
+    if isinstance(value, list):
+        return [_many_objects(v, n) for v in value]
+    return value
+
+
 def _deep(n: int) -> Callable[[Any], Any]:
     def wrap(leaf: Any) -> Any:
         for _ in range(n):
@@ -89,6 +104,7 @@ JSON_SHAPES: dict[str, Callable[[Any, int], str]] = {
     "duplicate_keys": lambda doc, n: _dumps(doc, dup=n),
     "many_keys": lambda doc, n: _compact(_many_keys(doc, n)),
     "many_groups": lambda doc, n: _compact(_many_groups(doc, n)),
+    "many_objects": lambda doc, n: _compact(_many_objects(doc, n)),
     "long_arrays": lambda doc, n: _compact(_map_leaves(doc, lambda leaf: [leaf] * n)),
     "long_strings": lambda doc, n: _compact(_map_leaves(doc, lambda leaf: str(leaf) + "0" * n)),
     "long_numbers": lambda doc, n: _compact(_map_leaves(doc, lambda _: int("9" * min(n, 4000)))),

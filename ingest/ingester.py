@@ -42,6 +42,7 @@ from ingest.profiles import load_profiles
 from ingest.quarantine import QUARANTINE_FILE, Quarantine, QuarantineEntry
 from ingest.readings import DecodeRejected
 from ingest.security.files import private_dir
+from ingest.security.series import SeriesBudget
 from ingest.spool import Spool, SpoolRecord
 from ingest.stats import Stats
 
@@ -53,6 +54,7 @@ PING_INTERVAL_S = 0.5  # while InfluxDB is unreachable, how often /ping checks w
 # and /metrics must not wait for a large read, nor for a costly message (one costs at most tens of ms:
 # the decoders bound their work, bench/poison.py).
 DECODE_SLICE_S = 0.02
+MAX_SERIES_PER_GATEWAY = 10_000  # a building's gateway has some hundreds (ingest/security/series.py)
 
 
 async def _pause() -> float:
@@ -125,6 +127,7 @@ class Ingester:
         self.enricher: Enricher | None = None
         self.registry = RegistryLink(settings.registry.url) if settings.registry.enrich else None
         self._last_seen: dict[tuple[str, str], int] = {}  # (gateway, device) -> newest receive time
+        self.series = SeriesBudget(MAX_SERIES_PER_GATEWAY)
         self.metrics: MetricsServer | None = None
         if settings.ingest.metrics_port is not None:
             self.metrics = MetricsServer(
@@ -261,6 +264,7 @@ class Ingester:
         Never raises for bad input."""
         decode, enricher, last_seen = self.decoder.decode, self.enricher, self._last_seen
         perf_counter = time.perf_counter
+        admit = self.series.admit
         lines, decoded = batch.lines, 0
         index, end = start, len(messages)
         while index < end and len(lines) < size:
@@ -272,7 +276,11 @@ class Ingester:
                     tags = readings[0].tags if readings else {}
                     last_seen[(tags.get("gateway", ""), tags.get("device", ""))] = message.received_ns
                     enricher.enrich(readings)
-                message_lines = [line for line in map(reading_line, readings) if line]  # all or none
+                message_lines = []  # all or none
+                for reading in readings:
+                    line = reading_line(reading, on_new_series=admit)
+                    if line:
+                        message_lines.append(line)
             except DecodeRejected as exc:  # UnwritableName from reading_line too
                 self._reject(batch, message, exc)
                 if perf_counter() >= slice_end:
@@ -335,7 +343,10 @@ class Ingester:
                     messages = queue.get_nowait()
         except asyncio.CancelledError:
             if batch.messages:
-                await self._batches.put(batch)
+                # never wait here: when the commit stage has failed, nobody empties the queue any more.
+                # A batch that does not fit is not acknowledged, so the broker sends it again.
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._batches.put_nowait(batch)
             raise
 
     # commit ---------------------------------------------------------------------------------------

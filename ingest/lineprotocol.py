@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ingest.readings import DecodeRejected, FieldValue, Reading
 
 _ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
 _ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
-_UNWRITABLE = re.compile(r"[\\\x00-\x1f\x7f]")
+_UNWRITABLE = re.compile("[\\\\\x00-\x1f\x7f\ud800-\udfff]")  # backslash, controls, lone surrogates
+_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_TAG_VALUE = 256  # device ids, group names: longer is no device's, and would bloat series keys
 
 
 class UnwritableName(DecodeRejected):
@@ -52,6 +54,8 @@ def escape_key(key: str, *, kind: str = "key") -> str:
 
 
 def escape_tag_value(value: str) -> str:
+    if len(value) > MAX_TAG_VALUE:
+        raise DecodeRejected("invalid_name", f"tag value {value[:40]!r}… is {len(value)} characters long")
     return _writable("tag value", value).translate(_ESCAPE_KEY)
 
 
@@ -72,6 +76,8 @@ def format_field_value(value: FieldValue) -> str | None:
             return None
         return repr(value).removesuffix(".0")
     if isinstance(value, str):
+        if _SURROGATE.search(value):  # cannot be encoded: the whole write would fail
+            raise DecodeRejected("invalid_value", f"string {value[:40]!r} holds a lone surrogate")
         return '"' + value.translate(_ESCAPE_STRING) + '"'
     return None
 
@@ -85,7 +91,10 @@ _heads: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 _field_keys: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
 
 
-def _head(measurement: str, tags: Mapping[str, str]) -> str:
+NewSeries = Callable[[str, Mapping[str, str]], None]
+
+
+def _head(measurement: str, tags: Mapping[str, str], on_new: NewSeries | None) -> str:
     key = (measurement, tuple(tags), tuple(tags.values()))  # two flat tuples: cheaper than the pairs
     head = _heads.get(key)
     if head is None:
@@ -94,6 +103,8 @@ def _head(measurement: str, tags: Mapping[str, str]) -> str:
             value = tags[name]
             if name and value:
                 head += f",{escape_key(name, kind='tag key')}={escape_tag_value(value)}"
+        if on_new is not None:
+            on_new(head, tags)  # before caching: a head it refuses is asked about again next time
         if len(_heads) >= CACHE_SIZE:
             _heads.clear()
         _heads[key] = head
@@ -113,10 +124,19 @@ def _sorted_field_keys(fields: Mapping[str, object]) -> tuple[tuple[str, str], .
 
 
 def format_line(
-    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue | None], time_ns: int | None
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue | None],
+    time_ns: int | None,
+    *,
+    on_new_series: NewSeries | None = None,
 ) -> str:
     """One point as a line (no newline). Returns "" when no field can be written; raises
-    :class:`UnwritableName` for a name with a backslash or a control character."""
+    :class:`UnwritableName` for a name with a backslash or a control character.
+
+    ``on_new_series(head, tags)`` is called for a series (measurement and tags, as the line's escaped
+    head) not among the recently written ones; it may raise DecodeRejected to refuse it.
+    """
     parts = []
     for name, prefix in _sorted_field_keys(fields):
         value = fields[name]
@@ -130,13 +150,16 @@ def format_line(
             parts.append(prefix + formatted)
     if not parts:
         return ""
+    head = _head(measurement, tags, on_new_series)
     if time_ns is None:
-        return f"{_head(measurement, tags)} {','.join(parts)}"
-    return f"{_head(measurement, tags)} {','.join(parts)} {time_ns}"
+        return f"{head} {','.join(parts)}"
+    return f"{head} {','.join(parts)} {time_ns}"
 
 
-def reading_line(reading: Reading) -> str:
-    return format_line(reading.measurement, reading.tags, reading.fields, reading.time_ns)
+def reading_line(reading: Reading, *, on_new_series: NewSeries | None = None) -> str:
+    return format_line(
+        reading.measurement, reading.tags, reading.fields, reading.time_ns, on_new_series=on_new_series
+    )
 
 
 def encode(readings: Iterable[Reading]) -> bytes:

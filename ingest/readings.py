@@ -54,6 +54,7 @@ REASONS = {
     "no_readings": "the payload holds no field the profile maps",
     "oversized_payload": "the payload exceeds the configured size limit",
     "invalid_name": "a measurement, tag or field name holds a backslash or control character",
+    "too_many_series": "the gateway has as many series as its budget (ingest.max_series_per_gateway)",
     "too_complex": "the payload exceeds the structure limits (JSON keys or nesting, elements, lines)",
     "crc_mismatch": "the payload's checksum does not match",
     "unknown_device": "the device (gateway + native id) is not in the registry",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,7 @@ _INT64 = 2.0**63  # orjson turns integers beyond 64 bits into floats; the stdlib
 # decoder behind the parse (see bench/poison.py for the worst cases measured).
 MAX_JSON_KEYS = 10_000
 MAX_JSON_DEPTH = 32
+MAX_GROUPS = 64  # objects at a message's top level that each become a point (Tasmota sensor groups)
 MAX_PHASES = 64  # values in a per-phase or per-channel array (3 phases; multi-channel meters a few more)
 
 
@@ -140,7 +142,26 @@ def parse_json(payload: bytes) -> Any:
     except (ValueError, RecursionError) as exc:
         raise DecodeRejected("invalid_json", str(exc)[:200] or type(exc).__name__) from None
     _check_keys(_object_keys(document, exact=False))
+    if _ESCAPED_SURROGATE.search(text) and _has_surrogate(document):
+        raise DecodeRejected("invalid_json", "a lone surrogate escape (\\ud800-\\udfff): not Unicode text")
     return document
+
+
+# The standard library turns "\ud800" into a lone surrogate, a str that cannot be encoded: as a tag it
+# crashed the commit (and came back after every restart). orjson refuses them, so only the standard
+# library's path looks, and only when the text has such an escape.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    if type(value) is str:
+        return _SURROGATE.search(value) is not None
+    if type(value) is dict:
+        return any(_SURROGATE.search(key) or _has_surrogate(item) for key, item in value.items())
+    if type(value) is list:
+        return any(_has_surrogate(item) for item in value)
+    return False
 
 
 def json_object(payload: bytes) -> dict[str, Any]:
@@ -166,6 +187,14 @@ def _object(document: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise DecodeRejected("invalid_payload", f"expected a JSON object, got {type(document).__name__}")
     return document
+
+
+def check_groups(document: dict[str, Any]) -> None:
+    """too_complex when the document has more than MAX_GROUPS objects at its top level (a Tasmota
+    message's sensor or meter groups): each becomes a point or a series, and a device has a handful."""
+    groups = sum(type(value) is dict for value in document.values())
+    if groups > MAX_GROUPS:
+        raise DecodeRejected("too_complex", f"{groups} groups in one message, limit {MAX_GROUPS}")
 
 
 def plain_value(payload: bytes) -> str:

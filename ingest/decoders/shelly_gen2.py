@@ -114,6 +114,36 @@ _MAPPERS: dict[str, tuple[Mapper, str | None]] = {  # component type -> (mapper,
 }
 
 
+# Bounds: a message's components (a Shelly Pro has some 20), and what is remembered for the deltas. The
+# mappers read short scalars, at most one level deep; only those are kept, so a crafted status cannot
+# make the known state grow (a review kept 190 MB with 600 messages of thousands of components).
+MAX_COMPONENTS = 64  # per message, and remembered per device
+MAX_KEPT_VALUES = 32  # per component and per nested object
+MAX_KEPT_TEXT = 32  # characters of a string value ("230.1": numbers as strings)
+MAX_KNOWN_COMPONENTS = 20_000  # over all devices: beyond, the least recently heard devices are forgotten
+
+
+def _scalar(value: Any) -> bool:
+    return (
+        value is None
+        or type(value) in (bool, int, float)
+        or (type(value) is str and len(value) <= MAX_KEPT_TEXT)
+    )
+
+
+def _kept(status: dict[str, Any]) -> dict[str, Any]:
+    """What of a component's status is remembered for its next delta: short scalars, one level deep."""
+    kept: dict[str, Any] = {}
+    for key, value in status.items():
+        if len(kept) == MAX_KEPT_VALUES:
+            break
+        if type(value) is dict:
+            kept[key] = {k: v for k, v in list(value.items())[:MAX_KEPT_VALUES] if _scalar(v)}
+        elif _scalar(value):
+            kept[key] = value
+    return kept
+
+
 def _merge(known: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
     merged = dict(known)
     for key, value in delta.items():
@@ -130,14 +160,24 @@ class ShellyGen2Options(BaseModel):
 
 def build(options: ShellyGen2Options, tz: str) -> DecodeFn:
     known: OrderedDict[tuple[str, str], dict[str, dict[str, Any]]] = OrderedDict()
+    components = [0]  # remembered over all devices
 
     def _device_state(message: DecodeInput) -> dict[str, dict[str, Any]]:
         key = (message.bindings.get("gateway", ""), message.bindings.get("device", ""))
         state = known.pop(key, None) or {}
         known[key] = state  # most recently used last
-        while len(known) > options.max_devices:
-            known.popitem(last=False)
+        while len(known) > options.max_devices or (components[0] > MAX_KNOWN_COMPONENTS and len(known) > 1):
+            components[0] -= len(known.popitem(last=False)[1])
         return state
+
+    def _remember(state: dict[str, dict[str, Any]], updates: dict[str, dict[str, Any]]) -> None:
+        components[0] -= len(state)
+        for name, status in updates.items():
+            state.pop(name, None)  # most recent last
+            state[name] = _kept(status)
+        while len(state) > MAX_COMPONENTS:
+            del state[next(iter(state))]
+        components[0] += len(state)
 
     def _report(points: Points, component: str, status: dict[str, Any]) -> None:
         kind, index = _parse(component)
@@ -158,18 +198,23 @@ def build(options: ShellyGen2Options, tz: str) -> DecodeFn:
             if _parse(component)[0] not in _MAPPERS:
                 raise DecodeRejected("no_readings", f"component {component[:40]!r} holds no measurements")
             _report(points, component, document)
-            state[component] = document  # only a status whose values decoded becomes the known one
+            _remember(state, {component: document})  # only a status whose values decoded is remembered
             return points.readings_or_reject(message.received_ns, "received", detail=f"{component}: empty")
         method, params = document.get("method"), document.get("params")
         if not isinstance(method, str) or not isinstance(params, dict):
             raise DecodeRejected("invalid_payload", "events/rpc without method and params object")
         updates: dict[str, dict[str, Any]] = {}
+        found = _components(params)
+        if len(found) > MAX_COMPONENTS:
+            raise DecodeRejected(
+                "too_complex", f"{len(found)} components in one {method[:40]}, limit {MAX_COMPONENTS}"
+            )
         if method == "NotifyFullStatus":
-            for name, status in _components(params):
+            for name, status in found:
                 updates[name] = status
                 _report(points, name, status)
         elif method == "NotifyStatus":
-            for name, delta in _components(params):
+            for name, delta in found:
                 updates[name] = _merge(state.get(name, {}), delta)
                 probe = Points()
                 _report(probe, name, delta)
@@ -177,7 +222,7 @@ def build(options: ShellyGen2Options, tz: str) -> DecodeFn:
                     _report(points, name, updates[name])
         else:
             raise DecodeRejected("no_readings", f"{method[:40]} carries no status")
-        state.update(updates)
+        _remember(state, updates)
         time_ns, source = device_time(_ts_ns(params.get("ts")), received_ns=message.received_ns, tz=tz)
         return points.readings_or_reject(time_ns, source, detail=f"{method}: no measured component")
 

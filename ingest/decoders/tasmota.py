@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.decoders import DeclineFn, DecodeFn, DecodeInput, DecoderSpec
-from ingest.decoders.payloads import PHASES, Points, message_object, number, per_phase
+from ingest.decoders.payloads import PHASES, Points, check_groups, message_object, number, per_phase
 from ingest.readings import DecodeRejected, NotThisProfile, Reading
 from ingest.timeparse import device_time
 
@@ -159,6 +159,7 @@ def build(options: TasmotaOptions, tz: str) -> DecodeFn:
         kind = message.topic.rsplit("/", 1)[-1]
         if _declined(document, kind):  # before any work: on a shared topic most are a script's (SML)
             raise NotThisProfile(_NOT_SENSOR)
+        check_groups(document)
         device = message.bindings.get("device", "")
         arrays = options.devices[device].arrays if device in options.devices else options.arrays
         points = Points()

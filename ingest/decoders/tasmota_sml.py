@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ingest.canonical import canonical_unit, conversion_factor
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
 from ingest.decoders.generic_json import FieldMap
-from ingest.decoders.payloads import message_object, number, per_phase
+from ingest.decoders.payloads import check_groups, message_object, number, per_phase
 from ingest.readings import DecodeRejected, FieldValue, Reading, TimeSource
 from ingest.timeparse import device_time
 
@@ -231,6 +231,7 @@ def build(options: SmlOptions, tz: str) -> DecodeFn:
 
     def decode(message: DecodeInput) -> list[Reading]:
         document = message_object(message)
+        check_groups(document)
         device = message.bindings.get("device", "")
         plan = device_plans.get(device, profile_plan)
         wanted = device_groups.get(device, options.groups)

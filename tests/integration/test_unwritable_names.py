@@ -44,3 +44,24 @@ def test_unwritable_group_names_are_quarantined_and_the_batch_is_written(
     )
     assert not [line for line in ingester.log if "influx" in line and ("refused" in line or "failed" in line)]
     assert influx.rows("SELECT * FROM electricity WHERE channel <> ''") == []  # nothing stored altered
+
+
+def test_lone_surrogate_group_name_is_quarantined_and_the_ingester_lives(
+    mosquitto: Mosquitto, target: Target, ingester: IngesterProcess, influx: InfluxQuery
+) -> None:
+    """The review's crash: a JSON-escaped lone surrogate as a Tasmota group name became a tag that could
+    not be encoded; the commit failed, the ingester exited, and the unacked message came back after
+    every restart."""
+    ingester.start()
+    poison = b'{"Time":"2025-11-28T10:00:00","\\ud800":{"Temperature":21.5}}'
+    good = list(samples(make_fleet(10), count=20, start_ms=START_MS, interval_s=1))
+    with Publisher("127.0.0.1", mosquitto.port) as publisher:
+        publisher.publish(f"{target.topic_prefix}lab/gw-03/tele/room-1/SENSOR", poison)
+        publisher.publish_all((target.topic_prefix + s.household.topic, s.payload()) for s in good)
+        publisher.flush()
+    wait_for(lambda: influx.count("electricity", "power_w") == 20, timeout=30, what="the good points")
+    with Quarantine(target.state_dir / QUARANTINE_FILE, read_only=True) as quarantine:
+        assert [(e.reason, e.payload) for e in quarantine.list()] == [("invalid_json", poison)]
+    assert ingester.process is not None
+    assert ingester.process.poll() is None, ingester.output()
+    assert "Traceback" not in ingester.output()

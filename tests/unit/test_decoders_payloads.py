@@ -167,7 +167,6 @@ def _typed(value: Any) -> Any:
         b'{"a":[9223372036854775808,1e19]}',
         b'{"a":1e400}',  # stdlib: inf
         b'{"a":NaN}',
-        b'{"a":"\\ud800"}',  # lone surrogate
         b'{"a":1}\x00',
         b'\xef\xbb\xbf{"a":1}',
         b'{"a": 1}',
@@ -186,6 +185,24 @@ def test_fast_json_falls_back_unless_certain(payload: bytes) -> None:
             parse_json(payload)
     else:
         assert _typed(parse_json(payload)) == expected
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"a":"\\ud800"}', b'{"\\udc00":1}', b'{"a": [{"b": "x\\uDBFFy"}]}', b'{"a":"\\ud800", "a":1}'],
+)
+def test_lone_surrogates_are_refused(payload: bytes) -> None:
+    """Not Unicode: as a tag they crashed the commit (the ingester, at every restart)."""
+    with pytest.raises(DecodeRejected) as caught:
+        parse_json(payload)
+    assert (caught.value.reason, caught.value.detail) == (
+        "invalid_json",
+        "a lone surrogate escape (\\ud800-\\udfff): not Unicode text",
+    )
+
+
+def test_surrogate_pairs_are_characters() -> None:
+    assert parse_json(b'{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001f600", "b": "\\ud800"}
 
 
 def test_fast_json_takes_compact_unique_documents() -> None:
