@@ -196,3 +196,30 @@ def test_profiles_tried_on_a_shared_topic_parse_the_payload_once(json_parses: li
     assert reading.tags == {"profile": "sml-other-names"}
     assert [m.bindings for m in seen] == [{"gateway": "gw-01", "device": "hh-001-sml"}]
     assert parsed == [SML, no_group, SML]
+
+
+def test_groups_and_components_per_message_are_bounded() -> None:
+    decoder = MessageDecoder(load_profiles(PROFILES))
+    groups = {f"SHT3X-{n}": {"Temperature": 21.5} for n in range(65)}
+    with pytest.raises(DecodeRejected) as caught:
+        decoder.decode("lab/gw-01/tele/room-1/SENSOR", json.dumps(groups).encode(), 1)
+    assert caught.value.reason == "too_complex"
+    params = {"ts": 1764320400.5, **{f"switch:{n}": {"apower": 5.0} for n in range(65)}}
+    document = {"method": "NotifyStatus", "params": params}
+    with pytest.raises(DecodeRejected) as caught:
+        decoder.decode("lab/gw-03/shelly-1/events/rpc", json.dumps(document).encode(), 1)
+    assert caught.value.reason == "too_complex"
+
+
+def test_shelly_known_state_keeps_little() -> None:
+    """The last status per component is kept for the deltas: only short scalars of a bounded number."""
+    decoder = MessageDecoder(load_profiles(PROFILES))
+
+    def feed() -> None:
+        for n in range(300):
+            junk = {f"junk{i}": "x" * 200 for i in range(10)}
+            params = {"ts": 1764320400.5, **{f"switch:{n}{c}": {"apower": 5.0, **junk} for c in range(60)}}
+            document = json.dumps({"method": "NotifyFullStatus", "params": params}).encode()
+            decoder.decode(f"lab/gw-03/shelly-{n % 3}/events/rpc", document, 1)
+
+    assert _retained_bytes(feed) < 2_000_000  # every status kept whole: ~40 MB
