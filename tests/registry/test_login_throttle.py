@@ -1,19 +1,24 @@
 """Login throttling on both login paths (JSON API and the pages' form), against the real app: after N
 failures the account is locked (429, Retry-After) before any password hash is computed, the right
-password included; a client address that guesses across usernames is locked too."""
+password included; a client address that guesses across usernames is locked too. Concurrent guesses
+count before they are hashed, and only a few argon2 verifications (64 MiB each) run at once."""
 
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from ingest.api.throttle import ACCOUNT_FAILURES, ADDRESS_FAILURES
+from ingest.api.throttle import ACCOUNT_FAILURES, ADDRESS_FAILURES, VERIFY_SLOTS
 from ingest.registry.models import Role, User
 from ingest.registry.passwords import verify_password
 from tests.registry import factories as f
@@ -37,6 +42,35 @@ def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr("ingest.registry.people.verify_password", counting)
     return calls
+
+
+@dataclass
+class Verifying:
+    """Argon2 verifications done by login: how many, and the most at once."""
+
+    count: int = 0
+    running: int = 0
+    most: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def verifying(monkeypatch: pytest.MonkeyPatch) -> Verifying:
+    stats = Verifying()
+
+    def counting(password_hash: str | None, password: str) -> bool:
+        with stats.lock:
+            stats.count += 1
+            stats.running += 1
+            stats.most = max(stats.most, stats.running)
+        try:
+            return verify_password(password_hash, password)
+        finally:
+            with stats.lock:
+                stats.running -= 1
+
+    monkeypatch.setattr("ingest.registry.people.verify_password", counting)
+    return stats
 
 
 @pytest.fixture
@@ -103,3 +137,46 @@ def test_an_address_is_throttled_across_usernames(
     assert len(verifications) == ADDRESS_FAILURES
     other = TestClient(api.app, client=("127.0.0.2", 50000))
     assert _api_login(other, technician.username, f.PASSWORD).status_code == 200
+
+
+AT_ONCE = 40
+
+
+@pytest.mark.parametrize("path", ["api", "pages"])
+def test_concurrent_guesses_for_one_account_hash_at_most_the_limit(
+    api: TestClient, technician: User, verifying: Verifying, path: str
+) -> None:
+    """The review's race: 40 wrong passwords at once all passed the lock check before the first failure
+    was counted, and all 40 were hashed. An attempt counts as soon as it is let through."""
+    if path == "api":
+        send = lambda password: _api_login(api, technician.username, password)  # noqa: E731
+    else:
+        found = re.search(r'name="csrf_token" value="([^"]+)"', api.get("/tech/login").text)
+        assert found is not None
+        form = {"username": technician.username, "csrf_token": found.group(1)}
+        send = lambda password: api.post("/tech/login", data={**form, "password": password})  # noqa: E731
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        answers = list(pool.map(send, [f"guess-{number}" for number in range(AT_ONCE)]))
+    statuses = Counter(answer.status_code for answer in answers)
+    assert verifying.count <= ACCOUNT_FAILURES, f"{verifying.count} guesses hashed: {dict(statuses)}"
+    assert statuses[401] == verifying.count
+    assert set(statuses) <= {401, 429, 503}, statuses
+    assert all(int(a.headers["retry-after"]) >= 1 for a in answers if a.status_code != 401)
+    if verifying.count == ACCOUNT_FAILURES:  # else some were turned away busy, and did not count
+        assert _api_login(api, technician.username, f.PASSWORD).status_code == 429
+
+
+def test_argon2_verifications_at_once_are_bounded(api: TestClient, verifying: Verifying) -> None:
+    """40 logins for 40 usernames at once: at most VERIFY_SLOTS hash at a time (memory: 64 MiB each), the
+    address's limit bounds how many hash at all; the rest wait briefly or get 503 with Retry-After."""
+    names = [f"guess-{number}-{uuid.uuid4().hex[:6]}" for number in range(AT_ONCE)]
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        answers = list(pool.map(lambda name: _api_login(api, name, "wrong password"), names))
+    statuses = Counter(answer.status_code for answer in answers)
+    assert verifying.most <= VERIFY_SLOTS, f"{verifying.most} verifications at once: {dict(statuses)}"
+    assert verifying.count <= ADDRESS_FAILURES, f"{verifying.count} hashed: {dict(statuses)}"
+    assert set(statuses) <= {401, 429, 503}, statuses
+    for answer in answers:
+        if answer.status_code == 503:
+            assert int(answer.headers["retry-after"]) >= 1
+            assert "busy" in answer.json()["detail"]

@@ -9,34 +9,27 @@ buffers took before the answer came, not the 200 MiB offered.
 from __future__ import annotations
 
 import json
-import secrets
 import select
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from ingest.api.limits import DEFAULT_LIMIT, IMPORT_LIMIT
 from ingest.dynsec import DynsecAdmin
-from ingest.localservices import LOOPBACK, free_port
-from ingest.registry.db import make_engine, session_factory
-from ingest.registry.migrate import upgrade
+from ingest.localservices import LOOPBACK
 from ingest.registry.models import Role
 from tests.registry import factories as f
+from tests.registry.api_process import ApiProcess, registry_with_users, running_api
 from tests.registry.world import OPERATOR, World
 
 pytestmark = [pytest.mark.registry, pytest.mark.integration]
 
-REPO = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 BIG = 200 * MIB
 PIECE = 256 * 1024
@@ -49,84 +42,26 @@ V1 = "/api/v1"
 
 
 @dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    token: str
-
-    def status(self, key: str) -> int:
-        """A ``/proc/<pid>/status`` figure (VmRSS, VmHWM) in bytes."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError(f"no {key} in /proc/{self.process.pid}/status")
-
-    def reset_peak(self) -> None:
-        """Reset VmHWM to the current RSS (Linux >= 4.0), so the peak measures this request only."""
-        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
-
-
-def _wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"reallabor api exited with {process.returncode}")
-        try:
-            if httpx.get(f"http://{LOOPBACK}:{port}{V1}/health", timeout=2, trust_env=False).is_success:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("reallabor api did not answer /health within 30 s")
+class Server(ApiProcess):
+    token: str = ""  # an operator's session
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``reallabor api`` on a free port, with an operator in its SQLite registry; ``token`` is theirs."""
     root = tmp_path_factory.mktemp("api-process")
-    url = f"sqlite:///{root / 'registry.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    with session_factory(engine)() as session:
-        operator = f.user(session, Role.operator)
-        username = operator.username
-    engine.dispose()
-    config = root / "api.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "api": {"secret_key": secrets.token_urlsafe(32)},
-                "registry": {"url": url},
-                "ingest": {
-                    "profiles_dir": str(REPO / "device_profiles"),
-                    "state_dir": str(root / "state"),
-                    "log_level": "WARNING",
-                },
-            }
-        )
-    )
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", "api", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        _wait_healthy(port, process)
+    url, (username,) = registry_with_users(root, [Role.operator])
+    with running_api(root, url) as api:
         login = httpx.post(
-            f"http://{LOOPBACK}:{port}{V1}/auth/login",
+            f"{api.url}{V1}/auth/login",
             json={"username": username, "password": f.PASSWORD},
             timeout=30,
             trust_env=False,
         )
         assert login.status_code == 200, login.text
-        yield Server(process=process, port=port, token=login.json()["access_token"])
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield Server(
+            process=api.process, port=api.port, secret_key=api.secret_key, token=login.json()["access_token"]
+        )
 
 
 # ---------------------------------------------------------------- a raw HTTP client that stops sending

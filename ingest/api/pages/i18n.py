@@ -23,6 +23,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Zu viele fehlgeschlagene Anmeldungen. Bitte später erneut versuchen.",
         "Too many failed logins. Please try again later.",
     ),
+    "login_busy": (
+        "Zu viele Anmeldungen gleichzeitig. Bitte gleich erneut versuchen.",
+        "Too many logins at once. Please try again in a moment.",
+    ),
     "csrf_refused": (
         "Das Formular ist abgelaufen. Bitte die Seite neu laden und erneut senden.",
         "The form has expired. Please reload the page and send it again.",

@@ -26,7 +26,7 @@ from ingest.api.pages.web import (
     session_user,
 )
 from ingest.api.security import SESSION_COOKIE, TokenSigner
-from ingest.api.throttle import LoginThrottled, attempt_login, client_address
+from ingest.api.throttle import LoginBusy, LoginThrottled, attempt_login, client_address
 from ingest.registry.fleet_status import fleet_status, search_meter_numbers
 from ingest.registry.models import User
 from ingest.registry.people import end_sessions
@@ -53,12 +53,17 @@ def login_submit(
 ) -> Response:
     try:
         user = attempt_login(request, session, username=username, password=password, via="pages")
-    except LoginThrottled as exc:
-        throttled = render(
-            request, "login.html", status_code=429, next=safe_next(next), failed="login_throttled"
+    except (LoginThrottled, LoginBusy) as exc:
+        busy = isinstance(exc, LoginBusy)
+        refused = render(
+            request,
+            "login.html",
+            status_code=503 if busy else 429,
+            next=safe_next(next),
+            failed="login_busy" if busy else "login_throttled",
         )
-        throttled.headers["Retry-After"] = str(exc.retry_after_s)
-        return throttled
+        refused.headers["Retry-After"] = str(exc.retry_after_s)
+        return refused
     if user is None:
         return render(
             request, "login.html", status_code=401, next=safe_next(next), failed=True, username=username

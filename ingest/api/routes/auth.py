@@ -1,6 +1,7 @@
 """Login and logout. The token is returned in the body and set as an HttpOnly cookie.
 
-Logins go through :func:`ingest.api.throttle.attempt_login`: throttled per account and address, audited.
+Logins go through :func:`ingest.api.throttle.attempt_login`: throttled per account and address, a few
+password verifications at once per process, audited.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from ingest.api.deps import CurrentUser, SessionDep, get_signer
 from ingest.api.schemas import LoginRequest, LoginResponse, UserPublic
 from ingest.api.security import SESSION_COOKIE, TokenSigner
-from ingest.api.throttle import LoginThrottled, attempt_login, client_address
+from ingest.api.throttle import LoginBusy, LoginThrottled, attempt_login, client_address
 from ingest.registry.people import end_sessions
 from ingest.security.audit import audit
 
@@ -24,6 +25,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     responses={
         401: {"description": "wrong username or password"},
         429: {"description": "too many failed logins for this account or address: see Retry-After"},
+        503: {"description": "too many logins at once: see Retry-After"},
     },
 )
 def login(
@@ -38,6 +40,10 @@ def login(
     except LoginThrottled as exc:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+        ) from None
+    except LoginBusy as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": str(exc.retry_after_s)}
         ) from None
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
