@@ -3,15 +3,16 @@
 Nested sections use ``__`` in the environment: ``REALLABOR_INFLUX__URL=http://127.0.0.1:8086``.
 Unknown keys and bad values are refused with the key path and the value (:class:`ConfigError`).
 
-Secrets: a placeholder (``changeme``, ``<your secret>``, ``${TOKEN}``, ``xxxx``...) is refused in every
-mode. ``mode: development`` (the demo, ``reallabor up``) may leave them unset: the API then signs with a
-random key of its own that dies with the process. ``mode: production`` requires them, ``api.secret_key``
-with 32 random bytes (43 URL-safe base64 characters or 64 hex digits), the others with 16 characters.
+Secrets (rules in :mod:`ingest.security.strength`): a placeholder (``changeme``, ``<your secret>``,
+``${TOKEN}``, ``xxxx``...), surrounding whitespace and characters outside printable ASCII are refused in
+every mode. ``mode: development`` (the demo, ``reallabor up``) may leave them unset: the API then signs
+with a random key of its own that dies with the process. ``mode: production`` requires them, and random:
+``api.secret_key`` 32 random bytes (43 URL-safe base64 characters or 64 hex digits), the others 16
+characters; no placeholder word inside, no repetition, run or too few different characters.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -24,44 +25,21 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from ingest.security.strength import (
+    API_KEY_CHARS,
+    API_KEY_HEX_DIGITS,
+    MIN_SECRET_CHARS,
+    PLACEHOLDER_SECRETS,
+    is_placeholder,
+    placeholder_problem,
+    weakness,
+)
 from ingest.validation import describe_errors
 
-# compared lower case with everything but letters and digits removed: "Change-Me" is "changeme"
-PLACEHOLDER_SECRETS = frozenset(
-    {
-        *("changeme", "changethis", "changeit", "replaceme", "fixme", "todo", "tbd"),
-        *("secret", "secretkey", "password", "passwd", "token", "key", "apikey"),
-        *("yoursecret", "yourpassword", "yourtoken", "mysecret", "mypassword"),
-        *("admin", "root", "dev", "development", "test", "testing", "demo", "example", "default"),
-        *("none", "null", "empty", "insecure", "abc", "123", "1234", "12345", "123456", "12345678"),
-    }
-)
-_TEMPLATE = re.compile(r"<.*>|\$\{.*\}|\{\{.*\}\}", re.DOTALL)  # <your secret>, ${TOKEN}, {{ token }}
-MIN_SECRET_CHARS = 16  # production: passwords and tokens other than api.secret_key
-API_KEY_CHARS, API_KEY_HEX_DIGITS, API_KEY_DISTINCT = 43, 64, 12  # 32 random bytes, base64url or hex
+__all__ = ["PLACEHOLDER_SECRETS", "ConfigError", "Settings", "is_placeholder", "load_settings"]
+
 MAKE_API_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
-
-
-def is_placeholder(value: str) -> bool:
-    """True for values that stand in for a secret rather than being one."""
-    stripped = value.strip()
-    normalized = re.sub(r"[^a-z0-9]", "", stripped.lower())
-    return (
-        normalized in PLACEHOLDER_SECRETS
-        or len(set(normalized)) <= 1  # "", "xxxxxxxx", "********", "0000"
-        or _TEMPLATE.fullmatch(stripped) is not None
-    )
-
-
-def api_key_weakness(value: str) -> str | None:
-    """Why ``value`` is not 32 random bytes (None when it plausibly is); never names the value."""
-    hex_only = re.fullmatch(r"[0-9a-fA-F]+", value) is not None
-    need, unit = (API_KEY_HEX_DIGITS, "hex digits") if hex_only else (API_KEY_CHARS, "characters")
-    if len(value) < need:
-        return f"too short ({len(value)} {unit})"
-    if len(set(value)) < API_KEY_DISTINCT:
-        return f"not random ({len(set(value))} different characters)"
-    return None
+MAKE_PASSWORD = 'python -c "import secrets; print(secrets.token_urlsafe(16))"'
 
 
 class ConfigError(Exception):
@@ -209,14 +187,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:
-        placeholders = [
-            path
-            for path, value in self._secret_values().items()
-            if value is not None and is_placeholder(value.get_secret_value())
-        ]
-        problems = [f"{path}: placeholder value refused in mode {self.mode!r}" for path in placeholders]
+        problems, unusable = [], set()
+        for path, secret in self._secret_values().items():
+            problem = placeholder_problem(secret.get_secret_value()) if secret is not None else None
+            if problem is not None:
+                problems.append(f"{path}: {problem} refused in mode {self.mode!r}")
+                unusable.add(path)
         if self.mode == "production":
-            problems += self._production_problems(skip=frozenset(placeholders))
+            problems += self._production_problems(skip=frozenset(unusable))
         if problems:
             raise ValueError("\n  ".join(problems))
         return self
@@ -240,19 +218,20 @@ class Settings(BaseSettings):
             if secret is None:
                 problems.append(f"{path}: required in mode {self.mode!r} (no default outside development)")
                 continue
-            value = secret.get_secret_value()
-            if path == "api.secret_key":
-                weakness = api_key_weakness(value)
-                if weakness is not None:
-                    problems.append(
-                        f"{path}: {weakness}: mode 'production' needs 32 random bytes, at least "
-                        f"{API_KEY_CHARS} URL-safe base64 characters or {API_KEY_HEX_DIGITS} hex digits; "
-                        f"make one with: {MAKE_API_KEY}"
-                    )
-            elif len(value) < MIN_SECRET_CHARS:
+            api_key = path == "api.secret_key"
+            problem = weakness(secret.get_secret_value(), api_key=api_key)
+            if problem is None:
+                continue
+            if api_key:
                 problems.append(
-                    f"{path}: too short ({len(value)} characters): mode 'production' needs at least "
-                    f"{MIN_SECRET_CHARS} characters"
+                    f"{path}: {problem}: mode 'production' needs 32 random bytes, at least "
+                    f"{API_KEY_CHARS} URL-safe base64 characters or {API_KEY_HEX_DIGITS} hex digits; "
+                    f"make one with: {MAKE_API_KEY}"
+                )
+            else:
+                problems.append(
+                    f"{path}: {problem}: mode 'production' needs at least {MIN_SECRET_CHARS} characters, "
+                    f"random ones; make some with: {MAKE_PASSWORD}"
                 )
         return problems
 

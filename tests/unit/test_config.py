@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import random
 import secrets
+import string
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ingest.config import ConfigError, load_settings
+from ingest.security.strength import placeholder_problem, weakness
 
 API_KEY = secrets.token_urlsafe(32)
 GOOD_PRODUCTION = f"""\
@@ -247,3 +252,135 @@ def test_production_secrets_of_sane_length_pass(tmp_path: Path) -> None:
     text = GOOD_PRODUCTION + f'broker_admin: {{password: "{secrets.token_urlsafe(12)}"}}\n'
     settings = load_settings(_write(tmp_path, text))
     assert settings.broker_admin.password is not None
+
+
+# ---------------------------------------------------------------- weak secrets (security review B)
+
+RANDOM_PASSWORD = "f2h_nS99jRJfvDP8Co1ySA"  # token_urlsafe(16), fixed: the test ids stay the same
+RANDOM_KEY = "ZuDVWHnmtdK0dZ1lAFEoM0eIZY2ywGsgmmAsqmklY9"  # token_urlsafe(32) less its last character
+WEAK_IN_PRODUCTION = [
+    # the review's values
+    ("api.secret_key", " " * 31 + "abcdefghijkl", "leading or trailing whitespace refused"),
+    ("api.secret_key", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ", "not random (a run of 26 consecutive"),
+    ("api.secret_key", "changeme" * 4 + "0123456789a", "contains a placeholder word"),
+    ("api.secret_key", "0123456789abcdef" * 4, "not random (repeats a pattern of 16 characters)"),
+    ("api.secret_key", "${API_SECRET_KEY}-please-change-0123456789", "placeholder value refused"),
+    ("mqtt.password", "changeme12345678", "contains a placeholder word"),
+    ("mqtt.password", "\u0441hangeme\u0441hangeme", "characters outside printable ASCII"),
+    ("mqtt.password", "abababababababab", "not random (repeats a pattern of 2 characters)"),
+    ("mqtt.password", "\uff43\uff48\uff41\uff4e\uff47\uff45\uff4d\uff45", "placeholder value refused"),
+    ("mqtt.password", "change\u200bme", "placeholder value refused"),
+    ("mqtt.password", "\u00a0changeme\u00a0", "placeholder value refused"),
+    # more of the kind
+    ("api.secret_key", "correct horse battery staple, and some more words", "not a generated key (it"),
+    ("api.secret_key", "a" * 20 + "Kq3Zx9Lw2Vb7Nm5Rt8Yh4Jd6Pf1Sg0Tc_", "not random (a run of 20 consecutive"),
+    ("api.secret_key", "LLKx2wLxw9VZ23x3qVx27V3xq7qb9w2q9L9VbZ2ww2xK2Kq7", "not random (about 3.5 bits"),
+    ("api.secret_key", RANDOM_KEY + "\u0430", "characters outside printable ASCII"),  # Cyrillic a
+    ("influx.password", "Ingest-Password-Long-1", "contains a placeholder word"),
+    ("influx.password", "Zq8!abcdefghijkl", "not random (a run of 12 consecutive"),
+    ("broker_admin.password", "aabbaabbccddccdd", "not random (only 4 different characters)"),
+    ("broker_admin.password", RANDOM_PASSWORD + "\n", "leading or trailing whitespace refused"),
+    ("influx.password", "xY1!xY1!xY1!xY1!x", "not random (repeats a pattern of 4 characters)"),
+    ("influx.password", "Reallabor-Admin-2026", "contains a placeholder word"),
+    ("mqtt.password", "98765432" + "Qz!k" * 2, "not random (a run of 8 consecutive"),
+]
+
+
+def _production_with(path: str, value: str) -> str:
+    """GOOD_PRODUCTION with ``path`` set to ``value`` (JSON quoting: YAML reads its escapes)."""
+    section, key = path.split(".")
+    lines = [line for line in GOOD_PRODUCTION.splitlines() if not line.startswith(f"{section}:")]
+    kept = {
+        "mqtt": f"mqtt: {{username: ingest, {key}: {json.dumps(value)}}}",
+        "influx": f"influx: {{username: ingest, {key}: {json.dumps(value)}}}",
+        "api": f"api: {{{key}: {json.dumps(value)}}}",
+        "broker_admin": f"broker_admin: {{{key}: {json.dumps(value)}}}",
+    }
+    return "\n".join([*lines, kept[section]]) + "\n"
+
+
+@pytest.mark.parametrize(("path", "value", "problem"), WEAK_IN_PRODUCTION)
+def test_production_refuses_weak_secrets(
+    refusal: Callable[[str], str], path: str, value: str, problem: str
+) -> None:
+    message = refusal(_production_with(path, value))
+    assert f"{path}: {problem}" in message, message
+    assert value.strip() not in message
+    assert value.strip()[:12] not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (f" {RANDOM_PASSWORD}", "leading or trailing whitespace refused in mode 'development'"),
+        (f"{RANDOM_PASSWORD}\t", "leading or trailing whitespace refused in mode 'development'"),
+        (RANDOM_PASSWORD + "\u200b", "characters outside printable ASCII"),
+        ("\u0441hangeme\u0441hangeme", "characters outside printable ASCII"),
+        ("${MQTT_PASSWORD}", "placeholder value refused in mode 'development'"),
+        (f"${{MQTT_PASSWORD}}{RANDOM_PASSWORD}", "placeholder value refused in mode 'development'"),
+    ],
+)
+def test_every_mode_refuses_padding_look_alikes_and_unexpanded_variables(
+    refusal: Callable[[str], str], value: str, problem: str
+) -> None:
+    message = refusal(f"mqtt: {{username: ingest, password: {json.dumps(value)}}}\n")
+    assert f"mqtt.password: {problem}" in message, message
+    assert RANDOM_PASSWORD not in message
+
+
+def test_cli_refuses_a_weak_secret_from_the_environment(tmp_path: Path) -> None:
+    """The environment wins over the file, and is checked the same way."""
+    result = check(tmp_path, GOOD_PRODUCTION, env={"REALLABOR_MQTT__PASSWORD": "changeme12345678"})
+    assert result.returncode == 2, result.stderr
+    assert "mqtt.password: contains a placeholder word" in result.stderr
+    assert "changeme12345678" not in result.stderr
+
+
+def _b64(rng: random.Random, nbytes: int) -> str:
+    return base64.b64encode(rng.randbytes(nbytes)).decode()
+
+
+def _urlsafe(rng: random.Random, nbytes: int) -> str:
+    return base64.urlsafe_b64encode(rng.randbytes(nbytes)).rstrip(b"=").decode()
+
+
+def _chosen(rng: random.Random, alphabet: str, length: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+_SYMBOLS = string.ascii_letters + string.digits + "!#$%&()*+,-./:;<=>?@[]^_{|}~"
+GENERATED: dict[str, tuple[Callable[[random.Random], str], bool]] = {
+    # name: (generator, is api.secret_key); each the shape of a common generator's output
+    "token_urlsafe(32)": (lambda rng: _urlsafe(rng, 32), True),
+    "token_hex(32)": (lambda rng: rng.randbytes(32).hex(), True),
+    "token_urlsafe(64)": (lambda rng: _urlsafe(rng, 64), True),
+    "openssl rand -base64 32": (lambda rng: _b64(rng, 32), True),
+    "token_urlsafe(16)": (lambda rng: _urlsafe(rng, 16), False),
+    "token_urlsafe(12)": (lambda rng: _urlsafe(rng, 12), False),
+    "openssl rand -base64 24": (lambda rng: _b64(rng, 24), False),
+    "openssl rand -hex 8": (lambda rng: rng.randbytes(8).hex(), False),
+    "openssl rand -hex 16": (lambda rng: rng.randbytes(16).hex(), False),
+    "pwgen -s 20": (lambda rng: _chosen(rng, string.ascii_letters + string.digits, 20), False),
+    "password manager, 20 with symbols": (lambda rng: _chosen(rng, _SYMBOLS, 20), False),
+}
+
+
+@pytest.mark.parametrize("kind", GENERATED)
+def test_thousands_of_generated_secrets_pass_in_production(kind: str) -> None:
+    """No false positives: the rule refuses made-up values, not random ones (seeded: reproducible)."""
+    generate, api_key = GENERATED[kind]
+    rng = random.Random(kind)
+    for _ in range(5000):
+        value = generate(rng)
+        assert placeholder_problem(value) is None, (kind, value)
+        assert weakness(value, api_key=api_key) is None, (kind, value)
+
+
+@pytest.mark.parametrize("kind", [name for name, (_, api_key) in GENERATED.items() if api_key])
+def test_generated_keys_and_passwords_pass_through_the_settings(tmp_path: Path, kind: str) -> None:
+    key = GENERATED[kind][0](random.Random())
+    text = _production_with("api.secret_key", key)
+    text += f"broker_admin: {{password: {json.dumps(secrets.token_urlsafe(16))}}}\n"
+    settings = load_settings(_write(tmp_path, text))
+    assert settings.api.secret_key is not None
+    assert settings.api.secret_key.get_secret_value() == key
