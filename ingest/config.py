@@ -107,6 +107,11 @@ class IngestSettings(Section):
     state_dir: Path = Field(Path("state"), description="spool, quarantine and runtime files")
     timezone: str = Field("Europe/Berlin", description="zone of device clocks that send local time")
     max_payload_bytes: int = Field(256 * 1024, ge=64)
+    max_series_per_gateway: int = Field(
+        10_000,
+        ge=1,
+        description="distinct series one gateway may add (then too_many_series); see docs/security.md",
+    )
     spool_max_bytes: int = Field(
         1024**3, ge=1024**2, description="disk the spool may use while InfluxDB is away; then backpressure"
     )

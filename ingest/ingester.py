@@ -54,7 +54,6 @@ PING_INTERVAL_S = 0.5  # while InfluxDB is unreachable, how often /ping checks w
 # and /metrics must not wait for a large read, nor for a costly message (one costs at most tens of ms:
 # the decoders bound their work, bench/poison.py).
 DECODE_SLICE_S = 0.02
-MAX_SERIES_PER_GATEWAY = 10_000  # a building's gateway has some hundreds (ingest/security/series.py)
 
 
 async def _pause() -> float:
@@ -127,7 +126,7 @@ class Ingester:
         self.enricher: Enricher | None = None
         self.registry = RegistryLink(settings.registry.url) if settings.registry.enrich else None
         self._last_seen: dict[tuple[str, str], int] = {}  # (gateway, device) -> newest receive time
-        self.series = SeriesBudget(MAX_SERIES_PER_GATEWAY)
+        self.series = SeriesBudget(settings.ingest.max_series_per_gateway)
         self.metrics: MetricsServer | None = None
         if settings.ingest.metrics_port is not None:
             self.metrics = MetricsServer(
