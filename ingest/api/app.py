@@ -36,7 +36,7 @@ from ingest.api.routes import (
     users,
 )
 from ingest.api.routes.field_common import InvalidFields
-from ingest.api.security import TokenSigner
+from ingest.api.security import SESSION_COOKIE, TokenSigner, cookie_name
 from ingest.commissioning.runner import RunManager
 from ingest.commissioning.setup import make_commissioner
 from ingest.config import Settings
@@ -121,10 +121,13 @@ def create_app(
     app.state.runs = runs
     app.state.commissioning_timeout_s = settings.commissioning.default_timeout_s
     app.state.api_prefix = API_PREFIX
-    app.state.signer = TokenSigner(_secret_key(settings))
+    secure = settings.mode == "production"  # Secure, __Host- cookies (security.py)
+    app.state.secure_cookies = secure
+    app.state.signer = TokenSigner(
+        _secret_key(settings), cookie_name=cookie_name(SESSION_COOKIE, secure=secure)
+    )
     app.add_middleware(BodyLimit, signer=app.state.signer)  # before any body is read (limits.py)
     app.state.broker = broker
-    app.state.secure_cookies = settings.mode == "production"
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(InvalidField, _invalid_field)
     app.add_exception_handler(DynsecError, _broker_error)

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.api.pages.web import PAGES_PREFIX
-from ingest.api.security import SESSION_COOKIE, TokenSigner
+from ingest.api.security import TokenSigner
 from ingest.registry.device_import import MAX_BYTES as CSV_MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -125,5 +125,5 @@ class BodyLimit:
         scheme, _, bearer = headers.get("authorization", "").partition(" ")
         token = bearer.strip() if scheme.lower() == "bearer" else ""
         if not token:
-            token = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE, "")
+            token = cookie_parser(headers.get("cookie", "")).get(self.signer.cookie_name, "")
         return 0 < len(token) <= _MAX_TOKEN and self.signer.read(token) is not None

@@ -5,10 +5,20 @@ the user unambiguously: ids can be handed out again (SQLite reuses the highest i
 are never shared, so a token dies with its user. Logout, a password or role change bump the version, so
 every token issued before stops working. The same token travels as a Bearer header (API clients) or as
 an HttpOnly, SameSite=Strict cookie (browser pages). Tokens are never logged.
+
+Over HTTPS (production) the cookies are named with the ``__Host-`` prefix: a browser keeps such a
+cookie only when it is Secure, has Path=/ and no Domain, so no other host (a sibling subdomain) can set
+or replace it. Over plain HTTP (development) browsers refuse the prefix, so the plain names stay.
+
+The CSRF token of a session (:meth:`TokenSigner.csrf_token`) is an HMAC of its session token under a
+key derived from the secret key: only this app can make it, it is good for that session only, and it
+changes with every login.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,7 +26,13 @@ from typing import Protocol
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 SESSION_COOKIE = "reallabor_session"
+HOST_PREFIX = "__Host-"
 DEFAULT_MAX_AGE_S = 12 * 3600
+
+
+def cookie_name(name: str, *, secure: bool) -> str:
+    """``name`` as the app sets and reads it: with the ``__Host-`` prefix when cookies are Secure."""
+    return HOST_PREFIX + name if secure else name
 
 
 class SessionOwner(Protocol):
@@ -49,12 +65,23 @@ class TokenClaims:
 
 
 class TokenSigner:
-    def __init__(self, secret_key: str, *, max_age_s: int = DEFAULT_MAX_AGE_S) -> None:
+    """Issues and reads session tokens; ``cookie_name`` is the session cookie's name in this app."""
+
+    def __init__(
+        self, secret_key: str, *, max_age_s: int = DEFAULT_MAX_AGE_S, cookie_name: str = SESSION_COOKIE
+    ) -> None:
         self._serializer = URLSafeTimedSerializer(secret_key, salt="reallabor-session")
+        self._csrf_key = hmac.digest(secret_key.encode(), b"reallabor-csrf", hashlib.sha256)
         self.max_age_s = max_age_s
+        self.cookie_name = cookie_name
 
     def __repr__(self) -> str:
-        return f"TokenSigner(max_age_s={self.max_age_s})"
+        return f"TokenSigner(max_age_s={self.max_age_s}, cookie_name={self.cookie_name!r})"
+
+    def csrf_token(self, session_token: str) -> str:
+        """The CSRF token that goes with ``session_token`` (43 URL-safe characters)."""
+        digest = hmac.digest(self._csrf_key, session_token.encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def issue(self, owner: SessionOwner) -> str:
         if not owner.session_key:

@@ -97,3 +97,38 @@ def test_technician_registers_a_device_and_it_passes_commissioning(
     phone.get_by_role("link", name="Fleet status").click()
     expect(phone.locator("#fleet")).to_contain_text("zaehler-1")
     _shot(phone, tmp_path, "3-fleet-en")
+
+
+def test_a_tossed_csrf_cookie_cannot_act_for_a_logged_in_technician(
+    server: str, phone: Page, registry_engine: Engine
+) -> None:
+    """The review's cookie tossing, in a real browser: a sibling subdomain sets reallabor_csrf to a value
+    of its own in the technician's browser, then has the browser post a form carrying the same value.
+    The double submit took it and started a commissioning run; a token bound to the session does not."""
+    with session_factory(registry_engine)() as session:
+        technician = f.user(session, Role.technician)
+        device = f.device(session)
+        username, device_id = technician.username, device.id
+    phone.goto(f"{server}/tech/login")
+    phone.get_by_label("Benutzername").fill(username)
+    phone.get_by_label("Passwort").fill(f.PASSWORD)
+    phone.get_by_role("button", name="Anmelden").click()
+    phone.wait_for_url(f"{server}/tech")
+    tossed = "A" * 43
+    phone.context.add_cookies([{"name": "reallabor_csrf", "value": tossed, "url": server}])
+    phone.evaluate(
+        """([action, token]) => {
+            const form = document.createElement("form");
+            form.method = "post";
+            form.action = action;
+            const field = document.createElement("input");
+            field.name = "csrf_token";
+            field.value = token;
+            form.append(field);
+            document.body.append(form);
+            form.submit();
+        }""",
+        [f"/tech/devices/{device_id}/commission", tossed],
+    )
+    expect(phone.get_by_text("Das Formular ist abgelaufen")).to_be_visible()
+    assert "/tech/runs/" not in phone.url  # no commissioning run was started

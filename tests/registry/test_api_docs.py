@@ -65,7 +65,8 @@ def test_production_docs_for_operators_only(production: TestClient, session: Ses
     production.cookies.clear()
     user = world.users[OPERATOR]
     signer: TokenSigner = production.app.state.signer  # type: ignore[attr-defined]
-    production.cookies.set(SESSION_COOKIE, signer.issue(user))  # the browser of a logged-in operator
+    production.cookies.set(signer.cookie_name, signer.issue(user))  # a logged-in operator's browser
+    assert signer.cookie_name == f"__Host-{SESSION_COOKIE}"
     page = production.get(DOCS)
     assert page.status_code == 200
     assert "swagger-ui" in " ".join(_assets(production, page.text))

@@ -46,7 +46,9 @@ def _page_login(api: TestClient, username: str, password: str) -> str:
     assert found is not None
     form = {"username": username, "password": password, "csrf_token": found.group(1)}
     assert api.post("/tech/login", data=form, follow_redirects=False).status_code == 303
-    return found.group(1)
+    in_session = re.search(r'name="csrf_token" value="([^"]+)"', api.get("/tech").text)
+    assert in_session is not None
+    return in_session.group(1)  # the session's token, for its forms
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -251,6 +251,8 @@ def test_the_technician_page_shows_the_client_id_once(
     assert token is not None
     form = {"username": technician.username, "password": f.PASSWORD, "csrf_token": token.group(1)}
     assert api.post("/tech/login", data=form, follow_redirects=False).status_code == 303
+    token = re.search(r'name="csrf_token" value="([^"]+)"', api.get("/tech/gateways/new").text)
+    assert token is not None  # the session's own token
     name = f"p{unique}"
     created = api.post("/tech/gateways", data={"name": name, "csrf_token": token.group(1)})
     assert created.status_code == 200, created.text

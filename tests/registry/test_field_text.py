@@ -176,15 +176,15 @@ def test_gateway_form_refuses_what_the_json_api_refuses(world: World, session: S
     user = world.users[TECHNICIAN]
     session.refresh(user)
     signer = client.app.state.signer  # type: ignore[attr-defined]
-    client.cookies.set("reallabor_session", signer.issue(user))
-    client.cookies.set("reallabor_csrf", "c" * 43)
+    token = signer.issue(user)
+    client.cookies.set("reallabor_session", token)
     for form in (
         {"name": f"gw{unique}\n"},
         {"name": f"gw{unique}", "notes": "=1+1"},
         {"name": f"gw{unique}", "notes": "a\x00"},
     ):
         response = client.post(
-            "/tech/gateways", data={**form, "csrf_token": "c" * 43}, follow_redirects=False
+            "/tech/gateways", data={**form, "csrf_token": signer.csrf_token(token)}, follow_redirects=False
         )
         assert response.status_code == 422, (form, response.status_code, response.text[:300])
     assert session.scalar(select(Gateway).where(Gateway.name == f"gw{unique}")) is None

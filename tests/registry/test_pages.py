@@ -30,7 +30,7 @@ def _token(page: str) -> str:
 
 
 def _login(api: TestClient, user: User) -> str:
-    """Log in through the page; the CSRF token for later forms."""
+    """Log in through the page; the CSRF token for later forms (the session's, not the login form's)."""
     page = api.get("/tech/login")
     token = _token(page.text)
     response = api.post(
@@ -41,7 +41,7 @@ def _login(api: TestClient, user: User) -> str:
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/tech/fleet"
     assert SESSION_COOKIE in response.cookies
-    return token
+    return _token(api.get("/tech").text)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Authorization of the technician pages: every page route × {anonymous, resident A/B, technician, operator}.
 
 Pages use the cookie session. Anonymous callers are sent to the login (303), residents get 403, staff
-succeed (2xx, or 303 after a form post). Every form post carries a valid CSRF token here, so that only the
-role decides; CSRF refusal has its own test. A test checks that the matrix lists every page route.
+succeed (2xx, or 303 after a form post). Every form post carries a valid CSRF token here (the session's,
+or the login form's double submit for anonymous callers), so that only the role decides; CSRF refusal has
+its own tests (test_csrf.py). A test checks that the matrix lists every page route.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ pytestmark = [pytest.mark.registry, pytest.mark.integration]
 P = PAGES_PREFIX
 EVERYONE = frozenset(CALLERS)
 STAFF = frozenset({TECHNICIAN, OPERATOR})
-CSRF = "c" * 43
+PRE_SESSION_CSRF = "c" * 43
 
 
 @dataclass(frozen=True)
@@ -102,15 +103,18 @@ def world(api: TestClient, session: Session, broker_admin: DynsecAdmin) -> World
     return World.build(api, session, broker_admin)
 
 
-def _login_cookie(w: World, caller: str) -> None:
+def _login_cookie(w: World, caller: str) -> str:
+    """The browser of ``caller`` (cookies); the CSRF token its forms carry."""
     w.client.cookies.clear()
-    w.client.cookies.set(CSRF_COOKIE, CSRF)
+    w.client.cookies.set(CSRF_COOKIE, PRE_SESSION_CSRF)
     if caller == ANONYMOUS:
-        return
+        return PRE_SESSION_CSRF
     user = w.users[caller]
     w.session.refresh(user)
     signer: TokenSigner = w.client.app.state.signer  # type: ignore[attr-defined]
-    w.client.cookies.set(SESSION_COOKIE, signer.issue(user))
+    token = signer.issue(user)
+    w.client.cookies.set(SESSION_COOKIE, token)
+    return signer.csrf_token(token)
 
 
 def _routes(router: APIRouter, prefix: str) -> set[tuple[str, str]]:
@@ -128,11 +132,11 @@ def test_matrix_covers_every_page() -> None:
 def test_page_authorization(world: World, page: Page) -> None:
     for caller in CALLERS:
         call = page.call(world)
-        _login_cookie(world, caller)
+        csrf = _login_cookie(world, caller)
         if page.method == "GET":
             response = world.client.get(call.path, follow_redirects=False)
         else:
-            form = {**(call.form or {}), CSRF_FIELD: CSRF}
+            form = {**(call.form or {}), CSRF_FIELD: csrf}
             response = world.client.post(
                 call.path, data=form, files=call.files or None, follow_redirects=False
             )

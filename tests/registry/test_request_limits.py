@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from ingest.api.limits import DEFAULT_LIMIT, IMPORT_LIMIT
+from ingest.api.security import TokenSigner
 from ingest.dynsec import DynsecAdmin
 from ingest.localservices import LOOPBACK
 from ingest.registry.models import Role
@@ -158,11 +159,11 @@ def measured(server: Server, head: str, body: Iterator[bytes]) -> tuple[Answer, 
 
 
 def multipart(
-    csv_size: int, *, boundary: str = "reallabor-test-boundary"
+    csv_size: int, *, csrf: str = "c" * 43, boundary: str = "reallabor-test-boundary"
 ) -> tuple[str, Iterator[bytes], int]:
     """A CSV upload of ``csv_size`` bytes as multipart/form-data: content type, pieces, total length."""
     start = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{"c" * 43}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{csrf}\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="d.csv"\r\n'
         "Content-Type: text/csv\r\n\r\n"
     ).encode()
@@ -230,8 +231,9 @@ def test_csv_upload_gets_its_larger_limit_only_with_a_session(server: Server) ->
     answer = exchange(server.port, anonymous, pieces)
     assert answer.status == 413, (answer.status, answer.body[:200])
 
-    cookies = f"reallabor_session={server.token}; reallabor_csrf={'c' * 43}"
-    content_type, pieces, length = multipart(DEFAULT_LIMIT * 4)
+    cookies = f"reallabor_session={server.token}"
+    csrf = TokenSigner(server.secret_key).csrf_token(server.token)  # the session's, as its pages give it
+    content_type, pieces, length = multipart(DEFAULT_LIMIT * 4, csrf=csrf)
     with_session = request_head(
         "POST",
         "/tech/import",
@@ -241,7 +243,7 @@ def test_csv_upload_gets_its_larger_limit_only_with_a_session(server: Server) ->
     assert answer.status == 422, (answer.status, answer.body[:300])  # read and answered with a report
     assert answer.headers["content-type"].startswith("text/html")
 
-    content_type, pieces, length = multipart(BIG)
+    content_type, pieces, length = multipart(BIG, csrf=csrf)
     too_big = request_head(
         "POST",
         "/tech/import",

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ingest.api.deps import SessionDep
+from ingest.api.deps import SessionDep, clear_session_cookie, get_signer, set_session_cookie
 from ingest.api.pages import device_pages, import_page
 from ingest.api.pages.i18n import LANG_COOKIE, LANGUAGES
 from ingest.api.pages.web import (
@@ -25,7 +25,6 @@ from ingest.api.pages.web import (
     safe_next,
     session_user,
 )
-from ingest.api.security import SESSION_COOKIE, TokenSigner
 from ingest.api.throttle import LoginBusy, LoginThrottled, attempt_login, client_address
 from ingest.registry.fleet_status import fleet_status, search_meter_numbers
 from ingest.registry.models import User
@@ -68,18 +67,8 @@ def login_submit(
         return render(
             request, "login.html", status_code=401, next=safe_next(next), failed=True, username=username
         )
-    signer: TokenSigner = request.app.state.signer
-    token = signer.issue(user)
     response = RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=signer.max_age_s,
-        httponly=True,
-        samesite="strict",
-        secure=request.app.state.secure_cookies,
-        path="/",
-    )
+    set_session_cookie(request, response, get_signer(request).issue(user))
     return response
 
 
@@ -92,7 +81,7 @@ def logout_submit(
         end_sessions(session, user)
         audit("logout", user=user.username, client=client_address(request), via="pages")
     response = RedirectResponse(f"{PAGES_PREFIX}/login", status_code=status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    clear_session_cookie(request, response)
     return response
 
 

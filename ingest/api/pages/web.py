@@ -1,9 +1,15 @@
 """The pages' plumbing: who is logged in (cookie session), CSRF protection, rendering with the language.
 
-CSRF: double submit. A random token travels in an HttpOnly, SameSite=Strict cookie and in a hidden field
-of every form; a POST whose field does not equal the cookie is
-refused with 403. Together with the SameSite=Strict session cookie a cross-site form cannot act for a
-logged-in technician. The app-wide rule for every state change by session cookie, API routes included
+CSRF: every form carries a token in a hidden field, and a POST without the right one is refused with 403.
+With a session cookie, the right token is the session's own (:meth:`TokenSigner.csrf_token`, an HMAC of
+the session token): a token merely equal to a cookie would not do, since a sibling subdomain can set
+("toss") cookies for this host and send the same value (the review started a commissioning run so).
+
+Before login there is no session to bind to, so the login form alone keeps the double submit: a random
+token in an HttpOnly, SameSite=Strict cookie (``__Host-`` prefixed in production, so that no other host
+can set it) and the same in the field. What it guards is login CSRF (a victim logged in to the attacker's
+account). It never authorizes anything in a session: as soon as a session cookie is sent, only the
+session's token counts. The app-wide rule for every state change by session cookie, API routes included
 (JSON content type or the token), is in :mod:`ingest.api.csrf`.
 """
 
@@ -20,15 +26,15 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from ingest.api.deps import SessionDep, token_user
+from ingest.api.deps import SessionDep, get_signer, session_cookie, token_user
 from ingest.api.pages.i18n import LANGUAGES, negotiate, translator
-from ingest.api.security import SESSION_COOKIE, TokenSigner
+from ingest.api.security import cookie_name
 from ingest.registry.models import Role, User
 
 PAGES_PREFIX = "/tech"
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
-CSRF_COOKIE = "reallabor_csrf"
+CSRF_COOKIE = "reallabor_csrf"  # before login only; "__Host-reallabor_csrf" in production
 CSRF_FIELD = "csrf_token"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 STAFF = frozenset({Role.operator, Role.technician})
@@ -82,9 +88,8 @@ def safe_next(target: str | None) -> str:
 
 
 def session_user(request: Request, session: SessionDep) -> User | None:
-    token = request.cookies.get(SESSION_COOKIE)
-    signer: TokenSigner = request.app.state.signer
-    return token_user(session, signer, token) if token else None
+    token = session_cookie(request)
+    return token_user(session, get_signer(request), token) if token else None
 
 
 def staff_page_user(request: Request, user: Annotated[User | None, Depends(session_user)]) -> User:
@@ -99,9 +104,17 @@ def staff_page_user(request: Request, user: Annotated[User | None, Depends(sessi
 StaffPage = Annotated[User, Depends(staff_page_user)]
 
 
+def csrf_cookie_name(request: Request) -> str:
+    return cookie_name(CSRF_COOKIE, secure=request.app.state.secure_cookies)
+
+
 def csrf_token(request: Request) -> str:
-    """This browser's CSRF token (a new one is set as cookie by :func:`render`)."""
-    existing = request.cookies.get(CSRF_COOKIE)
+    """The CSRF token for this browser's forms: its session's, or before login the pre-session one (a new
+    one is set as cookie by :func:`render`)."""
+    session_token = session_cookie(request)
+    if session_token is not None:
+        return get_signer(request).csrf_token(session_token)
+    existing = request.cookies.get(csrf_cookie_name(request))
     if existing and _TOKEN.fullmatch(existing):
         return existing
     if not getattr(request.state, "new_csrf", None):
@@ -110,11 +123,24 @@ def csrf_token(request: Request) -> str:
     return token
 
 
+def csrf_valid(request: Request, sent: object) -> bool:
+    """Whether ``sent`` is this browser's CSRF token: with a session cookie the session's own token,
+    without one (the login form) equal to the pre-session cookie."""
+    if not isinstance(sent, str) or not sent:
+        return False
+    session_token = session_cookie(request)
+    if session_token is not None:
+        expected = get_signer(request).csrf_token(session_token)
+    else:
+        expected = request.cookies.get(csrf_cookie_name(request), "")
+        if not _TOKEN.fullmatch(expected):
+            return False
+    return hmac.compare_digest(sent.encode(errors="replace"), expected.encode())
+
+
 async def check_csrf(request: Request) -> None:
     form = await request.form()
-    sent = form.get(CSRF_FIELD)
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if not (isinstance(sent, str) and cookie and hmac.compare_digest(sent.encode(), cookie.encode())):
+    if not csrf_valid(request, form.get(CSRF_FIELD)):
         raise CsrfRefused()
 
 
@@ -150,12 +176,12 @@ def render(
     new = getattr(request.state, "new_csrf", None)
     if new:
         response.set_cookie(
-            CSRF_COOKIE,
+            csrf_cookie_name(request),
             new,
             httponly=True,
             samesite="strict",
             secure=request.app.state.secure_cookies,
-            path="/",  # the API compares its X-CSRF-Token header with it too (ingest/api/csrf.py)
+            path="/",  # no Domain, Path=/: what the __Host- prefix requires
         )
     response.headers.update(SECURITY_HEADERS)
     response.headers["Content-Language"] = lang

@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
-from ingest.api.deps import CurrentUser, SessionDep, get_signer
+from ingest.api.deps import CurrentUser, SessionDep, clear_session_cookie, get_signer, set_session_cookie
 from ingest.api.schemas import LoginRequest, LoginResponse, UserPublic
-from ingest.api.security import SESSION_COOKIE, TokenSigner
+from ingest.api.security import TokenSigner
 from ingest.api.throttle import LoginBusy, LoginThrottled, attempt_login, client_address
 from ingest.registry.people import end_sessions
 from ingest.security.audit import audit
@@ -48,15 +48,7 @@ def login(
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
     token = signer.issue(user)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=signer.max_age_s,
-        httponly=True,
-        samesite="strict",
-        secure=request.app.state.secure_cookies,
-        path="/",
-    )
+    set_session_cookie(request, response, token)
     return LoginResponse(
         access_token=token, expires_in=signer.max_age_s, user=UserPublic.model_validate(user)
     )
@@ -67,4 +59,4 @@ def logout(user: CurrentUser, session: SessionDep, request: Request, response: R
     """End every session of the calling user (all devices) and clear the cookie."""
     end_sessions(session, user)
     audit("logout", user=user.username, client=client_address(request), via="api")
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    clear_session_cookie(request, response)
