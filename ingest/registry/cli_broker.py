@@ -16,13 +16,13 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
-from ingest.config import PLACEHOLDER_SECRETS, Settings
+from ingest.config import Settings
 from ingest.dynsec import DynsecBootstrap, write_initial_config
 from ingest.registry.fleet import GATEWAY_USER_PREFIX, Bindings, BrokerClientIds, bind_client_ids
+from ingest.security.strength import placeholder_problem, weakness
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
-MIN_PASSWORD = 16
 
 
 class Refused(Exception):
@@ -38,8 +38,9 @@ def _password(secret: SecretStr | None, *, what: str, variable: str) -> str:
             raise Refused(f"the {what} passwords differ")
     else:
         raise Refused(f"set {variable} (the {what} password; read from the environment, never argv)")
-    if password.strip().lower() in PLACEHOLDER_SECRETS or len(password) < MIN_PASSWORD:
-        raise Refused(f"the {what} password ({variable}) needs {MIN_PASSWORD}+ characters, no placeholder")
+    problem = placeholder_problem(password) or weakness(password)  # the rule of production settings
+    if problem is not None:
+        raise Refused(f"the {what} password ({variable}): {problem}")
     return password
 
 

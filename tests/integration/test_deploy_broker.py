@@ -260,9 +260,10 @@ def test_broker_init_writes_a_private_file_and_refuses_weak_input(
         "REALLABOR_MQTT__USERNAME": "ingester",
         "REALLABOR_MQTT__PASSWORD": passwords["ingester"],
     }
-    assert broker_init(out, {**base, "REALLABOR_MQTT__PASSWORD": "short"}, monkeypatch) == 2
-    assert "REALLABOR_MQTT__PASSWORD" in capsys.readouterr().err
-    assert not out.exists()
+    for weak in ("short", "changeme12345678", "abababababababab", "Ingest-Password-Long-1"):
+        assert broker_init(out, {**base, "REALLABOR_MQTT__PASSWORD": weak}, monkeypatch) == 2
+        assert "REALLABOR_MQTT__PASSWORD" in capsys.readouterr().err  # the rule of production settings
+        assert not out.exists()
     assert broker_init(out, {**base, "REALLABOR_MQTT__CLIENT_ID": "gw-x"}, monkeypatch) == 2
     assert "belong to gateways" in capsys.readouterr().err
     assert broker_init(out, base, monkeypatch) == 0
