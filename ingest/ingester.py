@@ -304,13 +304,14 @@ class Ingester:
         )
 
     async def _decode_loop(self) -> None:
-        queue, size = self._messages, self.settings.influx.batch_size
+        queue, size, taken = self._messages, self.settings.influx.batch_size, self.source.taken
         interval = self.settings.influx.flush_interval_s
         batch = Batch()
         try:
             while True:
                 if not batch.messages:
                     messages = await queue.get()
+                    taken(len(messages))
                     batch = Batch()
                 else:
                     remaining = batch.started + interval - time.monotonic()
@@ -323,6 +324,7 @@ class Ingester:
                             messages = await queue.get()
                     except TimeoutError:
                         continue
+                    taken(len(messages))
                 slice_end = time.perf_counter() + DECODE_SLICE_S
                 while True:  # this read's messages, and whatever else is already waiting
                     done = 0
@@ -340,6 +342,7 @@ class Ingester:
                     if time.perf_counter() >= slice_end:
                         slice_end = await _pause()
                     messages = queue.get_nowait()
+                    taken(len(messages))
         except asyncio.CancelledError:
             if batch.messages:
                 # never wait here: when the commit stage has failed, nobody empties the queue any more.

@@ -60,9 +60,21 @@ class _Connection(asyncio.Protocol):
         self.last_sent = self.last_received = time.monotonic()
         self.awaiting_pubrel: set[int] = set()  # QoS 2: PUBREC sent, the exchange not finished yet
         self.exchanges_done = asyncio.Event()
+        self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is one, though no subclass
+
+    def pause_reading(self) -> None:
+        if self._transport is not None and not self.paused:
+            self.paused = True
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and self.paused:
+            self.paused = False
+            self.last_received = time.monotonic()  # what the broker sent meanwhile waits in the socket
+            self._transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
@@ -137,7 +149,7 @@ class _Connection(asyncio.Protocol):
         while not self.closed.done():
             await asyncio.sleep(half / 2)
             now = time.monotonic()
-            if now - self.last_received > 1.5 * keepalive_s:
+            if not self.paused and now - self.last_received > 1.5 * keepalive_s:
                 self.abort(f"no packet from the broker for {now - self.last_received:.0f} s")
             elif now - self.last_sent >= half:
                 self.send(wire.PINGREQ_PACKET)
@@ -146,9 +158,11 @@ class _Connection(asyncio.Protocol):
 class MqttSource:
     """Subscribes to ``topics`` and puts the messages of every read into ``queue`` as one list.
 
-    Reconnects with backoff. The broker never has more than ``receive_maximum`` unacknowledged messages
-    out to us, so the queue is bounded by the acks we give: not acknowledging is how backpressure reaches
-    the broker.
+    Reconnects with backoff. Not acknowledging is how backpressure reaches the broker, but the queue does
+    not rely on the broker's ``receive_maximum`` alone (Mosquitto 2.0 sent us 345,000 unacknowledged live
+    messages against a receive maximum of 20,000): when ``receive_maximum`` messages wait in the queue, the
+    source stops reading the socket until the consumer has :meth:`taken` half of them, so TCP holds the
+    broker back and memory stays bounded (``max_queued`` sets another bound).
     """
 
     def __init__(
@@ -158,6 +172,7 @@ class MqttSource:
         topics: list[str],
         queue: asyncio.Queue[list[Message]],
         on_broker_drops: Callable[[int], None] | None = None,
+        max_queued: int | None = None,
     ) -> None:
         self.settings = settings
         self.on_broker_drops = on_broker_drops
@@ -170,6 +185,8 @@ class MqttSource:
         self._closing = False
         self._closed = asyncio.Event()
         self._last_received_ns = 0
+        self._queued = 0  # messages put into the queue and not yet taken
+        self._room = max_queued or settings.receive_maximum  # queued messages at which reading stops
 
     async def run(self) -> None:
         """Stay connected until cancelled."""
@@ -240,6 +257,29 @@ class MqttSource:
         self._last_received_ns = received_ns - 1
         if messages:
             self.queue.put_nowait(messages)
+            self._queued += len(messages)
+            self._hold_back()
+
+    def taken(self, count: int) -> None:
+        """The consumer took ``count`` messages from the queue: read on when half the room is free."""
+        self._queued -= count
+        connection = self._connection
+        if (
+            connection is not None
+            and connection.paused
+            and self._queued <= self._room // 2
+        ):
+            connection.resume_reading()
+
+    def _hold_back(self) -> None:
+        connection = self._connection
+        # never during the handshake: CONNACK and SUBACK must still be read
+        if (
+            connection is not None
+            and self.connected.is_set()
+            and self._queued >= self._room
+        ):
+            connection.pause_reading()
 
     def _note_broker_drops(self, payload: bytes) -> None:
         try:
@@ -272,6 +312,7 @@ class MqttSource:
                 raise MqttError(f"protocol error: {exc}") from exc
             backoff.reset()
             self.connected.set()
+            self._hold_back()  # the queue may still hold the last connection's messages
             log.info(
                 "mqtt connected to %s:%s as %s, subscribed to %s",
                 settings.host,

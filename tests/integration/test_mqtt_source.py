@@ -148,3 +148,40 @@ def test_bench_publisher_burst_arrives_exactly(mosquitto: Mosquitto) -> None:
     received = asyncio.run(run())
     assert sorted(m.payload for m in received) == sorted(payloads)
     assert {m.topic for m in received} == {f"{prefix}d{n}" for n in range(440)}
+
+
+def test_a_full_queue_stops_reading_and_keeps_the_connection(mosquitto: Mosquitto) -> None:
+    """The source holds at most ``max_queued`` messages (and one read) whatever the broker sends: it stops
+    reading the socket, longer than the keep-alive without losing the connection, and reads on once the
+    consumer took half of them. (The ingester's queue grew to 345,000 messages in a drain otherwise.)"""
+    topic = f"flow-{uuid.uuid4().hex[:8]}/"
+    settings = _settings(mosquitto, f"flow-{uuid.uuid4().hex[:8]}", keepalive_s=5)
+
+    async def scenario() -> tuple[int, int, list[Message]]:
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+        source = MqttSource(settings, topics=[topic + "#"], queue=queue, max_queued=500)
+        runner = asyncio.create_task(source.run())
+        try:
+            await asyncio.wait_for(source.connected.wait(), 10)
+            await asyncio.to_thread(_publish, mosquitto.port, topic, [b"x" * 50] * 5_000, 1)
+            await asyncio.sleep(9)  # paused longer than 1.5 keep-alives
+            waiting = [queue.get_nowait() for _ in range(queue.qsize())]
+            held = sum(map(len, waiting))
+            connections = source._connections
+            received: list[Message] = []
+            while len(received) < 5_000:
+                messages = waiting.pop(0) if waiting else await asyncio.wait_for(queue.get(), 10)
+                source.taken(len(messages))
+                source.ack(messages)
+                received += messages
+            await source.disconnect()
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        return held, connections, received
+
+    held, connections, received = asyncio.run(scenario())
+    assert 500 <= held < 2_000  # one read beyond the bound at most (the broker may send 20,000)
+    assert connections == 1
+    assert len({m.topic for m in received}) == 5_000
+    assert {m.connection for m in received} == {1}  # no reconnect: nothing was sent twice
