@@ -76,7 +76,7 @@ MAX_GROUPS = 64  # objects at a message's top level that each become a point (Ta
 MAX_PHASES = 64  # values in a per-phase or per-channel array (3 phases; multi-channel meters a few more)
 
 
-def _object_keys(value: Any, depth: int = 1, *, exact: bool = True) -> int:
+def _object_keys(value: Any, depth: int = 1, exact: bool = True) -> int:
     """The object keys in ``value``, nested ones too; too_complex when nested beyond MAX_JSON_DEPTH.
 
     With ``exact``: -1 as soon as a float may be a rounded big integer (orjson's document may then differ
@@ -94,7 +94,7 @@ def _object_keys(value: Any, depth: int = 1, *, exact: bool = True) -> int:
     for item in items:
         kind = type(item)
         if kind is dict or kind is list:
-            inner = _object_keys(item, depth + 1, exact=exact)
+            inner = _object_keys(item, depth + 1, exact)
             if inner < 0:
                 return -1
             count += inner
@@ -121,7 +121,8 @@ def _fast_json(payload: bytes) -> tuple[bool, Any]:
         return False, None
     keys = _object_keys(document)
     if payload.count(b'":') == keys:
-        _check_keys(keys)
+        if keys > MAX_JSON_KEYS:
+            _check_keys(keys)
         return True, document
     return False, None
 
@@ -141,7 +142,7 @@ def parse_json(payload: bytes) -> Any:
         document = _JSON.decode(text)
     except (ValueError, RecursionError) as exc:
         raise DecodeRejected("invalid_json", str(exc)[:200] or type(exc).__name__) from None
-    _check_keys(_object_keys(document, exact=False))
+    _check_keys(_object_keys(document, 1, False))
     if _ESCAPED_SURROGATE.search(text) and _has_surrogate(document):
         raise DecodeRejected("invalid_json", "a lone surrogate escape (\\ud800-\\udfff): not Unicode text")
     return document
@@ -192,6 +193,8 @@ def _object(document: Any) -> dict[str, Any]:
 def check_groups(document: dict[str, Any]) -> None:
     """too_complex when the document has more than MAX_GROUPS objects at its top level (a Tasmota
     message's sensor or meter groups): each becomes a point or a series, and a device has a handful."""
+    if len(document) <= MAX_GROUPS:  # the usual message: no count needed
+        return
     groups = sum(type(value) is dict for value in document.values())
     if groups > MAX_GROUPS:
         raise DecodeRejected("too_complex", f"{groups} groups in one message, limit {MAX_GROUPS}")
