@@ -264,21 +264,13 @@ class MqttSource:
         """The consumer took ``count`` messages from the queue: read on when half the room is free."""
         self._queued -= count
         connection = self._connection
-        if (
-            connection is not None
-            and connection.paused
-            and self._queued <= self._room // 2
-        ):
+        if connection is not None and connection.paused and self._queued <= self._room // 2:
             connection.resume_reading()
 
     def _hold_back(self) -> None:
         connection = self._connection
         # never during the handshake: CONNACK and SUBACK must still be read
-        if (
-            connection is not None
-            and self.connected.is_set()
-            and self._queued >= self._room
-        ):
+        if connection is not None and self.connected.is_set() and self._queued >= self._room:
             connection.pause_reading()
 
     def _note_broker_drops(self, payload: bytes) -> None:
