@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.config import ConfigError, Settings, load_settings
+from ingest.demo.cli import add_parser as add_up_parser
 from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
 from ingest.security.audit import setup_logging
@@ -59,13 +60,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    from ingest.stack import run_stack
-
-    setup_logging("WARNING")
-    return run_stack(state_dir=args.state_dir, households=args.simulate, interval_s=args.interval)
 
 
 def cmd_profiles_list(args: argparse.Namespace) -> int:
@@ -167,11 +161,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ingest.add_argument("--config", type=Path, help="settings YAML (REALLABOR_* env overrides it)")
     ingest.set_defaults(func=cmd_ingest)
 
-    up = sub.add_parser("up", help="run everything locally: Mosquitto, InfluxDB, ingester, simulated fleet")
-    up.add_argument("--simulate", type=int, default=110, metavar="N", help="households to simulate (0: none)")
-    up.add_argument("--state-dir", type=Path, default=Path("state/demo"))
-    up.add_argument("--interval", type=float, default=5.0, help="seconds between a household's readings")
-    up.set_defaults(func=cmd_up)
+    add_up_parser(sub)
 
     add_quarantine_parser(sub)
     # The registry commands pull in SQLAlchemy, Alembic, argon2 and FastAPI, the simulator pandas and

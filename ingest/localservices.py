@@ -257,9 +257,9 @@ class Mosquitto(LocalService):
 class InfluxDB(LocalService):
     name = "influxd"
 
-    def __init__(self, directory: Path, *, port: int | None = None) -> None:
+    def __init__(self, directory: Path, *, port: int | None = None, rpc_port: int | None = None) -> None:
         super().__init__(directory, port=port)
-        self.rpc_port = free_port()
+        self.rpc_port = rpc_port or free_port()
 
     @property
     def url(self) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from simulators.drive import Sink, Status, drive
 from simulators.engine import Periods, Simulation
 from simulators.faults import FaultSpec, FaultSpecError, FaultState
+from simulators.gateways import GatewayAccount, GatewaySink
 from simulators.publisher import Publisher, PublishError
 from simulators.quarter import make_quarter
 from simulators.sinks import DecodeSink, MqttSink, NullSink
@@ -45,11 +46,13 @@ def _start(text: str | None, *, backfill: bool, days: float | None, interval: in
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--host", default="127.0.0.1", help="the MQTT broker (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=1883, help="the broker's port (default 1883)")
     parser.add_argument("--prefix", default="", help="topic prefix before lab/…, e.g. 'reallabor/'")
-    parser.add_argument("--households", type=int, default=110)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--households", type=int, default=110, help="housing units to simulate (default 110)")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="the same seed gives the same quarter and readings"
+    )
     parser.add_argument(
         "--speed", type=float, default=1.0, help="simulated seconds per second (60: an hour a minute)"
     )
@@ -64,7 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--interval", type=int, help="seconds between meter readings (default 10; backfill 900)"
     )
     parser.add_argument("--faults", default="", help="e.g. offline=0.01,dup=0.001,skew=0.05,malformed=0.001")
-    parser.add_argument("--sink", choices=("mqtt", "decode", "null"), default="mqtt")
+    parser.add_argument(
+        "--sink",
+        choices=("mqtt", "decode", "null"),
+        default="mqtt",
+        help="publish to the broker, decode in-process, or only count (default mqtt)",
+    )
     parser.add_argument("--truth", type=Path, help="write the ground truth here (.csv and .json)")
     parser.add_argument("--no-heat", action="store_true", help="no heat meters")
     parser.add_argument("--window", type=int, default=1000, help="QoS 1 messages in flight")
@@ -159,12 +167,27 @@ def _run(
 
 
 def publish_realtime(
-    *, host: str, port: int, households: int, interval_s: float, stop: threading.Event, seed: int = 1
+    *,
+    host: str,
+    port: int,
+    households: int,
+    interval_s: float,
+    stop: threading.Event,
+    seed: int = 1,
+    building_size: int | None = None,
+    accounts: dict[str, GatewayAccount] | None = None,
 ) -> None:
-    """The quarter in real time until ``stop`` (``reallabor up``): no faults, no status line."""
+    """The quarter in real time until ``stop`` (``reallabor up``): no faults, no status line.
+
+    ``accounts``: publish through each gateway's own broker account (else one anonymous client).
+    """
     interval = max(1, round(interval_s))
     start = int(time.time()) // interval * interval
-    quarter = make_quarter(households, seed=seed)
+    quarter = make_quarter(households, seed=seed, building_size=building_size)
     sim = Simulation(quarter, start_s=start, interval_s=interval, faults=FaultState(FaultSpec(), seed=seed))
+    if accounts is not None:
+        with GatewaySink(host, port, accounts) as sink:
+            drive(sim, sink, until_s=2**62, speed=1.0, stop=stop)
+        return
     with Publisher(host, port, client_id="reallabor-demo-quarter") as publisher:
         drive(sim, MqttSink(publisher), until_s=2**62, speed=1.0, stop=stop)

@@ -100,14 +100,20 @@ def meter_device(family: str, number: int) -> str:
     raise ValueError(f"unknown meter family {family!r}")
 
 
-def make_quarter(households: int = 110, *, seed: int = 1, street_sensors: int = 4) -> Quarter:
-    """``households`` households in buildings of 1 to 12, annual consumption from a realistic spread."""
+def make_quarter(
+    households: int = 110, *, seed: int = 1, street_sensors: int = 4, building_size: int | None = None
+) -> Quarter:
+    """``households`` households in buildings of 1 to 12, annual consumption from a realistic spread.
+
+    ``building_size``: every building has this many households instead (the demo's 11 houses of 10).
+    """
     rng = np.random.default_rng([seed, 0x5157])
     out: list[Household] = []
     building = 0
     while len(out) < households:
         building += 1
-        size = min(int(rng.choice(BUILDING_SIZES)), households - len(out))
+        drawn = building_size if building_size is not None else int(rng.choice(BUILDING_SIZES))
+        size = min(drawn, households - len(out))
         roof_pv = rng.random() < (0.55 if size <= 2 else 0.25)
         for _ in range(size):
             number = len(out) + 1

@@ -1,0 +1,56 @@
+"""Publish each simulated message through its own gateway's broker account, as the real gateways do.
+
+One :class:`Publisher` per gateway, connected with the gateway's username, password and bound client id,
+so the broker's ACLs apply (a gateway may publish under ``lab/<gateway>/#`` only).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from types import TracebackType
+
+from simulators.engine import Message
+from simulators.publisher import Publisher
+
+
+@dataclass(frozen=True)
+class GatewayAccount:
+    username: str
+    password: str
+    client_id: str
+
+
+class GatewaySink:
+    def __init__(
+        self, host: str, port: int, accounts: dict[str, GatewayAccount], *, window: int = 500
+    ) -> None:
+        self._host, self._port, self._window = host, port, window
+        self._accounts = accounts
+        self._publishers: dict[str, Publisher] = {}
+        self._stack = ExitStack()
+
+    def __enter__(self) -> GatewaySink:
+        for gateway, account in self._accounts.items():
+            publisher = Publisher(
+                self._host,
+                self._port,
+                client_id=account.client_id,
+                username=account.username,
+                password=account.password,
+                window=self._window,
+            )
+            self._publishers[gateway] = self._stack.enter_context(publisher)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stack.__exit__(kind, exc, tb)
+
+    def __call__(self, message: Message) -> None:
+        self._publishers[message.gateway].publish(message.topic, message.payload)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        for publisher in self._publishers.values():
+            publisher.flush(timeout)
