@@ -75,7 +75,14 @@ class MessageDecoder:
         self._routes: dict[str, tuple[str, tuple[_Route, ...]]] = {}
 
     def subscriptions(self) -> list[str]:
-        return [self.topic_prefix + topic for topic in self.profiles.subscriptions()]
+        """Everything under each profile's root (``lab/#``), not only the topics a profile knows: a
+        device on a topic no profile matches is quarantined as ``no_profile`` and seen, instead of
+        never being received. A template that starts with a wildcard is subscribed as it is."""
+        roots = []
+        for topic in self.profiles.subscriptions():
+            first = topic.split("/", 1)[0]
+            roots.append(topic if first in ("+", "#") or "/" not in topic else f"{first}/#")
+        return [self.topic_prefix + root for root in dict.fromkeys(roots)]
 
     def _candidates(self, topic: str) -> tuple[str, tuple[_Route, ...]]:
         """The topic without the prefix and its candidates, remembered per topic as received."""
