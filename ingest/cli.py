@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -21,7 +22,40 @@ from ingest.security.audit import setup_logging
 
 EXIT_CONFIG = 2
 REGISTRY_COMMANDS = ("api", "users", "gateways", "broker", "devices")
+CONFIG_ENV = "REALLABOR_CONFIG"
+DEMO_CONFIG = Path("state/demo/ingest.yaml")  # written by `reallabor up` (ingest/demo/stack.py)
 log = logging.getLogger("reallabor")
+
+
+def settings_path(given: Path | None) -> tuple[Path | None, str]:
+    """The settings file a command that inspects or changes the running system reads, and why.
+
+    ``--config`` if given, else ``$REALLABOR_CONFIG``, else the demo's ``state/demo/ingest.yaml`` if it
+    exists (so that ``reallabor quarantine list`` or ``users add`` work against ``reallabor up``), else
+    none: the defaults and the ``REALLABOR_*`` environment.
+    """
+    if given is not None:
+        return given, "--config"
+    from_env = os.environ.get(CONFIG_ENV, "")
+    if from_env:
+        return Path(from_env), CONFIG_ENV
+    if DEMO_CONFIG.is_file():
+        return DEMO_CONFIG, "the demo's, written by reallabor up"
+    return None, ""
+
+
+def find_settings(given: Path | None) -> Settings:
+    """:func:`settings_path`'s file loaded (:class:`ConfigError` if bad), saying on stderr which it was."""
+    path, why = settings_path(given)
+    if path is None:
+        print(
+            f"reallabor: no settings file (no --config, ${CONFIG_ENV} or {DEMO_CONFIG}): "
+            "defaults and REALLABOR_* environment",
+            file=sys.stderr,
+        )
+    else:
+        print(f"reallabor: settings from {path} ({why})", file=sys.stderr)
+    return load_settings(path)
 
 
 def _settings(path: Path | None) -> Settings:

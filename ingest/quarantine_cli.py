@@ -131,12 +131,13 @@ def format_stats(stats: QuarantineStats, *, as_json: bool = False) -> str:
 
 
 def database_path(args: argparse.Namespace) -> Path:
-    """``--db``, else ``<ingest.state_dir>/quarantine.sqlite3`` from the settings (``--config``/env)."""
+    """``--db``, else ``<ingest.state_dir>/quarantine.sqlite3`` from the settings found by
+    :func:`ingest.cli.find_settings` (``--config``, ``$REALLABOR_CONFIG``, the demo's, the defaults)."""
     if args.db is not None:
         return Path(args.db)
-    from ingest.config import load_settings
+    from ingest.cli import find_settings
 
-    return Path(load_settings(args.config).ingest.state_dir) / QUARANTINE_FILE
+    return Path(find_settings(args.config).ingest.state_dir) / QUARANTINE_FILE
 
 
 def _open(args: argparse.Namespace) -> Quarantine:
@@ -198,11 +199,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from ingest.config import ConfigError, load_settings
+    from ingest.cli import find_settings
+    from ingest.config import ConfigError
     from ingest.replay import run_replay
 
     try:
-        settings = load_settings(args.config)
+        settings = find_settings(args.config)
         path = args.db if args.db is not None else Path(settings.ingest.state_dir) / QUARANTINE_FILE
         with Quarantine(path) as quarantine:
             report = run_replay(settings, quarantine, reason=args.reason, ids=args.ids)
@@ -226,7 +228,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     quarantine: argparse.ArgumentParser = sub.add_parser("quarantine", help="inspect quarantined messages")
     actions = quarantine.add_subparsers(dest="action", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="settings YAML (for ingest.state_dir)")
+    common.add_argument(
+        "--config",
+        type=Path,
+        help="settings YAML, for ingest.state_dir (default: $REALLABOR_CONFIG, else the demo's "
+        "state/demo/ingest.yaml if there)",
+    )
     common.add_argument(
         "--db", type=Path, help=f"quarantine database (default: <state_dir>/{QUARANTINE_FILE})"
     )
@@ -237,13 +244,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     list_.add_argument("--topic", help="SQL LIKE pattern on the topic, e.g. 'tele/%%/SENSOR'")
     list_.add_argument("--since-ns", type=int, help="received at or after this time (ns since epoch)")
     list_.add_argument("--all", action="store_true", help="include replayed messages")
-    list_.add_argument("--limit", type=int, default=100)
-    list_.add_argument("--offset", type=int, default=0)
-    list_.add_argument("--newest-first", action="store_true")
+    list_.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    list_.add_argument("--offset", type=int, default=0, help="skip this many first (paging)")
+    list_.add_argument("--newest-first", action="store_true", help="newest first instead of oldest")
     list_.set_defaults(func=cmd_list)
 
     show = actions.add_parser("show", parents=[common], help="one message with its exact payload")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=int, help="the message's id (see quarantine list)")
     show.set_defaults(func=cmd_show)
 
     stats = actions.add_parser("stats", parents=[common], help="pending messages by reason, and totals")
