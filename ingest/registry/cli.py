@@ -1,8 +1,11 @@
-"""``reallabor api | users | gateways | broker | devices``: the registry's commands.
+"""``reallabor api | users | gateways | broker | devices | buildings | households``: the registry's commands.
 
 :func:`add_subcommands` adds them to the root parser of ``ingest/cli.py``. Exit codes: 0 ok, 1 refused
-or failed (conflict, broker trouble), 2 bad configuration. A gateway's password is printed once, to
-stdout; a user's password is read from the terminal or stdin, never from the command line.
+or failed (conflict, no such row, broker trouble), 2 bad configuration or usage. A gateway's password is
+printed once, to stdout; a user's password is read from the terminal or stdin, never from the command
+line. The settings file is found as for ``reallabor quarantine`` (:func:`ingest.cli.find_settings`:
+``--config``, ``$REALLABOR_CONFIG``, the demo's ``state/demo/ingest.yaml``), so these commands work
+against ``reallabor up`` without ``--config``.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from ingest.api.schemas import Key, NativeId, ShortText
-from ingest.config import ConfigError, Settings, load_settings
+from ingest.api.schemas import Key, Name, NativeId, Notes, ShortText
+from ingest.cli import find_settings
+from ingest.config import ConfigError, Settings
 from ingest.dynsec import DynsecAdmin, DynsecError, admin_from_settings
 from ingest.registry.assignments import create_assignment
 from ingest.registry.db import commit, make_engine, session_factory
@@ -45,7 +49,7 @@ EXIT_CONFIG = 2
 
 def _settings(args: argparse.Namespace) -> Settings:
     try:
-        return load_settings(args.config)
+        return find_settings(args.config)
     except ConfigError as exc:
         print(f"reallabor: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -130,18 +134,24 @@ def _read_password(args: argparse.Namespace) -> str:
 
 @_refusals
 def cmd_users_add(args: argparse.Namespace) -> int:
+    from ingest.registry.cli_people import actor, check_household_option, find_household
+
+    role = Role(args.role)
+    check_household_option(role, args.household)  # before the password is asked for
     settings = _settings(args)
-    password = _read_password(args)
-    if len(password) < 10:
-        return _fail(ValueError("a password needs at least 10 characters"))
     with _session(settings) as session:
+        household_id = find_household(session, args.household).id if args.household is not None else None
+        password = _read_password(args)
+        if len(password) < 10:
+            return _fail(ValueError("a password needs at least 10 characters"))
         user = create_user(
             session,
             username=args.username,
             password=password,
-            role=Role(args.role),
-            household_id=args.household,
+            role=role,
+            household_id=household_id,
             full_name=args.full_name,
+            by=actor(),
         )
         print(f"user {user.username} ({user.role.value}) created, id {user.id}")
     return 0
@@ -324,6 +334,38 @@ def cmd_devices_commission(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+@_refusals
+def cmd_buildings_add(args: argparse.Namespace) -> int:
+    from ingest.registry.cli_people import run_buildings_add
+
+    with _session(_settings(args)) as session:
+        return run_buildings_add(session, args)
+
+
+@_refusals
+def cmd_buildings_list(args: argparse.Namespace) -> int:
+    from ingest.registry.cli_people import run_buildings_list
+
+    with _session(_settings(args)) as session:
+        return run_buildings_list(session, args)
+
+
+@_refusals
+def cmd_households_add(args: argparse.Namespace) -> int:
+    from ingest.registry.cli_people import run_households_add
+
+    with _session(_settings(args)) as session:
+        return run_households_add(session, args)
+
+
+@_refusals
+def cmd_households_list(args: argparse.Namespace) -> int:
+    from ingest.registry.cli_people import run_households_list
+
+    with _session(_settings(args)) as session:
+        return run_households_list(session, args)
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -356,11 +398,21 @@ def _text(kind: Any) -> Callable[[str], str]:
 
 
 def _config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="settings YAML (REALLABOR_* env overrides it)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="settings YAML (default: $REALLABOR_CONFIG, else state/demo/ingest.yaml if there; "
+        "REALLABOR_* env overrides it)",
+    )
+
+
+def _limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=500, help="at most this many rows (default 500)")
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``api``, ``users``, ``gateways``, ``broker`` and ``devices`` to ``reallabor``'s subcommands."""
+    """Add ``api``, ``users``, ``gateways``, ``broker``, ``devices``, ``buildings`` and ``households``
+    to ``reallabor``'s subcommands."""
     api = subparsers.add_parser("api", help="serve the registry API (OpenAPI at /api/v1/openapi.json)")
     _config(api)
     api.add_argument("--host", help="default: api.host")
@@ -370,10 +422,17 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     users = subparsers.add_parser("users", help="registry users").add_subparsers(dest="action", required=True)
     add = users.add_parser("add", help="add a user (password from the terminal, or --password-stdin)")
     _config(add)
-    add.add_argument("username", type=_text(Key))
-    add.add_argument("--role", required=True, choices=[role.value for role in Role])
-    add.add_argument("--household", type=int, help="household id (residents only, required for them)")
-    add.add_argument("--full-name", type=_text(ShortText), default="")
+    add.add_argument("username", type=_text(Key), help="the login name")
+    add.add_argument(
+        "--role", required=True, choices=[role.value for role in Role], help="what the user may do"
+    )
+    add.add_argument(
+        "--household",
+        metavar="ID|NAME",
+        help="the resident's household, by id or name (residents only, required for them; "
+        "see reallabor households list)",
+    )
+    add.add_argument("--full-name", type=_text(ShortText), default="", help="shown on the pages")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(func=cmd_users_add)
 
@@ -389,7 +448,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         _config(command)
         command.add_argument("name", help="the gateway's topic level (lab/<name>/...)")
         if name == "add":
-            command.add_argument("--building", type=int, help="building id")
+            command.add_argument("--building", type=int, help="the building id the gateway stands in")
         command.set_defaults(func=func)
     bind = gateways.add_parser(
         "bind-client-ids",
@@ -419,8 +478,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "--native-id", type=_text(NativeId), required=True, help="the device id as it appears in its topics"
     )
     dev_add.add_argument("--profile", required=True, help="device profile id")
-    dev_add.add_argument("--meter-number", type=_text(Key))
-    dev_add.add_argument("--location", type=_text(ShortText), default="")
+    dev_add.add_argument("--meter-number", type=_text(Key), help="the number printed on the meter")
+    dev_add.add_argument(
+        "--location", type=_text(ShortText), default="", help="where it is mounted, e.g. 'cellar, left'"
+    )
     place = dev_add.add_mutually_exclusive_group()
     place.add_argument("--household", type=int, help="assign to this household id")
     place.add_argument("--building", type=int, help="assign to this building's common area")
@@ -432,11 +493,13 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     dev_list.add_argument("--gateway", help="gateway name")
     dev_list.add_argument("--household", type=int, help="assigned to this household now")
     dev_list.add_argument("--building", type=int, help="assigned to this building now")
-    dev_list.add_argument("--meter-number")
-    dev_list.add_argument("--profile")
-    dev_list.add_argument("--status", choices=[status.value for status in DeviceStatus])
-    dev_list.add_argument("--limit", type=int, default=500)
-    dev_list.add_argument("--json", action="store_true")
+    dev_list.add_argument("--meter-number", help="this meter number")
+    dev_list.add_argument("--profile", help="this device profile id")
+    dev_list.add_argument(
+        "--status", choices=[status.value for status in DeviceStatus], help="in this lifecycle state"
+    )
+    _limit(dev_list)
+    dev_list.add_argument("--json", action="store_true", help="{total, items} as JSON")
     dev_list.set_defaults(func=cmd_devices_list)
 
     dev_import = devices.add_parser("import", help="register devices from a CSV file (all rows or none)")
@@ -450,9 +513,46 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     _config(commission)
     which = commission.add_mutually_exclusive_group(required=True)
     which.add_argument("device", nargs="?", type=int, help="device id")
-    which.add_argument("--meter-number")
+    which.add_argument("--meter-number", help="the device with this meter number")
     which.add_argument("--gateway", help="gateway name (with --native-id)")
     commission.add_argument("--native-id", help="the device id in its topics (with --gateway)")
     commission.add_argument("--timeout", type=_timeout, default=120.0, help="seconds to wait (5-600)")
     commission.add_argument("--json", action="store_true", help="the report as JSON")
     commission.set_defaults(func=cmd_devices_commission)
+
+    _add_people(subparsers)
+
+
+def _add_people(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    buildings = subparsers.add_parser("buildings", help="buildings").add_subparsers(
+        dest="action", required=True
+    )
+    b_add = buildings.add_parser("add", help="register a building")
+    _config(b_add)
+    b_add.add_argument("name", type=_text(Name), help="its name, unique, e.g. 'Haus A'")
+    b_add.add_argument("--address", type=_text(ShortText), default="", help="street, number, town")
+    b_add.add_argument("--notes", type=_text(Notes), default="", help="free text for operators")
+    b_add.set_defaults(func=cmd_buildings_add)
+    b_list = buildings.add_parser("list", help="buildings with their household and gateway counts")
+    _config(b_list)
+    _limit(b_list)
+    b_list.add_argument("--json", action="store_true", help="{total, items} as JSON")
+    b_list.set_defaults(func=cmd_buildings_list)
+
+    households = subparsers.add_parser("households", help="households (housing units)").add_subparsers(
+        dest="action", required=True
+    )
+    h_add = households.add_parser("add", help="register a household in a building")
+    _config(h_add)
+    h_add.add_argument(
+        "name", type=_text(Name), help="the unit's label, unique in its building, e.g. 'WE 03'"
+    )
+    h_add.add_argument("--building", required=True, metavar="ID|NAME", help="the building, by id or name")
+    h_add.add_argument("--notes", type=_text(Notes), default="", help="free text for operators")
+    h_add.set_defaults(func=cmd_households_add)
+    h_list = households.add_parser("list", help="households with their building and resident count")
+    _config(h_list)
+    h_list.add_argument("--building", metavar="ID|NAME", help="only this building's, by id or name")
+    _limit(h_list)
+    h_list.add_argument("--json", action="store_true", help="{total, items} as JSON")
+    h_list.set_defaults(func=cmd_households_list)
