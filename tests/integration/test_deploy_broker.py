@@ -304,3 +304,6 @@ def test_compose_mounts_the_broker_config_and_has_no_secret_defaults() -> None:
     ingest_env = compose["services"]["ingest"]["environment"]
     assert ingest_env["REALLABOR_MQTT__CLIENT_ID"] == INGESTER_ID  # what `reallabor broker init` binds
     assert "REALLABOR_BROKER_ADMIN__PASSWORD" not in ingest_env  # the ingester needs no admin rights
+    # /metrics on by default, on a fixed port, published to the host's loopback only
+    port = int(ingest_env["REALLABOR_INGEST__METRICS_PORT"])
+    assert f"127.0.0.1:{port}:{port}" in compose["services"]["ingest"]["ports"]
