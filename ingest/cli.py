@@ -22,6 +22,7 @@ from ingest.security.audit import setup_logging
 
 EXIT_CONFIG = 2
 REGISTRY_COMMANDS = ("api", "users", "gateways", "broker", "devices", "buildings", "households")
+LAZY_COMMANDS = (*REGISTRY_COMMANDS, "simulate")
 CONFIG_ENV = "REALLABOR_CONFIG"
 DEMO_CONFIG = Path("state/demo/ingest.yaml")  # written by `reallabor up` (ingest/demo/stack.py)
 log = logging.getLogger("reallabor")
@@ -184,11 +185,12 @@ def cmd_profiles_decode(args: argparse.Namespace) -> int:
 
 def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="reallabor", description=__doc__)
+    root.add_argument("--version", action=_Version, help="print the version and exit")
     sub = root.add_subparsers(dest="command", required=True)
 
     config = sub.add_parser("config", help="configuration").add_subparsers(dest="action", required=True)
     check = config.add_parser("check", help="validate a settings file (exit 2 on error)")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the settings YAML to check")
     check.set_defaults(func=cmd_config_check)
 
     ingest = sub.add_parser("ingest", help="run the ingester")
@@ -198,18 +200,6 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_up_parser(sub)
 
     add_quarantine_parser(sub)
-    # The registry commands pull in SQLAlchemy, Alembic, argon2 and FastAPI, the simulator pandas and
-    # pvlib (together 1 s of imports): they are registered only when asked for (or for the overview),
-    # so that `reallabor ingest` starts in 0.4 s.
-    first = next((arg for arg in (sys.argv[1:] if argv is None else argv) if not arg.startswith("-")), None)
-    if first is None or first in REGISTRY_COMMANDS:
-        from ingest.registry.cli import add_subcommands
-
-        add_subcommands(sub)
-    if first is None or first == "simulate":
-        from simulators.cli import add_parser as add_simulate_parser
-
-        add_simulate_parser(sub)
 
     profiles = sub.add_parser("profiles", help="device profiles").add_subparsers(dest="action", required=True)
     for name, func, text in (
@@ -217,7 +207,9 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         ("validate", cmd_profiles_validate, "check every profile (exit 2 on error)"),
     ):
         command = profiles.add_parser(name, help=text)
-        command.add_argument("dir", type=Path, nargs="?", default=Path("device_profiles"))
+        command.add_argument(
+            "dir", type=Path, nargs="?", default=Path("device_profiles"), help="default: device_profiles"
+        )
         command.set_defaults(func=func)
     decode = profiles.add_parser(
         "decode", help="decode one payload: readings JSON (exit 0) or the rejection (exit 3)"
@@ -228,7 +220,45 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     decode.add_argument("--hex", action="store_true", help="the payload is a hex dump of binary data")
     decode.add_argument("--dir", type=Path, default=Path("device_profiles"), help="profile directory")
     decode.set_defaults(func=cmd_profiles_decode)
+    _add_lazy_commands(sub, sys.argv[1:] if argv is None else argv)
     return root
+
+
+def _add_lazy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], argv: list[str]) -> None:
+    """The registry and simulator commands, when ``argv`` may need them.
+
+    They pull in SQLAlchemy, Alembic, argon2 and FastAPI, the simulator pandas and pvlib (together 1 s
+    of imports), so `reallabor ingest` and the other commands above do without them. The overview
+    (``reallabor``, ``-h``) and an unknown command (whose error lists every command) get them all.
+    """
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    if first in sub.choices or (first is None and "--version" in argv):
+        return
+    if first is None or first not in LAZY_COMMANDS or first in REGISTRY_COMMANDS:
+        from ingest.registry.cli import add_subcommands
+
+        add_subcommands(sub)
+    if first is None or first not in LAZY_COMMANDS or first == "simulate":
+        from simulators.cli import add_parser as add_simulate_parser
+
+        add_simulate_parser(sub)
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed package's version (read only when asked)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=str(kwargs["help"]))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("reallabor-ingest")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            found = "unknown (not installed)"
+        print(f"reallabor {found}")
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:
