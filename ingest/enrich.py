@@ -63,6 +63,13 @@ class Enricher:
     def __len__(self) -> int:
         return len(self._devices)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._devices
+
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """The registered devices as (gateway, native id)."""
+        return frozenset(self._devices)
+
     def enrich(self, readings: list[Reading]) -> None:
         """Add household/building tags in place; DecodeRejected("unknown_device") for an unregistered one."""
         for reading in readings:
@@ -71,9 +78,11 @@ class Enricher:
             history = self._devices.get(key)
             if history is None:
                 if self.unknown == "quarantine":
-                    raise DecodeRejected(
+                    rejected = DecodeRejected(
                         "unknown_device", f"device {key[1]!r} behind gateway {key[0]!r} is not registered"
                     )
+                    rejected.key = key
+                    raise rejected
                 tags["unregistered"] = "true"
                 continue
             found = history.tags_at(reading.time_ns)

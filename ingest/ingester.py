@@ -15,6 +15,10 @@ Tasks (named), connected by bounded queues:
                  a record leaves the spool only after InfluxDB confirmed it
 ``registry-refresh`` reloads the registry snapshot (household/building tags) every ``refresh_s`` and
                  records the devices' ``last_seen`` (receive time) in the registry
+``replay``       when a snapshot holds devices the one before did not (at start: every device), replays
+                 their pending ``unknown_device`` quarantine entries: decoded and enriched with the new
+                 snapshot in time slices, committed as batches like any other (then marked replayed, once),
+                 counted as ``replayed`` (received + replayed = written + in spool + quarantined)
 ``stats``        every ``stats_interval_s`` the counters as a point of ``ingest_stats``, through the spool
 
 A crash before the commit makes the broker redeliver; writing the same point twice is harmless (same
@@ -27,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -39,7 +44,14 @@ from ingest.lineprotocol import format_line, reading_line
 from ingest.metrics import MetricsServer
 from ingest.mqtt import Message, MqttSource
 from ingest.profiles import load_profiles
-from ingest.quarantine import QUARANTINE_FILE, Quarantine, QuarantineEntry
+from ingest.quarantine import (
+    QUARANTINE_FILE,
+    DeviceKey,
+    Quarantine,
+    QuarantineEntry,
+    QuarantineError,
+    QuarantineRecord,
+)
 from ingest.readings import DecodeRejected
 from ingest.security.files import private_dir
 from ingest.security.series import SeriesBudget
@@ -54,6 +66,7 @@ PING_INTERVAL_S = 0.5  # while InfluxDB is unreachable, how often /ping checks w
 # and /metrics must not wait for a large read, nor for a costly message (one costs at most tens of ms:
 # the decoders bound their work, bench/poison.py).
 DECODE_SLICE_S = 0.02
+REPLAY_PAGE = 500  # quarantine entries read per round trip to the worker thread when replaying
 
 
 async def _pause() -> float:
@@ -87,6 +100,7 @@ class Batch:
     messages: list[Message] = field(default_factory=list)
     rejected: list[QuarantineEntry] = field(default_factory=list)
     decoded_messages: int = 0
+    replayed: list[int] = field(default_factory=list)  # quarantine ids of replayed messages among them
     started: float = field(default_factory=time.monotonic)
 
     def body(self) -> bytes:
@@ -126,6 +140,10 @@ class Ingester:
         self.enricher: Enricher | None = None
         self.registry = RegistryLink(settings.registry.url) if settings.registry.enrich else None
         self._last_seen: dict[tuple[str, str], int] = {}  # (gateway, device) -> newest receive time
+        self._known_devices: frozenset[DeviceKey] | None = None  # of the snapshot before
+        self._replay_due: set[DeviceKey] = set()  # devices whose unknown_device entries to replay
+        self._replay_wake = asyncio.Event()
+        self._replaying: set[int] = set()  # quarantine ids in a batch not committed yet
         self.series = SeriesBudget(settings.ingest.max_series_per_gateway)
         self.metrics: MetricsServer | None = None
         if settings.ingest.metrics_port is not None:
@@ -160,6 +178,7 @@ class Ingester:
         }
         if self.registry is not None:
             tasks.add(asyncio.create_task(self._registry_loop(), name="registry-refresh"))
+            tasks.add(asyncio.create_task(self._replay_loop(), name="replay"))
         announce = asyncio.create_task(self._announce_ready(), name="announce-ready")
         stop = asyncio.create_task(self._wait_for_stop(), name="stop-signal")
         try:
@@ -222,6 +241,7 @@ class Ingester:
             try:
                 self.enricher = await asyncio.to_thread(self.registry.load, unknown=settings.unknown_devices)
                 log.debug("registry snapshot: %d devices", len(self.enricher))
+                self._note_new_devices(self.enricher)
                 return
             except Exception as exc:  # any database error: the registry is an outside system
                 if not first:
@@ -230,6 +250,15 @@ class Ingester:
                 delay = backoff.next_delay()
                 log.warning("registry not readable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
+
+    def _note_new_devices(self, enricher: Enricher) -> None:
+        """Devices not in the snapshot before (at start: all) are due for replay."""
+        keys = enricher.keys()
+        new = keys if self._known_devices is None else keys - self._known_devices
+        self._known_devices = keys
+        if new:
+            self._replay_due |= new
+            self._replay_wake.set()
 
     async def _registry_loop(self) -> None:
         while True:
@@ -296,10 +325,21 @@ class Ingester:
 
     @staticmethod
     def _reject(batch: Batch, message: Message, exc: DecodeRejected) -> None:
-        log.warning("rejected message on %r: %s: %s", message.topic, exc.reason, exc.detail)
+        if exc.reason == "announcement":  # kept for the discovery list; not a fault
+            log.info("announcement on %r: %s", message.topic, exc.detail)
+        else:
+            log.warning("rejected message on %r: %s: %s", message.topic, exc.reason, exc.detail)
+        gateway, device = exc.key or (None, None)
         batch.rejected.append(
             QuarantineEntry(
-                message.topic, message.payload, message.received_ns, exc.reason, exc.detail, exc.profile
+                message.topic,
+                message.payload,
+                message.received_ns,
+                exc.reason,
+                exc.detail,
+                exc.profile,
+                gateway,
+                device,
             )
         )
 
@@ -375,12 +415,37 @@ class Ingester:
             for seq, (_, messages) in zip(seqs, bodies, strict=True):
                 self._messages_in_record[seq] = messages
             self._spooled.set()
+        replayed = [entry_id for batch in batches for entry_id in batch.replayed]
+        if replayed:  # their lines are in the spool now: out of the quarantine (a crash before this
+            # line replays them again at the next start: the same points, harmless)
+            await asyncio.to_thread(self.quarantine.mark_replayed, replayed)
+            self._replaying.difference_update(replayed)
         self.source.ack(message for batch in batches for message in batch.messages)
         for batch in batches:
             for entry in batch.rejected:
                 self.stats.quarantined[entry.reason] += 1
             self.stats.decoded += batch.decoded_messages
             self.stats.spooled += batch.decoded_messages
+            self.stats.replayed += len(batch.replayed)
+            if not batch.lines:  # messages that decoded into no line: nothing left to write
+                self.stats.written += batch.decoded_messages
+        self._replay_late(rejected)
+
+    def _replay_late(self, rejected: list[QuarantineEntry]) -> None:
+        """unknown_device entries of a device the current snapshot knows (decoded with the snapshot before,
+        committed after the replay looked): due for replay as well."""
+        enricher = self.enricher
+        if enricher is None:
+            return
+        late = {
+            (entry.gateway, entry.device)
+            for entry in rejected
+            if entry.reason == "unknown_device" and entry.gateway is not None and entry.device is not None
+        }
+        late = {key for key in late if key in enricher}
+        if late:
+            self._replay_due |= late
+            self._replay_wake.set()
 
     async def _wait_for_room(self, size: int, records: int) -> None:
         if self.spool.has_room(size, records=records):
@@ -394,6 +459,74 @@ class Ingester:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room.wait(), 1.0)
         log.info("spool has room again")
+
+    # replay ---------------------------------------------------------------------------------------
+
+    async def _replay_loop(self) -> None:
+        while True:
+            await self._replay_wake.wait()
+            self._replay_wake.clear()
+            due, self._replay_due = self._replay_due, set()
+            try:
+                waiting = await asyncio.to_thread(self.quarantine.pending_device_keys, "unknown_device")
+                for key in sorted(due & waiting):
+                    await self._replay_device(key)
+            except QuarantineError as exc:  # try again after a while; the entries stay pending
+                log.warning("replay of newly registered devices failed (%s); retrying", exc)
+                self._replay_due |= due
+                await asyncio.sleep(self.settings.registry.refresh_s)
+                self._replay_wake.set()
+
+    async def _replay_device(self, key: DeviceKey) -> None:
+        """Replay one device's pending unknown_device entries through decode, enrich and the commit."""
+        size = self.settings.influx.batch_size
+        after, replayed = 0, 0
+        still: Counter[str] = Counter()
+        batch = Batch()
+        slice_end = time.perf_counter() + DECODE_SLICE_S
+        while records := await asyncio.to_thread(
+            self.quarantine.pending_of_device,
+            key,
+            reasons=("unknown_device",),
+            after_id=after,
+            limit=REPLAY_PAGE,
+        ):
+            after = records[-1].id
+            for record in records:
+                if record.id in self._replaying:
+                    continue
+                try:
+                    batch.lines += self._replay_lines(record)
+                except DecodeRejected as exc:  # stays pending with its original reason
+                    still[exc.reason] += 1
+                else:
+                    batch.decoded_messages += 1
+                    batch.replayed.append(record.id)
+                    self._replaying.add(record.id)
+                if len(batch.lines) >= size:
+                    replayed += len(batch.replayed)
+                    await self._batches.put(batch)
+                    batch = Batch()
+                if time.perf_counter() >= slice_end:
+                    slice_end = await _pause()
+        if batch.replayed:
+            replayed += len(batch.replayed)
+            await self._batches.put(batch)
+        if replayed or still:
+            log.info(
+                "device %r behind gateway %r registered: %d quarantined messages replayed%s",
+                key[1],
+                key[0],
+                replayed,
+                f", still rejected: {dict(still)}" if still else "",
+            )
+
+    def _replay_lines(self, record: QuarantineRecord) -> list[str]:
+        readings = self.decoder.decode(record.topic, record.payload, record.received_ns)
+        if self.enricher is not None:
+            self.enricher.enrich(readings)
+        admit = self.series.admit
+        return [line for reading in readings if (line := reading_line(reading, on_new_series=admit))]
 
     # sink -----------------------------------------------------------------------------------------
 
@@ -480,4 +613,5 @@ class Ingester:
             ("written", s.written),
             ("retried", s.write_retries),
             ("dropped", s.dropped),
+            ("replayed", s.replayed),
         )

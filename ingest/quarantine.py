@@ -2,7 +2,13 @@
 
 One SQLite file (stdlib ``sqlite3``, WAL, ``synchronous=FULL``: every call that writes is one committed,
 fsynced transaction). Each entry keeps the raw payload exactly (BLOB, also empty and invalid UTF-8), the
-topic, receive time, profile id, reason code and detail. Replayed entries are kept and marked, never deleted.
+topic, receive time, profile id, reason code and detail, and the device it came from where the decode stage
+knew it (``gateway``, ``device``: the registry's key, so that a device's ``unknown_device`` entries are
+found when it gets registered). Replayed entries are kept and marked, never deleted.
+
+Schema versions (``PRAGMA user_version``): 1 without ``gateway``/``device``; 2 adds them with an index, and
+fills them for the ``unknown_device`` entries of a version 1 file from their detail text. Opening a file
+for writing upgrades it (one transaction); read-only, a version 1 file is read as it is (no device keys).
 
 Thread safety: one connection opened with ``check_same_thread=False`` and guarded by a lock. The ingester
 calls it from ``asyncio.to_thread`` workers; a single connection keeps the pragmas and prepared statements
@@ -17,20 +23,23 @@ Exceptions::
 
 from __future__ import annotations
 
+import ast
 import builtins
 import contextlib
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict
 
 from ingest.security.files import private_file
 
 Status = Literal["pending", "replayed"]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 QUARANTINE_FILE = "quarantine.sqlite3"  # under ingest.state_dir
 
 _SCHEMA = """
@@ -44,12 +53,22 @@ CREATE TABLE IF NOT EXISTS quarantine (
     detail         TEXT    NOT NULL,
     quarantined_ns INTEGER NOT NULL,
     status         TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'replayed')),
-    replayed_ns    INTEGER
+    replayed_ns    INTEGER,
+    gateway        TEXT,
+    device         TEXT
 );
 CREATE INDEX IF NOT EXISTS quarantine_status_reason ON quarantine (status, reason);
 CREATE INDEX IF NOT EXISTS quarantine_received ON quarantine (received_ns);
 """
+_DEVICE_INDEX = "CREATE INDEX IF NOT EXISTS quarantine_device ON quarantine (status, reason, gateway, device)"
 _COLUMNS = "id, topic, payload, received_ns, profile, reason, detail, quarantined_ns, status, replayed_ns"
+_KEY_COLUMNS = ", gateway, device"
+# the detail the enrich stage writes for an unregistered device (ingest.enrich), for the upgrade from 1
+_UNKNOWN_DETAIL = re.compile(
+    r"device (?P<device>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") behind gateway "
+    r"(?P<gateway>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") is not registered\Z"
+)
+DeviceKey = tuple[str, str]  # (gateway, native device id)
 
 
 class QuarantineError(Exception):
@@ -66,6 +85,8 @@ class QuarantineEntry:
     reason: str  # a code from ingest.readings.REASONS, or e.g. "influx_rejected"
     detail: str = ""
     profile: str | None = None
+    gateway: str | None = None  # the device's key where the decode stage knew it
+    device: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +103,26 @@ class QuarantineRecord:
     quarantined_ns: int
     status: Status
     replayed_ns: int | None
+    gateway: str | None = None
+    device: str | None = None
+
+
+class DeviceSummary(NamedTuple):
+    gateway: str
+    device: str
+    messages: int
+    first_ns: int
+    last_ns: int
+    newest_id: int
+    oldest_id: int
+
+
+class TopicSummary(NamedTuple):
+    topic: str
+    messages: int
+    first_ns: int
+    last_ns: int
+    newest_id: int
 
 
 class QuarantineStats(TypedDict):
@@ -96,8 +137,47 @@ def _text(value: str) -> str:
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _unknown_device_key(detail: str) -> DeviceKey | None:
+    """(gateway, device) from an ``unknown_device`` detail text, or None when it does not read so."""
+    found = _UNKNOWN_DETAIL.match(detail)
+    if found is None:
+        return None
+    try:
+        device, gateway = ast.literal_eval(found["device"]), ast.literal_eval(found["gateway"])
+    except (ValueError, SyntaxError):
+        return None
+    return (gateway, device) if isinstance(gateway, str) and isinstance(device, str) else None
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a file to SCHEMA_VERSION in one transaction (another process may be doing the same)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(quarantine)")}
+        if version < 2:
+            for name in ("gateway", "device"):
+                if name not in columns:
+                    conn.execute(f"ALTER TABLE quarantine ADD COLUMN {name} TEXT")
+            rows = conn.execute(
+                "SELECT id, detail FROM quarantine WHERE reason = 'unknown_device' AND gateway IS NULL"
+            ).fetchall()
+            for id_, detail in rows:
+                key = _unknown_device_key(detail)
+                if key is not None:
+                    conn.execute("UPDATE quarantine SET gateway = ?, device = ? WHERE id = ?", (*key, id_))
+        conn.execute(_DEVICE_INDEX)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _record(row: tuple[Any, ...]) -> QuarantineRecord:
-    id_, topic, payload, received, profile, reason, detail, quarantined, status, replayed = row
+    id_, topic, payload, received, profile, reason, detail, quarantined, status, replayed = row[:10]
+    gateway, device = row[10:12] if len(row) > 10 else (None, None)
     return QuarantineRecord(
         id=id_,
         topic=topic,
@@ -109,6 +189,8 @@ def _record(row: tuple[Any, ...]) -> QuarantineRecord:
         quarantined_ns=quarantined,
         status="replayed" if status == "replayed" else "pending",
         replayed_ns=replayed,
+        gateway=gateway,
+        device=device,
     )
 
 
@@ -134,15 +216,18 @@ class Quarantine:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                    _upgrade(conn)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except (sqlite3.Error, OSError) as exc:
             raise QuarantineError(f"cannot open quarantine {self.path}: {exc}") from exc
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS or (not read_only and version != SCHEMA_VERSION):
             conn.close()
             raise QuarantineError(
                 f"quarantine {self.path}: schema version {version}, expected {SCHEMA_VERSION}"
             )
+        self._columns = _COLUMNS + (_KEY_COLUMNS if version >= 2 else "")
+        self.has_device_keys = version >= 2
 
     def add(self, entry: QuarantineEntry) -> int:
         return self.add_many([entry])[0]
@@ -159,6 +244,8 @@ class Quarantine:
                 _text(e.reason),
                 _text(e.detail),
                 now,
+                None if e.gateway is None else _text(e.gateway),
+                None if e.device is None else _text(e.device),
             )
             for e in entries
         ]
@@ -167,8 +254,9 @@ class Quarantine:
         if not rows:
             return []
         sql = (
-            "INSERT INTO quarantine (topic, payload, received_ns, profile, reason, detail, quarantined_ns)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+            "INSERT INTO quarantine"
+            " (topic, payload, received_ns, profile, reason, detail, quarantined_ns, gateway, device)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
         )
         with self._lock:
             try:
@@ -186,7 +274,7 @@ class Quarantine:
         return ids
 
     def get(self, entry_id: int) -> QuarantineRecord | None:
-        row = self._query(f"SELECT {_COLUMNS} FROM quarantine WHERE id = ?", (entry_id,))
+        row = self._query(f"SELECT {self._columns} FROM quarantine WHERE id = ?", (entry_id,))
         return _record(row[0]) if row else None
 
     def mark_replayed(self, ids: Iterable[int]) -> int:
@@ -219,6 +307,58 @@ class Quarantine:
             replayed=totals["replayed"],
             total=totals["pending"] + totals["replayed"],
         )
+
+    def pending_device_keys(self, reason: str) -> set[DeviceKey]:
+        """The (gateway, device) keys of pending entries with ``reason`` (from the index)."""
+        if not self.has_device_keys:
+            return set()
+        rows = self._query(
+            "SELECT DISTINCT gateway, device FROM quarantine"
+            " WHERE status = 'pending' AND reason = ? AND gateway IS NOT NULL AND device IS NOT NULL",
+            (reason,),
+        )
+        return {(gateway, device) for gateway, device in rows}
+
+    def pending_of_device(
+        self, key: DeviceKey, *, reasons: Iterable[str], after_id: int = 0, limit: int = 500
+    ) -> builtins.list[QuarantineRecord]:
+        """Pending entries of one device with one of ``reasons``, by id after ``after_id``."""
+        wanted = builtins.list(reasons)
+        if not self.has_device_keys or not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        rows = self._query(
+            f"SELECT {self._columns} FROM quarantine WHERE status = 'pending' AND reason IN ({marks})"
+            " AND gateway = ? AND device = ? AND id > ? ORDER BY id LIMIT ?",
+            (*wanted, key[0], key[1], after_id, max(0, limit)),
+        )
+        return [_record(row) for row in rows]
+
+    def pending_by_device(self, reasons: Iterable[str], *, limit: int = 1000) -> builtins.list[DeviceSummary]:
+        """Per (gateway, device) of the pending entries with ``reasons``: how many, first and last receive
+        time, the newest entry's id; the most recently heard first."""
+        wanted = builtins.list(reasons)
+        if not self.has_device_keys or not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        rows = self._query(
+            "SELECT gateway, device, count(*), min(received_ns), max(received_ns), max(id), min(id)"
+            f" FROM quarantine WHERE status = 'pending' AND reason IN ({marks})"
+            " AND gateway IS NOT NULL AND device IS NOT NULL"
+            " GROUP BY gateway, device ORDER BY max(received_ns) DESC LIMIT ?",
+            (*wanted, max(0, limit)),
+        )
+        return [DeviceSummary(*row) for row in rows]
+
+    def pending_by_topic(self, reason: str, *, limit: int = 1000) -> builtins.list[TopicSummary]:
+        """Per topic of the pending entries with ``reason``: as :meth:`pending_by_device`."""
+        rows = self._query(
+            "SELECT topic, count(*), min(received_ns), max(received_ns), max(id)"
+            " FROM quarantine WHERE status = 'pending' AND reason = ?"
+            " GROUP BY topic ORDER BY max(received_ns) DESC LIMIT ?",
+            (reason, max(0, limit)),
+        )
+        return [TopicSummary(*row) for row in rows]
 
     def close(self) -> None:
         with self._lock:
@@ -278,7 +418,7 @@ class Quarantine:
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = f"SELECT {_COLUMNS} FROM quarantine"
+        sql = f"SELECT {self._columns} FROM quarantine"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"

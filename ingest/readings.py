@@ -31,6 +31,8 @@ class DecodeRejected(Exception):
         self.reason = reason
         self.detail = detail
         self.profile: str | None = None  # set by the decode stage: the profile that rejected it
+        # (gateway, native device id) when known: kept with the quarantine entry (unknown_device)
+        self.key: tuple[str, str] | None = None
 
 
 class NotThisProfile(DecodeRejected):
@@ -58,5 +60,7 @@ REASONS = {
     "too_complex": "the payload exceeds the structure limits (JSON keys or nesting, elements, lines)",
     "crc_mismatch": "the payload's checksum does not match",
     "unknown_device": "the device (gateway + native id) is not in the registry",
+    "announcement": "a device announcing itself (Tasmota discovery, zigbee2mqtt bridge/devices, Shelly "
+    "announce/online): no reading; kept for the technicians' discovery list, not an error",
     "influx_rejected": "InfluxDB refused the point for good (e.g. a field type conflict)",
 }

@@ -2,6 +2,12 @@
 
 received = decoded + quarantined (at decode), and once a batch is committed:
 received = written + in spool + quarantined, with dropped staying 0.
+
+Messages come from a second source too: the quarantine, when the ingester replays the ``unknown_device``
+entries of a device that got registered (by this process or an earlier one). Such a message was counted
+as quarantined when it was rejected and counts as ``replayed`` when it leaves the quarantine for the spool;
+its way on is counted as any other's (decoded, spooled, written). So in general:
+received + replayed = written + in spool + quarantined.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ class Stats:
     influx_rejected_batches: int = 0  # writes InfluxDB refused in part (HTTP 400), then bisected
     write_retries: int = 0
     dropped: int = 0  # messages lost: no code path increments it; exported so that dashboards can alert
+    replayed: int = 0  # quarantined messages taken back into the spool (their device got registered)
 
     @property
     def quarantined_total(self) -> int:
@@ -47,6 +54,7 @@ class Stats:
             "points_quarantined": self.points_quarantined,
             "write_retries": self.write_retries,
             "dropped": self.dropped,
+            "replayed": self.replayed,
         }
 
     def samples(self) -> Iterator[Sample]:
@@ -61,3 +69,4 @@ class Stats:
         yield "points_quarantined_total", "counter", {}, self.points_quarantined
         yield "write_retries_total", "counter", {}, self.write_retries
         yield "dropped_total", "counter", {}, self.dropped
+        yield "replayed_total", "counter", {}, self.replayed
