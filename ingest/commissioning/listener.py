@@ -50,10 +50,23 @@ class _Session:
         self.refused_hint = refused_hint
         self.ready: asyncio.Future[None] = loop.create_future()
         self.message: asyncio.Future[Observed] = loop.create_future()
+        self.closed = False
+
+    def close(self) -> None:
+        """On the loop, when the listener is done: later callbacks are ignored, and the futures are
+        settled quietly. Our own disconnect calls ``on_disconnect`` too; settling ``message`` with that
+        "error" after the wait has ended left a future whose exception nobody retrieved, and asyncio
+        logged it with a traceback at every check that heard nothing."""
+        self.closed = True
+        for future in (self.ready, self.message):
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()  # retrieved: an error nobody waits for any more is not logged
 
     def _settle(self, future: asyncio.Future[Any], value: Any = None, error: Exception | None = None) -> None:
         def apply() -> None:
-            if future.done():
+            if self.closed or future.done():
                 return
             if error is not None:
                 future.set_exception(error)
@@ -143,3 +156,4 @@ async def next_message(
             return None
     finally:
         await asyncio.to_thread(_close, client)
+        session.close()
