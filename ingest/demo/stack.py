@@ -30,6 +30,7 @@ from ingest.demo.ports import DemoPorts
 from ingest.demo.seed import demo_logins, seed
 from ingest.dynsec import DynsecBootstrap, admin_from_settings
 from ingest.localservices import LOOPBACK, InfluxDB, LocalService, Mosquitto, ServiceError
+from ingest.profiles import ProfileError
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.fleet import gateway_client_id
 from ingest.registry.migrate import upgrade
@@ -223,7 +224,11 @@ async def _run(
     from simulators.cli import publish_realtime
     from simulators.gateways import GatewayAccount
 
-    ingester = Ingester(settings)
+    try:
+        ingester = Ingester(settings)
+    except ProfileError as exc:
+        print(f"reallabor up: invalid device profiles:\n{exc}", file=sys.stderr)
+        return EXIT_REFUSED
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, ingester.stop)
