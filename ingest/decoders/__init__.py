@@ -52,6 +52,7 @@ class DecoderSpec:
 
 def _registry() -> dict[str, DecoderSpec]:
     from ingest.decoders import (
+        announcement,
         dsmr,
         esphome,
         generic_json,
@@ -69,6 +70,7 @@ def _registry() -> dict[str, DecoderSpec]:
     specs += [tasmota.SPEC, tasmota_sml.SPEC, shelly_gen2.SPEC, shelly_gen1.SPEC, zigbee2mqtt.SPEC]
     specs += [esphome.SPEC, ttn.SPEC]
     specs += [sml.SPEC, dsmr.SPEC, obis.SPEC]
+    specs += [announcement.SPEC]
     return {spec.name: spec for spec in specs}
 
 

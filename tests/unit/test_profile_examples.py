@@ -36,6 +36,8 @@ def _same(actual: object, expected: object) -> bool:
 def test_every_profile_ships_examples() -> None:
     for compiled in PROFILES:
         assert compiled.profile.examples, f"{compiled.id} has no examples"
+        if compiled.profile.decoder == "announcement":  # recognised, kept in quarantine, never readings
+            continue
         assert any(e.readings for e in compiled.profile.examples), f"{compiled.id}: no example with readings"
 
 
