@@ -2,6 +2,12 @@
 
 Vectorised over households (numpy); only the encoding runs per device. The meter sees the household's
 net flow (load + EV − PV): its counters grow by exactly the power it reports times the interval.
+
+Every counter (meter import/export and tariff registers, PV, EV, heat) is a function of the time and the
+quarter alone (:meth:`simulators.shapes.Shapes.counters`): a simulation started later shows the counters a
+simulation that never stopped would show. Only a meter swap (fault injection) changes a meter's reading:
+the new meter counts from zero (an offset per household, held by the simulation, so not across a restart).
+:func:`meter_counters` gives the readings at any time as the device profiles decode them.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ import numpy as np
 from simulators import formats
 from simulators.faults import FaultState
 from simulators.quarter import STREET_APPLICATION, Household, Quarter
-from simulators.shapes import Shapes
+from simulators.shapes import EV, EXPORT, EXPORT_LOW, HEAT, IMPORT, IMPORT_LOW, PV, Shapes
+
+METER = slice(IMPORT, EXPORT_LOW + 1)  # the meter's rows of the counters: a swap starts them from zero
+assert (IMPORT, EXPORT, IMPORT_LOW, EXPORT_LOW) == (0, 1, 2, 3)
 
 
 @dataclass(slots=True)
@@ -76,54 +85,79 @@ class Simulation:
         self.heat_enabled = heat
         self.ticks = 0
         n = len(self.households)
-        rng = np.random.default_rng([quarter.seed, start_s, 0x51])
-        self.rng = rng
-        self.import_wh = rng.uniform(2e6, 4e7, n).round(-2)
-        self.export_wh = np.where([h.pv_kwp > 0 for h in self.households], rng.uniform(1e5, 2e7, n), 0.0)
-        self.tariffs = np.stack(
-            [self.import_wh * 0.4, self.import_wh * 0.6, self.export_wh * 0.5, self.export_wh * 0.5]
-        )
-        self.pv_wh = rng.uniform(1e5, 3e7, n).round()
-        self.ev_wh = rng.uniform(1e5, 1e7, n).round()
-        self.heat_wh = rng.uniform(1e6, 8e7, n).round()
-        self.phases = rng.dirichlet((6.0, 6.0, 6.0), n)
+        self.rng = np.random.default_rng([quarter.seed, start_s, 0x51])  # voltage, climate, street noise
+        shares = np.random.default_rng([quarter.seed, 0x9A5E]).dirichlet((6.0, 6.0, 6.0), n).tolist()
+        self.phases: list[tuple[float, float, float]] = [(a, b, c) for a, b, c in shares]
         self.co2 = np.full(n, 600.0)
-        self.serials = [f"0a01454d4800{h.number:04x}{quarter.seed % 65536:04x}" for h in self.households]
+        self.serials = [_serial(quarter, h) for h in self.households]
         self.uplinks = 0
+        # the reading of a swapped meter's predecessor (subtracted: the new one counts from zero)
+        self._offsets = np.zeros((4, n))
+        self._counters: np.ndarray | None = None  # every counter at self.time_s, before offsets
 
-    def _flows(self) -> Flows:
-        start, end = self.time_s, self.time_s + self.interval_s
-        noise = np.clip(1.0 + 0.25 * self.rng.standard_normal(len(self.households)), 0.0, None)
-        energy = self.shapes.energy_between
+    def _now(self) -> np.ndarray:
+        if self._counters is None:
+            self._counters = self.shapes.counters(self.time_s)
+        return self._counters
+
+    def _meter_wh(self) -> np.ndarray:
+        """(4, households) the meters' import, export, low-tariff import, low-tariff export (Wh) now."""
+        return np.asarray(self._now()[METER] - self._offsets, dtype=np.float64)
+
+    @property
+    def import_wh(self) -> np.ndarray:
+        return np.asarray(self._meter_wh()[0], dtype=np.float64)
+
+    @property
+    def export_wh(self) -> np.ndarray:
+        return np.asarray(self._meter_wh()[1], dtype=np.float64)
+
+    @property
+    def tariffs(self) -> np.ndarray:
+        """(4, households) DSMR registers 1.8.1, 1.8.2, 2.8.1, 2.8.2 (Wh; 0 and the total without DSMR)."""
+        meter = self._meter_wh()
+        return np.stack([meter[2], meter[0] - meter[2], meter[3], meter[1] - meter[3]])
+
+    @property
+    def pv_wh(self) -> np.ndarray:
+        return np.asarray(self._now()[PV], dtype=np.float64)
+
+    @property
+    def ev_wh(self) -> np.ndarray:
+        return np.asarray(self._now()[EV], dtype=np.float64)
+
+    @property
+    def heat_wh(self) -> np.ndarray:
+        return np.asarray(self._now()[HEAT], dtype=np.float64)
+
+    def _flows(self, start: np.ndarray, end: np.ndarray) -> Flows:
+        delta = end - start
         return Flows(
-            time_s=end,
+            time_s=self.time_s + self.interval_s,
             dt_s=float(self.interval_s),
-            load=energy("load_cum_wh", start, end) * noise,
-            pv=energy("pv_cum_wh", start, end),
-            ev=energy("ev_cum_wh", start, end),
-            heat=energy("heat_cum_wh", start, end),
+            load=delta[IMPORT] - delta[EXPORT] - delta[EV] + delta[PV],
+            pv=delta[PV],
+            ev=delta[EV],
+            heat=delta[HEAT],
         )
 
     def step(self) -> tuple[Flows, list[Message]]:
         """Advance one interval; the flows of the interval and the messages the devices send at its end."""
-        flows = self._flows()
-        self.time_s, self.ticks = flows.time_s, self.ticks + 1
-        net = flows.load + flows.ev - flows.pv
-        imported, exported = np.clip(net, 0.0, None), np.clip(-net, 0.0, None)
-        local_hour = ((flows.time_s + 3600) // 3600) % 24
-        low = 0 if (local_hour >= 22 or local_hour < 6) else 1  # tariff register in use
+        start = self._now()
+        end = self.shapes.counters(self.time_s + self.interval_s)
+        flows = self._flows(start, end)
         for index in range(len(self.households)):
             if self.faults.swap_now(flows.dt_s):  # a new meter from zero, counting this interval
-                self.import_wh[index] = self.export_wh[index] = 0.0
-                self.tariffs[:, index] = 0.0
-        self.tariffs[low] += imported
-        self.tariffs[2 + low] += exported
-        self.import_wh += imported
-        self.export_wh += exported
-        self.pv_wh += flows.pv
-        self.ev_wh += flows.ev
-        self.heat_wh += flows.heat
-        power = net * 3600.0 / flows.dt_s
+                self._offsets[:, index] = start[METER, index]
+        self.time_s, self.ticks, self._counters = flows.time_s, self.ticks + 1, end
+        local_hour = ((flows.time_s + 3600) // 3600) % 24
+        net = (end[IMPORT] - start[IMPORT]) - (end[EXPORT] - start[EXPORT])
+        per_hour = 3600.0 / flows.dt_s
+        # per household as Python floats (cheaper to pick from than numpy scalars)
+        meter = list(zip(*self._meter_wh().tolist(), strict=True))
+        devices = list(zip(*end[PV : HEAT + 1].tolist(), strict=True))
+        rates = (net, flows.pv, flows.ev, flows.heat)
+        powers = list(zip(*(np.stack(rates) * per_hour).tolist(), strict=True))
         year = self.shapes.year_of(flows.time_s)
         slot, _ = year.slot_at(flows.time_s)
         outdoor = float(year.outdoor_c[slot])
@@ -133,15 +167,15 @@ class Simulation:
         voltage = round(float(self.rng.normal(230.5, 1.2)), 1)
         messages: list[Message] = []
         for index, household in enumerate(self.households):
-            self._meter(messages, index, household, float(power[index]), voltage)
+            power, pv_w, ev_w, heat_w = powers[index]
+            pv_wh, ev_wh, heat_wh = devices[index]
+            self._meter(messages, index, household, meter[index], power, voltage)
             if household.pv_kwp:
-                self._pv(messages, index, household, float(flows.pv[index]) * 3600.0 / flows.dt_s)
+                self._pv(messages, household, pv_w, pv_wh)
             if household.ev_kw:
-                self._ev(messages, index, household, float(flows.ev[index]) * 3600.0 / flows.dt_s, voltage)
+                self._ev(messages, household, ev_w, ev_wh, voltage)
             if self.heat_enabled and self.ticks % self._every["heat"] == 0:
-                self._heat(
-                    messages, index, household, float(flows.heat[index]) * 3600.0 / flows.dt_s, outdoor
-                )
+                self._heat(messages, household, heat_w, heat_wh, outdoor)
             if self.ticks % self._every["climate"] == 0:
                 self._climate(messages, index, household, float(occupancy[index]), outdoor)
         if self.ticks % self._every["street"] == 0:
@@ -157,41 +191,38 @@ class Simulation:
         out.append(message)
 
     def _meter(
-        self, out: list[Message], index: int, household: Household, power: float, voltage: float
+        self,
+        out: list[Message],
+        index: int,
+        household: Household,
+        meter: tuple[float, ...],
+        power: float,
+        voltage: float,
     ) -> None:
-        device, family = household.meter_device, household.meter_family
+        """``meter``: import, export, low-tariff import, low-tariff export (Wh)."""
+        device = household.meter_device
+        imported, exported, low_in, low_out = meter
         state = formats.MeterState(
             time_s=self.time_s + self.faults.skew_s(device),
-            import_wh=float(self.import_wh[index]),
-            export_wh=float(self.export_wh[index]),
+            import_wh=imported,
+            export_wh=exported,
             power_w=power,
-            phases=(float(self.phases[index, 0]), float(self.phases[index, 1]), float(self.phases[index, 2])),
+            phases=self.phases[index],
             voltage=voltage,
             serial=self.serials[index],
         )
-        prefix = f"lab/{household.gateway}/"
-        if family == "tasmota-sml":
-            topic = f"{prefix}tele/{device}/SENSOR"
-            payload, imported, exported = formats.tasmota_sml(state)
-        elif family == "shelly-gen2":
-            topic = f"{prefix}{device}/events/rpc"
-            payload, imported, exported = formats.shelly_pro3em(device, state)
-        elif family == "sml":
-            topic = f"{prefix}sml/{device}"
-            payload, imported, exported = formats.sml_frame(state)
-        else:
-            topic = f"{prefix}dsmr/{device}"
-            t = self.tariffs[:, index]
-            registers = (float(t[0]), float(t[1]), float(t[2]), float(t[3]))
-            payload, imported, exported = formats.dsmr_telegram(state, registers)
-        message = Message(topic, payload, family, "meter", household.gateway, household.number, state.time_s)
+        registers = (low_in, imported - low_in, low_out, exported - low_out)
+        topic, payload, imported, exported = encode_meter(household, state, registers)
+        message = Message(
+            topic, payload, household.meter_family, "meter", household.gateway, household.number, state.time_s
+        )
         message.counters = (imported, exported)
         self._emit(out, message, device)
 
-    def _pv(self, out: list[Message], index: int, household: Household, power: float) -> None:
+    def _pv(self, out: list[Message], household: Household, power: float, energy_wh: float) -> None:
         device = household.pv_device
         stamp = self.time_s + self.faults.skew_s(device)
-        payload = formats.pv_json(stamp, power, float(self.pv_wh[index]))
+        payload = formats.pv_json(stamp, power, energy_wh)
         topic = f"lab/{household.gateway}/{device}/state"
         self._emit(
             out,
@@ -199,10 +230,12 @@ class Simulation:
             device,
         )
 
-    def _ev(self, out: list[Message], index: int, household: Household, power: float, voltage: float) -> None:
+    def _ev(
+        self, out: list[Message], household: Household, power: float, energy_wh: float, voltage: float
+    ) -> None:
         device = household.ev_device
         stamp = self.time_s + self.faults.skew_s(device)
-        payload = formats.shelly_proem(device, stamp, power, float(self.ev_wh[index]), voltage)
+        payload = formats.shelly_proem(device, stamp, power, energy_wh, voltage)
         topic = f"lab/{household.gateway}/{device}/events/rpc"
         self._emit(
             out,
@@ -211,14 +244,12 @@ class Simulation:
         )
 
     def _heat(
-        self, out: list[Message], index: int, household: Household, power: float, outdoor: float
+        self, out: list[Message], household: Household, power: float, energy_wh: float, outdoor: float
     ) -> None:
         device = household.heat_device
         stamp = self.time_s + self.faults.skew_s(device)
         flow = 30.0 + max(0.0, 15.0 - outdoor) * 1.1
-        payload = formats.heat_json(
-            stamp, float(self.heat_wh[index]), power, flow, flow - 3.0 - power / 1500.0
-        )
+        payload = formats.heat_json(stamp, energy_wh, power, flow, flow - 3.0 - power / 1500.0)
         topic = f"lab/{household.gateway}/{device}/state"
         self._emit(
             out,
@@ -268,3 +299,49 @@ class Simulation:
                 Message(topic, payload, "ttn-v3", "street", sensor.gateway, 0, self.time_s),
                 sensor.device,
             )
+
+
+def _serial(quarter: Quarter, household: Household) -> str:
+    return f"0a01454d4800{household.number:04x}{quarter.seed % 65536:04x}"
+
+
+def encode_meter(
+    household: Household, state: formats.MeterState, registers: tuple[float, float, float, float]
+) -> tuple[str, bytes, float, float]:
+    """Topic, payload and the import/export kWh the profile decodes, for the household's meter family;
+    ``registers``: DSMR's 1.8.1, 1.8.2, 2.8.1, 2.8.2 in Wh (the other families ignore them)."""
+    device, family = household.meter_device, household.meter_family
+    prefix = f"lab/{household.gateway}/"
+    if family == "tasmota-sml":
+        return (f"{prefix}tele/{device}/SENSOR", *formats.tasmota_sml(state))
+    if family == "shelly-gen2":
+        return (f"{prefix}{device}/events/rpc", *formats.shelly_pro3em(device, state))
+    if family == "sml":
+        return (f"{prefix}sml/{device}", *formats.sml_frame(state))
+    return (f"{prefix}dsmr/{device}", *formats.dsmr_telegram(state, registers))
+
+
+def meter_counters(
+    quarter: Quarter, time_s: int, shapes: Shapes | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Import and export kWh per household (in ``quarter.households`` order) that the meters show at
+    ``time_s``, as their device profiles decode them (after each format's rounding).
+
+    The ground truth for any run of the quarter without meter swaps, restarts included: the energy between
+    two readings of a household's meter is ``meter_counters(t2) - meter_counters(t1)``, whenever the
+    simulations that sent them were started. ``time_s`` is the simulation's time, which is the device's
+    timestamp unless clock skew is injected. Pass the simulation's ``shapes`` to reuse its built years.
+    """
+    shapes = shapes or Shapes(quarter)
+    counters = shapes.counters(time_s)
+    imports, exports = np.zeros(len(quarter.households)), np.zeros(len(quarter.households))
+    for index, household in enumerate(quarter.households):
+        imported, exported = float(counters[IMPORT, index]), float(counters[EXPORT, index])
+        low_in, low_out = float(counters[IMPORT_LOW, index]), float(counters[EXPORT_LOW, index])
+        state = formats.MeterState(
+            time_s, imported, exported, 0.0, (1.0, 0.0, 0.0), 230.0, _serial(quarter, household)
+        )
+        _, _, imports[index], exports[index] = encode_meter(
+            household, state, (low_in, imported - low_in, low_out, exported - low_out)
+        )
+    return imports, exports
