@@ -334,19 +334,24 @@ class Quarantine:
         )
         return [_record(row) for row in rows]
 
-    def pending_by_device(self, reasons: Iterable[str], *, limit: int = 1000) -> builtins.list[DeviceSummary]:
-        """Per (gateway, device) of the pending entries with ``reasons``: how many, first and last receive
-        time, the newest entry's id; the most recently heard first."""
+    def pending_by_device(
+        self, reasons: Iterable[str], *, key: DeviceKey | None = None, limit: int = 1000
+    ) -> builtins.list[DeviceSummary]:
+        """Per (gateway, device) of the pending entries with ``reasons`` (of one device: ``key``): how
+        many, first and last receive time, the newest and oldest entry's id; the most recently heard
+        first."""
         wanted = builtins.list(reasons)
         if not self.has_device_keys or not wanted:
             return []
         marks = ", ".join("?" * len(wanted))
+        where = (
+            "gateway = ? AND device = ?" if key is not None else "gateway IS NOT NULL AND device IS NOT NULL"
+        )
         rows = self._query(
             "SELECT gateway, device, count(*), min(received_ns), max(received_ns), max(id), min(id)"
-            f" FROM quarantine WHERE status = 'pending' AND reason IN ({marks})"
-            " AND gateway IS NOT NULL AND device IS NOT NULL"
+            f" FROM quarantine WHERE status = 'pending' AND reason IN ({marks}) AND {where}"
             " GROUP BY gateway, device ORDER BY max(received_ns) DESC LIMIT ?",
-            (*wanted, max(0, limit)),
+            (*wanted, *(key or ()), max(0, limit)),
         )
         return [DeviceSummary(*row) for row in rows]
 

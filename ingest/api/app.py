@@ -29,6 +29,7 @@ from ingest.api.routes import (
     buildings,
     commissioning,
     devices,
+    discovery,
     fleet_routes,
     gateways,
     households,
@@ -120,6 +121,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.runs = runs
     app.state.commissioning_timeout_s = settings.commissioning.default_timeout_s
+    app.state.registry_refresh_s = settings.registry.refresh_s  # how soon the ingester replays (discovery)
     app.state.api_prefix = API_PREFIX
     secure = settings.mode == "production"  # Secure, __Host- cookies (security.py)
     app.state.secure_cookies = secure
@@ -143,6 +145,7 @@ def create_app(
     for module in (auth, me, buildings, households, users, gateways, fleet_routes, devices, assignments):
         api.include_router(module.router)
     api.include_router(commissioning.router)
+    api.include_router(discovery.router)
     app.include_router(api)
     app.include_router(pages.router)
     app.mount(f"{PAGES_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -267,6 +267,22 @@ ROUTES = [
         STAFF,
         lambda w: Call(f"{V1}/commissioning/{w.checked_device_run()[1]}/events"),
     ),
+    # discovery: unregistered devices, register one
+    Route("GET", f"{V1}/discovery", STAFF, lambda w: Call(f"{V1}/discovery")),
+    Route(
+        "POST",
+        f"{V1}/discovery/register",
+        STAFF,
+        lambda w: Call(
+            f"{V1}/discovery/register",
+            {
+                "gateway_id": w.gateway_row().id,
+                "native_id": f"found-{f.tag()}",
+                "profile_id": "generic-json",
+                "household_id": w.household().id,
+            },
+        ),
+    ),
 ]
 
 

@@ -160,6 +160,71 @@ TEXTS: dict[str, tuple[str, str]] = {
     "topic": ("Topic", "Topic"),
 }
 
+# the discovery page (discovery_page.py, templates/discovery.html)
+TEXTS |= {
+    "discovery": ("Neue Geräte", "New devices"),
+    "disc_title": ("Nicht registrierte Geräte", "Unregistered devices"),
+    "disc_intro": (
+        "Geräte, die senden, aber nicht registriert sind, je Gateway. Nach dem Registrieren werden ihre "
+        "Nachrichten seit dem ersten Kontakt binnen etwa {s} s gespeichert.",
+        "Devices that send but are not registered, per gateway. Once registered, their messages since "
+        "first contact are stored within about {s} s.",
+    ),
+    "disc_none": ("Keine nicht registrierten Geräte.", "No unregistered devices."),
+    "disc_registered": (
+        "Gerät {device} an {gateway} registriert.",
+        "Device {device} on {gateway} registered.",
+    ),
+    "disc_assigned_from": ("Zugeordnet ab {since}.", "Assigned from {since}."),
+    "disc_replay_waiting": (
+        "{n} Nachrichten aus der Quarantäne werden binnen etwa {s} s gespeichert.",
+        "{n} quarantined messages will be stored within about {s} s.",
+    ),
+    "disc_replay_done": (
+        "Seine Nachrichten aus der Quarantäne sind gespeichert.",
+        "Its quarantined messages are stored.",
+    ),
+    "disc_to_device": ("Zum Gerät", "Open the device"),
+    "disc_gateway_unknown": (
+        "Dieses Gateway ist nicht registriert: zuerst das Gateway anlegen.",
+        "This gateway is not registered: register the gateway first.",
+    ),
+    "disc_gateway_inactive": (
+        "Dieses Gateway ist nicht aktiv: an ihm können keine Geräte registriert werden.",
+        "This gateway is not active: no devices can be registered on it.",
+    ),
+    "disc_first_seen": ("Zuerst gehört", "First heard"),
+    "disc_last_seen": ("Zuletzt gehört", "Last heard"),
+    "disc_messages": ("Nachrichten", "Messages"),
+    "disc_topic": ("Topic", "Topic"),
+    "disc_model": ("Modell", "Model"),
+    "disc_firmware": ("Firmware", "Firmware"),
+    "disc_address": ("IP-Adresse", "IP address"),
+    "disc_mac": ("MAC/IEEE", "MAC/IEEE"),
+    "disc_name": ("Name", "Name"),
+    "disc_values": ("Werte der neuesten Nachricht", "Values of the newest message"),
+    "disc_measurement": ("Messgröße", "Measurement"),
+    "disc_value": ("Wert", "Value"),
+    "disc_not_decoded": (
+        "Die neueste Nachricht lässt sich nicht dekodieren:",
+        "The newest message does not decode:",
+    ),
+    "disc_announced_only": (
+        "Hat sich angemeldet, aber noch keine Messwerte gesendet.",
+        "Announced itself, but has sent no readings yet.",
+    ),
+    "disc_register": ("Registrieren und zuordnen", "Register and assign"),
+    "disc_register_help": (
+        "Die Zuordnung gilt ab dem ersten Kontakt ({since}).",
+        "The assignment starts at its first contact ({since}).",
+    ),
+    "disc_unknown_topics": ("Topics ohne Geräteprofil", "Topics no profile decodes"),
+    "disc_unknown_topics_help": (
+        "Diese Nachrichten passen zu keinem Geräteprofil; registrieren geht erst mit einem passenden Profil.",
+        "No device profile matches these messages; they can be registered once a profile does.",
+    ),
+}
+
 
 def negotiate(request: Request) -> str:
     """The page language: the switch's cookie, else the best of Accept-Language, else German."""

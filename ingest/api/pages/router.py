@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ingest.api.deps import SessionDep, clear_session_cookie, get_signer, set_session_cookie
-from ingest.api.pages import device_pages, import_page
+from ingest.api.pages import device_pages, discovery_page, import_page
 from ingest.api.pages.i18n import LANG_COOKIE, LANGUAGES
 from ingest.api.pages.web import (
     PAGES_PREFIX,
@@ -34,6 +34,7 @@ from ingest.security.audit import audit
 log = logging.getLogger(__name__)
 router = APIRouter(prefix=PAGES_PREFIX, include_in_schema=False)
 router.include_router(device_pages.router)
+router.include_router(discovery_page.router)
 router.include_router(import_page.router)
 
 

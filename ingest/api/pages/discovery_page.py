@@ -1,0 +1,160 @@
+"""The discovery page: per gateway the devices that report but are not registered, with their decoded
+values and when they were first and last heard; one form per device registers it and assigns it to a
+household from its first contact, and the ingester replays its quarantined messages at its next registry
+refresh (``registry.refresh_s``), so its readings since it was installed are kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from ingest.api.deps import SessionDep
+from ingest.api.pages.i18n import negotiate
+from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, render
+from ingest.api.routes.discovery import DiscoverySource, SourceDep, register_discovered
+from ingest.api.routes.field_common import InvalidFields, profiles_of
+from ingest.api.schemas_discovery import DiscoveryRegister
+from ingest.discovery.listing import GatewayDiscovery
+from ingest.registry.errors import RegistryError
+from ingest.registry.models import Assignment, Device, User
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+DEFAULT_ZONE = "Europe/Berlin"
+
+
+class _Formats:
+    """Times in the quarter's zone and numbers as people write them in the page's language."""
+
+    def __init__(self, request: Request) -> None:
+        self.lang = negotiate(request)
+        try:
+            self.tz = ZoneInfo(getattr(request.app.state, "timezone", None) or DEFAULT_ZONE)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.tz = ZoneInfo(DEFAULT_ZONE)
+
+    def when(self, moment: dt.datetime) -> str:
+        local = moment.astimezone(self.tz)
+        if self.lang == "de":
+            return local.strftime("%d.%m.%Y, %H:%M")
+        return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
+
+    def iso(self, moment: dt.datetime) -> str:
+        return moment.astimezone(self.tz).isoformat(timespec="seconds")
+
+    def number(self, value: object) -> str:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return str(value)
+        text = f"{value:.12g}" if isinstance(value, float) else str(value)
+        return text.replace(".", ",") if self.lang == "de" else text
+
+
+def _page(
+    request: Request,
+    user: User,
+    gateways: list[GatewayDiscovery],
+    source: DiscoverySource,
+    *,
+    status_code: int = 200,
+    errors: dict[str, dict[str, str]] | None = None,
+    values: dict[str, dict[str, str]] | None = None,
+    registered: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    profiles = sorted(profiles_of(request), key=lambda p: (p.profile.family, p.id))
+    return render(
+        request,
+        "discovery.html",
+        user=user,
+        status_code=status_code,
+        gateways=gateways,
+        profiles=[p for p in profiles if p.profile.decoder != "announcement"],
+        errors=errors or {},
+        values=values or {},
+        registered=registered,
+        refresh_s=round(source.refresh_s),
+        df=_Formats(request),
+    )
+
+
+@router.get("/discovery")
+def discovery_page(
+    request: Request,
+    user: StaffPage,
+    session: SessionDep,
+    source: SourceDep,
+    registered: int | None = None,
+) -> HTMLResponse:
+    done = None
+    device = session.get(Device, registered) if registered is not None else None
+    if device is not None:
+        since = session.scalar(
+            select(func.min(Assignment.valid_from)).where(Assignment.device_id == device.id)
+        )
+        done = {
+            "id": device.id,
+            "native_id": device.native_id,
+            "gateway": device.gateway.name,
+            "since": since.replace(tzinfo=dt.UTC) if since is not None and since.tzinfo is None else since,
+            "waiting": source.waiting((device.gateway.name, device.native_id)),
+        }
+    return _page(request, user, source.gateways(session), source, registered=done)
+
+
+def _form_key(gateway_id: str, native_id: str) -> str:
+    return f"{gateway_id}/{native_id}"
+
+
+@router.post("/discovery/register", dependencies=[CsrfChecked])
+def discovery_register(
+    request: Request,
+    user: StaffPage,
+    session: SessionDep,
+    source: SourceDep,
+    gateway_id: Annotated[str, Form(max_length=12)] = "",
+    native_id: Annotated[str, Form(max_length=200)] = "",
+    profile_id: Annotated[str, Form(max_length=100)] = "",
+    household_id: Annotated[str, Form(max_length=12)] = "",
+    meter_number: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    key = _form_key(gateway_id, native_id)
+    sent = {"profile_id": profile_id, "household_id": household_id, "meter_number": meter_number}
+    problems: dict[str, str] = {}
+    try:
+        body = DiscoveryRegister.model_validate(
+            {
+                "gateway_id": gateway_id,
+                "native_id": native_id,
+                "profile_id": profile_id,
+                **({"household_id": household_id} if household_id else {}),
+                **({"meter_number": meter_number} if meter_number else {}),
+            }
+        )
+        registered = register_discovered(session, source, profiles_of(request), body)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "form"
+            problems.setdefault(field, str(error.get("msg", "invalid")).removeprefix("Value error, "))
+    except InvalidFields as exc:
+        problems = dict(exc.problems)
+    except RegistryError as exc:
+        problems["form"] = str(exc)
+    else:
+        log.info("discovered device %r registered on the pages by %s", native_id, user.username)
+        url = f"{PAGES_PREFIX}/discovery?registered={registered.device.id}"
+        return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+    return _page(
+        request,
+        user,
+        source.gateways(session),
+        source,
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        errors={key: problems},
+        values={key: sent},
+    )
