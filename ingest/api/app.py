@@ -122,6 +122,7 @@ def create_app(
     app.state.runs = runs
     app.state.commissioning_timeout_s = settings.commissioning.default_timeout_s
     app.state.registry_refresh_s = settings.registry.refresh_s  # how soon the ingester replays (discovery)
+    app.state.timezone = settings.ingest.timezone  # the pages show times in the quarter's zone
     app.state.api_prefix = API_PREFIX
     secure = settings.mode == "production"  # Secure, __Host- cookies (security.py)
     app.state.secure_cookies = secure

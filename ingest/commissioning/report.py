@@ -18,6 +18,7 @@ The report (a JSON object, stored on the device and in its history)::
     signal       {rssi_dbm?, link_quality?} | null
     battery      {battery_pct?, battery_v?} | null
     quarantine   [{id, topic, reason, detail, received, during_check}]
+    topics       the topic filters listened on (a check that heard nothing: outcome "no_message")
 """
 
 from __future__ import annotations
@@ -218,7 +219,8 @@ def no_message(
     """The report of a check that heard nothing from the device in time."""
     verdict = _Verdict()
     verdict.fail("no_message", f"no message on {', '.join(topics)} within {timeout_s:.0f} s")
-    return _result(verdict, "no_message", quarantine=_quarantine(hits, started_ns, verdict))
+    quarantine = _quarantine(hits, started_ns, verdict)
+    return _result(verdict, "no_message", quarantine=quarantine, topics=list(topics))
 
 
 def error(code: str, message: str) -> dict[str, Any]:

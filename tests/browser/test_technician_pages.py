@@ -60,7 +60,8 @@ def test_technician_registers_a_device_and_it_passes_commissioning(
 
     phone.get_by_label("Gateway").select_option(label=gateway_name)
     phone.get_by_label("Geräte-ID (wie im Topic)").fill("zaehler/1")
-    expect(phone.locator("#err-native_id")).to_contain_text("pattern")  # the API's 422, as you type
+    # the page's own check as you type, in the page's language
+    expect(phone.locator("#err-native_id")).to_have_text("Eine Topic-Ebene: kein /, + oder #.")
     expect(phone.get_by_label("Geräte-ID (wie im Topic)")).to_have_attribute("aria-invalid", "true")
     phone.get_by_label("Geräte-ID (wie im Topic)").fill("zaehler-1")
     expect(phone.locator("#err-native_id")).to_be_empty()

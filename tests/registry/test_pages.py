@@ -151,7 +151,8 @@ def test_csv_upload_report(api: TestClient, technician: User, session: Session) 
         "/tech/import", data={"csrf_token": token}, files={"file": ("d.csv", data, "text/csv")}
     )
     assert response.status_code == 422
-    assert "unknown profile" in response.text
+    assert "Unbekanntes Geräteprofil „bogus“." in response.text  # the page's language (German here)
+    assert "unknown profile" not in response.text
     assert session.scalar(select(Device).where(Device.native_id == "u1")) is None
     fixed = data.replace(b"bogus", b"tasmota-sml")
     response = api.post(

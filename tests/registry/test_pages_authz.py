@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from ingest.api.pages import device_pages, import_page
+from ingest.api.pages import device_pages, gateway_pages, import_page
 from ingest.api.pages import router as pages
 from ingest.api.pages.web import CSRF_COOKIE, CSRF_FIELD, PAGES_PREFIX
 from ingest.api.security import SESSION_COOKIE, TokenSigner
@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.registry, pytest.mark.integration]
 P = PAGES_PREFIX
 EVERYONE = frozenset(CALLERS)
 STAFF = frozenset({TECHNICIAN, OPERATOR})
+OPERATORS = frozenset({OPERATOR})
 PRE_SESSION_CSRF = "c" * 43
 
 
@@ -38,6 +39,7 @@ class Call:
     path: str
     form: dict[str, str] | None = None
     files: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
+    json: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,35 @@ PAGES = [
     Page("GET", f"{P}/fleet", STAFF, lambda w: Call(f"{P}/fleet")),
     Page("GET", f"{P}/gateways/new", STAFF, lambda w: Call(f"{P}/gateways/new")),
     Page("POST", f"{P}/gateways", STAFF, lambda w: Call(f"{P}/gateways", {"name": f"p{f.tag()}"})),
+    Page("GET", f"{P}/gateways/{{gateway_id}}", STAFF, lambda w: Call(f"{P}/gateways/{w.gateway_row().id}")),
+    Page(
+        "POST",
+        f"{P}/gateways/{{gateway_id}}/rotate",
+        STAFF,
+        lambda w: Call(f"{P}/gateways/{w.gateway().id}/rotate", {}),
+    ),
+    Page(
+        "GET",
+        f"{P}/gateways/{{gateway_id}}/revoke",
+        OPERATORS,
+        lambda w: Call(f"{P}/gateways/{w.gateway_row().id}/revoke"),
+    ),
+    Page(
+        "POST",
+        f"{P}/gateways/{{gateway_id}}/revoke",
+        OPERATORS,
+        lambda w: Call(f"{P}/gateways/{w.gateway().id}/revoke", {}),
+    ),
     Page("GET", f"{P}/devices/new", STAFF, lambda w: Call(f"{P}/devices/new")),
+    Page(
+        "POST",
+        f"{P}/devices/validate",
+        STAFF,
+        lambda w: Call(
+            f"{P}/devices/validate",
+            json={"gateway_id": str(w.gateway_row().id), "native_id": "m1", "profile_id": "generic-json"},
+        ),
+    ),
     Page(
         "POST",
         f"{P}/devices",
@@ -123,7 +153,9 @@ def _routes(router: APIRouter, prefix: str) -> set[tuple[str, str]]:
 
 def test_matrix_covers_every_page() -> None:
     """The page routers' routes (the main one has the prefix, the included ones get it) are the matrix."""
-    served = _routes(pages.router, "") | _routes(device_pages.router, P) | _routes(import_page.router, P)
+    served = _routes(pages.router, "")
+    for module in (device_pages, gateway_pages, import_page):
+        served |= _routes(module.router, P)
     assert served == {(page.method, page.path) for page in PAGES}
 
 
@@ -135,6 +167,8 @@ def test_page_authorization(world: World, page: Page) -> None:
         csrf = _login_cookie(world, caller)
         if page.method == "GET":
             response = world.client.get(call.path, follow_redirects=False)
+        elif call.json is not None:  # validation as you type: JSON, the app-wide CSRF rule's way
+            response = world.client.post(call.path, json=call.json, follow_redirects=False)
         else:
             form = {**(call.form or {}), CSRF_FIELD: csrf}
             response = world.client.post(

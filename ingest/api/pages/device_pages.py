@@ -1,4 +1,4 @@
-"""Pages for gateways, devices and the commissioning check."""
+"""Pages for devices and the commissioning check."""
 
 from __future__ import annotations
 
@@ -6,96 +6,28 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Path, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.api.deps import MAX_ID, SessionDep
-from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, render
+from ingest.api.pages.localize import Localizer
+from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, localizer, render
 from ingest.api.routes.commissioning import run_status, start_check
 from ingest.api.routes.field_common import RunsDep, device_problems, profiles_of, register_device
-from ingest.api.schemas import DeviceCreate, GatewayCreate
+from ingest.api.schemas import DeviceCreate
 from ingest.api.schemas_field import RUN_ID
-from ingest.dynsec import DynsecError
 from ingest.registry.assignments import assignment_at
 from ingest.registry.commissioning import list_checks
 from ingest.registry.db import utcnow
 from ingest.registry.errors import RegistryError
-from ingest.registry.fleet import create_gateway, gateway_client_id
-from ingest.registry.models import Building, Device, Gateway, GatewayStatus, Household
+from ingest.registry.models import Device, Gateway, GatewayStatus, Household
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 DeviceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 TIMEOUTS = (60, 120, 300)
-
-
-def _buildings(session: Session) -> list[Building]:
-    return list(session.scalars(select(Building).order_by(Building.name).limit(1000)))
-
-
-# ---------------------------------------------------------------- gateways
-
-
-@router.get("/gateways/new")
-def gateway_form(request: Request, user: StaffPage, session: SessionDep) -> HTMLResponse:
-    return render(
-        request,
-        "gateway_new.html",
-        user=user,
-        buildings=_buildings(session),
-        broker_off=request.app.state.broker is None,
-        values={},
-    )
-
-
-@router.post("/gateways", dependencies=[CsrfChecked])
-def gateway_submit(
-    request: Request,
-    user: StaffPage,
-    session: SessionDep,
-    name: Annotated[str, Form(max_length=200)],
-    building_id: Annotated[str, Form(max_length=12)] = "",
-    notes: Annotated[str, Form(max_length=4000)] = "",
-) -> HTMLResponse:
-    broker = request.app.state.broker
-    values = {"name": name, "building_id": building_id, "notes": notes}
-    error = None
-    if broker is None:
-        error = "broker_off"
-    else:
-        try:  # the JSON API's rules for the fields (text, name pattern), then the registry's
-            body = GatewayCreate(
-                name=name,
-                building_id=int(building_id) if building_id.isdigit() else None,
-                notes=notes,
-            )
-            gateway, password = create_gateway(session, broker, **body.model_dump())
-        except ValidationError as exc:
-            error = "; ".join(f"{_field(e)}: {_message(e)}" for e in exc.errors())
-        except (RegistryError, DynsecError) as exc:
-            error = str(exc)
-        else:
-            return render(
-                request,
-                "gateway_created.html",
-                user=user,
-                gateway=gateway,
-                password=password,
-                client_id=gateway_client_id(gateway.name),
-                topic_prefix=f"lab/{gateway.name}/",
-            )
-    return render(
-        request,
-        "gateway_new.html",
-        user=user,
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        buildings=_buildings(session),
-        broker_off=broker is None,
-        values=values,
-        error=error,
-    )
 
 
 # ---------------------------------------------------------------- devices
@@ -171,24 +103,18 @@ def device_submit(
         "household_id": household_id,
         "notes": notes,
     }
-    errors: dict[str, str] = {}
-    try:
-        body = DeviceCreate.model_validate(_body(values))
-    except ValidationError as exc:
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "form"
-            errors.setdefault(field, _message(error))
-    else:
-        errors = dict(device_problems(session, body, profiles_of(request)))
-        if not errors:
-            try:
-                device = register_device(session, body)
-            except RegistryError as exc:
-                errors["form"] = str(exc)
-            else:
-                log.info("device %s registered on the pages by %s", device.id, user.username)
-                url = f"{PAGES_PREFIX}/devices/{device.id}?created=1"
-                return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+    fmt = localizer(request)
+    body, errors = _check(request, session, values, fmt)
+    if body is not None and not errors:
+        try:
+            device = register_device(session, body)
+        except RegistryError as exc:
+            field = getattr(exc, "field", "form")
+            errors["form"] = fmt.field_error(field, getattr(exc, "message", str(exc)))
+        else:
+            log.info("device %s registered on the pages by %s", device.id, user.username)
+            url = f"{PAGES_PREFIX}/devices/{device.id}?created=1"
+            return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
     return _device_form(
         request,
         user,
@@ -199,12 +125,38 @@ def device_submit(
     )
 
 
-def _message(error: Any) -> str:
-    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+def _check(
+    request: Request, session: Session, values: dict[str, str], fmt: Localizer
+) -> tuple[DeviceCreate | None, dict[str, str]]:
+    """The JSON API's checks of a device (fields, then references and duplicates), each field's first
+    error in the page's language."""
+    errors: dict[str, str] = {}
+    try:
+        body = DeviceCreate.model_validate(_body(values))
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "form"
+            errors.setdefault(field, fmt.pydantic_error(error))
+        return None, errors
+    for field, message in device_problems(session, body, profiles_of(request)):
+        errors.setdefault(field, fmt.field_error(field, message))
+    return body, errors
 
 
-def _field(error: Any) -> str:
-    return str(error["loc"][0]) if error.get("loc") else "form"
+@router.post("/devices/validate")
+async def device_validate(request: Request, _user: StaffPage, session: SessionDep) -> JSONResponse:
+    """Validation as you type: the form's fields as JSON, answered as POST /api/v1/devices/validate
+    would (``detail``: loc and msg per field), with the messages in the page's language."""
+    try:
+        sent = await request.json()
+    except ValueError:
+        sent = {}
+    values = {key: str(value) for key, value in sent.items()} if isinstance(sent, dict) else {}
+    _body_ok, errors = _check(request, session, values, localizer(request))
+    if not errors:
+        return JSONResponse({"valid": True})
+    detail = [{"loc": ["body", field], "msg": message} for field, message in errors.items()]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 @router.get("/devices/{device_id}")
@@ -215,11 +167,16 @@ def device_page(
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "device not found")
     checks, _total = list_checks(session, device_id=device.id, limit=10, offset=0)
+    try:
+        profile = profiles_of(request).by_id.get(device.profile_id)
+    except HTTPException:  # the profiles cannot be loaded: the page still shows the device
+        profile = None
     return render(
         request,
         "device.html",
         user=user,
         device=device,
+        family=profile.profile.family if profile is not None else None,
         assignment=assignment_at(session, device_id=device.id, at=utcnow()),
         checks=checks,
         created=created,

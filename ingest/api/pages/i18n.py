@@ -130,10 +130,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "back_to_device": ("Zum Gerät", "Back to the device"),
     "watch_live": ("Live-Verlauf", "Live progress"),
     "csv_file": ("CSV-Datei", "CSV file"),
+    "csv_columns": ("Spalten", "Columns"),
+    "optional": ("optional", "optional"),
     "csv_help": (
-        "Spalten: gateway, native_id, profile; optional meter_number, location, notes, building, household. "
         "Alles oder nichts: nur wenn jede Zeile stimmt, werden alle Geräte angelegt.",
-        "Columns: gateway, native_id, profile; optional meter_number, location, notes, building, household. "
         "All or nothing: devices are created only when every row is valid.",
     ),
     "dry_run": ("Nur prüfen, nichts anlegen", "Check only, create nothing"),
@@ -158,6 +158,64 @@ TEXTS: dict[str, tuple[str, str]] = {
     "payload": ("Nutzdaten", "Payload"),
     "received_at": ("empfangen", "received"),
     "topic": ("Topic", "Topic"),
+    # the gateway page, the resident's way out, the pages' error pages (issue 12)
+    "listened_on": ("Gehört auf", "Listened on"),
+    "menu": ("Menü", "Menu"),
+    "forbidden_resident": (
+        "Dieser Bereich ist für Technik und Betrieb. Sie sind als {who} angemeldet.",
+        "This area is for technicians and operators. You are logged in as {who}.",
+    ),
+    "to_portal": ("Zum Bewohnerportal", "To the resident portal"),
+    "operators_only": (
+        "Nur der Betrieb (Rolle Operator) kann Gateways widerrufen.",
+        "Only operators can revoke gateways.",
+    ),
+    "gateway_page": ("Gateway {name}", "Gateway {name}"),
+    "devices": ("Geräte", "Devices"),
+    "no_devices": ("Noch keine Geräte.", "No devices yet."),
+    "credentials_issued": ("Zugangsdaten ausgestellt", "Credentials issued"),
+    "rotate_password": ("Passwort erneuern", "Rotate password"),
+    "rotate_help": (
+        "Ein neues Passwort: das alte gilt sofort nicht mehr, ein verbundenes Gateway wird getrennt.",
+        "A new password: the old one stops working at once, a connected gateway is disconnected.",
+    ),
+    "rotated": ("Neues Passwort für Gateway {name}", "New password for gateway {name}"),
+    "revoke": ("Widerrufen", "Revoke"),
+    "revoke_help": (
+        "Löscht das Broker-Konto: das Gateway wird getrennt und kann sich nicht wieder anmelden. "
+        "Seine Historie bleibt.",
+        "Deletes the broker account: the gateway is disconnected and cannot log in again. Its history stays.",
+    ),
+    "revoke_confirm": ("Gateway {name} wirklich widerrufen?", "Really revoke gateway {name}?"),
+    "revoke_yes": ("Ja, widerrufen", "Yes, revoke"),
+    "cancel": ("Abbrechen", "Cancel"),
+    "revoked_done": ("Gateway {name} ist widerrufen.", "Gateway {name} is revoked."),
+    "gateway_is_revoked": (
+        "Das Gateway ist widerrufen: neue Zugangsdaten gibt es nur für ein neu angelegtes Gateway.",
+        "The gateway is revoked: only a newly registered gateway gets new credentials.",
+    ),
+    "broker_off_actions": (
+        "Die Broker-Verwaltung ist nicht eingerichtet: Passwörter können hier nicht erneuert "
+        "oder widerrufen werden.",
+        "Broker administration is not configured: passwords cannot be rotated or revoked here.",
+    ),
+    "broker_failed": (
+        "Der Broker ist nicht erreichbar oder hat die Änderung abgelehnt. Bitte später erneut versuchen.",
+        "The broker is unreachable or refused the change. Please try again later.",
+    ),
+    "check_not_possible": (
+        "Dieses Gerät kann nicht geprüft werden: sein Profil ist nicht geladen oder nennt kein Topic dafür.",
+        "This device cannot be checked: its profile is not loaded or names no topic for it.",
+    ),
+    "too_many_runs": (
+        "Es laufen schon so viele Prüfungen wie erlaubt. Bitte gleich erneut versuchen.",
+        "As many checks as allowed are running. Please try again in a moment.",
+    ),
+    "unavailable": (
+        "Vorübergehend nicht verfügbar. Bitte später erneut versuchen.",
+        "Temporarily unavailable. Please try again later.",
+    ),
+    "page_error": ("Die Anfrage konnte nicht bearbeitet werden.", "The request could not be handled."),
 }
 
 # the discovery page (discovery_page.py, templates/discovery.html)

@@ -8,10 +8,12 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.api.deps import SessionDep, clear_session_cookie, get_signer, set_session_cookie
-from ingest.api.pages import device_pages, discovery_page, import_page
+from ingest.api.pages import device_pages, discovery_page, gateway_pages, import_page
 from ingest.api.pages.i18n import LANG_COOKIE, LANGUAGES
 from ingest.api.pages.web import (
     PAGES_PREFIX,
@@ -33,8 +35,12 @@ from ingest.security.audit import audit
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix=PAGES_PREFIX, include_in_schema=False)
+PORTAL = "/portal"  # the residents' pages, once they exist: the way out offered to a resident here
+STATIC = f"{PAGES_PREFIX}/static"
+ERROR_PAGES = {404: "not_found", 409: "check_not_possible", 429: "too_many_runs", 503: "unavailable"}
 router.include_router(device_pages.router)
 router.include_router(discovery_page.router)
+router.include_router(gateway_pages.router)
 router.include_router(import_page.router)
 
 
@@ -128,8 +134,26 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, LoginRequired)
         return RedirectResponse(login_url(exc.next_url), status_code=status.HTTP_303_SEE_OTHER)
 
-    async def forbidden(request: Request, _exc: Exception) -> Response:
-        return render(request, "message.html", status_code=403, text_key="forbidden")
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        """A resident (or any non-staff user) gets a way out: log out, or go to the resident portal;
+        a technician where only operators act is told so, with the menu."""
+        assert isinstance(exc, PageForbidden)
+        if exc.need == "operator":
+            return render(request, "message.html", user=exc.user, status_code=403, text_key="operators_only")
+        portal = any(getattr(route, "path", "").startswith(PORTAL) for route in request.app.routes)
+        return render(
+            request, "forbidden.html", status_code=403, visitor=exc.user, portal=PORTAL if portal else None
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Errors of the pages as pages in their language; the API's stay JSON."""
+        assert isinstance(exc, StarletteHTTPException)
+        if not request.url.path.startswith(PAGES_PREFIX) or request.url.path.startswith(STATIC):
+            return await http_exception_handler(request, exc)
+        key = ERROR_PAGES.get(exc.status_code, "page_error")
+        response = render(request, "message.html", status_code=exc.status_code, text_key=key)
+        response.headers.update(exc.headers or {})
+        return response
 
     async def csrf_refused(request: Request, _exc: Exception) -> Response:
         log.info("page form refused: CSRF token missing or wrong (%s)", request.url.path)
@@ -137,4 +161,5 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(LoginRequired, to_login)
     app.add_exception_handler(PageForbidden, forbidden)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(CsrfRefused, csrf_refused)

@@ -28,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 
 from ingest.api.deps import SessionDep, get_signer, session_cookie, token_user
 from ingest.api.pages.i18n import LANGUAGES, negotiate, translator
+from ingest.api.pages.localize import Localizer, zone
 from ingest.api.security import cookie_name
 from ingest.registry.models import Role, User
 
@@ -39,20 +40,7 @@ CSRF_FIELD = "csrf_token"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 STAFF = frozenset({Role.operator, Role.technician})
 
-
-def duration(seconds: float | None) -> str:
-    """A short span for people: 40 s, 12 min, 3 h, 5 d."""
-    if seconds is None:
-        return "–"
-    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
-        if seconds < limit:
-            return f"{int(seconds // size)} {unit}"
-    return f"{int(seconds // 86400)} d"
-
-
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
-templates.env.filters["duration"] = duration
-templates.env.filters["num"] = lambda value: f"{value:.12g}" if isinstance(value, float) else value
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
@@ -73,7 +61,13 @@ class LoginRequired(Exception):
 
 
 class PageForbidden(Exception):
-    """Logged in, but not staff."""
+    """Logged in, but not allowed here: a resident on the technicians' pages (``need="staff"``), or a
+    technician where only operators may act (``need="operator"``)."""
+
+    def __init__(self, user: User, *, need: str = "staff") -> None:
+        super().__init__(need)
+        self.user = user
+        self.need = need
 
 
 class CsrfRefused(Exception):
@@ -97,11 +91,25 @@ def staff_page_user(request: Request, user: Annotated[User | None, Depends(sessi
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path)
     if user.role not in STAFF:
-        raise PageForbidden()
+        raise PageForbidden(user)
     return user
 
 
 StaffPage = Annotated[User, Depends(staff_page_user)]
+
+
+def operator_page_user(user: StaffPage) -> User:
+    if user.role is not Role.operator:
+        raise PageForbidden(user, need="operator")
+    return user
+
+
+OperatorPage = Annotated[User, Depends(operator_page_user)]
+
+
+def localizer(request: Request, lang: str | None = None) -> Localizer:
+    """Times, numbers, badges and foreign messages in the page's language and the quarter's zone."""
+    return Localizer(lang or negotiate(request), zone(getattr(request.app.state, "timezone", None)))
 
 
 def csrf_cookie_name(request: Request) -> str:
@@ -165,6 +173,7 @@ def render(
         "lang": lang,
         "other_langs": [code for code in LANGUAGES if code != lang],
         "t": translator(lang),
+        "fmt": localizer(request, lang),
         "user": user,
         "csrf": csrf_token(request),
         "csrf_field": CSRF_FIELD,

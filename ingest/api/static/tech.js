@@ -97,7 +97,9 @@
       if (list) {
         const li = document.createElement("li");
         li.dataset.seq = String(event.seq);
-        li.textContent = (names[event.phase] || event.phase) + " – " + event.text;
+        // the event texts are English: shown on English pages only (the phase names are translated)
+        const detail = box.dataset.eventText === "true" && event.text ? " – " + event.text : "";
+        li.textContent = (names[event.phase] || event.phase) + detail;
         list.appendChild(li);
       }
       if (event.phase === "passed" || event.phase === "failed") {
