@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -16,7 +15,6 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from ingest.api.deps import SessionDep
-from ingest.api.pages.i18n import negotiate
 from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, render
 from ingest.api.routes.discovery import DiscoverySource, SourceDep, register_discovered
 from ingest.api.routes.field_common import InvalidFields, profiles_of
@@ -27,33 +25,6 @@ from ingest.registry.models import Assignment, Device, User
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-DEFAULT_ZONE = "Europe/Berlin"
-
-
-class _Formats:
-    """Times in the quarter's zone and numbers as people write them in the page's language."""
-
-    def __init__(self, request: Request) -> None:
-        self.lang = negotiate(request)
-        try:
-            self.tz = ZoneInfo(getattr(request.app.state, "timezone", None) or DEFAULT_ZONE)
-        except (ZoneInfoNotFoundError, ValueError):
-            self.tz = ZoneInfo(DEFAULT_ZONE)
-
-    def when(self, moment: dt.datetime) -> str:
-        local = moment.astimezone(self.tz)
-        if self.lang == "de":
-            return local.strftime("%d.%m.%Y, %H:%M")
-        return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
-
-    def iso(self, moment: dt.datetime) -> str:
-        return moment.astimezone(self.tz).isoformat(timespec="seconds")
-
-    def number(self, value: object) -> str:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return str(value)
-        text = f"{value:.12g}" if isinstance(value, float) else str(value)
-        return text.replace(".", ",") if self.lang == "de" else text
 
 
 def _page(
@@ -79,7 +50,6 @@ def _page(
         values=values or {},
         registered=registered,
         refresh_s=round(source.refresh_s),
-        df=_Formats(request),
     )
 
 

@@ -272,6 +272,10 @@ TEXTS |= {
         "Announced itself, but has sent no readings yet.",
     ),
     "disc_register": ("Registrieren und zuordnen", "Register and assign"),
+    "disc_choose_household": (
+        "Bitte den Haushalt wählen, den das Gerät misst.",
+        "Please choose the household the device measures.",
+    ),
     "disc_register_help": (
         "Die Zuordnung gilt ab dem ersten Kontakt ({since}).",
         "The assignment starts at its first contact ({since}).",

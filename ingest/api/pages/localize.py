@@ -215,6 +215,7 @@ REASONS_DE = {
     "too_complex": "Die Nutzdaten sind zu verschachtelt oder zu umfangreich.",
     "crc_mismatch": "Die Prüfsumme der Nutzdaten stimmt nicht.",
     "unknown_device": "Das Gerät (Gateway + Geräte-ID) ist nicht in der Registry.",
+    "announcement": "Ein Gerät meldet sich an (keine Messwerte): für die Liste neuer Geräte aufbewahrt.",
     "influx_rejected": "InfluxDB hat den Messpunkt endgültig abgelehnt.",
 }
 
