@@ -221,6 +221,12 @@ TEXTS: dict[str, tuple[str, str]] = {
 # the discovery page (discovery_page.py, templates/discovery.html)
 TEXTS |= {
     "discovery": ("Neue Geräte", "New devices"),
+    "fleet_unregistered": (
+        "{devices} nicht registrierte(s) Gerät(e) und {topics} unbekannte(s) Topic(s) an {gateways} Gateway(s)"
+        " – ansehen und registrieren",
+        "{devices} unregistered device(s) and {topics} unknown topic(s) on {gateways} gateway(s)"
+        " – see and register them",
+    ),
     "disc_title": ("Nicht registrierte Geräte", "Unregistered devices"),
     "disc_intro": (
         "Geräte, die senden, aber nicht registriert sind, je Gateway. Nach dem Registrieren werden ihre "

@@ -27,6 +27,7 @@ from ingest.api.pages.web import (
     safe_next,
     session_user,
 )
+from ingest.api.routes.discovery import DiscoverySource
 from ingest.api.throttle import LoginBusy, LoginThrottled, attempt_login, client_address
 from ingest.registry.fleet_status import fleet_status, search_meter_numbers
 from ingest.registry.models import User
@@ -124,7 +125,23 @@ def fleet(
     silent_after_min: Annotated[int, Query(ge=1, le=10080)] = 15,
 ) -> HTMLResponse:
     rows = fleet_status(session, silent_after=dt.timedelta(minutes=silent_after_min))
-    return render(request, "fleet.html", user=user, rows=rows, silent_after_min=silent_after_min)
+    try:  # what reports without being registered; the fleet shows without it when it cannot be read
+        discovered = DiscoverySource(request).gateways(session)
+    except StarletteHTTPException:
+        discovered = []
+    unregistered = {
+        "devices": sum(len(g.devices) for g in discovered),
+        "topics": sum(len(g.unknown_topics) for g in discovered),
+        "gateways": len(discovered),
+    }
+    return render(
+        request,
+        "fleet.html",
+        user=user,
+        rows=rows,
+        silent_after_min=silent_after_min,
+        unregistered=unregistered,
+    )
 
 
 def install(app: FastAPI) -> None:
