@@ -3,6 +3,9 @@
 ``import_wh``/``export_wh`` come from the meter counters in the messages that left the simulator well
 formed, with the device's timestamp, by :mod:`ingest.consumption` (the same math the checks apply to
 InfluxDB); ``load_wh``, ``pv_wh``, ``ev_wh``, ``heat_wh`` are the flows behind them, by the interval's end.
+
+This records one run. Across runs (the demo restarted, a backfill then real time) the counters need no
+recording: they are functions of time, :func:`simulators.engine.meter_counters` gives them for any moment.
 """
 
 from __future__ import annotations
