@@ -39,6 +39,7 @@ class Demo:
     process: subprocess.Popen[str] | None = None
     lines: list[str] = field(default_factory=list)
     logins: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (username, password)
+    _reader: threading.Thread = field(init=False, repr=False)
 
     def command(self) -> list[str]:
         p = self.ports
@@ -66,7 +67,8 @@ class Demo:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(self.process,), daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         while not any(line.startswith("Press Ctrl-C") for line in self.lines):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -86,15 +88,22 @@ class Demo:
 
     def stop(self, timeout: float = 60) -> int | None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return None if process is None else process.returncode
-        process.send_signal(signal.SIGINT)  # what Ctrl-C does
+        if process is None:
+            return None
         try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError("reallabor up did not stop within the timeout:\n" + self.output()) from None
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)  # what Ctrl-C does
+                try:
+                    process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                    raise AssertionError("reallabor up did not stop in time:\n" + self.output()) from None
+            return process.returncode
+        finally:
+            self._reader.join(10)  # it reads to the end of the output first
+            if process.stdout is not None:
+                process.stdout.close()
 
     @property
     def api_url(self) -> str:

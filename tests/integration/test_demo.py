@@ -1,0 +1,156 @@
+"""``reallabor up`` as a new user meets it: the banner's logins work for every role, readings carry their
+household and building, a second ``up`` on the same state refuses without touching the running one, a
+taken port is named, and a restart continues every meter where it stopped."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.demo.stack import BUILDING_SIZE
+from ingest.localservices import LOOPBACK
+from simulators.engine import meter_counters
+from simulators.quarter import make_quarter
+from simulators.shapes import Shapes
+from tests.demo_process import REPO, Demo, free_ports
+from tests.helpers import InfluxQuery, wait_for
+from tests.registry.mqtt_client import TestMqttClient
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+HOUSEHOLDS = 10
+
+
+QUARTER = make_quarter(HOUSEHOLDS, building_size=BUILDING_SIZE)  # what the demo simulates
+METERS = {h.meter_device: h.name for h in QUARTER.households}  # (an EV charger's Shelly is metered too)
+
+
+def _counters(influx: InfluxQuery, since_ns: int = 0) -> dict[str, list[tuple[int, float]]]:
+    """household -> [(time, energy_import_kwh)] of its grid meter, oldest first."""
+    rows = influx.rows(
+        f"SELECT energy_import_kwh, household, device FROM electricity WHERE time >= {since_ns} "
+        "AND household != ''"
+    )
+    out: dict[str, list[tuple[int, float]]] = {}
+    for row in sorted(rows, key=lambda r: r["time"]):
+        if METERS.get(row["device"]) == row["household"]:
+            out.setdefault(row["household"], []).append((row["time"], row["energy_import_kwh"]))
+    return out
+
+
+def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
+    demo = Demo(tmp_path / "demo", free_ports(), households=HOUSEHOLDS, interval_s=1)
+    demo.start()
+    try:
+        assert set(demo.logins) == {"operator", "technician", "resident"}, demo.output()
+        with demo.login("operator") as operator:
+            households = operator.get("/api/v1/households", params={"limit": 100}).json()
+            assert households["total"] == HOUSEHOLDS
+        with demo.login("technician") as technician:
+            gateways = technician.get("/api/v1/gateways", params={"limit": 100}).json()["items"]
+            assert {g["name"] for g in gateways} == {"gw-01", "gw-street"}
+            assert all(g["status"] == "active" for g in gateways)
+        with demo.login("resident") as resident:
+            assert resident.get("/api/v1/me/household").json()["name"] == "hh-001"
+            assert resident.get("/api/v1/households").status_code == 403
+
+        # a second `up` on the same state: refused at once, the running one untouched
+        second = Demo(demo.state_dir, free_ports(), households=HOUSEHOLDS)
+        started = time.monotonic()
+        refused = second.run(timeout=30)
+        assert refused.returncode == 2, refused
+        assert f"{demo.state_dir} is in use by a running reallabor up" in refused.stderr
+        assert time.monotonic() - started < 10
+        assert demo.process is not None
+        assert demo.process.poll() is None, "the running demo was touched"
+
+        influx = InfluxQuery(demo.influx_url, "reallabor")
+        wait_for(
+            lambda: len(_counters(influx)) == HOUSEHOLDS,
+            timeout=60,
+            what="every household's meter in InfluxDB",
+        )
+        untagged = influx.rows("SELECT count(power_w) FROM electricity, pv, ev_charger WHERE household = ''")
+        assert untagged == [], "readings without a household tag"
+        buildings = influx.rows("SHOW TAG VALUES FROM electricity WITH KEY = building")
+        assert {row["value"] for row in buildings} == {"Haus 1"}
+        _an_unknown_topic_shows_up(demo)
+        before = _counters(influx)
+        assert demo.stop() == 0
+        assert "stopped cleanly." in demo.output()
+
+        time.sleep(3)  # the demo is off for a while: the meters count on, as real ones do
+        demo.start()
+        restart_ns = time.time_ns()
+        wait_for(
+            lambda: len(_counters(influx, restart_ns)) == HOUSEHOLDS,
+            timeout=60,
+            what="readings after restart",
+        )
+        after = _counters(influx)
+        # ground truth: what each meter shows at any time, whenever the simulation that sent it started
+        shapes = Shapes(QUARTER)
+        for household, series in after.items():
+            index = int(household.removeprefix("hh-")) - 1
+            for time_ns, value in series:
+                truth = meter_counters(QUARTER, time_ns // 1_000_000_000, shapes)[0][index]
+                assert value == pytest.approx(truth, abs=1e-6), (household, time_ns)
+            first_after = next(point for point in series if point[0] > before[household][-1][0])
+            jump = first_after[1] - before[household][-1][1]
+            assert 0 <= jump < 1.0, f"{household}: {jump} kWh between the last reading and the first after"
+    finally:
+        demo.stop()
+
+
+def _an_unknown_topic_shows_up(demo: Demo) -> None:
+    """A gateway made through the API publishes on a topic no profile knows: quarantined as no_profile,
+    counted by `reallabor quarantine stats` and announced on the fleet page."""
+    with demo.login("technician") as technician:
+        made = technician.post("/api/v1/gateways", json={"name": "gw-keller"})
+        assert made.status_code == 201, made.text
+        credentials = made.json()
+        device = TestMqttClient(
+            demo.ports.mqtt,
+            username=credentials["username"],
+            password=credentials["password"],
+            client_id=credentials["client_id"],
+        )
+        assert device.connect() == "Success"
+        try:
+            assert device.publish("lab/gw-keller/heizung/kessel/vorlauf", b"47.5") == "Success"
+        finally:
+            device.close()
+
+        def stats() -> dict[str, Any]:
+            result = subprocess.run(
+                [sys.executable, "-m", "ingest.cli", "quarantine", "stats", "--json",
+                 "--config", str(demo.state_dir / "ingest.yaml")],
+                cwd=REPO, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            found: dict[str, Any] = json.loads(result.stdout)
+            return found
+
+        wait_for(
+            lambda: "no_profile" in json.dumps(stats()), timeout=30, what="no_profile in quarantine stats"
+        )
+        fleet = technician.get("/tech/fleet")
+        assert fleet.status_code == 200
+        assert "1 unbekannte(s) Topic(s)" in fleet.text, fleet.text
+
+
+def test_a_taken_port_is_named(tmp_path: Path) -> None:
+    ports = free_ports()
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, ports.api))
+        taken.listen()
+        result = Demo(tmp_path / "demo", ports).run(timeout=30)
+    assert result.returncode == 2
+    assert f"port {ports.api} (api) is taken" in result.stderr
+    assert "--api-port" in result.stderr
+    assert not (tmp_path / "demo" / "mosquitto").exists(), "nothing was started"
