@@ -222,8 +222,8 @@ TEXTS: dict[str, tuple[str, str]] = {
 TEXTS |= {
     "discovery": ("Neue Geräte", "New devices"),
     "fleet_unregistered": (
-        "{devices} nicht registrierte(s) Gerät(e) und {topics} unbekannte(s) Topic(s) an {gateways} Gateway(s)"
-        " – ansehen und registrieren",
+        "{devices} nicht registrierte(s) Gerät(e) und {topics} unbekannte(s) Topic(s)"
+        " an {gateways} Gateway(s) – ansehen und registrieren",
         "{devices} unregistered device(s) and {topics} unknown topic(s) on {gateways} gateway(s)"
         " – see and register them",
     ),
