@@ -20,6 +20,9 @@ Tasks (named), connected by bounded queues:
                  snapshot in time slices, committed as batches like any other (then marked replayed, once),
                  counted as ``replayed`` (received + replayed = written + in spool + quarantined)
 ``stats``        every ``stats_interval_s`` the counters as a point of ``ingest_stats``, through the spool
+``rejection-log`` sums up the rejected messages whose warnings :class:`RejectionLog` held back (a gateway
+                 flooding bad messages writes a few lines per interval, not one per message; the
+                 quarantine keeps every message anyway)
 
 A crash before the commit makes the broker redeliver; writing the same point twice is harmless (same
 series and timestamp overwrite).
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from ingest.backoff import Backoff
 from ingest.config import Settings
 from ingest.decode import MessageDecoder
+from ingest.discovery.announcements import gateway_and_rest
 from ingest.enrich import Enricher, RegistryLink
 from ingest.influx import InfluxClient, InfluxRejected, InfluxUnavailable
 from ingest.lineprotocol import format_line, reading_line
@@ -67,6 +71,8 @@ PING_INTERVAL_S = 0.5  # while InfluxDB is unreachable, how often /ping checks w
 # the decoders bound their work, bench/poison.py).
 DECODE_SLICE_S = 0.02
 REPLAY_PAGE = 500  # quarantine entries read per round trip to the worker thread when replaying
+REJECTION_LOG_BURST = 5  # warnings per gateway and reason and interval; the rest are summed up
+REJECTION_LOG_INTERVAL_S = 60.0
 
 
 async def _pause() -> float:
@@ -107,6 +113,72 @@ class Batch:
         return ("\n".join(self.lines) + "\n").encode() if self.lines else b""
 
 
+@dataclass(slots=True)
+class _LogWindow:
+    started: float
+    logged: int = 0
+    held_back: int = 0
+
+
+class RejectionLog:
+    """The warning per rejected message, limited: per gateway and reason, the first ``burst`` messages of
+    each ``interval_s`` get their line ("rejected message on ..."); the rest are counted and summed up in
+    one line when the interval is over ("... and N more rejected messages from gw-02 (invalid_json) in
+    the last 60 s"), at the next rejection of that kind or at :meth:`flush`, whichever comes first.
+    Announcements are not faults: one INFO line each, as before, not limited."""
+
+    def __init__(
+        self,
+        *,
+        topic_prefix: str = "",
+        burst: int = REJECTION_LOG_BURST,
+        interval_s: float = REJECTION_LOG_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.topic_prefix = topic_prefix
+        self.burst = burst
+        self.interval_s = interval_s
+        self._clock = clock
+        self._windows: dict[tuple[str, str], _LogWindow] = {}
+
+    def rejected(self, topic: str, reason: str, detail: str) -> None:
+        if reason == "announcement":  # kept for the discovery list; not a fault
+            log.info("announcement on %r: %s", topic, detail)
+            return
+        place = gateway_and_rest(topic, self.topic_prefix)
+        key = (place[0] if place is not None else "(no gateway)", reason)
+        now = self._clock()
+        window = self._windows.get(key)
+        if window is not None and now - window.started >= self.interval_s:
+            self._sum_up(key, window, now)
+            window = None
+        if window is None:
+            window = self._windows[key] = _LogWindow(now)
+        if window.logged < self.burst:
+            window.logged += 1
+            log.warning("rejected message on %r: %s: %s", topic, reason, detail)
+        else:
+            window.held_back += 1
+
+    def flush(self, *, everything: bool = False) -> None:
+        """Sum up the intervals that are over (``everything``: all, at the end)."""
+        now = self._clock()
+        for key, window in list(self._windows.items()):
+            if everything or now - window.started >= self.interval_s:
+                self._sum_up(key, window, now)
+
+    def _sum_up(self, key: tuple[str, str], window: _LogWindow, now: float) -> None:
+        del self._windows[key]
+        if window.held_back:
+            log.warning(
+                "... and %d more rejected messages from %s (%s) in the last %d s (all in the quarantine)",
+                window.held_back,
+                key[0],
+                key[1],
+                max(1, round(now - window.started)),
+            )
+
+
 class Ingester:
     def __init__(self, settings: Settings, *, decoder: MessageDecoder | None = None) -> None:
         self.settings = settings
@@ -144,6 +216,7 @@ class Ingester:
         self._replay_due: set[DeviceKey] = set()  # devices whose unknown_device entries to replay
         self._replay_wake = asyncio.Event()
         self._replaying: set[int] = set()  # quarantine ids in a batch not committed yet
+        self.rejection_log = RejectionLog(topic_prefix=decoder.topic_prefix)
         self.series = SeriesBudget(settings.ingest.max_series_per_gateway)
         self.metrics: MetricsServer | None = None
         if settings.ingest.metrics_port is not None:
@@ -175,6 +248,7 @@ class Ingester:
             commit := asyncio.create_task(self._commit_loop(), name="commit"),
             sink := asyncio.create_task(self._sink_loop(), name="sink"),
             asyncio.create_task(self._stats_loop(), name="stats"),
+            asyncio.create_task(self._rejection_log_loop(), name="rejection-log"),
         }
         if self.registry is not None:
             tasks.add(asyncio.create_task(self._registry_loop(), name="registry-refresh"))
@@ -195,6 +269,7 @@ class Ingester:
             for task in (stop, announce, *tasks):
                 task.cancel()
             await asyncio.gather(stop, announce, *tasks, return_exceptions=True)
+            self.rejection_log.flush(everything=True)
             if self.registry is not None:
                 await self._flush_last_seen()
                 self.registry.close()
@@ -323,12 +398,8 @@ class Ingester:
         self.stats.received += index - start
         return index
 
-    @staticmethod
-    def _reject(batch: Batch, message: Message, exc: DecodeRejected) -> None:
-        if exc.reason == "announcement":  # kept for the discovery list; not a fault
-            log.info("announcement on %r: %s", message.topic, exc.detail)
-        else:
-            log.warning("rejected message on %r: %s: %s", message.topic, exc.reason, exc.detail)
+    def _reject(self, batch: Batch, message: Message, exc: DecodeRejected) -> None:
+        self.rejection_log.rejected(message.topic, exc.reason, exc.detail)
         gateway, device = exc.key or (None, None)
         batch.rejected.append(
             QuarantineEntry(
@@ -593,6 +664,11 @@ class Ingester:
         log.error("influx refused a line for good, quarantined: %s", error)
 
     # stats ----------------------------------------------------------------------------------------
+
+    async def _rejection_log_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.rejection_log.interval_s / 4))
+            self.rejection_log.flush()
 
     async def _stats_loop(self) -> None:
         tags = {"client_id": self.settings.mqtt.client_id}
