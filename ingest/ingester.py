@@ -14,7 +14,7 @@ Tasks (named), connected by bounded queues:
                  lines InfluxDB refuses for good are found by bisection and quarantined with its error text;
                  a record leaves the spool only after InfluxDB confirmed it
 ``registry-refresh`` reloads the registry snapshot (household/building tags) every ``refresh_s`` and
-                 records the devices' ``last_seen`` (receive time) in the registry
+                 records the devices' ``last_seen`` (receive time) in the registry, of replayed messages too
 ``replay``       when a snapshot holds devices the one before did not (at start: every device), replays
                  their pending ``unknown_device`` quarantine entries: decoded and enriched with the new
                  snapshot in time slices, committed as batches like any other (then marked replayed, once),
@@ -574,6 +574,8 @@ class Ingester:
                     batch.decoded_messages += 1
                     batch.replayed.append(record.id)
                     self._replaying.add(record.id)
+                    # heard then: recorded with the next flush (which never moves last_seen backwards)
+                    self._last_seen[key] = max(record.received_ns, self._last_seen.get(key, 0))
                 if len(batch.lines) >= size:
                     replayed += len(batch.replayed)
                     await self._batches.put(batch)
