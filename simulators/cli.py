@@ -22,7 +22,7 @@ from typing import Any
 from simulators.drive import Sink, Status, drive
 from simulators.engine import Periods, Simulation
 from simulators.faults import FaultSpec, FaultSpecError, FaultState
-from simulators.gateways import GatewayAccount, GatewaySink
+from simulators.gateways import GatewaySink
 from simulators.publisher import Publisher, PublishError
 from simulators.quarter import make_quarter
 from simulators.sinks import DecodeSink, MqttSink, NullSink
@@ -175,19 +175,18 @@ def publish_realtime(
     stop: threading.Event,
     seed: int = 1,
     building_size: int | None = None,
-    accounts: dict[str, GatewayAccount] | None = None,
+    sink: GatewaySink | None = None,
 ) -> None:
     """The quarter in real time until ``stop`` (``reallabor up``): no faults, no status line.
 
-    ``accounts``: publish through each gateway's own broker account (else one anonymous client).
+    ``sink``: publish through each gateway's own broker account (else one anonymous client).
     """
     interval = max(1, round(interval_s))
     start = int(time.time()) // interval * interval
     quarter = make_quarter(households, seed=seed, building_size=building_size)
     sim = Simulation(quarter, start_s=start, interval_s=interval, faults=FaultState(FaultSpec(), seed=seed))
-    if accounts is not None:
-        with GatewaySink(host, port, accounts) as sink:
-            drive(sim, sink, until_s=2**62, speed=1.0, stop=stop)
+    if sink is not None:
+        drive(sim, sink, until_s=2**62, speed=1.0, stop=stop)
         return
     with Publisher(host, port, client_id="reallabor-demo-quarter") as publisher:
         drive(sim, MqttSink(publisher), until_s=2**62, speed=1.0, stop=stop)

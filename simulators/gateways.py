@@ -1,7 +1,9 @@
 """Publish each simulated message through its own gateway's broker account, as the real gateways do.
 
 One :class:`Publisher` per gateway, connected with the gateway's username, password and bound client id,
-so the broker's ACLs apply (a gateway may publish under ``lab/<gateway>/#`` only).
+so the broker's ACLs apply (a gateway may publish under ``lab/<gateway>/#`` only). A gateway whose
+account the broker refuses (revoked, its password changed elsewhere) stays silent, as a real one would:
+its name and the broker's reason are in :attr:`GatewaySink.refused`, the other gateways publish on.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from simulators.engine import Message
-from simulators.publisher import Publisher
+from simulators.publisher import ConnectionRefused, Publisher
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class GatewaySink:
         self._accounts = accounts
         self._publishers: dict[str, Publisher] = {}
         self._stack = ExitStack()
+        self.refused: dict[str, str] = {}  # gateway -> the broker's reason
+        self.silenced = 0  # messages of refused or unknown gateways, not sent
 
     def __enter__(self) -> GatewaySink:
         for gateway, account in self._accounts.items():
@@ -40,7 +44,10 @@ class GatewaySink:
                 password=account.password,
                 window=self._window,
             )
-            self._publishers[gateway] = self._stack.enter_context(publisher)
+            try:
+                self._publishers[gateway] = self._stack.enter_context(publisher)
+            except ConnectionRefused as exc:
+                self.refused[gateway] = str(exc)
         return self
 
     def __exit__(
@@ -49,7 +56,11 @@ class GatewaySink:
         self._stack.__exit__(kind, exc, tb)
 
     def __call__(self, message: Message) -> None:
-        self._publishers[message.gateway].publish(message.topic, message.payload)
+        publisher = self._publishers.get(message.gateway)
+        if publisher is None:
+            self.silenced += 1
+            return
+        publisher.publish(message.topic, message.payload)
 
     def flush(self, timeout: float = 30.0) -> None:
         for publisher in self._publishers.values():

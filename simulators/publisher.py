@@ -18,6 +18,10 @@ class PublishError(Exception):
     pass
 
 
+class ConnectionRefused(PublishError):
+    """The broker refused the connection (wrong password, a revoked account, a client id not ours)."""
+
+
 class Publisher:
     def __init__(
         self,
@@ -46,14 +50,19 @@ class Publisher:
         self._window = threading.BoundedSemaphore(window)
         self._window_size = window
         self._connected = threading.Event()
+        self._answered = threading.Event()  # CONNACK received, success or not
+        self._refusal: str | None = None
         self._client.on_connect = self._on_connect
         self._client.on_publish = self._on_publish
         self._host, self._port = host, port
         self.published = 0
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if not reason.is_failure:
+        if reason.is_failure:
+            self._refusal = str(reason)
+        else:
             self._connected.set()
+        self._answered.set()
 
     def _on_publish(self, _c: Any, _u: Any, _mid: int, _reason: Any, _p: Any) -> None:
         self.published += 1
@@ -62,8 +71,11 @@ class Publisher:
     def __enter__(self) -> Publisher:
         self._client.connect(self._host, self._port, keepalive=30)
         self._client.loop_start()
-        if not self._connected.wait(10):
+        self._answered.wait(10)
+        if not self._connected.is_set():
             self.close()
+            if self._refusal is not None:
+                raise ConnectionRefused(f"{self._host}:{self._port} refused the connection: {self._refusal}")
             raise PublishError(f"no connection to {self._host}:{self._port}")
         return self
 

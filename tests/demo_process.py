@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -13,11 +14,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from ingest.demo.ports import DemoPorts
 from ingest.localservices import LOOPBACK, free_port
+from tests.helpers import InfluxQuery
 
 REPO = Path(__file__).resolve().parents[1]
 LOGIN_LINE = re.compile(r"^\s+(operator|technician|resident)\s+(\S+)\s+(\S+)")
@@ -112,6 +115,14 @@ class Demo:
     @property
     def influx_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ports.influx}"
+
+    def secrets(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads((self.state_dir / "demo-secrets.json").read_text())
+        return found
+
+    def influx(self) -> InfluxQuery:
+        """Queries as the demo's read-only InfluxDB user."""
+        return InfluxQuery(self.influx_url, "reallabor", auth=("reader", self.secrets()["influx_reader"]))
 
     @contextlib.contextmanager
     def login(self, role: str) -> Iterator[httpx.Client]:

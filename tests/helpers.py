@@ -64,15 +64,17 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 
 
 
 class InfluxQuery:
-    def __init__(self, url: str, database: str) -> None:
+    def __init__(self, url: str, database: str, *, auth: tuple[str, str] | None = None) -> None:
         self.url = url
         self.database = database
+        self.auth = auth
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
         """The series of the first statement's result ([] when empty)."""
         response = httpx.get(
             f"{self.url}/query",
             params={"q": influxql, "db": self.database, "epoch": "ns"},
+            auth=self.auth,
             timeout=30,
             trust_env=False,
         )

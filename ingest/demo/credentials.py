@@ -27,7 +27,11 @@ class DemoCredentials:
     broker_admin: str = field(default_factory=_password)
     ingester: str = field(default_factory=_password)
     api_secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    influx_admin: str = field(default_factory=_password)
+    influx_ingester: str = field(default_factory=_password)  # writes the database, reads nothing
+    influx_reader: str = field(default_factory=_password)  # reads it (the banner's query, dashboards)
     gateways: dict[str, str] = field(default_factory=dict)  # gateway name -> broker password
+    issued: dict[str, str] = field(default_factory=dict)  # gateway name -> when that password was made
     logins: dict[str, str] = field(default_factory=dict)  # demo username -> password
 
     @staticmethod

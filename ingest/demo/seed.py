@@ -73,6 +73,40 @@ def _by_name(
     return found
 
 
+def _stamp(gateway: Gateway) -> str:
+    """When the gateway's password was made, as UTC without zone (SQLite gives it back naive)."""
+    issued = gateway.credentials_issued_at
+    if issued is None:
+        return ""
+    if issued.tzinfo is not None:
+        issued = issued.astimezone(dt.UTC).replace(tzinfo=None)
+    return issued.isoformat()
+
+
+def _take_back(
+    session: Session,
+    broker: BrokerAccounts,
+    gateway: Gateway,
+    credentials: DemoCredentials,
+    notices: list[str],
+) -> bool:
+    """Whether the simulated gateway needed a new password: its own was lost, or was changed on the pages
+    or the command line since the demo made it (the demo's gateways are the demo's to run). A revoked
+    gateway stays revoked and silent, as a real one would."""
+    name = gateway.name
+    if gateway.status is not GatewayStatus.active:
+        if credentials.gateways.pop(name, None) is not None:
+            notices.append(f"{name} is {gateway.status.value}: its simulated devices stay silent")
+        return False
+    known = name in credentials.gateways
+    if known and credentials.issued.get(name, _stamp(gateway)) == _stamp(gateway):
+        return False
+    credentials.gateways[name] = rotate_gateway(session, broker, gateway)
+    if known:
+        notices.append(f"{name}'s broker password was changed outside the demo: its simulation got a new one")
+    return True
+
+
 def seed(
     session: Session,
     broker: BrokerAccounts,
@@ -80,10 +114,12 @@ def seed(
     credentials: DemoCredentials,
     *,
     since: dt.datetime,
+    notices: list[str],
 ) -> bool:
-    """Complete the registry for ``quarter``; True when anything was added (``credentials`` then changed).
+    """Complete the registry for ``quarter``; True when ``credentials`` changed (save them).
 
-    ``since``: when the devices were installed (their assignments' start).
+    ``since``: when the devices were installed (their assignments' start). What a user should know
+    (a gateway revoked or rotated on the pages) is appended to ``notices``.
     """
     changed = False
     buildings: dict[int, int] = {}
@@ -113,9 +149,9 @@ def seed(
             gateway, password = create_gateway(session, broker, name=name, building_id=building_id)
             credentials.gateways[name] = password
             changed = True
-        elif name not in credentials.gateways and gateway.status is GatewayStatus.active:
-            credentials.gateways[name] = rotate_gateway(session, broker, gateway)
-            changed = True
+        else:
+            changed |= _take_back(session, broker, gateway, credentials, notices)
+        credentials.issued[name] = _stamp(gateway)
         gateways[name] = gateway.id
     known = set(session.execute(select(Device.gateway_id, Device.native_id)).tuples())
     for gateway_name, device in household_devices(quarter):

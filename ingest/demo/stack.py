@@ -19,22 +19,27 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
 from ingest.config import Settings, load_settings
 from ingest.demo.credentials import DemoCredentials
+from ingest.demo.influx_users import INGESTER, READER, InfluxSetupError, ensure_users
 from ingest.demo.ports import DemoPorts
 from ingest.demo.seed import demo_logins, seed
 from ingest.dynsec import DynsecBootstrap, admin_from_settings
 from ingest.localservices import LOOPBACK, InfluxDB, LocalService, Mosquitto, ServiceError
 from ingest.profiles import ProfileError
 from ingest.registry.db import make_engine, session_factory
-from ingest.registry.fleet import gateway_client_id
+from ingest.registry.fleet import broker_username, gateway_client_id
 from ingest.registry.migrate import upgrade
 from ingest.security.files import private_dir, private_file
+
+if TYPE_CHECKING:
+    from simulators.gateways import GatewaySink
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
@@ -43,6 +48,9 @@ LOCK_FILE = "up.lock"
 INGESTER_CLIENT_ID = "reallabor-demo-ingest"
 BUILDING_SIZE = 10  # households per house: 110 households are the quarter's 11 houses
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+DEFAULT_STATE = Path("state/demo")
+# the profiles of this checkout, wherever `reallabor up` is started from
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "device_profiles"
 
 
 class StateInUse(Exception):
@@ -108,10 +116,17 @@ def _settings_dict(state_dir: Path, ports: DemoPorts, credentials: DemoCredentia
             "username": "ingester",
             "password": credentials.ingester,
         },
-        "influx": {"url": f"http://{LOOPBACK}:{ports.influx}", "api": "v1", "database": "reallabor"},
+        "influx": {
+            "url": f"http://{LOOPBACK}:{ports.influx}",
+            "api": "v1",
+            "database": "reallabor",
+            "username": INGESTER,  # may write, not read: the database is made by the demo's admin
+            "password": credentials.influx_ingester,
+            "create_database": False,
+        },
         "ingest": {
             "state_dir": str(state_dir / "ingest"),
-            "profiles_dir": str(Path("device_profiles").resolve()),
+            "profiles_dir": str(PROFILES_DIR),
             "metrics_port": ports.metrics,
             "log_level": "WARNING",
         },
@@ -130,9 +145,8 @@ def write_settings(path: Path, settings: dict[str, Any]) -> None:
     )
 
 
-def _seed_registry(
-    settings: Settings, credentials: DemoCredentials, state_dir: Path, households: int
-) -> None:
+def _seed_registry(settings: Settings, credentials: DemoCredentials, households: int) -> list[str]:
+    """Seed or complete the registry; what the user should know about it."""
     from simulators.quarter import make_quarter
 
     quarter = make_quarter(households, building_size=BUILDING_SIZE)
@@ -141,15 +155,16 @@ def _seed_registry(
         host=settings.mqtt.host, port=settings.mqtt.port, admin=settings.broker_admin
     )
     assert broker is not None  # the demo's settings always name the admin
+    notices: list[str] = []
     try:
         upgrade(engine)
         since = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         with session_factory(engine)() as session:
-            if seed(session, broker, quarter, credentials, since=since):
-                credentials.save(state_dir)
+            seed(session, broker, quarter, credentials, since=since, notices=notices)
     finally:
         broker.close()
         engine.dispose()
+    return notices
 
 
 def run_stack(*, state_dir: Path, households: int, interval_s: float, ports: DemoPorts) -> int:
@@ -170,6 +185,13 @@ def run_stack(*, state_dir: Path, households: int, interval_s: float, ports: Dem
 
 
 def _run_locked(state_dir: Path, *, households: int, interval_s: float, ports: DemoPorts) -> int:
+    from ingest.profiles import load_profiles
+
+    try:  # before anything starts or is seeded
+        load_profiles(PROFILES_DIR)
+    except ProfileError as exc:
+        print(f"reallabor up: invalid device profiles:\n{exc}", file=sys.stderr)
+        return EXIT_REFUSED
     private_dir(state_dir)
     credentials = DemoCredentials.load_or_create(state_dir)
     bootstrap = DynsecBootstrap(
@@ -178,7 +200,7 @@ def _run_locked(state_dir: Path, *, households: int, interval_s: float, ports: D
         ingester_client_id=INGESTER_CLIENT_ID,
     )
     mosquitto = Mosquitto(state_dir / "mosquitto", port=ports.mqtt, dynsec=bootstrap)
-    influxdb = InfluxDB(state_dir / "influxdb", port=ports.influx, rpc_port=ports.influx_rpc)
+    influxdb = InfluxDB(state_dir / "influxdb", port=ports.influx, rpc_port=ports.influx_rpc, auth=True)
     config_path = state_dir / CONFIG_FILE
     write_settings(config_path, _settings_dict(state_dir, ports, credentials))
     settings = load_settings(config_path)
@@ -189,21 +211,14 @@ def _run_locked(state_dir: Path, *, households: int, interval_s: float, ports: D
         for service in services:
             service.start()
             started.append(service)
-        if households:
-            _seed_registry(settings, credentials, state_dir, households)
+        ensure_users(influxdb.url, credentials)
+        notices = _seed_registry(settings, credentials, households) if households else []
+        credentials.save(state_dir)
         api.start(timeout=60)
         started.append(api)
-        return asyncio.run(
-            _run(
-                settings,
-                credentials,
-                state_dir=state_dir,
-                api=api,
-                households=households,
-                interval_s=interval_s,
-            )
-        )
-    except ServiceError as exc:
+        demo = Demo(settings, credentials, state_dir=state_dir, api=api, notices=notices)
+        return asyncio.run(_run(demo, households=households, interval_s=interval_s))
+    except (ServiceError, InfluxSetupError) as exc:
         print(f"reallabor up: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
@@ -211,24 +226,32 @@ def _run_locked(state_dir: Path, *, households: int, interval_s: float, ports: D
             service.stop()
 
 
-async def _run(
-    settings: Settings,
-    credentials: DemoCredentials,
-    *,
-    state_dir: Path,
-    api: ApiServer,
-    households: int,
-    interval_s: float,
-) -> int:
+@dataclass
+class Demo:
+    """What the running demo tells its user."""
+
+    settings: Settings
+    credentials: DemoCredentials
+    state_dir: Path
+    api: ApiServer
+    notices: list[str]
+
+
+def _gateway_sink(demo: Demo) -> GatewaySink:
+    from simulators.gateways import GatewayAccount, GatewaySink
+
+    accounts = {
+        gateway: GatewayAccount(broker_username(gateway), password, gateway_client_id(gateway))
+        for gateway, password in demo.credentials.gateways.items()
+    }
+    return GatewaySink(LOOPBACK, demo.settings.mqtt.port, accounts)
+
+
+async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
     from ingest.ingester import Ingester
     from simulators.cli import publish_realtime
-    from simulators.gateways import GatewayAccount
 
-    try:
-        ingester = Ingester(settings)
-    except ProfileError as exc:
-        print(f"reallabor up: invalid device profiles:\n{exc}", file=sys.stderr)
-        return EXIT_REFUSED
+    ingester = Ingester(demo.settings)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, ingester.stop)
@@ -240,70 +263,71 @@ async def _run(
 
     stop_fleet = threading.Event()
     fleet: threading.Thread | None = None
-    if households:
-        accounts = {
-            gateway: GatewayAccount(f"gw-{gateway}", password, gateway_client_id(gateway))
-            for gateway, password in credentials.gateways.items()
-        }
+    async with contextlib.AsyncExitStack() as stack:
+        if households:
+            sink = await asyncio.to_thread(_gateway_sink(demo).__enter__)
+            stack.push_async_callback(asyncio.to_thread, sink.__exit__, None, None, None)
+            demo.notices += [
+                f"{gateway}: {reason}: its simulated devices stay silent"
+                for gateway, reason in sink.refused.items()
+            ]
 
-        def publish() -> None:
-            publish_realtime(
-                host=LOOPBACK,
-                port=settings.mqtt.port,
-                households=households,
-                interval_s=interval_s,
-                stop=stop_fleet,
-                building_size=BUILDING_SIZE,
-                accounts=accounts,
-            )
+            def publish() -> None:
+                try:
+                    publish_realtime(
+                        host=LOOPBACK,
+                        port=demo.settings.mqtt.port,
+                        households=households,
+                        interval_s=interval_s,
+                        stop=stop_fleet,
+                        building_size=BUILDING_SIZE,
+                        sink=sink,
+                    )
+                except Exception as exc:  # the demo goes on without its simulation, and says so
+                    print(
+                        f"reallabor up: the simulated quarter stopped: {exc!r}", file=sys.stderr, flush=True
+                    )
 
-        fleet = threading.Thread(target=publish, name="fleet", daemon=True)
-        fleet.start()
+            fleet = threading.Thread(target=publish, name="fleet", daemon=True)
+            fleet.start()
 
-    print(
-        banner(
-            settings, credentials, state_dir=state_dir, api=api, households=households, interval_s=interval_s
-        ),
-        flush=True,
-    )
-    try:
-        while not run.done():
-            await asyncio.wait({run}, timeout=10)
-            s = ingester.stats
-            print(
-                f"  received {s.received}  written {s.written}  in spool {s.in_spool}  "
-                f"quarantined {s.quarantined_total}  points {s.points_written}",
-                flush=True,
-            )
-        run.result()
-    finally:
-        stop_fleet.set()
-        if fleet is not None:
-            await asyncio.to_thread(fleet.join, 10)
-        if not run.done():
-            ingester.stop()
-            with contextlib.suppress(Exception):
-                await run
+        print(banner(demo, households=households, interval_s=interval_s), flush=True)
+        try:
+            while not run.done():
+                await asyncio.wait({run}, timeout=10)
+                s = ingester.stats
+                print(
+                    f"  received {s.received}  replayed {s.replayed}  written {s.written}  "
+                    f"in spool {s.in_spool}  quarantined {s.quarantined_total}  points {s.points_written}",
+                    flush=True,
+                )
+            run.result()
+        finally:
+            stop_fleet.set()
+            if fleet is not None:
+                await asyncio.to_thread(fleet.join, 10)
+            if not run.done():
+                ingester.stop()
+                with contextlib.suppress(Exception):
+                    await run
     print("stopped cleanly.")
     return 0
 
 
-def banner(
-    settings: Settings,
-    credentials: DemoCredentials,
-    *,
-    state_dir: Path,
-    api: ApiServer,
-    households: int,
-    interval_s: float,
-) -> str:
+def banner(demo: Demo, *, households: int, interval_s: float) -> str:
     from simulators.quarter import make_quarter
 
+    settings, credentials, state_dir, api = demo.settings, demo.credentials, demo.state_dir, demo.api
     quarter = make_quarter(max(households, 1), building_size=BUILDING_SIZE)
     indent = " " * 16
+    roles = {
+        "operator": "everything",
+        "technician": "gateways, devices, commissioning",
+        "resident": "the API's /api/v1/me/household; the residents' portal is not built yet",
+    }
     logins = "\n".join(
-        f"{indent}{login.role.value:<11} {login.username:<11} {credentials.logins[login.username]}"
-        + (f"   (household {login.household})" if login.household else "")
+        f"{indent}{login.role.value:<11} {login.username:<11} {credentials.logins[login.username]:<17} "
+        f"({login.household + ': ' if login.household else ''}{roles[login.role.value]})"
         for login in demo_logins(quarter)
         if login.username in credentials.logins
     )
@@ -317,18 +341,24 @@ def banner(
         if households
         else "nothing (--simulate 0)"
     )
+    config = state_dir / CONFIG_FILE
+    default_state = state_dir == DEFAULT_STATE.resolve()
+    commands = "" if default_state else f" --config {config}"
+    again = "make demo" if default_state else f"reallabor up --state-dir {state_dir}"
+    notes = "".join(f"\n  note        : {notice}" for notice in demo.notices)
     return f"""
 Reallabor is up (state in {state_dir}).
-  pages       : {api.url}/tech   (technicians and operators; API docs at {api.url}/api/docs)
+  pages       : {api.url}/tech   (API docs at {api.url}/api/docs)
   logins      : role        username    password
 {logins}
-  MQTT broker : mqtt://{settings.mqtt.host}:{settings.mqtt.port}   (dynamic security: accounts per gateway;
-                admin and ingester passwords in {state_dir / "demo-secrets.json"})
-  InfluxDB    : {influx.url}   database {influx.database!r}
-  newest data : influx -port {port} -database {influx.database} -precision rfc3339 -execute \\
+  MQTT broker : mqtt://{settings.mqtt.host}:{settings.mqtt.port}   (dynamic security: one account per gateway)
+  InfluxDB    : {influx.url}   database {influx.database!r}, reader {READER!r} (may only read)
+  newest data : INFLUX_USERNAME={READER} INFLUX_PASSWORD={credentials.influx_reader} \\
+                influx -port {port} -database {influx.database} -precision rfc3339 -execute \\
                   '{query}'
   metrics     : http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics
   simulated   : {simulated}
-  settings    : {state_dir / CONFIG_FILE}   (reallabor users|gateways|devices|quarantine use it)
-Press Ctrl-C to stop; `make demo` again continues where it stopped.
+  secrets     : {state_dir / "demo-secrets.json"} (every demo password, owner only)
+  commands    : reallabor users|gateways|devices|households|quarantine …{commands}{notes}
+Press Ctrl-C to stop; `{again}` continues where it stopped.
 """

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ingest.demo.stack import BUILDING_SIZE
@@ -70,7 +71,9 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
         assert demo.process is not None
         assert demo.process.poll() is None, "the running demo was touched"
 
-        influx = InfluxQuery(demo.influx_url, "reallabor")
+        influx = demo.influx()
+        anonymous = httpx.get(f"{demo.influx_url}/query", params={"q": "SHOW DATABASES"}, trust_env=False)
+        assert anonymous.status_code == 401, "the demo's InfluxDB answers without a user"
         wait_for(
             lambda: len(_counters(influx)) == HOUSEHOLDS,
             timeout=60,
@@ -81,6 +84,10 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
         buildings = influx.rows("SHOW TAG VALUES FROM electricity WITH KEY = building")
         assert {row["value"] for row in buildings} == {"Haus 1"}
         _an_unknown_topic_shows_up(demo)
+        with demo.login("operator") as operator:  # changed on the pages or the API, not by the demo
+            gateways = {g["name"]: g["id"] for g in operator.get("/api/v1/gateways").json()["items"]}
+            assert operator.post(f"/api/v1/gateways/{gateways['gw-01']}/rotate").status_code == 200
+            assert operator.post(f"/api/v1/gateways/{gateways['gw-street']}/revoke").status_code == 200
         before = _counters(influx)
         assert demo.stop() == 0
         assert "stopped cleanly." in demo.output()
@@ -88,6 +95,9 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
         time.sleep(3)  # the demo is off for a while: the meters count on, as real ones do
         demo.start()
         restart_ns = time.time_ns()
+        output = demo.output()
+        assert "gw-01's broker password was changed outside the demo: its simulation got a new one" in output
+        assert "gw-street is revoked: its simulated devices stay silent" in output
         wait_for(
             lambda: len(_counters(influx, restart_ns)) == HOUSEHOLDS,
             timeout=60,
