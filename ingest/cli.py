@@ -184,7 +184,11 @@ def cmd_profiles_decode(args: argparse.Namespace) -> int:
 
 
 def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="reallabor", description=__doc__)
+    root = argparse.ArgumentParser(
+        prog="reallabor",
+        description="The Reallabor sensor ingestion: broker to InfluxDB, registry, pages, simulator. "
+        "Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.",
+    )
     root.add_argument("--version", action=_Version, help="print the version and exit")
     sub = root.add_subparsers(dest="command", required=True)
 
@@ -262,7 +266,11 @@ class _Version(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser(argv).parse_args(argv)
+    root = parser(argv)
+    if not (sys.argv[1:] if argv is None else argv):  # `reallabor` alone: what it can do
+        root.print_help(sys.stderr)
+        return EXIT_CONFIG
+    args = root.parse_args(argv)
     if args.command in REGISTRY_COMMANDS and args.command != "api":  # the api sets up its own
         setup_logging("WARNING")  # warnings, and the audit trail of users, gateways and imports
     try:

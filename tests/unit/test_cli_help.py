@@ -75,3 +75,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"reallabor {version('reallabor-ingest')}\n"
+
+
+def test_reallabor_alone_shows_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    shown = capsys.readouterr().err
+    for command in _top_level_commands(_overview()):
+        assert f"    {command} " in shown or f"    {command}\n" in shown, command
