@@ -141,6 +141,11 @@ class Simulation:
             heat=delta[HEAT],
         )
 
+    def _due(self, kind: str) -> bool:
+        """Whether devices of ``kind`` report in this tick: in the first one (a started quarter shows
+        every device at once), then every period."""
+        return (self.ticks - 1) % self._every[kind] == 0
+
     def step(self) -> tuple[Flows, list[Message]]:
         """Advance one interval; the flows of the interval and the messages the devices send at its end."""
         start = self._now()
@@ -174,11 +179,11 @@ class Simulation:
                 self._pv(messages, household, pv_w, pv_wh)
             if household.ev_kw:
                 self._ev(messages, household, ev_w, ev_wh, voltage)
-            if self.heat_enabled and self.ticks % self._every["heat"] == 0:
+            if self.heat_enabled and self._due("heat"):
                 self._heat(messages, household, heat_w, heat_wh, outdoor)
-            if self.ticks % self._every["climate"] == 0:
+            if self._due("climate"):
                 self._climate(messages, index, household, float(occupancy[index]), outdoor)
-        if self.ticks % self._every["street"] == 0:
+        if self._due("street"):
             self._street(messages, outdoor, local_hour)
         return flows, messages
 
