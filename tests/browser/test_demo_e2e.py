@@ -6,27 +6,17 @@ dynamic-security broker. The other roles' banner logins work too."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.screens import shot
 from tests.demo_process import Demo, free_ports
 from tests.registry.publisher import Publisher
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(240)]
-
-
-def _shot(page: Page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    keep = os.environ.get("REALLABOR_SCREENSHOTS")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(keep) / path.name)
 
 
 def _login(page: Page, demo: Demo, role: str) -> None:
@@ -53,7 +43,7 @@ def test_technician_commissions_a_new_device_in_the_demo(phone: Page, tmp_path: 
         phone.get_by_role("button", name="Speichern").click()
         password = phone.locator("#gateway-password").inner_text()
         client_id = phone.locator("#gateway-client-id").inner_text()
-        _shot(phone, tmp_path, "demo-1-gateway-created")
+        shot(phone, tmp_path, "demo-1-gateway-created")
 
         phone.goto(f"{demo.api_url}/tech/devices/new")
         phone.get_by_label("Gateway").select_option(label="gw-neu")
@@ -78,6 +68,6 @@ def test_technician_commissions_a_new_device_in_the_demo(phone: Page, tmp_path: 
         ):
             phone.get_by_role("button", name="Prüfung starten").click()
             expect(phone.locator(".verdict")).to_have_text("bestanden", timeout=60_000)
-        _shot(phone, tmp_path, "demo-2-commissioning-passed")
+        shot(phone, tmp_path, "demo-2-commissioning-passed")
     finally:
         demo.stop()

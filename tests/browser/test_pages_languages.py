@@ -5,8 +5,6 @@ phone, every page in its language. Screenshots go to the test's tmp dir (and to
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -23,21 +21,11 @@ from ingest.registry.commissioning import record_check
 from ingest.registry.db import commit, session_factory
 from ingest.registry.fleet import create_gateway
 from ingest.registry.models import Role
+from tests.browser.screens import shot
 from tests.registry import factories as f
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(180)]
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _shot(page: Page, tmp_path: Path, name: str) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"{name}: the page is {width} px wide on a 390 px phone"
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    keep = os.environ.get("REALLABOR_SCREENSHOTS")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(keep) / path.name)
 
 
 def _log_in(phone: Page, server: str, username: str) -> None:
@@ -124,14 +112,14 @@ def test_every_page_in_both_languages(
         }
         for name, path in pages.items():
             phone.goto(server + path)
-            _shot(phone, tmp_path, f"{name}-{lang}")
+            shot(phone, tmp_path, f"{name}-{lang}")
 
         phone.goto(f"{server}/tech/gateways/new")
         phone.locator("#name").fill(gateway.name)
         phone.locator("#notes").fill("=1+1")
         phone.locator("form.stack button[type=submit]").click()
         expect(phone.locator("#form-error")).to_be_visible()
-        _shot(phone, tmp_path, f"gateway-new-errors-{lang}")
+        shot(phone, tmp_path, f"gateway-new-errors-{lang}")
 
         phone.goto(f"{server}/tech/devices/new")
         phone.locator("#gateway_id").select_option(str(gateway_id))
@@ -139,27 +127,27 @@ def test_every_page_in_both_languages(
         phone.locator("#location").fill("=x")
         expect(phone.locator("#err-native_id")).not_to_be_empty()
         expect(phone.locator("#err-location")).not_to_be_empty()
-        _shot(phone, tmp_path, f"device-new-live-{lang}")
+        shot(phone, tmp_path, f"device-new-live-{lang}")
         phone.locator("#device-form button[type=submit]").click()
         expect(phone.locator(".notice.bad")).to_be_visible()
-        _shot(phone, tmp_path, f"device-new-errors-{lang}")
+        shot(phone, tmp_path, f"device-new-errors-{lang}")
 
         phone.goto(f"{server}/tech/import")
         phone.locator("#file").set_input_files(str(csv))
         phone.locator("form.stack button[type=submit]").click()
         expect(phone.locator("#import-report")).to_be_visible()
-        _shot(phone, tmp_path, f"import-errors-{lang}")
+        shot(phone, tmp_path, f"import-errors-{lang}")
 
         phone.goto(f"{server}/tech/gateways/{gateway_id}")
         phone.locator("#rotate").click()
         expect(phone.locator("#gateway-password")).to_be_visible()
-        _shot(phone, tmp_path, f"gateway-rotated-{lang}")
+        shot(phone, tmp_path, f"gateway-rotated-{lang}")
 
     expect(phone.get_by_text("New password for gateway")).to_be_visible()
     phone.goto(f"{server}/tech/gateways/{gateway_id}/revoke")
     phone.locator("#revoke-yes").click()
     expect(phone.locator(".badge.revoked")).to_have_text("revoked")
-    _shot(phone, tmp_path, "gateway-revoked-en")
+    shot(phone, tmp_path, "gateway-revoked-en")
 
     phone.locator("footer button").click()  # log out
     phone.goto(f"{server}/tech/login")
@@ -167,9 +155,9 @@ def test_every_page_in_both_languages(
     phone.locator("#password").fill(f.PASSWORD)
     phone.locator("form.stack button[type=submit]").click()
     expect(phone.locator("#forbidden")).to_contain_text("This area is for technicians and operators.")
-    _shot(phone, tmp_path, "resident-en")
+    shot(phone, tmp_path, "resident-en")
     phone.goto(f"{server}/tech/lang/de?next=/tech")
     expect(phone.locator("#forbidden")).to_contain_text("Dieser Bereich ist für Technik und Betrieb.")
-    _shot(phone, tmp_path, "resident-de")
+    shot(phone, tmp_path, "resident-de")
     phone.get_by_role("button", name="Abmelden").click()
     expect(phone.get_by_role("heading", name="Anmelden")).to_be_visible()

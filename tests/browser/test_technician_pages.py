@@ -5,8 +5,6 @@ check while a simulated device publishes, and sees it pass. Screenshots go to th
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -19,20 +17,11 @@ from ingest.localservices import Mosquitto
 from ingest.registry.db import session_factory
 from ingest.registry.fleet import create_gateway, gateway_client_id
 from ingest.registry.models import Role
+from tests.browser.screens import shot
 from tests.registry import factories as f
 from tests.registry.publisher import Publisher
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-def _shot(page: Page, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    keep = os.environ.get("REALLABOR_SCREENSHOTS")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(keep) / path.name)
-    return path
 
 
 def test_technician_registers_a_device_and_it_passes_commissioning(
@@ -69,7 +58,7 @@ def test_technician_registers_a_device_and_it_passes_commissioning(
     phone.get_by_label("Zählernummer").fill(f"1ESY{unique}")
     phone.get_by_label("Haushalt").select_option(label=household_label)
     phone.get_by_label("Ort / Raum").fill("Keller, Zählerschrank 2")
-    _shot(phone, tmp_path, "1-device-form")
+    shot(phone, tmp_path, "1-device-form")
     phone.get_by_role("button", name="Speichern").click()
     expect(phone.get_by_role("heading", name="Gerät zaehler-1")).to_be_visible()
 
@@ -91,13 +80,13 @@ def test_technician_registers_a_device_and_it_passes_commissioning(
         expect(phone.locator(".verdict")).to_have_text("bestanden", timeout=30_000)
     expect(phone.locator("table.values")).to_contain_text("electricity.voltage_l1_v")
     expect(phone.locator("#report")).to_contain_text("rssi_dbm -61")
-    _shot(phone, tmp_path, "2-commissioning-passed")
+    shot(phone, tmp_path, "2-commissioning-passed")
 
     phone.get_by_role("link", name="English").click()
     expect(phone.locator(".verdict")).to_have_text("passed")
     phone.get_by_role("link", name="Fleet status").click()
     expect(phone.locator("#fleet")).to_contain_text("zaehler-1")
-    _shot(phone, tmp_path, "3-fleet-en")
+    shot(phone, tmp_path, "3-fleet-en")
 
 
 def test_a_tossed_csrf_cookie_cannot_act_for_a_logged_in_technician(
