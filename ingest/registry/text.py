@@ -5,6 +5,11 @@ Refused, with the reason:
 
 - control characters: every one in single-line fields (tab and line breaks too, and the Unicode line and
   paragraph separators); in multi-line fields (notes) every one but tab, CR and LF. NUL always.
+- invisible format characters (Unicode category Cf) in single-line fields: the bidirectional controls
+  (U+202A–U+202E, U+2066–U+2069, U+200E/U+200F, U+061C) make an id render as another ("unicode-\\u202egnp.exe"
+  shows as "unicode-exe.png"), zero-width spaces, soft hyphens and the BOM make two ids look the same.
+  Only the joiners U+200C and U+200D stay allowed (emoji sequences, scripts that need them). In notes the
+  bidirectional controls are refused, other format characters are allowed.
 - lone surrogates (JSON can carry ``"\\ud800"``; no database column should hold one).
 - a leading ``=``, ``+``, ``-`` or ``@``: a spreadsheet opening an export runs such a cell as a formula
   (CSV injection). A plain number such as ``-1`` or ``+3,5`` is a number there, not a formula: allowed.
@@ -22,6 +27,8 @@ FORMULA_START = frozenset("=+-@")
 _NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
 _MULTILINE_ALLOWED = frozenset("\t\r\n")
 _SEPARATORS = frozenset({"Zl", "Zp"})
+_JOINERS = frozenset("\u200c\u200d")  # format characters that shape text, never reorder or hide it
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def text_problem(value: str, *, multiline: bool = False) -> str | None:
@@ -35,6 +42,13 @@ def text_problem(value: str, *, multiline: bool = False) -> str | None:
             return f"control character U+{ord(char):04X} is not allowed ({rule})"
         if category in _SEPARATORS and not multiline:
             return f"control character U+{ord(char):04X} is not allowed (one line: no line break)"
+        if char in BIDI_CONTROLS:
+            return (
+                f"invisible character U+{ord(char):04X} is not allowed "
+                "(it changes the direction of the text, so it would show as something else)"
+            )
+        if category == "Cf" and not multiline and char not in _JOINERS:
+            return f"invisible character U+{ord(char):04X} is not allowed (a format character)"
     return None
 
 

@@ -78,6 +78,16 @@ FIELD_MESSAGES_DE: list[tuple[str, str]] = [
         "Steuerzeichen {c} ist nicht erlaubt (nur Tabulator und Zeilenumbrüche).",
     ),
     (
+        r"invisible character (?P<c>U\+[0-9A-F]{4,6}) is not allowed \(it changes the direction of the text, "
+        r"so it would show as something else\)",
+        "Unsichtbares Zeichen {c} ist nicht erlaubt "
+        "(es dreht die Schreibrichtung um, der Text sähe anders aus).",
+    ),
+    (
+        r"invisible character (?P<c>U\+[0-9A-F]{4,6}) is not allowed \(a format character\)",
+        "Unsichtbares Zeichen {c} ist nicht erlaubt (ein Formatzeichen).",
+    ),
+    (
         rf"must not start with (?P<c>{_Q}): a spreadsheet would run it as a formula .*",
         "Darf nicht mit {c} beginnen: eine Tabellenkalkulation würde es als Formel ausführen "
         "(mit einem Buchstaben oder einer Ziffer beginnen).",
