@@ -26,11 +26,12 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import json
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypedDict
@@ -61,6 +62,13 @@ CREATE INDEX IF NOT EXISTS quarantine_status_reason ON quarantine (status, reaso
 CREATE INDEX IF NOT EXISTS quarantine_received ON quarantine (received_ns);
 """
 _DEVICE_INDEX = "CREATE INDEX IF NOT EXISTS quarantine_device ON quarantine (status, reason, gateway, device)"
+# covering indexes of the discovery list's per-gateway summaries (count, first and last receive time, ids):
+# made by every open for writing (the ingester), so a file of any version gets them at the next start
+_LISTING_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS quarantine_device_time"
+    " ON quarantine (status, reason, gateway, device, received_ns)",
+    "CREATE INDEX IF NOT EXISTS quarantine_topic_time ON quarantine (status, reason, topic, received_ns)",
+)
 _COLUMNS = "id, topic, payload, received_ns, profile, reason, detail, quarantined_ns, status, replayed_ns"
 _KEY_COLUMNS = ", gateway, device"
 # the detail the enrich stage writes for an unregistered device (ingest.enrich), for the upgrade from 1
@@ -125,6 +133,13 @@ class TopicSummary(NamedTuple):
     newest_id: int
 
 
+class GatewayPage(NamedTuple):
+    """Per gateway: its newest devices (or topics), at most as many as asked for, and how many there are."""
+
+    items: builtins.list[Any]  # DeviceSummary or TopicSummary, the most recently heard first
+    total: int
+
+
 class QuarantineStats(TypedDict):
     by_reason: dict[str, int]  # pending entries per reason
     pending: int
@@ -147,6 +162,14 @@ def _unknown_device_key(detail: str) -> DeviceKey | None:
     except (ValueError, SyntaxError):
         return None
     return (gateway, device) if isinstance(gateway, str) and isinstance(device, str) else None
+
+
+def _joined_keys(keys: Iterable[DeviceKey]) -> str:
+    """Device keys as a JSON list of ``gateway/device`` for ``IN (SELECT value FROM json_each(?))``: one
+    string per key, which SQLite looks up in a temporary index (a row value ``(gateway, device) IN`` is
+    evaluated row by row: 280 ms instead of 11 ms for 1,000 keys against 9,500 devices). Unambiguous: a
+    gateway name is one topic level, it holds no ``/``."""
+    return json.dumps([f"{gateway}/{device}" for gateway, device in keys])
 
 
 def _upgrade(conn: sqlite3.Connection) -> None:
@@ -218,6 +241,8 @@ class Quarantine:
                 conn.executescript(_SCHEMA)
                 if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                     _upgrade(conn)
+                for index in _LISTING_INDEXES:
+                    conn.execute(index)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except (sqlite3.Error, OSError) as exc:
             raise QuarantineError(f"cannot open quarantine {self.path}: {exc}") from exc
@@ -365,6 +390,90 @@ class Quarantine:
         )
         return [TopicSummary(*row) for row in rows]
 
+    def pending_devices_per_gateway(
+        self,
+        reason: str,
+        *,
+        per_gateway: int,
+        gateway: str | None = None,
+        exclude: Iterable[DeviceKey] = (),
+    ) -> dict[str, GatewayPage]:
+        """Per gateway (of one: ``gateway``) the ``per_gateway`` most recently heard devices with pending
+        entries of ``reason``, as in :meth:`pending_by_device`, and how many such devices it has; devices
+        in ``exclude`` (the registered ones) are neither listed nor counted. One query: a flood of device
+        ids on one gateway does not push another gateway's devices out of the list."""
+        if not self.has_device_keys:
+            return {}
+        where = "gateway = ?" if gateway is not None else "gateway IS NOT NULL"
+        sql = f"""
+            WITH per_device AS (
+                SELECT gateway, device, count(*) AS n, min(received_ns) AS first_ns,
+                       max(received_ns) AS last_ns, max(id) AS newest_id, min(id) AS oldest_id
+                FROM quarantine
+                WHERE status = 'pending' AND reason = ? AND {where} AND device IS NOT NULL
+                GROUP BY gateway, device
+            ), kept AS (
+                SELECT * FROM per_device
+                WHERE gateway || '/' || device NOT IN (SELECT value FROM json_each(?))
+            ), ranked AS (
+                SELECT *, row_number() OVER (PARTITION BY gateway ORDER BY last_ns DESC, newest_id DESC)
+                       AS place, count(*) OVER (PARTITION BY gateway) AS total
+                FROM kept
+            )
+            SELECT gateway, device, n, first_ns, last_ns, newest_id, oldest_id, total, place
+            FROM ranked WHERE place <= ? ORDER BY gateway, place"""
+        excluded = _joined_keys(exclude)
+        params = (reason, *(() if gateway is None else (gateway,)), excluded, max(1, per_gateway))
+        pages: dict[str, GatewayPage] = {}
+        for *summary, total, place in self._query(sql, params):
+            page = pages.setdefault(summary[0], GatewayPage([], total))
+            if place <= per_gateway:
+                page.items.append(DeviceSummary(*summary))
+        return pages
+
+    def pending_topics_per_gateway(
+        self, reason: str, *, lead: str, per_gateway: int, gateway: str | None = None
+    ) -> dict[str, GatewayPage]:
+        """Per gateway (of one: ``gateway``) the ``per_gateway`` most recently heard topics with pending
+        entries of ``reason``, as in :meth:`pending_by_topic`, and how many such topics it has. The gateway
+        is a topic's level after ``lead`` (the topic prefix and ``lab/``); other topics are left out."""
+        sql = """
+            WITH per_topic AS (
+                SELECT topic, count(*) AS n, min(received_ns) AS first_ns, max(received_ns) AS last_ns,
+                       max(id) AS newest_id, substr(topic, length(:lead) + 1) AS rest
+                FROM quarantine
+                WHERE status = 'pending' AND reason = :reason AND substr(topic, 1, length(:lead)) = :lead
+                GROUP BY topic
+            ), placed AS (
+                SELECT *, substr(rest, 1, instr(rest, '/') - 1) AS gateway FROM per_topic
+                WHERE instr(rest, '/') > 1
+            ), ranked AS (
+                SELECT *, row_number() OVER (PARTITION BY gateway ORDER BY last_ns DESC, newest_id DESC)
+                       AS place, count(*) OVER (PARTITION BY gateway) AS total
+                FROM placed WHERE :gateway IS NULL OR gateway = :gateway
+            )
+            SELECT gateway, topic, n, first_ns, last_ns, newest_id, total, place
+            FROM ranked WHERE place <= :keep ORDER BY gateway, place"""
+        params = {"lead": lead, "reason": reason, "gateway": gateway, "keep": max(1, per_gateway)}
+        pages: dict[str, GatewayPage] = {}
+        for name, *summary, total, place in self._query(sql, params):
+            page = pages.setdefault(name, GatewayPage([], total))
+            if place <= per_gateway:
+                page.items.append(TopicSummary(*summary))
+        return pages
+
+    def pending_keys_among(self, reason: str, keys: Iterable[DeviceKey]) -> set[DeviceKey]:
+        """Which of ``keys`` have pending entries with ``reason`` (through the index)."""
+        wanted = _joined_keys(keys)
+        if not self.has_device_keys or wanted == "[]":
+            return set()
+        rows = self._query(
+            "SELECT DISTINCT gateway, device FROM quarantine WHERE status = 'pending' AND reason = ?"
+            " AND gateway IS NOT NULL AND gateway || '/' || device IN (SELECT value FROM json_each(?))",
+            (reason, wanted),
+        )
+        return {(gateway, device) for gateway, device in rows}
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -391,7 +500,7 @@ class Quarantine:
             except sqlite3.Error as exc:
                 raise QuarantineError(f"quarantine {self.path}: {what}: {exc}") from exc
 
-    def _query(self, sql: str, params: tuple[object, ...]) -> builtins.list[Any]:
+    def _query(self, sql: str, params: tuple[object, ...] | Mapping[str, object]) -> builtins.list[Any]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()

@@ -54,8 +54,14 @@ class GatewayDiscoveryPublic(BaseModel):
     building: str | None
     building_id: int | None
     households: list[HouseholdChoicePublic] = Field(description="its building's households (else all)")
-    devices: list[DiscoveredDevicePublic]
-    unknown_topics: list[UnknownTopicPublic] = Field(description="topics no device profile decodes")
+    devices: list[DiscoveredDevicePublic] = Field(description="its most recently heard, per_gateway at most")
+    unknown_topics: list[UnknownTopicPublic] = Field(
+        description="topics no device profile decodes, the most recently heard, per_gateway at most"
+    )
+    devices_total: int = Field(description="how many unregistered devices report through it, listed or not")
+    unknown_topics_total: int = Field(
+        validation_alias="topics_total", description="how many topics no profile decodes, listed or not"
+    )
 
 
 class DiscoveryRegister(Body):

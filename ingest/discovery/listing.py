@@ -6,8 +6,12 @@ the device's key, with the decoded values of its newest message), ``announcement
 announcement names, :mod:`ingest.discovery.announcements`) and ``no_profile`` (no profile decodes the topic:
 listed per topic, not registrable until a profile exists). Devices the registry knows are left out, so a
 device disappears from the list as soon as it is registered (its entries are replayed by the ingester at
-its next registry refresh). Decoding uses the ingester's decoder without enrichment; the work is bounded
-(``limit`` devices and topics, one message decoded per device).
+its next registry refresh). Decoding uses the ingester's decoder without enrichment.
+
+Fair and bounded per gateway: each gateway lists its ``per_gateway`` most recently heard devices and topics
+(one message decoded per device), and how many it has in all, counted by SQL over covering indexes. A
+flood of device ids on one gateway cannot push another gateway's new device out of the list, and the
+fleet page's counts (:func:`unregistered_counts`) are the true ones.
 """
 
 from __future__ import annotations
@@ -15,18 +19,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.decode import MessageDecoder
-from ingest.discovery.announcements import gateway_and_rest, parse
-from ingest.quarantine import DeviceKey, Quarantine, QuarantineRecord
+from ingest.discovery.announcements import Announced, gateway_and_rest, parse
+from ingest.quarantine import DeviceKey, DeviceSummary, Quarantine, QuarantineRecord, TopicSummary
 from ingest.readings import DecodeRejected
 from ingest.registry.models import Building, Device, Gateway, Household
 
-LIMIT = 500
+PER_GATEWAY = 10  # devices and topics per gateway listed by default (the page's overview)
+MAX_PER_GATEWAY = 200  # the most a caller may ask for
+ANNOUNCEMENT_TOPICS = 50  # announcement topics per gateway read for the devices they name
 EXCERPT = 160  # characters of a payload shown for a topic no profile decodes
 # a reading's device time may be this much before the first receive time and still count as first contact
 CLOCK_SLACK = dt.timedelta(days=1)
@@ -76,8 +82,31 @@ class GatewayDiscovery:
     building: str | None
     building_id: int | None
     households: list[HouseholdChoice] = field(default_factory=list)  # of its building, else all
-    devices: list[DiscoveredDevice] = field(default_factory=list)
-    unknown_topics: list[UnknownTopic] = field(default_factory=list)
+    devices: list[DiscoveredDevice] = field(default_factory=list)  # the newest per_gateway
+    unknown_topics: list[UnknownTopic] = field(default_factory=list)  # the newest per_gateway
+    devices_total: int = 0  # how many unregistered devices report through it (listed or not)
+    topics_total: int = 0  # how many topics no profile decodes
+
+    @property
+    def devices_more(self) -> int:
+        return max(0, self.devices_total - len(self.devices))
+
+    @property
+    def topics_more(self) -> int:
+        return max(0, self.topics_total - len(self.unknown_topics))
+
+
+class GatewayFinds(NamedTuple):
+    devices: list[DiscoveredDevice]
+    devices_total: int
+    topics: list[UnknownTopic]
+    topics_total: int
+
+
+class UnregisteredCounts(NamedTuple):
+    devices: int
+    topics: int
+    gateways: int
 
 
 def _values(
@@ -111,46 +140,88 @@ def _text_excerpt(payload: bytes) -> str:
     return text[:EXCERPT] + ("…" if len(text) > EXCERPT or len(payload) > EXCERPT * 4 else "")
 
 
-def _from_quarantine(
-    quarantine: Quarantine, decoder: MessageDecoder, limit: int
-) -> tuple[dict[DeviceKey, DiscoveredDevice], dict[str, list[UnknownTopic]]]:
-    prefix = decoder.topic_prefix
-    devices: dict[DeviceKey, DiscoveredDevice] = {}
-    for summary in quarantine.pending_by_device(["unknown_device"], limit=limit):
-        newest = quarantine.get(summary.newest_id)
-        if newest is None:
-            continue
-        values, profile, problem = _values(decoder, newest)
-        devices[(summary.gateway, summary.device)] = DiscoveredDevice(
-            gateway=summary.gateway,
-            native_id=summary.device,
-            profile=profile,
-            first_seen=_time(summary.first_ns),
-            last_seen=_time(summary.last_ns),
-            messages=summary.messages,
-            topic=_local(newest.topic, prefix),
-            values=values,
-            problem=problem,
-            sources=["unknown_device"],
-        )
-    for topic in quarantine.pending_by_topic("announcement", limit=limit):
-        place = gateway_and_rest(topic.topic, prefix)
+def _device(decoder: MessageDecoder, summary: DeviceSummary, newest: QuarantineRecord) -> DiscoveredDevice:
+    values, profile, problem = _values(decoder, newest)
+    return DiscoveredDevice(
+        gateway=summary.gateway,
+        native_id=summary.device,
+        profile=profile,
+        first_seen=_time(summary.first_ns),
+        last_seen=_time(summary.last_ns),
+        messages=summary.messages,
+        topic=_local(newest.topic, decoder.topic_prefix),
+        values=values,
+        problem=problem,
+        sources=["unknown_device"],
+    )
+
+
+def _announced(
+    quarantine: Quarantine, decoder: MessageDecoder, topics: list[TopicSummary], gateway: str
+) -> dict[str, tuple[TopicSummary, Announced]]:
+    """The devices the gateway's announcement topics name (the newest announcement of each topic)."""
+    found: dict[str, tuple[TopicSummary, Announced]] = {}
+    for topic in topics:
+        place = gateway_and_rest(topic.topic, decoder.topic_prefix)
         newest = quarantine.get(topic.newest_id)
-        if place is None or newest is None:
+        if place is None or place[0] != gateway or newest is None:
             continue
         try:
             announced = parse(place[1], newest.payload)
         except DecodeRejected:
             continue
         for item in announced:
-            key = (place[0], item.native_id)
-            found = devices.get(key)
+            found.setdefault(item.native_id, (topic, item))
+    return found
+
+
+def _from_quarantine(
+    quarantine: Quarantine,
+    decoder: MessageDecoder,
+    registered: set[DeviceKey],
+    *,
+    per_gateway: int,
+    gateway: str | None,
+    decode: bool = True,
+) -> dict[str, GatewayFinds]:
+    """Per gateway: its newest ``per_gateway`` unregistered devices and unknown topics, and how many there
+    are of each (counted by SQL; announced devices that sent no data are added from the gateway's newest
+    ANNOUNCEMENT_TOPICS announcement topics). ``decode`` False: only the counts are wanted."""
+    lead = f"{decoder.topic_prefix}lab/"
+    data = quarantine.pending_devices_per_gateway(
+        "unknown_device", per_gateway=per_gateway, gateway=gateway, exclude=registered
+    )
+    announcements = quarantine.pending_topics_per_gateway(
+        "announcement", lead=lead, per_gateway=max(per_gateway, ANNOUNCEMENT_TOPICS), gateway=gateway
+    )
+    unknown = quarantine.pending_topics_per_gateway(
+        "no_profile", lead=lead, per_gateway=per_gateway, gateway=gateway
+    )
+    finds: dict[str, GatewayFinds] = {}
+    for name in sorted(set(data) | set(announcements) | set(unknown)):
+        page = data.get(name)
+        devices: dict[str, DiscoveredDevice] = {}
+        for summary in page.items if page is not None and decode else []:
+            newest = quarantine.get(summary.newest_id)
+            if newest is not None:
+                devices[summary.device] = _device(decoder, summary, newest)
+        total = page.total if page is not None else 0
+        named = (
+            _announced(quarantine, decoder, announcements[name].items, name) if name in announcements else {}
+        )
+        named = {native: v for native, v in named.items() if (name, native) not in registered}
+        elsewhere = quarantine.pending_keys_among(
+            "unknown_device", [(name, native) for native in named if native not in devices]
+        )
+        for native, (topic, item) in named.items():
+            found = devices.get(native)
             if found is None:
-                if len(devices) >= limit:
-                    break
-                found = devices[key] = DiscoveredDevice(
-                    gateway=place[0],
-                    native_id=item.native_id,
+                if (name, native) in elsewhere:  # has data messages, counted, just not among the newest
+                    continue
+                total += 1
+                found = devices[native] = DiscoveredDevice(
+                    gateway=name,
+                    native_id=native,
                     profile=item.profile,
                     first_seen=_time(topic.first_ns),
                     last_seen=_time(topic.last_ns),
@@ -164,23 +235,25 @@ def _from_quarantine(
             found.announced = item.details()
             if "announcement" not in found.sources:
                 found.sources.append("announcement")
-    unknown: dict[str, list[UnknownTopic]] = {}
-    for topic in quarantine.pending_by_topic("no_profile", limit=limit):
-        place = gateway_and_rest(topic.topic, prefix)
-        newest = quarantine.get(topic.newest_id)
-        if place is None or newest is None:
-            continue
-        unknown.setdefault(place[0], []).append(
-            UnknownTopic(
-                topic=_local(topic.topic, prefix),
-                messages=topic.messages,
-                first_seen=_time(topic.first_ns),
-                last_seen=_time(topic.last_ns),
-                excerpt=_text_excerpt(newest.payload),
-                detail=newest.detail[:300],
-            )
-        )
-    return devices, unknown
+        topics: list[UnknownTopic] = []
+        for topic in unknown[name].items if name in unknown and decode else []:
+            newest = quarantine.get(topic.newest_id)
+            if newest is not None:
+                topics.append(
+                    UnknownTopic(
+                        topic=_local(topic.topic, decoder.topic_prefix),
+                        messages=topic.messages,
+                        first_seen=_time(topic.first_ns),
+                        last_seen=_time(topic.last_ns),
+                        excerpt=_text_excerpt(newest.payload),
+                        detail=newest.detail[:300],
+                    )
+                )
+        shown = sorted(devices.values(), key=lambda d: d.last_seen, reverse=True)[:per_gateway]
+        topics_total = unknown[name].total if name in unknown else 0
+        if total or topics_total:
+            finds[name] = GatewayFinds(shown if decode else [], total, topics, topics_total)
+    return finds
 
 
 def _households(session: Session, building_id: int | None) -> list[HouseholdChoice]:
@@ -193,23 +266,62 @@ def _households(session: Session, building_id: int | None) -> list[HouseholdChoi
     return [HouseholdChoice(id=id_, name=name, building=building) for id_, name, building in rows]
 
 
-def discover(
-    quarantine_path: Path | None, session: Session, decoder: MessageDecoder, *, limit: int = LIMIT
-) -> list[GatewayDiscovery]:
-    """Unregistered devices and unknown topics per gateway, gateways by name, devices newest first.
-
-    Raises :class:`ingest.quarantine.QuarantineError` when the quarantine exists but cannot be read.
-    """
-    if quarantine_path is None or not quarantine_path.exists():
-        return []
-    with Quarantine(quarantine_path, read_only=True) as quarantine:
-        devices, unknown = _from_quarantine(quarantine, decoder, limit)
-    registered = {
+def _registered(session: Session) -> set[DeviceKey]:
+    return {
         (name, native)
         for name, native in session.execute(select(Gateway.name, Device.native_id).join(Device.gateway))
     }
-    names = {key[0] for key in devices if key not in registered} | set(unknown)
-    gateways = {g.name: g for g in session.scalars(select(Gateway).where(Gateway.name.in_(names)))}
+
+
+def _finds(
+    quarantine_path: Path | None,
+    session: Session,
+    decoder: MessageDecoder,
+    *,
+    per_gateway: int,
+    gateway: str | None,
+    decode: bool,
+) -> dict[str, GatewayFinds]:
+    if quarantine_path is None or not quarantine_path.exists():
+        return {}
+    registered = _registered(session)
+    with Quarantine(quarantine_path, read_only=True) as quarantine:
+        return _from_quarantine(
+            quarantine, decoder, registered, per_gateway=per_gateway, gateway=gateway, decode=decode
+        )
+
+
+def unregistered_counts(
+    quarantine_path: Path | None, session: Session, decoder: MessageDecoder
+) -> UnregisteredCounts:
+    """How many unregistered devices and unknown topics report, on how many gateways (for the fleet page:
+    counted by SQL, not by the length of a list; nothing decoded).
+
+    Raises :class:`ingest.quarantine.QuarantineError` when the quarantine exists but cannot be read.
+    """
+    finds = _finds(quarantine_path, session, decoder, per_gateway=0, gateway=None, decode=False)
+    return UnregisteredCounts(
+        devices=sum(f.devices_total for f in finds.values()),
+        topics=sum(f.topics_total for f in finds.values()),
+        gateways=len(finds),
+    )
+
+
+def discover(
+    quarantine_path: Path | None,
+    session: Session,
+    decoder: MessageDecoder,
+    *,
+    per_gateway: int = PER_GATEWAY,
+    gateway: str | None = None,
+) -> list[GatewayDiscovery]:
+    """Unregistered devices and unknown topics per gateway (of one: ``gateway``), gateways by name: on
+    each, its ``per_gateway`` most recently heard devices and topics, and how many it has in all.
+
+    Raises :class:`ingest.quarantine.QuarantineError` when the quarantine exists but cannot be read.
+    """
+    finds = _finds(quarantine_path, session, decoder, per_gateway=per_gateway, gateway=gateway, decode=True)
+    gateways = {g.name: g for g in session.scalars(select(Gateway).where(Gateway.name.in_(set(finds))))}
     buildings = {
         b.id: b.name
         for b in session.scalars(
@@ -218,32 +330,28 @@ def discover(
             )
         )
     }
-    result: dict[str, GatewayDiscovery] = {}
     households: dict[int | None, list[HouseholdChoice]] = {}
-
-    def entry(name: str) -> GatewayDiscovery:
-        found = result.get(name)
-        if found is None:
-            gateway = gateways.get(name)
-            building_id = gateway.building_id if gateway is not None else None
-            if gateway is not None and building_id not in households:
-                households[building_id] = _households(session, building_id)
-            found = result[name] = GatewayDiscovery(
+    result: list[GatewayDiscovery] = []
+    for name, found in finds.items():
+        row = gateways.get(name)
+        building_id = row.building_id if row is not None else None
+        if row is not None and building_id not in households:
+            households[building_id] = _households(session, building_id)
+        result.append(
+            GatewayDiscovery(
                 gateway=name,
-                gateway_id=gateway.id if gateway is not None else None,
-                gateway_active=gateway is not None and gateway.status.value == "active",
+                gateway_id=row.id if row is not None else None,
+                gateway_active=row is not None and row.status.value == "active",
                 building=buildings.get(building_id) if building_id is not None else None,
                 building_id=building_id,
-                households=households.get(building_id, []) if gateway is not None else [],
+                households=households.get(building_id, []) if row is not None else [],
+                devices=found.devices,
+                unknown_topics=found.topics,
+                devices_total=found.devices_total,
+                topics_total=found.topics_total,
             )
-        return found
-
-    for key, device in sorted(devices.items(), key=lambda item: item[1].last_seen, reverse=True):
-        if key not in registered:
-            entry(key[0]).devices.append(device)
-    for name, topics in unknown.items():
-        entry(name).unknown_topics.extend(topics)
-    return [result[name] for name in sorted(result)]
+        )
+    return result
 
 
 def first_contact(
@@ -251,13 +359,22 @@ def first_contact(
 ) -> dt.datetime | None:
     """When the device was first heard: the earliest receive time of its pending entries, or the time of
     the readings of its oldest message when its clock puts them a little earlier (up to CLOCK_SLACK),
-    so that an assignment from then covers every replayed reading. None when the quarantine has none."""
+    so that an assignment from then covers every replayed reading. None when the quarantine has none: the
+    device was never heard on that gateway (or its messages were replayed already)."""
     if quarantine_path is None or not quarantine_path.exists():
         return None
     with Quarantine(quarantine_path, read_only=True) as quarantine:
         summaries = quarantine.pending_by_device(["unknown_device", "announcement"], key=key)
-        if not summaries:
-            return None
+        if not summaries:  # named by an announcement of several devices (zigbee2mqtt's bridge/devices)?
+            topics = quarantine.pending_topics_per_gateway(
+                "announcement",
+                lead=f"{decoder.topic_prefix}lab/",
+                per_gateway=ANNOUNCEMENT_TOPICS,
+                gateway=key[0],
+            )
+            page = topics.get(key[0])
+            named = _announced(quarantine, decoder, page.items, key[0]) if page is not None else {}
+            return _time(named[key[1]][0].first_ns) if key[1] in named else None
         first_ns = summaries[0].first_ns
         oldest = quarantine.pending_of_device(key, reasons=["unknown_device"], limit=1)
     if oldest:

@@ -7,6 +7,7 @@ contain the other household or building. A test also checks that the matrix list
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from ingest.dynsec import DynsecAdmin
+from ingest.quarantine import Quarantine, QuarantineEntry
 from tests.registry import factories as f
 from tests.registry.world import (
     ANONYMOUS,
@@ -273,17 +275,27 @@ ROUTES = [
         "POST",
         f"{V1}/discovery/register",
         STAFF,
-        lambda w: Call(
-            f"{V1}/discovery/register",
-            {
-                "gateway_id": w.gateway_row().id,
-                "native_id": f"found-{f.tag()}",
-                "profile_id": "generic-json",
-                "household_id": w.household().id,
-            },
-        ),
+        lambda w: _discovered_call(w),
     ),
 ]
+
+
+def _discovered_call(w: World) -> Call:
+    """Registering a device the ingester has quarantined (discovery refuses one never heard)."""
+    gateway, native_id = w.gateway_row(), f"found-{f.tag()}"
+    runs = w.client.app.state.runs  # type: ignore[attr-defined]
+    with Quarantine(runs.commissioner.config.quarantine_path) as quarantine:
+        topic = f"lab/{gateway.name}/{native_id}/state"
+        quarantine.add(
+            QuarantineEntry(topic, b"{}", time.time_ns(), "unknown_device", "", None, gateway.name, native_id)
+        )
+    body = {
+        "gateway_id": gateway.id,
+        "native_id": native_id,
+        "profile_id": "generic-json",
+        "household_id": w.household().id,
+    }
+    return Call(f"{V1}/discovery/register", body)
 
 
 @pytest.fixture

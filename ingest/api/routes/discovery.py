@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from sqlalchemy.orm import Session
 
 from ingest.api.deps import SessionDep, StaffUser
@@ -22,15 +22,23 @@ from ingest.api.schemas import DeviceCreate, DevicePublic
 from ingest.api.schemas_discovery import DiscoveryRegister, DiscoveryRegistered, GatewayDiscoveryPublic
 from ingest.commissioning.errors import CheckNotPossible
 from ingest.decode import MessageDecoder
-from ingest.discovery.listing import GatewayDiscovery, discover, first_contact
+from ingest.discovery.listing import (
+    MAX_PER_GATEWAY,
+    GatewayDiscovery,
+    UnregisteredCounts,
+    discover,
+    first_contact,
+    unregistered_counts,
+)
 from ingest.profiles.loader import ProfileSet
 from ingest.quarantine import DeviceKey, Quarantine, QuarantineError
 from ingest.registry.db import utcnow
-from ingest.registry.models import Device, Gateway
+from ingest.registry.models import Building, Device, Gateway, Household
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/discovery", tags=["discovery"])
 DEFAULT_REFRESH_S = 10.0
+API_PER_GATEWAY = 50
 
 
 class DiscoverySource:
@@ -56,17 +64,51 @@ class DiscoverySource:
             return 0
         return sum(s.messages for s in summaries)
 
-    def gateways(self, session: Session) -> list[GatewayDiscovery]:
+    def gateways(
+        self, session: Session, *, per_gateway: int = API_PER_GATEWAY, gateway: str | None = None
+    ) -> list[GatewayDiscovery]:
         try:
-            return discover(self.quarantine_path, session, self.decoder)
+            return discover(
+                self.quarantine_path, session, self.decoder, per_gateway=per_gateway, gateway=gateway
+            )
         except QuarantineError as exc:
             log.warning("discovery: the quarantine cannot be read: %s", exc)
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, f"the quarantine cannot be read: {exc}"
             ) from exc
 
+    def counts(self, session: Session) -> UnregisteredCounts:
+        """How many unregistered devices and unknown topics, on how many gateways (503 when unreadable)."""
+        try:
+            return unregistered_counts(self.quarantine_path, session, self.decoder)
+        except QuarantineError as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, f"the quarantine cannot be read: {exc}"
+            ) from exc
+
 
 SourceDep = Annotated[DiscoverySource, Depends(DiscoverySource)]
+
+
+def _building_problems(session: Session, gateway: Gateway, body: DiscoveryRegister) -> list[tuple[str, str]]:
+    """The household (or building) must be in the gateway's building, when the gateway has one."""
+    if gateway.building_id is None:
+        return []
+    building = session.get(Building, gateway.building_id)
+    where = building.name if building is not None else f"building {gateway.building_id}"
+    if body.household_id is not None:
+        household = session.get(Household, body.household_id)
+        if household is not None and household.building_id != gateway.building_id:
+            return [
+                (
+                    "household_id",
+                    f"household {household.name!r} is not in {where!r}, the building of gateway "
+                    f"{gateway.name!r}: choose one of its households",
+                )
+            ]
+    elif body.building_id is not None and body.building_id != gateway.building_id:
+        return [("building_id", f"gateway {gateway.name!r} is in {where!r}, not in another building")]
+    return []
 
 
 def register_discovered(
@@ -85,8 +127,17 @@ def register_discovered(
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, f"the quarantine cannot be read: {exc}"
             ) from exc
-        if first is not None:
+        if first is None:
+            problems.append(
+                (
+                    "native_id",
+                    f"device {body.native_id!r} was never heard on gateway {gateway.name!r}: "
+                    "register it on the devices page instead",
+                )
+            )
+        else:
             assigned_from = min(first, assigned_from)
+        problems += _building_problems(session, gateway, body)
     create = DeviceCreate(
         gateway_id=body.gateway_id,
         native_id=body.native_id,
@@ -109,11 +160,22 @@ def register_discovered(
 
 
 @router.get("")
-def read_discovery(_user: StaffUser, session: SessionDep, source: SourceDep) -> list[GatewayDiscoveryPublic]:
+def read_discovery(
+    _user: StaffUser,
+    session: SessionDep,
+    source: SourceDep,
+    gateway: Annotated[str | None, Query(max_length=64, description="only this gateway")] = None,
+    per_gateway: Annotated[
+        int,
+        Query(ge=1, le=MAX_PER_GATEWAY, description="devices and topics listed per gateway, newest first"),
+    ] = API_PER_GATEWAY,
+) -> list[GatewayDiscoveryPublic]:
     """Devices that report but are not registered, per gateway: from the ingester's quarantine
     (``unknown_device`` with the decoded values of the newest message, ``announcement``) and topics no
-    profile decodes (``no_profile``)."""
-    return [GatewayDiscoveryPublic.model_validate(g, from_attributes=True) for g in source.gateways(session)]
+    profile decodes (``no_profile``). Each gateway lists its ``per_gateway`` most recently heard devices
+    and topics; ``devices_total`` and ``unknown_topics_total`` say how many there are in all."""
+    found = source.gateways(session, per_gateway=per_gateway, gateway=gateway)
+    return [GatewayDiscoveryPublic.model_validate(g, from_attributes=True) for g in found]
 
 
 @router.post(
