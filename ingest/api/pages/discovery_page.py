@@ -9,22 +9,27 @@ import datetime as dt
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from ingest.api.deps import SessionDep
-from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, render
+from ingest.api.pages.i18n import negotiate
+from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, localizer, render
 from ingest.api.routes.discovery import DiscoverySource, SourceDep, register_discovered
 from ingest.api.routes.field_common import InvalidFields, profiles_of
 from ingest.api.schemas_discovery import DiscoveryRegister
-from ingest.discovery.listing import GatewayDiscovery
+from ingest.discovery.listing import PER_GATEWAY, GatewayDiscovery
 from ingest.registry.errors import RegistryError
 from ingest.registry.models import Assignment, Device, User
+from ingest.registry.text import text_problem
+
+NATIVE_ID_MAX = 128  # as the registry's schema allows (ingest.api.schemas.NativeId)
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+ONE_GATEWAY = 100  # devices and topics listed when the page shows one gateway (?gateway=...)
 
 
 def _page(
@@ -37,14 +42,19 @@ def _page(
     errors: dict[str, dict[str, str]] | None = None,
     values: dict[str, dict[str, str]] | None = None,
     registered: dict[str, Any] | None = None,
+    only: str | None = None,
 ) -> HTMLResponse:
-    profiles = sorted(profiles_of(request), key=lambda p: (p.profile.family, p.id))
+    family = localizer(request, negotiate(request)).family  # sorted as shown: family (id)
+    profiles = sorted(profiles_of(request), key=lambda p: (family(p.profile.family).casefold(), p.id))
     return render(
         request,
         "discovery.html",
         user=user,
         status_code=status_code,
         gateways=gateways,
+        only=only,
+        opened={key.split("/", 1)[0] for key in errors or {}},
+        id_problem=id_problem,  # the gateway of a form with errors
         profiles=[p for p in profiles if p.profile.decoder != "announcement"],
         errors=errors or {},
         values=values or {},
@@ -60,7 +70,10 @@ def discovery_page(
     session: SessionDep,
     source: SourceDep,
     registered: int | None = None,
+    gateway: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
+    """Per gateway (one section each, to open), its newest devices and topics and how many there are in
+    all; ``gateway``: that gateway only, with more of them."""
     done = None
     device = session.get(Device, registered) if registered is not None else None
     if device is not None:
@@ -74,7 +87,19 @@ def discovery_page(
             "since": since.replace(tzinfo=dt.UTC) if since is not None and since.tzinfo is None else since,
             "waiting": source.waiting((device.gateway.name, device.native_id)),
         }
-    return _page(request, user, source.gateways(session), source, registered=done)
+    return _page(request, user, _gateways(session, source, gateway), source, registered=done, only=gateway)
+
+
+def _gateways(session: SessionDep, source: DiscoverySource, gateway: str | None) -> list[GatewayDiscovery]:
+    per_gateway = ONE_GATEWAY if gateway else PER_GATEWAY
+    return source.gateways(session, per_gateway=per_gateway, gateway=gateway or None)
+
+
+def id_problem(native_id: str) -> str | None:
+    """Why a discovered device id cannot be registered (the registry's text rule, its length), or None."""
+    if len(native_id) > NATIVE_ID_MAX:
+        return f"longer than {NATIVE_ID_MAX} characters"
+    return text_problem(native_id)
 
 
 def _form_key(gateway_id: str, native_id: str) -> str:
@@ -119,10 +144,18 @@ def discovery_register(
         log.info("discovered device %r registered on the pages by %s", native_id, user.username)
         url = f"{PAGES_PREFIX}/discovery?registered={registered.device.id}"
         return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+    listed = _gateways(session, source, None)
+    if not any(
+        d.native_id == native_id for g in listed for d in g.devices if str(g.gateway_id) == gateway_id
+    ):
+        # the device with the error is not among the overview's newest: show its gateway only
+        named = [g.gateway for g in listed if str(g.gateway_id) == gateway_id]
+        if named:
+            listed = _gateways(session, source, named[0])
     return _page(
         request,
         user,
-        source.gateways(session),
+        listed,
         source,
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         errors={key: problems},

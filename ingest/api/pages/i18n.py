@@ -222,11 +222,10 @@ TEXTS: dict[str, tuple[str, str]] = {
 TEXTS |= {
     "discovery": ("Neue Geräte", "New devices"),
     "fleet_unregistered": (
-        "{devices} nicht registrierte(s) Gerät(e) und {topics} unbekannte(s) Topic(s)"
-        " an {gateways} Gateway(s) – ansehen und registrieren",
-        "{devices} unregistered device(s) and {topics} unknown topic(s) on {gateways} gateway(s)"
-        " – see and register them",
+        "{what} an {gateways} – ansehen und registrieren",
+        "{what} on {gateways} – see and register them",
     ),
+    "and": ("und", "and"),
     "disc_title": ("Nicht registrierte Geräte", "Unregistered devices"),
     "disc_intro": (
         "Geräte, die senden, aber nicht registriert sind, je Gateway. Nach dem Registrieren werden ihre "
@@ -257,8 +256,18 @@ TEXTS |= {
         "Dieses Gateway ist nicht aktiv: an ihm können keine Geräte registriert werden.",
         "This gateway is not active: no devices can be registered on it.",
     ),
-    "disc_first_seen": ("Zuerst gehört", "First heard"),
-    "disc_last_seen": ("Zuletzt gehört", "Last heard"),
+    "disc_first_seen": ("Zuerst gehört", "First seen"),
+    "disc_last_seen": ("Zuletzt gehört", "Last seen"),
+    "disc_id_refused": (
+        "Diese Geräte-ID kann nicht registriert werden:",
+        "This device id cannot be registered:",
+    ),
+    "disc_show_all": ("Alle von {gateway} zeigen", "Show all of {gateway}"),
+    "disc_all_gateways": ("Alle Gateways", "All gateways"),
+    "disc_shown_of": (
+        "Die zuletzt gehörten {shown} von {total}.",
+        "The {shown} most recently heard of {total}.",
+    ),
     "disc_messages": ("Nachrichten", "Messages"),
     "disc_topic": ("Topic", "Topic"),
     "disc_model": ("Modell", "Model"),
@@ -294,6 +303,36 @@ TEXTS |= {
 }
 
 
+# counted texts: key -> ((German singular, plural), (English singular, plural)); t(key, n=...) picks the
+# form for n and writes n as the language groups digits (1.234 / 1,234)
+PLURALS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "n_unregistered_devices": (
+        ("{n} nicht registriertes Gerät", "{n} nicht registrierte Geräte"),
+        ("{n} unregistered device", "{n} unregistered devices"),
+    ),
+    "n_unknown_topics": (
+        ("{n} unbekanntes Topic", "{n} unbekannte Topics"),
+        ("{n} unknown topic", "{n} unknown topics"),
+    ),
+    "n_gateways": (("{n} Gateway", "{n} Gateways"), ("{n} gateway", "{n} gateways")),
+    "n_devices": (("{n} Gerät", "{n} Geräte"), ("{n} device", "{n} devices")),
+    "n_topics": (("{n} Topic", "{n} Topics"), ("{n} topic", "{n} topics")),
+    "n_more": (("… und {n} weiteres", "… und {n} weitere"), ("… and {n} more", "… and {n} more")),
+}
+
+
+def grouped(lang: str, n: int) -> str:
+    """An integer with the language's digit grouping: 9.500 (de), 9,500 (en)."""
+    text = f"{n:,}"
+    return text.replace(",", ".") if lang == "de" else text
+
+
+def plural(lang: str, key: str, n: int, **values: object) -> str:
+    """The text of ``key`` in the form for ``n`` (German and English: singular for exactly 1)."""
+    forms = PLURALS[key][LANGUAGES.index(lang) if lang in LANGUAGES else 0]
+    return forms[0 if n == 1 else 1].format(**values, n=grouped(lang, n))
+
+
 def negotiate(request: Request) -> str:
     """The page language: the switch's cookie, else the best of Accept-Language, else German."""
     chosen = request.cookies.get(LANG_COOKIE)
@@ -318,6 +357,11 @@ def translator(lang: str) -> Callable[..., str]:
     column = LANGUAGES.index(lang) if lang in LANGUAGES else 0
 
     def t(key: str, **values: object) -> str:
+        n = values.pop("n", None)
+        if key in PLURALS and isinstance(n, int):
+            return plural(LANGUAGES[column], key, n, **values)
+        if n is not None:
+            values["n"] = n
         pair = TEXTS.get(key)
         text = pair[column] if pair is not None else key
         return text.format(**values) if values else text

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from markupsafe import Markup, escape
+
+from ingest.api.pages.i18n import grouped
 from ingest.readings import REASONS
 
 DEFAULT_ZONE = "Europe/Berlin"
+ID_SHOWN = 64  # characters of an identifier a page shows; a longer one is cut, its length stated
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # shown as escapes: \u202e, never acted upon
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # ---------------------------------------------------------------- badges and families
@@ -357,6 +363,25 @@ class Localizer:
             return value
         text = f"{value:.12g}" if isinstance(value, float) else str(value)
         return text.replace(".", ",") if self.lang == "de" else text
+
+    def count(self, value: int) -> str:
+        """A count with the language's digit grouping: 9.500 (de) / 9,500 (en)."""
+        return grouped(self.lang, value)
+
+    def ident(self, value: object, *, limit: int = ID_SHOWN) -> Markup:
+        """An identifier (device id, gateway, topic) as data, never as layout: inside ``<bdi>``, so its
+        direction cannot turn the text around it; its control and invisible format characters as visible
+        escapes (``unicode-\\u202egnp.exe``, not "unicode-exe.png"); cut after ``limit`` characters,
+        with its full length."""
+        text = "" if value is None else str(value)
+        shown = "".join(
+            f"\\u{ord(c):04x}" if unicodedata.category(c) in _INVISIBLE else c for c in text[:limit]
+        )
+        html = Markup("<bdi>{}</bdi>").format(shown)
+        if len(text) > limit:
+            chars = "Zeichen" if self.lang == "de" else "characters"
+            html += escape(f"… ({self.count(len(text))} {chars})")
+        return html
 
     def status(self, value: object) -> str:
         """A status badge (device, gateway, liveness, verdict)."""

@@ -125,15 +125,10 @@ def fleet(
     silent_after_min: Annotated[int, Query(ge=1, le=10080)] = 15,
 ) -> HTMLResponse:
     rows = fleet_status(session, silent_after=dt.timedelta(minutes=silent_after_min))
-    try:  # what reports without being registered; the fleet shows without it when it cannot be read
-        discovered = DiscoverySource(request).gateways(session)
+    try:  # what reports without being registered, counted by SQL; the fleet shows without it when unreadable
+        unregistered = DiscoverySource(request).counts(session)._asdict()
     except StarletteHTTPException:
-        discovered = []
-    unregistered = {
-        "devices": sum(len(g.devices) for g in discovered),
-        "topics": sum(len(g.unknown_topics) for g in discovered),
-        "gateways": len(discovered),
-    }
+        unregistered = {"devices": 0, "topics": 0, "gateways": 0}
     return render(
         request,
         "fleet.html",
