@@ -144,7 +144,7 @@ class Simulation:
     def _due(self, kind: str) -> bool:
         """Whether devices of ``kind`` report in this tick: in the first one (a started quarter shows
         every device at once), then every period."""
-        return (self.ticks - 1) % self._every[kind] == 0
+        return bool((self.ticks - 1) % self._every[kind] == 0)
 
     def step(self) -> tuple[Flows, list[Message]]:
         """Advance one interval; the flows of the interval and the messages the devices send at its end."""

@@ -73,9 +73,7 @@ def test_a_flood_on_one_gateway_does_not_hide_another_gateways_new_device(
     gateways = {g.gateway: g for g in discover(path, session, decoder)}
     assert set(gateways) == {flooder.name, quiet.name}
     assert [d.native_id for d in gateways[quiet.name].devices] == ["legit-meter"]
-    assert [u.topic for u in gateways[quiet.name].unknown_topics] == [
-        f"lab/{quiet.name}/heizung/vorlauf"
-    ]
+    assert [u.topic for u in gateways[quiet.name].unknown_topics] == [f"lab/{quiet.name}/heizung/vorlauf"]
     flood = gateways[flooder.name]
     assert len(flood.devices) == len(flood.unknown_topics) == 10  # bounded per gateway, newest first
     assert [d.native_id for d in flood.devices[:2]] == ["flood-749", "flood-748"]

@@ -365,7 +365,7 @@ def test_german_pages_are_entirely_german(api: TestClient, session: Session) -> 
     assert "29.11.2026, 14:05" in pages["gateway"].text
     assert "Allgemeiner JSON-Zähler (generic-json)" in pages["device new"].text
     assert "Keine Nachricht in 5 s empfangen." in pages["run silent"].text
-    assert "<td>523,5</td>" in pages["run heard"].text  # a decimal comma
+    assert '<td class="num">523,5</td>' in pages["run heard"].text  # a decimal comma
     assert "Die Nutzdaten sind kein lesbares JSON." in pages["run heard"].text  # the quarantine entry
     assert '<span class="badge active">aktiv</span>' in pages["gateway"].text
     assert "Pflichtfeld." in pages["device errors 3"].text
