@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ingest.config import ConfigError, Settings, load_settings
 from ingest.demo.cli import add_parser as add_up_parser
+from ingest.lifecycle_cli import add_parser as add_influx_parser
 from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
 from ingest.security.audit import setup_logging
@@ -204,6 +205,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_up_parser(sub)
 
     add_quarantine_parser(sub)
+
+    add_influx_parser(sub)
 
     profiles = sub.add_parser("profiles", help="device profiles").add_subparsers(dest="action", required=True)
     for name, func, text in (

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -83,6 +91,12 @@ class InfluxSettings(Section):
     bucket: str | None = Field(None, description="v2 bucket")
     token: SecretStr | None = Field(None, description="v2 API token")
     create_database: bool = Field(True, description="v1: CREATE DATABASE on start")
+    raw_retention: str = Field(
+        "90d",
+        description="v1: how long raw readings are kept (retention policy 'raw', the database's default, "
+        "made by `reallabor influx init`); the 15-minute and daily rollups are kept for good. "
+        "Whole hours, days or weeks, e.g. 90d, 26w, 2160h; from 7d to 520w (docs/lifecycle.md)",
+    )
     batch_size: int = Field(5000, ge=1, le=1_000_000, description="lines per write")
     max_in_flight: int = Field(2, ge=1, le=16, description="write requests at once (spool records)")
     flush_interval_s: float = Field(0.25, gt=0, le=60, description="longest a reading waits for its batch")
@@ -92,6 +106,14 @@ class InfluxSettings(Section):
     timeout_s: float = Field(10.0, gt=0)
     retry_min_s: float = Field(0.2, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
+
+    @field_validator("raw_retention")
+    @classmethod
+    def _raw_retention_bounds(cls, value: str) -> str:
+        from ingest.lifecycle import parse_duration
+
+        parse_duration(value)  # ValueError names what is wrong
+        return value
 
     @model_validator(mode="after")
     def _v2_needs_target(self) -> Self:

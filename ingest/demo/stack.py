@@ -27,10 +27,11 @@ import yaml
 
 from ingest.config import Settings, load_settings
 from ingest.demo.credentials import DemoCredentials
-from ingest.demo.influx_users import INGESTER, READER, InfluxSetupError, ensure_users
+from ingest.demo.influx_users import ADMIN, INGESTER, READER, InfluxSetupError, ensure_users
 from ingest.demo.ports import DemoPorts
 from ingest.demo.seed import demo_logins, seed
 from ingest.dynsec import DynsecBootstrap, admin_from_settings
+from ingest.lifecycle_cli import LifecycleError, init_with
 from ingest.localservices import LOOPBACK, InfluxDB, LocalService, Mosquitto, ServiceError
 from ingest.profiles import ProfileError
 from ingest.registry.db import make_engine, session_factory
@@ -200,7 +201,13 @@ def _run_locked(state_dir: Path, *, households: int, interval_s: float, ports: D
         ingester_client_id=INGESTER_CLIENT_ID,
     )
     mosquitto = Mosquitto(state_dir / "mosquitto", port=ports.mqtt, dynsec=bootstrap)
-    influxdb = InfluxDB(state_dir / "influxdb", port=ports.influx, rpc_port=ports.influx_rpc, auth=True)
+    influxdb = InfluxDB(
+        state_dir / "influxdb",
+        port=ports.influx,
+        rpc_port=ports.influx_rpc,
+        auth=True,
+        continuous_queries=True,  # the rollups (docs/lifecycle.md)
+    )
     config_path = state_dir / CONFIG_FILE
     write_settings(config_path, _settings_dict(state_dir, ports, credentials))
     settings = load_settings(config_path)
@@ -212,13 +219,14 @@ def _run_locked(state_dir: Path, *, households: int, interval_s: float, ports: D
             service.start()
             started.append(service)
         ensure_users(influxdb.url, credentials)
+        init_with(settings.influx, auth=(ADMIN, credentials.influx_admin))  # raw retention, rollups
         notices = _seed_registry(settings, credentials, households) if households else []
         credentials.save(state_dir)
         api.start(timeout=60)
         started.append(api)
         demo = Demo(settings, credentials, state_dir=state_dir, api=api, notices=notices)
         return asyncio.run(_run(demo, households=households, interval_s=interval_s))
-    except (ServiceError, InfluxSetupError) as exc:
+    except (ServiceError, InfluxSetupError, LifecycleError) as exc:
         print(f"reallabor up: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
