@@ -198,6 +198,7 @@ class Ingester:
         self._spooled = asyncio.Event()  # the sink has work
         self._room = asyncio.Event()  # the sink freed spool space
         self._messages_in_record: dict[int, int] = {}
+        self._broker_dropped_total = 0  # $SYS/broker/publish/messages/dropped as last heard
         self.source = MqttSource(
             settings.mqtt,
             topics=decoder.subscriptions(),
@@ -353,6 +354,7 @@ class Ingester:
                 self._last_seen[key] = max(received_ns, self._last_seen.get(key, 0))
 
     def _broker_dropped(self, dropped: int) -> None:
+        self._broker_dropped_total = max(self._broker_dropped_total, dropped)
         log.warning(
             "the broker reports %d dropped messages ($SYS/broker/publish/messages/dropped): its queue limits "
             "lose data; see docs/broker.md",
@@ -678,6 +680,12 @@ class Ingester:
             await asyncio.sleep(self.settings.ingest.stats_interval_s)
             fields: dict[str, int | float | bool | str | None] = dict(self._stats_fields())
             fields["in_spool_records"] = self.spool.pending_count
+            # for the alert rules (deploy/grafana/provisioning/alerting): the spool's fill, what the
+            # broker's queue limits lost, and the InfluxDB-refused lines inside ``quarantined``
+            fields["spool_bytes"] = self.spool.size_bytes
+            fields["spool_max_bytes"] = self.spool.max_bytes
+            fields["broker_dropped"] = self._broker_dropped_total
+            fields["points_quarantined"] = self.stats.points_quarantined
             batch = Batch(lines=[format_line("ingest_stats", tags, fields, time.time_ns())])
             await self._batches.put(batch)
 

@@ -15,6 +15,8 @@ import re
 import secrets
 import shutil
 import socket
+import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.dynsec import DynsecAdmin, plugin_path
-from ingest.localservices import LOOPBACK, LocalService, mosquitto_config
+from ingest.localservices import LOOPBACK, LocalService, free_port, mosquitto_config
 from ingest.registry.cli import add_subcommands
 from ingest.registry.fleet import broker_username, gateway_client_id
 from tests.registry.mqtt_client import TestMqttClient, connect_result
@@ -67,14 +69,17 @@ def only(config: dict[str, list[str]], name: str) -> str:
     return values[0]
 
 
-def render(text: str, *, port: int, state: Path) -> str:
-    """The shipped config with this machine's port, paths and plugin; everything else as shipped."""
+def render(text: str, *, port: int, tls_port: int, state: Path) -> str:
+    """The shipped config with this machine's ports, paths and plugin; everything else as shipped."""
     config = directives(text)
-    assert only(config, "listener") == "1883"
+    assert config["listener"] == ["1883", "8883"]
     dynsec_file = only(config, "plugin_opt_config_file")
     data = only(config, "persistence_location")
     substitutions = {
         "listener 1883": f"listener {port} {LOOPBACK}",
+        "listener 8883": f"listener {tls_port} {LOOPBACK}",
+        f"certfile {only(config, 'certfile')}": f"certfile {state / 'certs' / 'server.crt'}",
+        f"keyfile {only(config, 'keyfile')}": f"keyfile {state / 'certs' / 'server.key'}",
         f"plugin {only(config, 'plugin')}": f"plugin {plugin_path()}",
         f"plugin_opt_config_file {dynsec_file}": (
             f"plugin_opt_config_file {state / 'dynsec' / Path(dynsec_file).name}"
@@ -90,17 +95,47 @@ def render(text: str, *, port: int, state: Path) -> str:
     return ("user root\n" if os.geteuid() == 0 else "") + rendered
 
 
+def self_signed(directory: Path) -> None:
+    """server.crt and server.key for 127.0.0.1, as an operator's CA would issue them (openssl)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(directory / "server.key"),
+            "-out",
+            str(directory / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
 class ShippedBroker(LocalService):
     name = "mosquitto"
 
     def __init__(self, directory: Path, text: str) -> None:
         super().__init__(directory)
         self.text = text
+        self.tls_port = 0  # chosen at start, like the plain port
 
     def command(self) -> list[str]:
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
+        self.tls_port = free_port()
+        self_signed(self.directory / "certs")
         config = self.directory / "mosquitto.conf"
-        config.write_text(render(self.text, port=self.port, state=self.directory))
+        config.write_text(render(self.text, port=self.port, tls_port=self.tls_port, state=self.directory))
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         return [binary, "-c", str(config)]
 
@@ -244,6 +279,35 @@ def test_the_shipped_broker_enforces_accounts_and_acls(
         assert lab_messages(ingester) == [
             (f"lab/{mine}/meter/state", b"genuine")
         ]  # the forged one never came
+        # the gateways' TLS listener: the same accounts and ACLs, the certificate from the mounted files
+        context = ssl.create_default_context(cafile=str(shipped.directory / "certs" / "server.crt"))
+        with (
+            socket.create_connection((LOOPBACK, shipped.tls_port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=LOOPBACK) as tls,
+        ):
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        tls_gateway = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=gateway_client_id(mine), protocol=paho.MQTTv5
+        )
+        tls_gateway.tls_set_context(context)
+        tls_gateway.username_pw_set(broker_username(mine), password)
+        results: list[str] = []
+        tls_gateway.on_connect = lambda _c, _u, _f, reason, _p: results.append(str(reason))
+        tls_gateway.connect(LOOPBACK, shipped.tls_port)
+        for _ in range(50):
+            tls_gateway.loop(0.1)
+            if results:
+                break
+        tls_gateway.disconnect()
+        assert results == ["Success"]
+        with socket.create_connection((LOOPBACK, shipped.tls_port), timeout=5) as plain:
+            plain.sendall(bytes.fromhex("100c00044d5154540402003c0000"))  # a plain CONNECT
+            plain.settimeout(5)
+            try:
+                answer = plain.recv(4)
+            except OSError:  # reset: the listener speaks TLS only
+                answer = b""
+            assert not answer.startswith(b"\x20"), answer  # no CONNACK without TLS
     finally:
         ingester.close()
 
