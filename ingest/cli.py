@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.config import ConfigError, Settings, load_settings
+from ingest.dashboards_cli import add_parser as add_dashboards_parser
 from ingest.demo.cli import add_parser as add_up_parser
 from ingest.lifecycle_cli import add_parser as add_influx_parser
 from ingest.profiles import ProfileError, load_profiles
@@ -205,6 +206,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_up_parser(sub)
 
     add_quarantine_parser(sub)
+
+    add_dashboards_parser(sub)  # grafana-client is imported by `dashboards push` only
 
     add_influx_parser(sub)
 
