@@ -213,7 +213,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     try:
         password = settings.password.get_secret_value() if settings.password else None
         auth = _admin(args, settings.username, password)
-        report = init_with(settings, auth=auth, backfill_from=args.backfill_from)
+        report = init_with(
+            settings, auth=auth, backfill_from=args.backfill_from, backfill_until=args.backfill_until
+        )
     except LifecycleError as exc:
         print(f"reallabor influx init: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -266,6 +268,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="DATE",
         help="also compute the rollups from this day (YYYY-MM-DD) until now; again writes the same points",
     )
+    init.add_argument(
+        "--backfill-until",
+        type=_date,
+        metavar="DATE",
+        help="end the backfill where this day (YYYY-MM-DD) begins (default: now)",
+    )
     init.set_defaults(func=cmd_init)
     tasks = actions.add_parser("tasks", help="the InfluxDB 2.x Flux tasks of the rollups (docs/lifecycle.md)")
     tasks.add_argument("--bucket", default=lifecycle.DEFAULT_BUCKET, help="raw bucket (default reallabor)")
@@ -275,9 +283,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def init_with(
-    settings: InfluxSettings, *, auth: tuple[str, str] | None, backfill_from: dt.date | None = None
+    settings: InfluxSettings,
+    *,
+    auth: tuple[str, str] | None,
+    backfill_from: dt.date | None = None,
+    backfill_until: dt.date | None = None,
 ) -> InitReport:
-    """:func:`init_lifecycle` for these settings as ``auth`` (an admin): what ``reallabor up`` runs."""
+    """:func:`init_lifecycle` for these settings as ``auth`` (an admin): what ``reallabor up`` runs.
+    ``backfill_until``: the backfill ends where this rollup day begins (default: now)."""
     client = InfluxV1(settings.url, auth=auth)
     try:
         return init_lifecycle(
@@ -286,6 +299,7 @@ def init_with(
             raw_retention=lifecycle.parse_duration(settings.raw_retention),
             raw_rp=settings.retention_policy,
             backfill_from=backfill_from,
+            now=lifecycle.day_start(backfill_until) if backfill_until is not None else None,
         )
     finally:
         client.close()
