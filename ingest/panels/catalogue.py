@@ -1,0 +1,633 @@
+"""The panel catalogue: every panel once (title, InfluxQL with Grafana's variables and macros, unit,
+visualisation, thresholds), grouped into the five dashboards. Grafana JSON is built from it
+(:mod:`ingest.panels.grafana`); the tests run every query against the real InfluxDB.
+
+Conventions: raw data in the database's default retention policy; rollups in ``rollups`` as
+``<measurement>_15m`` / ``<measurement>_1d`` (counters last() with ``<field>_max``). A panel whose default
+range is long reads the rollups and carries its ``raw`` twin (same query on raw data) for the tests.
+Main electricity meters are the ``electricity`` series without a ``channel`` tag; sub-meters (the
+quarter's EV circuits, Shelly Pro EM) carry one. Street sensors are devices assigned to a building only
+(no ``household`` tag).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.panels.influxql import Counter, energy, tz
+
+DATASOURCE_UID = "reallabor-influx"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One query of a panel. ``raw``: the same query on raw data when ``query`` reads rollups."""
+
+    query: str
+    alias: str = ""
+    raw: str | None = None
+    table: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """A threshold step: ``color`` from ``value`` up (None: the base)."""
+
+    color: str
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Panel:
+    key: str  # stable within the dashboard: the panel id derives from the order, the key names it
+    title: str
+    description: str
+    kind: str  # timeseries, barchart, stat, table, bargauge
+    targets: tuple[Target, ...]
+    unit: str = "none"
+    steps: tuple[Step, ...] = (Step("green"),)
+    width: int = 12
+    height: int = 8
+    time_from: str | None = None  # the panel's own range, e.g. "30d" (Grafana's relative time)
+    interval: str | None = None  # Grafana's min interval: $__interval never below it
+    bars: bool = False
+    stack: bool = False
+    decimals: int | None = None
+    reduce: str = "lastNotNull"  # stat and bargauge: how a series becomes one value
+    threshold_style: str = "off"  # timeseries: "off", "line", "area" (comfort bands)
+    transformations: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    label: str
+    query: str  # InfluxQL returning the options (SHOW TAG VALUES …)
+    multi: bool = True  # multi-value and include-all; False: exactly one
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    uid: str
+    title: str
+    description: str
+    panels: tuple[Panel, ...]
+    variables: tuple[Variable, ...] = ()
+    time_from: str = "now-24h"
+    time_to: str = "now"
+    tags: tuple[str, ...] = field(default=("reallabor",))
+
+
+MAIN = '"channel" = \'\' AND "building" =~ /^$building$/'
+SUB = '"channel" != \'\' AND "building" =~ /^$building$/'
+IN_BUILDING = '"building" =~ /^$building$/'
+IMPORT = Counter("electricity", "energy_import_kwh", MAIN)
+EXPORT = Counter("electricity", "energy_export_kwh", MAIN)
+PV = Counter("pv", "energy_kwh", IN_BUILDING)
+HEAT = Counter("heat", "energy_kwh", IN_BUILDING)
+EV = Counter("electricity", "energy_import_kwh", SUB)
+ENERGY_FLOWS = (("import", IMPORT), ("export", EXPORT), ("pv", PV), ("heat", HEAT), ("ev", EV))
+FLOW_TITLES = {"import": "Import", "export": "Export", "pv": "PV yield", "heat": "Heat", "ev": "EV charging"}
+BUILDING = Variable("building", "Building", 'SHOW TAG VALUES FROM "electricity" WITH KEY = "building"')
+HOUSEHOLD = Variable(
+    "household", "Household", 'SHOW TAG VALUES FROM "electricity" WITH KEY = "household"', multi=False
+)
+MONTHS = (
+    {"id": "formatTime", "options": {"timeField": "Time", "outputFormat": "YYYY-MM", "useTimezone": True}},
+    {
+        "id": "groupBy",
+        "options": {
+            "fields": {
+                "Time": {"aggregations": [], "operation": "groupby"},
+                **{
+                    title: {"aggregations": ["sum"], "operation": "aggregate"}
+                    for title in FLOW_TITLES.values()
+                },
+            }
+        },
+    },
+)
+
+
+def _flows(
+    *, period: str, bucket: str | None, rollup: str | None, by: tuple[str, ...] = ()
+) -> tuple[Target, ...]:
+    """One target per energy flow; with ``rollup`` its raw twin too."""
+    targets = []
+    for name, counter in ENERGY_FLOWS:
+        query = energy(counter, period=period, bucket=bucket, by=by, rollup=rollup, alias=name)
+        raw = energy(counter, period=period, bucket=bucket, by=by, alias=name) if rollup else None
+        targets.append(Target(query, alias=FLOW_TITLES[name], raw=raw))
+    return tuple(targets)
+
+
+def _binary(left: str, operator: str, right: str, alias: str) -> dict[str, Any]:
+    return {
+        "id": "calculateField",
+        "options": {
+            "mode": "binary",
+            "binary": {"left": left, "operator": operator, "right": right},
+            "alias": alias,
+            "replaceFields": False,
+        },
+    }
+
+
+# InfluxQL cannot combine measurements in one expression (a subquery's rows keep their measurement):
+# the three totals come as three queries, Grafana computes the ratios (the tests compute them the same).
+RATIO_TARGETS = tuple(
+    Target(energy(counter, period="15m", bucket=None, alias=name), alias=name)
+    for name, counter in (("pv", PV), ("export", EXPORT), ("import", IMPORT))
+)
+RATIOS = (
+    {"id": "merge", "options": {}},
+    _binary("pv", "-", "export", "used"),
+    _binary("used", "/", "pv", "Self-consumption"),
+    _binary("used", "+", "import", "consumption"),
+    _binary("used", "/", "consumption", "Self-sufficiency"),
+    {
+        "id": "organize",
+        "options": {
+            "excludeByName": {name: True for name in ("pv", "export", "import", "used", "consumption")}
+        },
+    },
+)
+
+
+def _energy() -> Dashboard:
+    per_building = Counter("electricity", "energy_import_kwh", MAIN)
+    return Dashboard(
+        uid="reallabor-energy",
+        title="Quarter energy",
+        description="Import, export, PV yield, heat and EV charging of the quarter, from the counters.",
+        variables=(BUILDING,),
+        time_from="now/d",
+        time_to="now/d",
+        panels=(
+            Panel(
+                "today-15m",
+                "Today by 15 minutes",
+                "Energy per 15 minutes (kWh) from the counters: never negative at a swap, never doubled.",
+                "timeseries",
+                _flows(period="15m", bucket="15m", rollup=None),
+                unit="kwatth",
+                width=24,
+                bars=True,
+            ),
+            Panel(
+                "totals",
+                "Energy in the range",
+                "Totals of the dashboard's range (kWh).",
+                "stat",
+                _flows(period="15m", bucket=None, rollup=None),
+                unit="kwatth",
+                width=12,
+                height=5,
+                decimals=1,
+            ),
+            Panel(
+                "ratios",
+                "Self-consumption and self-sufficiency",
+                "Self-consumption: the share of PV yield used in the quarter, (PV − export) / PV. "
+                "Self-sufficiency: the share of consumption covered by PV, "
+                "(PV − export) / (PV − export + import).",
+                "stat",
+                RATIO_TARGETS,
+                unit="percentunit",
+                width=12,
+                height=5,
+                transformations=RATIOS,
+                steps=(Step("red"), Step("orange", 0.3), Step("green", 0.6)),
+                decimals=1,
+            ),
+            Panel(
+                "per-building",
+                "Import per building",
+                "Import energy of each building in the range (kWh).",
+                "bargauge",
+                (
+                    Target(
+                        energy(per_building, period="15m", bucket=None, by=("building",), alias="import"),
+                        alias="$tag_building",
+                    ),
+                ),
+                unit="kwatth",
+                width=24,
+                height=10,
+            ),
+            Panel(
+                "days-30",
+                "Last 30 days by day",
+                "Energy per local day (kWh): 15-minute energy from the 15-minute rollups, summed per day.",
+                "timeseries",
+                _flows(period="15m", bucket="1d", rollup="15m"),
+                unit="kwatth",
+                width=24,
+                time_from="30d",
+                interval="1d",
+                bars=True,
+            ),
+            Panel(
+                "months-12",
+                "Last 12 months by month",
+                "Energy per month (kWh): daily energy from the daily rollups, summed per month by Grafana. "
+                "A day with a meter swap loses that meter's energy of the day (docs/dashboards.md).",
+                "barchart",
+                _flows(period="1d", bucket="1d", rollup="1d"),
+                unit="kwatth",
+                width=24,
+                time_from="1y",
+                interval="1d",
+                transformations=MONTHS,
+            ),
+        ),
+    )
+
+
+def _last_seen(measurement: str, field: str) -> str:
+    return (
+        f'SELECT last("{field}") AS "reading" FROM "{measurement}" WHERE $timeFilter '
+        'GROUP BY "gateway", "device"'
+    )
+
+
+def _fleet() -> Dashboard:
+    seen = tuple(
+        Target(_last_seen(m, f), table=True)
+        for m, f in (
+            ("electricity", "power_w"),
+            ("pv", "power_w"),
+            ("heat", "energy_kwh"),
+            ("environment", "temperature_c"),
+        )
+    )
+    return Dashboard(
+        uid="reallabor-fleet",
+        title="Fleet health",
+        description="Last seen per gateway and device (silent ones first), quarantine, battery and signal.",
+        panels=(
+            Panel(
+                "last-seen",
+                "Last seen per device (silent first)",
+                "The time of each device's newest reading in the range, oldest first.",
+                "table",
+                seen,
+                width=24,
+                height=10,
+                transformations=(
+                    {"id": "merge", "options": {}},
+                    {"id": "sortBy", "options": {"sort": [{"field": "Time", "desc": False}]}},
+                ),
+            ),
+            Panel(
+                "gateways",
+                "Readings per gateway",
+                "Electricity and environment readings per gateway and interval: a gateway that falls to "
+                "zero is offline.",
+                "timeseries",
+                (
+                    Target(
+                        'SELECT count("power_w") FROM "electricity" WHERE $timeFilter '
+                        'GROUP BY time($__interval), "gateway" fill(0)',
+                        alias="$tag_gateway",
+                    ),
+                ),
+                interval="15m",
+            ),
+            Panel(
+                "quarantine",
+                "Quarantined messages",
+                "Messages put into quarantine per interval, per ingester "
+                "(by reason: reallabor quarantine stats).",
+                "timeseries",
+                (
+                    Target(
+                        'SELECT non_negative_difference(last("quarantined")) FROM "ingest_stats" '
+                        'WHERE $timeFilter GROUP BY time($__interval), "client_id" fill(none)',
+                        alias="$tag_client_id",
+                    ),
+                ),
+                steps=(Step("green"), Step("orange", 1)),
+                interval="10s",
+            ),
+            Panel(
+                "battery",
+                "Battery (lowest first)",
+                "The newest battery level per device: % (Zigbee) and V (LoRaWAN).",
+                "table",
+                (
+                    Target(
+                        'SELECT last("battery_pct") AS "battery_pct" FROM "device_health" WHERE $timeFilter '
+                        'GROUP BY "gateway", "device"',
+                        table=True,
+                    ),
+                    Target(
+                        'SELECT last("battery_v") AS "battery_v" FROM "device_health" WHERE $timeFilter '
+                        'GROUP BY "gateway", "device"',
+                        table=True,
+                    ),
+                ),
+                steps=(Step("red"), Step("orange", 15), Step("green", 30)),
+                transformations=(
+                    {"id": "merge", "options": {}},
+                    {"id": "sortBy", "options": {"sort": [{"field": "battery_pct", "desc": False}]}},
+                ),
+            ),
+            Panel(
+                "signal",
+                "Radio signal",
+                "Zigbee link quality and LoRaWAN RSSI per device (mean per interval).",
+                "timeseries",
+                (
+                    Target(
+                        'SELECT mean("link_quality") FROM "device_health" WHERE $timeFilter '
+                        'GROUP BY time($__interval), "device" fill(none)',
+                        alias="$tag_device",
+                    ),
+                    Target(
+                        'SELECT mean("rssi_dbm") FROM "device_health" WHERE $timeFilter '
+                        'GROUP BY time($__interval), "device" fill(none)',
+                        alias="$tag_device dBm",
+                    ),
+                ),
+                interval="15m",
+            ),
+        ),
+    )
+
+
+def _climate(field_name: str, where: str) -> str:
+    return (
+        f'SELECT mean("{field_name}") FROM "environment" WHERE $timeFilter AND {where} '
+        f'GROUP BY time($__interval), "building", "device" fill(none)'
+    )
+
+
+def _environment() -> Dashboard:
+    rooms = '"building" =~ /^$building$/ AND "household" != \'\''
+    street = "\"household\" = ''"
+    band = "area"
+    return Dashboard(
+        uid="reallabor-environment",
+        title="Environment",
+        description="Temperature, humidity and CO₂ per building and room with comfort bands; street sensors.",
+        variables=(
+            Variable("building", "Building", 'SHOW TAG VALUES FROM "environment" WITH KEY = "building"'),
+        ),
+        panels=(
+            Panel(
+                "temperature",
+                "Room temperature",
+                "Comfort band 20–24 °C.",
+                "timeseries",
+                (Target(_climate("temperature_c", rooms), alias="$tag_device"),),
+                unit="celsius",
+                steps=(Step("blue"), Step("green", 20), Step("red", 24)),
+                threshold_style=band,
+                interval="5m",
+            ),
+            Panel(
+                "humidity",
+                "Room humidity",
+                "Comfort band 40–60 %.",
+                "timeseries",
+                (Target(_climate("humidity_pct", rooms), alias="$tag_device"),),
+                unit="humidity",
+                steps=(Step("orange"), Step("green", 40), Step("blue", 60)),
+                threshold_style=band,
+                interval="5m",
+            ),
+            Panel(
+                "co2",
+                "Room CO₂",
+                "Below 1,000 ppm good, above 1,400 ppm air the room.",
+                "timeseries",
+                (Target(_climate("co2_ppm", rooms), alias="$tag_device"),),
+                unit="ppm",
+                steps=(Step("green"), Step("orange", 1000), Step("red", 1400)),
+                threshold_style=band,
+                interval="5m",
+            ),
+            Panel(
+                "street-temperature",
+                "Street temperature and humidity",
+                "Street sensors (LoRaWAN).",
+                "timeseries",
+                (
+                    Target(_climate("temperature_c", street), alias="$tag_device °C"),
+                    Target(_climate("humidity_pct", street), alias="$tag_device %"),
+                ),
+                interval="10m",
+            ),
+            Panel(
+                "street-air",
+                "Street particulate matter and noise",
+                "PM2.5, PM10 (µg/m³) and noise (dB(A)).",
+                "timeseries",
+                (
+                    Target(_climate("pm25_ugm3", street), alias="$tag_device PM2.5"),
+                    Target(_climate("pm10_ugm3", street), alias="$tag_device PM10"),
+                    Target(_climate("noise_dba", street), alias="$tag_device dB(A)"),
+                ),
+                interval="10m",
+            ),
+        ),
+    )
+
+
+def _stats(expression: str, *, name: str, interval: str = "$__interval") -> str:
+    return (
+        f'SELECT {expression} AS "{name}" FROM "ingest_stats" WHERE $timeFilter '
+        f'GROUP BY time({interval}), "client_id" fill(none)'
+    )
+
+
+GAP = (
+    'last("received") + last("replayed") - last("written") '
+    '- (last("spooled") - last("written")) - last("quarantined")'
+)
+
+
+def _pipeline() -> Dashboard:
+    return Dashboard(
+        uid="reallabor-pipeline",
+        title="Ingest pipeline",
+        description="Messages in and out, spool, retries, drops and the accounting invariant (ingest_stats).",
+        time_from="now-1h",
+        panels=(
+            Panel(
+                "rates",
+                "Messages in and written",
+                "Per second, per ingester.",
+                "timeseries",
+                (
+                    Target(
+                        _stats('non_negative_derivative(last("received"), 1s)', name="in"),
+                        alias="$tag_client_id in",
+                    ),
+                    Target(
+                        _stats('non_negative_derivative(last("written"), 1s)', name="written"),
+                        alias="$tag_client_id written",
+                    ),
+                ),
+                unit="reqps",
+                interval="10s",
+            ),
+            Panel(
+                "spool",
+                "Spool depth",
+                "Messages spooled but not yet confirmed by InfluxDB, and spool records.",
+                "timeseries",
+                (
+                    Target(
+                        _stats('last("spooled") - last("written")', name="messages"),
+                        alias="$tag_client_id messages",
+                    ),
+                    Target(
+                        _stats('last("in_spool_records")', name="records"), alias="$tag_client_id records"
+                    ),
+                ),
+                steps=(Step("green"), Step("orange", 10000)),
+                interval="10s",
+            ),
+            Panel(
+                "retries",
+                "Write retries",
+                "InfluxDB write retries per interval.",
+                "timeseries",
+                (
+                    Target(
+                        _stats('non_negative_difference(last("retried"))', name="retries"),
+                        alias="$tag_client_id",
+                    ),
+                ),
+                steps=(Step("green"), Step("orange", 1)),
+                interval="10s",
+            ),
+            Panel(
+                "dropped",
+                "Dropped messages",
+                "Messages lost by the ingester: must stay 0.",
+                "stat",
+                (Target(_stats('last("dropped")', name="dropped"), alias="$tag_client_id"),),
+                steps=(Step("green"), Step("red", 1)),
+                width=6,
+                height=6,
+                interval="10s",
+            ),
+            Panel(
+                "invariant",
+                "Accounting gap",
+                "received + replayed − written − in spool − quarantined, per ingester: the messages between "
+                "receipt and commit. The smallest value of the range: 0 when the ingester was ever at rest; "
+                "red when it never came back to 0.",
+                "stat",
+                (Target(_stats(GAP, name="gap"), alias="$tag_client_id"),),
+                steps=(Step("green"), Step("red", 1)),
+                width=6,
+                height=6,
+                interval="10s",
+                reduce="min",
+            ),
+            Panel(
+                "quarantined",
+                "Quarantined per interval",
+                "Messages put into quarantine.",
+                "timeseries",
+                (
+                    Target(
+                        _stats('non_negative_difference(last("quarantined"))', name="quarantined"),
+                        alias="$tag_client_id",
+                    ),
+                ),
+                interval="10s",
+            ),
+        ),
+    )
+
+
+def _household() -> Dashboard:
+    mine = "\"household\" = '$household'"
+    meter = Counter("electricity", "energy_import_kwh", f"\"channel\" = '' AND {mine}")
+    export = Counter("electricity", "energy_export_kwh", f"\"channel\" = '' AND {mine}")
+    return Dashboard(
+        uid="reallabor-household",
+        title="Household drill-down",
+        description="One household's meters (operators only: personal data).",
+        variables=(HOUSEHOLD,),
+        time_from="now/d",
+        time_to="now/d",
+        tags=("reallabor", "operators"),
+        panels=(
+            Panel(
+                "energy",
+                "Import and export by 15 minutes",
+                "From the household's main meter (kWh).",
+                "timeseries",
+                (
+                    Target(energy(meter, period="15m", bucket="15m", alias="import"), alias="Import"),
+                    Target(energy(export, period="15m", bucket="15m", alias="export"), alias="Export"),
+                ),
+                unit="kwatth",
+                width=24,
+                bars=True,
+            ),
+            Panel(
+                "power",
+                "Power per device",
+                "Mean power per interval (W): + import, − export.",
+                "timeseries",
+                (
+                    Target(
+                        f'SELECT mean("power_w") FROM "electricity", "pv" WHERE $timeFilter AND {mine} '
+                        'GROUP BY time($__interval), "device" fill(none)',
+                        alias="$tag_device",
+                    ),
+                ),
+                unit="watt",
+                interval="1m",
+            ),
+            Panel(
+                "heat",
+                "Heat power",
+                "Mean heat power per interval (kW).",
+                "timeseries",
+                (
+                    Target(
+                        f'SELECT mean("power_kw") FROM "heat" WHERE $timeFilter AND {mine} '
+                        "GROUP BY time($__interval) fill(none)",
+                        alias="Heat",
+                    ),
+                ),
+                unit="kwatt",
+                interval="5m",
+            ),
+            Panel(
+                "climate",
+                "Rooms",
+                "Temperature (°C) and CO₂ (ppm) per room.",
+                "timeseries",
+                (
+                    Target(
+                        f'SELECT mean("temperature_c") FROM "environment" WHERE $timeFilter AND {mine} '
+                        'GROUP BY time($__interval), "device" fill(none)',
+                        alias="$tag_device °C",
+                    ),
+                    Target(
+                        f'SELECT mean("co2_ppm") FROM "environment" WHERE $timeFilter AND {mine} '
+                        'GROUP BY time($__interval), "device" fill(none)',
+                        alias="$tag_device ppm",
+                    ),
+                ),
+                interval="5m",
+            ),
+        ),
+    )
+
+
+def dashboards() -> tuple[Dashboard, ...]:
+    return (_energy(), _fleet(), _environment(), _pipeline(), _household())
+
+
+__all__ = ["DATASOURCE_UID", "Dashboard", "Panel", "Step", "Target", "Variable", "dashboards", "tz"]
