@@ -207,7 +207,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     add_quarantine_parser(sub)
 
-    add_dashboards_parser(sub)  # grafana-client is imported by `dashboards push` only
+    add_dashboards_parser(sub)  # httpx is imported by `dashboards push` only
 
     add_influx_parser(sub)
 

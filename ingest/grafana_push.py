@@ -1,7 +1,10 @@
 """``reallabor dashboards push``: the dashboards as code into a running Grafana, over its HTTP API.
 
-The adapter around grafana-client (PyPI ``grafana-client``; it speaks niquests): nothing of either leaks
-past this module. Errors, translated where they enter::
+Plain httpx against the six endpoints a push needs (folders, datasources, dashboards by uid). Not
+grafana-client: every release since 4.x depends on niquests, whose urllib3-future replaces the
+``urllib3`` module in the environment; installed here it broke requests-based tools (schemathesis:
+``AttributeError: 'TrafficPolice' object has no attribute 'keys'`` in the registry's fuzz test).
+Errors, translated where they enter::
 
     PushError                 anything that stops the push or a dashboard (message for the operator)
     ├── GrafanaUnreachable    no answer: refused, DNS, TLS, timeout (the whole push stops)
@@ -21,20 +24,11 @@ with the version Grafana holds (so a save in between is a conflict, not lost sil
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import niquests
-from grafana_client.api import GrafanaApi
-from grafana_client.client import (
-    GrafanaClientError,
-    GrafanaException,
-    GrafanaServerError,
-    GrafanaTimeoutError,
-    GrafanaUnauthorizedError,
-)
+import httpx
 
 FOLDER_UID = "reallabor"
 FOLDER_TITLE = "Reallabor"
@@ -42,7 +36,6 @@ DATASOURCE_UID = "reallabor-influx"
 DATASOURCE_NAME = "Reallabor InfluxDB"
 DATABASE = "reallabor"
 MESSAGE = "reallabor dashboards push"
-T = TypeVar("T")
 
 
 class PushError(Exception):
@@ -155,50 +148,59 @@ class GrafanaPusher:
 
     def __init__(self, url: str, token: str, *, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
-        self.api = GrafanaApi.from_url(self.url, credential=token, timeout=timeout)
+        self.http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+            trust_env=False,
+        )
 
-    def _call(self, what: str, call: Callable[[], T], *, missing_ok: bool = False) -> T | None:
-        """``call()`` with grafana-client's and niquests' errors translated; None for a 404 when
-        ``missing_ok``."""
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(
+        self, what: str, method: str, path: str, *, body: object = None, missing_ok: bool = False
+    ) -> Any:
+        """The answer's JSON, Grafana's refusals translated; None for a 404 when ``missing_ok``."""
         try:
-            return call()
-        except GrafanaUnauthorizedError:
+            response = self.http.request(method, path, json=body)
+        except httpx.TimeoutException as exc:
+            raise GrafanaUnreachable(f"Grafana at {self.url} did not answer in time ({exc})") from None
+        except httpx.HTTPError as exc:  # no HTTP answer at all: refused, DNS, TLS
+            raise GrafanaUnreachable(f"Grafana at {self.url} is unreachable: {exc}") from None
+        code = response.status_code
+        if code < 400:
+            return response.json() if response.content else None
+        if code == 404 and missing_ok:
+            return None
+        detail = _message(_json_or_text(response))
+        if code == 401:
             raise GrafanaUnauthorized(
                 f"Grafana at {self.url} refused the token (401 Unauthorized) while it {what}: give a valid "
                 "service account token (--token or $GRAFANA_TOKEN), role Editor, or Admin to create the "
                 "datasource"
-            ) from None
-        except GrafanaTimeoutError as exc:
-            raise GrafanaUnreachable(f"Grafana at {self.url} did not answer in time ({exc})") from None
-        except GrafanaClientError as exc:
-            if exc.status_code == 404 and missing_ok:
-                return None
-            detail = _message(exc.response)
-            if exc.status_code == 412:
-                raise VersionConflict(f"version conflict (412 {detail})") from None
-            if exc.status_code == 403:
-                raise GrafanaRefused(
-                    f"Grafana refused while it {what} (403 {detail}): the token's role may not do this"
-                ) from None
-            raise GrafanaRefused(f"Grafana refused while it {what} ({exc.status_code} {detail})") from None
-        except GrafanaServerError as exc:
+            )
+        if code == 412:
+            raise VersionConflict(f"version conflict (412 {detail})")
+        if code == 403:
             raise GrafanaRefused(
-                f"Grafana failed while it {what} ({exc.status_code} {_message(exc.response)})"
-            ) from None
-        except (GrafanaException, niquests.exceptions.RequestException) as exc:  # no HTTP answer at all
-            raise GrafanaUnreachable(f"Grafana at {self.url} is unreachable: {exc}") from None
+                f"Grafana refused while it {what} (403 {detail}): the token's role may not do this"
+            )
+        if code >= 500:
+            raise GrafanaRefused(f"Grafana failed while it {what} ({code} {detail})")
+        raise GrafanaRefused(f"Grafana refused while it {what} ({code} {detail})")
 
     def ensure_folder(self) -> str:
-        if self._call("read the folder", lambda: self.api.folder.get_folder(FOLDER_UID), missing_ok=True):
+        if self._call("read the folder", "GET", f"/api/folders/{FOLDER_UID}", missing_ok=True):
             return "exists"
-        self._call("created the folder", lambda: self.api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID))
+        self._call(
+            "created the folder", "POST", "/api/folders", body={"title": FOLDER_TITLE, "uid": FOLDER_UID}
+        )
         return "created"
 
     def ensure_datasource(self, spec: DatasourceSpec | None) -> str:
         found = self._call(
-            "read the datasource",
-            lambda: self.api.datasource.get_datasource_by_uid(DATASOURCE_UID),
-            missing_ok=True,
+            "read the datasource", "GET", f"/api/datasources/uid/{DATASOURCE_UID}", missing_ok=True
         )
         if found:
             return "exists"
@@ -207,13 +209,11 @@ class GrafanaPusher:
                 f"Grafana has no datasource {DATASOURCE_UID!r}: give --influx-url (and the reader's "
                 "credentials) to create it"
             )
-        self._call("created the datasource", lambda: self.api.datasource.create_datasource(spec.body()))
+        self._call("created the datasource", "POST", "/api/datasources", body=spec.body())
         return "created"
 
     def push_dashboard(self, uid: str, dashboard: dict[str, Any]) -> str:
-        existing = self._call(
-            f"read dashboard {uid}", lambda: self.api.dashboard.get_dashboard(uid), missing_ok=True
-        )
+        existing = self._call(f"read dashboard {uid}", "GET", f"/api/dashboards/uid/{uid}", missing_ok=True)
         body: dict[str, Any] = {"folderUid": FOLDER_UID, "overwrite": False, "message": MESSAGE}
         ours = {**_comparable(dashboard), "id": None}
         if isinstance(existing, dict):
@@ -225,7 +225,7 @@ class GrafanaPusher:
             ours["version"] = theirs.get("version")  # a save since we read it is a conflict
         body["dashboard"] = ours
         try:
-            self._call(f"saved dashboard {uid}", lambda: self.api.dashboard.update_dashboard(body))
+            self._call(f"saved dashboard {uid}", "POST", "/api/dashboards/db", body=body)
         except VersionConflict as exc:
             raise VersionConflict(
                 f"{exc}: it changed in Grafana while this push ran, or another dashboard in the folder "
@@ -246,6 +246,13 @@ class GrafanaPusher:
         return report
 
 
+def _json_or_text(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
 def _message(response: object) -> str:
     if isinstance(response, dict) and response.get("message"):
         status = f"{response['status']}: " if response.get("status") else ""
@@ -257,4 +264,8 @@ def push(
     *, url: str, token: str, directory: Path, datasource: DatasourceSpec | None, timeout: float = 10.0
 ) -> PushReport:
     """Folder, datasource when missing, then every dashboard of ``directory``: see the module docstring."""
-    return GrafanaPusher(url, token, timeout=timeout).push(directory, datasource=datasource)
+    pusher = GrafanaPusher(url, token, timeout=timeout)
+    try:
+        return pusher.push(directory, datasource=datasource)
+    finally:
+        pusher.close()

@@ -1,7 +1,7 @@
 """``reallabor dashboards push`` against FakeGrafana: a small HTTP server on 127.0.0.1 that implements
 only the Grafana HTTP API endpoints the push calls (folders, datasources by uid, dashboards by uid and
 ``POST /api/dashboards/db`` with Grafana's version and title checks), since Grafana cannot run here. The
-push goes through grafana-client and niquests over a real socket, as it would to Grafana.
+push goes through httpx over a real socket, as it would to Grafana.
 """
 
 from __future__ import annotations
