@@ -1,17 +1,19 @@
-# Everything installs itself: Debian packages with apt-get when missing, Python packages into .venv.
+# Everything installs itself: Debian packages with apt-get when missing, Python packages into .venv,
+# npm packages (uPlot for /ops) into node_modules from package-lock.json.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint unit integration deps venv clean soak bench
+.PHONY: demo test lint unit integration deps venv node clean soak bench
 
-demo: deps venv  ## run the whole thing: broker, InfluxDB, ingester, 110 simulated households
+demo: deps venv node  ## run the whole thing: broker, InfluxDB, ingester, 110 simulated households
 	$(BIN)/reallabor up --simulate 110
 
-test: deps lint  ## lint, then every test against real Mosquitto and InfluxDB
+test: deps lint node  ## lint, then every test against real Mosquitto and InfluxDB
 	$(BIN)/pytest
 
 lint: venv
@@ -22,7 +24,7 @@ lint: venv
 unit: venv
 	$(BIN)/pytest tests/unit
 
-integration: deps venv
+integration: deps venv node
 	$(BIN)/pytest tests/integration
 
 deps:
@@ -33,6 +35,7 @@ deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -47,8 +50,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json | deps  ## uPlot for /ops, exactly as locked
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 clean:
-	rm -rf $(VENV) state .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 soak: deps venv  ## the fault tests, longer: 60 s at 2,000 msg/s, SIGKILL every 10 s, one InfluxDB outage
 	$(BIN)/python -m tests.soak --seconds 60 --rate 2000 --kill-every 10

@@ -90,6 +90,10 @@ class InfluxSettings(Section):
     org: str | None = Field(None, description="v2 organisation")
     bucket: str | None = Field(None, description="v2 bucket")
     token: SecretStr | None = Field(None, description="v2 API token")
+    read_username: str | None = Field(
+        None, description="v1 user the web app's /ops charts query as (default: username)"
+    )
+    read_password: SecretStr | None = Field(None, description="password of read_username")
     create_database: bool = Field(True, description="v1: CREATE DATABASE on start")
     raw_retention: str = Field(
         "90d",
@@ -209,6 +213,7 @@ class Settings(BaseSettings):
             "mqtt.password": self.mqtt.password,
             "influx.password": self.influx.password,
             "influx.token": self.influx.token,
+            "influx.read_password": self.influx.read_password,
             "broker_admin.password": self.broker_admin.password,
         }
 
@@ -238,6 +243,8 @@ class Settings(BaseSettings):
             required["influx.token"] = self.influx.token
         else:
             required["influx.password"] = self.influx.password
+        if self.influx.read_username is not None:
+            required["influx.read_password"] = self.influx.read_password
         problems = []
         for path, secret in required.items():
             if path in skip:

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from ingest.api import docs
 from ingest.api.csrf import csrf_protect
 from ingest.api.limits import BodyLimit
-from ingest.api.pages import PAGES_PREFIX, STATIC_DIR
+from ingest.api.pages import PAGES_PREFIX, STATIC_DIR, ops_page
 from ingest.api.pages import router as pages
 from ingest.api.routes import (
     assignments,
@@ -151,5 +151,6 @@ def create_app(
     app.include_router(pages.router)
     app.mount(f"{PAGES_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="static")
     pages.install(app)
+    ops_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /ops: operators' charts
     docs.install(app, openapi_url=f"{API_PREFIX}/openapi.json", operators_only=settings.mode != "development")
     return app

@@ -123,6 +123,8 @@ def _settings_dict(state_dir: Path, ports: DemoPorts, credentials: DemoCredentia
             "database": "reallabor",
             "username": INGESTER,  # may write, not read: the database is made by the demo's admin
             "password": credentials.influx_ingester,
+            "read_username": READER,  # the /ops charts read as the reader
+            "read_password": credentials.influx_reader,
             "create_database": False,
         },
         "ingest": {

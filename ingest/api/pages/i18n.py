@@ -300,6 +300,40 @@ TEXTS |= {
         "Diese Nachrichten passen zu keinem Geräteprofil; registrieren geht erst mit einem passenden Profil.",
         "No device profile matches these messages; they can be registered once a profile does.",
     ),
+    # the operators' overview /ops (issue 13)
+    "ops_app": ("Reallabor – Betrieb", "Reallabor – operations"),
+    "ops_title": ("Quartier am {day}", "The quarter on {day}"),
+    "ops_title_today": ("Quartier heute", "The quarter today"),
+    "ops_energy": ("Energie je Viertelstunde (kWh)", "Energy per 15 minutes (kWh)"),
+    "ops_buildings": ("Bezug je Gebäude (kWh)", "Import per building (kWh)"),
+    "ops_street": ("Straße: Temperatur (°C) und Feuchte (%)", "Street: temperature (°C) and humidity (%)"),
+    "ops_messages": (
+        "Nachrichten je Sekunde, letzte Stunde: empfangen und geschrieben",
+        "Messages per second, last hour: in and written",
+    ),
+    "ops_quarantine": ("In Quarantäne je Intervall, letzte Stunde", "Quarantined per interval, last hour"),
+    "ops_latest": ("Zuletzt", "Latest"),
+    "ops_series": ("Reihe", "Series"),
+    "ops_value": ("Wert", "Value"),
+    "ops_time": ("Zeit", "Time"),
+    "ops_day": ("Tag", "Day"),
+    "ops_show": ("Anzeigen", "Show"),
+    "ops_no_data": ("Keine Daten im Zeitraum.", "No data in the range."),
+    "ops_unavailable": ("InfluxDB antwortet nicht: keine Daten.", "InfluxDB does not answer: no data."),
+    "ops_no_charts": (
+        "Diagramme brauchen uPlot: einmal make ausführen (npm ci). Die Tabellen zeigen die neuesten Werte.",
+        "Charts need uPlot: run make once (npm ci). The tables show the latest values.",
+    ),
+    "operators_only_ops": (
+        "Diese Übersicht ist nur für den Betrieb (Rolle Operator).",
+        "This overview is for operators only.",
+    ),
+    # series names of the /ops charts (the catalogue's aliases; a label ending in one is translated too)
+    "series:Import": ("Bezug", "Import"),
+    "series:Export": ("Einspeisung", "Export"),
+    "series:PV yield": ("PV-Ertrag", "PV yield"),
+    "series:in": ("empfangen", "in"),
+    "series:written": ("geschrieben", "written"),
 }
 
 

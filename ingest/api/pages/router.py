@@ -16,6 +16,7 @@ from ingest.api.deps import SessionDep, clear_session_cookie, get_signer, set_se
 from ingest.api.pages import device_pages, discovery_page, gateway_pages, import_page
 from ingest.api.pages.i18n import LANG_COOKIE, LANGUAGES
 from ingest.api.pages.web import (
+    OPS_PREFIX,
     PAGES_PREFIX,
     CsrfChecked,
     CsrfRefused,
@@ -151,7 +152,9 @@ def install(app: FastAPI) -> None:
         a technician where only operators act is told so, with the menu."""
         assert isinstance(exc, PageForbidden)
         if exc.need == "operator":
-            return render(request, "message.html", user=exc.user, status_code=403, text_key="operators_only")
+            ops = request.url.path.startswith(OPS_PREFIX)
+            key = "operators_only_ops" if ops else "operators_only"
+            return render(request, "message.html", user=exc.user, status_code=403, text_key=key)
         portal = any(getattr(route, "path", "").startswith(PORTAL) for route in request.app.routes)
         return render(
             request, "forbidden.html", status_code=403, visitor=exc.user, portal=PORTAL if portal else None

@@ -33,6 +33,7 @@ from ingest.api.security import cookie_name
 from ingest.registry.models import Role, User
 
 PAGES_PREFIX = "/tech"
+OPS_PREFIX = "/ops"  # the operators' overview (ops_page.py)
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 CSRF_COOKIE = "reallabor_csrf"  # before login only; "__Host-reallabor_csrf" in production
@@ -76,7 +77,8 @@ class CsrfRefused(Exception):
 
 def safe_next(target: str | None) -> str:
     """Only our own pages as redirect targets (no open redirect)."""
-    if target and target.startswith(PAGES_PREFIX) and not target.startswith("//") and "\\" not in target:
+    ours = target is not None and target.startswith((PAGES_PREFIX, OPS_PREFIX))
+    if target and ours and not target.startswith("//") and "\\" not in target:
         return target
     return PAGES_PREFIX
 
