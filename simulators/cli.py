@@ -11,6 +11,7 @@ Modes: real time (``--speed 1``, the default), accelerated (``--speed 60``: an h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import sys
@@ -166,6 +167,9 @@ def _run(
     return 0
 
 
+BACKFILL_INTERVAL_S = 900  # a gateway's outbox catching up: a reading per quarter hour
+
+
 def publish_realtime(
     *,
     host: str,
@@ -176,17 +180,35 @@ def publish_realtime(
     seed: int = 1,
     building_size: int | None = None,
     sink: GatewaySink | None = None,
+    backfill_from: int | None = None,
 ) -> None:
     """The quarter in real time until ``stop`` (``reallabor up``): no faults, no status line.
 
     ``sink``: publish through each gateway's own broker account (else one anonymous client).
+    ``backfill_from``: first the readings since then, a quarter hour apart, as fast as the broker takes
+    them (what the gateways' outboxes would send after an outage); the meters' counters are functions of
+    time, so the history and the live readings agree.
     """
     interval = max(1, round(interval_s))
     start = int(time.time()) // interval * interval
     quarter = make_quarter(households, seed=seed, building_size=building_size)
-    sim = Simulation(quarter, start_s=start, interval_s=interval, faults=FaultState(FaultSpec(), seed=seed))
-    if sink is not None:
-        drive(sim, sink, until_s=2**62, speed=1.0, stop=stop)
-        return
-    with Publisher(host, port, client_id="reallabor-demo-quarter") as publisher:
-        drive(sim, MqttSink(publisher), until_s=2**62, speed=1.0, stop=stop)
+    with contextlib.ExitStack() as stack:
+        if sink is None:
+            publisher = stack.enter_context(Publisher(host, port, client_id="reallabor-demo-quarter"))
+            out: Sink = MqttSink(publisher)
+        else:
+            out = sink
+        first = start - start % BACKFILL_INTERVAL_S
+        if backfill_from is not None and backfill_from < first:
+            history = Simulation(
+                quarter,
+                start_s=backfill_from - backfill_from % BACKFILL_INTERVAL_S,
+                interval_s=BACKFILL_INTERVAL_S,
+                faults=FaultState(FaultSpec(), seed=seed),
+                periods=Periods(climate=BACKFILL_INTERVAL_S, street=BACKFILL_INTERVAL_S),
+            )
+            drive(history, out, until_s=first, stop=stop)
+        sim = Simulation(
+            quarter, start_s=start, interval_s=interval, faults=FaultState(FaultSpec(), seed=seed)
+        )
+        drive(sim, out, until_s=2**62, speed=1.0, stop=stop)

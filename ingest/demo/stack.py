@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -48,6 +49,7 @@ CONFIG_FILE = "ingest.yaml"
 LOCK_FILE = "up.lock"
 INGESTER_CLIENT_ID = "reallabor-demo-ingest"
 BUILDING_SIZE = 10  # households per house: 110 households are the quarter's 11 houses
+HISTORY_MAX = dt.timedelta(days=7)  # the longest gap a restart fills in
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 DEFAULT_STATE = Path("state/demo")
 # the profiles of this checkout, wherever `reallabor up` is started from
@@ -161,7 +163,8 @@ def _seed_registry(settings: Settings, credentials: DemoCredentials, households:
     notices: list[str] = []
     try:
         upgrade(engine)
-        since = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        # installed before the history the first start fills in (see _history_from)
+        since = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - HISTORY_MAX
         with session_factory(engine)() as session:
             seed(session, broker, quarter, credentials, since=since, notices=notices)
     finally:
@@ -247,6 +250,36 @@ class Demo:
     notices: list[str]
 
 
+def _history_from(settings: Settings, reader: tuple[str, str]) -> int:
+    """Where the simulated history starts: after the newest reading in InfluxDB (a restart fills the
+    time the demo was off, as the gateways' outboxes would), at most :data:`HISTORY_MAX` back; on the
+    first start yesterday's local midnight, so today's and yesterday's charts are full at once."""
+    import httpx
+
+    now = dt.datetime.now(dt.UTC)
+    oldest = int((now - HISTORY_MAX).timestamp())
+    try:
+        response = httpx.get(
+            f"{settings.influx.url}/query",
+            params={
+                "db": settings.influx.database,
+                "epoch": "s",
+                "q": "SELECT last(energy_import_kwh) FROM electricity",
+            },
+            auth=reader,
+            timeout=10,
+            trust_env=False,
+        )
+        series = response.json()["results"][0].get("series", [])
+    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        series = []
+    if series:
+        return max(int(series[0]["values"][0][0]) + 1, oldest)
+    local = now.astimezone(ZoneInfo(settings.ingest.timezone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
+    return int(midnight.timestamp())
+
+
 def _gateway_sink(demo: Demo) -> GatewaySink:
     from simulators.gateways import GatewayAccount, GatewaySink
 
@@ -275,6 +308,8 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
     fleet: threading.Thread | None = None
     async with contextlib.AsyncExitStack() as stack:
         if households:
+            reader = (READER, demo.credentials.influx_reader)
+            history_from = await asyncio.to_thread(_history_from, demo.settings, reader)
             sink = await asyncio.to_thread(_gateway_sink(demo).__enter__)
             stack.push_async_callback(asyncio.to_thread, sink.__exit__, None, None, None)
             demo.notices += [
@@ -292,6 +327,7 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
                         stop=stop_fleet,
                         building_size=BUILDING_SIZE,
                         sink=sink,
+                        backfill_from=history_from,
                     )
                 except Exception as exc:  # the demo goes on without its simulation, and says so
                     print(
@@ -347,7 +383,9 @@ def banner(demo: Demo, *, households: int, interval_s: float) -> str:
     simulated = (
         f"{households} households in {len(quarter.gateways)} houses, each gateway with its own "
         f"broker account;\n{indent}meters, PV and EV every {max(1, round(interval_s))} s, heat and "
-        "room climate every 5 min, street sensors every 10 min"
+        "room climate every 5 min, street sensors every 10 min;\n"
+        f"{indent}first the history since the newest reading (first start: since yesterday), "
+        "a quarter hour apart"
         if households
         else "nothing (--simulate 0)"
     )
@@ -358,7 +396,8 @@ def banner(demo: Demo, *, households: int, interval_s: float) -> str:
     notes = "".join(f"\n  note        : {notice}" for notice in demo.notices)
     return f"""
 Reallabor is up (state in {state_dir}).
-  pages       : {api.url}/tech   (API docs at {api.url}/api/docs)
+  pages       : {api.url}/ops   (operators: the quarter's charts)
+                {api.url}/tech  (technicians and operators; API docs at {api.url}/api/docs)
   logins      : role        username    password
 {logins}
   MQTT broker : mqtt://{settings.mqtt.host}:{settings.mqtt.port}   (dynamic security: one account per gateway)

@@ -53,6 +53,11 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
         with demo.login("operator") as operator:
             households = operator.get("/api/v1/households", params={"limit": 100}).json()
             assert households["total"] == HOUSEHOLDS
+            # the operator's charts read InfluxDB as the demo's reader: data within seconds of the start
+            energy = wait_for(
+                lambda: _ops_series(operator, "energy"), timeout=60, what="today's energy on /ops"
+            )
+            assert energy, "no energy series on /ops"
         with demo.login("technician") as technician:
             gateways = technician.get("/api/v1/gateways", params={"limit": 100}).json()["items"]
             assert {g["name"] for g in gateways} == {"gw-01", "gw-street"}
@@ -116,6 +121,13 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
             assert 0 <= jump < 1.0, f"{household}: {jump} kWh between the last reading and the first after"
     finally:
         demo.stop()
+
+
+def _ops_series(client: httpx.Client, panel: str) -> list[Any]:
+    """The /ops panel's series that have at least one value (the API caches a panel 10 s)."""
+    response = client.get(f"/ops/data/{panel}")
+    assert response.status_code == 200, response.text
+    return [s for s in response.json()["series"] if any(v is not None for v in s["values"])]
 
 
 def _an_unknown_topic_shows_up(demo: Demo) -> None:
