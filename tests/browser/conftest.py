@@ -3,6 +3,7 @@ SQLite, the dynsec broker of the registry tests, and headless Debian Chromium dr
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 from sqlalchemy import Engine
 
@@ -63,6 +65,13 @@ def server(
         ingest={"profiles_dir": REPO / "device_profiles", "state_dir": tmp_path / "state"},
     )
     app = create_app(settings, broker=broker_admin, engine=registry_engine, migrate=False)
+    with serve(app) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """``app`` by uvicorn in a thread on a free loopback port: its URL, until the block ends."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -72,9 +81,11 @@ def server(
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://{LOOPBACK}:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture

@@ -8,23 +8,19 @@ ingester for the pipeline panels (``tests/panels/conftest.py``)."""
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine
 
 from ingest.api.app import create_app
 from ingest.api.pages.ops_page import PANELS, UPLOT_DIR
 from ingest.config import Settings
-from ingest.localservices import LOOPBACK, free_port
 from ingest.registry.db import commit, session_factory
 from ingest.registry.models import Role
-from tests.browser.conftest import PHONE, REPO
+from tests.browser.conftest import PHONE, REPO, serve
 from tests.browser.screens import shot
 from tests.panels.conftest import DAY_DATE, FilledDay, filled_day
 from tests.registry import factories as f
@@ -63,18 +59,8 @@ def ops_server(registry_engine: Engine, filled_day: FilledDay, tmp_path: Path) -
         ingest={"profiles_dir": REPO / "device_profiles", "state_dir": tmp_path / "state"},
     )
     app = create_app(settings, engine=registry_engine, migrate=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn-ops", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://{LOOPBACK}:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url
 
 
 def _log_in(page: Page, server: str, username: str, *, lands: str) -> None:
