@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from ingest.localservices import InfluxDB, Mosquitto
+from tests.filled_day import filled_day  # one simulated day, shared by the panels and /ops tests
 from tests.helpers import InfluxQuery, IngesterProcess, Target
+
+__all__ = ["filled_day"]
 
 REPO = Path(__file__).resolve().parents[1]
 _counter = itertools.count(1)

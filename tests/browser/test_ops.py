@@ -22,10 +22,9 @@ from ingest.registry.db import commit, session_factory
 from ingest.registry.models import Role
 from tests.browser.conftest import PHONE, REPO, serve
 from tests.browser.screens import shot
-from tests.panels.conftest import DAY_DATE, FilledDay, filled_day
+from tests.filled_day import DAY_DATE, FilledDay
 from tests.registry import factories as f
 
-__all__ = ["filled_day"]
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(300)]
 
 DRAWN = """() => Object.entries(window.opsCharts || {}).map(([key, u]) => {

@@ -15,7 +15,7 @@ import pytest
 from ingest.panels.catalogue import Dashboard, Panel, dashboards
 from ingest.panels.influxql import ZONE
 from ingest.panels.macros import Variable, expand
-from tests.panels.conftest import DAY_DATE, FilledDay
+from tests.filled_day import DAY_DATE, FilledDay
 
 pytestmark = pytest.mark.integration
 LIVE = {"reallabor-pipeline"}  # dashboards fed by the ingester run (now), not the simulated day

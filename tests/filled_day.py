@@ -37,7 +37,7 @@ from simulators.sinks import MqttSink
 from simulators.truth import GroundTruth
 from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DAY = int(dt.datetime(2025, 6, 17, 22, tzinfo=dt.UTC).timestamp())  # 18 June 2025 00:00 CEST
 DAY_DATE = dt.date(2025, 6, 18)
 STREET_BUILDING = "Quartiersplatz"
