@@ -6,11 +6,8 @@ admin. Everything here is idempotent, so every start of the demo runs it (older 
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
 from ingest.demo.credentials import DemoCredentials
+from ingest.lifecycle_cli import InfluxV1, LifecycleError
 
 DATABASE = "reallabor"
 ADMIN, INGESTER, READER = "admin", "ingester", "reader"
@@ -21,42 +18,46 @@ class InfluxSetupError(Exception):
     pass
 
 
-def _query(url: str, statement: str, auth: tuple[str, str] | None) -> tuple[str | None, list[Any]]:
-    """(the error, or None; the first result's series)."""
-    response = httpx.post(f"{url}/query", data={"q": statement}, auth=auth, timeout=10, trust_env=False)
-    body: dict[str, Any] = response.json() if response.content else {}
-    result = (body.get("results") or [{}])[0]
-    error = body.get("error") or result.get("error")
-    if error is None and response.status_code != 200:
-        error = f"HTTP {response.status_code}"
-    return error, result.get("series", [])
+def _users(url: str, admin: tuple[str, str]) -> set[str]:
+    client = InfluxV1(url, auth=admin, timeout_s=10)
+    try:
+        series = client.query("SHOW USERS")
+    finally:
+        client.close()
+    return {row[0] for row in (series[0].get("values", []) if series else [])}
 
 
-def _must(url: str, statement: str, auth: tuple[str, str] | None) -> list[Any]:
-    error, series = _query(url, statement, auth)
-    if error is not None:
-        raise InfluxSetupError(f"InfluxDB refused {statement.split(' WITH ')[0]!r}: {error}")
-    return series
+def _run(url: str, statements: list[str], auth: tuple[str, str] | None, *, secrets: list[str]) -> None:
+    client = InfluxV1(url, auth=auth, timeout_s=10)
+    try:
+        for statement in statements:
+            client.query(statement)
+    except LifecycleError as exc:
+        message = str(exc)
+        for secret in secrets:  # the refused statement is quoted in the message: never its password
+            message = message.replace(secret, "***")
+        raise InfluxSetupError(message) from None
+    finally:
+        client.close()
 
 
 def ensure_users(url: str, credentials: DemoCredentials) -> None:
     """Create the database and the three users if missing, and set their rights."""
     admin = (ADMIN, credentials.influx_admin)
-    error, series = _query(url, "SHOW USERS", admin)
-    if error is not None and _NO_USERS in error:
-        _must(
-            url, f"CREATE USER {ADMIN} WITH PASSWORD '{credentials.influx_admin}' WITH ALL PRIVILEGES", None
-        )
-        error, series = _query(url, "SHOW USERS", admin)
-    if error is not None:
-        raise InfluxSetupError(
-            f"InfluxDB refused the demo's admin ({error}): its data was made with other passwords "
-            "than demo-secrets.json holds"
-        )
-    existing = {row[0] for row in (series[0]["values"] if series else [])}
-    _must(url, f'CREATE DATABASE "{DATABASE}"', admin)
+    try:
+        existing = _users(url, admin)
+    except LifecycleError as exc:
+        if _NO_USERS not in str(exc):
+            raise InfluxSetupError(
+                f"InfluxDB refused the demo's admin ({exc}): its data was made with other passwords "
+                "than demo-secrets.json holds"
+            ) from None
+        first = f"CREATE USER {ADMIN} WITH PASSWORD '{credentials.influx_admin}' WITH ALL PRIVILEGES"
+        _run(url, [first], None, secrets=[credentials.influx_admin])
+        existing = _users(url, admin)
+    statements = [f'CREATE DATABASE "{DATABASE}"']
     for user, password in ((INGESTER, credentials.influx_ingester), (READER, credentials.influx_reader)):
         if user not in existing:
-            _must(url, f"CREATE USER {user} WITH PASSWORD '{password}'", admin)
-    _must(url, f'GRANT WRITE ON "{DATABASE}" TO {INGESTER}', admin)
-    _must(url, f'GRANT READ ON "{DATABASE}" TO {READER}', admin)
+            statements.append(f"CREATE USER {user} WITH PASSWORD '{password}'")
+    statements += [f'GRANT WRITE ON "{DATABASE}" TO {INGESTER}', f'GRANT READ ON "{DATABASE}" TO {READER}']
+    _run(url, statements, admin, secrets=[credentials.influx_ingester, credentials.influx_reader])

@@ -89,22 +89,21 @@ def _take_back(
     gateway: Gateway,
     credentials: DemoCredentials,
     notices: list[str],
-) -> bool:
-    """Whether the simulated gateway needed a new password: its own was lost, or was changed on the pages
-    or the command line since the demo made it (the demo's gateways are the demo's to run). A revoked
+) -> None:
+    """A new password for the simulated gateway when its own was lost, or was changed on the pages or
+    the command line since the demo made it (the demo's gateways are the demo's to run). A revoked
     gateway stays revoked and silent, as a real one would."""
     name = gateway.name
     if gateway.status is not GatewayStatus.active:
         if credentials.gateways.pop(name, None) is not None:
             notices.append(f"{name} is {gateway.status.value}: its simulated devices stay silent")
-        return False
+        return
     known = name in credentials.gateways
     if known and credentials.issued.get(name, _stamp(gateway)) == _stamp(gateway):
-        return False
+        return
     credentials.gateways[name] = rotate_gateway(session, broker, gateway)
     if known:
         notices.append(f"{name}'s broker password was changed outside the demo: its simulation got a new one")
-    return True
 
 
 def seed(
@@ -115,30 +114,26 @@ def seed(
     *,
     since: dt.datetime,
     notices: list[str],
-) -> bool:
-    """Complete the registry for ``quarter``; True when ``credentials`` changed (save them).
+) -> None:
+    """Complete the registry for ``quarter``; new passwords go into ``credentials`` (save them).
 
     ``since``: when the devices were installed (their assignments' start). What a user should know
     (a gateway revoked or rotated on the pages) is appended to ``notices``.
     """
-    changed = False
     buildings: dict[int, int] = {}
     for number in sorted({h.building for h in quarter.households}):
         found = _by_name(session, Building, _building_name(number))
         if found is None:
             found = create_building(session, name=_building_name(number), address=f"Quartiersweg {number}").id
-            changed = True
         buildings[number] = found
     street = _by_name(session, Building, STREET_BUILDING)
     if street is None:
         street = create_building(session, name=STREET_BUILDING, notes="Straßensensoren des Quartiers").id
-        changed = True
     households: dict[str, tuple[int, int]] = {}  # name -> (household id, building id)
     for h in quarter.households:
         found = _by_name(session, Household, h.name)
         if found is None:
             found = create_household(session, building_id=buildings[h.building], name=h.name).id
-            changed = True
         households[h.name] = (found, buildings[h.building])
     gateway_buildings = {h.gateway: buildings[h.building] for h in quarter.households}
     gateway_buildings[STREET_GATEWAY] = street
@@ -148,9 +143,8 @@ def seed(
         if gateway is None:
             gateway, password = create_gateway(session, broker, name=name, building_id=building_id)
             credentials.gateways[name] = password
-            changed = True
         else:
-            changed |= _take_back(session, broker, gateway, credentials, notices)
+            _take_back(session, broker, gateway, credentials, notices)
         credentials.issued[name] = _stamp(gateway)
         gateways[name] = gateway.id
     known = set(session.execute(select(Device.gateway_id, Device.native_id)).tuples())
@@ -174,7 +168,6 @@ def seed(
                 valid_from=since,
                 household_id=households[device.household][0],
             )
-        changed = True
     for login in demo_logins(quarter):
         if session.scalar(select(User.id).where(User.username == login.username)) is not None:
             continue
@@ -184,5 +177,3 @@ def seed(
             session, username=login.username, password=password, role=login.role, household_id=resident_of
         )
         credentials.logins[login.username] = password
-        changed = True
-    return changed

@@ -32,7 +32,7 @@ from ingest.demo.influx_users import ADMIN, INGESTER, READER, InfluxSetupError, 
 from ingest.demo.ports import DemoPorts
 from ingest.demo.seed import demo_logins, seed
 from ingest.dynsec import DynsecBootstrap, admin_from_settings
-from ingest.lifecycle_cli import LifecycleError, init_with
+from ingest.lifecycle_cli import InfluxV1, LifecycleError, init_with
 from ingest.localservices import LOOPBACK, InfluxDB, LocalService, Mosquitto, ServiceError
 from ingest.profiles import ProfileError
 from ingest.registry.db import make_engine, session_factory
@@ -254,27 +254,18 @@ def _history_from(settings: Settings, reader: tuple[str, str]) -> int:
     """Where the simulated history starts: after the newest reading in InfluxDB (a restart fills the
     time the demo was off, as the gateways' outboxes would), at most :data:`HISTORY_MAX` back; on the
     first start yesterday's local midnight, so today's and yesterday's charts are full at once."""
-    import httpx
-
     now = dt.datetime.now(dt.UTC)
     oldest = int((now - HISTORY_MAX).timestamp())
+    client = InfluxV1(settings.influx.url, auth=reader, timeout_s=10)
     try:
-        response = httpx.get(
-            f"{settings.influx.url}/query",
-            params={
-                "db": settings.influx.database,
-                "epoch": "s",
-                "q": "SELECT last(energy_import_kwh) FROM electricity",
-            },
-            auth=reader,
-            timeout=10,
-            trust_env=False,
-        )
-        series = response.json()["results"][0].get("series", [])
-    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        query = "SELECT last(energy_import_kwh) FROM electricity"
+        series = client.query(query, database=settings.influx.database)
+    except (LifecycleError, ValueError):  # no history to continue from: as on the first start
         series = []
+    finally:
+        client.close()
     if series:
-        return max(int(series[0]["values"][0][0]) + 1, oldest)
+        return max(int(series[0]["values"][0][0]) // 1_000_000_000 + 1, oldest)
     local = now.astimezone(ZoneInfo(settings.ingest.timezone))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
     return int(midnight.timestamp())
