@@ -19,7 +19,6 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -27,6 +26,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from ingest.api.assets import uplot_dist
 from ingest.api.pages.i18n import negotiate, translator
 from ingest.api.pages.localize import zone
 from ingest.api.pages.web import OPS_PREFIX, OperatorPage, localizer, render
@@ -35,7 +35,7 @@ from ingest.panels import macros
 from ingest.panels.catalogue import Panel, dashboards
 
 log = logging.getLogger(__name__)
-UPLOT_DIR = Path(__file__).resolve().parents[3] / "node_modules" / "uplot" / "dist"
+UPLOT_DIR = uplot_dist()
 UPLOT_URL = f"{OPS_PREFIX}/static/uplot"
 CACHE_S = 10.0
 MAX_POINTS = 400  # a phone's chart: Grafana's max data points is the panel's width in pixels
