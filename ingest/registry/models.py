@@ -216,3 +216,28 @@ class CommissioningRun(Base):
     passed: Mapped[bool]
     outcome: Mapped[str] = mapped_column(String(32))
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Invitation(Base):
+    """A one-time code with which a resident creates their account (:mod:`ingest.registry.invitations`).
+
+    Only the code's SHA-256 is stored (the code carries 80 random bits: a leaked table gives no code).
+    Open while not redeemed, not revoked and not expired; redeeming names the user it created.
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (UniqueConstraint("code_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    redeemed_at: Mapped[dt.datetime | None]
+    redeemed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[str] = mapped_column(String(100), default="")
+
+    household: Mapped[Household] = relationship(lazy="joined")

@@ -21,6 +21,7 @@ TABLES = {
     "devices",
     "assignments",
     "commissioning_runs",
+    "invitations",
     "alembic_version",
 }
 
