@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ingest import influxql
 from ingest.consumption import increment
 
 RAW_RP = "raw"
@@ -141,12 +142,13 @@ ROLLUPS = (
 
 
 def quote(identifier: str) -> str:
-    """An InfluxQL identifier in double quotes."""
-    return '"' + identifier.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """An InfluxQL identifier in double quotes (:func:`ingest.influxql.ident`)."""
+    return influxql.ident(identifier)
 
 
 def quote_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """An InfluxQL string literal (:func:`ingest.influxql.string_literal`)."""
+    return influxql.string_literal(text)
 
 
 def rollup_measurement(measurement: str, rollup: Rollup) -> str:
