@@ -17,6 +17,7 @@ from pathlib import Path
 from ingest.config import ConfigError, Settings, load_settings
 from ingest.dashboards_cli import add_parser as add_dashboards_parser
 from ingest.demo.cli import add_parser as add_up_parser
+from ingest.energy.cli import add_parser as add_energy_parser
 from ingest.lifecycle_cli import add_parser as add_influx_parser
 from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
@@ -210,6 +211,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_dashboards_parser(sub)  # httpx is imported by `dashboards push` only
 
     add_influx_parser(sub)
+
+    add_energy_parser(sub)  # reallabor energy rollup|run (ingest/energy)
 
     profiles = sub.add_parser("profiles", help="device profiles").add_subparsers(dest="action", required=True)
     for name, func, text in (

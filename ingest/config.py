@@ -182,6 +182,30 @@ class CommissioningSettings(Section):
     max_clock_offset_s: float = Field(300.0, gt=0, description="a device clock further off fails the check")
 
 
+class EnergySettings(Section):
+    """The energy ledger (``reallabor energy run``, docs/dashboards.md): it reads raw counters and writes
+    ``rollups.energy``/``energy_1d``, so its InfluxDB user needs READ and WRITE on the database."""
+
+    interval_s: float = Field(
+        300.0, ge=5, le=86400, description="how often the loop recomputes its window (seconds)"
+    )
+    window: str = Field(
+        "1d",
+        description="the trailing window the loop recomputes, widened to whole local days: late data "
+        "older than this needs `reallabor energy rollup --since`. Whole hours or days, 1h to 31d",
+    )
+    username: str | None = Field(None, description="v1 user with READ and WRITE (default: influx.username)")
+    password: SecretStr | None = Field(None, description="password of username")
+
+    @field_validator("window")
+    @classmethod
+    def _window_bounds(cls, value: str) -> str:
+        from ingest.energy.settings import parse_window
+
+        parse_window(value)  # ValueError names what is wrong
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REALLABOR_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -195,6 +219,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     broker_admin: BrokerAdminSettings = BrokerAdminSettings()
     commissioning: CommissioningSettings = CommissioningSettings()
+    energy: EnergySettings = EnergySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -215,6 +240,7 @@ class Settings(BaseSettings):
             "influx.token": self.influx.token,
             "influx.read_password": self.influx.read_password,
             "broker_admin.password": self.broker_admin.password,
+            "energy.password": self.energy.password,
         }
 
     @model_validator(mode="after")
@@ -245,6 +271,8 @@ class Settings(BaseSettings):
             required["influx.password"] = self.influx.password
         if self.influx.read_username is not None:
             required["influx.read_password"] = self.influx.read_password
+        if self.energy.username is not None:
+            required["energy.password"] = self.energy.password
         problems = []
         for path, secret in required.items():
             if path in skip:
