@@ -241,3 +241,39 @@ class Invitation(Base):
     revoked_by: Mapped[str] = mapped_column(String(100), default="")
 
     household: Mapped[Household] = relationship(lazy="joined")
+
+
+class DeletionStatus(enum.StrEnum):
+    started = "started"  # begun; a record left in this state means the run was cut off
+    failed = "failed"  # stopped at ``error``; run the deletion again
+    done = "done"  # nothing of the household is left: InfluxDB checked, the registry rows gone
+
+
+class DeletionRecord(Base):
+    """Who deleted which household's data when, and how much (:mod:`ingest.privacy`); never the data.
+
+    No foreign key: the record outlives the household (and its actor). The household is named by its
+    id, its building's id and the day it was registered (an id may be handed out again on SQLite), never
+    by its name, which may be a family's. ``counts``: categories → numbers (InfluxDB values per retention
+    policy and measurement, series, residents, invitations, assignments, household rows).
+    """
+
+    __tablename__ = "deletion_records"
+    __table_args__ = (
+        UniqueConstraint("reference"),
+        Index("ix_deletion_records_household_id", "household_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32))
+    household_id: Mapped[int]
+    building_id: Mapped[int]
+    household_created_at: Mapped[dt.datetime | None]
+    actor: Mapped[str] = mapped_column(String(100))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[DeletionStatus] = mapped_column(str_enum(DeletionStatus, "status"))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(String(500), default="")

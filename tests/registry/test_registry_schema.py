@@ -22,6 +22,7 @@ TABLES = {
     "assignments",
     "commissioning_runs",
     "invitations",
+    "deletion_records",
     "alembic_version",
 }
 
