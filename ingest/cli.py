@@ -24,7 +24,7 @@ from ingest.quarantine_cli import add_parser as add_quarantine_parser
 from ingest.security.audit import setup_logging
 
 EXIT_CONFIG = 2
-REGISTRY_COMMANDS = ("api", "users", "gateways", "broker", "devices", "buildings", "households")
+REGISTRY_COMMANDS = ("api", "users", "gateways", "broker", "devices", "buildings", "households", "residents")
 LAZY_COMMANDS = (*REGISTRY_COMMANDS, "simulate")
 CONFIG_ENV = "REALLABOR_CONFIG"
 DEMO_CONFIG = Path("state/demo/ingest.yaml")  # written by `reallabor up` (ingest/demo/stack.py)

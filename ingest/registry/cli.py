@@ -522,6 +522,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
     _add_people(subparsers)
 
+    from ingest.registry.cli_residents import add_parser as add_residents  # imports this module
+
+    add_residents(subparsers)
+
 
 def _add_people(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     buildings = subparsers.add_parser("buildings", help="buildings").add_subparsers(
