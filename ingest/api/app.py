@@ -33,6 +33,7 @@ from ingest.api.routes import (
     fleet_routes,
     gateways,
     households,
+    invitations,
     me,
     users,
 )
@@ -147,6 +148,7 @@ def create_app(
         api.include_router(module.router)
     api.include_router(commissioning.router)
     api.include_router(discovery.router)
+    api.include_router(invitations.router)
     app.include_router(api)
     app.include_router(pages.router)
     app.mount(f"{PAGES_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ingest.dynsec import DynsecAdmin
 from ingest.quarantine import Quarantine, QuarantineEntry
+from ingest.registry import invitations
 from tests.registry import factories as f
 from tests.registry.world import (
     ANONYMOUS,
@@ -57,6 +58,11 @@ class Route:
     @property
     def id(self) -> str:
         return f"{self.method} {self.path.removeprefix(V1)}"
+
+
+def _invitation(w: World) -> int:
+    invitation, _code = invitations.create(w.session, household_id=w.household_a.id, by="test")
+    return invitation.id
 
 
 def _login(w: World) -> Call:
@@ -118,6 +124,20 @@ ROUTES = [
         f"{V1}/households/{{household_id}}",
         OPERATORS,
         lambda w: Call(f"{V1}/households/{w.household().id}"),
+    ),
+    # invitations (a resident may not invite into their own household either)
+    Route(
+        "POST",
+        f"{V1}/households/{{household_id}}/invitations",
+        OPERATORS,
+        lambda w: Call(f"{V1}/households/{w.household_a.id}/invitations", {"days": 3}),
+    ),
+    Route("GET", f"{V1}/invitations", OPERATORS, lambda w: Call(f"{V1}/invitations")),
+    Route(
+        "POST",
+        f"{V1}/invitations/{{invitation_id}}/revoke",
+        OPERATORS,
+        lambda w: Call(f"{V1}/invitations/{_invitation(w)}/revoke"),
     ),
     # users
     Route("GET", f"{V1}/users", OPERATORS, lambda w: Call(f"{V1}/users")),
