@@ -6,6 +6,10 @@ the new meter counting from zero). Backfill: the simulator's messages go through
 (device profiles) and line protocol, tagged with household and building as the registry would tag them
 (``Haus <n>``, the demo's names), and are written over /write as fast as InfluxDB takes them.
 
+The energy ledger is filled by the real :func:`ingest.energy.job.rollup` over the day (and the evening
+before, whose 23:45 readings are the meters' first: their baselines), into ``rollups.energy`` and
+``rollups.energy_1d``, as ``reallabor energy rollup`` does; ``FilledDay.ledger`` is its report.
+
 ``ingest_stats`` (the pipeline dashboard) comes from the real ingester: it takes a few hundred messages
 of another quarter on 1 January 2024 (far from the day, so no energy query sees them), some malformed,
 through the real broker.
@@ -19,11 +23,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from ingest.decode import MessageDecoder
+from ingest.energy.job import RollupReport, rollup
+from ingest.energy.store import LedgerWriter, RawReader
+from ingest.lifecycle_cli import InfluxV1
 from ingest.lineprotocol import reading_line
 from ingest.localservices import InfluxDB, Mosquitto
 from ingest.profiles import load_profiles
@@ -51,6 +59,7 @@ class FilledDay:
     faults: FaultState
     day_start_ms: int
     day_end_ms: int
+    ledger: RollupReport
 
 
 class BackfillSink:
@@ -114,9 +123,29 @@ def filled_day(
     drive(sim, sink, until_s=DAY + 86400, truth=truth)
     sink.flush()
     assert sink.rejected == 0
+    ledger = fill_ledger(influx, since=DAY_DATE - dt.timedelta(days=1), until=DAY_DATE + dt.timedelta(days=1))
     _ingester_run(influx, mosquitto, tmp_path_factory.mktemp("panels-ingester"))
-    yield FilledDay(influx, quarter, truth, faults, DAY * 1000, (DAY + 86400) * 1000 - 1)
+    yield FilledDay(influx, quarter, truth, faults, DAY * 1000, (DAY + 86400) * 1000 - 1, ledger)
     influx.drop()
+
+
+def fill_ledger(influx: InfluxQuery, *, since: dt.date, until: dt.date) -> RollupReport:
+    """The energy ledger of the local days [since, until) by the real rollup (rollups RP made first, as
+    `reallabor influx init` would)."""
+    influx.query(f'CREATE RETENTION POLICY "rollups" ON "{influx.database}" DURATION INF REPLICATION 1')
+    zone = ZoneInfo("Europe/Berlin")
+    client = InfluxV1(influx.url, auth=None)
+    writer = LedgerWriter(influx.url, influx.database, auth=None)
+    try:
+        return rollup(
+            RawReader(client, influx.database),
+            writer,
+            since=dt.datetime.combine(since, dt.time(), zone),
+            until=dt.datetime.combine(until, dt.time(), zone),
+        )
+    finally:
+        writer.close()
+        client.close()
 
 
 def _ingester_run(influx: InfluxQuery, mosquitto: Mosquitto, directory: Path) -> None:

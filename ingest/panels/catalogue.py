@@ -2,9 +2,10 @@
 visualisation, thresholds), grouped into the five dashboards. Grafana JSON is built from it
 (:mod:`ingest.panels.grafana`); the tests run every query against the real InfluxDB.
 
-Conventions: raw data in the database's default retention policy; rollups in ``rollups`` as
-``<measurement>_15m`` / ``<measurement>_1d`` (counters last() with ``<field>_max``). A panel whose default
-range is long reads the rollups and carries its ``raw`` twin (same query on raw data) for the tests.
+Conventions: raw data in the database's default retention policy; rollups in ``rollups``. Every energy
+panel reads the energy ledger (``rollups.energy`` per 15 minutes, ``rollups.energy_1d`` per local day,
+:mod:`ingest.energy`) and carries its ``raw`` twin: the non_negative_difference query on raw data, for the
+tests and the benchmark to compare.
 Main electricity meters are the ``electricity`` series without a ``channel`` tag; sub-meters (the
 quarter's EV circuits, Shelly Pro EM) carry one. Street sensors are devices assigned to a building only
 (no ``household`` tag).
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.panels.influxql import Counter, energy, tz
+from ingest.panels.influxql import Counter, energy, ledger, tz
 
 DATASOURCE_UID = "reallabor-influx"
 
@@ -88,6 +89,7 @@ PV = Counter("pv", "energy_kwh", IN_BUILDING)
 HEAT = Counter("heat", "energy_kwh", IN_BUILDING)
 EV = Counter("electricity", "energy_import_kwh", SUB)
 ENERGY_FLOWS = (("import", IMPORT), ("export", EXPORT), ("pv", PV), ("heat", HEAT), ("ev", EV))
+LEDGER_BUILDING = IN_BUILDING  # the ledger's kind tag says main meter or sub-meter
 FLOW_TITLES = {"import": "Import", "export": "Export", "pv": "PV yield", "heat": "Heat", "ev": "EV charging"}
 BUILDING = Variable("building", "Building", 'SHOW TAG VALUES FROM "electricity" WITH KEY = "building"')
 HOUSEHOLD = Variable(
@@ -110,16 +112,16 @@ MONTHS = (
 )
 
 
-def _flows(
-    *, period: str, bucket: str | None, rollup: str | None, by: tuple[str, ...] = ()
-) -> tuple[Target, ...]:
-    """One target per energy flow; with ``rollup`` its raw twin too."""
-    targets = []
-    for name, counter in ENERGY_FLOWS:
-        query = energy(counter, period=period, bucket=bucket, by=by, rollup=rollup, alias=name)
-        raw = energy(counter, period=period, bucket=bucket, by=by, alias=name) if rollup else None
-        targets.append(Target(query, alias=FLOW_TITLES[name], raw=raw))
-    return tuple(targets)
+def _flows(*, period: str, bucket: str | None, daily: bool = False) -> tuple[Target, ...]:
+    """One target per energy flow from the ledger, with its raw twin (``period``: the raw query's)."""
+    return tuple(
+        Target(
+            ledger(name, where=LEDGER_BUILDING, bucket=bucket, daily=daily, alias=name),
+            alias=FLOW_TITLES[name],
+            raw=energy(counter, period=period, bucket=bucket, alias=name),
+        )
+        for name, counter in ENERGY_FLOWS
+    )
 
 
 def _binary(left: str, operator: str, right: str, alias: str) -> dict[str, Any]:
@@ -137,7 +139,11 @@ def _binary(left: str, operator: str, right: str, alias: str) -> dict[str, Any]:
 # InfluxQL cannot combine measurements in one expression (a subquery's rows keep their measurement):
 # the three totals come as three queries, Grafana computes the ratios (the tests compute them the same).
 RATIO_TARGETS = tuple(
-    Target(energy(counter, period="15m", bucket=None, alias=name), alias=name)
+    Target(
+        ledger(name, where=LEDGER_BUILDING, bucket=None, alias=name),
+        alias=name,
+        raw=energy(counter, period="15m", bucket=None, alias=name),
+    )
     for name, counter in (("pv", PV), ("export", EXPORT), ("import", IMPORT))
 )
 RATIOS = (
@@ -168,9 +174,9 @@ def _energy() -> Dashboard:
             Panel(
                 "today-15m",
                 "Today by 15 minutes",
-                "Energy per 15 minutes (kWh) from the counters: never negative at a swap, never doubled.",
+                "Energy per 15 minutes (kWh) from the energy ledger: exact across meter swaps and resets.",
                 "timeseries",
-                _flows(period="15m", bucket="15m", rollup=None),
+                _flows(period="15m", bucket="15m"),
                 unit="kwatth",
                 width=24,
                 bars=True,
@@ -180,7 +186,7 @@ def _energy() -> Dashboard:
                 "Energy in the range",
                 "Totals of the dashboard's range (kWh).",
                 "stat",
-                _flows(period="15m", bucket=None, rollup=None),
+                _flows(period="15m", bucket=None),
                 unit="kwatth",
                 width=12,
                 height=5,
@@ -208,8 +214,11 @@ def _energy() -> Dashboard:
                 "bargauge",
                 (
                     Target(
-                        energy(per_building, period="15m", bucket=None, by=("building",), alias="import"),
+                        ledger(
+                            "import", where=LEDGER_BUILDING, bucket=None, by=("building",), alias="import"
+                        ),
                         alias="$tag_building",
+                        raw=energy(per_building, period="15m", bucket=None, by=("building",), alias="import"),
                     ),
                 ),
                 unit="kwatth",
@@ -219,9 +228,9 @@ def _energy() -> Dashboard:
             Panel(
                 "days-30",
                 "Last 30 days by day",
-                "Energy per local day (kWh): 15-minute energy from the 15-minute rollups, summed per day.",
+                "Energy per local day (kWh) from the energy ledger's days.",
                 "timeseries",
-                _flows(period="15m", bucket="1d", rollup="15m"),
+                _flows(period="15m", bucket="1d", daily=True),
                 unit="kwatth",
                 width=24,
                 time_from="30d",
@@ -231,10 +240,9 @@ def _energy() -> Dashboard:
             Panel(
                 "months-12",
                 "Last 12 months by month",
-                "Energy per month (kWh): daily energy from the daily rollups, summed per month by Grafana. "
-                "A day with a meter swap loses that meter's energy of the day (docs/dashboards.md).",
+                "Energy per month (kWh): the energy ledger's days, summed per month by Grafana.",
                 "barchart",
-                _flows(period="1d", bucket="1d", rollup="1d"),
+                _flows(period="1d", bucket="1d", daily=True),
                 unit="kwatth",
                 width=24,
                 time_from="1y",
@@ -551,6 +559,14 @@ def _household() -> Dashboard:
     mine = "\"household\" = '$household'"
     meter = Counter("electricity", "energy_import_kwh", f"\"channel\" = '' AND {mine}")
     export = Counter("electricity", "energy_export_kwh", f"\"channel\" = '' AND {mine}")
+
+    def flow(kind: str, counter: Counter, alias: str) -> Target:
+        return Target(
+            ledger(kind, where=mine, bucket="15m", alias=kind),
+            alias=alias,
+            raw=energy(counter, period="15m", bucket="15m", alias=kind),
+        )
+
     return Dashboard(
         uid="reallabor-household",
         title="Household drill-down",
@@ -563,12 +579,9 @@ def _household() -> Dashboard:
             Panel(
                 "energy",
                 "Import and export by 15 minutes",
-                "From the household's main meter (kWh).",
+                "From the household's main meter (kWh), by the energy ledger.",
                 "timeseries",
-                (
-                    Target(energy(meter, period="15m", bucket="15m", alias="import"), alias="Import"),
-                    Target(energy(export, period="15m", bucket="15m", alias="export"), alias="Export"),
-                ),
+                (flow("import", meter, "Import"), flow("export", export, "Export")),
                 unit="kwatth",
                 width=24,
                 bars=True,

@@ -1,6 +1,10 @@
-"""InfluxQL for the panels: energy from cumulative counters per period, never negative, never doubled.
+"""InfluxQL for the panels: energy from the ledger, and (the raw twins) from cumulative counters.
 
-The rule: per device and period, ``non_negative_difference(last())`` — the growth of the counter since the
+The energy panels read the energy ledger (:mod:`ingest.energy`: ``rollups.energy`` per 15 minutes,
+``rollups.energy_1d`` per local day, exact by ingest/consumption.py's rule): :func:`ledger` sums its
+``kwh`` over devices. Each keeps its raw twin, the query below on raw data, for comparison.
+
+The raw rule: per device and period, ``non_negative_difference(last())`` — the growth of the counter since the
 device's previous period with data — then sum() over devices per bucket. Gaps are right: a silent
 device's energy lands in the period of its next reading, as in :mod:`ingest.consumption`. Duplicates do
 not count twice (last() of a period). A reset or meter swap gives no negative energy.
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 
 ZONE = "Europe/Berlin"
 ROLLUP_RP = "rollups"
+LEDGER_15M = "energy"
+LEDGER_1D = "energy_1d"
 
 
 def lookback(period: str) -> str:
@@ -87,3 +93,26 @@ def energy(
     inner = per_device_energy(counter, period=period, by=by, rollup=rollup)
     # the outer range must reach back too (see lookback); its extra bucket holds no energy
     return f'SELECT sum("e") AS "{alias}" FROM ({inner}) WHERE {lookback(period)}{group}{fill} {tz()}'
+
+
+def ledger(
+    kind: str,
+    *,
+    where: str = "",
+    bucket: str | None,
+    daily: bool = False,
+    by: tuple[str, ...] = (),
+    alias: str = "energy",
+) -> str:
+    """Energy (kWh) of one ``kind`` from the ledger, summed over devices per ``bucket`` (None: one total)
+    and ``by`` tags; ``daily`` reads the local days (``energy_1d``, time = local midnight)."""
+    source = f'"{ROLLUP_RP}"."{LEDGER_1D if daily else LEDGER_15M}"'
+    condition = f" AND {where}" if where else ""
+    groups = [f"time({bucket})"] if bucket else []
+    groups += [f'"{tag}"' for tag in by]
+    group = f" GROUP BY {', '.join(groups)}" if groups else ""
+    fill = " fill(none)" if bucket else ""
+    return (
+        f'SELECT sum("kwh") AS "{alias}" FROM {source} WHERE $timeFilter AND "kind" = \'{kind}\''
+        f"{condition}{group}{fill} {tz()}"
+    )
