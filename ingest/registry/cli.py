@@ -560,3 +560,7 @@ def _add_people(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     _limit(h_list)
     h_list.add_argument("--json", action="store_true", help="{total, items} as JSON")
     h_list.set_defaults(func=cmd_households_list)
+
+    from ingest.privacy.cli import add_parsers as add_privacy  # delete, export, deletions (docs/privacy.md)
+
+    add_privacy(households, _config)

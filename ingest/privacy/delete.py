@@ -1,0 +1,163 @@
+"""Deleting a household (a move-out): :func:`plan_deletion` says what would go, :func:`delete_household`
+removes it and leaves a :class:`~ingest.registry.models.DeletionRecord`.
+
+The steps, in an order that can be run again after any failure (InfluxDB down midway, a crash):
+
+1. the record, ``started``, committed: whatever happens next, there is a trace of the attempt;
+2. the registry's links, in one transaction: residents (their sessions die with them), invitations,
+   assignments. From the ingester's next snapshot (``registry.refresh_s``) on, the household's devices
+   no longer tag new readings with it;
+3. InfluxDB: count the household's values per retention policy and measurement, ``DROP SERIES``, count
+   again: ``done`` needs zero values and zero series left;
+4. the household row, in the same transaction that marks the record ``done``.
+
+A failure marks the record ``failed`` with the step (never the data, nor the household's name) and
+raises :class:`DeletionFailed`; the household row is still there, so the same command runs again and
+finishes (steps already done find nothing more to remove). Each attempt has its own record.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ingest.privacy import registry
+from ingest.privacy.influx import HouseholdData, InfluxFailed
+from ingest.registry.db import commit
+from ingest.registry.models import DeletionRecord, DeletionStatus, Household
+from ingest.security.audit import audit
+
+log = logging.getLogger(__name__)
+MAX_REASON = 500
+
+
+class DeletionFailed(Exception):
+    """A step failed; :attr:`record` says which (status ``failed``). Run the deletion again."""
+
+    def __init__(self, record: DeletionRecord, message: str) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+@dataclass
+class Plan:
+    """What a deletion of the household would remove now."""
+
+    household_id: int
+    reference: str
+    residents: list[str]
+    registry: dict[str, int]
+    influx: dict[str, int]  # "policy.measurement" → values
+    series: int
+    devices: list[str] = field(default_factory=list)  # "gateway/device" of its assignments
+
+    @property
+    def influx_values(self) -> int:
+        return sum(self.influx.values())
+
+    def lines(self) -> list[str]:
+        out = [f"{self.reference}:"]
+        out.append(
+            f"  residents (users, their sessions end): {len(self.residents)} {', '.join(self.residents)}"
+        )
+        out.append(f"  invitations: {self.registry['invitations']}")
+        out.append(
+            f"  assignments (devices stay, unassigned): {self.registry['assignments']} "
+            f"{', '.join(self.devices)}"
+        )
+        out.append(f"  InfluxDB: {self.series} series, {self.influx_values} values")
+        out += [f"    {name}: {count}" for name, count in sorted(self.influx.items())]
+        return out
+
+
+def plan_deletion(session: Session, data: HouseholdData, household: Household) -> Plan:
+    selector = registry.selector(household)
+    facts = registry.facts(session, household)
+    return Plan(
+        household_id=household.id,
+        reference=registry.reference(household.id, household.building_id, household.created_at),
+        residents=[user["username"] for user in facts["residents"]],
+        registry=registry.counts(session, household),
+        influx=data.counts(selector),
+        series=data.series(selector),
+        devices=sorted({f"{a['gateway']}/{a['device']}" for a in facts["assignments"]}),
+    )
+
+
+def _new_reference() -> str:
+    return "D-" + secrets.token_hex(6)
+
+
+def delete_household(
+    session: Session,
+    data: HouseholdData,
+    household: Household,
+    *,
+    actor: str,
+    actor_role: str,
+    reason: str,
+) -> DeletionRecord:
+    """Delete everything stored about ``household`` (steps in the module docstring); the record, ``done``.
+
+    Raises :class:`DeletionFailed` (record ``failed``, committed) when a step fails."""
+    selector = registry.selector(household)
+    record = DeletionRecord(
+        reference=_new_reference(),
+        household_id=household.id,
+        building_id=household.building_id,
+        household_created_at=household.created_at,
+        actor=actor[:100],
+        actor_role=actor_role[:16],
+        reason=reason[:MAX_REASON],
+        status=DeletionStatus.started,
+        counts={},
+        error="",
+    )
+    session.add(record)
+    commit(session)
+    record_id, household_id = record.id, household.id
+    neutral = registry.reference(household.id, household.building_id, household.created_at)
+    counts: dict[str, Any] = {}
+    step = "registry: residents, invitations, assignments"
+    try:
+        counts["registry"] = registry.remove_links(session, household)
+        record.counts = copy.deepcopy(counts)
+        commit(session)
+        step = "InfluxDB"
+        counts["influx"] = data.counts(selector)
+        counts["influx_series"] = data.series(selector)
+        record.counts = copy.deepcopy(counts)
+        commit(session)
+        data.drop(selector)
+        left, left_series = data.counts(selector), data.series(selector)
+        if left or left_series:
+            raise InfluxFailed(
+                f"InfluxDB: {sum(left.values())} values in {left_series} series left after DROP SERIES"
+            )
+        step = "registry: household row"
+        session.delete(household)
+        counts["registry"]["household"] = 1
+        record.counts = copy.deepcopy(counts)
+        record.status = DeletionStatus.done
+        record.finished_at = dt.datetime.now(dt.UTC)
+        commit(session)
+    except Exception as exc:
+        session.rollback()
+        message = str(exc) if isinstance(exc, InfluxFailed) else f"{step} failed ({type(exc).__name__})"
+        failed = session.get(DeletionRecord, record_id)
+        assert failed is not None
+        failed.status = DeletionStatus.failed
+        failed.error = message[:500]
+        failed.finished_at = dt.datetime.now(dt.UTC)
+        commit(session)
+        log.warning("deletion %s of %s failed at %s: %s", failed.reference, neutral, step, type(exc).__name__)
+        audit("household.deletion_failed", record=failed.reference, household_id=household_id, by=actor)
+        raise DeletionFailed(failed, message) from exc
+    audit("household.deleted", record=record.reference, household_id=household_id, by=actor)
+    return record
