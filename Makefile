@@ -36,6 +36,8 @@ deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -18,6 +18,7 @@ from ingest.config import ConfigError, Settings, load_settings
 from ingest.dashboards_cli import add_parser as add_dashboards_parser
 from ingest.demo.cli import add_parser as add_up_parser
 from ingest.energy.cli import add_parser as add_energy_parser
+from ingest.letters.cli import add_parser as add_letters_parser
 from ingest.lifecycle_cli import add_parser as add_influx_parser
 from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
@@ -213,6 +214,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_influx_parser(sub)
 
     add_energy_parser(sub)  # reallabor energy rollup|run (ingest/energy)
+
+    add_letters_parser(sub)  # typst and pypdf are imported when letters are made
 
     profiles = sub.add_parser("profiles", help="device profiles").add_subparsers(dest="action", required=True)
     for name, func, text in (

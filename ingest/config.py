@@ -206,6 +206,30 @@ class EnergySettings(Section):
         return value
 
 
+class LettersSettings(Section):
+    """The monthly letter for residents without a smartphone (``reallabor letters``, docs/letters.md)."""
+
+    sender: str = Field(
+        "Reallabor Quartier · Quartiersbüro", min_length=1, max_length=120, description="letterhead line"
+    )
+    help_text: str = Field(
+        "Haben Sie Fragen zu diesem Brief? Das Quartiersbüro hilft Ihnen gern. "
+        "Die Telefonnummer und die Sprechzeiten stehen am Aushang in Ihrem Hauseingang.",
+        min_length=1,
+        max_length=600,
+        description="the letter's help box: put the office's phone number and hours here",
+    )
+    privacy_text: str = Field(
+        "Wir speichern die Zählerstände Ihres Haushalts mit Datum und Uhrzeit: Strom und, wo vorhanden, "
+        "Solaranlage, Wärme und Ladestation. Wir nutzen sie für diesen Brief, für Ihre Übersicht und für "
+        "Zahlen über das ganze Quartier, in denen Ihr Haushalt nicht einzeln zu sehen ist. Sie können "
+        "jederzeit eine Kopie Ihrer Daten bekommen oder sie löschen lassen: Fragen Sie im Quartiersbüro.",
+        min_length=1,
+        max_length=800,
+        description="the letter's note on what data is kept and the right to a copy and to deletion",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REALLABOR_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -220,6 +244,7 @@ class Settings(BaseSettings):
     broker_admin: BrokerAdminSettings = BrokerAdminSettings()
     commissioning: CommissioningSettings = CommissioningSettings()
     energy: EnergySettings = EnergySettings()
+    letters: LettersSettings = LettersSettings()
 
     @classmethod
     def settings_customise_sources(

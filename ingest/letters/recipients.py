@@ -1,0 +1,26 @@
+"""The households a month's letters go to, from the registry: names and their building's address."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ingest.letters.source import Recipient
+from ingest.registry.db import make_engine, session_factory
+from ingest.registry.models import Building, Household
+
+
+def recipients(registry_url: str, *, household: str | None = None) -> list[Recipient]:
+    """Every household (or those named ``household``), by building and name."""
+    engine = make_engine(registry_url)
+    try:
+        with session_factory(engine)() as session:
+            query = (
+                select(Building.name, Household.name, Building.address)
+                .join(Building, Building.id == Household.building_id)
+                .order_by(Building.name, Household.name)
+            )
+            if household is not None:
+                query = query.where(Household.name == household)
+            return [Recipient(b, h, address) for b, h, address in session.execute(query)]
+    finally:
+        engine.dispose()

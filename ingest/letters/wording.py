@@ -1,0 +1,235 @@
+"""The letter's plain German, made from :class:`LetterFigures` (pure): sentences, chart bars, boxes.
+
+Numbers as a German reader writes them: ``1.234 kWh``, ``4,2 kWh`` (one decimal below 10 kWh only).
+Differences are taken between the rounded figures the letter shows, so its arithmetic adds up on paper.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from ingest.letters.figures import LetterFigures, Month
+
+MONTHS = (
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
+)
+SHORT_MONTHS = ("Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez")
+# own / median: below the first bound "deutlich weniger", ... (bands of a resident's eye, not statistics)
+_BANDS = (
+    (0.75, "deutlich weniger"),
+    (0.95, "etwas weniger"),
+    (1.05, "etwa so viel"),
+    (1.25, "etwas mehr"),
+)
+
+
+@dataclass(frozen=True)
+class Texts:
+    """What the operator configures (``letters`` settings): sender line, help box, data note."""
+
+    sender: str
+    help_text: str
+    privacy_text: str
+
+
+def month_name(month: Month) -> str:
+    return f"{MONTHS[month.month - 1]} {month.year}"
+
+
+def _rounded(value: float, places: int) -> Decimal:
+    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def shown(value: float) -> Decimal:
+    """The figure as the letter shows it: whole kWh, one decimal below 10 kWh."""
+    return _rounded(value, 1 if abs(value) < 10 else 0)
+
+
+def number(value: float | Decimal) -> str:
+    """``1234.0`` -> ``1.234``, ``4.25`` -> ``4,3``: German separators, the letter's rounding."""
+    figure = value if isinstance(value, Decimal) else shown(value)
+    whole, _, decimals = f"{abs(figure):f}".partition(".")
+    grouped = f"{int(whole):,}".replace(",", ".")
+    sign = "-" if figure < 0 else ""
+    return f"{sign}{grouped},{decimals}" if decimals.strip("0") else f"{sign}{grouped}"
+
+
+def kwh(value: float | Decimal) -> str:
+    return f"{number(value)}\u00a0kWh"  # no break between figure and unit
+
+
+def percent(share: float) -> str:
+    return f"{int(_rounded(share * 100, 0))} %"
+
+
+def _band(ratio: float) -> str:
+    for bound, words in _BANDS:
+        if ratio < bound:
+            return words
+    return "deutlich mehr"
+
+
+def headline(figures: LetterFigures) -> tuple[str, str]:
+    """The letter's main sentence in two parts: what (``Ihr Stromverbrauch im November 2026:``) and
+    the figure (``187 kWh``); no figure when nothing was measured."""
+    name = month_name(figures.month)
+    if not figures.has_data:
+        return f"Für {name} liegen keine Messwerte vor.", ""
+    used = figures.kwh.get("import", 0.0)
+    if "pv" in figures.kwh or "export" in figures.kwh:
+        return f"Strom aus dem Netz im {name}:", kwh(used)
+    return f"Ihr Stromverbrauch im {name}:", kwh(used)
+
+
+def _verb(figures: LetterFigures) -> str:
+    with_pv = "pv" in figures.kwh or "export" in figures.kwh
+    return "aus dem Netz bezogen" if with_pv else "verbraucht"
+
+
+def detail_lines(figures: LetterFigures) -> list[str]:
+    """PV, export, heat and EV: one line each, only where the household has such a meter."""
+    lines = []
+    if "pv" in figures.kwh:
+        lines.append(f"Ihre Solaranlage hat {kwh(figures.kwh['pv'])} Strom erzeugt.")
+    if "export" in figures.kwh:
+        lines.append(f"Ins Netz eingespeist haben Sie {kwh(figures.kwh['export'])}.")
+    if "heat" in figures.kwh:
+        lines.append(f"Wärme für Heizung und Warmwasser: {kwh(figures.kwh['heat'])}.")
+    if "ev" in figures.kwh:
+        lines.append(f"Für Ihr Elektroauto geladen: {kwh(figures.kwh['ev'])}.")
+    return lines
+
+
+def comparison_lines(figures: LetterFigures) -> list[str]:
+    """The month before, and the quarter's median household; nothing without this month's import."""
+    if "import" not in figures.kwh:
+        return []
+    own = shown(figures.kwh["import"])
+    previous_month = month_name(figures.month.shift(-1))
+    lines = []
+    if figures.previous_import is None:
+        lines.append(f"Für {previous_month} liegen keine Messwerte zum Vergleich vor.")
+    else:
+        before = shown(figures.previous_import)
+        difference = own - before
+        if difference == 0:
+            lines.append(f"Das ist genau so viel wie im {previous_month}.")
+        else:
+            more_less = "mehr" if difference > 0 else "weniger"
+            lines.append(
+                f"Das sind {kwh(abs(difference))} {more_less} als im {previous_month} ({kwh(before)})."
+            )
+    if figures.median_import is not None and figures.median_import > 0:
+        words = _band(figures.kwh["import"] / figures.median_import)
+        lines.append(
+            f"Sie haben {words} Strom {_verb(figures)} wie ein mittlerer Haushalt im Quartier "
+            f"({kwh(figures.median_import)})."
+            if words == "etwa so viel"
+            else f"Sie haben {words} Strom {_verb(figures)} als ein mittlerer Haushalt im Quartier "
+            f"({kwh(figures.median_import)})."
+        )
+        lines.append("Mittlerer Haushalt heißt: Die Hälfte der Haushalte braucht weniger, die Hälfte mehr.")
+    return lines
+
+
+def community_lines(figures: LetterFigures) -> list[str]:
+    community = figures.community
+    if community is None or community.households == 0:
+        return []
+    lines = [
+        f"{community.households} Haushalte im Quartier haben zusammen "
+        f"{kwh(community.import_kwh)} Strom aus dem Netz bezogen."
+    ]
+    if community.pv_kwh > 0:
+        lines.append(f"Die Solaranlagen im Quartier haben {kwh(community.pv_kwh)} Strom erzeugt.")
+    if community.self_sufficiency is not None:
+        lines.append(
+            f"Selbstversorgung: {percent(community.self_sufficiency)} des Stroms, den das Quartier "
+            "verbraucht hat, kam von den eigenen Solaranlagen."
+        )
+    if community.pv_share is not None:
+        lines.append(
+            f"Vom Solarstrom wurden {percent(community.pv_share)} direkt im Quartier genutzt, "
+            "der Rest ging ins Netz."
+        )
+    return lines
+
+
+def chart(figures: LetterFigures) -> dict[str, Any] | None:
+    """The last twelve months' grid import as bars; None when no month has a figure."""
+    if all(value is None for _, value in figures.history):
+        return None
+    bars = []
+    for month, value in figures.history:
+        label = SHORT_MONTHS[month.month - 1]
+        bars.append(
+            {
+                "label": label,
+                "value": float(shown(value)) if value is not None else None,
+                "text": number(value) if value is not None else "–",
+                "current": month == figures.month,
+            }
+        )
+    first, last = figures.history[0][0], figures.history[-1][0]
+    title = f"Strom aus dem Netz von {month_name(first)} bis {month_name(last)}, in kWh"
+    gaps = any(value is None for _, value in figures.history)
+    note = "–: Für diesen Monat liegen keine Messwerte vor." if gaps else ""
+    return {"title": title, "bars": bars, "note": note}
+
+
+def document(figures: LetterFigures, texts: Texts, *, date: str) -> dict[str, Any]:
+    """Everything ``letter.typ`` lays out, as JSON-able data (Typst shows it as text, never as markup)."""
+    name = month_name(figures.month)
+    no_data = not figures.has_data
+    return {
+        "sender": texts.sender,
+        "recipient": [figures.household, *_address_lines(figures.address)],
+        "date": date,
+        "title": f"Ihr Strom im {name}",
+        "greeting": "Guten Tag,",
+        "intro": f"hier ist Ihre Übersicht für {name}.",
+        "headline": headline(figures)[0],
+        "figure": headline(figures)[1],
+        "no_data": (
+            "Das kann an einer Störung des Zählers oder der Übertragung liegen. "
+            "Bei Fragen hilft Ihnen das Quartiersbüro (Rückseite: Hilfe)."
+            if no_data
+            else ""
+        ),
+        "details": detail_lines(figures),
+        "comparison": comparison_lines(figures),
+        "chart": chart(figures),
+        "community_title": "Das Quartier im " + name,
+        "community": community_lines(figures),
+        "help_title": "Hilfe",
+        "help": texts.help_text,
+        "privacy_title": "Ihre Daten",
+        "privacy": texts.privacy_text,
+        "closing": "Mit freundlichen Grüßen",
+        "page": f"{figures.household} · {name}",
+    }
+
+
+def _address_lines(address: str) -> list[str]:
+    """A building address as lines: the registry keeps one field ("Straße 1, 26121 Oldenburg")."""
+    parts = [part.strip() for chunk in address.splitlines() for part in chunk.split(",")]
+    return [part for part in parts if part]
+
+
+def german_date(day: dt.date) -> str:
+    """A date as ``1. Dezember 2026``."""
+    return f"{day.day}. {MONTHS[day.month - 1]} {day.year}"
