@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from ingest.api import docs
 from ingest.api.csrf import csrf_protect
 from ingest.api.limits import BodyLimit
-from ingest.api.pages import PAGES_PREFIX, STATIC_DIR, ops_page
+from ingest.api.pages import PAGES_PREFIX, STATIC_DIR, invite_pages, ops_page, portal_page
 from ingest.api.pages import router as pages
 from ingest.api.routes import (
     assignments,
@@ -35,6 +35,7 @@ from ingest.api.routes import (
     households,
     invitations,
     me,
+    privacy,
     users,
 )
 from ingest.api.routes.field_common import InvalidFields
@@ -151,8 +152,11 @@ def create_app(
     api.include_router(invitations.router)
     app.include_router(api)
     app.include_router(pages.router)
+    app.include_router(invite_pages.welcome_router)  # /portal/welcome: residents redeem invitations
     app.mount(f"{PAGES_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="static")
     pages.install(app)
     ops_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /ops: operators' charts
+    portal_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /portal: residents
+    privacy.install(app, settings.influx, api_prefix=API_PREFIX)  # export, deletion (docs/privacy.md)
     docs.install(app, openapi_url=f"{API_PREFIX}/openapi.json", operators_only=settings.mode != "development")
     return app

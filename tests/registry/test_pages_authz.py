@@ -17,11 +17,12 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from ingest.api.pages import device_pages, gateway_pages, import_page
+from ingest.api.pages import device_pages, gateway_pages, import_page, invite_pages
 from ingest.api.pages import router as pages
 from ingest.api.pages.web import CSRF_COOKIE, CSRF_FIELD, PAGES_PREFIX
 from ingest.api.security import SESSION_COOKIE, TokenSigner
 from ingest.dynsec import DynsecAdmin
+from ingest.registry import invitations
 from tests.registry import factories as f
 from tests.registry.world import ANONYMOUS, CALLERS, OPERATOR, RESIDENT_A, RESIDENT_B, TECHNICIAN, World
 
@@ -32,6 +33,7 @@ EVERYONE = frozenset(CALLERS)
 STAFF = frozenset({TECHNICIAN, OPERATOR})
 OPERATORS = frozenset({OPERATOR})
 PRE_SESSION_CSRF = "c" * 43
+WELCOME = "/portal/welcome"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class Page:
     @property
     def id(self) -> str:
         return f"{self.method} {self.path}"
+
+
+def _invitation(w: World) -> tuple[int, str]:
+    """A fresh invitation (for a third household: its code shows that household's name, rightly)."""
+    invitation, code = invitations.create(w.session, household_id=w.household().id, by="test")
+    return invitation.id, code
 
 
 def _csv(w: World) -> dict[str, tuple[str, bytes, str]]:
@@ -125,6 +133,22 @@ PAGES = [
     Page("GET", f"{P}/runs/{{run_id}}", STAFF, lambda w: Call(f"{P}/runs/{w.checked_device_run()[1]}")),
     Page("GET", f"{P}/import", STAFF, lambda w: Call(f"{P}/import")),
     Page("POST", f"{P}/import", STAFF, lambda w: Call(f"{P}/import", {}, _csv(w))),
+    # residents' access (issue 14): operators invite, anyone with a code redeems it
+    Page("GET", f"{P}/invitations", OPERATORS, lambda w: Call(f"{P}/invitations")),
+    Page(
+        "POST",
+        f"{P}/invitations",
+        OPERATORS,
+        lambda w: Call(f"{P}/invitations", {"household_id": str(w.household_a.id), "days": "3"}),
+    ),
+    Page(
+        "POST",
+        f"{P}/invitations/{{invitation_id}}/revoke",
+        OPERATORS,
+        lambda w: Call(f"{P}/invitations/{_invitation(w)[0]}/revoke", {}),
+    ),
+    Page("GET", f"{WELCOME}", EVERYONE, lambda w: Call(WELCOME)),
+    Page("POST", f"{WELCOME}", EVERYONE, lambda w: Call(WELCOME, {"code": _invitation(w)[1]})),
 ]
 
 
@@ -154,8 +178,9 @@ def _routes(router: APIRouter, prefix: str) -> set[tuple[str, str]]:
 def test_matrix_covers_every_page() -> None:
     """The page routers' routes (the main one has the prefix, the included ones get it) are the matrix."""
     served = _routes(pages.router, "")
-    for module in (device_pages, gateway_pages, import_page):
+    for module in (device_pages, gateway_pages, import_page, invite_pages):
         served |= _routes(module.router, P)
+    served |= _routes(invite_pages.welcome_router, "")  # /portal/welcome, its own prefix
     assert served == {(page.method, page.path) for page in PAGES}
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
+from ingest.portal.texts import PORTAL_TEXTS
+
 LANG_COOKIE = "reallabor_lang"
 LANGUAGES = ("de", "en")
 DEFAULT = "de"
@@ -337,6 +339,140 @@ TEXTS |= {
 }
 
 
+# residents' access by invitation: the welcome page (plain language) and the operators' page (issue 14)
+TEXTS |= {
+    "welcome_app": ("Reallabor – Bewohnerportal", "Reallabor – resident portal"),
+    "welcome_title": ("Willkommen!", "Welcome!"),
+    "welcome_intro": (
+        "Mit dem Einladungscode aus Ihrem Brief legen Sie Ihren Zugang zum Bewohnerportal an. "
+        "Dort sehen Sie den Energieverbrauch Ihres Haushalts.",
+        "With the invitation code from your letter you create your access to the resident portal. "
+        "There you can see your household's energy use.",
+    ),
+    "welcome_code": ("Einladungscode", "Invitation code"),
+    "welcome_code_help": (
+        "16 Zeichen, wie im Brief, zum Beispiel K7QM-3XHP-WN9D-TE4R. "
+        "Groß- und Kleinbuchstaben und die Striche sind egal.",
+        "16 characters as in the letter, for example K7QM-3XHP-WN9D-TE4R. "
+        "Capital or small letters and the dashes do not matter.",
+    ),
+    "welcome_next": ("Weiter", "Next"),
+    "welcome_invalid": (
+        "Dieser Code gilt nicht. Bitte prüfen Sie ihn noch einmal. Ein Code gilt nur einmal und nur bis "
+        "zum Datum im Brief. Wenn es nicht klappt, hilft Ihnen das Reallabor-Team.",
+        "This code is not valid. Please check it again. A code works only once and only until the date in "
+        "the letter. If it does not work, the Reallabor team will help you.",
+    ),
+    "welcome_throttled": (
+        "Zu viele falsche Versuche. Bitte warten Sie einige Minuten und versuchen Sie es dann noch einmal.",
+        "Too many wrong attempts. Please wait a few minutes and then try again.",
+    ),
+    "welcome_account": ("Ihr Zugang für {household}", "Your access for {household}"),
+    "welcome_account_intro": (
+        "Der Code stimmt. Wählen Sie jetzt einen Benutzernamen und ein Passwort. "
+        "Damit melden Sie sich künftig an.",
+        "The code is right. Now choose a username and a password. You will log in with them from now on.",
+    ),
+    "welcome_username_help": (
+        "Ein Vorschlag steht schon da; Sie können ihn ändern. Mindestens 3 Zeichen, ohne Leerzeichen: "
+        "Buchstaben, Ziffern und . _ - @.",
+        "A suggestion is already filled in; you can change it. At least 3 characters, no spaces: "
+        "letters, digits and . _ - @.",
+    ),
+    "welcome_password_help": (
+        "Mindestens 10 Zeichen. Ein kurzer Satz ist leicht zu merken, "
+        "zum Beispiel: Mein Balkon hat 3 Tomaten",
+        "At least 10 characters. A short sentence is easy to remember, "
+        "for example: My balcony has 3 tomatoes",
+    ),
+    "welcome_password_again": ("Passwort noch einmal", "Password again"),
+    "welcome_create": ("Zugang anlegen", "Create my access"),
+    "welcome_password_differs": (
+        "Die beiden Passwörter sind verschieden. Bitte geben Sie beide noch einmal ein.",
+        "The two passwords are not the same. Please enter both again.",
+    ),
+    "welcome_password_short": (
+        "Das Passwort ist zu kurz: es braucht mindestens 10 Zeichen.",
+        "The password is too short: it needs at least 10 characters.",
+    ),
+    "welcome_password_bad": (
+        "Dieses Passwort geht nicht: höchstens 200 Zeichen.",
+        "This password cannot be used: at most 200 characters.",
+    ),
+    "welcome_username_bad": (
+        "Der Benutzername braucht 3 bis 64 Zeichen: Buchstaben, Ziffern und . _ - @, ohne Leerzeichen.",
+        "The username needs 3 to 64 characters: letters, digits and . _ - @, no spaces.",
+    ),
+    "welcome_username_taken": (
+        "Diesen Benutzernamen gibt es schon. Bitte wählen Sie einen anderen.",
+        "This username is already taken. Please choose another one.",
+    ),
+    "welcome_login_instead": (
+        "Sie haben schon einen Zugang? Hier anmelden",
+        "You already have access? Log in here",
+    ),
+    "welcome_have_code": (
+        "Sie haben einen Einladungscode? Zugang anlegen",
+        "You have an invitation code? Create your access",
+    ),
+    "invite_menu": ("Einladungen", "Invitations"),
+    "invite_title": ("Einladungen für Bewohner", "Invitations for residents"),
+    "invite_intro": (
+        "Eine Einladung ist ein Code für einen Brief: damit legt ein Bewohner seinen Zugang zum "
+        "Bewohnerportal selbst an. Jeder Code gilt einmal und bis zu seinem Datum.",
+        "An invitation is a code for a letter: with it a resident creates their own access to the resident "
+        "portal. Each code works once and until its date.",
+    ),
+    "invite_days": ("Gültig für Tage (1–90)", "Valid for days (1–90)"),
+    "invite_create": ("Einladung erstellen", "Create invitation"),
+    "invite_open": ("Offene Einladungen", "Open invitations"),
+    "invite_none": ("Keine offenen Einladungen.", "No open invitations."),
+    "invite_no_households": (
+        "Noch keine Haushalte: zuerst Haushalte anlegen (reallabor households add).",
+        "No households yet: register households first (reallabor households add).",
+    ),
+    "invite_expires": ("Gültig bis", "Valid until"),
+    "invite_revoke": ("Zurückziehen", "Withdraw"),
+    "invite_revoke_for": (
+        "Einladung {id} für {household} zurückziehen",
+        "Withdraw invitation {id} for {household}",
+    ),
+    "invite_revoked": ("Einladung {id} ist zurückgezogen.", "Invitation {id} is withdrawn."),
+    "invite_already_redeemed": (
+        "Diese Einladung ist schon eingelöst: den Zugang des Bewohners stattdessen deaktivieren.",
+        "This invitation is already redeemed: deactivate the resident's user instead.",
+    ),
+    "invite_choose_household": ("Bitte einen Haushalt wählen.", "Please choose a household."),
+    "invite_bad_days": ("Gültig für 1 bis 90 Tage.", "Valid for 1 to 90 days."),
+    "invite_operators_only": (
+        "Nur der Betrieb (Rolle Operator) kann Einladungen erstellen.",
+        "Only operators can create invitations.",
+    ),
+    "invite_created": ("Einladung für {household}", "Invitation for {household}"),
+    "invite_once": (
+        "Der Code wird nur jetzt angezeigt und nirgends gespeichert. Drucken Sie ihn jetzt aus.",
+        "The code is shown only now and stored nowhere. Print it now.",
+    ),
+    "invite_print_help": (
+        "Beim Drucken (Strg+P) erscheint nur der Kasten, passend für einen Brief.",
+        "When printed (Ctrl+P), only the box appears, ready for a letter.",
+    ),
+    "invite_back": ("Zu den Einladungen", "Back to the invitations"),
+    "letter_title": ("Ihr Zugang zum Bewohnerportal", "Your access to the resident portal"),
+    "letter_step_open": (
+        "Öffnen Sie im Internet-Browser diese Adresse:",
+        "Open this address in a web browser:",
+    ),
+    "letter_step_code": ("Geben Sie diesen Einladungscode ein:", "Enter this invitation code:"),
+    "letter_step_account": (
+        "Wählen Sie einen Benutzernamen und ein Passwort. Fertig!",
+        "Choose a username and a password. Done!",
+    ),
+    "letter_valid": ("Der Code gilt einmal, bis {date}.", "The code works once, until {date}."),
+}
+
+TEXTS |= PORTAL_TEXTS  # the residents' portal (ingest/portal/texts.py)
+
 # counted texts: key -> ((German singular, plural), (English singular, plural)); t(key, n=...) picks the
 # form for n and writes n as the language groups digits (1.234 / 1,234)
 PLURALS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
@@ -352,6 +488,7 @@ PLURALS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "n_devices": (("{n} Gerät", "{n} Geräte"), ("{n} device", "{n} devices")),
     "n_topics": (("{n} Topic", "{n} Topics"), ("{n} topic", "{n} topics")),
     "n_more": (("… und {n} weiteres", "… und {n} weitere"), ("… and {n} more", "… and {n} more")),
+    "invite_has_access": (("{n} Zugang", "{n} Zugänge"), ("{n} account", "{n} accounts")),
 }
 
 
@@ -401,3 +538,89 @@ def translator(lang: str) -> Callable[..., str]:
         return text.format(**values) if values else text
 
     return t
+
+
+# a household's data: export and deletion by operators (ingest/api/pages/privacy_pages.py, issue 14)
+TEXTS |= {
+    "privacy_overview": ("Übersicht", "Overview"),
+    "privacy_households": ("Haushalte", "Households"),
+    "privacy_households_help": (
+        "Alles, was über einen Haushalt gespeichert ist, herunterladen (ZIP mit JSON und CSV) oder beim "
+        "Auszug löschen.",
+        "Download everything stored about a household (ZIP with JSON and CSV) or delete it at a move-out.",
+    ),
+    "privacy_household": ("Haushalt", "Household"),
+    "privacy_residents": ("Bewohner-Zugänge", "Resident accounts"),
+    "privacy_actions": ("Daten", "Data"),
+    "privacy_export": ("Herunterladen", "Download"),
+    "privacy_delete": ("Löschen …", "Delete …"),
+    "privacy_no_households": ("Keine Haushalte registriert.", "No households registered."),
+    "privacy_delete_title": ("Haushalt „{name}“ löschen", "Delete household “{name}”"),
+    "privacy_delete_help": (
+        "Löscht alle Messwerte des Haushalts in InfluxDB (Rohdaten, Verdichtungen, Energiebuch), seine "
+        "Bewohner-Zugänge, Einladungen und Gerätezuordnungen und dann den Haushalt selbst. Das lässt sich "
+        "nicht rückgängig machen. Ein Protokoll hält fest, wer wann wie viel gelöscht hat, nie die Daten.",
+        "Deletes all of the household's readings in InfluxDB (raw, rollups, energy ledger), its resident "
+        "accounts, invitations and device assignments, then the household itself. This cannot be undone. "
+        "A record keeps who deleted how much and when, never the data.",
+    ),
+    "privacy_what": ("Was gelöscht wird", "What will be deleted"),
+    "privacy_invitations": ("Einladungen", "Invitations"),
+    "privacy_assignments": ("Gerätezuordnungen", "Device assignments"),
+    "privacy_series": ("Zeitreihen in InfluxDB", "Series in InfluxDB"),
+    "privacy_values": ("Messwerte in InfluxDB", "Values in InfluxDB"),
+    "privacy_where": ("Aufbewahrung.Messung", "Retention policy.measurement"),
+    "privacy_devices_stay": (
+        "Die Geräte gehören zum Gebäude und bleiben registriert, ohne Zuordnung.",
+        "The devices belong to the building and stay registered, unassigned.",
+    ),
+    "privacy_influx_away": (
+        "InfluxDB antwortet nicht: wie viele Messwerte es sind, ist unbekannt. Das Löschen würde jetzt "
+        "abbrechen.",
+        "InfluxDB does not answer: how many values there are is unknown. Deleting would stop now.",
+    ),
+    "privacy_export_first": ("Vorher herunterladen (ZIP)", "Download first (ZIP)"),
+    "privacy_reason": ("Grund", "Reason"),
+    "privacy_reason_help": (
+        "Kommt ins Protokoll, zum Beispiel „Auszug, Antrag vom 30.11.“. Bitte keine Namen.",
+        "Goes into the record, for example “move-out, request of 30 Nov”. No names, please.",
+    ),
+    "privacy_type_name": (
+        "Zur Bestätigung den Namen des Haushalts eingeben: {name}",
+        "To confirm, type the household's name: {name}",
+    ),
+    "privacy_delete_yes": ("Endgültig löschen", "Delete for good"),
+    "privacy_name_mismatch": (
+        "Der eingegebene Name stimmt nicht mit dem Haushalt überein. Nichts wurde gelöscht.",
+        "The name typed is not the household's. Nothing was deleted.",
+    ),
+    "privacy_reason_missing": (
+        "Bitte einen Grund angeben. Nichts wurde gelöscht.",
+        "Please give a reason. Nothing was deleted.",
+    ),
+    "privacy_failed": (
+        "Das Löschen wurde unterbrochen (InfluxDB?). Der Haushalt ist noch da; das Protokoll nennt den "
+        "Schritt. Bitte erneut senden.",
+        "The deletion stopped (InfluxDB?). The household is still there; the record names the step. "
+        "Please send it again.",
+    ),
+    "privacy_deletions": ("Löschprotokoll", "Deletion records"),
+    "privacy_deletions_help": (
+        "Wer wann welchen Haushalt gelöscht hat und wie viel. Haushalte stehen hier nur mit Nummer, ohne "
+        "Namen.",
+        "Who deleted which household when, and how much. Households appear by number only, without names.",
+    ),
+    "privacy_done": ("Gelöscht. Protokoll {reference}.", "Deleted. Record {reference}."),
+    "privacy_status_done": ("erledigt", "done"),
+    "privacy_status_failed": ("abgebrochen", "stopped"),
+    "privacy_status_started": ("begonnen", "started"),
+    "privacy_record_household": (
+        "Haushalt #{id} in Gebäude #{building}",
+        "Household #{id} in building #{building}",
+    ),
+    "privacy_record_counts": (
+        "{residents} Zugänge, {assignments} Zuordnungen, {values} Messwerte",
+        "{residents} accounts, {assignments} assignments, {values} values",
+    ),
+    "privacy_no_records": ("Noch nichts gelöscht.", "Nothing deleted yet."),
+}

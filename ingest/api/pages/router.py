@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.api.deps import SessionDep, clear_session_cookie, get_signer, set_session_cookie
-from ingest.api.pages import device_pages, discovery_page, gateway_pages, import_page
+from ingest.api.pages import device_pages, discovery_page, gateway_pages, import_page, invite_pages
 from ingest.api.pages.i18n import LANG_COOKIE, LANGUAGES
 from ingest.api.pages.web import (
     OPS_PREFIX,
@@ -23,6 +23,7 @@ from ingest.api.pages.web import (
     LoginRequired,
     PageForbidden,
     StaffPage,
+    landing,
     login_url,
     render,
     safe_next,
@@ -44,6 +45,7 @@ router.include_router(device_pages.router)
 router.include_router(discovery_page.router)
 router.include_router(gateway_pages.router)
 router.include_router(import_page.router)
+router.include_router(invite_pages.router)
 
 
 @router.get("/login")
@@ -76,7 +78,8 @@ def login_submit(
         return render(
             request, "login.html", status_code=401, next=safe_next(next), failed=True, username=username
         )
-    response = RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
+    target = landing(user, safe_next(next))
+    response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
     set_session_cookie(request, response, get_signer(request).issue(user))
     return response
 
@@ -151,11 +154,15 @@ def install(app: FastAPI) -> None:
         """A resident (or any non-staff user) gets a way out: log out, or go to the resident portal;
         a technician where only operators act is told so, with the menu."""
         assert isinstance(exc, PageForbidden)
+        if exc.need == "resident":  # staff at /portal: household data is theirs in Grafana
+            return render(
+                request, "message.html", user=exc.user, status_code=403, text_key="portal_residents_only"
+            )
         if exc.need == "operator":
             ops = request.url.path.startswith(OPS_PREFIX)
             key = "operators_only_ops" if ops else "operators_only"
             return render(request, "message.html", user=exc.user, status_code=403, text_key=key)
-        portal = any(getattr(route, "path", "").startswith(PORTAL) for route in request.app.routes)
+        portal = any(getattr(route, "path", "") == PORTAL for route in request.app.routes)
         return render(
             request, "forbidden.html", status_code=403, visitor=exc.user, portal=PORTAL if portal else None
         )

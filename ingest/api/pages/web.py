@@ -34,6 +34,7 @@ from ingest.registry.models import Role, User
 
 PAGES_PREFIX = "/tech"
 OPS_PREFIX = "/ops"  # the operators' overview (ops_page.py)
+PORTAL_PREFIX = "/portal"  # the residents' pages; a resident lands there after login
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 CSRF_COOKIE = "reallabor_csrf"  # before login only; "__Host-reallabor_csrf" in production
@@ -75,12 +76,24 @@ class CsrfRefused(Exception):
     """A form POST without the matching CSRF token."""
 
 
+def _in_portal(target: str) -> bool:
+    return target == PORTAL_PREFIX or target.startswith((f"{PORTAL_PREFIX}/", f"{PORTAL_PREFIX}?"))
+
+
 def safe_next(target: str | None) -> str:
     """Only our own pages as redirect targets (no open redirect)."""
-    ours = target is not None and target.startswith((PAGES_PREFIX, OPS_PREFIX))
+    ours = target is not None and (target.startswith((PAGES_PREFIX, OPS_PREFIX)) or _in_portal(target))
     if target and ours and not target.startswith("//") and "\\" not in target:
         return target
     return PAGES_PREFIX
+
+
+def landing(user: User, target: str) -> str:
+    """Where a login leads (``target`` already :func:`safe_next`): a resident to the portal whatever
+    was asked (a /tech or /ops link would only show 403), staff never into the portal."""
+    if user.role is Role.resident:
+        return target if _in_portal(target) else PORTAL_PREFIX
+    return PAGES_PREFIX if _in_portal(target) else target
 
 
 def session_user(request: Request, session: SessionDep) -> User | None:
