@@ -35,6 +35,7 @@ from ingest.api.routes import (
     households,
     invitations,
     me,
+    privacy,
     users,
 )
 from ingest.api.routes.field_common import InvalidFields
@@ -155,5 +156,6 @@ def create_app(
     app.mount(f"{PAGES_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="static")
     pages.install(app)
     ops_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /ops: operators' charts
+    privacy.install(app, settings.influx, api_prefix=API_PREFIX)  # export, deletion (docs/privacy.md)
     docs.install(app, openapi_url=f"{API_PREFIX}/openapi.json", operators_only=settings.mode != "development")
     return app

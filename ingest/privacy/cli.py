@@ -88,14 +88,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings(args)
     out: Path = args.out
     with _session(settings) as session, household_data(settings.influx) as data:
-        export = export_household(session, data, find_household(session, args.household))
+        export = export_household(session, find_household(session, args.household))
         session.close()
         # a temporary file beside the target, renamed when complete: no half export under its name
         handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
         try:
             with os.fdopen(handle, "wb") as file:
                 size = 0
-                for chunk in export.chunks():
+                for chunk in export.chunks(data):
                     file.write(chunk)
                     size += len(chunk)
             os.chmod(temporary, 0o600)  # personal data: the operator's eyes only

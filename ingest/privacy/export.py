@@ -64,20 +64,20 @@ class HouseholdExport:
     household_id: int
     facts: dict[str, Any]
     selector: Selector
-    data: HouseholdData
 
     @property
     def filename(self) -> str:
         return f"household-{self.household_id}-export.zip"
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, data: HouseholdData) -> Iterator[bytes]:
+        """The ZIP's bytes, a piece at a time (about :data:`FLUSH_BYTES`), reading from ``data``."""
         sink = _Sink()
         files: list[dict[str, Any]] = []
         with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name in sorted(self.data.counts(self.selector)):
+            for name in sorted(data.counts(self.selector)):
                 policy, _, measurement = name.partition(".")
                 path = f"influx/{policy}/{measurement}.csv"
-                columns = self.data.columns(policy, measurement)
+                columns = data.columns(policy, measurement)
                 rows = 0
                 with (
                     archive.open(path, "w") as raw,
@@ -85,7 +85,7 @@ class HouseholdExport:
                 ):
                     writer = csv.writer(text)
                     writer.writerow(columns.header)
-                    for row in self.data.rows(self.selector, policy, measurement, columns):
+                    for row in data.rows(self.selector, policy, measurement, columns):
                         writer.writerow(["" if value is None else value for value in row])
                         rows += 1
                         if sink.size >= FLUSH_BYTES:
@@ -99,11 +99,10 @@ class HouseholdExport:
         yield sink.take()
 
 
-def export_household(session: Session, data: HouseholdData, household: Household) -> HouseholdExport:
-    """The household's export: registry facts read now, InfluxDB points read while streaming."""
+def export_household(session: Session, household: Household) -> HouseholdExport:
+    """The household's export: registry facts read now, InfluxDB points while streaming (``chunks``)."""
     return HouseholdExport(
         household_id=household.id,
         facts=registry.facts(session, household),
         selector=registry.selector(household),
-        data=data,
     )

@@ -35,11 +35,14 @@ class Home:
     household: Household
     building: str
     residents: list[User]
+    id: int = 0  # kept here: the ORM row is gone after a deletion
+    name: str = ""
+    usernames: list[str] = field(default_factory=list)
     devices: list[tuple[str, str]] = field(default_factory=list)  # (gateway, native id)
 
-    @property
-    def id(self) -> int:
-        return self.household.id
+    def __post_init__(self) -> None:
+        self.id, self.name = self.household.id, self.household.name
+        self.usernames = [user.username for user in self.residents]
 
     @property
     def base(self) -> int:
@@ -51,7 +54,7 @@ def _escape(text: str) -> str:
 
 
 def _lines(home: Home, now_ns: int) -> tuple[list[str], list[str]]:
-    tags = f"household={_escape(home.household.name)},building={_escape(home.building)}"
+    tags = f"household={_escape(home.name)},building={_escape(home.building)}"
     raw, rollups = [], []
     for gateway, device in home.devices:
         dev = f"{tags},gateway={_escape(gateway)},device={_escape(device)}"
@@ -98,7 +101,7 @@ class Quarter:
         from ingest.privacy.influx import Selector
 
         data = self.data()
-        return {home.id: data.counts(Selector(home.household.name, home.building)) for home in self.homes}
+        return {home.id: data.counts(Selector(home.name, home.building)) for home in self.homes}
 
 
 def build(session: Session, url: str, database: str) -> Quarter:

@@ -536,3 +536,89 @@ def translator(lang: str) -> Callable[..., str]:
 
     return t
 
+
+
+# a household's data: export and deletion by operators (ingest/api/pages/privacy_pages.py, issue 14)
+TEXTS |= {
+    "privacy_overview": ("Übersicht", "Overview"),
+    "privacy_households": ("Haushalte", "Households"),
+    "privacy_households_help": (
+        "Alles, was über einen Haushalt gespeichert ist, herunterladen (ZIP mit JSON und CSV) oder beim "
+        "Auszug löschen.",
+        "Download everything stored about a household (ZIP with JSON and CSV) or delete it at a move-out.",
+    ),
+    "privacy_household": ("Haushalt", "Household"),
+    "privacy_residents": ("Bewohner-Zugänge", "Resident accounts"),
+    "privacy_actions": ("Daten", "Data"),
+    "privacy_export": ("Herunterladen", "Download"),
+    "privacy_delete": ("Löschen …", "Delete …"),
+    "privacy_no_households": ("Keine Haushalte registriert.", "No households registered."),
+    "privacy_delete_title": ("Haushalt „{name}“ löschen", "Delete household “{name}”"),
+    "privacy_delete_help": (
+        "Löscht alle Messwerte des Haushalts in InfluxDB (Rohdaten, Verdichtungen, Energiebuch), seine "
+        "Bewohner-Zugänge, Einladungen und Gerätezuordnungen und dann den Haushalt selbst. Das lässt sich "
+        "nicht rückgängig machen. Ein Protokoll hält fest, wer wann wie viel gelöscht hat, nie die Daten.",
+        "Deletes all of the household's readings in InfluxDB (raw, rollups, energy ledger), its resident "
+        "accounts, invitations and device assignments, then the household itself. This cannot be undone. "
+        "A record keeps who deleted how much and when, never the data.",
+    ),
+    "privacy_what": ("Was gelöscht wird", "What will be deleted"),
+    "privacy_invitations": ("Einladungen", "Invitations"),
+    "privacy_assignments": ("Gerätezuordnungen", "Device assignments"),
+    "privacy_series": ("Zeitreihen in InfluxDB", "Series in InfluxDB"),
+    "privacy_values": ("Messwerte in InfluxDB", "Values in InfluxDB"),
+    "privacy_where": ("Aufbewahrung.Messung", "Retention policy.measurement"),
+    "privacy_devices_stay": (
+        "Die Geräte gehören zum Gebäude und bleiben registriert, ohne Zuordnung.",
+        "The devices belong to the building and stay registered, unassigned.",
+    ),
+    "privacy_influx_away": (
+        "InfluxDB antwortet nicht: wie viele Messwerte es sind, ist unbekannt. Das Löschen würde jetzt "
+        "abbrechen.",
+        "InfluxDB does not answer: how many values there are is unknown. Deleting would stop now.",
+    ),
+    "privacy_export_first": ("Vorher herunterladen (ZIP)", "Download first (ZIP)"),
+    "privacy_reason": ("Grund", "Reason"),
+    "privacy_reason_help": (
+        "Kommt ins Protokoll, zum Beispiel „Auszug, Antrag vom 30.11.“. Bitte keine Namen.",
+        "Goes into the record, for example “move-out, request of 30 Nov”. No names, please.",
+    ),
+    "privacy_type_name": (
+        "Zur Bestätigung den Namen des Haushalts eingeben: {name}",
+        "To confirm, type the household's name: {name}",
+    ),
+    "privacy_delete_yes": ("Endgültig löschen", "Delete for good"),
+    "privacy_name_mismatch": (
+        "Der eingegebene Name stimmt nicht mit dem Haushalt überein. Nichts wurde gelöscht.",
+        "The name typed is not the household's. Nothing was deleted.",
+    ),
+    "privacy_reason_missing": (
+        "Bitte einen Grund angeben. Nichts wurde gelöscht.",
+        "Please give a reason. Nothing was deleted.",
+    ),
+    "privacy_failed": (
+        "Das Löschen wurde unterbrochen (InfluxDB?). Der Haushalt ist noch da; das Protokoll nennt den "
+        "Schritt. Bitte erneut senden.",
+        "The deletion stopped (InfluxDB?). The household is still there; the record names the step. "
+        "Please send it again.",
+    ),
+    "privacy_deletions": ("Löschprotokoll", "Deletion records"),
+    "privacy_deletions_help": (
+        "Wer wann welchen Haushalt gelöscht hat und wie viel. Haushalte stehen hier nur mit Nummer, ohne "
+        "Namen.",
+        "Who deleted which household when, and how much. Households appear by number only, without names.",
+    ),
+    "privacy_done": ("Gelöscht. Protokoll {reference}.", "Deleted. Record {reference}."),
+    "privacy_status_done": ("erledigt", "done"),
+    "privacy_status_failed": ("abgebrochen", "stopped"),
+    "privacy_status_started": ("begonnen", "started"),
+    "privacy_record_household": (
+        "Haushalt #{id} in Gebäude #{building}",
+        "Household #{id} in building #{building}",
+    ),
+    "privacy_record_counts": (
+        "{residents} Zugänge, {assignments} Zuordnungen, {values} Messwerte",
+        "{residents} accounts, {assignments} assignments, {values} values",
+    ),
+    "privacy_no_records": ("Noch nichts gelöscht.", "Nothing deleted yet."),
+}
