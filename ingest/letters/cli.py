@@ -17,12 +17,12 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from ingest.letters.figures import BadMonth, Month
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.letters.source import Recipient
+    from ingest.letters.recipients import Recipient
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -47,17 +47,6 @@ def file_names(recipients: Sequence[Recipient], month: Month) -> list[str]:
     return names
 
 
-def _read_auth(settings: Settings) -> tuple[str, str] | None:
-    """The web app's reader if configured (letters only read), else the settings' user."""
-    influx = settings.influx
-    if influx.read_username is not None:
-        secret = influx.read_password.get_secret_value() if influx.read_password else ""
-        return (influx.read_username, secret)
-    if influx.username is not None:
-        return (influx.username, influx.password.get_secret_value() if influx.password else "")
-    return None
-
-
 def _write(path: Path, data: bytes) -> None:
     from ingest.security.files import private_file
 
@@ -71,8 +60,9 @@ def cmd_letters(args: argparse.Namespace) -> int:
     from ingest.letters import wording
     from ingest.letters.recipients import recipients
     from ingest.letters.render import Renderer, RenderError, merge
-    from ingest.letters.source import letter_figures, read_totals
-    from ingest.lifecycle_cli import InfluxV1, LifecycleError
+    from ingest.letters.source import letter_figures
+    from ingest.portal.data import PortalData
+    from ingest.portal.reader import InfluxUnavailable, Reader
 
     try:
         month = Month.parse(args.month)
@@ -90,15 +80,6 @@ def cmd_letters(args: argparse.Namespace) -> int:
         what = f"no household named {args.household!r}" if args.household else "no households"
         print(f"reallabor letters: {what} in the registry ({settings.registry.url})", file=sys.stderr)
         return EXIT_USAGE
-    client = InfluxV1(settings.influx.url, auth=_read_auth(settings), timeout_s=60)
-    try:
-        totals = read_totals(client, settings.influx.database, month)
-    except LifecycleError as exc:
-        print(f"reallabor letters: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        client.close()
-    read_s = time.monotonic() - started
     texts = wording.Texts(
         sender=settings.letters.sender,
         help_text=settings.letters.help_text,
@@ -106,26 +87,38 @@ def cmd_letters(args: argparse.Namespace) -> int:
     )
     date = wording.german_date(args.date or dt.date.today())
     out_dir = args.out if args.out is not None else Path(settings.ingest.state_dir) / "letters" / str(month)
+    zone = ZoneInfo(settings.ingest.timezone)
     renderer = Renderer()
-    pdfs = []
-    rendering = time.monotonic()
+    reader = Reader(settings.influx, timeout_s=60)  # the reader account (read_username): letters only read
+    pdfs: list[bytes] = []
+    read_s = render_s = 0.0
     try:
-        for figures, name in zip(letter_figures(found, month, totals), file_names(found, month), strict=True):
-            pdf = renderer.pdf(wording.document(figures, texts, date=date))
+        figures = letter_figures(PortalData(reader, zone), found, month, zone)
+        for name in file_names(found, month):
+            moment = time.monotonic()
+            one = next(figures)
+            rendering = time.monotonic()
+            pdf = renderer.pdf(wording.document(one, texts, date=date))
+            read_s += rendering - moment
+            render_s += time.monotonic() - rendering
             _write(out_dir / name, pdf)
             pdfs.append(pdf)
             print(out_dir / name)
+    except InfluxUnavailable as exc:
+        print(f"reallabor letters: InfluxDB at {settings.influx.url}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except RenderError as exc:
         print(f"reallabor letters: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    render_s = time.monotonic() - rendering
+    finally:
+        reader.close()
     combined = out_dir / f"letters-{month}-all.pdf"
     _write(combined, merge(pdfs))
     print(combined)
     print(
-        f"{len(pdfs)} letters for {wording.month_name(month)}: figures read in {read_s:.2f} s, "
-        f"rendered in {render_s:.2f} s ({1000 * render_s / len(pdfs):.0f} ms per letter), "
-        f"{2 * len(pdfs)} pages to print on both sides",
+        f"{len(pdfs)} letters for {wording.month_name(month)} in {time.monotonic() - started:.2f} s: "
+        f"figures read in {read_s:.2f} s, rendered in {render_s:.2f} s "
+        f"({1000 * render_s / len(pdfs):.0f} ms per letter); {2 * len(pdfs)} pages to print on both sides",
         file=sys.stderr,
     )
     return 0

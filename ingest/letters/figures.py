@@ -1,18 +1,12 @@
-"""What a letter says, as numbers: :class:`LetterFigures`, independent of where the figures come from.
-
-Months are calendar months in Europe/Berlin: the energy ledger's days start at local midnight.
-"""
+"""What a letter says, as numbers: :class:`LetterFigures`, independent of where the figures come from
+(:mod:`ingest.letters.source` fills them from the portal's data layer), and the month it is about."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
-ZONE = ZoneInfo("Europe/Berlin")  # the ledger's day: local midnight to local midnight
 KINDS = ("import", "export", "pv", "heat", "ev")
-MIN_HOUSEHOLDS_FOR_MEDIAN = 5  # fewer: a "median" would be close to one neighbour's figure
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
@@ -42,14 +36,6 @@ class Month:
         index = self.year * 12 + self.month - 1 + months
         return Month(index // 12, index % 12 + 1)
 
-    def start(self) -> dt.datetime:
-        """Local midnight of the month's first day, as an aware datetime in UTC."""
-        return dt.datetime(self.year, self.month, 1, tzinfo=ZONE).astimezone(dt.UTC)
-
-    def end(self) -> dt.datetime:
-        """Local midnight of the next month's first day (exclusive), in UTC."""
-        return self.shift(1).start()
-
     def last_twelve(self) -> list[Month]:
         """The twelve months ending with this one, oldest first."""
         return [self.shift(k) for k in range(-11, 1)]
@@ -57,13 +43,20 @@ class Month:
 
 @dataclass(frozen=True)
 class Community:
-    """The energy community (the quarter) in the month: its households' totals and two shares (0..1)."""
+    """The energy community (the quarter) in the month, as the portal defines it (docs/portal.md).
+
+    Shares are 0..1 (None without consumption). ``self_sufficiency``: the part of the quarter's
+    consumption its own PV covered, per quarter hour; ``pv_share``: the quarter's PV generation over its
+    consumption; ``household_covered``: the part of this household's consumption covered by its own PV
+    and the quarter's surplus.
+    """
 
     households: int
-    import_kwh: float
+    consumption_kwh: float
     pv_kwh: float
-    self_sufficiency: float | None  # share of the quarter's use covered by its own PV
-    pv_share: float | None  # share of the PV generated that was used in the quarter
+    self_sufficiency: float | None
+    pv_share: float | None
+    household_covered: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +65,7 @@ class LetterFigures:
 
     ``history`` is the grid import of the twelve months ending with ``month`` (oldest first; None where
     nothing was measured); ``previous_import`` the month before's; ``median_import`` the median household's
-    import in the quarter this month (None below :data:`MIN_HOUSEHOLDS_FOR_MEDIAN` households).
+    import in the quarter this month (None below five households: the portal's rule).
     """
 
     household: str

@@ -152,19 +152,20 @@ def community_lines(figures: LetterFigures) -> list[str]:
         return []
     lines = [
         f"{community.households} Haushalte im Quartier haben zusammen "
-        f"{kwh(community.import_kwh)} Strom aus dem Netz bezogen."
+        f"{kwh(community.consumption_kwh)} Strom verbraucht."
     ]
     if community.pv_kwh > 0:
-        lines.append(f"Die Solaranlagen im Quartier haben {kwh(community.pv_kwh)} Strom erzeugt.")
-    if community.self_sufficiency is not None:
+        share = f" Das sind {percent(community.pv_share)} des Verbrauchs." if community.pv_share else ""
+        lines.append(f"Die Solaranlagen im Quartier haben {kwh(community.pv_kwh)} Strom erzeugt.{share}")
+    if community.self_sufficiency is not None and community.pv_kwh > 0:
         lines.append(
             f"Selbstversorgung: {percent(community.self_sufficiency)} des Stroms, den das Quartier "
-            "verbraucht hat, kam von den eigenen Solaranlagen."
+            "verbraucht hat, kam von den Solaranlagen im Quartier."
         )
-    if community.pv_share is not None:
+    if community.household_covered is not None and community.pv_kwh > 0:
         lines.append(
-            f"Vom Solarstrom wurden {percent(community.pv_share)} direkt im Quartier genutzt, "
-            "der Rest ging ins Netz."
+            f"Bei Ihrem Haushalt waren es {percent(community.household_covered)} "
+            "(Ihre Solaranlage und Solarstrom aus dem Quartier)."
         )
     return lines
 

@@ -28,16 +28,20 @@ import pytest
 import yaml
 from pypdf import PdfReader
 
+from ingest.cli import main
+from ingest.config import InfluxSettings
 from ingest.energy.job import rollup
 from ingest.energy.store import LedgerWriter, RawReader
 from ingest.letters import wording
 from ingest.letters.figures import Month
 from ingest.letters.recipients import recipients
 from ingest.letters.render import Renderer
-from ingest.letters.source import letter_figures, read_totals
+from ingest.letters.source import letter_figures
 from ingest.lifecycle_cli import InfluxV1
 from ingest.lineprotocol import format_line
 from ingest.localservices import InfluxDB
+from ingest.portal.data import PortalData
+from ingest.portal.reader import Reader
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.migrate import upgrade
 from ingest.registry.models import Building, Household
@@ -74,18 +78,22 @@ class World:
     registry_url: str
     meters: dict[str, list[Meter]]  # household -> its meters
 
-    def expected(self, household: str, kind: str, month: Month) -> float | None:
-        """kWh of ``kind`` in ``month``: the rises of the household's counters on the month's days."""
-        total, seen = 0.0, False
+    def rises(self, household: str, kind: str, month: Month) -> dict[dt.date, float]:
+        """The household's ``kind`` per day of ``month``: its counters' rises since the day before."""
+        out: dict[dt.date, float] = {}
         for meter in self.meters[household]:
             if meter.kind != kind:
                 continue
             for day, value in meter.readings.items():
                 before = meter.readings.get(day - dt.timedelta(days=1))
                 if before is not None and (day.year, day.month) == (month.year, month.month):
-                    total += value - before
-                    seen = True
-        return total if seen else None
+                    out[day] = out.get(day, 0.0) + value - before
+        return out
+
+    def expected(self, household: str, kind: str, month: Month) -> float | None:
+        """kWh of ``kind`` in ``month`` (None: nothing measured)."""
+        rises = self.rises(household, kind, month)
+        return sum(rises.values()) if rises else None
 
 
 HOUSEHOLDS = {  # name -> (meters: kind, daily kWh, first day)
@@ -182,8 +190,8 @@ def world(influxdb: InfluxDB, tmp_path_factory: pytest.TempPathFactory) -> Itera
     report = rollup(
         RawReader(client, database),
         writer,
-        since=MONTH.shift(-11).start(),
-        until=MONTH.end(),
+        since=dt.datetime(2025, 12, 1, tzinfo=BERLIN),
+        until=dt.datetime(2026, 12, 1, tzinfo=BERLIN),
     )
     writer.close()
     print(f"ledger: {len(lines)} readings in, {report.line()} ({time.monotonic() - started:.1f} s)")
@@ -209,18 +217,18 @@ def _text(pdf: bytes) -> list[str]:
 
 @pytest.fixture(scope="module")
 def letters(world: World) -> dict[str, bytes]:
-    client = InfluxV1(world.influx_url, auth=None)
-    try:
-        totals = read_totals(client, world.database, MONTH)
-    finally:
-        client.close()
+    """Every household's letter, from the portal's data layer over the ledger the real job wrote."""
+    reader = Reader(InfluxSettings(url=world.influx_url, database=world.database))
     texts = wording.Texts(sender="Quartiersbüro Am Deich", help_text="Telefon 0441 000000", privacy_text="P")
     renderer = Renderer()
-    found = recipients(world.registry_url)
-    return {
-        figures.household: renderer.pdf(wording.document(figures, texts, date="1. Dezember 2026"))
-        for figures in letter_figures(found, MONTH, totals)
-    }
+    try:
+        found = recipients(world.registry_url)
+        return {
+            figures.household: renderer.pdf(wording.document(figures, texts, date="1. Dezember 2026"))
+            for figures in letter_figures(PortalData(reader, BERLIN), found, MONTH, BERLIN)
+        }
+    finally:
+        reader.close()
 
 
 def test_a_letter_says_the_months_kwh_and_the_comparisons(world: World, letters: dict[str, bytes]) -> None:
@@ -268,8 +276,37 @@ def test_a_letter_says_the_months_kwh_and_the_comparisons(world: World, letters:
     assert "Telefon 0441 000000" in page2
     assert "Hilfe" in page2
     assert "Ihre Daten" in page2
-    assert "Haushalte im Quartier" in page2
     assert "Seite 2 von 2" in page2
+
+
+def _percent(share: float) -> str:
+    return f"{Decimal(repr(share * 100)).quantize(Decimal(1), rounding=ROUND_HALF_UP)} %"
+
+
+def test_the_quarters_figures(world: World, letters: dict[str, bytes]) -> None:
+    """Consumption is import plus PV not exported; self-sufficiency nets the quarter's import against its
+    export per quarter hour (every reading here is at noon, so each day is one quarter hour)."""
+    _, page2 = _text(letters["EG rechts"])
+    measured = [h for h in HOUSEHOLDS if world.expected(h, "import", MONTH) is not None]
+    total = {
+        k: sum(world.expected(h, k, MONTH) or 0.0 for h in HOUSEHOLDS) for k in ("import", "pv", "export")
+    }
+    consumption = total["import"] + total["pv"] - total["export"]
+    assert (
+        f"{len(measured)} Haushalte im Quartier haben zusammen {_kwh(consumption)} Strom verbraucht." in page2
+    )
+    assert f"Die Solaranlagen im Quartier haben {_kwh(total['pv'])} Strom erzeugt." in page2
+    assert f"Das sind {_percent(total['pv'] / consumption)} des Verbrauchs." in page2
+    days: dict[dt.date, list[float]] = {}
+    for household in HOUSEHOLDS:
+        for index, kind in enumerate(("import", "export")):
+            for day, kwh in world.rises(household, kind, MONTH).items():
+                days.setdefault(day, [0.0, 0.0])[index] += kwh
+    external = sum(max(0.0, i - e) for i, e in days.values())
+    assert f"Selbstversorgung: {_percent((consumption - external) / consumption)} des Stroms" in page2
+    own = world.rises("EG rechts", "import", MONTH)
+    shared = sum(kwh * min(1.0, days[day][1] / days[day][0]) for day, kwh in own.items())
+    assert f"Bei Ihrem Haushalt waren es {_percent(shared / sum(own.values()))} " in page2
 
 
 def test_pv_heat_and_ev_lines_only_where_measured(world: World, letters: dict[str, bytes]) -> None:
@@ -321,6 +358,7 @@ def test_page_renders_to_png(letters: dict[str, bytes], tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed command line in a child process."""
     return subprocess.run(
         [sys.executable, "-m", "ingest.cli", "letters", *args],
         capture_output=True,
@@ -330,7 +368,16 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_writes_one_letter_per_household_and_the_print_file(world: World, tmp_path: Path) -> None:
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The same command line in this process (no second start-up): exit code, stdout, stderr."""
+    code = main(["letters", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_writes_one_letter_per_household_and_the_print_file(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "ingest.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -359,7 +406,8 @@ def test_cli_writes_one_letter_per_household_and_the_print_file(world: World, tm
     assert "1. Dezember 2026" in first_pages[0]
     assert "Telefon 0441 123456, Mo-Fr 9-12 Uhr" in pages[1].extract_text()
 
-    one = _cli(
+    code, _, err = _main(
+        capsys,
         "--config",
         str(config),
         "--month",
@@ -369,7 +417,7 @@ def test_cli_writes_one_letter_per_household_and_the_print_file(world: World, tm
         "--household",
         "EG links",
     )
-    assert one.returncode == 0, one.stderr
+    assert code == 0, err
     assert len(PdfReader(tmp_path / "one" / "letters-2026-11-all.pdf").pages) == 2
 
 
@@ -377,15 +425,19 @@ def test_cli_writes_one_letter_per_household_and_the_print_file(world: World, tm
     ("month", "says"),
     [("2026-13", "no such month"), ("11/2026", "expected YYYY-MM"), ("2026-1", "expected YYYY-MM")],
 )
-def test_cli_refuses_a_bad_month(month: str, says: str, tmp_path: Path) -> None:
-    done = _cli("--month", month, "--out", str(tmp_path))
-    assert done.returncode == 2
-    assert says in done.stderr
-    assert repr(month) in done.stderr
+def test_cli_refuses_a_bad_month(
+    month: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _main(capsys, "--month", month, "--out", str(tmp_path))
+    assert code == 2
+    assert says in err
+    assert repr(month) in err
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_refuses_an_unknown_household(world: World, tmp_path: Path) -> None:
+def test_cli_refuses_an_unknown_household(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "ingest.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -395,8 +447,8 @@ def test_cli_refuses_an_unknown_household(world: World, tmp_path: Path) -> None:
             }
         )
     )
-    done = _cli(
-        "--config", str(config), "--month", "2026-11", "--household", "Keller", "--out", str(tmp_path)
+    code, _, err = _main(
+        capsys, "--config", str(config), "--month", "2026-11", "--household", "Keller", "--out", str(tmp_path)
     )
-    assert done.returncode == 2
-    assert "no household named 'Keller'" in done.stderr
+    assert code == 2
+    assert "no household named 'Keller'" in err
