@@ -9,15 +9,15 @@ import io
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from ingest.portal.periods import BadPeriod, parse_date
+from ingest.portal.periods import BadInput, BadPeriod, parse_date
 from ingest.portal.reader import Row
 
 MAX_DAYS = {"15m": 31, "1d": 366}  # quarter hours for a month, days for a year
 HEADER = ("time_local", "time_utc", "device", "kind", "kwh")
 
 
-class BadRange(ValueError):
-    """What is wrong with the requested range (said to the resident as is)."""
+class BadRange(BadInput):
+    """What is wrong with the requested range."""
 
 
 @dataclass(frozen=True)
@@ -41,19 +41,22 @@ class CsvRange:
 
 def parse_range(first: str, last: str, resolution: str, *, today: dt.date) -> CsvRange:
     if resolution not in MAX_DAYS:
-        raise BadRange("resolution: 15m or 1d")
+        raise BadRange("resolution", "resolution: 15m or 1d")
     try:
         start = parse_date(first, what="from", today=today)
         end = parse_date(last, what="to", today=today)
     except BadPeriod as exc:
-        raise BadRange(str(exc)) from exc
+        raise BadRange(exc.key, str(exc), **exc.values) from exc
     if end < start:
-        raise BadRange("to: on or after from")
+        raise BadRange("order", "to: on or after from")
     if end > today:
-        raise BadRange("to: today at the latest")
+        raise BadRange("future", "to: today at the latest")
     days = (end - start).days + 1
-    if days > MAX_DAYS[resolution]:
-        raise BadRange(f"at most {MAX_DAYS[resolution]} days at resolution {resolution}, not {days}")
+    limit = MAX_DAYS[resolution]
+    if days > limit:
+        raise BadRange(
+            "too_long", f"at most {limit} days at resolution {resolution}, not {days}", limit=limit, days=days
+        )
     return CsvRange(start, end, resolution)
 
 

@@ -13,20 +13,43 @@ VIEWS: tuple[str, ...] = get_args(View)
 EARLIEST = dt.date(2000, 1, 1)  # nothing was measured before; a later date is refused beyond next year
 
 
-class BadPeriod(ValueError):
-    """A view or date the portal does not show; the message says what is wrong."""
+class BadInput(ValueError):
+    """A parameter the portal refuses: ``key`` names the problem for the page's text (``portal_err_<key>``),
+    ``values`` fill it; the English message says the same."""
+
+    def __init__(self, key: str, message: str, **values: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.values = values
+
+
+class BadPeriod(BadInput):
+    """A view or date the portal does not show."""
 
 
 def parse_date(text: str, *, what: str, today: dt.date) -> dt.date:
-    if len(text) != 10:
-        raise BadPeriod(f"{what}: a date as YYYY-MM-DD")
+    if len(text) != 10 or not text.isascii():
+        raise BadPeriod("date_format", f"{what}: a date as YYYY-MM-DD", what=what)
     try:
         day = dt.date.fromisoformat(text)
     except ValueError as exc:
-        raise BadPeriod(f"{what}: a date as YYYY-MM-DD") from exc
-    if day < EARLIEST or day > dt.date(today.year + 1, 12, 31):
-        raise BadPeriod(f"{what}: between {EARLIEST.isoformat()} and next year")
+        raise BadPeriod("date_format", f"{what}: a date as YYYY-MM-DD", what=what) from exc
+    latest = dt.date(today.year + 1, 12, 31)
+    if day < EARLIEST or day > latest:
+        raise BadPeriod(
+            "date_bounds",
+            f"{what}: between {EARLIEST.isoformat()} and {latest.isoformat()}",
+            what=what,
+            first=EARLIEST.isoformat(),
+            last=latest.isoformat(),
+        )
     return day
+
+
+def parse_view(text: str, *, allowed: tuple[str, ...]) -> str:
+    if text not in allowed:
+        raise BadPeriod("view", f"view: one of {', '.join(allowed)}", allowed=", ".join(allowed))
+    return text
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:

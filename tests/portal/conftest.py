@@ -12,6 +12,7 @@ from ingest.localservices import InfluxDB
 from ingest.portal.data import PortalData
 from ingest.portal.reader import Reader
 from tests.portal.ledger import TZ, Ledger, make_ledger
+from tests.portal.world import World, build_world
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,10 @@ def portal_data(ledger: Ledger) -> Iterator[PortalData]:
     reader = Reader(InfluxSettings(url=ledger.influx.url, database=ledger.influx.database))
     yield PortalData(reader, TZ)
     reader.close()
+
+
+@pytest.fixture(scope="session")
+def world(ledger: Ledger, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    built = build_world(ledger, tmp_path_factory.mktemp("portal-world"))
+    yield built
+    built.engine.dispose()

@@ -35,6 +35,7 @@ HOUSEHOLDS = (
     ('hh 7, "quoted"', "Haus 4"),
 )
 BUILDING_PV = ("Haus 2", "pv-dach-haus2")
+FACTORS = (1.0, 1.13, 1.29, 1.47, 1.61, 1.83, 2.07, 2.21, 2.6)  # per household; 8: the building PV
 
 
 def kinds_of(index: int) -> tuple[str, ...]:
@@ -48,10 +49,10 @@ def kinds_of(index: int) -> tuple[str, ...]:
 
 def kwh(index: int, kind: str, slot: int, day_number: int) -> float:
     """Deterministic, distinct per household (factor index+1); PV and export only by day (slots 28–80)."""
-    base = {"import": 0.10, "export": 0.08, "pv": 0.20, "heat": 0.30, "ev": 0.05}[kind]
+    base = {"import": 0.10, "export": 0.081, "pv": 0.203, "heat": 0.307, "ev": 0.053}[kind]
     if kind in ("pv", "export") and not 28 <= slot < 80:
         return 0.0
-    return round(base * (index + 1) * (1 + (slot * 7 + day_number) % 11 / 10), 6)
+    return round(base * FACTORS[index] * (1 + (slot * 7 + day_number) % 11 / 10), 6)
 
 
 def _escape(text: str) -> str:

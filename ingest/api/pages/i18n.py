@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
+from ingest.portal.texts import PORTAL_TEXTS
+
 
 LANG_COOKIE = "reallabor_lang"
 LANGUAGES = ("de", "en")
@@ -469,6 +471,8 @@ TEXTS |= {
     ),
     "letter_valid": ("Der Code gilt einmal, bis {date}.", "The code works once, until {date}."),
 }
+
+TEXTS |= PORTAL_TEXTS  # the residents' portal (ingest/portal/texts.py)
 
 # counted texts: key -> ((German singular, plural), (English singular, plural)); t(key, n=...) picks the
 # form for n and writes n as the language groups digits (1.234 / 1,234)

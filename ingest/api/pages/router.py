@@ -154,6 +154,10 @@ def install(app: FastAPI) -> None:
         """A resident (or any non-staff user) gets a way out: log out, or go to the resident portal;
         a technician where only operators act is told so, with the menu."""
         assert isinstance(exc, PageForbidden)
+        if exc.need == "resident":  # staff at /portal: household data is theirs in Grafana
+            return render(
+                request, "message.html", user=exc.user, status_code=403, text_key="portal_residents_only"
+            )
         if exc.need == "operator":
             ops = request.url.path.startswith(OPS_PREFIX)
             key = "operators_only_ops" if ops else "operators_only"
