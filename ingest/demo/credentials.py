@@ -30,6 +30,7 @@ class DemoCredentials:
     influx_admin: str = field(default_factory=_password)
     influx_ingester: str = field(default_factory=_password)  # writes the database, reads nothing
     influx_reader: str = field(default_factory=_password)  # reads it (the banner's query, dashboards)
+    influx_ledger: str = field(default_factory=_password)  # the energy ledger: reads raw, writes rollups
     gateways: dict[str, str] = field(default_factory=dict)  # gateway name -> broker password
     issued: dict[str, str] = field(default_factory=dict)  # gateway name -> when that password was made
     logins: dict[str, str] = field(default_factory=dict)  # demo username -> password

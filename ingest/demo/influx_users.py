@@ -1,4 +1,5 @@
-"""The demo's InfluxDB users: an admin, the ingester that may only write, a reader for queries.
+"""The demo's InfluxDB users: an admin, the ingester that may only write, a reader for queries, and the
+energy ledger, which reads raw counters and writes ``rollups.energy`` (READ and WRITE).
 
 InfluxDB 1.x with authentication on accepts one statement without a user while it has none: the first
 admin. Everything here is idempotent, so every start of the demo runs it (older demo data included).
@@ -10,7 +11,7 @@ from ingest.demo.credentials import DemoCredentials
 from ingest.lifecycle_cli import InfluxV1, LifecycleError
 
 DATABASE = "reallabor"
-ADMIN, INGESTER, READER = "admin", "ingester", "reader"
+ADMIN, INGESTER, READER, LEDGER = "admin", "ingester", "reader", "ledger"
 _NO_USERS = "create admin user first"
 
 
@@ -42,7 +43,7 @@ def _run(url: str, statements: list[str], auth: tuple[str, str] | None, *, secre
 
 
 def ensure_users(url: str, credentials: DemoCredentials) -> None:
-    """Create the database and the three users if missing, and set their rights."""
+    """Create the database and the users if missing, and set their rights."""
     admin = (ADMIN, credentials.influx_admin)
     try:
         existing = _users(url, admin)
@@ -56,8 +57,17 @@ def ensure_users(url: str, credentials: DemoCredentials) -> None:
         _run(url, [first], None, secrets=[credentials.influx_admin])
         existing = _users(url, admin)
     statements = [f'CREATE DATABASE "{DATABASE}"']
-    for user, password in ((INGESTER, credentials.influx_ingester), (READER, credentials.influx_reader)):
+    passwords = {
+        INGESTER: credentials.influx_ingester,
+        READER: credentials.influx_reader,
+        LEDGER: credentials.influx_ledger,
+    }
+    for user, password in passwords.items():
         if user not in existing:
             statements.append(f"CREATE USER {user} WITH PASSWORD '{password}'")
-    statements += [f'GRANT WRITE ON "{DATABASE}" TO {INGESTER}', f'GRANT READ ON "{DATABASE}" TO {READER}']
-    _run(url, statements, admin, secrets=[credentials.influx_ingester, credentials.influx_reader])
+    statements += [
+        f'GRANT WRITE ON "{DATABASE}" TO {INGESTER}',
+        f'GRANT READ ON "{DATABASE}" TO {READER}',
+        f'GRANT ALL ON "{DATABASE}" TO {LEDGER}',  # READ and WRITE on the database, no admin rights
+    ]
+    _run(url, statements, admin, secrets=list(passwords.values()))

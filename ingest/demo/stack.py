@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import yaml
 
 from ingest.config import Settings, load_settings
 from ingest.demo.credentials import DemoCredentials
-from ingest.demo.influx_users import ADMIN, INGESTER, READER, InfluxSetupError, ensure_users
+from ingest.demo.influx_users import ADMIN, INGESTER, LEDGER, READER, InfluxSetupError, ensure_users
 from ingest.demo.ports import DemoPorts
 from ingest.demo.seed import demo_logins, seed
 from ingest.dynsec import DynsecBootstrap, admin_from_settings
@@ -50,6 +51,8 @@ LOCK_FILE = "up.lock"
 INGESTER_CLIENT_ID = "reallabor-demo-ingest"
 BUILDING_SIZE = 10  # households per house: 110 households are the quarter's 11 houses
 HISTORY_MAX = dt.timedelta(days=7)  # the longest gap a restart fills in
+LEDGER_INTERVAL_S = 30.0  # the demo's energy ledger: /ops shows exact energy within a minute
+HISTORY_WAIT_S = 600.0  # the longest the ledger waits for the history to be in InfluxDB
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 DEFAULT_STATE = Path("state/demo")
 # the profiles of this checkout, wherever `reallabor up` is started from
@@ -138,6 +141,12 @@ def _settings_dict(state_dir: Path, ports: DemoPorts, credentials: DemoCredentia
         "registry": {"url": f"sqlite:///{state_dir / 'registry.db'}", "enrich": True, "refresh_s": 5.0},
         "api": {"host": LOOPBACK, "port": ports.api, "secret_key": credentials.api_secret_key},
         "broker_admin": {"username": "admin", "password": credentials.broker_admin},
+        # the energy ledger reads raw counters and writes rollups.energy: its own user (READ and WRITE)
+        "energy": {
+            "interval_s": LEDGER_INTERVAL_S,
+            "username": LEDGER,
+            "password": credentials.influx_ledger,
+        },
     }
 
 
@@ -271,6 +280,46 @@ def _history_from(settings: Settings, reader: tuple[str, str]) -> int:
     return int(midnight.timestamp())
 
 
+def _newest_reading_s(settings: Settings, auth: tuple[str, str]) -> int | None:
+    client = InfluxV1(settings.influx.url, auth=auth, timeout_s=10)
+    try:
+        series = client.query(
+            "SELECT last(energy_import_kwh) FROM electricity", database=settings.influx.database
+        )
+    except LifecycleError:
+        return None
+    finally:
+        client.close()
+    return int(series[0]["values"][0][0]) // 1_000_000_000 if series else None
+
+
+def _ledger(settings: Settings, *, history_from: int | None, stop: threading.Event) -> None:
+    """The energy ledger (``reallabor energy run``) in the demo: once the simulated history is in
+    InfluxDB (its newest reading reaches the present), the ledger of the history's range, then the loop
+    (every :data:`LEDGER_INTERVAL_S` the trailing ``energy.window``)."""
+    from ingest.energy.cli import rollup_with, run_until
+    from ingest.energy.settings import ledger_auth
+    from ingest.energy.store import LedgerError
+
+    if history_from is not None:
+        auth = ledger_auth(settings)
+        assert auth is not None  # the demo's settings name the ledger's user
+        started = time.time()
+        while not stop.is_set() and time.time() - started < HISTORY_WAIT_S:
+            newest = _newest_reading_s(settings, auth)
+            if newest is not None and newest >= started - 2 * 900:  # the history's last quarter hour
+                stop.wait(5)  # the ingester's last batches of it
+                break
+            stop.wait(2)
+        since = dt.datetime.fromtimestamp(history_from, dt.UTC)
+        try:
+            report = rollup_with(settings, since, dt.datetime.now(dt.UTC))
+            print(f"  {report.line()}", flush=True)
+        except LedgerError as exc:
+            print(f"reallabor up: energy ledger of the history: {exc}", file=sys.stderr, flush=True)
+    run_until(settings, stop)
+
+
 def _gateway_sink(demo: Demo) -> GatewaySink:
     from simulators.gateways import GatewayAccount, GatewaySink
 
@@ -297,7 +346,9 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
 
     stop_fleet = threading.Event()
     fleet: threading.Thread | None = None
+    ledger: threading.Thread | None = None
     async with contextlib.AsyncExitStack() as stack:
+        history_from: int | None = None
         if households:
             reader = (READER, demo.credentials.influx_reader)
             history_from = await asyncio.to_thread(_history_from, demo.settings, reader)
@@ -327,6 +378,14 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
 
             fleet = threading.Thread(target=publish, name="fleet", daemon=True)
             fleet.start()
+        ledger = threading.Thread(
+            target=_ledger,
+            args=(demo.settings,),
+            kwargs={"history_from": history_from, "stop": stop_fleet},
+            name="energy-ledger",
+            daemon=True,
+        )
+        ledger.start()
 
         print(banner(demo, households=households, interval_s=interval_s), flush=True)
         try:
@@ -343,6 +402,8 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
             stop_fleet.set()
             if fleet is not None:
                 await asyncio.to_thread(fleet.join, 10)
+            if ledger is not None:
+                await asyncio.to_thread(ledger.join, 30)
             if not run.done():
                 ingester.stop()
                 with contextlib.suppress(Exception):
@@ -396,6 +457,7 @@ Reallabor is up (state in {state_dir}).
   newest data : INFLUX_USERNAME={READER} INFLUX_PASSWORD={credentials.influx_reader} \\
                 influx -port {port} -database {influx.database} -precision rfc3339 -execute \\
                   '{query}'
+  energy      : ledger user {LEDGER!r}: rollups.energy, energy_1d every {LEDGER_INTERVAL_S:.0f} s
   metrics     : http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics
   simulated   : {simulated}
   secrets     : {state_dir / "demo-secrets.json"} (every demo password, owner only)

@@ -82,7 +82,7 @@ def test_each_missing_secret_is_refused(tmp_path: Path) -> None:
 
 def test_the_stack(stack: dict[str, Any]) -> None:
     services = stack["services"]
-    assert set(services) == {"preflight", *LONG_RUNNING, "simulator"}
+    assert set(services) == {"preflight", *LONG_RUNNING, "energy", "simulator"}  # energy: a loop, no port
     for name in LONG_RUNNING:
         assert services[name]["healthcheck"]["test"], name
         assert services[name]["restart"] == "unless-stopped", name
