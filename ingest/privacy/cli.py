@@ -140,9 +140,15 @@ def _failures(command: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
 
 def _reason(text: str) -> str:
+    """The registry's rule for a line of text (ingest.registry.text), as the API checks it."""
+    from ingest.registry.text import check_text
+
     if len(text) > MAX_REASON:
         raise argparse.ArgumentTypeError(f"at most {MAX_REASON} characters")
-    return text
+    try:
+        return check_text(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parsers(

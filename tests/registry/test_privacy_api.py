@@ -129,6 +129,8 @@ def test_operator_deletes_by_typing_the_name(
     assert 'id="problem"' in wrong.text
     no_reason = app_client.post(url, data={**form, "reason": " ", "csrf_token": csrf})
     assert no_reason.status_code == 422
+    formula = app_client.post(url, data={**form, "reason": "=1+1", "csrf_token": csrf})
+    assert formula.status_code == 422
     assert quarter.counts() == before  # nothing deleted yet
 
     done = app_client.post(url, data={**form, "csrf_token": csrf}, follow_redirects=False)
@@ -159,6 +161,8 @@ def test_api_deletion_json(app_client: TestClient, session: Session, quarter: Qu
     url = f"/api/v1/households/{gone.id}/deletion"
     assert app_client.post(url, json={"confirm_name": "nope", "reason": "move-out"}).status_code == 422
     assert app_client.post(url, json={"confirm_name": gone.name}).status_code == 422
+    for reason in ("bad\x00", "=HYPERLINK(1)", "two\nlines"):  # the registry's text rule
+        assert app_client.post(url, json={"confirm_name": gone.name, "reason": reason}).status_code == 422
     assert app_client.post(url, data={"confirm_name": gone.name, "reason": "x"}).status_code == 403
     assert quarter.counts()[gone.id]
     answer = app_client.post(url, json={"confirm_name": gone.name, "reason": "move-out"})

@@ -12,13 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from ingest.config import Settings
 from ingest.dynsec import DynsecAdmin
 from ingest.quarantine import Quarantine, QuarantineEntry
 from ingest.registry import invitations
+from tests.helpers import Target
 from tests.registry import factories as f
 from tests.registry.world import (
     ANONYMOUS,
@@ -63,6 +66,14 @@ class Route:
 def _invitation(w: World) -> int:
     invitation, _code = invitations.create(w.session, household_id=w.household_a.id, by="test")
     return invitation.id
+
+
+def _deletion(w: World) -> Call:
+    """A fresh household each time: the operator's call deletes it."""
+    household = w.household()
+    return Call(
+        f"{V1}/households/{household.id}/deletion", {"confirm_name": household.name, "reason": "move-out"}
+    )
 
 
 def _login(w: World) -> Call:
@@ -139,6 +150,16 @@ ROUTES = [
         OPERATORS,
         lambda w: Call(f"{V1}/invitations/{_invitation(w)}/revoke"),
     ),
+    # a household's data (docs/privacy.md): export and deletion by operators, residents their own export
+    Route(
+        "GET",
+        f"{V1}/households/{{household_id}}/export",
+        OPERATORS,
+        lambda w: Call(f"{V1}/households/{w.household_a.id}/export"),
+    ),
+    Route("POST", f"{V1}/households/{{household_id}}/deletion", OPERATORS, lambda w: _deletion(w)),
+    Route("GET", f"{V1}/deletion-records", OPERATORS, lambda w: Call(f"{V1}/deletion-records")),
+    Route("GET", f"{V1}/me/export", RESIDENTS, lambda w: Call(f"{V1}/me/export")),
     # users
     Route("GET", f"{V1}/users", OPERATORS, lambda w: Call(f"{V1}/users")),
     Route(
@@ -316,6 +337,16 @@ def _discovered_call(w: World) -> Call:
         "household_id": w.household().id,
     }
     return Call(f"{V1}/discovery/register", body)
+
+
+@pytest.fixture
+def api_settings(api_settings: Settings, target: Target) -> Settings:
+    """The export and deletion routes read InfluxDB: this test's own database on the session's server."""
+    httpx.post(
+        f"{target.influx_url}/query", data={"q": f'CREATE DATABASE "{target.database}"'}, trust_env=False
+    )
+    influx = api_settings.influx.model_copy(update={"url": target.influx_url, "database": target.database})
+    return api_settings.model_copy(update={"influx": influx})
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from ingest.api.app import create_app
 from ingest.config import Settings
 from ingest.dynsec import DynsecAdmin
+from ingest.localservices import InfluxDB
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.migrate import upgrade
 from ingest.registry.models import Role
@@ -27,7 +29,9 @@ pytestmark = [pytest.mark.registry, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
-def fuzzed_app(tmp_path_factory: pytest.TempPathFactory, broker_admin: DynsecAdmin) -> Iterator[FastAPI]:
+def fuzzed_app(
+    tmp_path_factory: pytest.TempPathFactory, broker_admin: DynsecAdmin, influxdb: InfluxDB
+) -> Iterator[FastAPI]:
     engine = make_engine(f"sqlite:///{Path(tmp_path_factory.mktemp('fuzz')) / 'registry.db'}")
     upgrade(engine)
     with session_factory(engine)() as session:  # some rows, so that ids in paths sometimes exist
@@ -35,7 +39,11 @@ def fuzzed_app(tmp_path_factory: pytest.TempPathFactory, broker_admin: DynsecAdm
         f.device(session)
         f.user(session, Role.resident, household.id)
         operator = f.user(session, Role.operator)
-    settings_ = Settings(api={"secret_key": secrets.token_urlsafe(32)})
+    database = f"fuzz_{secrets.token_hex(4)}"  # the export and deletion routes read InfluxDB
+    httpx.post(f"{influxdb.url}/query", data={"q": f'CREATE DATABASE "{database}"'}, trust_env=False)
+    settings_ = Settings(
+        api={"secret_key": secrets.token_urlsafe(32)}, influx={"url": influxdb.url, "database": database}
+    )
     app = create_app(settings_, broker=broker_admin, engine=engine, migrate=False)
     app.state.fuzz_token = app.state.signer.issue(operator)
     yield app

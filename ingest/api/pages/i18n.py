@@ -600,6 +600,10 @@ TEXTS |= {
         "Bitte einen Grund angeben. Nichts wurde gelöscht.",
         "Please give a reason. Nothing was deleted.",
     ),
+    "privacy_reason_bad": (
+        "Der Grund enthält Steuerzeichen oder beginnt mit = + - @. Nichts wurde gelöscht.",
+        "The reason holds control characters or starts with = + - @. Nothing was deleted.",
+    ),
     "privacy_failed": (
         "Das Löschen wurde unterbrochen (InfluxDB?). Der Haushalt ist noch da; das Protokoll nennt den "
         "Schritt. Bitte erneut senden.",

@@ -31,6 +31,7 @@ from ingest.privacy.delete import MAX_REASON, Plan, plan_deletion
 from ingest.privacy.export import export_household
 from ingest.privacy.influx import InfluxFailed, household_data
 from ingest.registry.models import DeletionRecord, Household, Role, User
+from ingest.registry.text import check_text
 
 log = logging.getLogger(__name__)
 PORTAL_EXPORT = "/portal/export"
@@ -117,6 +118,11 @@ def delete_submit(
         problem = "privacy_name_mismatch"
     elif not reason.strip():
         problem = "privacy_reason_missing"
+    else:
+        try:
+            reason = check_text(reason)
+        except ValueError:
+            problem = "privacy_reason_bad"
     if problem is not None:
         return _confirm_page(
             request, user, session, household, problem=problem, reason=reason, status_code=422

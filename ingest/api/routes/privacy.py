@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from ingest.privacy.delete import MAX_REASON, DeletionFailed, delete_household
 from ingest.privacy.export import HouseholdExport, export_household
 from ingest.privacy.influx import InfluxFailed, household_data
 from ingest.registry.models import DeletionRecord, Household, User
+from ingest.registry.text import check_text
 
 router = APIRouter(tags=["privacy"])
 
@@ -35,7 +36,9 @@ class DeletionRequest(BaseModel):
 
     confirm_name: Annotated[str, Field(max_length=100, description="the household's name, typed again")]
     reason: Annotated[
-        str, Field(min_length=1, max_length=MAX_REASON, description="why, kept in the record: no names")
+        str,
+        Field(min_length=1, max_length=MAX_REASON, description="why, kept in the record: no names"),
+        BeforeValidator(lambda value: check_text(value) if isinstance(value, str) else value),
     ]
 
 
