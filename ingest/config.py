@@ -216,7 +216,7 @@ class LettersSettings(Section):
         "Haben Sie Fragen zu diesem Brief? Das Quartiersbüro hilft Ihnen gern. "
         "Die Telefonnummer und die Sprechzeiten stehen am Aushang in Ihrem Hauseingang.",
         min_length=1,
-        max_length=600,
+        max_length=400,  # with the longest privacy_text, page 2 of the letter is full
         description="the letter's help box: put the office's phone number and hours here",
     )
     privacy_text: str = Field(
@@ -225,7 +225,7 @@ class LettersSettings(Section):
         "Zahlen über das ganze Quartier, in denen Ihr Haushalt nicht einzeln zu sehen ist. Sie können "
         "jederzeit eine Kopie Ihrer Daten bekommen oder sie löschen lassen: Fragen Sie im Quartiersbüro.",
         min_length=1,
-        max_length=800,
+        max_length=700,
         description="the letter's note on what data is kept and the right to a copy and to deletion",
     )
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 KINDS = ("import", "export", "pv", "heat", "ev")
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 class BadMonth(ValueError):
@@ -71,6 +71,7 @@ class LetterFigures:
     household: str
     address: str
     month: Month
+    building: str = ""
     kwh: dict[str, float] = field(default_factory=dict)
     history: list[tuple[Month, float | None]] = field(default_factory=list)
     previous_import: float | None = None

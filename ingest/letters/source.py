@@ -61,6 +61,7 @@ def letter_figures(
         yield LetterFigures(
             household=recipient.household,
             address=recipient.address,
+            building=recipient.building,
             month=month,
             kwh=totals,
             history=[(shown_month, imports[shown_month]) for shown_month in shown],

@@ -221,7 +221,9 @@ def document(figures: LetterFigures, texts: Texts, *, date: str) -> dict[str, An
         "privacy_title": "Ihre Daten",
         "privacy": texts.privacy_text,
         "closing": "Mit freundlichen Grüßen",
-        "page": f"{figures.household} · {name}",
+        "page": f"{figures.household} ({figures.building}) · {name}"
+        if figures.building
+        else f"{figures.household} · {name}",
     }
 
 

@@ -400,9 +400,8 @@ def test_cli_writes_one_letter_per_household_and_the_print_file(
     pages = PdfReader(combined).pages
     assert len(pages) == 2 * len(HOUSEHOLDS)  # one sheet per household, printed on both sides
     first_pages = [re.sub(r"\s+", " ", pages[i].extract_text()) for i in range(0, len(pages), 2)]
-    assert [next(h for h in HOUSEHOLDS if f"{h} · November 2026" in text) for text in first_pages] == sorted(
-        HOUSEHOLDS
-    )
+    order = [next(h for h in HOUSEHOLDS if f"{h} ({BUILDING}) · November 2026" in p) for p in first_pages]
+    assert order == sorted(HOUSEHOLDS)
     assert "1. Dezember 2026" in first_pages[0]
     assert "Telefon 0441 123456, Mo-Fr 9-12 Uhr" in pages[1].extract_text()
 
