@@ -176,8 +176,15 @@ def invitation_revoke(
 
 
 def _welcome(request: Request, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    # here: the language switch returns to the bare page (no query string echoed into a link)
     return render(
-        request, "welcome.html", status_code=status_code, welcome=WELCOME, portal=PORTAL_PREFIX, **context
+        request,
+        "welcome.html",
+        status_code=status_code,
+        welcome=WELCOME,
+        portal=PORTAL_PREFIX,
+        here=WELCOME,
+        **context,
     )
 
 
