@@ -571,7 +571,7 @@ TEXTS |= {
     "privacy_assignments": ("Gerätezuordnungen", "Device assignments"),
     "privacy_series": ("Zeitreihen in InfluxDB", "Series in InfluxDB"),
     "privacy_values": ("Messwerte in InfluxDB", "Values in InfluxDB"),
-    "privacy_where": ("Aufbewahrung.Messung", "Retention policy.measurement"),
+    "privacy_where": ("Gespeichert in", "Stored in"),
     "privacy_devices_stay": (
         "Die Geräte gehören zum Gebäude und bleiben registriert, ohne Zuordnung.",
         "The devices belong to the building and stay registered, unassigned.",
