@@ -89,7 +89,9 @@ def headline(figures: LetterFigures) -> tuple[str, str]:
     name = month_name(figures.month)
     if not figures.has_data:
         return f"Für {name} liegen keine Messwerte vor.", ""
-    used = figures.kwh.get("import", 0.0)
+    if "import" not in figures.kwh:  # heat or PV measured, the electricity meter not: no false zero
+        return f"Von Ihrem Stromzähler liegen für {name} keine Messwerte vor.", ""
+    used = figures.kwh["import"]
     if "pv" in figures.kwh or "export" in figures.kwh:
         return f"Strom aus dem Netz im {name}:", kwh(used)
     return f"Ihr Stromverbrauch im {name}:", kwh(used)

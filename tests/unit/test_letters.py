@@ -129,6 +129,13 @@ def test_headline_with_and_without_pv() -> None:
         wording.comparison_lines(with_pv)
     )
     assert wording.headline(_figures(kwh={})) == ("Für November 2026 liegen keine Messwerte vor.", "")
+    heat_only = _figures(kwh={"heat": 300.0})
+    assert wording.headline(heat_only) == (
+        "Von Ihrem Stromzähler liegen für November 2026 keine Messwerte vor.",
+        "",
+    )
+    assert wording.detail_lines(heat_only) == ["Wärme für Heizung und Warmwasser: 300\u00a0kWh."]
+    assert wording.comparison_lines(heat_only) == []
 
 
 def test_file_names_are_plain_and_unique() -> None:
