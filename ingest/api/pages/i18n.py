@@ -352,9 +352,9 @@ TEXTS |= {
     ),
     "welcome_code": ("Einladungscode", "Invitation code"),
     "welcome_code_help": (
-        "16 Zeichen, wie im Brief, zum Beispiel K7QM-3XHP-WN9D-TE4R. "
+        "16 Zeichen, wie im Brief, zum Beispiel K7QM‑3XHP‑WN9D‑TE4R. "
         "Groß- und Kleinbuchstaben und die Striche sind egal.",
-        "16 characters as in the letter, for example K7QM-3XHP-WN9D-TE4R. "
+        "16 characters as in the letter, for example K7QM‑3XHP‑WN9D‑TE4R. "
         "Capital or small letters and the dashes do not matter.",
     ),
     "welcome_next": ("Weiter", "Next"),
