@@ -19,7 +19,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ingest.privacy.delete import MAX_REASON, DeletionFailed, delete_household, plan_deletion
+from ingest.privacy.delete import (
+    MAX_REASON,
+    DeletionFailed,
+    delete_household,
+    plan_deletion,
+    settle_seconds,
+)
 from ingest.privacy.export import export_household
 from ingest.privacy.influx import InfluxFailed, household_data
 from ingest.registry.models import DeletionRecord
@@ -67,9 +73,15 @@ def cmd_delete(args: argparse.Namespace) -> int:
         if not args.yes:
             print("nothing deleted: run again with --yes to delete", file=sys.stderr)
             return EXIT_USAGE
+        settle = args.settle if args.settle is not None else settle_seconds(settings.registry)
+        if settle:
+            print(
+                f"deleting; {settle:g} s for the ingester's next registry snapshot (--settle)",
+                file=sys.stderr,
+            )
         try:
             record = delete_household(
-                session, data, household, actor=actor(), actor_role=CLI_ROLE, reason=reason
+                session, data, household, actor=actor(), actor_role=CLI_ROLE, reason=reason, settle_s=settle
             )
         except DeletionFailed as exc:
             cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
@@ -167,6 +179,13 @@ def add_parsers(
     )
     delete.add_argument(
         "--yes", action="store_true", help="really delete (without: only print what would go)"
+    )
+    delete.add_argument(
+        "--settle",
+        type=float,
+        metavar="SECONDS",
+        help="after dropping, wait this long and drop what a running ingester wrote meanwhile "
+        "(default: registry.refresh_s + 5 when registry.enrich is on, else 0)",
     )
     delete.set_defaults(func=_failures(cmd_delete))
     export = households.add_parser("export", help="everything stored about a household as a ZIP (JSON + CSV)")

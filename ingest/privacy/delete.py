@@ -7,8 +7,9 @@ The steps, in an order that can be run again after any failure (InfluxDB down mi
 2. the registry's links, in one transaction: residents (their sessions die with them), invitations,
    assignments. From the ingester's next snapshot (``registry.refresh_s``) on, the household's devices
    no longer tag new readings with it;
-3. InfluxDB: count the household's values per retention policy and measurement, ``DROP SERIES``, count
-   again: ``done`` needs zero values and zero series left;
+3. InfluxDB: count the household's values per retention policy and measurement, ``DROP SERIES``; wait
+   for the ingester's next snapshot (``settle_s``) and drop what it wrote meanwhile; count again:
+   ``done`` needs zero values and zero series left;
 4. the household row, in the same transaction that marks the record ``done``.
 
 A failure marks the record ``failed`` with the step (never the data, nor the household's name) and
@@ -22,11 +23,13 @@ import copy
 import datetime as dt
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ingest.config import RegistrySettings
 from ingest.privacy import registry
 from ingest.privacy.influx import HouseholdData, InfluxFailed
 from ingest.registry.db import commit
@@ -35,6 +38,7 @@ from ingest.security.audit import audit
 
 log = logging.getLogger(__name__)
 MAX_REASON = 500
+SETTLE_MARGIN_S = 5.0
 
 
 class DeletionFailed(Exception):
@@ -90,6 +94,13 @@ def plan_deletion(session: Session, data: HouseholdData, household: Household) -
     )
 
 
+def settle_seconds(registry: RegistrySettings) -> float:
+    """How long a running ingester may still write the household's readings once its assignments are
+    gone: its next registry snapshot plus a margin for the batches enriched before it; 0 when the
+    ingester does not enrich (``registry.enrich`` off: no reading carries a household tag)."""
+    return registry.refresh_s + SETTLE_MARGIN_S if registry.enrich else 0.0
+
+
 def _new_reference() -> str:
     return "D-" + secrets.token_hex(6)
 
@@ -102,8 +113,13 @@ def delete_household(
     actor: str,
     actor_role: str,
     reason: str,
+    settle_s: float = 0.0,
 ) -> DeletionRecord:
     """Delete everything stored about ``household`` (steps in the module docstring); the record, ``done``.
+
+    ``settle_s``: after the first ``DROP SERIES``, wait this long and drop again what came in meanwhile
+    (counted as ``influx_late``): a running ingester tags readings with the household until its next
+    registry snapshot (``registry.refresh_s``) and writes them a flush later (:func:`settle_seconds`).
 
     Raises :class:`DeletionFailed` (record ``failed``, committed) when a step fails."""
     selector = registry.selector(household)
@@ -135,6 +151,12 @@ def delete_household(
         record.counts = copy.deepcopy(counts)
         commit(session)
         data.drop(selector)
+        if settle_s > 0:  # what the ingester tagged before its snapshot lost the household: drop it too
+            time.sleep(settle_s)
+            late = data.counts(selector)
+            if late:
+                counts["influx_late"] = late
+                data.drop(selector)
         left, left_series = data.counts(selector), data.series(selector)
         if left or left_series:
             raise InfluxFailed(

@@ -49,15 +49,15 @@ class Home:
         return self.index * 1_000_000
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
 def _lines(home: Home, now_ns: int) -> tuple[list[str], list[str]]:
-    tags = f"household={_escape(home.name)},building={_escape(home.building)}"
+    tags = f"household={escape(home.name)},building={escape(home.building)}"
     raw, rollups = [], []
     for gateway, device in home.devices:
-        dev = f"{tags},gateway={_escape(gateway)},device={_escape(device)}"
+        dev = f"{tags},gateway={escape(gateway)},device={escape(device)}"
         for n in range(RAW_POINTS):
             at = now_ns - n * MINUTE_NS
             value = home.base + n

@@ -9,10 +9,17 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from ingest.config import RegistrySettings
 from ingest.lifecycle_cli import InfluxV1
 from ingest.localservices import LOOPBACK, free_port
-from ingest.privacy.delete import DeletionFailed, delete_household, plan_deletion
-from ingest.privacy.influx import HouseholdData
+from ingest.privacy.delete import (
+    SETTLE_MARGIN_S,
+    DeletionFailed,
+    delete_household,
+    plan_deletion,
+    settle_seconds,
+)
+from ingest.privacy.influx import HouseholdData, Selector
 from ingest.registry.models import (
     Assignment,
     DeletionRecord,
@@ -23,7 +30,7 @@ from ingest.registry.models import (
     User,
 )
 from tests.helpers import InfluxQuery, Target
-from tests.registry.privacy_world import RAW_POINTS, Quarter, build
+from tests.registry.privacy_world import RAW_POINTS, Home, Quarter, build, escape, write
 
 pytestmark = pytest.mark.registry
 
@@ -160,3 +167,38 @@ def test_cut_off_by_influxdb_away_then_run_again(session: Session, quarter: Quar
     records = session.scalars(select(DeletionRecord).order_by(DeletionRecord.id)).all()
     assert [r.status for r in records] == [DeletionStatus.failed, DeletionStatus.done]
     assert len({r.reference for r in records}) == 2
+
+
+class IngesterStillTagging(HouseholdData):
+    """The real InfluxDB, and right after the first DROP SERIES a reading of the household arrives, as
+    from a running ingester whose registry snapshot still has the household's assignments."""
+
+    def __init__(self, quarter: Quarter, home: Home) -> None:
+        client = InfluxV1(quarter.url, auth=None)
+        super().__init__(reader=client, writer=client, database=quarter.database)
+        self.quarter, self.home, self.drops = quarter, home, 0
+
+    def drop(self, selector: Selector) -> None:
+        super().drop(selector)
+        self.drops += 1
+        if self.drops == 1:
+            gateway, device = self.home.devices[0]
+            tags = f"household={escape(self.home.name)},building={escape(self.home.building)}"
+            line = f"electricity,{tags},gateway={gateway},device={device} energy_import_kwh=1.5"
+            write(self.quarter.url, self.quarter.database, [line])
+
+
+def test_readings_tagged_after_the_first_drop_are_dropped_too(session: Session, quarter: Quarter) -> None:
+    gone = quarter.homes[0]
+    late = IngesterStillTagging(quarter, gone)
+    record = delete_household(
+        session, late, gone.household, actor="op1", actor_role="operator", reason="move-out", settle_s=0.2
+    )
+    assert late.drops == 2
+    assert record.counts["influx_late"] == {"raw.electricity": 1}
+    assert quarter.counts()[gone.id] == {}
+
+
+def test_settle_follows_the_ingesters_snapshot() -> None:
+    assert settle_seconds(RegistrySettings(enrich=True, refresh_s=10)) == 10 + SETTLE_MARGIN_S
+    assert settle_seconds(RegistrySettings(enrich=False, refresh_s=10)) == 0

@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ingest.api.deps import ItemId, Limit, Offset, OperatorUser, ResidentUser, SessionDep
-from ingest.config import InfluxSettings
+from ingest.config import InfluxSettings, Settings
 from ingest.privacy.cli import record_dict
-from ingest.privacy.delete import MAX_REASON, DeletionFailed, delete_household
+from ingest.privacy.delete import MAX_REASON, DeletionFailed, delete_household, settle_seconds
 from ingest.privacy.export import HouseholdExport, export_household
 from ingest.privacy.influx import InfluxFailed, household_data
 from ingest.registry.models import DeletionRecord, Household, User
@@ -79,7 +79,13 @@ def run_deletion(
     try:
         with household_data(influx_settings(request)) as data:
             return delete_household(
-                session, data, household, actor=user.username, actor_role=user.role.value, reason=reason
+                session,
+                data,
+                household,
+                actor=user.username,
+                actor_role=user.role.value,
+                reason=reason,
+                settle_s=request.app.state.privacy_settle_s,
             )
     except DeletionFailed as exc:
         raise HTTPException(
@@ -132,10 +138,11 @@ def export_mine(request: Request, user: ResidentUser, session: SessionDep) -> St
     return zip_response(request, export, "reallabor-my-data.zip")
 
 
-def install(app: FastAPI, influx: InfluxSettings, *, api_prefix: str) -> None:
+def install(app: FastAPI, settings: Settings, *, api_prefix: str) -> None:
     """The API routes (``api_prefix``) and the pages (/ops/households, /ops/deletions, /portal/export)."""
     from ingest.api.pages import privacy_pages
 
-    app.state.privacy_influx = influx
+    app.state.privacy_influx = settings.influx
+    app.state.privacy_settle_s = settle_seconds(settings.registry)
     app.include_router(router, prefix=api_prefix)
     app.include_router(privacy_pages.router)
