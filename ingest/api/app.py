@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from ingest.api import docs
 from ingest.api.csrf import csrf_protect
 from ingest.api.limits import BodyLimit
-from ingest.api.pages import PAGES_PREFIX, STATIC_DIR, invite_pages, ops_page
+from ingest.api.pages import PAGES_PREFIX, STATIC_DIR, invite_pages, ops_page, portal_page
 from ingest.api.pages import router as pages
 from ingest.api.routes import (
     assignments,
@@ -156,6 +156,7 @@ def create_app(
     app.mount(f"{PAGES_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="static")
     pages.install(app)
     ops_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /ops: operators' charts
+    portal_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /portal: residents
     privacy.install(app, settings, api_prefix=API_PREFIX)  # export, deletion (docs/privacy.md)
     docs.install(app, openapi_url=f"{API_PREFIX}/openapi.json", operators_only=settings.mode != "development")
     return app
