@@ -9,7 +9,6 @@ from starlette.requests import Request
 
 from ingest.portal.texts import PORTAL_TEXTS
 
-
 LANG_COOKIE = "reallabor_lang"
 LANGUAGES = ("de", "en")
 DEFAULT = "de"
@@ -539,7 +538,6 @@ def translator(lang: str) -> Callable[..., str]:
         return text.format(**values) if values else text
 
     return t
-
 
 
 # a household's data: export and deletion by operators (ingest/api/pages/privacy_pages.py, issue 14)
