@@ -210,7 +210,10 @@ class LettersSettings(Section):
     """The monthly letter for residents without a smartphone (``reallabor letters``, docs/letters.md)."""
 
     sender: str = Field(
-        "Reallabor Quartier · Quartiersbüro", min_length=1, max_length=120, description="letterhead line"
+        "Reallabor Quartier · Quartiersbüro",
+        min_length=1,
+        max_length=80,  # two lines in the envelope's window
+        description="sender line above the address (the window envelope's return address) and the closing",
     )
     help_text: str = Field(
         "Haben Sie Fragen zu diesem Brief? Das Quartiersbüro hilft Ihnen gern. "

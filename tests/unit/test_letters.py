@@ -179,7 +179,7 @@ def test_the_fullest_letter_still_fits_one_sheet(renderer: Renderer) -> None:
         history=history,
         community=Community(110, 31680.0, 5000.0, 0.231, 0.158, 0.42),
     )
-    sender = "Reallabor Quartier Oldenburg-Donnerschwee · Quartiersbüro im Gemeinschaftshaus am Kanal"
+    sender = "Reallabor Quartier Oldenburg-Donnerschwee · Quartiersbüro im Gemeinschaftshaus am Kanal"[:80]
     texts = wording.Texts(sender, ("Hilfe " * 67)[:400], ("Daten " * 117)[:700])  # the settings' longest
     pdf = renderer.pdf(wording.document(fullest, texts, date="1. Dezember 2026"))
     page1, page2 = _pages(pdf)
