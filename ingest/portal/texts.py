@@ -79,20 +79,20 @@ PORTAL_TEXTS: dict[str, tuple[str, str]] = {
     "portal_col_year": ("Monat", "Month"),
     "portal_compare": ("Im Vergleich", "Compared"),
     "portal_compare_caption_day": (
-        "Dieser Tag, der Vortag und der mittlere Haushalt im Quartier",
-        "This day, the day before and the quarter's median household",
+        "Dieser Tag, der Vortag (mit Änderung) und der mittlere Haushalt im Quartier, in kWh",
+        "This day, the day before (with the change) and the quarter's median household, in kWh",
     ),
     "portal_compare_caption_week": (
-        "Diese Woche, die Vorwoche und der mittlere Haushalt im Quartier",
-        "This week, the week before and the quarter's median household",
+        "Diese Woche, die Vorwoche (mit Änderung) und der mittlere Haushalt im Quartier, in kWh",
+        "This week, the week before (with the change) and the quarter's median household, in kWh",
     ),
     "portal_compare_caption_month": (
-        "Dieser Monat, der Vormonat und der mittlere Haushalt im Quartier",
-        "This month, the month before and the quarter's median household",
+        "Dieser Monat, der Vormonat (mit Änderung) und der mittlere Haushalt im Quartier, in kWh",
+        "This month, the month before (with the change) and the quarter's median household, in kWh",
     ),
     "portal_compare_caption_year": (
-        "Dieses Jahr, das Vorjahr und der mittlere Haushalt im Quartier",
-        "This year, the year before and the quarter's median household",
+        "Dieses Jahr, das Vorjahr (mit Änderung) und der mittlere Haushalt im Quartier, in kWh",
+        "This year, the year before (with the change) and the quarter's median household, in kWh",
     ),
     "portal_what": ("Was", "What"),
     "portal_col_this_day": ("Dieser Tag", "This day"),
@@ -195,13 +195,18 @@ PORTAL_TEXTS: dict[str, tuple[str, str]] = {
         "There is no such view (possible: {allowed}).",
     ),
     "portal_err_date_format": (
-        "Das Datum ({what}) bitte als JJJJ-MM-TT angeben, z. B. 2025-06-18.",
-        "Please give the date ({what}) as YYYY-MM-DD, e.g. 2025-06-18.",
+        "{what}: bitte ein Datum als JJJJ-MM-TT angeben, z. B. 2025-06-18.",
+        "{what}: please give a date as YYYY-MM-DD, e.g. 2025-06-18.",
     ),
     "portal_err_date_bounds": (
-        "Das Datum ({what}) muss zwischen {first} und {last} liegen.",
-        "The date ({what}) must be between {first} and {last}.",
+        "{what}: das Datum muss zwischen {first} und {last} liegen.",
+        "{what}: the date must be between {first} and {last}.",
     ),
+    "portal_field_date": ("Datum", "Date"),
+    "portal_field_from": ("Von", "From"),
+    "portal_field_to": ("Bis", "To"),
+    "portal_field_view": ("Ansicht", "View"),
+    "portal_field_resolution": ("Auflösung", "Resolution"),
     "portal_err_order": ("„Bis“ darf nicht vor „Von“ liegen.", "“To” must not be before “From”."),
     "portal_err_future": ("„Bis“ darf höchstens heute sein.", "“To” can be today at the latest."),
     "portal_err_too_long": (
@@ -214,5 +219,5 @@ PORTAL_TEXTS: dict[str, tuple[str, str]] = {
         "Auflösung: je Tag oder je Viertelstunde.",
         "Resolution: by day or by quarter hour.",
     ),
-    "portal_err_too_long_param": ("Der Wert für {what} ist zu lang.", "The value for {what} is too long."),
+    "portal_err_too_long_param": ("{what}: der Wert ist zu lang.", "{what}: the value is too long."),
 }

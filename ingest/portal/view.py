@@ -190,10 +190,10 @@ def comparison(
         rows.append(
             {
                 "kind": kind,
-                "now": kwh(lang, now),
-                "before": kwh(lang, then),
+                "now": number(lang, now, 1),
+                "before": number(lang, then, 1),
                 "change": change,
-                "median": kwh(lang, median.get(kind)),
+                "median": number(lang, median.get(kind), 1),
             }
         )
     return rows

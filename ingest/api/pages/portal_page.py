@@ -71,14 +71,16 @@ def _text(value: str | None, what: str) -> str | None:
 
 def _refused(request: Request, user: User, household: Household | None, exc: BadInput) -> HTMLResponse:
     t = translator(negotiate(request))
+    values = dict(exc.values)
+    if "what" in values:  # the parameter as the form labels it
+        values["what"] = t(f"portal_field_{values['what']}")
     return render(
         request,
         "portal_message.html",
         user=user,
         household=household,
         status_code=status.HTTP_400_BAD_REQUEST,
-        message=t(f"portal_err_{exc.key}", **exc.values),
-        detail=str(exc),
+        message=t(f"portal_err_{exc.key}", **values),
     )
 
 
@@ -92,7 +94,6 @@ def _unavailable(request: Request, user: User, household: Household, exc: Influx
         household=household,
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         message=t("portal_unavailable"),
-        detail="",
     )
 
 

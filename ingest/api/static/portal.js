@@ -23,8 +23,8 @@
         fill: one.line ? undefined : one.color,
         width: one.line ? 2 : 0,
         fillTo: 0,
-        paths: one.line ? uPlot.paths.stepped({ align: 1 }) : uPlot.paths.bars({ size: [bars > 1 ? 0.8 : 0.7, 40] }),
-        points: { show: false },
+        paths: one.line ? uPlot.paths.linear() : uPlot.paths.bars({ size: [bars > 1 ? 0.8 : 0.7, 40] }),
+        points: one.line ? { show: true, size: 6, fill: one.color } : { show: false },
         value: function (u, v) { return v == null ? "–" : num.format(Math.abs(v)) + " " + chart.unit; },
       });
     });
@@ -37,7 +37,11 @@
       padding: [10, 8, 0, 0],
       cursor: { drag: { x: false, y: false } },
       hooks: { draw: [done] },
-      scales: { x: { time: false, range: [-0.5, n - 0.5] } },
+      scales: {
+        x: { time: false, range: [-0.5, n - 0.5] },
+        // bars stand on zero: the range always holds it (export below, the rest above)
+        y: { range: function (u, min, max) { return [Math.min(0, min * 1.08), Math.max(0, max * 1.08) || 1]; } },
+      },
       axes: [
         {
           splits: function () { return chart.x.filter(function (i) { return i % step === 0; }); },
