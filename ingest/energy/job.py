@@ -33,6 +33,7 @@ from ingest.energy.store import (
 from ingest.lifecycle import ROLLUP_RP
 
 log = logging.getLogger(__name__)
+LOOKBACK_NS = 2 * 86400 * 1_000_000_000  # predecessors searched together this far back, then one by one
 
 
 @dataclass
@@ -102,7 +103,8 @@ def rollup(
     counters: dict[SeriesId, CounterLedger] = {}
     first_ns = _ns(days[0][0])
     for source in SOURCES:
-        for series, (time_ns, value) in reader.predecessors(source, first_ns).items():
+        found = reader.predecessors(source, first_ns, after_ns=first_ns - LOOKBACK_NS)
+        for series, (time_ns, value) in found.items():
             counters[series] = CounterLedger(value, time_ns)
     for start, end in days:
         points: dict[Key, float] = {}
@@ -111,7 +113,11 @@ def rollup(
                 kind = source.kind(series.field, series.channel)
                 if kind is None:
                     continue
-                counter = counters.setdefault(series, CounterLedger())
+                counter = counters.get(series)
+                if counter is None:  # silent before the range for longer than LOOKBACK_NS, or new
+                    previous = reader.predecessor(series, first_ns)
+                    counter = CounterLedger(previous[1], previous[0]) if previous else CounterLedger()
+                    counters[series] = counter
                 before = counter.readings
                 counter.feed(readings)
                 report.readings += counter.readings - before

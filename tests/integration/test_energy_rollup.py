@@ -204,3 +204,37 @@ def test_the_loop_takes_in_late_data_inside_its_window(
         stop.set()
         runner.join(10)
     assert not runner.is_alive()
+
+
+def test_a_counter_silent_for_days_starts_from_its_last_reading(
+    raw: tuple[InfluxQuery, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Predecessors are searched together two days back; a meter silent for longer is looked up alone
+    (its gap's energy lands in its next reading's quarter hour), a new one starts from its baseline."""
+    influx, config = raw
+    influx.query(f'CREATE RETENTION POLICY "rollups" ON "{influx.database}" DURATION INF REPLICATION 1')
+
+    def ns(day: int, hour: int, minute: int = 0) -> int:
+        return int(dt.datetime(2025, 1, day, hour, minute, tzinfo=BERLIN).timestamp()) * 10**9
+
+    _write(
+        influx,
+        [
+            f"heat,building=B2,device=heat-old energy_kwh=100 {ns(10, 12)}",  # five days before
+            f"heat,building=B2,device=heat-old energy_kwh=130 {ns(16, 10)}",
+            f"heat,building=B2,device=heat-old energy_kwh=131 {ns(16, 10, 5)}",
+            f"heat,building=B2,device=heat-new energy_kwh=500 {ns(16, 10)}",  # its first reading ever
+            f"heat,building=B2,device=heat-new energy_kwh=502 {ns(16, 10, 20)}",
+        ],
+    )
+    code, output = _rollup(config, "2025-01-16", "2025-01-17", capsys)
+    assert code == 0, output
+    rows = influx.rows(
+        'SELECT kwh FROM "rollups"."energy" WHERE building = \'B2\' GROUP BY device ORDER BY time'
+    )
+    got = {(row["device"], row["time"]): row["kwh"] for row in rows}
+    assert got == {
+        ("heat-old", ns(16, 10)): pytest.approx(31.0),
+        ("heat-new", ns(16, 10)): 0.0,
+        ("heat-new", ns(16, 10, 15)): pytest.approx(2.0),
+    }
