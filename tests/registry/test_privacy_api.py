@@ -157,6 +157,9 @@ def test_operator_deletes_by_typing_the_name(
 
 def test_api_deletion_json(app_client: TestClient, session: Session, quarter: Quarter) -> None:
     gone = quarter.homes[2]
+    signer = app_client.app.state.signer  # type: ignore[attr-defined]
+    resident = {"Authorization": f"Bearer {signer.issue(gone.residents[0])}"}
+    assert app_client.get("/api/v1/me", headers=resident).status_code == 200
     log_in(app_client, f.user(session, Role.operator))
     url = f"/api/v1/households/{gone.id}/deletion"
     assert app_client.post(url, json={"confirm_name": "nope", "reason": "move-out"}).status_code == 422
@@ -170,6 +173,8 @@ def test_api_deletion_json(app_client: TestClient, session: Session, quarter: Qu
     assert answer.json()["counts"]["registry"]["residents"] == 2
     assert quarter.counts()[gone.id] == {}
     assert app_client.post(url, json={"confirm_name": gone.name, "reason": "again"}).status_code == 404
+    app_client.cookies.clear()
+    assert app_client.get("/api/v1/me", headers=resident).status_code == 401  # the session died with it
 
 
 def test_only_operators_delete_and_export(app_client: TestClient, session: Session, quarter: Quarter) -> None:
