@@ -142,6 +142,7 @@ def test_api_create_list_revoke(api: TestClient, session: Session) -> None:
     bearer = {"Authorization": f"Bearer {signer.issue(operator)}"}
     created = api.post(f"/api/v1/households/{household.id}/invitations", json={"days": 2}, headers=bearer)
     assert created.status_code == 201, created.text
+    assert created.headers["cache-control"] == "no-store"
     body = created.json()
     code = body["code"]
     assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", code)
@@ -386,3 +387,20 @@ def test_english_and_no_code_in_urls(api: TestClient, session: Session) -> None:
     assert code not in str(response.url)
     assert api.get(f"{WELCOME}?code={code}").text.count(code) == 0  # a code in a URL is never taken up
     assert session.get(Household, household.id) is not None
+
+
+def test_probing_usernames_with_a_code_is_throttled(api: TestClient, session: Session) -> None:
+    """A code holder cannot list every username (to guess passwords at): a taken one counts as a wrong
+    try, so the tenth locks the address."""
+    household = f.household(session)
+    _, code = inv.create(session, household_id=household.id, by="t")
+    taken = [f.user(session, Role.technician).username for _ in range(10)]
+    token = _welcome_token(api)
+    for username in taken:
+        data = {"code": code, "csrf_token": token, "username": username}
+        probe = api.post(WELCOME, data=data | {"password": PASSWORD, "password_again": PASSWORD})
+        assert probe.status_code == 409
+    data = {"code": code, "csrf_token": token, "username": "free.name.now"}
+    locked = api.post(WELCOME, data=data | {"password": PASSWORD, "password_again": PASSWORD})
+    assert locked.status_code == 429
+    assert inv.open_invitation(session, code)  # the code itself is still good, after the lock

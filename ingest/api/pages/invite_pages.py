@@ -4,10 +4,11 @@ residents' welcome (``/portal/welcome``: code, then username and password, then 
 Welcome, from an attacker's side: every closed code gets the same answer (``welcome_invalid``) and the
 code is checked before anything else is said (the household's name, whether a username is taken);
 wrong codes count per client address in a throttle of their own (:data:`REDEEM_FAILURES` per
-:data:`~ingest.api.throttle.WINDOW_S`, then locked, doubling), so 80-bit codes cannot be guessed; the
-forms carry the pre-session CSRF token (a page elsewhere cannot log a visitor into an account it made);
-the session is issued new after the account is made (no fixation), and leads only to ``/portal``.
-The code travels in POST bodies only, never in a URL (history, logs, Referer).
+:data:`~ingest.api.throttle.WINDOW_S`, then locked, doubling), so 80-bit codes cannot be guessed, and
+so do taken usernames (a code holder cannot list the accounts to guess passwords at); the forms carry
+the pre-session CSRF token (a page elsewhere cannot log a visitor into an account it made); the session
+is issued new after the account is made (no fixation), and leads only to ``/portal``. The code travels
+in POST bodies only, never in a URL (history, logs, Referer).
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def welcome_submit(
         refused = _welcome(request, status_code=429, step="code", error="welcome_throttled")
         refused.headers["Retry-After"] = str(exc.retry_after_s)
         return refused
-    with attempt:  # released uncounted unless the code was wrong
+    with attempt:  # released uncounted unless the code was wrong or the username taken
         try:
             invitation = open_invitation(session, code)
         except InvitationInvalid:
@@ -246,6 +247,7 @@ def welcome_submit(
             key = "welcome_username_bad" if exc.field == "username" else _password_error(password)
             return _welcome(request, status_code=422, **account, username=username, errors={exc.field: key})
         except Conflict:
+            attempt.failed()  # a code holder probing for usernames (to guess passwords at) is throttled
             errors = {"username": "welcome_username_taken"}
             return _welcome(request, status_code=409, **account, username=username, errors=errors)
         except InvitationInvalid:  # used or revoked between the check and the claim

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from ingest.api.deps import FilterId, ItemId, Limit, Offset, OperatorUser, SessionDep
@@ -59,9 +59,14 @@ def public(invitation: Invitation) -> InvitationPublic:
 
 @router.post("/households/{household_id}/invitations", status_code=status.HTTP_201_CREATED)
 def add_invitation(
-    user: OperatorUser, session: SessionDep, household_id: ItemId, body: InvitationCreate
+    user: OperatorUser,
+    session: SessionDep,
+    household_id: ItemId,
+    body: InvitationCreate,
+    response: Response,
 ) -> InvitationCreated:
     """A one-time code with which a resident of the household creates their account."""
+    response.headers["Cache-Control"] = "no-store"  # the code: in no cache
     household = get_or_404(session, Household, household_id)
     invitation, code = create(
         session,
