@@ -2,7 +2,9 @@
 
 Events: ``login.ok``, ``login.refused``, ``login.throttled``, ``logout``, ``user.created``,
 ``user.changed``, ``user.deleted``, ``gateway.provisioned``, ``gateway.rotated``, ``gateway.revoked``,
-``devices.imported``, ``commissioning.started``. Values are written with ``repr`` (a newline in a
+``devices.imported``, ``commissioning.started``, ``invitation.created``, ``invitation.revoked``,
+``invitation.redeemed``, ``invitation.refused`` (a wrong code: the client, never the code),
+``invitation.throttled``. Values are written with ``repr`` (a newline in a
 submitted username cannot forge a line); the fields also travel on the record as ``record.audit``.
 Never pass a password, token or key: callers name who and what, never with which secret.
 """
