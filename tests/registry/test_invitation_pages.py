@@ -4,6 +4,7 @@ session fixation, redirects after login."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from ingest.api.security import SESSION_COOKIE
 from ingest.registry import invitations as inv
 from ingest.registry.models import Household, Invitation, Role, User
+from ingest.security.audit import AUDIT_LOGGER
 from tests.registry import factories as f
 from tests.registry.pages_client import form_token, login
 
@@ -181,7 +183,10 @@ def test_api_create_list_revoke(api: TestClient, session: Session) -> None:
     assert [item["state"] for item in everything.json()["items"]] == ["redeemed"]
 
 
-def test_welcome_redeem_login_logout(api: TestClient, session: Session) -> None:
+def test_welcome_redeem_login_logout(
+    api: TestClient, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
     household = f.household(session)
     _, code = inv.create(session, household_id=household.id, by="test")
     token = _welcome_token(api)
@@ -246,6 +251,11 @@ def test_welcome_redeem_login_logout(api: TestClient, session: Session) -> None:
     status, page = _code_step(api, code, token)
     assert status == 400
     assert household.name not in page
+    assert "invitation.redeemed" in caplog.text
+    assert "invitation.refused" in caplog.text
+    assert code not in caplog.text
+    assert code.replace("-", "") not in caplog.text
+    assert PASSWORD not in caplog.text
 
 
 def test_closed_and_wrong_codes_get_one_answer(api: TestClient, session: Session) -> None:
