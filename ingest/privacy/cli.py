@@ -15,7 +15,6 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
@@ -24,6 +23,7 @@ from ingest.privacy.delete import (
     DeletionFailed,
     delete_household,
     plan_deletion,
+    record_dict,
     settle_seconds,
 )
 from ingest.privacy.export import export_household
@@ -32,26 +32,6 @@ from ingest.registry.models import DeletionRecord
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 CLI_ROLE = "cli"
-
-
-def record_dict(record: DeletionRecord) -> dict[str, Any]:
-    """A record as the CLI, the API and the pages show it."""
-    return {
-        "reference": record.reference,
-        "household_id": record.household_id,
-        "building_id": record.building_id,
-        "household_created_at": record.household_created_at.isoformat()
-        if record.household_created_at
-        else None,
-        "actor": record.actor,
-        "actor_role": record.actor_role,
-        "reason": record.reason,
-        "status": record.status.value,
-        "started_at": record.started_at.isoformat(),
-        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
-        "counts": record.counts,
-        "error": record.error,
-    }
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

@@ -183,3 +183,23 @@ def delete_household(
         raise DeletionFailed(failed, message) from exc
     audit("household.deleted", record=record.reference, household_id=household_id, by=actor)
     return record
+
+
+def record_dict(record: DeletionRecord) -> dict[str, Any]:
+    """A record as the CLI, the API and the pages show it."""
+    return {
+        "reference": record.reference,
+        "household_id": record.household_id,
+        "building_id": record.building_id,
+        "household_created_at": record.household_created_at.isoformat()
+        if record.household_created_at
+        else None,
+        "actor": record.actor,
+        "actor_role": record.actor_role,
+        "reason": record.reason,
+        "status": record.status.value,
+        "started_at": record.started_at.isoformat(),
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "counts": record.counts,
+        "error": record.error,
+    }

@@ -26,8 +26,7 @@ from ingest.api.pages.web import (
     session_user,
 )
 from ingest.api.routes.privacy import household_or_404, influx_settings, run_deletion, zip_response
-from ingest.privacy.cli import record_dict
-from ingest.privacy.delete import MAX_REASON, Plan, plan_deletion
+from ingest.privacy.delete import MAX_REASON, Plan, plan_deletion, record_dict
 from ingest.privacy.export import export_household
 from ingest.privacy.influx import InfluxFailed, household_data
 from ingest.registry.models import DeletionRecord, Household, Role, User

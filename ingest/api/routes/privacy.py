@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 
 from ingest.api.deps import ItemId, Limit, Offset, OperatorUser, ResidentUser, SessionDep
 from ingest.config import InfluxSettings, Settings
-from ingest.privacy.cli import record_dict
-from ingest.privacy.delete import MAX_REASON, DeletionFailed, delete_household, settle_seconds
+from ingest.privacy.delete import MAX_REASON, DeletionFailed, delete_household, record_dict, settle_seconds
 from ingest.privacy.export import HouseholdExport, export_household
 from ingest.privacy.influx import InfluxFailed, household_data
 from ingest.registry.models import DeletionRecord, Household, User
