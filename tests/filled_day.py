@@ -2,9 +2,12 @@
 
 The day (18 June 2025, Europe/Berlin) of a 110-household quarter, readings every 15 minutes from 23:45 the
 evening before, with meter swaps injected (``swap=0.05``: about one meter in 20 swapped during the day,
-the new meter counting from zero). Backfill: the simulator's messages go through the ingester's decoder
-(device profiles) and line protocol, tagged with household and building as the registry would tag them
-(``Haus <n>``, the demo's names), and are written over /write as fast as InfluxDB takes them.
+the new meter counting from zero), and one counter reset: :data:`RESET_HOUSEHOLD`'s main meter is
+reset to zero right after its last reading before :data:`RESET_AT` (it counts from zero from there; the
+energy used, the ground truth, is unchanged). Backfill: the simulator's messages go through the
+ingester's decoder (device profiles) and line protocol, tagged with household and building as the
+registry would tag them (``Haus <n>``, the demo's names), and are written over /write as fast as InfluxDB
+takes them.
 
 The energy ledger is filled by the real :func:`ingest.energy.job.rollup` over the day (and the evening
 before, whose 23:45 readings are the meters' first: their baselines), into ``rollups.energy`` and
@@ -35,7 +38,7 @@ from ingest.lifecycle_cli import InfluxV1
 from ingest.lineprotocol import reading_line
 from ingest.localservices import InfluxDB, Mosquitto
 from ingest.profiles import load_profiles
-from ingest.readings import DecodeRejected
+from ingest.readings import DecodeRejected, FieldValue
 from simulators.drive import drive
 from simulators.engine import Message, Periods, Simulation
 from simulators.faults import FaultSpec, FaultState
@@ -49,6 +52,8 @@ REPO = Path(__file__).resolve().parents[1]
 DAY = int(dt.datetime(2025, 6, 17, 22, tzinfo=dt.UTC).timestamp())  # 18 June 2025 00:00 CEST
 DAY_DATE = dt.date(2025, 6, 18)
 STREET_BUILDING = "Quartiersplatz"
+RESET_HOUSEHOLD = "hh-003"
+RESET_AT = DAY + 12 * 3600  # noon local
 
 
 @dataclass
@@ -76,6 +81,9 @@ class BackfillSink:
         for sensor in quarter.street:
             self.tags[sensor.device] = {"building": STREET_BUILDING}
         self.rejected = 0
+        self.reset_device = next(h.meter_device for h in quarter.households if h.name == RESET_HOUSEHOLD)
+        self.reset_by: float | None = None  # the counter at the reset, subtracted from every reading after
+        self.last_import = 0.0
 
     def __call__(self, message: Message) -> None:
         try:
@@ -84,10 +92,24 @@ class BackfillSink:
             self.rejected += 1
             return
         for reading in readings:
+            if reading.tags["device"] == self.reset_device and "energy_import_kwh" in reading.fields:
+                self._reset(reading.time_ns, reading.fields)
             reading.tags.update(self.tags[reading.tags["device"]])
             self.lines.append(reading_line(reading))
         if len(self.lines) >= 5000:
             self.flush()
+
+    def _reset(self, time_ns: int, fields: dict[str, FieldValue]) -> None:
+        """The counter reset: from RESET_AT on the meter reads what it counted since its last reading
+        before (zero right after that reading)."""
+        value = float(fields["energy_import_kwh"])
+        if self.reset_by is None and time_ns >= RESET_AT * 1_000_000_000:
+            self.reset_by = self.last_import
+        elif self.reset_by is not None and value < self.last_import:
+            self.reset_by = 0.0  # a swap after the reset: the new meter counts from its own zero
+        if self.reset_by is not None:
+            fields["energy_import_kwh"] = round(value - self.reset_by, 3)
+        self.last_import = value
 
     def flush(self) -> None:
         if self.lines:

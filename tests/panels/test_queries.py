@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from ingest.consumption import daily_energy
 from ingest.panels.catalogue import Dashboard, Panel, dashboards
 from ingest.panels.influxql import ZONE
 from ingest.panels.macros import Variable, expand
-from tests.filled_day import DAY_DATE, FilledDay
+from tests.filled_day import DAY_DATE, RESET_HOUSEHOLD, FilledDay
 
 pytestmark = pytest.mark.integration
 COLUMNS = ("import_wh", "export_wh", "pv_wh", "heat_wh", "ev_wh")  # the energy flows' order
@@ -83,8 +84,8 @@ def _truth_kwh(filled: FilledDay, column: str) -> dict[str, float]:
 
 
 def _first_new_readings(filled: FilledDay) -> dict[str, float]:
-    """Per household, the first reading of each new meter after a drop that day (kWh): what
-    non_negative_difference leaves out."""
+    """Per household, the first reading of each new meter after a drop that day (a swap, or the reset of
+    RESET_HOUSEHOLD's meter) (kWh): what non_negative_difference leaves out."""
     rows = filled.influx.rows(
         'SELECT "energy_import_kwh" FROM "electricity" WHERE "channel" = \'\' AND '
         f'time >= {filled.day_start_ms}ms - 15m AND time <= {filled.day_end_ms}ms GROUP BY "household"'
@@ -174,12 +175,16 @@ def test_energy_per_building_equals_the_ground_truth(filled_day: FilledDay) -> N
 
 
 def test_swapped_meters_exact_in_the_household_drill_down(filled_day: FilledDay) -> None:
-    """Each household whose meter was swapped that day: every 15 minutes >= 0 and the day equal to the
-    truth (the ledger); the raw twin short by exactly the new meter's first reading."""
+    """Each household whose meter was swapped or reset that day: every 15 minutes >= 0 and the day equal
+    to the truth (the ledger); the raw twin short by exactly the first reading after the drop."""
     _, panel = _panel("reallabor-household", "energy")
     truth, lost = _truth_kwh(filled_day, "import_wh"), _first_new_readings(filled_day)
-    swapped = [h for h in filled_day.quarter.households if filled_day.truth.imports[h.number].resets]
-    assert swapped
+    swapped = [
+        h
+        for h in filled_day.quarter.households
+        if filled_day.truth.imports[h.number].resets or h.name == RESET_HOUSEHOLD
+    ]
+    assert len(swapped) >= 3
     assert {h.name for h in swapped} == set(lost)
     target = panel.targets[0]
     assert target.raw is not None
@@ -196,7 +201,14 @@ def test_swapped_meters_exact_in_the_household_drill_down(filled_day: FilledDay)
 
         values, raw = run(target.query), run(target.raw)
         assert min(values) >= 0
+        # to the Wh against the truth (the counters' resolution), exactly consumption.py's rule on what
+        # InfluxDB holds
         assert sum(values) == pytest.approx(truth[h.name], rel=1e-6, abs=1e-3), h.name
+        readings = filled_day.influx.rows(
+            f"SELECT energy_import_kwh FROM electricity WHERE household = '{h.name}' AND channel = ''"
+        )
+        rule = daily_energy((r["time"], r["energy_import_kwh"]) for r in readings)
+        assert sum(values) == pytest.approx(rule[DAY_DATE], rel=1e-12), h.name
         assert sum(raw) + lost[h.name] == pytest.approx(sum(values), rel=1e-9), h.name
 
 
@@ -241,7 +253,7 @@ def test_ledger_buckets_equal_the_raw_twin_but_at_swaps(filled_day: FilledDay) -
     ledger, raw = buckets(target.query), buckets(target.raw)
     assert len(ledger) == 96
     differing = [t for t in ledger if ledger[t] != pytest.approx(raw.get(t, 0.0), rel=1e-9, abs=1e-9)]
-    assert 1 <= len(differing) <= filled_day.faults.swaps
+    assert 1 <= len(differing) <= filled_day.faults.swaps + 1  # + the reset
     assert all(ledger[t] > raw.get(t, 0.0) for t in differing)
 
 
