@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ingest.influxql import Ident, Raw, any_of, statement
+from ingest.influxql import Ident, Raw, statement
 from ingest.portal.periods import Period
+from ingest.portal.quarter import HouseholdKey, QuarterDays
 from ingest.portal.reader import Reader, Row
 
 KINDS = ("import", "export", "pv", "heat", "ev")
@@ -34,7 +33,6 @@ POWER_FIELD = "power_w"  # signed: import positive, export negative (device_prof
 MIN_HOUSEHOLDS = 5
 FRESH = dt.timedelta(minutes=5)
 QUARTER = dt.timedelta(minutes=15)
-CACHE_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -77,12 +75,6 @@ class Community:
     quarter_pv: float
 
 
-@dataclass
-class _Cached:
-    expires: float
-    value: Any
-
-
 def consumption(totals: dict[str, float]) -> tuple[float, float]:
     """(consumption, own PV used): import plus the own PV that was not exported."""
     own_used = max(0.0, totals.get("pv", 0.0) - totals.get("export", 0.0)) if "pv" in totals else 0.0
@@ -98,8 +90,7 @@ class PortalData:
         self.reader = reader
         self.tz = tz
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
-        self._cache: dict[tuple[Any, ...], _Cached] = {}
-        self._lock = threading.Lock()
+        self.quarter = QuarterDays(reader, tz, now=self.now)
 
     # ------------------------------------------------------------------ the household's own
 
@@ -189,134 +180,46 @@ class PortalData:
                 return Power(float(value), row.time)
         return None
 
-    def quarter_hours(self, household: Household, period: Period, kind: str) -> dict[dt.datetime, float]:
-        start, end = period.range
-        rows = self.reader.rows(
-            statement(
-                'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {hk} = {h} AND {bk} = {b} AND {kk} = {k} '
-                "AND time >= {start} AND time < {end} GROUP BY time(15m) fill(none)",
-                m=Ident(LEDGER_RP, QUARTER_HOURS),
-                hk=Ident("household"),
-                h=household.name,
-                bk=Ident("building"),
-                b=household.building,
-                kk=Ident("kind"),
-                k=kind,
-                start=start,
-                end=end,
-            )
-        )
-        return {row.time: float(row.values["kwh"]) for row in rows if row.values.get("kwh") is not None}
-
     # ------------------------------------------------------------------ the quarter (never one household)
 
-    def _cached(self, key: tuple[Any, ...], period: Period, load: Callable[[], Any]) -> Any:
-        """Quarter figures are the same for every resident: computed once per period, kept for a minute
-        (an hour once the period lies a day in the past)."""
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit.expires > time.monotonic():
-                return hit.value
-            value = load()
-            settled = period.range[1] < self.now() - dt.timedelta(days=1)
-            self._cache[key] = _Cached(time.monotonic() + (3600 if settled else 60), value)
-            while len(self._cache) > CACHE_MAX:
-                self._cache.pop(next(iter(self._cache)))
-            return value
-
-    def _household_totals(self, period: Period) -> dict[tuple[str, str], dict[str, float]]:
-        start, end = period.range
-        rows = self.reader.rows(
-            statement(
-                'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {hk} != {none} '
-                'AND time >= {start} AND time < {end} GROUP BY "household", "building", "kind"',
-                m=Ident(LEDGER_RP, DAILY if period.daily else QUARTER_HOURS),
-                hk=Ident("household"),
-                none="",
-                start=start,
-                end=end,
-            )
-        )
-        per: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-        for row in rows:
-            kind = row.tags.get("kind", "")
-            if kind in KINDS and row.values.get("kwh") is not None:
-                key = (row.tags.get("household", ""), row.tags.get("building", ""))
-                per[key][kind] = per[key].get(kind, 0.0) + float(row.values["kwh"])
-        return per
-
-    def median(self, period: Period) -> dict[str, Any]:
+    def median(self, period: Period, *, max_missing: int | None = None) -> dict[str, Any]:
         """The quarter's median household per kind and for consumption, each over the households that
         have that kind, and only where at least :data:`MIN_HOUSEHOLDS` have it (else None); plus how
-        many households were counted. No single household's value leaves."""
+        many households were counted. No single household's value leaves. ``max_missing``: see
+        :meth:`QuarterDays.days` (raises :class:`QuarterPending`)."""
+        per: dict[HouseholdKey, dict[str, float]] = defaultdict(dict)
+        for day in self.quarter.days(period.start, period.end, max_missing=max_missing):
+            for key, kinds in day.households.items():
+                for kind, value in kinds.items():
+                    per[key][kind] = per[key].get(kind, 0.0) + value
+        out: dict[str, Any] = {"households": len(per)}
+        columns: dict[str, list[float]] = defaultdict(list)
+        for totals in per.values():
+            for kind, value in totals.items():
+                columns[kind].append(value)
+            if "import" in totals:
+                columns["consumption"].append(consumption(totals)[0])
+        for kind in (*KINDS, "consumption"):
+            values = columns.get(kind, [])
+            out[kind] = statistics.median(values) if len(values) >= MIN_HOUSEHOLDS else None
+        return out
 
-        def load() -> dict[str, Any]:
-            per = self._household_totals(period)
-            out: dict[str, Any] = {"households": len(per)}
-            columns: dict[str, list[float]] = defaultdict(list)
-            for totals in per.values():
-                for kind, value in totals.items():
-                    columns[kind].append(value)
-                if "import" in totals:
-                    columns["consumption"].append(consumption(totals)[0])
-            for kind in (*KINDS, "consumption"):
-                values = columns.get(kind, [])
-                out[kind] = statistics.median(values) if len(values) >= MIN_HOUSEHOLDS else None
-            return out
-
-        result: dict[str, Any] = self._cached(("median", period.view, period.start), period, load)
-        return result
-
-    def _quarter_flows(self, period: Period) -> tuple[dict[dt.datetime, tuple[float, float]], float]:
-        """The quarter's import and export per quarter hour, and its PV generation in the period."""
-
-        def load() -> tuple[dict[dt.datetime, tuple[float, float]], float]:
-            start, end = period.range
-            rows = self.reader.rows(
-                statement(
-                    'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kinds} AND time >= {start} AND time < {end} '
-                    'GROUP BY time(15m), "kind" fill(none)',
-                    m=Ident(LEDGER_RP, QUARTER_HOURS),
-                    kinds=any_of("kind", ("import", "export")),
-                    start=start,
-                    end=end,
-                )
-            )
-            flows: dict[dt.datetime, list[float]] = defaultdict(lambda: [0.0, 0.0])
-            for row in rows:
-                if row.values.get("kwh") is not None:
-                    flows[row.time][0 if row.tags.get("kind") == "import" else 1] += float(row.values["kwh"])
-            pv_rows = self.reader.rows(
-                statement(
-                    'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kk} = {pv} '
-                    "AND time >= {start} AND time < {end}",
-                    m=Ident(LEDGER_RP, DAILY if period.daily else QUARTER_HOURS),
-                    kk=Ident("kind"),
-                    pv="pv",
-                    start=start,
-                    end=end,
-                )
-            )
-            pv = sum(float(row.values["kwh"]) for row in pv_rows if row.values.get("kwh") is not None)
-            return {moment: (pair[0], pair[1]) for moment, pair in flows.items()}, pv
-
-        result: tuple[dict[dt.datetime, tuple[float, float]], float] = self._cached(
-            ("flows", period.view, period.start), period, load
-        )
-        return result
-
-    def community(self, household: Household, period: Period, totals: dict[str, float]) -> Community:
-        flows, quarter_pv = self._quarter_flows(period)
-        imported = self.quarter_hours(household, period, "import")
-        shared = 0.0
-        for moment, kwh in imported.items():
-            quarter_import, quarter_export = flows.get(moment, (0.0, 0.0))
-            if quarter_import > 0:
-                shared += kwh * min(1.0, quarter_export / quarter_import)
+    def community(
+        self,
+        household: Household,
+        period: Period,
+        totals: dict[str, float],
+        *,
+        max_missing: int | None = None,
+    ) -> Community:
+        days = self.quarter.days(period.start, period.end, max_missing=max_missing)
+        key = (household.name, household.building)
+        shared = sum(day.shared.get(key, 0.0) for day in days)
         own_consumption, own_used = consumption(totals)
-        quarter_import = sum(pair[0] for pair in flows.values())
-        quarter_export = sum(pair[1] for pair in flows.values())
-        external = sum(max(0.0, i - e) for i, e in flows.values())
+        quarter_import = sum(day.quarter_import for day in days)
+        quarter_export = sum(day.quarter_export for day in days)
+        quarter_pv = sum(day.quarter_pv for day in days)
+        external = sum(day.external for day in days)
         quarter_consumption = max(0.0, quarter_import + quarter_pv - quarter_export)
         quarter_self = _share(quarter_consumption - external, quarter_consumption)
         return Community(

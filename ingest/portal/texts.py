@@ -113,6 +113,12 @@ PORTAL_TEXTS: dict[str, tuple[str, str]] = {
         "when at least 5 households have data for it; you never see another household's values.",
     ),
     "portal_community": ("Energiegemeinschaft", "Energy community"),
+    "portal_quarter_pending": (
+        "Die Zahlen des Quartiers (mittlerer Haushalt, Energiegemeinschaft) für diesen Zeitraum werden "
+        "gerade berechnet. Bitte in einer Minute neu laden.",
+        "The quarter's figures (median household, energy community) for this period are being computed. "
+        "Please reload in a minute.",
+    ),
     "portal_community_caption": (
         "Wie viel Ihres Stroms aus Sonnenstrom kommt – neben dem ganzen Quartier",
         "How much of your electricity comes from solar power – next to the whole quarter",

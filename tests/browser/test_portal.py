@@ -87,6 +87,7 @@ def test_resident_sees_day_and_month_with_charts_in_both_languages(
     shot(page, tmp_path, "portal-now-de")
 
     page.goto(f"{portal_url}/portal?view=day&date={DAY.isoformat()}")
+    world.app.state.portal.quarter.wait(120)  # the quarter's days, computed in the background
     assert page.locator("h1").inner_text() == "Mittwoch, 18. Juni 2025"
     _charts_drawn(page, {"electricity", "heat", "ev"})
     assert page.locator("#bars-table tbody tr").count() == 24

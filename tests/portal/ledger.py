@@ -25,6 +25,7 @@ from tests.helpers import InfluxQuery
 TZ = ZoneInfo("Europe/Berlin")
 DAY = dt.date(2025, 6, 18)
 MONTHS = (dt.date(2025, 5, 1), dt.date(2025, 7, 1))  # daily points for [May, July)
+SPARSE_DAY = dt.date(2025, 5, 10)  # daily points of four households only: too few for a median
 HOUSEHOLDS = (
     ("hh-001", "Haus 1"),
     ("hh-002", "Haus 1"),
@@ -126,6 +127,8 @@ class Ledger:
         while day < MONTHS[1]:
             midnight = dt.datetime.combine(day, dt.time(), TZ).astimezone(dt.UTC)
             for index, (name, building) in enumerate((*HOUSEHOLDS, ("", BUILDING_PV[0]))):
+                if day == SPARSE_DAY and name and index >= 4:
+                    continue
                 kinds = ("pv",) if not name else kinds_of(index)
                 for kind in kinds:
                     device = BUILDING_PV[1] if not name else f"{name}-{kind}"
@@ -154,7 +157,7 @@ def make_ledger(influxdb: InfluxDB, *, today: dt.date) -> Ledger:
     ledger = Ledger(influx)
     ledger.write(ledger.fill_day(DAY, 17, tuple(range(len(HOUSEHOLDS)))))
     ledger.write(ledger.fill_days())
-    # the day before DAY has quarter hours of four households only: too few for a median
+    # the day before DAY has quarter hours of four households only
     ledger.write(ledger.fill_day(DAY - dt.timedelta(days=1), 16, (0, 1, 2, 3)))
     ledger.write(ledger.fill_day(today, 3, tuple(range(len(HOUSEHOLDS)))))
     return ledger

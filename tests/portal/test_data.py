@@ -11,10 +11,13 @@ import statistics
 import httpx
 import pytest
 
+from ingest.config import InfluxSettings
 from ingest.portal import csv_export
 from ingest.portal.data import BUILDING_PV, MIN_HOUSEHOLDS, Household, PortalData, consumption, ledger_rows
 from ingest.portal.periods import Period
-from tests.portal.ledger import DAY, HOUSEHOLDS, TZ, Ledger, kinds_of, totals
+from ingest.portal.quarter import QuarterPending
+from ingest.portal.reader import Reader
+from tests.portal.ledger import DAY, HOUSEHOLDS, SPARSE_DAY, TZ, Ledger, kinds_of, totals
 
 pytestmark = pytest.mark.integration
 
@@ -92,8 +95,8 @@ def test_median_over_five_or_more_households_only(portal_data: PortalData, ledge
     assert median["ev"] is None  # two households have EV charging: no median of two
     assert sum(1 for t in per if "pv" in t) < MIN_HOUSEHOLDS
     assert median["pv"] is None
-    # the day before: four households only, no median at all
-    before = portal_data.median(period.previous())
+    # a day with data of four households only: no median at all
+    before = portal_data.median(Period.containing("day", SPARSE_DAY, TZ))
     assert before["households"] == 4
     assert all(before[kind] is None for kind in ("import", "heat", "consumption"))
     # only medians and a count leave: no household names, no per-household values
@@ -208,3 +211,22 @@ def test_csv_range_refused_with_a_reason(first: str, last: str, resolution: str,
 def test_csv_cells_cannot_be_formulas() -> None:
     assert csv_export._cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert csv_export._cell("hh-001") == "hh-001"
+
+
+def test_quarter_days_computed_once_and_in_the_background(ledger: Ledger) -> None:
+    """A year is too long to compute in a request: QuarterPending, the warmer computes it, then it is
+    there; a day's figures equal a fresh computation of the same day."""
+    reader = Reader(InfluxSettings(url=ledger.influx.url, database=ledger.influx.database))
+    try:
+        data = PortalData(reader, TZ)
+        year = Period.containing("year", DAY, TZ)
+        with pytest.raises(QuarterPending):
+            data.median(year, max_missing=35)
+        data.quarter.wait(120)
+        median = data.median(year, max_missing=0)  # every day known now: no query needed
+        assert median["households"] == len(HOUSEHOLDS)
+        fresh = PortalData(reader, TZ)
+        month = Period.containing("month", DAY, TZ)
+        assert data.median(month, max_missing=0) == fresh.median(month)
+    finally:
+        reader.close()

@@ -109,6 +109,10 @@ def test_every_view_renders(client: TestClient, world: World) -> None:
         page = client.get(f"/portal?view={name}&date={DAY.isoformat()}")
         assert page.status_code == 200, (name, page.text)
         assert 'lang="en"' in page.text
+        assert page.text.count('id="quarter-pending"') + page.text.count('id="community-title"') == (
+            name != "now"
+        )  # a period view: the quarter's figures, or that they are being computed
+    world.app.state.portal.quarter.wait(120)  # the warm-up the first period view started
     month = client.get(f"/portal?view=month&date={DAY.isoformat()}")
     assert "June 2025" in month.text
     assert "Median household" in month.text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -26,7 +26,8 @@ from ingest.config import InfluxSettings
 from ingest.portal import csv_export, view
 from ingest.portal.data import Household, PortalData, ledger_rows
 from ingest.portal.devices import home_devices, household_of
-from ingest.portal.periods import BadInput, Period, parse_date, parse_view
+from ingest.portal.periods import BadInput, Period, View, parse_date, parse_view
+from ingest.portal.quarter import QuarterPending
 from ingest.portal.reader import InfluxUnavailable, Reader
 from ingest.registry.models import Role, User
 
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 PORTAL_PREFIX = "/portal"
 VIEWS = ("now", "day", "week", "month", "year")
 MAX_PARAM = 32  # longer than any valid value: refused before it is parsed
+MAX_WAIT_DAYS = (
+    8  # a request computes at most this many of the quarter's days (a week: ~1.5 s); more: "being computed"
+)
 
 router = APIRouter(prefix=PORTAL_PREFIX, include_in_schema=False)
 
@@ -137,7 +141,8 @@ def portal(
         if chosen_view == "now":
             context |= _now(data, household, lang, t)
         else:
-            context |= _period(data, household, Period.containing(chosen_view, day, data.tz), today, lang, t)  # type: ignore[arg-type]
+            period = Period.containing(cast(View, chosen_view), day, data.tz)  # parse_view checked it
+            context |= _period(data, household, period, today, lang, t)
     except InfluxUnavailable as exc:
         return _unavailable(request, user, household, exc)
     return render(request, "portal.html", user=user, **context)
@@ -168,8 +173,14 @@ def _period(
     bars = data.bars(household, period)
     previous = period.previous()
     before = data.totals(household, previous)
-    median = data.median(period)
-    figures = data.community(household, period, bars.totals)
+    data.quarter.warm()  # the quarter's days of this and last year, in the background (once)
+    try:
+        median = data.median(period, max_missing=MAX_WAIT_DAYS)
+        community: dict[str, str] | None = view.community(
+            lang, data.community(household, period, bars.totals, max_missing=MAX_WAIT_DAYS)
+        )
+    except QuarterPending:
+        median, community = {"households": 0}, None
     return {
         "title": view.period_title(lang, period),
         "period": period,
@@ -180,7 +191,7 @@ def _period(
         "charts": view.charts(lang, period, bars, t),
         "comparison": view.comparison(lang, bars.totals, before, median),
         "median_households": median["households"],
-        "community": view.community(lang, figures),
+        "community": community,
         "table_open": True,
     }
 
