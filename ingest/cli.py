@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.config import ConfigError, Settings, load_settings
+from ingest.config import COMPONENTS, Component, ConfigError, Settings, load_settings
 from ingest.dashboards_cli import add_parser as add_dashboards_parser
 from ingest.demo.cli import add_parser as add_up_parser
 from ingest.energy.cli import add_parser as add_energy_parser
@@ -63,16 +63,19 @@ def find_settings(given: Path | None) -> Settings:
     return load_settings(path)
 
 
-def _settings(path: Path | None) -> Settings:
+def _settings(path: Path | None, *components: Component) -> Settings:
+    """Settings from ``path``, checked for what ``components`` need in production; exit 2 naming the keys."""
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        settings.check_production(*components)
+        return settings
     except ConfigError as exc:
         print(f"reallabor: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    settings = _settings(args.file)
+    settings = _settings(args.file, *(args.components or COMPONENTS))
     print(
         f"{args.file}: ok (mode {settings.mode}, mqtt {settings.mqtt.host}:{settings.mqtt.port}, "
         f"influx {settings.influx.url} api {settings.influx.api})"
@@ -83,7 +86,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.ingester import Ingester
 
-    settings = _settings(args.config)
+    settings = _settings(args.config, "ingest")
     setup_logging(settings.ingest.log_level)
     try:
         ingester = Ingester(settings)
@@ -199,6 +202,13 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="configuration").add_subparsers(dest="action", required=True)
     check = config.add_parser("check", help="validate a settings file (exit 2 on error)")
     check.add_argument("file", type=Path, help="the settings YAML to check")
+    check.add_argument(
+        "--for",
+        dest="components",
+        action="append",
+        choices=COMPONENTS,
+        help="check the production secrets of this part only (repeatable; default: every part)",
+    )
     check.set_defaults(func=cmd_config_check)
 
     ingest = sub.add_parser("ingest", help="run the ingester")

@@ -6,9 +6,12 @@ Unknown keys and bad values are refused with the key path and the value (:class:
 Secrets (rules in :mod:`ingest.security.strength`): a placeholder (``changeme``, ``<your secret>``,
 ``${TOKEN}``, ``xxxx``...), surrounding whitespace and characters outside printable ASCII are refused in
 every mode. ``mode: development`` (the demo, ``reallabor up``) may leave them unset: the API then signs
-with a random key of its own that dies with the process. ``mode: production`` requires them, and random:
-``api.secret_key`` 32 random bytes (43 URL-safe base64 characters or 64 hex digits), the others 16
-characters; no placeholder word inside, no repetition, run or too few different characters.
+with a random key of its own that dies with the process. ``mode: production`` refuses a weak one wherever
+it is given: ``api.secret_key`` 32 random bytes (43 URL-safe base64 characters or 64 hex digits), the others
+16 characters; no placeholder word inside, no repetition, run or too few different characters. Each
+long-running part requires its own secrets at its start (:meth:`Settings.check_production`: the ingester
+its broker account and InfluxDB write credential, the API its session key and InfluxDB reader, the energy
+ledger its InfluxDB user), so no part has to hold another's (docker-compose.yml).
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ from ingest.security.strength import (
 from ingest.validation import describe_errors
 
 __all__ = ["PLACEHOLDER_SECRETS", "ConfigError", "Settings", "is_placeholder", "load_settings"]
+
+#: the long-running parts, each started with its own settings (docker-compose.yml)
+Component = Literal["ingest", "api", "energy"]
+COMPONENTS: tuple[Component, ...] = ("ingest", "api", "energy")
 
 MAKE_API_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 MAKE_PASSWORD = 'python -c "import secrets; print(secrets.token_urlsafe(16))"'
@@ -273,57 +280,81 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:
-        problems, unusable = [], set()
+        problems = []
         for path, secret in self._secret_values().items():
-            problem = placeholder_problem(secret.get_secret_value()) if secret is not None else None
+            if secret is None:
+                continue
+            problem = placeholder_problem(secret.get_secret_value())
             if problem is not None:
                 problems.append(f"{path}: {problem} refused in mode {self.mode!r}")
-                unusable.add(path)
-        if self.mode == "production":
-            problems += self._production_problems(skip=frozenset(unusable))
+            elif self.mode == "production":  # a secret given must be random, whoever uses it
+                problems += _weakness(path, secret)
         if problems:
             raise ValueError("\n  ".join(problems))
         return self
 
-    def _production_problems(self, *, skip: frozenset[str]) -> list[str]:
-        required: dict[str, SecretStr | None] = {"api.secret_key": self.api.secret_key}
-        if self.mqtt.username is not None:
-            required["mqtt.password"] = self.mqtt.password
-        else:
-            required["mqtt.username"] = None
-        if self.broker_admin.password is not None:  # optional: without it gateway provisioning is off
-            required["broker_admin.password"] = self.broker_admin.password
-        if self.influx.api == "v2":
-            required["influx.token"] = self.influx.token
-        else:
-            required["influx.password"] = self.influx.password
-        if self.influx.read_username is not None:
-            required["influx.read_password"] = self.influx.read_password
-        if self.energy.username is not None:
-            required["energy.password"] = self.energy.password
-        problems = []
-        for path, secret in required.items():
-            if path in skip:
-                continue
-            if secret is None:
-                problems.append(f"{path}: required in mode {self.mode!r} (no default outside development)")
-                continue
-            api_key = path == "api.secret_key"
-            problem = weakness(secret.get_secret_value(), api_key=api_key)
-            if problem is None:
-                continue
-            if api_key:
-                problems.append(
-                    f"{path}: {problem}: mode 'production' needs 32 random bytes, at least "
-                    f"{API_KEY_CHARS} URL-safe base64 characters or {API_KEY_HEX_DIGITS} hex digits; "
-                    f"make one with: {MAKE_API_KEY}"
-                )
+    def required_secrets(self, component: Component) -> dict[str, SecretStr | None]:
+        """The secrets ``component`` cannot start without in mode production: its own, not the others'
+        (the API never holds the ingester's broker password, the ledger no session key)."""
+        influx_write = "influx.token" if self.influx.api == "v2" else "influx.password"
+        influx = {influx_write: getattr(self.influx, influx_write.partition(".")[2])}
+        if component == "ingest":
+            if self.mqtt.username is None:
+                return {"mqtt.username": None, **influx}
+            return {"mqtt.password": self.mqtt.password, **influx}
+        if component == "api":  # reads InfluxDB for /ops and the portal, as the reader when there is one
+            required: dict[str, SecretStr | None] = {"api.secret_key": self.api.secret_key}
+            if self.influx.read_username is not None:
+                required["influx.read_password"] = self.influx.read_password
             else:
-                problems.append(
-                    f"{path}: {problem}: mode 'production' needs at least {MIN_SECRET_CHARS} characters, "
-                    f"random ones; make some with: {MAKE_PASSWORD}"
+                required.update(influx)
+            if self.broker_admin.password is not None:  # optional: without it gateway provisioning is off
+                required["broker_admin.password"] = self.broker_admin.password
+            return required
+        if self.energy.username is not None:
+            return {"energy.password": self.energy.password}
+        return influx
+
+    def check_production(self, *components: Component) -> None:
+        """Refuse (ConfigError) to start ``components`` in mode production without their secrets."""
+        if self.mode != "production":
+            return
+        missing = sorted(
+            {
+                path
+                for component in components
+                for path, secret in self.required_secrets(component).items()
+                if secret is None
+            }
+        )
+        if missing:
+            names = ", ".join(components)
+            raise ConfigError(
+                "\n  ".join(
+                    [f"invalid configuration for {names}:"]
+                    + [
+                        f"{path}: required in mode 'production' (no default outside development)"
+                        for path in missing
+                    ]
                 )
-        return problems
+            )
+
+
+def _weakness(path: str, secret: SecretStr) -> list[str]:
+    api_key = path == "api.secret_key"
+    problem = weakness(secret.get_secret_value(), api_key=api_key)
+    if problem is None:
+        return []
+    if api_key:
+        return [
+            f"{path}: {problem}: mode 'production' needs 32 random bytes, at least "
+            f"{API_KEY_CHARS} URL-safe base64 characters or {API_KEY_HEX_DIGITS} hex digits; "
+            f"make one with: {MAKE_API_KEY}"
+        ]
+    return [
+        f"{path}: {problem}: mode 'production' needs at least {MIN_SECRET_CHARS} characters, "
+        f"random ones; make some with: {MAKE_PASSWORD}"
+    ]
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

@@ -131,6 +131,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return EXIT_USAGE
+    from ingest.config import ConfigError
+
+    try:
+        settings.check_production("energy")
+    except ConfigError as exc:
+        print(f"reallabor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     setup_logging(settings.ingest.log_level)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -104,6 +104,11 @@ def cmd_api(args: argparse.Namespace) -> int:
     from ingest.security.audit import setup_logging
 
     settings = _settings(args)
+    try:
+        settings.check_production("api")
+    except ConfigError as exc:
+        print(f"reallabor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     setup_logging(settings.ingest.log_level)  # logins, user and gateway changes: reallabor.audit
     broker = admin_from_settings(
         host=settings.mqtt.host, port=settings.mqtt.port, admin=settings.broker_admin

@@ -162,7 +162,8 @@ def test_technician_and_resident_get_403(
     with page.expect_navigation():  # a resident always lands on /portal, staff where next says
         page.locator("form.stack button[type=submit]").click()
     answer = page.goto(f"{ops_server}/ops")
-    assert answer is not None and answer.status == 403
+    assert answer is not None
+    assert answer.status == 403
     assert page.locator("canvas").count() == 0
     assert page.locator("table.latest").count() == 0
     data = page.request.get(f"{ops_server}/ops/data/energy?day={DAY_DATE.isoformat()}", max_redirects=0)

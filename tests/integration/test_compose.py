@@ -6,6 +6,7 @@ does not run here, so `docker-compose config` is as far as the stack goes in tes
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ingest.config import Component, ConfigError, load_settings
 from ingest.deploy_preflight import SECRETS, problems
 
 pytestmark = [pytest.mark.integration]
@@ -129,3 +131,46 @@ def test_the_stack(stack: dict[str, Any]) -> None:
         assert services[name]["environment"]["REALLABOR_MODE"] == "production"
     assert services["ingest"]["depends_on"]["api"] == {"condition": "service_healthy"}
     assert services["api"]["command"][:2] == ["reallabor", "api"]
+
+
+def random_env(tmp_path: Path) -> Path:
+    """.env.example with every placeholder replaced by a generated secret, as an operator fills it."""
+    lines = []
+    for line in EXAMPLE.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if value.startswith("<"):
+            secret = secrets.token_urlsafe(32)
+            value = secret if key == "API_SECRET_KEY" else secret[:24]
+        lines.append(f"{key}={value}" if key and not line.startswith("#") else line)
+    env_file = tmp_path / "good.env"
+    env_file.write_text("\n".join(lines) + "\n")
+    return env_file
+
+
+@pytest.mark.parametrize(
+    ("service", "component"), [("ingest", "ingest"), ("api", "api"), ("energy", "energy")]
+)
+def test_each_part_starts_with_its_own_secrets_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service: str, component: Component
+) -> None:
+    result = compose_config(random_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    stack = yaml.safe_load(result.stdout)["services"]
+    assert not problems(stack["preflight"]["environment"])  # generated secrets pass the preflight
+    environment: dict[str, str] = stack[service]["environment"]
+    for name in [name for name in os.environ if name.startswith("REALLABOR_")]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    settings = load_settings(None)
+    assert settings.mode == "production"
+    settings.check_production(component)  # what `reallabor <part>` checks before it starts
+    others = {"ingest": "REALLABOR_MQTT__PASSWORD", "api": "REALLABOR_API__SECRET_KEY"}
+    held = {name for part, name in others.items() if name in environment and part != component}
+    assert not held, f"{service} holds another part's secret: {held}"
+    # and without its own secret it refuses, naming the key
+    own = {"ingest": "REALLABOR_MQTT__USERNAME", "api": "REALLABOR_API__SECRET_KEY"}
+    if component in own:
+        monkeypatch.delenv(own[component])
+        with pytest.raises(ConfigError, match="required in mode 'production'"):
+            load_settings(None).check_production(component)

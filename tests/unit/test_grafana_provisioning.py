@@ -40,7 +40,11 @@ def test_datasource() -> None:
     assert source["jsonData"]["dbName"] == "reallabor"
     assert source["secureJsonData"]["password"] == "${INFLUX_GRAFANA_PASSWORD}"
     assert source["user"] == "grafana"  # the read-only v1 user of deploy/influx2/10-dbrp.sh
-    assert "--username grafana --read-bucket" in (REPO / "deploy" / "influx2" / "10-dbrp.sh").read_text()
+    first_start = (REPO / "deploy" / "influx2" / "10-dbrp.sh").read_text()
+    assert 'user grafana "${INFLUX_GRAFANA_PASSWORD' in first_start
+    grafana = first_start.split("user grafana ", 1)[1].split("\nuser ", 1)[0]
+    assert "--read-bucket" in grafana
+    assert "--write-bucket" not in grafana
 
 
 def test_dashboard_provider() -> None:
