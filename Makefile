@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint unit integration deps venv node clean soak bench
+.PHONY: demo test lint unit integration deps venv node clean soak bench bench-panels
 
 demo: deps venv node  ## run the whole thing: broker, InfluxDB, ingester, 110 simulated households
 	$(BIN)/reallabor up --simulate 110
@@ -66,3 +66,6 @@ soak: deps venv  ## the fault tests, longer: 60 s at 2,000 msg/s, SIGKILL every 
 
 bench: deps venv  ## ingester vs Node-RED and a naive bridge: drain, live, latency, cost, recovery (~25 min; JSON last)
 	$(BIN)/python -m bench.ingest
+
+bench-panels: deps venv  ## every panel's query on 110 households x 90 days of 1-minute data, p95 vs 500 ms (JSON last)
+	$(BIN)/python -m bench.panels
