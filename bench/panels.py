@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,8 @@ class QueryError(Exception):
 
 @dataclass
 class Timed:
-    ms: list[float] = field(default_factory=list)
+    ms: list[float] = field(default_factory=list)  # per repetition, all queries
+    per_query: list[list[float]] = field(default_factory=list)  # per query, per repetition
     rows: int = 0
     error: str | None = None
 
@@ -143,15 +145,22 @@ def run_query(http: httpx.Client, query: str) -> tuple[float, int]:
     return elapsed, rows
 
 
-def time_queries(http: httpx.Client, queries: list[str], repetitions: int) -> Timed:
-    """One warm-up, then ``repetitions`` times every query in turn; per repetition the sum (ms)."""
-    timed = Timed()
+def time_queries(http: httpx.Client, queries: list[str], repetitions: int, budget_s: float) -> Timed:
+    """One warm-up, then ``repetitions`` times every query in turn; per repetition the sum (ms). A slow
+    set gets fewer repetitions (at least 3): as many as fit into ``budget_s`` by the warm-up's time."""
+    timed = Timed(per_query=[[] for _ in queries])
     try:
+        warm_ms = 0.0
         for query in queries:
-            _, rows = run_query(http, query)
+            ms, rows = run_query(http, query)
             timed.rows += rows
-        for _ in range(repetitions):
-            timed.ms.append(sum(run_query(http, query)[0] for query in queries))
+            warm_ms += ms
+        count = min(repetitions, max(3, int(budget_s * 1000 / max(warm_ms, 1.0))))
+        for _ in range(count):
+            times = [run_query(http, query)[0] for query in queries]
+            for own, ms in zip(timed.per_query, times, strict=True):
+                own.append(ms)
+            timed.ms.append(sum(times))
     except QueryError as exc:
         timed.error = str(exc)
     except httpx.HTTPError as exc:
@@ -166,13 +175,15 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def figures(timed: Timed) -> dict[str, float | None]:
+def figures(timed: Timed) -> dict[str, Any]:
     if not timed.ms:
-        return {"p50_ms": None, "p95_ms": None, "max_ms": None}
+        return {"p50_ms": None, "p95_ms": None, "max_ms": None, "repetitions": 0, "targets_p95_ms": []}
     return {
         "p50_ms": round(percentile(timed.ms, 0.5), 1),
         "p95_ms": round(percentile(timed.ms, 0.95), 1),
         "max_ms": round(max(timed.ms), 1),
+        "repetitions": len(timed.ms),
+        "targets_p95_ms": [round(percentile(ms, 0.95), 1) for ms in timed.per_query],
     }
 
 
@@ -191,7 +202,7 @@ def variables(http: httpx.Client, dashboard: Dashboard, household: str) -> dict[
 
 
 def bench_panels(
-    url: str, now: dt.datetime, *, repetitions: int, household: str, goal_ms: float
+    url: str, now: dt.datetime, *, repetitions: int, budget_s: float, household: str, goal_ms: float
 ) -> list[dict[str, Any]]:
     results = []
     with httpx.Client(base_url=url, timeout=120, trust_env=False) as http:
@@ -225,8 +236,8 @@ def bench_panels(
                         for t in panel.targets
                     ]
                     has_twin = any(t.raw for t in panel.targets)
-                    timed = time_queries(http, queries, repetitions)
-                    raw = time_queries(http, twins, repetitions) if has_twin else timed
+                    timed = time_queries(http, queries, repetitions, budget_s)
+                    raw = time_queries(http, twins, repetitions, budget_s) if has_twin else timed
                     main, twin = figures(timed), figures(raw)
                     errors = [e for e in (timed.error, raw.error if has_twin else None) if e]
                     p95 = main["p95_ms"]
@@ -449,6 +460,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 influx.url,
                 now,
                 repetitions=args.repetitions,
+                budget_s=args.budget,
                 household=household_of(spec),
                 goal_ms=args.goal_ms,
             )
@@ -522,6 +534,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=int, default=60, help="seconds between meter/PV/EV readings")
     parser.add_argument("--repetitions", type=int, default=20, help="timed runs per query (after 1 warm-up)")
     parser.add_argument("--writers", type=int, default=3, help="backfill processes writing at once")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=15,
+        help="seconds per panel and range at most (fewer repetitions for slow queries, at least 3)",
+    )
     parser.add_argument("--goal-ms", type=float, default=GOAL_MS)
     parser.add_argument("--reuse", type=Path, metavar="DIR", help="keep the filled InfluxDB here; reuse it")
     parser.add_argument("--no-energy", dest="energy", action="store_false", help="skip the energy ledger")
@@ -539,6 +557,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # a TERM (or an INT to a background job, which ignores it) still stops our InfluxDB: finally blocks run
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     result = run(parse_args(argv))
     print(table(result), file=sys.stderr)
     print(json.dumps(result, separators=(",", ":")))
