@@ -4,8 +4,9 @@ InfluxDB, with the written points kept so that tests compute what they expect fr
 
 Households: seven, two named ``EG`` in different buildings (a name is unique only per building), one
 named like an injection; each household's values are scaled by its own factor, so a leak shows. Haus 2
-has a building PV without household tag. Quarter hours on :data:`DAY` (and today, for the "now" view);
-days for May and June 2025, the day's daily point the sum of its quarter hours.
+has a building PV without household tag. Quarter hours for every day of May and June 2025 (of four
+households only on :data:`SPARSE_DAY`), each daily point the sum of its day's quarter hours; and today's
+quarter hours, for the "now" view.
 """
 
 from __future__ import annotations
@@ -121,26 +122,23 @@ class Ledger:
         return lines
 
     def fill_days(self) -> list[str]:
+        """Every day of :data:`MONTHS`: quarter hours, and the daily points as their sums."""
         lines = []
         day = MONTHS[0]
         number = 0
         while day < MONTHS[1]:
-            midnight = dt.datetime.combine(day, dt.time(), TZ).astimezone(dt.UTC)
-            for index, (name, building) in enumerate((*HOUSEHOLDS, ("", BUILDING_PV[0]))):
-                if day == SPARSE_DAY and name and index >= 4:
-                    continue
-                kinds = ("pv",) if not name else kinds_of(index)
-                for kind in kinds:
-                    device = BUILDING_PV[1] if not name else f"{name}-{kind}"
-                    key = (name, building, kind, device)
-                    if day == DAY:
-                        value = round(sum(self.quarter_hours[key].values()), 6)
-                    else:
-                        value = round(
-                            sum(kwh(index if name else 8, kind, slot, number) for slot in range(96)), 6
-                        )
-                    self.days[key][midnight] = value
-                    lines.append(self.line("energy_1d", name, building, kind, device, midnight, value))
+            households = (0, 1, 2, 3) if day == SPARSE_DAY else tuple(range(len(HOUSEHOLDS)))
+            lines += self.fill_day(day, number, households)
+            start = dt.datetime.combine(day, dt.time(), TZ).astimezone(dt.UTC)
+            end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), TZ).astimezone(dt.UTC)
+            slots = [
+                start + dt.timedelta(minutes=15 * i) for i in range(int((end - start).total_seconds()) // 900)
+            ]
+            for key, points in self.quarter_hours.items():
+                values = [points[m] for m in slots if m in points]
+                if values:
+                    self.days[key][start] = round(sum(values), 6)
+                    lines.append(self.line("energy_1d", *key, start, self.days[key][start]))
             day += dt.timedelta(days=1)
             number += 1
         return lines
@@ -155,10 +153,7 @@ def make_ledger(influxdb: InfluxDB, *, today: dt.date) -> Ledger:
     ):
         httpx.post(f"{influxdb.url}/query", data={"q": q}, trust_env=False).raise_for_status()
     ledger = Ledger(influx)
-    ledger.write(ledger.fill_day(DAY, 17, tuple(range(len(HOUSEHOLDS)))))
     ledger.write(ledger.fill_days())
-    # the day before DAY has quarter hours of four households only
-    ledger.write(ledger.fill_day(DAY - dt.timedelta(days=1), 16, (0, 1, 2, 3)))
     ledger.write(ledger.fill_day(today, 3, tuple(range(len(HOUSEHOLDS)))))
     return ledger
 

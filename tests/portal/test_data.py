@@ -133,6 +133,11 @@ def test_community_figures_follow_their_definition(portal_data: PortalData, ledg
     assert figures.quarter_self_sufficiency == pytest.approx(1 - external / quarter_consumption)
     assert figures.quarter_pv_share == pytest.approx(pv / quarter_consumption)
     assert 0 < figures.quarter_pv_covered < 1  # type: ignore[operator]
+    # a month from the per-day figures: the quarter cannot cover more of its use than its PV produced
+    month = portal_data.community(me, Period.containing("month", DAY, TZ), mine)
+    assert month.quarter_self_sufficiency is not None
+    assert month.quarter_pv_share is not None
+    assert 0 < month.quarter_self_sufficiency <= month.quarter_pv_share
     # a household without PV: self-sufficiency 0, yet the quarter's surplus covers part of it
     other = household(2)
     theirs = totals(ledger.quarter_hours, other.name, other.building, start, end)
@@ -183,7 +188,7 @@ def test_csv_rows_only_the_households_own(portal_data: PortalData, ledger: Ledge
     text = csv_export.csv_text(rows, TZ)
     lines = text.splitlines()
     assert lines[0] == "time_local,time_utc,device,kind,kwh"
-    assert len(lines) == 1 + len(rows) == 1 + 96 * len(kinds_of(5))  # DAY - 1 has four other households only
+    assert len(lines) == 1 + len(rows) == 1 + 2 * 96 * len(kinds_of(5))
     assert "hh-001" not in text
     assert "EG" not in text
 
