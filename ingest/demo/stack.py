@@ -421,7 +421,7 @@ def banner(demo: Demo, *, households: int, interval_s: float) -> str:
     roles = {
         "operator": "everything",
         "technician": "gateways, devices, commissioning",
-        "resident": "the API's /api/v1/me/household; the residents' portal is not built yet",
+        "resident": "their own household's energy at /portal",
     }
     logins = "\n".join(
         f"{indent}{login.role.value:<11} {login.username:<11} {credentials.logins[login.username]:<17} "
@@ -448,8 +448,10 @@ def banner(demo: Demo, *, households: int, interval_s: float) -> str:
     notes = "".join(f"\n  note        : {notice}" for notice in demo.notices)
     return f"""
 Reallabor is up (state in {state_dir}).
-  pages       : {api.url}/ops   (operators: the quarter's charts)
-                {api.url}/tech  (technicians and operators; API docs at {api.url}/api/docs)
+  pages       : {api.url}/ops     (operators: the quarter's charts, households, deletions)
+                {api.url}/tech    (technicians and operators; API docs at {api.url}/api/docs)
+                {api.url}/portal  (residents: their own household; new ones get an invitation code
+                                   from /tech/invitations or `reallabor residents invite hh-002`)
   logins      : role        username    password
 {logins}
   MQTT broker : mqtt://{settings.mqtt.host}:{settings.mqtt.port}   (dynamic security: one account per gateway)
@@ -461,6 +463,6 @@ Reallabor is up (state in {state_dir}).
   metrics     : http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics
   simulated   : {simulated}
   secrets     : {state_dir / "demo-secrets.json"} (every demo password, owner only)
-  commands    : reallabor users|gateways|devices|households|quarantine …{commands}{notes}
+  commands    : reallabor users|gateways|devices|households|residents|letters|quarantine …{commands}{notes}
 Press Ctrl-C to stop; `{again}` continues where it stopped.
 """
