@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, Page
 
 from ingest.api.assets import node_modules
 
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-RUN = """async ([tags, exclude]) => {
+RUN = """async ([tags, exclude, kind]) => {
   const results = await axe.run(
     { include: [document], exclude: exclude.map((selector) => [selector]) },
-    { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] },
+    { runOnly: { type: "tag", values: tags }, resultTypes: [kind] },
   );
-  return results.violations.map((v) => ({
+  return results[kind].map((v) => ({
     id: v.id,
     impact: v.impact,
     help: v.help,
@@ -35,14 +35,29 @@ def axe_script() -> str:
     return str(path)
 
 
+def install(context: BrowserContext) -> None:
+    """The engine in every page the context opens, before the page's own scripts (quicker than
+    evaluating it after each navigation); ``violations`` adds it to pages without it."""
+    context.add_init_script(path=axe_script())
+
+
 def violations(page: Page, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """axe's WCAG 2.1 A/AA violations on ``page`` as it is now; ``exclude``: selectors of single nodes
     to leave out (each caller says why)."""
+    return _run(page, exclude, "violations")
+
+
+def needs_review(page: Page, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """What axe could not decide (``incomplete``: e.g. text over an image), for a person to look at."""
+    return _run(page, exclude, "incomplete")
+
+
+def _run(page: Page, exclude: tuple[str, ...], kind: str) -> list[dict[str, Any]]:
     if not page.evaluate("typeof window.axe === 'object'"):
         # the pages' CSP forbids inline and foreign scripts; Playwright's evaluate is not subject to it,
         # a script tag would be, so the engine's source is evaluated rather than added as a tag
         page.evaluate(_source())
-    found: list[dict[str, Any]] = page.evaluate(RUN, [WCAG_21_AA, list(exclude)])
+    found: list[dict[str, Any]] = page.evaluate(RUN, [WCAG_21_AA, list(exclude), kind])
     return found
 
 

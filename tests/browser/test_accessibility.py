@@ -10,6 +10,7 @@ technician pages' world (tests/browser/tech_world.py; the dynsec broker of the r
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ class Audit:
         if javascript and page.locator(".chart").count():
             page.wait_for_function(CHARTS_DRAWN, timeout=20_000)  # the DOM as the resident sees it
         self.found[name] = axe.violations(page)
-        shot(page, self.tmp_path, f"a11y-{name}")
+        if os.environ.get("REALLABOR_SCREENSHOTS"):  # to look at; the other browser tests check widths
+            shot(page, self.tmp_path, f"a11y-{name}")
 
     def assert_clean(self) -> None:
         dirty = {name: found for name, found in self.found.items() if found}
@@ -64,6 +66,7 @@ def _context(browser: Browser, lang: str, *, javascript: bool = True) -> Page:
     context = browser.new_context(viewport=PHONE, locale=LANGS[lang], device_scale_factor=1, is_mobile=True)
     if not javascript:
         context.route("**/*.js", lambda route: route.abort())
+    axe.install(context)
     page = context.new_page()
     page.set_default_timeout(15_000)
     return page
