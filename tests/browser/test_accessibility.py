@@ -240,6 +240,10 @@ def test_technician_pages(
         for name, path in {"import": "/tech/import", "discovery": "/tech/discovery"}.items():
             page.goto(server + path)
             audit(page, f"{name}-{lang}")
+        page.goto(f"{server}/tech/devices/{tech.device_id}")
+        page.locator(f"form[action='/tech/devices/{tech.device_id}/commission'] button[type=submit]").click()
+        expect(page.locator("#events li").first).to_be_visible()  # a run listening, as it is watched
+        audit(page, f"run-live-{lang}")
 
         page.goto(f"{server}/tech/gateways/new")
         audit(page, f"gateway-new-{lang}")
