@@ -1,5 +1,6 @@
 # Everything installs itself: Debian packages with apt-get when missing, Python packages into .venv,
-# npm packages (uPlot for /ops) into node_modules from package-lock.json.
+# npm packages (uPlot for /ops and the portal; axe-core for the accessibility test) into node_modules
+# from package-lock.json.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -54,7 +55,7 @@ $(STAMP): pyproject.toml
 
 node: $(NODE_STAMP)
 
-$(NODE_STAMP): package.json package-lock.json | deps  ## uPlot for /ops, exactly as locked
+$(NODE_STAMP): package.json package-lock.json | deps  ## uPlot, axe-core: exactly as locked
 	npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
