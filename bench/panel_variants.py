@@ -60,10 +60,20 @@ def rollup(measurement: str) -> Change:
     return lambda query: query.replace(f'FROM "{measurement}"', f'FROM "rollups"."{measurement}_15m"')
 
 
-def one_day(query: str) -> str:
-    """The range cut to its last day (the dashboards' default)."""
-    start, end = (int(n) for n in re.findall(r"time [<>]= (\d+)ms", query)[:2])
-    return query.replace(f"{start}ms", f"{end - 86_400_000}ms", 1)
+def days(count: int) -> Change:
+    """The range: the last ``count`` days (instead of 30)."""
+
+    def change(query: str) -> str:
+        start, end = (int(n) for n in re.findall(r"time [<>]= (\d+)ms", query)[:2])
+        return query.replace(f"{start}ms", f"{end - count * 86_400_000}ms")
+
+    return change
+
+
+def newest_point(query: str) -> str:
+    """last() per series as a raw select of the newest point: InfluxDB reads one block per series."""
+    out = query.replace('SELECT last("power_w") AS "reading"', 'SELECT "power_w" AS "reading"')
+    return out + " ORDER BY time DESC LIMIT 1"
 
 
 VARIANTS: tuple[tuple[str, str, int, str, Change], ...] = (
@@ -74,7 +84,12 @@ VARIANTS: tuple[tuple[str, str, int, str, Change], ...] = (
     ("reallabor-energy", "today-15m", 0, "GROUP BY time(1h)", bucket("1h")),
     ("reallabor-energy", "today-15m", 0, "GROUP BY time(1d)", bucket("1d")),
     ("reallabor-energy", "today-15m", 0, "no time buckets (one total)", no_time_buckets),
-    ("reallabor-energy", "today-15m", 0, "as the panel, over 1 day", one_day),
+    ("reallabor-energy", "today-15m", 0, "as the panel, over 1 day", days(1)),
+    ("reallabor-energy", "months-12", 0, "as the panel (energy_1d, 1d, tz), over 1 year", days(365)),
+    ("reallabor-energy", "months-12", 0, "over 1 year without tz()", lambda q: no_tz(days(365)(q))),
+    ("reallabor-energy", "months-12", 0, "over 90 days (the data there is)", days(90)),
+    ("reallabor-fleet", "last-seen", 0, "as the panel (last() per gateway, device)", same),
+    ("reallabor-fleet", "last-seen", 0, "newest point: ORDER BY time DESC LIMIT 1", newest_point),
     ("reallabor-fleet", "gateways", 0, "as the panel (raw count, $__interval, gateway)", same),
     ("reallabor-fleet", "gateways", 0, "fill(none)", lambda q: q.replace("fill(0)", "fill(none)")),
     ("reallabor-fleet", "gateways", 0, "GROUP BY time(1d)", bucket("1d")),
