@@ -4,6 +4,9 @@ taken port is named, and a restart continues every meter where it stopped."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import json
 import socket
 import subprocess
@@ -11,10 +14,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from ingest.api.security import SESSION_COOKIE
 from ingest.demo.stack import BUILDING_SIZE
 from ingest.localservices import LOOPBACK
 from simulators.engine import meter_counters
@@ -26,6 +31,7 @@ from tests.registry.mqtt_client import TestMqttClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 HOUSEHOLDS = 10
+ZONE = ZoneInfo("Europe/Berlin")  # the demo's households live here (ingest.timezone)
 
 
 QUARTER = make_quarter(HOUSEHOLDS, building_size=BUILDING_SIZE)  # what the demo simulates
@@ -65,6 +71,7 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
         with demo.login("resident") as resident:
             assert resident.get("/api/v1/me/household").json()["name"] == "hh-001"
             assert resident.get("/api/v1/households").status_code == 403
+            _the_portal_says_what_the_meter_counted(demo, resident)
 
         # a second `up` on the same state: refused at once, the running one untouched
         second = Demo(demo.state_dir, free_ports(), households=HOUSEHOLDS)
@@ -121,6 +128,48 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
             assert 0 <= jump < 1.0, f"{household}: {jump} kWh between the last reading and the first after"
     finally:
         demo.stop()
+
+
+def _the_portal_says_what_the_meter_counted(demo: Demo, resident: httpx.Client) -> None:
+    """End to end: the simulated quarter published yesterday (the demo's history) through the gateways'
+    accounts, the broker, the ingester, InfluxDB and the energy ledger; the resident's CSV of the day
+    (/portal/csv, the portal's own download) holds the grid energy the simulator's meter counted between
+    the day's first and last reading, to the Wh."""
+    household = QUARTER.households[0]
+    yesterday = dt.datetime.now(ZONE).date() - dt.timedelta(days=1)
+    start = dt.datetime.combine(yesterday, dt.time(), ZONE)
+    end = start + dt.timedelta(days=1)
+    token = resident.headers["Authorization"].removeprefix("Bearer ")
+    portal = httpx.Client(base_url=demo.api_url, cookies={SESSION_COOKIE: token}, timeout=30, trust_env=False)
+
+    own = {household.meter_device, household.pv_device, household.ev_device, household.heat_device}
+
+    def imported() -> float | None:
+        day = yesterday.isoformat()
+        response = portal.get("/portal/csv", params={"from": day, "to": day, "resolution": "15m"})
+        assert response.status_code == 200, response.text
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert {row["device"] for row in rows} <= own, "another household's device in the resident's CSV"
+        grid = [row for row in rows if row["device"] == household.meter_device and row["kind"] == "import"]
+        # the ledger takes in the history once it is in InfluxDB: the day is there with its last quarter
+        if not grid or dt.datetime.fromisoformat(grid[-1]["time_local"]) < end - dt.timedelta(minutes=15):
+            return None
+        return sum(float(row["kwh"]) for row in grid)
+
+    with portal:
+        total = wait_for(imported, timeout=90, what="yesterday's energy in the resident's portal")
+    readings = demo.influx().rows(
+        "SELECT energy_import_kwh FROM electricity WHERE device = "
+        f"'{household.meter_device}' AND time >= {int(start.timestamp()) * 10**9} "
+        f"AND time < {int(end.timestamp()) * 10**9}"
+    )
+    times = [row["time"] // 1_000_000_000 for row in readings]
+    shapes = Shapes(QUARTER)
+    counted = (
+        meter_counters(QUARTER, max(times), shapes)[0][0] - meter_counters(QUARTER, min(times), shapes)[0][0]
+    )
+    assert total == pytest.approx(counted, abs=0.0005), "the portal's day differs from the meter's count"
+    assert total > 0.5, f"an implausibly small day for a household: {total} kWh"
 
 
 def _ops_series(client: httpx.Client, panel: str) -> list[Any]:
