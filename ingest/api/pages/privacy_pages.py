@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
 from ingest.api.deps import ItemId, SessionDep
+from ingest.api.export_limit import ExportRefused
+from ingest.api.pages.i18n import negotiate, translator
 from ingest.api.pages.web import (
     OPS_PREFIX,
     CsrfChecked,
@@ -25,7 +27,13 @@ from ingest.api.pages.web import (
     render,
     session_user,
 )
-from ingest.api.routes.privacy import household_or_404, influx_settings, run_deletion, zip_response
+from ingest.api.routes.privacy import (
+    export_lease,
+    household_or_404,
+    influx_settings,
+    run_deletion,
+    zip_response,
+)
 from ingest.privacy.delete import MAX_REASON, Plan, plan_deletion, record_dict
 from ingest.privacy.export import export_household
 from ingest.privacy.influx import InfluxFailed, household_data
@@ -139,9 +147,9 @@ def delete_submit(
 
 
 @router.get(f"{OPS_PREFIX}/households/{{household_id}}/export")
-def export_page(request: Request, _user: OperatorPage, session: SessionDep, household_id: ItemId) -> Response:
-    export = export_household(session, household_or_404(session, household_id))
-    return zip_response(request, export, export.filename)
+def export_page(request: Request, user: OperatorPage, session: SessionDep, household_id: ItemId) -> Response:
+    household = household_or_404(session, household_id)
+    return _limited(request, session, user, household, None, "privacy_message.html")
 
 
 @router.get(f"{OPS_PREFIX}/deletions")
@@ -160,4 +168,37 @@ def portal_export(request: Request, user: ResidentPage, session: SessionDep) -> 
     household = session.get(Household, user.household_id) if user.household_id is not None else None
     if household is None:
         raise PageForbidden(user, need="resident")
-    return zip_response(request, export_household(session, household), "reallabor-my-data.zip")
+    return _limited(request, session, user, household, "reallabor-my-data.zip", "portal_message.html")
+
+
+def _limited(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    household: Household,
+    filename: str | None,
+    template: str,
+) -> Response:
+    """The ZIP, or (not now: ingest.api.export_limit) a page saying why and when, with Retry-After."""
+    try:
+        lease = export_lease(request, user, household)
+    except ExportRefused as exc:
+        t = translator(negotiate(request))
+        minutes = max(1, -(-exc.retry_after_s // 60))
+        message = t(f"export_{exc.reason}", n=exc.per_hour, minutes=minutes)
+        response = render(
+            request,
+            template,
+            user=user,
+            household=household,
+            message=message,
+            status_code=exc.status,
+        )
+        response.headers.update(exc.headers)
+        return response
+    try:
+        export = export_household(session, household)
+    except BaseException:
+        lease.release()
+        raise
+    return zip_response(request, export, filename or export.filename, lease)

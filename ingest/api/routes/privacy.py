@@ -3,7 +3,9 @@ by residents.
 
 ``GET /households/{id}/export`` (operators) and ``GET /me/export`` (residents: the household of the
 session, never one named by the request) answer a ZIP (JSON + CSV, :mod:`ingest.privacy.export`),
-streamed. ``POST /households/{id}/deletion`` (operators, JSON ``{"confirm_name", "reason"}``: the
+streamed, bounded by :mod:`ingest.api.export_limit` (one at a time per user, a few per hour, two in the
+process: 429/503 with Retry-After) and audited (``household.exported``).
+``POST /households/{id}/deletion`` (operators, JSON ``{"confirm_name", "reason"}``: the
 household's name typed again) deletes everything stored about it and answers the deletion record;
 ``GET /deletion-records`` lists them. InfluxDB unreachable: 503 (a deletion's record says which step).
 """
@@ -20,12 +22,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ingest.api.deps import ItemId, Limit, Offset, OperatorUser, ResidentUser, SessionDep
+from ingest.api.export_limit import (
+    OPERATOR_PER_HOUR,
+    RESIDENT_PER_HOUR,
+    ExportRefused,
+    Lease,
+    export_limiter,
+    leased,
+)
+from ingest.api.throttle import client_address
 from ingest.config import InfluxSettings, Settings
 from ingest.privacy.delete import MAX_REASON, DeletionFailed, delete_household, record_dict, settle_seconds
 from ingest.privacy.export import HouseholdExport, export_household
 from ingest.privacy.influx import InfluxFailed, household_data
-from ingest.registry.models import DeletionRecord, Household, User
+from ingest.registry.models import DeletionRecord, Household, Role, User
 from ingest.registry.text import check_text
+from ingest.security.audit import audit
 
 router = APIRouter(tags=["privacy"])
 
@@ -53,22 +65,57 @@ def household_or_404(session: Session, household_id: int) -> Household:
     return household
 
 
-def zip_response(request: Request, export: HouseholdExport, filename: str) -> StreamingResponse:
+def export_lease(request: Request, user: User, household: Household) -> Lease:
+    """The limiter's lease for ``user`` exporting ``household`` (audited), or :class:`ExportRefused`."""
+    per_hour = RESIDENT_PER_HOUR if user.role is Role.resident else OPERATOR_PER_HOUR
+    address = client_address(request)
+    try:
+        lease = export_limiter(request.app).acquire(user.id, per_hour=per_hour)
+    except ExportRefused as exc:
+        audit("household.export_refused", user=user.username, household_id=household.id, why=exc.reason)
+        raise
+    audit("household.exported", user=user.username, household_id=household.id, client=address)
+    return lease
+
+
+def zip_response(request: Request, export: HouseholdExport, filename: str, lease: Lease) -> StreamingResponse:
     """The export as a download; InfluxDB is asked once before the first byte (503 when away), since a
-    failure in the middle of a stream can only cut it off."""
+    failure in the middle of a stream can only cut it off. ``lease`` is released when the stream ends,
+    fails, or is dropped unread (the client left before the first byte)."""
     settings = influx_settings(request)
     try:
         with household_data(settings) as data:
             data.retention_policies()
     except InfluxFailed as exc:
+        lease.release()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    except BaseException:
+        lease.release()
+        raise
 
     def stream() -> Iterator[bytes]:
         with household_data(settings) as data:
             yield from export.chunks(data)
 
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
-    return StreamingResponse(stream(), media_type="application/zip", headers=headers)
+    return StreamingResponse(leased(stream(), lease), media_type="application/zip", headers=headers)
+
+
+def limited_export(
+    request: Request, session: Session, user: User, household: Household, filename: str | None = None
+) -> StreamingResponse:
+    """The export of ``household`` for ``user`` as the API answers it: 429/503 with Retry-After when the
+    limiter says not now."""
+    try:
+        lease = export_lease(request, user, household)
+    except ExportRefused as exc:
+        raise HTTPException(exc.status, str(exc), headers=exc.headers) from exc
+    try:
+        export = export_household(session, household)
+    except BaseException:
+        lease.release()
+        raise
+    return zip_response(request, export, filename or export.filename, lease)
 
 
 def run_deletion(
@@ -97,11 +144,10 @@ def run_deletion(
 
 @router.get("/households/{household_id}/export", response_class=StreamingResponse)
 def export_any(
-    request: Request, _user: OperatorUser, session: SessionDep, household_id: ItemId
+    request: Request, user: OperatorUser, session: SessionDep, household_id: ItemId
 ) -> StreamingResponse:
     """Operators: everything stored about the household as a ZIP (household.json + CSV per measurement)."""
-    export = export_household(session, household_or_404(session, household_id))
-    return zip_response(request, export, export.filename)
+    return limited_export(request, session, user, household_or_404(session, household_id))
 
 
 @router.post("/households/{household_id}/deletion")
@@ -133,8 +179,8 @@ def deletion_records(
 def export_mine(request: Request, user: ResidentUser, session: SessionDep) -> StreamingResponse:
     """Residents: everything stored about their own household (the session's, nothing else) as a ZIP."""
     assert user.household_id is not None  # the registry's check: a resident has a household
-    export = export_household(session, household_or_404(session, user.household_id))
-    return zip_response(request, export, "reallabor-my-data.zip")
+    household = household_or_404(session, user.household_id)
+    return limited_export(request, session, user, household, "reallabor-my-data.zip")
 
 
 def install(app: FastAPI, settings: Settings, *, api_prefix: str) -> None:
