@@ -627,4 +627,19 @@ TEXTS |= {
         "{residents} accounts, {assignments} assignments, {values} values",
     ),
     "privacy_no_records": ("Noch nichts gelöscht.", "Nothing deleted yet."),
+    "export_running": (
+        "Ihr Download läuft noch. Bitte warten, bis er fertig ist, und es dann erneut versuchen.",
+        "Your download is still running. Please wait until it has finished, then try again.",
+    ),
+    "export_rate": (
+        "Sie haben in der letzten Stunde schon {n} Downloads gestartet. Bitte in {minutes} Minuten erneut "
+        "versuchen.",
+        "You have already started {n} downloads in the last hour. Please try again in {minutes} minutes.",
+    ),
+    "export_busy": (
+        "Gerade laufen zu viele Downloads. Bitte in einer Minute erneut versuchen.",
+        "Too many downloads are running right now. Please try again in a minute.",
+    ),
+    "export_problem": ("Download nicht möglich", "Download not possible"),
+    "ops_nav_invitations": ("Einladungen", "Invitations"),
 }
