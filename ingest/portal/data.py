@@ -4,8 +4,9 @@ each device's kWh per quarter hour, ``energy_1d`` per local day; tags ``househol
 
 Every statement is built by :func:`ingest.influxql.statement`; the household always comes from the
 caller (the session's user), filtered by household *and* building name (a household's name is unique
-only within its building). Figures about other households leave this module only as a median over at
-least :data:`MIN_HOUSEHOLDS` households, or summed over the whole quarter.
+only within its building). Figures about other households leave this module only as
+:class:`QuarterFigures`: typical values (means of the middle half) and rounded shares, each over at least
+:data:`MIN_HOUSEHOLDS` households; never a count, a quarter total or one household's value.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from ingest.influxql import Ident, Raw, statement
 from ingest.portal.periods import Period
-from ingest.portal.quarter import HouseholdKey, QuarterDays
+from ingest.portal.quarter import DayFigures, HouseholdKey, QuarterDays
 from ingest.portal.reader import Reader, Row
 
 KINDS = ("import", "export", "pv", "heat", "ev")
@@ -60,19 +61,52 @@ class Power:
 
 
 @dataclass(frozen=True)
+class QuarterFigures:
+    """What a resident sees of the other households in a period (docs/portal.md, "What residents see of
+    others"); every figure None when fewer than :data:`MIN_HOUSEHOLDS` households have data for it.
+
+    ``typical``: per kind and for consumption, the mean of the middle half of the households having it
+    (:func:`typical`), rounded by :func:`round_kwh`. Shares (0…1) rounded to whole percent; the PV-based
+    ones only with at least :data:`MIN_HOUSEHOLDS` PV installations in the quarter. No count, no total."""
+
+    enough: bool
+    typical: dict[str, float | None]
+    self_sufficiency: float | None
+    pv_share: float | None
+
+
+@dataclass(frozen=True)
 class Community:
-    """Shares (0…1, None without consumption) for the household and the quarter; kWh as defined in
-    docs/portal.md."""
+    """The household's own shares (0…1, None without consumption), kWh as defined in docs/portal.md, and the
+    quarter's figures as residents see them."""
 
     consumption: float
     own_pv_used: float
     shared: float  # the household's share of the quarter's surplus, per quarter hour
     self_sufficiency: float | None
-    quarter_pv_covered: float | None
-    quarter_consumption: float
-    quarter_self_sufficiency: float | None
-    quarter_pv_share: float | None
-    quarter_pv: float
+    quarter_pv_covered: float | None  # None unless the quarter's PV figures are shown
+    quarter: QuarterFigures
+
+
+def round_kwh(value: float) -> float:
+    """A typical value as shown: 0.1 kWh below 10 kWh, whole kWh above."""
+    return round(value, 1) if abs(value) < 10 else float(round(value))
+
+
+def round_share(share: float | None) -> float | None:
+    return None if share is None else round(share, 2)
+
+
+def typical(values: list[float]) -> float | None:
+    """A typical household: the mean of the middle values once the lowest and highest quarter are left
+    out (at least 3 values, as MIN_HOUSEHOLDS >= 5), rounded; None below :data:`MIN_HOUSEHOLDS`. Unlike a
+    median, never one household's value by construction."""
+    if len(values) < MIN_HOUSEHOLDS:
+        return None
+    ordered = sorted(values)
+    cut = len(ordered) // 4
+    middle = ordered[cut : len(ordered) - cut]
+    return round_kwh(statistics.fmean(middle))
 
 
 def consumption(totals: dict[str, float]) -> tuple[float, float]:
@@ -91,6 +125,8 @@ class PortalData:
         self.tz = tz
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
         self.quarter = QuarterDays(reader, tz, now=self.now)
+        self._frozen: dict[tuple[str, dt.date], QuarterFigures] = {}
+        self._frozen_covered: dict[tuple[str, dt.date, HouseholdKey], float | None] = {}
 
     # ------------------------------------------------------------------ the household's own
 
@@ -140,6 +176,8 @@ class PortalData:
             values[slot] = (values[slot] or 0.0) + float(value)
         if "pv" in kinds:  # a household with its own PV: the building's is not its to show
             kinds.pop(BUILDING_PV, None)
+        if "export" in kinds and "pv" not in kinds and not any(kinds["export"]):
+            kinds.pop("export")  # no PV, nothing exported: no "export 0" line (see _without_idle_export)
         totals = {kind: sum(v for v in values if v is not None) for kind, values in kinds.items()}
         return Bars(buckets, {kind: kinds[kind] for kind in (*KINDS, BUILDING_PV) if kind in kinds}, totals)
 
@@ -151,11 +189,13 @@ class PortalData:
                 **self._where_household(household, period, building_pv=False),
             )
         )
-        return {
-            row.tags["kind"]: float(row.values["kwh"])
-            for row in rows
-            if row.tags.get("kind") in KINDS and row.values.get("kwh") is not None
-        }
+        return _without_idle_export(
+            {
+                row.tags["kind"]: float(row.values["kwh"])
+                for row in rows
+                if row.tags.get("kind") in KINDS and row.values.get("kwh") is not None
+            }
+        )
 
     def power(self, household: Household) -> Power | None:
         """The main meter's newest power (no ``channel`` tag), when at most :data:`FRESH` old."""
@@ -180,29 +220,98 @@ class PortalData:
                 return Power(float(value), row.time)
         return None
 
+    def totals_between(self, household: Household, start: dt.datetime, end: dt.datetime) -> dict[str, float]:
+        """The household's totals per kind in [start, end) (local times): whole days from the daily
+        ledger, the rest of the last day from its quarter hours. For comparing an unfinished period with
+        the same part of the previous one."""
+        first_day = start.astimezone(self.tz).date()
+        cut_day = end.astimezone(self.tz).date()
+        out: dict[str, float] = {}
+        midnight = dt.datetime.combine(cut_day, dt.time(), self.tz)
+        parts: list[tuple[dt.datetime, dt.datetime, bool]] = []  # (start, end, from the daily ledger)
+        if cut_day > first_day:
+            parts.append((start, midnight, True))
+        if end > midnight:
+            parts.append((max(start, midnight), end, False))
+        for where in parts:
+            rows = self.reader.rows(
+                statement(
+                    'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {hk} = {h} AND {bk} = {b} AND time >= {start} '
+                    'AND time < {end} GROUP BY "kind"',
+                    m=Ident(LEDGER_RP, DAILY if where[2] else QUARTER_HOURS),
+                    hk=Ident("household"),
+                    h=household.name,
+                    bk=Ident("building"),
+                    b=household.building,
+                    start=where[0],
+                    end=where[1],
+                )
+            )
+            for row in rows:
+                kind = row.tags.get("kind", "")
+                if kind in KINDS and row.values.get("kwh") is not None:
+                    out[kind] = out.get(kind, 0.0) + float(row.values["kwh"])
+        return _without_idle_export(out)
+
     # ------------------------------------------------------------------ the quarter (never one household)
 
-    def median(self, period: Period, *, max_missing: int | None = None) -> dict[str, Any]:
-        """The quarter's median household per kind and for consumption, each over the households that
-        have that kind, and only where at least :data:`MIN_HOUSEHOLDS` have it (else None); plus how
-        many households were counted. No single household's value leaves. ``max_missing``: see
-        :meth:`QuarterDays.days` (raises :class:`QuarterPending`)."""
+    def _per_household(self, days: list[DayFigures]) -> dict[HouseholdKey, dict[str, float]]:
         per: dict[HouseholdKey, dict[str, float]] = defaultdict(dict)
-        for day in self.quarter.days(period.start, period.end, max_missing=max_missing):
+        for day in days:
             for key, kinds in day.households.items():
                 for kind, value in kinds.items():
                     per[key][kind] = per[key].get(kind, 0.0) + value
-        out: dict[str, Any] = {"households": len(per)}
+        return per
+
+    def _quarter(self, days: list[DayFigures]) -> QuarterFigures:
+        per = self._per_household(days)
+        enough = len(per) >= MIN_HOUSEHOLDS
         columns: dict[str, list[float]] = defaultdict(list)
         for totals in per.values():
             for kind, value in totals.items():
                 columns[kind].append(value)
             if "import" in totals:
                 columns["consumption"].append(consumption(totals)[0])
-        for kind in (*KINDS, "consumption"):
-            values = columns.get(kind, [])
-            out[kind] = statistics.median(values) if len(values) >= MIN_HOUSEHOLDS else None
-        return out
+        typicals = {
+            kind: typical(columns.get(kind, [])) if enough else None for kind in (*KINDS, "consumption")
+        }
+        if not enough:
+            return QuarterFigures(False, typicals, None, None)
+        pv_ok = self._pv_installations(days, per) >= MIN_HOUSEHOLDS
+        quarter_import = sum(day.quarter_import for day in days)
+        quarter_export = sum(day.quarter_export for day in days)
+        quarter_pv = sum(day.quarter_pv for day in days)
+        external = sum(day.external for day in days)
+        quarter_consumption = max(0.0, quarter_import + quarter_pv - quarter_export)
+        quarter_self = _share(quarter_consumption - external, quarter_consumption)
+        return QuarterFigures(
+            True,
+            typicals,
+            round_share(None if quarter_self is None else max(0.0, quarter_self)) if pv_ok else None,
+            round_share(_share(quarter_pv, quarter_consumption)) if pv_ok else None,
+        )
+
+    @staticmethod
+    def _pv_installations(days: list[DayFigures], per: dict[HouseholdKey, dict[str, float]]) -> int:
+        buildings: set[str] = set()
+        for day in days:
+            buildings |= day.pv_buildings
+        return sum(1 for totals in per.values() if totals.get("pv", 0.0) > 0) + len(buildings)
+
+    def quarter_figures(self, period: Period, *, max_missing: int | None = None) -> QuarterFigures:
+        """The quarter's figures of the period as residents see them. A settled period's figures (every
+        day two days in the past) are kept as first shown, for the life of the process: a later deletion
+        of a household does not change them, so comparing before and after reveals nothing (M1 of the
+        review of issue 14). ``max_missing``: see :meth:`QuarterDays.days` (raises
+        :class:`QuarterPending`)."""
+        key = (period.view, period.start)
+        frozen = self._frozen.get(key)
+        if frozen is not None:
+            return frozen
+        figures = self._quarter(self.quarter.days(period.start, period.end, max_missing=max_missing))
+        if self.quarter.settled(period.end):
+            self._frozen[key] = figures
+        return figures
 
     def community(
         self,
@@ -212,27 +321,62 @@ class PortalData:
         *,
         max_missing: int | None = None,
     ) -> Community:
-        days = self.quarter.days(period.start, period.end, max_missing=max_missing)
+        """The household's shares next to the quarter's figures. When the kept quarter figures disagree
+        with the household's own totals (a late ledger rollup), the period's days are computed again."""
         key = (household.name, household.building)
+        days = self.quarter.days(period.start, period.end, max_missing=max_missing)
+        if self.quarter.settled(period.end) and _stale(days, key, totals):
+            self.quarter.forget(period.start, period.end)
+            self._thaw(period)
+            days = self.quarter.days(period.start, period.end, max_missing=max_missing)
+        quarter = self.quarter_figures(period, max_missing=max_missing)
         shared = sum(day.shared.get(key, 0.0) for day in days)
         own_consumption, own_used = consumption(totals)
-        quarter_import = sum(day.quarter_import for day in days)
-        quarter_export = sum(day.quarter_export for day in days)
-        quarter_pv = sum(day.quarter_pv for day in days)
-        external = sum(day.external for day in days)
-        quarter_consumption = max(0.0, quarter_import + quarter_pv - quarter_export)
-        quarter_self = _share(quarter_consumption - external, quarter_consumption)
+        covered: float | None = None
+        if quarter.pv_share is not None:  # the neighbours' surplus only where the quarter's PV is shown
+            frozen_key = (period.view, period.start, key)
+            covered = self._frozen_covered.get(frozen_key)
+            if frozen_key not in self._frozen_covered:
+                covered = round_share(_share(min(own_consumption, own_used + shared), own_consumption))
+                if self.quarter.settled(period.end):
+                    self._frozen_covered[frozen_key] = covered
         return Community(
             consumption=own_consumption,
             own_pv_used=own_used,
             shared=shared,
             self_sufficiency=_share(own_used, own_consumption),
-            quarter_pv_covered=_share(min(own_consumption, own_used + shared), own_consumption),
-            quarter_consumption=quarter_consumption,
-            quarter_self_sufficiency=None if quarter_self is None else max(0.0, quarter_self),
-            quarter_pv_share=_share(quarter_pv, quarter_consumption),
-            quarter_pv=quarter_pv,
+            quarter_pv_covered=covered,
+            quarter=quarter,
         )
+
+    def _thaw(self, period: Period) -> None:
+        """Forget kept figures of periods overlapping ``period`` (their days are being recomputed)."""
+        for frozen in list(self._frozen):
+            if _overlaps(frozen[0], frozen[1], period, self.tz):
+                self._frozen.pop(frozen, None)
+        for covered in list(self._frozen_covered):
+            if _overlaps(covered[0], covered[1], period, self.tz):
+                self._frozen_covered.pop(covered, None)
+
+
+def _overlaps(view: str, start: dt.date, period: Period, tz: ZoneInfo) -> bool:
+    other = Period(view, start, tz)  # type: ignore[arg-type]  # keys come from Periods
+    return other.start < period.end and period.start < other.end
+
+
+def _stale(days: list[DayFigures], key: HouseholdKey, totals: dict[str, float]) -> bool:
+    """Whether the kept days disagree with the household's own import (read just now from the ledger)."""
+    kept = sum(day.households.get(key, {}).get("import", 0.0) for day in days)
+    own = totals.get("import", 0.0)
+    return abs(kept - own) > 0.001 + 1e-6 * abs(own)
+
+
+def _without_idle_export(totals: dict[str, float]) -> dict[str, float]:
+    """Every main meter has an export register; without own PV and with nothing exported in the period,
+    an "export 0" line would only puzzle (L4 of the review of issue 14)."""
+    if "export" in totals and "pv" not in totals and totals["export"] <= 0:
+        totals = {kind: value for kind, value in totals.items() if kind != "export"}
+    return totals
 
 
 def ledger_rows(

@@ -44,6 +44,7 @@ class DayFigures:
     quarter_import: float = 0.0
     quarter_export: float = 0.0
     quarter_pv: float = 0.0  # every PV in the quarter, households' and buildings'
+    pv_buildings: set[str] = field(default_factory=set)  # buildings with PV of their own (no household tag)
     external: float = 0.0  # sum over quarter hours of max(0, import - export)
     shared: dict[HouseholdKey, float] = field(default_factory=dict)  # import covered by the surplus
 
@@ -65,6 +66,16 @@ class QuarterDays:
 
     def _midnight(self, day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(), self.tz)
+
+    def settled(self, end: dt.date) -> bool:
+        """Whether every day before ``end`` lies two days in the past (the ledger no longer rewrites it)."""
+        return self._midnight(end) < self.now() - dt.timedelta(days=2)
+
+    def forget(self, first: dt.date, end: dt.date) -> None:
+        """Drop the kept figures of [first, end): they are computed again when next needed."""
+        with self._lock:
+            for offset in range((end - first).days):
+                self._days.pop(first + dt.timedelta(days=offset), None)
 
     def cached(self, day: dt.date) -> DayFigures | None:
         entry = self._days.get(day)
@@ -108,9 +119,11 @@ class QuarterDays:
         exports = self.reader.rows(
             statement(
                 'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kk} = {k} AND time >= {start} AND time < {end} '
-                "GROUP BY time(15m) fill(none)",
+                "AND {hk} != {none} GROUP BY time(15m) fill(none)",
                 m=Ident(LEDGER_RP, "energy"),
                 k="export",
+                hk=Ident("household"),
+                none="",
                 **where,
             )
         )
@@ -149,17 +162,22 @@ class QuarterDays:
             if value is None or kind not in KINDS:
                 continue
             day = figures[row.time.astimezone(self.tz).date()]
-            if kind == "import":
+            tagged = bool(row.tags.get("household"))
+            # import and export of households' meters only, as in the per-quarter-hour netting above: a
+            # device left without household (after a deletion) would otherwise count on one side only
+            if kind == "import" and tagged:
                 day.quarter_import += float(value)
-            elif kind == "export":
+            elif kind == "export" and tagged:
                 day.quarter_export += float(value)
             elif kind == "pv":
                 day.quarter_pv += float(value)
-            if row.tags.get("household"):
+                if not tagged and float(value) > 0:
+                    day.pv_buildings.add(row.tags.get("building", ""))
+            if tagged:
                 key = (row.tags["household"], row.tags.get("building", ""))
                 own = day.households.setdefault(key, {})
                 own[kind] = own.get(kind, 0.0) + float(value)
-        settled = self._midnight(end) < self.now() - dt.timedelta(days=2)
+        settled = self.settled(end)
         expires = time.monotonic() + (SETTLED_TTL_S if settled else FRESH_TTL_S)
         for offset in range((end - first).days):
             date = first + dt.timedelta(days=offset)

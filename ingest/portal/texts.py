@@ -79,20 +79,28 @@ PORTAL_TEXTS: dict[str, tuple[str, str]] = {
     "portal_col_year": ("Monat", "Month"),
     "portal_compare": ("Im Vergleich", "Compared"),
     "portal_compare_caption_day": (
-        "Dieser Tag, der Vortag (mit Änderung) und der mittlere Haushalt im Quartier, in kWh",
-        "This day, the day before (with the change) and the quarter's median household, in kWh",
+        "Dieser Tag, der Vortag (mit Änderung){typical}, in kWh",
+        "This day, the day before (with the change){typical}, in kWh",
     ),
     "portal_compare_caption_week": (
-        "Diese Woche, die Vorwoche (mit Änderung) und der mittlere Haushalt im Quartier, in kWh",
-        "This week, the week before (with the change) and the quarter's median household, in kWh",
+        "Diese Woche, die Vorwoche (mit Änderung){typical}, in kWh",
+        "This week, the week before (with the change){typical}, in kWh",
     ),
     "portal_compare_caption_month": (
-        "Dieser Monat, der Vormonat (mit Änderung) und der mittlere Haushalt im Quartier, in kWh",
-        "This month, the month before (with the change) and the quarter's median household, in kWh",
+        "Dieser Monat, der Vormonat (mit Änderung){typical}, in kWh",
+        "This month, the month before (with the change){typical}, in kWh",
     ),
     "portal_compare_caption_year": (
-        "Dieses Jahr, das Vorjahr (mit Änderung) und der mittlere Haushalt im Quartier, in kWh",
-        "This year, the year before (with the change) and the quarter's median household, in kWh",
+        "Dieses Jahr, das Vorjahr (mit Änderung){typical}, in kWh",
+        "This year, the year before (with the change){typical}, in kWh",
+    ),
+    "portal_compare_caption_so_far": (
+        "Bisher, bis {when}, und derselbe Teil des vorigen Zeitraums (mit Änderung){typical}, in kWh",
+        "So far, up to {when}, and the same part of the previous period (with the change){typical}, in kWh",
+    ),
+    "portal_compare_caption_typical": (
+        " und ein typischer Haushalt im Quartier",
+        " and a typical household in the quarter",
     ),
     "portal_what": ("Was", "What"),
     "portal_col_this_day": ("Dieser Tag", "This day"),
@@ -104,19 +112,30 @@ PORTAL_TEXTS: dict[str, tuple[str, str]] = {
     "portal_col_this_year": ("Dieses Jahr", "This year"),
     "portal_col_prev_year": ("Vorjahr", "Year before"),
     "portal_col_change": ("Änderung", "Change"),
-    "portal_col_median": ("Mittlerer Haushalt", "Median household"),
-    "portal_median_note": (
-        "Mittlerer Haushalt: die Hälfte der {n} Haushalte im Quartier liegt darüber, die Hälfte darunter. "
-        "Wir zeigen ihn nur, wenn mindestens 5 Haushalte dazu Daten haben; Werte einzelner Haushalte "
-        "sehen Sie nie.",
-        "Median household: half of the quarter's {n} households are above it, half below. We show it only "
-        "when at least 5 households have data for it; you never see another household's values.",
+    "portal_col_so_far": ("Bis jetzt", "So far"),
+    "portal_col_prev_until": ("{before} bis {when}", "{before} up to {when}"),
+    "portal_col_typical": ("Typischer Haushalt", "Typical household"),
+    "portal_typical_note": (
+        "Ein typischer Haushalt im Quartier: der Durchschnitt der Haushalte in der Mitte, ohne das Viertel "
+        "mit dem niedrigsten und das mit dem höchsten Wert, gerundet. Werte einzelner Haushalte sehen Sie "
+        "nie.",
+        "A typical household in the quarter: the average of the households in the middle, leaving out the "
+        "quarter with the lowest and the quarter with the highest values, rounded. You never see another "
+        "household's values.",
+    ),
+    "portal_too_few": (
+        "Der Vergleich mit dem Quartier erscheint, sobald genug Haushalte für diesen Zeitraum Daten haben.",
+        "The comparison with the quarter appears once enough households have data for this period.",
+    ),
+    "portal_too_few_pv": (
+        "Die Sonnenstrom-Zahlen des Quartiers erscheinen, sobald es genug Solaranlagen im Quartier gibt.",
+        "The quarter's solar figures appear once there are enough solar installations in the quarter.",
     ),
     "portal_community": ("Energiegemeinschaft", "Energy community"),
     "portal_quarter_pending": (
-        "Die Zahlen des Quartiers (mittlerer Haushalt, Energiegemeinschaft) für diesen Zeitraum werden "
+        "Die Zahlen des Quartiers (typischer Haushalt, Energiegemeinschaft) für diesen Zeitraum werden "
         "gerade berechnet. Bitte in einer Minute neu laden.",
-        "The quarter's figures (median household, energy community) for this period are being computed. "
+        "The quarter's figures (typical household, energy community) for this period are being computed. "
         "Please reload in a minute.",
     ),
     "portal_community_caption": (

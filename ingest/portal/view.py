@@ -170,15 +170,17 @@ def charts(lang: str, period: Period, bars: Bars, t: Callable[..., str]) -> list
 
 
 def comparison(
-    lang: str, totals: dict[str, float], previous: dict[str, float], median: dict[str, Any]
+    lang: str, totals: dict[str, float], previous: dict[str, float], typical: dict[str, float | None]
 ) -> list[dict[str, str]]:
-    """One row per kind the household has (and its consumption): now, before, change, median household."""
+    """One row per kind the household has (and its consumption): now, before, change, a typical household.
+    Nothing measured before: "–", not 0."""
     rows = []
     mine = dict(totals)
-    before = dict(previous)
+    before: dict[str, float] = dict(previous)
     if "import" in mine:
         mine["consumption"] = consumption(totals)[0]
-        before["consumption"] = consumption(previous)[0] if previous else 0.0
+        if "import" in previous:
+            before["consumption"] = consumption(previous)[0]
     for kind in ("consumption", *KINDS):
         if kind not in mine:
             continue
@@ -193,21 +195,32 @@ def comparison(
                 "now": number(lang, now, 1),
                 "before": number(lang, then, 1),
                 "change": change,
-                "median": number(lang, median.get(kind), 1),
+                "typical": number(lang, typical.get(kind), 1),
             }
         )
     return rows
 
 
 def community(lang: str, figures: Community) -> dict[str, str]:
+    """Shares only: the quarter's absolute kWh are never shown (docs/portal.md, "What residents see of
+    others")."""
     return {
         "self_sufficiency": percent(lang, figures.self_sufficiency),
         "quarter_pv_covered": percent(lang, figures.quarter_pv_covered),
-        "quarter_self_sufficiency": percent(lang, figures.quarter_self_sufficiency),
-        "quarter_pv_share": percent(lang, figures.quarter_pv_share),
+        "quarter_self_sufficiency": percent(lang, figures.quarter.self_sufficiency),
+        "quarter_pv_share": percent(lang, figures.quarter.pv_share),
+        "typical_consumption": kwh(lang, figures.quarter.typical.get("consumption")),
         "consumption": kwh(lang, figures.consumption),
-        "quarter_consumption": kwh(lang, figures.quarter_consumption),
-        "own_pv_used": kwh(lang, figures.own_pv_used),
-        "shared": kwh(lang, figures.shared),
-        "quarter_pv": kwh(lang, figures.quarter_pv),
     }
+
+
+def until(lang: str, view_name: str, moment: dt.datetime) -> str:
+    """Where the previous period is cut for comparing an unfinished one: "04:15", "Mi, 04:15", ..."""
+    clock = moment.strftime("%H:%M")
+    if view_name == "day":
+        return clock
+    if view_name == "week":
+        return f"{WEEKDAYS[lang][moment.weekday()][: 2 if lang == 'de' else 3]}, {clock}"
+    if lang == "de":
+        return f"{moment.day:02d}.{moment.month:02d}., {clock}"
+    return f"{moment.day} {MONTHS['en'][moment.month - 1][:3]}, {clock}"

@@ -1,18 +1,18 @@
 """The portal's data layer against a real InfluxDB holding a ledger per the contract: each household sees
-exactly its own points (by household *and* building), the median needs five households and never shows
-one, the community figures follow their definitions (docs/portal.md), current power only when fresh,
-CSV rows only the household's own."""
+exactly its own points (by household *and* building), the typical household needs five households and is
+nobody's own value, the community figures follow their definitions (docs/portal.md), current power only
+when fresh, CSV rows only the household's own."""
 
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 
 import httpx
 import pytest
 
 from ingest.config import InfluxSettings
 from ingest.portal import csv_export
+from ingest.portal import data as data_module
 from ingest.portal.data import BUILDING_PV, MIN_HOUSEHOLDS, Household, PortalData, consumption, ledger_rows
 from ingest.portal.periods import Period
 from ingest.portal.quarter import QuarterPending
@@ -82,28 +82,51 @@ def test_previous_period_totals(portal_data: PortalData, ledger: Ledger) -> None
     _close(got, totals(ledger.days, *HOUSEHOLDS[5], *previous.range))
 
 
-def test_median_over_five_or_more_households_only(portal_data: PortalData, ledger: Ledger) -> None:
+def _middle_mean(values: list[float]) -> float:
+    """The typical household as docs/portal.md defines it, computed independently here."""
+    ordered = sorted(values)
+    cut = len(ordered) // 4
+    middle = ordered[cut : len(ordered) - cut]
+    return sum(middle) / len(middle)
+
+
+def test_typical_household_over_five_or_more_households_only(portal_data: PortalData, ledger: Ledger) -> None:
     period = Period.containing("day", DAY, TZ)
-    median = portal_data.median(period)
+    quarter = portal_data.quarter_figures(period)
     start, end = period.range
     per = [totals(ledger.quarter_hours, name, building, start, end) for name, building in HOUSEHOLDS]
-    assert median["households"] == len(HOUSEHOLDS)
-    assert median["import"] == pytest.approx(statistics.median(t["import"] for t in per))
-    assert median["heat"] == pytest.approx(statistics.median(t["heat"] for t in per))
-    assert median["consumption"] == pytest.approx(statistics.median(consumption(t)[0] for t in per))
+    assert quarter.enough
+    for kind, values in (
+        ("import", [t["import"] for t in per]),
+        ("heat", [t["heat"] for t in per]),
+        ("consumption", [consumption(t)[0] for t in per]),
+    ):
+        expected = _middle_mean(values)
+        assert quarter.typical[kind] == pytest.approx(
+            round(expected, 1) if expected < 10 else round(expected)
+        )
+        assert expected not in values, kind  # a mean of several, not one household's figure
     assert sum(1 for t in per if "ev" in t) < MIN_HOUSEHOLDS
-    assert median["ev"] is None  # two households have EV charging: no median of two
+    assert quarter.typical["ev"] is None  # two households have EV charging: nothing about two
     assert sum(1 for t in per if "pv" in t) < MIN_HOUSEHOLDS
-    assert median["pv"] is None
-    # a day with data of four households only: no median at all
-    before = portal_data.median(Period.containing("day", SPARSE_DAY, TZ))
-    assert before["households"] == 4
-    assert all(before[kind] is None for kind in ("import", "heat", "consumption"))
-    # only medians and a count leave: no household names, no per-household values
-    assert set(median) == {"households", "import", "export", "pv", "heat", "ev", "consumption"}
+    assert quarter.typical["pv"] is None
+    # three households and the building have PV: four installations, so no PV-based quarter figure
+    assert quarter.pv_share is None
+    assert quarter.self_sufficiency is None
+    # a day with data of four households only: no quarter figure at all
+    sparse = portal_data.quarter_figures(Period.containing("day", SPARSE_DAY, TZ))
+    assert not sparse.enough
+    assert all(value is None for value in sparse.typical.values())
+    assert sparse.pv_share is None
+    assert sparse.self_sufficiency is None
 
 
-def test_community_figures_follow_their_definition(portal_data: PortalData, ledger: Ledger) -> None:
+def test_community_figures_follow_their_definition(
+    portal_data: PortalData, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The formulas, with the minimum lowered to four so that the ledger's four PV installations count
+    (at five the PV figures are hidden: the test above)."""
+    monkeypatch.setattr(data_module, "MIN_HOUSEHOLDS", 4)
     period = Period.containing("day", DAY, TZ)
     start, end = period.range
     me = household(0)
@@ -126,18 +149,20 @@ def test_community_figures_follow_their_definition(portal_data: PortalData, ledg
     assert figures.consumption == pytest.approx(mine["import"] + used)
     assert figures.self_sufficiency == pytest.approx(used / (mine["import"] + used))
     assert figures.shared == pytest.approx(shared)
-    assert figures.quarter_pv_covered == pytest.approx((used + shared) / (mine["import"] + used))
+    # shares of others are rounded to whole percent
+    assert figures.quarter_pv_covered == pytest.approx((used + shared) / (mine["import"] + used), abs=0.005)
     quarter_consumption = sum(f[0] for f in flows.values()) + pv - sum(f[1] for f in flows.values())
     external = sum(max(0.0, f[0] - f[1]) for f in flows.values())
-    assert figures.quarter_consumption == pytest.approx(quarter_consumption)
-    assert figures.quarter_self_sufficiency == pytest.approx(1 - external / quarter_consumption)
-    assert figures.quarter_pv_share == pytest.approx(pv / quarter_consumption)
+    assert figures.quarter.self_sufficiency == pytest.approx(1 - external / quarter_consumption, abs=0.005)
+    assert figures.quarter.pv_share == pytest.approx(pv / quarter_consumption, abs=0.005)
+    assert figures.quarter.self_sufficiency is not None
+    assert figures.quarter.self_sufficiency == round(figures.quarter.self_sufficiency, 2)
     assert 0 < figures.quarter_pv_covered < 1  # type: ignore[operator]
     # a month from the per-day figures: the quarter cannot cover more of its use than its PV produced
-    month = portal_data.community(me, Period.containing("month", DAY, TZ), mine)
-    assert month.quarter_self_sufficiency is not None
-    assert month.quarter_pv_share is not None
-    assert 0 < month.quarter_self_sufficiency <= month.quarter_pv_share
+    month = portal_data.community(me, Period.containing("month", DAY, TZ), mine).quarter
+    assert month.self_sufficiency is not None
+    assert month.pv_share is not None
+    assert 0 < month.self_sufficiency <= month.pv_share
     # a household without PV: self-sufficiency 0, yet the quarter's surplus covers part of it
     other = household(2)
     theirs = totals(ledger.quarter_hours, other.name, other.building, start, end)
@@ -145,6 +170,17 @@ def test_community_figures_follow_their_definition(portal_data: PortalData, ledg
     assert figures.self_sufficiency == 0
     assert figures.quarter_pv_covered is not None
     assert figures.quarter_pv_covered > 0
+
+
+def test_no_pv_figures_about_the_neighbours_with_fewer_than_five_installations(
+    portal_data: PortalData, ledger: Ledger
+) -> None:
+    period = Period.containing("day", DAY, TZ)
+    me = household(2)  # no PV of its own: the covered share would be the neighbours' surplus
+    figures = portal_data.community(me, period, portal_data.totals(me, period))
+    assert figures.quarter.enough
+    assert figures.quarter_pv_covered is None
+    assert figures.quarter.pv_share is None
 
 
 def test_current_power_only_when_fresh_and_from_the_main_meter(
@@ -226,12 +262,12 @@ def test_quarter_days_computed_once_and_in_the_background(ledger: Ledger) -> Non
         data = PortalData(reader, TZ)
         year = Period.containing("year", DAY, TZ)
         with pytest.raises(QuarterPending):
-            data.median(year, max_missing=35)
+            data.quarter_figures(year, max_missing=35)
         data.quarter.wait(120)
-        median = data.median(year, max_missing=0)  # every day known now: no query needed
-        assert median["households"] == len(HOUSEHOLDS)
+        figures = data.quarter_figures(year, max_missing=0)  # every day known now: no query needed
+        assert figures.enough
         fresh = PortalData(reader, TZ)
         month = Period.containing("month", DAY, TZ)
-        assert data.median(month, max_missing=0) == fresh.median(month)
+        assert data.quarter_figures(month, max_missing=0) == fresh.quarter_figures(month)
     finally:
         reader.close()

@@ -24,7 +24,7 @@ from ingest.api.pages.ops_page import UPLOT_DIR, UPLOT_URL
 from ingest.api.pages.web import LoginRequired, PageForbidden, render, session_user
 from ingest.config import InfluxSettings
 from ingest.portal import csv_export, view
-from ingest.portal.data import Household, PortalData, ledger_rows
+from ingest.portal.data import Household, PortalData, QuarterFigures, ledger_rows
 from ingest.portal.devices import home_devices, household_of
 from ingest.portal.periods import BadInput, Period, View, parse_date, parse_view
 from ingest.portal.quarter import QuarterPending
@@ -78,6 +78,8 @@ def _refused(request: Request, user: User, household: Household | None, exc: Bad
     values = dict(exc.values)
     if "what" in values:  # the parameter as the form labels it
         values["what"] = t(f"portal_field_{values['what']}")
+    if exc.key == "view":  # the tabs' names, not the internal keys
+        values["allowed"] = ", ".join(t(f"portal_view_{name}") for name in VIEWS)
     return render(
         request,
         "portal_message.html",
@@ -167,20 +169,48 @@ def _now(data: PortalData, household: Household, lang: str, t: Any) -> dict[str,
     }
 
 
+def _same_part(period: Period, previous: Period, now: dt.datetime) -> dt.datetime:
+    """Where to cut the previous period to compare it with the unfinished ``period``: the same day of it
+    (same date for a month and a year, same weekday for a week) and the same clock time, rounded up to
+    the quarter hour; the previous period's end when it is shorter."""
+    local = now.astimezone(period.tz)
+    clock = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
+    if clock != local:
+        clock += dt.timedelta(minutes=15)
+    day = clock.date()
+    try:
+        if period.view == "month":
+            same = day.replace(year=previous.start.year, month=previous.start.month)
+        elif period.view == "year":
+            same = day.replace(year=previous.start.year)
+        else:
+            same = previous.start + (day - period.start)
+    except ValueError:  # the 31st, 29 February: the previous period has no such day
+        return previous.moment(previous.end)
+    return min(dt.datetime.combine(same, clock.time(), period.tz), previous.moment(previous.end))
+
+
 def _period(
     data: PortalData, household: Household, period: Period, today: dt.date, lang: str, t: Any
 ) -> dict[str, Any]:
     bars = data.bars(household, period)
     previous = period.previous()
-    before = data.totals(household, previous)
+    now = data.now()
+    unfinished = period.range[0] <= now < period.range[1]
+    cut: dt.datetime | None = None
+    if unfinished:  # the same elapsed part of the previous period, not all of it (M4 of issue 14's review)
+        cut = _same_part(period, previous, now)
+        before = data.totals_between(household, previous.range[0], cut)
+    else:
+        before = data.totals(household, previous)
     data.quarter.warm()  # the quarter's days of this and last year, in the background (once)
+    quarter: QuarterFigures | None = None
     try:
-        median = data.median(period, max_missing=MAX_WAIT_DAYS)
-        community: dict[str, str] | None = view.community(
-            lang, data.community(household, period, bars.totals, max_missing=MAX_WAIT_DAYS)
-        )
+        figures = data.community(household, period, bars.totals, max_missing=MAX_WAIT_DAYS)
+        quarter = figures.quarter
+        community: dict[str, str] | None = view.community(lang, figures) if quarter.enough else None
     except QuarterPending:
-        median, community = {"households": 0}, None
+        community = None
     return {
         "title": view.period_title(lang, period),
         "period": period,
@@ -189,8 +219,9 @@ def _period(
         "bars": bars,
         "table": view.table(lang, period, bars),
         "charts": view.charts(lang, period, bars, t),
-        "comparison": view.comparison(lang, bars.totals, before, median),
-        "median_households": median["households"],
+        "comparison": view.comparison(lang, bars.totals, before, quarter.typical if quarter else {}),
+        "quarter": quarter,
+        "until": None if cut is None else view.until(lang, period.view, cut),
         "community": community,
         "table_open": True,
     }
