@@ -43,17 +43,17 @@ class Month:
 
 @dataclass(frozen=True)
 class Community:
-    """The energy community (the quarter) in the month, as the portal defines it (docs/portal.md).
+    """The energy community (the quarter) in the month, as the portal shows it (docs/portal.md, "What
+    residents see of others"): no total, no count; present only with at least five households.
 
-    Shares are 0..1 (None without consumption). ``self_sufficiency``: the part of the quarter's
-    consumption its own PV covered, per quarter hour; ``pv_share``: the quarter's PV generation over its
-    consumption; ``household_covered``: the part of this household's consumption covered by its own PV
-    and the quarter's surplus.
+    ``typical_consumption_kwh``: a typical household's consumption (mean of the middle half, rounded).
+    Shares are 0..1, rounded to whole percent, None without consumption or with fewer than five PV
+    installations. ``self_sufficiency``: the part of the quarter's consumption its own PV covered, per
+    quarter hour; ``pv_share``: the quarter's PV generation over its consumption; ``household_covered``:
+    the part of this household's consumption covered by its own PV and the quarter's surplus.
     """
 
-    households: int
-    consumption_kwh: float
-    pv_kwh: float
+    typical_consumption_kwh: float | None
     self_sufficiency: float | None
     pv_share: float | None
     household_covered: float | None = None
@@ -64,8 +64,9 @@ class LetterFigures:
     """One household's letter for one month. kWh by kind holds only kinds with measurements in the month.
 
     ``history`` is the grid import of the twelve months ending with ``month`` (oldest first; None where
-    nothing was measured); ``previous_import`` the month before's; ``median_import`` the median household's
-    import in the quarter this month (None below five households: the portal's rule).
+    nothing was measured); ``previous_import`` the month before's; ``typical_import`` a typical household's
+    import in the quarter this month (None below five households: the portal's rule); ``community`` None
+    below five households.
     """
 
     household: str
@@ -75,7 +76,7 @@ class LetterFigures:
     kwh: dict[str, float] = field(default_factory=dict)
     history: list[tuple[Month, float | None]] = field(default_factory=list)
     previous_import: float | None = None
-    median_import: float | None = None
+    typical_import: float | None = None
     community: Community | None = None
 
     @property

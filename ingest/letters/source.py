@@ -1,7 +1,7 @@
 """The figures of a month's letters from the portal's data layer (:mod:`ingest.portal.data`), so that a
 letter and the resident's portal say the same numbers: the household's totals by kind, the month before,
-the last twelve months' import (two calendar years of monthly bars), the quarter's median household
-(only over five households or more) and the energy-community figures.
+the last twelve months' import (two calendar years of monthly bars), a typical household of the quarter
+and the energy-community figures (only with five households or more, as on the portal).
 
 No InfluxQL here: every statement is the portal's.
 """
@@ -40,22 +40,19 @@ def letter_figures(
 ) -> Iterator[LetterFigures]:
     """Each recipient's figures, one after another (a household's five small queries each)."""
     period = _month(month, tz)
-    median = data.median(period)
     for recipient in recipients:
         household = Household(recipient.id, recipient.household, recipient.building)
         totals = data.totals(household, period)
         previous = data.totals(household, period.previous()).get("import")
         shown = month.last_twelve()
         imports = _imports_by_month(data, household, shown, tz)
+        quarter = data.community(household, period, totals)
         community: Community | None = None
-        if median.get("households"):
-            quarter = data.community(household, period, totals)
+        if quarter.quarter.enough:
             community = Community(
-                households=int(median["households"]),
-                consumption_kwh=quarter.quarter_consumption,
-                pv_kwh=quarter.quarter_pv,
-                self_sufficiency=quarter.quarter_self_sufficiency,
-                pv_share=quarter.quarter_pv_share,
+                typical_consumption_kwh=quarter.quarter.typical.get("consumption"),
+                self_sufficiency=quarter.quarter.self_sufficiency,
+                pv_share=quarter.quarter.pv_share,
                 household_covered=quarter.quarter_pv_covered if "import" in totals else None,
             )
         yield LetterFigures(
@@ -66,6 +63,6 @@ def letter_figures(
             kwh=totals,
             history=[(shown_month, imports[shown_month]) for shown_month in shown],
             previous_import=previous,
-            median_import=median.get("import"),
+            typical_import=quarter.quarter.typical.get("import"),
             community=community,
         )

@@ -28,7 +28,7 @@ MONTHS = (
     "Dezember",
 )
 SHORT_MONTHS = ("Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez")
-# own / median: below the first bound "deutlich weniger", ... (bands of a resident's eye, not statistics)
+# own / typical: below the first bound "deutlich weniger", ... (bands of a resident's eye, not statistics)
 _BANDS = (
     (0.75, "deutlich weniger"),
     (0.95, "etwas weniger"),
@@ -117,7 +117,7 @@ def detail_lines(figures: LetterFigures) -> list[str]:
 
 
 def comparison_lines(figures: LetterFigures) -> list[str]:
-    """The month before, and the quarter's median household; nothing without this month's import."""
+    """The month before, and a typical household of the quarter; nothing without this month's import."""
     if "import" not in figures.kwh:
         return []
     own = shown(figures.kwh["import"])
@@ -135,36 +135,49 @@ def comparison_lines(figures: LetterFigures) -> list[str]:
             lines.append(
                 f"Das sind {kwh(abs(difference))} {more_less} als im {previous_month} ({kwh(before)})."
             )
-    if figures.median_import is not None and figures.median_import > 0:
-        words = _band(figures.kwh["import"] / figures.median_import)
+    typical = figures.typical_import
+    if typical is not None and typical > 0:
+        words = _band(figures.kwh["import"] / typical)
         lines.append(
-            f"Sie haben {words} Strom {_verb(figures)} wie ein mittlerer Haushalt im Quartier "
-            f"({kwh(figures.median_import)})."
+            f"Sie haben {words} Strom {_verb(figures)} wie ein typischer Haushalt im Quartier "
+            f"({kwh(typical)})."
             if words == "etwa so viel"
-            else f"Sie haben {words} Strom {_verb(figures)} als ein mittlerer Haushalt im Quartier "
-            f"({kwh(figures.median_import)})."
+            else f"Sie haben {words} Strom {_verb(figures)} als ein typischer Haushalt im Quartier "
+            f"({kwh(typical)})."
         )
-        lines.append("Mittlerer Haushalt heißt: Die Hälfte der Haushalte braucht weniger, die Hälfte mehr.")
+        lines.append(
+            "Typischer Haushalt heißt: der Durchschnitt der Haushalte in der Mitte, ohne das Viertel mit dem "
+            "niedrigsten und das mit dem höchsten Verbrauch."
+        )
     return lines
 
 
+TOO_FEW = "Der Vergleich mit dem Quartier erscheint, sobald genug Haushalte Daten für den Monat haben."
+TOO_FEW_PV = "Die Sonnenstrom-Zahlen des Quartiers erscheinen, sobald es genug Solaranlagen im Quartier gibt."
+
+
 def community_lines(figures: LetterFigures) -> list[str]:
+    """The quarter as shares and a typical household only: no total, no count (the portal's rule)."""
     community = figures.community
-    if community is None or community.households == 0:
-        return []
-    lines = [
-        f"{community.households} Haushalte im Quartier haben zusammen "
-        f"{kwh(community.consumption_kwh)} Strom verbraucht."
-    ]
-    if community.pv_kwh > 0:
-        share = f" Das sind {percent(community.pv_share)} des Verbrauchs." if community.pv_share else ""
-        lines.append(f"Die Solaranlagen im Quartier haben {kwh(community.pv_kwh)} Strom erzeugt.{share}")
-    if community.self_sufficiency is not None and community.pv_kwh > 0:
+    if community is None:
+        return [TOO_FEW]
+    lines = []
+    if community.typical_consumption_kwh is not None:
+        typical = kwh(community.typical_consumption_kwh)
+        lines.append(f"Ein typischer Haushalt im Quartier hat {typical} Strom verbraucht.")
+    if community.pv_share is None:
+        lines.append(TOO_FEW_PV)
+        return lines
+    lines.append(
+        f"Die Solaranlagen im Quartier haben so viel Strom erzeugt wie {percent(community.pv_share)} "
+        "seines Verbrauchs."
+    )
+    if community.self_sufficiency is not None:
         lines.append(
             f"Selbstversorgung: {percent(community.self_sufficiency)} des Stroms, den das Quartier "
             "verbraucht hat, kam von den Solaranlagen im Quartier."
         )
-    if community.household_covered is not None and community.pv_kwh > 0:
+    if community.household_covered is not None:
         lines.append(
             f"Bei Ihrem Haushalt waren es {percent(community.household_covered)} "
             "(Ihre Solaranlage und Solarstrom aus dem Quartier)."

@@ -86,7 +86,7 @@ def _figures(**kwargs: object) -> LetterFigures:
         "kwh": {"import": 187.4},
         "history": [(m, 150.0 + k) for k, m in enumerate(NOVEMBER.last_twelve())],
         "previous_import": 199.2,
-        "median_import": 205.0,
+        "typical_import": 205.0,
     }
     values.update(kwargs)
     return LetterFigures(**values)  # type: ignore[arg-type]
@@ -97,7 +97,7 @@ def _plain(lines: list[str]) -> str:
 
 
 @pytest.mark.parametrize(
-    ("own", "median", "words"),
+    ("own", "typical", "words"),
     [
         (100.0, 200.0, "deutlich weniger Strom verbraucht als"),
         (180.0, 200.0, "etwas weniger Strom verbraucht als"),
@@ -107,9 +107,20 @@ def _plain(lines: list[str]) -> str:
         (400.0, 200.0, "deutlich mehr Strom verbraucht als"),
     ],
 )
-def test_comparison_with_the_median_household(own: float, median: float, words: str) -> None:
-    text = _plain(wording.comparison_lines(_figures(kwh={"import": own}, median_import=median)))
-    assert f"Sie haben {words} ein mittlerer Haushalt im Quartier ({wording.number(median)} kWh)." in text
+def test_comparison_with_a_typical_household(own: float, typical: float, words: str) -> None:
+    text = _plain(wording.comparison_lines(_figures(kwh={"import": own}, typical_import=typical)))
+    assert f"Sie haben {words} ein typischer Haushalt im Quartier ({wording.number(typical)} kWh)." in text
+
+
+def test_too_few_households_no_quarter_figures() -> None:
+    """H1 of issue 14's review on paper: below five households (no Community), one plain sentence."""
+    lines = wording.community_lines(_figures(community=None, typical_import=None))
+    assert lines == [wording.TOO_FEW]
+    few_pv = wording.community_lines(_figures(community=Community(212.0, None, None, None)))
+    assert few_pv == [
+        "Ein typischer Haushalt im Quartier hat 212\u00a0kWh Strom verbraucht.",
+        wording.TOO_FEW_PV,
+    ]
 
 
 def test_comparison_with_the_previous_month_uses_the_shown_figures() -> None:
@@ -117,7 +128,7 @@ def test_comparison_with_the_previous_month_uses_the_shown_figures() -> None:
     assert "Das sind 13 kWh weniger als im Oktober 2026 (200 kWh)." in text  # 187 and 200 as printed
     same = _plain(wording.comparison_lines(_figures(kwh={"import": 187.4}, previous_import=186.6)))
     assert "Das ist genau so viel wie im Oktober 2026." in same
-    missing = _plain(wording.comparison_lines(_figures(previous_import=None, median_import=None)))
+    missing = _plain(wording.comparison_lines(_figures(previous_import=None, typical_import=None)))
     assert missing == "Für Oktober 2026 liegen keine Messwerte zum Vergleich vor."
 
 
@@ -177,7 +188,7 @@ def test_the_fullest_letter_still_fits_one_sheet(renderer: Renderer) -> None:
         address="Am langen Kanal 123a, Hinterhaus, 26121 Oldenburg (Oldb)",
         kwh={"import": 1407.0, "export": 512.3, "pv": 1888.8, "heat": 2345.6, "ev": 612.0},
         history=history,
-        community=Community(110, 31680.0, 5000.0, 0.231, 0.158, 0.42),
+        community=Community(288.0, 0.23, 0.16, 0.42),
     )
     sender = "Reallabor Quartier Oldenburg-Donnerschwee · Quartiersbüro im Gemeinschaftshaus am Kanal"[:80]
     texts = wording.Texts(sender, ("Hilfe " * 67)[:400], ("Daten " * 117)[:700])  # the settings' longest
@@ -187,7 +198,7 @@ def test_the_fullest_letter_still_fits_one_sheet(renderer: Renderer) -> None:
     assert "–: Für diesen Monat liegen keine Messwerte vor." in page1
     assert " ".join(wording.SHORT_MONTHS[11:] + wording.SHORT_MONTHS[:11]) in page1
     assert "Selbstversorgung: 23 % des Stroms" in page2
-    assert "Das sind 16 % des Verbrauchs." in page2
+    assert "so viel Strom erzeugt wie 16 % seines Verbrauchs." in " ".join(page2.split())
     assert "Bei Ihrem Haushalt waren es 42 %" in page2
 
 
