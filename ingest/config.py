@@ -172,6 +172,25 @@ class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     secret_key: SecretStr | None = Field(None, description="signs sessions; required outside development")
+    public_url: str | None = Field(
+        None,
+        description="the address residents open (https://… in production), printed on invitations; "
+        "without it the CLI uses http://host:port (development only) and the pages the request's host",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// address with a host")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(f"{value!r}: no query, fragment or user name, only scheme, host, port, path")
+        return value.strip().rstrip("/")
 
 
 class BrokerAdminSettings(Section):
@@ -277,6 +296,13 @@ class Settings(BaseSettings):
             "broker_admin.password": self.broker_admin.password,
             "energy.password": self.energy.password,
         }
+
+    @model_validator(mode="after")
+    def _check_public_url(self) -> Self:
+        url = self.api.public_url
+        if self.mode == "production" and url is not None and not url.startswith("https://"):
+            raise ValueError(f"api.public_url: {url!r}: mode 'production' needs an https:// address")
+        return self
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:

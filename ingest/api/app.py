@@ -126,6 +126,7 @@ def create_app(
     app.state.registry_refresh_s = settings.registry.refresh_s  # how soon the ingester replays (discovery)
     app.state.timezone = settings.ingest.timezone  # the pages show times in the quarter's zone
     app.state.api_prefix = API_PREFIX
+    app.state.public_url = settings.api.public_url  # printed on invitations (invite_pages.py)
     secure = settings.mode == "production"  # Secure, __Host- cookies (security.py)
     app.state.secure_cookies = secure
     app.state.signer = TokenSigner(

@@ -139,7 +139,12 @@ def _settings_dict(state_dir: Path, ports: DemoPorts, credentials: DemoCredentia
             "log_level": "WARNING",
         },
         "registry": {"url": f"sqlite:///{state_dir / 'registry.db'}", "enrich": True, "refresh_s": 5.0},
-        "api": {"host": LOOPBACK, "port": ports.api, "secret_key": credentials.api_secret_key},
+        "api": {
+            "host": LOOPBACK,
+            "port": ports.api,
+            "secret_key": credentials.api_secret_key,
+            "public_url": f"http://{LOOPBACK}:{ports.api}",  # on the demo's invitations
+        },
         "broker_admin": {"username": "admin", "password": credentials.broker_admin},
         # the energy ledger reads raw counters and writes rollups.energy: its own user (READ and WRITE)
         "energy": {

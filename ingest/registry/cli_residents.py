@@ -55,11 +55,20 @@ def _state(invitation: Invitation) -> str:
 
 
 def run_invite(session: Session, settings: Settings, args: argparse.Namespace) -> int:
+    base = args.url or settings.api.public_url
+    if base is None:
+        if settings.mode == "production":  # api.host:port is where the API listens, not what residents open
+            print(
+                "api.public_url: required in mode 'production' to print an invitation (the address "
+                "residents open, https://...), or give --url; no invitation made",
+                file=sys.stderr,
+            )
+            return 2
+        base = f"http://{settings.api.host}:{settings.api.port}"
     household = find_household(session, args.household)
     invitation, code = create(
         session, household_id=household.id, by=actor(), ttl=dt.timedelta(days=args.days)
     )
-    base = args.url or f"http://{settings.api.host}:{settings.api.port}"
     expires = _local(invitation.expires_at, settings)
     print("Reallabor – Zugang zum Bewohnerportal / access to the resident portal")
     print(f"Haushalt / household:      {household.name} ({household.building.name})")
@@ -149,7 +158,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     invite.add_argument(
         "--url",
         type=_base_url,
-        help="the portal's public address printed on the letter (default: http://api.host:api.port)",
+        help="the portal's public address printed on the letter (default: api.public_url; in development "
+        "http://api.host:api.port)",
     )
     invite.set_defaults(func=cmd_invite)
 

@@ -88,3 +88,37 @@ def test_printed_code_redeems(sqlite_registry: Engine, capsys: pytest.CaptureFix
         assert user.household_id == household_id
     assert run_cli("residents", "invitations", "--all", "--json") == 0
     assert [item["state"] for item in json.loads(capsys.readouterr().out)["items"]] == ["redeemed"]
+
+
+def test_the_letter_url_is_api_public_url(
+    sqlite_registry: Engine,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The letter prints ``api.public_url`` (not where the API listens); production refuses to guess."""
+    with session_factory(sqlite_registry)() as session:
+        name = f.household(session).name
+    monkeypatch.setenv("REALLABOR_API__PUBLIC_URL", "https://quartier.example/energie/")
+    assert run_cli("residents", "invite", name) == 0
+    assert (
+        "Öffnen Sie / open:         https://quartier.example/energie/portal/welcome\n"
+        in capsys.readouterr().out
+    )
+    assert run_cli("residents", "invite", name, "--url", "https://other.example") == 0  # --url wins
+    assert "https://other.example/portal/welcome" in capsys.readouterr().out
+
+    monkeypatch.delenv("REALLABOR_API__PUBLIC_URL")
+    monkeypatch.setenv("REALLABOR_MODE", "production")
+    with session_factory(sqlite_registry)() as session:
+        before = len(inv.list_invitations(session, limit=100, offset=0)[0])
+    assert run_cli("residents", "invite", name) == 2
+    assert "api.public_url: required in mode 'production'" in capsys.readouterr().err
+    with session_factory(sqlite_registry)() as session:
+        assert len(inv.list_invitations(session, limit=100, offset=0)[0]) == before  # none made
+
+    monkeypatch.setenv("REALLABOR_API__PUBLIC_URL", "http://quartier.example")
+    with pytest.raises(SystemExit):  # refused at start, with the key path
+        run_cli("residents", "invite", name)
+    assert "api.public_url: 'http://quartier.example': mode 'production' needs an https://" in (
+        capsys.readouterr().err
+    )
