@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ingest.api.pages import invite_pages as inv_pages
 from ingest.api.security import SESSION_COOKIE
+from ingest.api.throttle import LoginThrottle
 from ingest.registry import invitations as inv
 from ingest.registry.models import Household, Invitation, Role, User
 from ingest.security.audit import AUDIT_LOGGER
@@ -70,7 +72,8 @@ def test_operator_creates_and_withdraws_on_the_page(api: TestClient, session: Se
     found = CODE.search(created.text)
     assert found
     code = found.group(1)
-    assert "http://testserver/portal/welcome" in created.text
+    # the print box may break the address after a '/' only (review 14, L10)
+    assert '<strong class="url">http://testserver/<wbr>portal/<wbr>welcome</strong>' in created.text
     assert household.name in created.text
     assert _count(session) == before + 1
     listing = api.get("/tech/invitations").text
@@ -400,17 +403,76 @@ def test_english_and_no_code_in_urls(api: TestClient, session: Session) -> None:
 
 
 def test_probing_usernames_with_a_code_is_throttled(api: TestClient, session: Session) -> None:
-    """A code holder cannot list every username (to guess passwords at): a taken one counts as a wrong
-    try, so the tenth locks the address."""
+    """A code holder cannot list every username (to guess passwords at): taken ones count per invitation
+    (and address), so the ninth locks this code's account step; the code itself stays good."""
     household = f.household(session)
     _, code = inv.create(session, household_id=household.id, by="t")
-    taken = [f.user(session, Role.technician).username for _ in range(10)]
+    taken = [f.user(session, Role.technician).username for _ in range(inv_pages.TAKEN_PER_CODE + 1)]
     token = _welcome_token(api)
-    for username in taken:
+    for username in taken[:-1]:
         data = {"code": code, "csrf_token": token, "username": username}
         probe = api.post(WELCOME, data=data | {"password": PASSWORD, "password_again": PASSWORD})
         assert probe.status_code == 409
     data = {"code": code, "csrf_token": token, "username": "free.name.now"}
     locked = api.post(WELCOME, data=data | {"password": PASSWORD, "password_again": PASSWORD})
     assert locked.status_code == 429
+    assert int(locked.headers["Retry-After"]) >= 1
+    assert "Benutzernamen ausprobiert, die es schon gibt" in locked.text
+    assert 'name="username"' in locked.text  # still the account step: the code was right
     assert inv.open_invitation(session, code)  # the code itself is still good, after the lock
+    status, _page = _code_step(api, code, token)  # and wrong codes were not counted
+    assert status == 200
+
+
+def test_a_taken_username_after_an_earlier_lock_does_not_lock_the_address(
+    api: TestClient, session: Session
+) -> None:
+    """Review 14, L7: after a wrong-code lock had ended, one taken username locked the address for 480 s
+    (a newcomer trying "mueller", and everyone behind the same NAT)."""
+    now = [1000.0]
+    api.app.state.redeem_throttle = LoginThrottle(  # type: ignore[attr-defined]
+        account_failures=inv_pages.REDEEM_FAILURES,
+        address_failures=inv_pages.REDEEM_FAILURES,
+        clock=lambda: now[0],
+    )
+    household = f.household(session)
+    _, code = inv.create(session, household_id=household.id, by="t")
+    mueller = f.user(session, Role.resident, household.id).username
+    token = _welcome_token(api)
+    for _ in range(inv_pages.REDEEM_FAILURES):
+        assert _code_step(api, inv.grouped(inv.new_code()), token)[0] == 400
+    assert _code_step(api, code, token)[0] == 429
+    now[0] += 31  # the lock has ended
+    for _ in range(2):  # the same taken name twice
+        data = {"code": code, "csrf_token": token, "username": mueller}
+        probe = api.post(WELCOME, data=data | {"password": PASSWORD, "password_again": PASSWORD})
+        assert probe.status_code == 409, probe.headers.get("Retry-After")
+        assert "Diesen Benutzernamen gibt es schon" in probe.text
+    data = {"code": code, "csrf_token": token, "username": "mueller.zwei"}
+    made = api.post(
+        WELCOME, data=data | {"password": PASSWORD, "password_again": PASSWORD}, follow_redirects=False
+    )
+    assert made.status_code == 303
+
+
+def test_the_print_box_uses_api_public_url(api: TestClient, session: Session) -> None:
+    household = f.household(session)
+    token = login(api, f.user(session, Role.operator))
+    api.app.state.public_url = "https://quartier.example/energie"  # type: ignore[attr-defined]
+    try:
+        created = api.post(
+            "/tech/invitations", data={"household_id": str(household.id), "days": "7", "csrf_token": token}
+        )
+    finally:
+        api.app.state.public_url = None  # type: ignore[attr-defined]
+    assert created.status_code == 201
+    box = '<strong class="url">https://quartier.example/<wbr>energie/<wbr>portal/<wbr>welcome</strong>'
+    assert box in created.text
+    assert inv_pages.url_parts("http://127.0.0.1:8000/portal/welcome") == [
+        "http://127.0.0.1:8000/",
+        "portal/",
+        "welcome",
+    ]
+    chosen = api.get(f"/tech/invitations?household={household.id}").text  # from /ops/households
+    assert f'<option value="{household.id}" selected>' in chosen
+    assert api.get("/tech/invitations?household=x'1").status_code == 200  # ignored, no error

@@ -642,4 +642,18 @@ TEXTS |= {
     ),
     "export_problem": ("Download nicht möglich", "Download not possible"),
     "ops_nav_invitations": ("Einladungen", "Invitations"),
+    "privacy_invite": ("Einladen", "Invite"),
+    "invite_history_hint": (
+        "Wer eingeladen wird, sieht alle gespeicherten Daten des Haushalts, auch aus der Zeit vor dem "
+        "Einzug. Bei einem Mieterwechsel den Haushalt vorher unter „Haushalte“ löschen; für "
+        "Mitbewohner nicht.",
+        "Whoever is invited sees all of the household's stored data, including from before they moved "
+        "in. When tenants change, delete the household first under “Households”; not for flatmates.",
+    ),
+    "welcome_taken_throttled": (
+        "Sie haben viele Benutzernamen ausprobiert, die es schon gibt. Bitte warten Sie ein paar "
+        "Minuten, oder nehmen Sie den vorgeschlagenen Namen.",
+        "You have tried many usernames that are already taken. Please wait a few minutes, or take the "
+        "suggested name.",
+    ),
 }

@@ -4,8 +4,14 @@ residents' welcome (``/portal/welcome``: code, then username and password, then 
 Welcome, from an attacker's side: every closed code gets the same answer (``welcome_invalid``) and the
 code is checked before anything else is said (the household's name, whether a username is taken);
 wrong codes count per client address in a throttle of their own (:data:`REDEEM_FAILURES` per
-:data:`~ingest.api.throttle.WINDOW_S`, then locked, doubling), so 80-bit codes cannot be guessed, and
-so do taken usernames (a code holder cannot list the accounts to guess passwords at); the forms carry
+:data:`~ingest.api.throttle.WINDOW_S`, then locked, doubling), so 80-bit codes cannot be guessed.
+Taken usernames, asked for with a right code, count in another throttle (:func:`taken_throttle`): per
+invitation and per address, :data:`TAKEN_PER_CODE` and :data:`TAKEN_PER_ADDRESS` in the window, then
+locked, doubling up to 15 minutes; so a code holder still cannot list the accounts to guess passwords
+at (at most ~100 names a day per code, and a code is good for one account), while a newcomer who tried
+"mueller" twice is not locked out with a wrong code's doubled lock, nor is anyone behind the same
+address (review 14, L7: one taken name after an earlier lock had locked the address for 480 s). The
+form always suggests a free name, so there is little reason to try many. The forms carry
 the pre-session CSRF token (a page elsewhere cannot log a visitor into an account it made); the session
 is issued new after the account is made (no fixation), and leads only to ``/portal``. The code travels
 in POST bodies only, never in a URL (history, logs, Referer).
@@ -52,6 +58,8 @@ router = APIRouter()  # included by the pages' router: /tech/invitations
 welcome_router = APIRouter(prefix=PORTAL_PREFIX, include_in_schema=False)  # included by the app
 WELCOME = f"{PORTAL_PREFIX}/welcome"
 REDEEM_FAILURES = 10  # wrong codes per address and window before the lock
+TAKEN_PER_CODE = 8  # taken usernames per invitation and window before its lock
+TAKEN_PER_ADDRESS = 20  # taken usernames per address (all codes) and window before its lock
 MAX_CODE = 100  # form field lengths: generous, the registry's rules say what is wrong
 MAX_USERNAME = 200
 MAX_PASSWORD = 1000
@@ -63,6 +71,17 @@ def redeem_throttle(app: FastAPI) -> LoginThrottle:
     if throttle is None:
         limit = REDEEM_FAILURES
         throttle = app.state.redeem_throttle = LoginThrottle(account_failures=limit, address_failures=limit)
+    return throttle
+
+
+def taken_throttle(app: FastAPI) -> LoginThrottle:
+    """Taken usernames after a right code, per invitation ("account") and address; its locks are its own,
+    so an earlier wrong-code lock does not make one taken name lock the address for minutes."""
+    throttle: LoginThrottle | None = getattr(app.state, "taken_throttle", None)
+    if throttle is None:
+        throttle = app.state.taken_throttle = LoginThrottle(
+            account_failures=TAKEN_PER_CODE, address_failures=TAKEN_PER_ADDRESS
+        )
     return throttle
 
 
@@ -108,12 +127,31 @@ def _list_page(
 
 
 @router.get("/invitations")
-def invitations_page(request: Request, user: StaffPage, session: SessionDep) -> HTMLResponse:
-    return _operator_only(request, user) or _list_page(request, session, user)
+def invitations_page(
+    request: Request, user: StaffPage, session: SessionDep, household: str = ""
+) -> HTMLResponse:
+    """``?household=ID`` (the households page's "Einladen") chooses that household in the form."""
+    chosen = int(household) if household.isdigit() and len(household) <= 12 else None
+    return _operator_only(request, user) or _list_page(request, session, user, chosen=chosen)
+
+
+def url_parts(url: str) -> list[str]:
+    """``url`` cut after each ``/`` of its path: the print box may break the line there and nowhere else
+    ("https://lab.example/", "portal/", "welcome")."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    parts = [f"{scheme}{sep}{host}{slash}"]
+    pieces = path.split("/")
+    parts += [f"{piece}/" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    return [part for part in parts if part]
 
 
 def _welcome_url(request: Request) -> str:
-    """The welcome page's address as this request reached the app (https in production)."""
+    """The welcome page's address: under ``api.public_url``, else as this request reached the app (https
+    in production)."""
+    public: str | None = getattr(request.app.state, "public_url", None)
+    if public:
+        return f"{public}{WELCOME}"
     scheme = "https" if request.app.state.secure_cookies else request.url.scheme
     return f"{scheme}://{request.url.netloc}{WELCOME}"
 
@@ -150,6 +188,7 @@ def invitation_create(
         household=household,
         code=code,
         welcome_url=_welcome_url(request),
+        welcome_parts=url_parts(_welcome_url(request)),
     )
 
 
@@ -237,21 +276,36 @@ def welcome_submit(
                 errors={"password_again": "welcome_password_differs"},
             )
         try:
-            with verify_gate(request.app).slot():  # argon2: as many at once as logins
-                user = redeem(session, code, username=username, password=password, client=address)
-        except LoginBusy as exc:
-            busy = _welcome(request, status_code=503, **account, username=username, error="login_busy")
-            busy.headers["Retry-After"] = str(exc.retry_after_s)
-            return busy
-        except InvalidField as exc:
-            key = "welcome_username_bad" if exc.field == "username" else _password_error(password)
-            return _welcome(request, status_code=422, **account, username=username, errors={exc.field: key})
-        except Conflict:
-            attempt.failed()  # a code holder probing for usernames (to guess passwords at) is throttled
-            errors = {"username": "welcome_username_taken"}
-            return _welcome(request, status_code=409, **account, username=username, errors=errors)
-        except InvitationInvalid:  # used or revoked between the check and the claim
-            return _welcome(request, status_code=400, step="code", error="welcome_invalid")
+            taken = taken_throttle(request.app).reserve(
+                username=f"invitation:{invitation.id}", address=address
+            )
+        except LoginThrottled as exc:
+            audit("invitation.username_throttled", client=address, retry_after_s=exc.retry_after_s)
+            refused = _welcome(
+                request, status_code=429, **account, username=username, error="welcome_taken_throttled"
+            )
+            refused.headers["Retry-After"] = str(exc.retry_after_s)
+            return refused
+        with taken:  # released uncounted unless the username was taken
+            try:
+                with verify_gate(request.app).slot():  # argon2: as many at once as logins
+                    user = redeem(session, code, username=username, password=password, client=address)
+            except LoginBusy as exc:
+                busy = _welcome(request, status_code=503, **account, username=username, error="login_busy")
+                busy.headers["Retry-After"] = str(exc.retry_after_s)
+                return busy
+            except InvalidField as exc:
+                key = "welcome_username_bad" if exc.field == "username" else _password_error(password)
+                return _welcome(
+                    request, status_code=422, **account, username=username, errors={exc.field: key}
+                )
+            except Conflict:
+                taken.failed()  # a code holder probing for usernames is throttled, not as a wrong code
+                errors = {"username": "welcome_username_taken"}
+                return _welcome(request, status_code=409, **account, username=username, errors=errors)
+            except InvitationInvalid:  # used or revoked between the check and the claim
+                return _welcome(request, status_code=400, step="code", error="welcome_invalid")
+            taken.succeeded()
     audit("login.ok", user=user.username, role=user.role.value, client=address, via="invitation")
     response = RedirectResponse(PORTAL_PREFIX, status_code=status.HTTP_303_SEE_OTHER)
     set_session_cookie(request, response, get_signer(request).issue(user))
