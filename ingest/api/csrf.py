@@ -26,12 +26,19 @@ import logging
 from fastapi import HTTPException, Request, status
 
 from ingest.api.deps import session_cookie
-from ingest.api.pages.web import CSRF_FIELD, PAGES_PREFIX, CsrfRefused, csrf_valid
+from ingest.api.pages.web import CSRF_FIELD, OPS_PREFIX, PAGES_PREFIX, PORTAL_PREFIX, CsrfRefused, csrf_valid
 
 log = logging.getLogger(__name__)
 
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PAGE_PREFIXES = (PAGES_PREFIX, OPS_PREFIX, PORTAL_PREFIX)  # HTML forms: a refusal is a page, not JSON
+
+
+def _is_page(path: str) -> bool:
+    return any(path == prefix or path.startswith(f"{prefix}/") for prefix in PAGE_PREFIXES)
+
+
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -70,8 +77,8 @@ async def csrf_protect(request: Request) -> None:
         request.method,
         request.url.path,
     )
-    if request.url.path.startswith(PAGES_PREFIX):
-        raise CsrfRefused()
+    if _is_page(request.url.path):
+        raise CsrfRefused()  # "the form has expired, reload" (router.py), also on /ops and /portal
     raise HTTPException(
         status.HTTP_403_FORBIDDEN,
         f"CSRF check failed: a request authenticated by the session cookie must send "

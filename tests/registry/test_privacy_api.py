@@ -122,8 +122,15 @@ def test_operator_deletes_by_typing_the_name(
         assert username in page.text
     url = f"/ops/households/{gone.id}/delete"
     form = {"reason": "move-out", "confirm_name": gone.name}
-    assert app_client.post(url, data=form).status_code == 403  # no CSRF token
-    assert app_client.post(url, data={**form, "csrf_token": "x" * 43}).status_code == 403
+    app_client.cookies.set("reallabor_lang", "de")
+    for token in ({}, {"csrf_token": "x" * 43}):  # none, made up: the pages' "form expired" page
+        expired = app_client.post(url, data={**form, **token})
+        assert expired.status_code == 403
+        assert expired.headers["content-type"].startswith("text/html")
+        assert "Das Formular ist abgelaufen" in expired.text
+    listing = app_client.get("/ops/households")
+    assert f'href="/tech/invitations?household={gone.id}"' in listing.text  # "Einladen"
+    assert 'href="/tech/invitations"' in listing.text  # the menu: Einladungen
     wrong = app_client.post(url, data={**form, "confirm_name": "WE 2", "csrf_token": csrf})
     assert wrong.status_code == 422
     assert 'id="problem"' in wrong.text
