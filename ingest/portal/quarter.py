@@ -204,7 +204,9 @@ class QuarterDays:
                         day = batch_first - dt.timedelta(days=1)
                 log.info("portal: quarter figures computed in %.1f s", time.monotonic() - started)
             except InfluxUnavailable as exc:
-                log.warning("portal: computing the quarter's figures stopped: %s", exc)
+                # the kind only: the cause's text holds the query URL with household names
+                kind = type(exc.__cause__ or exc).__name__
+                log.warning("portal: computing the quarter's figures stopped (%s)", kind)
 
         self._warmer = threading.Thread(target=run, name="portal-quarter", daemon=True)
         self._warmer.start()
