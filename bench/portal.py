@@ -282,6 +282,7 @@ def measure(url: str, directory: Path, households: int, days: int, repetitions: 
                     client.cookies.set(SESSION_COOKIE, tokens[(rep * 7) % len(tokens)])
                     if mode == "cold":
                         portal.quarter = Cold(portal.reader, portal.tz, now=portal.now)
+                        portal.forget_kept()
                     started = time.perf_counter()
                     response = client.get("/portal", params={"view": view, "date": date})
                     elapsed = (time.perf_counter() - started) * 1000

@@ -349,6 +349,11 @@ class PortalData:
             quarter=quarter,
         )
 
+    def forget_kept(self) -> None:
+        """Forget every kept period figure, as after a start (the bench's cold runs)."""
+        self._frozen.clear()
+        self._frozen_covered.clear()
+
     def _thaw(self, period: Period) -> None:
         """Forget kept figures of periods overlapping ``period`` (their days are being recomputed)."""
         for frozen in list(self._frozen):

@@ -118,7 +118,7 @@ def test_typical_household_and_community_from_the_ledger(
     assert quarter.pv_share is None  # three PV installations: no PV figure of the quarter
     # the formulas, with the minimum lowered to three (the six households' three PV installations)
     monkeypatch.setattr(data_module, "MIN_HOUSEHOLDS", 3)
-    rolled._frozen.clear()
+    rolled.forget_kept()
     me = household(2)
     imp, exp, pv = per_step(2)
     figures = rolled.community(me, day, rolled.totals(me, day))
