@@ -8,7 +8,10 @@ Data: the portal tests' ledger (tests/portal/ledger.py) in a real InfluxDB and t
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from ingest.api.pages.ops_page import UPLOT_DIR
 from tests.browser.conftest import PHONE, serve
 from tests.browser.screens import shot
 from tests.portal.conftest import ledger, world
-from tests.portal.ledger import DAY, HOUSEHOLDS, kinds_of
+from tests.portal.ledger import DAY, HOUSEHOLDS, SPARSE_DAY, TZ, kinds_of
 from tests.portal.world import World
 from tests.registry import factories as f
 
@@ -152,3 +155,55 @@ def test_resident_sees_day_and_month_with_charts_in_both_languages(
         page.goto(f"{portal_url}/portal/devices")
         shot(page, tmp_path, f"portal-devices-{lang}")
         plain.close()
+
+
+def _section_shot(page: Page, tmp_path: Path, name: str) -> None:
+    """The comparison and community sections alone (the full page is long), to look at."""
+    path = tmp_path / f"{name}.png"
+    page.locator("#compare-title").locator("xpath=..").screenshot(path=str(path))
+    keep = os.environ.get("REALLABOR_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
+    if page.locator("#community-title").count():
+        community = tmp_path / f"{name}-community.png"
+        page.locator("#community-title").locator("xpath=..").screenshot(path=str(community))
+        if keep:
+            shutil.copy(community, Path(keep) / community.name)
+
+
+def test_what_residents_see_of_the_quarter(
+    portal_url: str, browser: Browser, world: World, tmp_path: Path
+) -> None:
+    """A typical household and rounded shares with enough households; one sentence with too few (the
+    sparse day: four households); today compared with the same part of yesterday. German and English."""
+    for lang, locale in (("de", "de-DE"), ("en", "en-GB")):
+        context = browser.new_context(viewport=PHONE, locale=locale, device_scale_factor=2, is_mobile=True)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        _log_in(page, portal_url, world.residents[RESIDENT])
+        if lang == "en":
+            page.goto(f"{portal_url}/portal/lang/en?next=/portal")
+        world.app.state.portal.quarter.days(DAY, DAY + dt.timedelta(days=1))
+        page.goto(f"{portal_url}/portal?view=day&date={DAY.isoformat()}")
+        head = page.locator("table.compare thead").inner_text()
+        assert ("Typischer Haushalt" if lang == "de" else "Typical household") in head
+        assert page.locator("#typical-note").is_visible()
+        assert page.locator("#too-few-pv").is_visible()  # four PV installations in the test quarter
+        shot(page, tmp_path, f"portal-quarter-day-{lang}")
+        _section_shot(page, tmp_path, f"portal-quarter-day-section-{lang}")
+
+        page.goto(f"{portal_url}/portal?view=day&date={SPARSE_DAY.isoformat()}")
+        assert page.locator("#too-few").is_visible()
+        assert page.locator("#community-title").count() == 0
+        assert page.locator("table.compare thead th").count() == 3  # no typical column
+        shot(page, tmp_path, f"portal-quarter-few-{lang}")
+        _section_shot(page, tmp_path, f"portal-quarter-few-section-{lang}")
+
+        page.goto(f"{portal_url}/portal?view=day&date={dt.datetime.now(TZ).date().isoformat()}")
+        head = page.locator("table.compare thead").inner_text()
+        assert ("Bis jetzt" if lang == "de" else "So far") in head
+        assert ("Vortag bis" if lang == "de" else "Day before up to") in head
+        shot(page, tmp_path, f"portal-quarter-today-{lang}")
+        _section_shot(page, tmp_path, f"portal-quarter-today-section-{lang}")
+        context.close()
