@@ -21,7 +21,7 @@ import re
 import secrets
 import unicodedata
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ingest.registry.common import paginate, reference
@@ -29,7 +29,7 @@ from ingest.registry.db import commit, flush, utcnow
 from ingest.registry.errors import Conflict, InvalidField, RegistryError
 from ingest.registry.models import Household, Invitation, Role, User, new_session_key
 from ingest.registry.passwords import hash_password
-from ingest.registry.text import text_problem
+from ingest.registry.usernames import USERNAME_MAX, USERNAME_MIN, username_problem, username_taken
 from ingest.security.audit import audit
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: 5 bits a character
@@ -40,9 +40,6 @@ MAX_TTL = dt.timedelta(days=90)
 _TYPOS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _SEPARATORS = re.compile(r"[\s\-‐‑–—_.]+")
 PASSWORD_MIN, PASSWORD_MAX = 10, 200  # as for every user (ingest.api.schemas.Password)
-USERNAME_MIN, USERNAME_MAX = 3, 64
-# letters of any script, digits and . _ - @ inside; no spaces (a name typed at every login)
-_USERNAME = re.compile(r"[^\W_][\w.@-]*", re.UNICODE)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -176,18 +173,6 @@ def open_invitation(session: Session, code: str, *, now: dt.datetime | None = No
     return invitation
 
 
-def username_problem(username: str) -> str | None:
-    """Why a resident may not choose ``username`` (its form; whether it is taken is checked later)."""
-    if not USERNAME_MIN <= len(username) <= USERNAME_MAX:
-        return f"between {USERNAME_MIN} and {USERNAME_MAX} characters"
-    problem = text_problem(username)
-    if problem is not None:
-        return problem
-    if not _USERNAME.fullmatch(username):
-        return "letters and digits, inside also . _ - @; no spaces"
-    return None
-
-
 def password_problem(password: str) -> str | None:
     """Why ``password`` may not be used: the rules of every user's password."""
     if len(password) < PASSWORD_MIN:
@@ -197,11 +182,6 @@ def password_problem(password: str) -> str | None:
     if any(char == "\x00" or 0xD800 <= ord(char) <= 0xDFFF for char in password):
         return "NUL and lone surrogates are not allowed"
     return None
-
-
-def username_taken(session: Session, username: str) -> bool:
-    """Taken in any case: ``Erika`` and ``erika`` would be two residents hard to tell apart."""
-    return session.scalar(select(User.id).where(func.lower(User.username) == username.lower())) is not None
 
 
 def suggest_username(session: Session, household: Household) -> str:

@@ -16,6 +16,7 @@ from ingest.registry.db import commit
 from ingest.registry.errors import Conflict, InvalidField
 from ingest.registry.models import Building, Household, Role, User, new_session_key
 from ingest.registry.passwords import hash_password, verify_password
+from ingest.registry.usernames import username_problem, username_taken
 from ingest.security.audit import audit
 
 # ---------------------------------------------------------------- buildings
@@ -92,8 +93,11 @@ def create_user(
     by: str | None = None,
 ) -> User:
     _check_role_household(session, role, household_id)
-    if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise Conflict("a user with this username exists")
+    problem = username_problem(username, min_length=1)  # ASCII, unique in any case (usernames.py)
+    if problem is not None:
+        raise InvalidField("username", problem)
+    if username_taken(session, username):
+        raise Conflict("a user with this username exists (in some case or form)")
     user = User(
         username=username,
         password_hash=hash_password(password),

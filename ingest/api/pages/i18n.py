@@ -375,9 +375,9 @@ TEXTS |= {
     ),
     "welcome_username_help": (
         "Ein Vorschlag steht schon da; Sie können ihn ändern. Mindestens 3 Zeichen, ohne Leerzeichen: "
-        "Buchstaben, Ziffern und . _ - @.",
+        "Buchstaben a–z ohne Umlaute (ä als ae), Ziffern und . _ - @.",
         "A suggestion is already filled in; you can change it. At least 3 characters, no spaces: "
-        "letters, digits and . _ - @.",
+        "letters a–z without accents, digits and . _ - @.",
     ),
     "welcome_password_help": (
         "Mindestens 10 Zeichen. Ein kurzer Satz ist leicht zu merken, "
@@ -400,8 +400,9 @@ TEXTS |= {
         "This password cannot be used: at most 200 characters.",
     ),
     "welcome_username_bad": (
-        "Der Benutzername braucht 3 bis 64 Zeichen: Buchstaben, Ziffern und . _ - @, ohne Leerzeichen.",
-        "The username needs 3 to 64 characters: letters, digits and . _ - @, no spaces.",
+        "Der Benutzername braucht 3 bis 64 Zeichen: Buchstaben a–z ohne Umlaute (ä als ae, ß als ss), "
+        "Ziffern und . _ - @, ohne Leerzeichen.",
+        "The username needs 3 to 64 characters: letters a–z without accents, digits and . _ - @, no spaces.",
     ),
     "welcome_username_taken": (
         "Diesen Benutzernamen gibt es schon. Bitte wählen Sie einen anderen.",
