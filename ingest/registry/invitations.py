@@ -29,7 +29,9 @@ from ingest.registry.db import commit, flush, utcnow
 from ingest.registry.errors import Conflict, InvalidField, RegistryError
 from ingest.registry.models import Household, Invitation, Role, User, new_session_key
 from ingest.registry.passwords import hash_password
-from ingest.registry.usernames import USERNAME_MAX, USERNAME_MIN, username_problem, username_taken
+from ingest.registry.usernames import USERNAME_MAX, USERNAME_MIN
+from ingest.registry.usernames import username_problem as username_problem  # the pages' and tests' name
+from ingest.registry.usernames import username_taken as username_taken
 from ingest.security.audit import audit
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: 5 bits a character
