@@ -28,7 +28,7 @@ from tests.browser.screens import shot
 from tests.browser.tech_world import tech_world
 from tests.browser.test_portal import portal_url
 from tests.portal.conftest import ledger, world
-from tests.portal.ledger import DAY
+from tests.portal.ledger import DAY, SPARSE_DAY
 from tests.portal.world import World
 from tests.registry import factories as f
 
@@ -139,6 +139,10 @@ def test_portal_welcome_and_operator_pages(
         for view in ("day", "week", "month", "year"):
             page.goto(f"{url}/portal?view={view}&date={DAY.isoformat()}")
             audit(page, f"portal-{view}-{lang}")
+        page.goto(f"{url}/portal?view=day&date={SPARSE_DAY.isoformat()}")  # too few households
+        audit(page, f"portal-few-households-{lang}")
+        page.goto(f"{url}/portal?view=week")  # unfinished: compared with the same part of last week
+        audit(page, f"portal-week-so-far-{lang}")
         page.goto(f"{url}/portal/devices")
         audit(page, f"portal-devices-{lang}")
         page.goto(f"{url}/portal?view=day&date=2025-13-01")
