@@ -1,6 +1,7 @@
 """The quarter's figures per local day, computed once and kept: every household's totals per kind (for
-the median), the quarter's import, export and PV, the energy drawn from outside the quarter (netted per
-quarter hour) and each household's share of the quarter's surplus. A period's quarter figures are sums
+the typical household), the quarter's import, export and PV (import and export of household meters
+only), the energy drawn from outside the quarter (netted per quarter hour) and each household's share
+of the quarter's surplus. A period's quarter figures are sums
 over its days, so a year costs no more than its days once they are known.
 
 Why: InfluxDB 1.6 needs tens of seconds to group a year of the whole quarter's quarter hours (7.7 million
