@@ -127,6 +127,7 @@ class PortalData:
         self.quarter = QuarterDays(reader, tz, now=self.now)
         self._frozen: dict[tuple[str, dt.date], QuarterFigures] = {}
         self._frozen_covered: dict[tuple[str, dt.date, HouseholdKey], float | None] = {}
+        self._rechecked: set[tuple[str, dt.date, HouseholdKey, float]] = set()
 
     # ------------------------------------------------------------------ the household's own
 
@@ -325,7 +326,11 @@ class PortalData:
         with the household's own totals (a late ledger rollup), the period's days are computed again."""
         key = (household.name, household.building)
         days = self.quarter.days(period.start, period.end, max_missing=max_missing)
-        if self.quarter.settled(period.end) and _stale(days, key, totals):
+        recheck = (period.view, period.start, key, round(totals.get("import", 0.0), 3))
+        if self.quarter.settled(period.end) and _stale(days, key, totals) and recheck not in self._rechecked:
+            # once per own figure: the day view's own numbers come from the quarter hours, the kept days
+            # from the daily ledger; should those differ for good, a page must not recompute every time
+            self._rechecked.add(recheck)
             self.quarter.forget(period.start, period.end)
             self._thaw(period)
             days = self.quarter.days(period.start, period.end, max_missing=max_missing)
