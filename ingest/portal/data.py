@@ -100,7 +100,8 @@ def round_share(share: float | None) -> float | None:
 def typical(values: list[float]) -> float | None:
     """A typical household: the mean of the middle values once the lowest and highest quarter are left
     out (at least 3 values, as MIN_HOUSEHOLDS >= 5), rounded; None below :data:`MIN_HOUSEHOLDS`. Unlike a
-    median, never one household's value by construction."""
+    median of an odd count, an average of several households (it may equal one's rounded value by chance,
+    without saying whose)."""
     if len(values) < MIN_HOUSEHOLDS:
         return None
     ordered = sorted(values)
