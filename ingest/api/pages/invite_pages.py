@@ -136,11 +136,14 @@ def invitations_page(
 
 
 def url_parts(url: str) -> list[str]:
-    """``url`` cut after each ``/`` of its path: the print box may break the line there and nowhere else
-    ("https://lab.example/", "portal/", "welcome")."""
+    """``url`` in the pieces a printed line may break between: after each ``/`` and, in a host too long
+    for a phone's line, before each ``.`` ("https://energie", ".quartier.de/", "portal/", "welcome");
+    never inside a word nor at a ``-`` (review 14, L10: "welcom|e")."""
     scheme, sep, rest = url.partition("://")
     host, slash, path = rest.partition("/")
-    parts = [f"{scheme}{sep}{host}{slash}"]
+    labels = [host] if host.replace(".", "").replace(":", "").isdigit() else host.split(".")  # an IP: whole
+    parts = [f"{scheme}{sep}{labels[0]}", *(f".{label}" for label in labels[1:])]
+    parts[-1] += slash
     pieces = path.split("/")
     parts += [f"{piece}/" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
     return [part for part in parts if part]
