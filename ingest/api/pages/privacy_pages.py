@@ -34,6 +34,7 @@ from ingest.api.routes.privacy import (
     run_deletion,
     zip_response,
 )
+from ingest.portal.devices import household_of
 from ingest.privacy.delete import MAX_REASON, Plan, plan_deletion, record_dict
 from ingest.privacy.export import export_household
 from ingest.privacy.influx import InfluxFailed, household_data
@@ -186,11 +187,12 @@ def _limited(
         t = translator(negotiate(request))
         minutes = max(1, -(-exc.retry_after_s // 60))
         message = t(f"export_{exc.reason}", n=exc.per_hour, minutes=minutes)
+        shown = household_of(session, user) if user.role is Role.resident else household  # the portal's
         response = render(
             request,
             template,
             user=user,
-            household=household,
+            household=shown,
             message=message,
             status_code=exc.status,
         )
