@@ -56,6 +56,12 @@ GOAL_MS = 500.0
 FILL_FILE = "fill.json"
 
 
+def rollup_version() -> str:
+    """What the rollups of a filled directory were made with: the lifecycle's statements (a changed
+    rollup, e.g. a new field, makes a reused directory compute its rollups again)."""
+    return "\n".join(statement for _, statement in lifecycle.create_cqs(DATABASE))
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -203,17 +209,28 @@ def variables(http: httpx.Client, dashboard: Dashboard, household: str) -> dict[
 
 
 def bench_panels(
-    url: str, now: dt.datetime, *, repetitions: int, budget_s: float, household: str, goal_ms: float
+    url: str,
+    now: dt.datetime,
+    *,
+    repetitions: int,
+    budget_s: float,
+    household: str,
+    goal_ms: float,
+    only: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     results = []
     with httpx.Client(base_url=url, timeout=120, trust_env=False) as http:
         for dashboard in dashboards():
             chosen = variables(http, dashboard, household)
             for panel in dashboard.panels:
+                if only and panel.key not in only and f"{dashboard.uid}/{panel.key}" not in only:
+                    continue
                 label, start, stop = default_range(dashboard, panel, now)
+                # a panel with its own range (Grafana's relative time) never sees the dashboard's 30 days
+                month = ("30d", _ms(now - dt.timedelta(days=30)), _ms(now))
                 ranges = [
                     ("default", label, start, stop),
-                    ("30d", "30d", _ms(now - dt.timedelta(days=30)), _ms(now)),
+                    ("30d", *((label, start, stop) if panel.time_from else month)),
                 ]
                 for kind, text, from_ms, to_ms in ranges:
                     queries = [
@@ -222,6 +239,7 @@ def bench_panels(
                             from_ms=from_ms,
                             to_ms=to_ms,
                             variables=chosen,
+                            max_data_points=panel.max_data_points,
                             min_interval=panel.interval,
                         )
                         for t in panel.targets
@@ -232,6 +250,7 @@ def bench_panels(
                             from_ms=from_ms,
                             to_ms=to_ms,
                             variables=chosen,
+                            max_data_points=panel.max_data_points,
                             min_interval=panel.interval,
                         )
                         for t in panel.targets
@@ -427,13 +446,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     args.households, end - args.days * 86400 + args.interval, end, interval_s=args.interval
                 )
                 report = fill(influx, spec, args)
-                state.write_text(json.dumps({"wanted": wanted, "spec": asdict(spec), "report": report}))
+                saved = {"wanted": wanted, "spec": asdict(spec), "report": report}
+                saved["rollup_version"] = rollup_version()
+                state.write_text(json.dumps(saved))
                 result["reused"] = False
             else:
                 spec = FillSpec(**saved["spec"])
                 report = saved["report"]
                 result["reused"] = str(directory)
                 log(f"reusing the data in {directory} (filled {saved['spec']})")
+                if saved.get("rollup_version") != rollup_version():
+                    log("the rollups changed since the fill: computing them again")
+                    report["rollups"] = rollups(influx.url, spec, workers=args.writers)
+                    log(f"rollups done: {report['rollups']}")
+                    saved = {**saved, "report": report, "rollup_version": rollup_version()}
+                    state.write_text(json.dumps(saved))
             quarter = quarter_of(spec)
             result["data"] = {
                 "households": spec.households,
@@ -450,7 +477,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.energy and ("energy" not in report or "skipped" in report["energy"]):
                 log("energy ledger: reallabor energy rollup")
                 report["energy"] = energy_ledger(influx.url, directory, since, until)
-                state.write_text(json.dumps({"wanted": wanted, "spec": asdict(spec), "report": report}))
+                state.write_text(
+                    json.dumps({**(saved or {}), "wanted": wanted, "spec": asdict(spec), "report": report})
+                )
             result["energy"] = report.get("energy", {"skipped": "--no-energy"})
             log(f"energy ledger: {result['energy']}")
             result["compaction_wait_s"] = wait_compacted(influx.directory, quiet_s=args.quiet)
@@ -464,6 +493,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 budget_s=args.budget,
                 household=household_of(spec),
                 goal_ms=args.goal_ms,
+                only=frozenset(args.only),
             )
             result["queries_seconds"] = round(time.monotonic() - began, 1)
         finally:
@@ -544,6 +574,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--goal-ms", type=float, default=GOAL_MS)
     parser.add_argument("--reuse", type=Path, metavar="DIR", help="keep the filled InfluxDB here; reuse it")
     parser.add_argument("--no-energy", dest="energy", action="store_false", help="skip the energy ledger")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="time only this panel (its key, or uid/key; repeatable)",
+    )
     parser.add_argument(
         "--quiet", type=float, default=30, help="seconds without TSM changes before timing (compactions)"
     )

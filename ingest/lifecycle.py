@@ -9,6 +9,9 @@ InfluxDB 1.x (what ``reallabor influx init`` sets up, :mod:`ingest.lifecycle_cli
   a gauge (power, environment, device health) keeps ``mean()`` under its own name and ``max()`` as
   ``<field>_max``. The daily rollup is made from the 15-minute rollup (last of last, max of max, mean of
   the quarter-hour means), so it costs 96 points per series and day, never a scan of a day of raw data;
+- a measurement with a ``counted`` field also keeps the number of its readings, ``<field>_count``
+  (``count()`` per quarter hour, ``sum()`` of those per day): the fleet's readings per gateway over
+  weeks without counting millions of raw points;
 - continuous queries keep them current; :func:`backfill_statements` computes them for the past.
 
 The rollup day is ``[23:00 UTC, 23:00 UTC)``: ``GROUP BY time(1d, -1h)``, local midnight in Europe/Berlin
@@ -33,6 +36,7 @@ from ingest.consumption import increment
 RAW_RP = "raw"
 ROLLUP_RP = "rollups"
 MAX_SUFFIX = "_max"
+COUNT_SUFFIX = "_count"
 DAY_OFFSET_H = -1  # the rollup day starts at 00:00 UTC+1: local midnight in winter, 01:00 in summer
 DEFAULT_BUCKET = "reallabor"
 _DURATION = re.compile(r"^([1-9][0-9]{0,5})([hdw])$")
@@ -59,6 +63,7 @@ def parse_duration(text: str) -> dt.timedelta:
 class Fields:
     counters: tuple[str, ...] = ()  # cumulative: last() and max()
     gauges: tuple[str, ...] = ()  # momentary: mean() and max()
+    counted: str | None = None  # a field every reading has: count() as "<field>_count"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -85,6 +90,7 @@ MEASUREMENTS: dict[str, Fields] = {
             "frequency_hz",
             "power_factor",
         ),
+        counted="power_w",  # the fleet dashboard's readings per gateway
     ),
     "heat": Fields(
         counters=("energy_kwh", "volume_m3"),
@@ -164,6 +170,13 @@ def select_list(fields: Fields, rollup: Rollup) -> str:
             peak = name + MAX_SUFFIX if from_rollup else name
             parts.append(f"{kind}({quote(name)}) AS {quote(name)}")
             parts.append(f"max({quote(peak)}) AS {quote(name + MAX_SUFFIX)}")
+    if fields.counted is not None:
+        count = fields.counted + COUNT_SUFFIX
+        parts.append(
+            f"sum({quote(count)}) AS {quote(count)}"
+            if from_rollup
+            else f"count({quote(fields.counted)}) AS {quote(count)}"
+        )
     return ", ".join(parts)
 
 
@@ -360,6 +373,16 @@ def flux_task(rollup: Rollup, *, bucket: str = DEFAULT_BUCKET, rollups_bucket: s
             lines.append(f'{head}{_flux_set(names)}, fn: {kind}, suffix: "")')
             suffix = _flux_string("" if from_rollup else MAX_SUFFIX)
             lines.append(f"{head}{_flux_set(names_max)}, fn: max, suffix: {suffix})")
+        if fields.counted is not None:
+            into = _flux_string(rollup_measurement(measurement, rollup))
+            head = f"data |> rollup(measurement: {_flux_string(source_name)}, into: {into}, fields: "
+            if from_rollup:
+                counted = _flux_set([fields.counted + COUNT_SUFFIX])
+                lines.append(f'{head}{counted}, fn: sum, suffix: "")')
+            else:
+                lines.append(
+                    f"{head}{_flux_set([fields.counted])}, fn: count, suffix: {_flux_string(COUNT_SUFFIX)})"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.panels.influxql import Counter, energy, ledger, tz
+from ingest.lifecycle import COUNT_SUFFIX
+from ingest.panels.influxql import ROLLUP_RP, Counter, energy, ledger, tz
 
 DATASOURCE_UID = "reallabor-influx"
 
@@ -52,6 +53,8 @@ class Panel:
     height: int = 8
     time_from: str | None = None  # the panel's own range, e.g. "30d" (Grafana's relative time)
     interval: str | None = None  # Grafana's min interval: $__interval never below it
+    # Grafana's max data points: $__interval is at least the range / this (long ranges, coarser buckets)
+    max_data_points: int = 1000
     bars: bool = False
     stack: bool = False
     decimals: int | None = None
@@ -80,6 +83,9 @@ class Dashboard:
     tags: tuple[str, ...] = field(default=("reallabor",))
 
 
+# per series and panel over long ranges: InfluxDB 1.x pays per series and time bucket, and 110 devices
+# × 1,440 half hours (30 days) took 1–3 s; 250 makes 30 days 3-hour buckets (docs/performance.md)
+POINTS_PER_SERIES = 250
 MAIN = '"channel" = \'\' AND "building" =~ /^$building$/'
 SUB = '"channel" != \'\' AND "building" =~ /^$building$/'
 IN_BUILDING = '"building" =~ /^$building$/'
@@ -174,12 +180,15 @@ def _energy() -> Dashboard:
             Panel(
                 "today-15m",
                 "Today by 15 minutes",
-                "Energy per 15 minutes (kWh) from the energy ledger: exact across meter swaps and resets.",
+                "Energy per 15 minutes (kWh) from the energy ledger: exact across meter swaps and resets. "
+                "Over longer ranges per interval (at most 250 bars: 30 days by 3 hours).",
                 "timeseries",
-                _flows(period="15m", bucket="15m"),
+                _flows(period="15m", bucket="$__interval"),
                 unit="kwatth",
                 width=24,
                 bars=True,
+                interval="15m",
+                max_data_points=POINTS_PER_SERIES,
             ),
             Panel(
                 "totals",
@@ -278,11 +287,14 @@ def _fleet() -> Dashboard:
             Panel(
                 "last-seen",
                 "Last seen per device (silent first)",
-                "The time of each device's newest reading in the range, oldest first.",
+                "The time of each device's newest reading in the last 7 days, oldest first (whatever the "
+                "dashboard's range: last() reads every reading of its range, 30 days took 0.6–0.8 s). A "
+                "device silent for longer is missing here; the rollups keep its last quarter hour.",
                 "table",
                 seen,
                 width=24,
                 height=10,
+                time_from="7d",
                 transformations=(
                     {"id": "merge", "options": {}},
                     {"id": "sortBy", "options": {"sort": [{"field": "Time", "desc": False}]}},
@@ -291,14 +303,16 @@ def _fleet() -> Dashboard:
             Panel(
                 "gateways",
                 "Readings per gateway",
-                "Electricity and environment readings per gateway and interval: a gateway that falls to "
-                "zero is offline.",
+                "Electricity readings per gateway and interval, from the 15-minute rollup's count: a "
+                "gateway that falls to zero is offline (the newest quarter hour appears when it is over).",
                 "timeseries",
                 (
                     Target(
-                        'SELECT count("power_w") FROM "electricity" WHERE $timeFilter '
-                        'GROUP BY time($__interval), "gateway" fill(0)',
+                        f'SELECT sum("power_w{COUNT_SUFFIX}") FROM "{ROLLUP_RP}"."electricity_15m" '
+                        'WHERE $timeFilter GROUP BY time($__interval), "gateway" fill(0)',
                         alias="$tag_gateway",
+                        raw='SELECT count("power_w") FROM "electricity" WHERE $timeFilter '
+                        'GROUP BY time($__interval), "gateway" fill(0)',
                     ),
                 ),
                 interval="15m",
@@ -360,6 +374,7 @@ def _fleet() -> Dashboard:
                     ),
                 ),
                 interval="15m",
+                max_data_points=POINTS_PER_SERIES,
             ),
         ),
     )
@@ -394,6 +409,7 @@ def _environment() -> Dashboard:
                 steps=(Step("blue"), Step("green", 20), Step("red", 24)),
                 threshold_style=band,
                 interval="5m",
+                max_data_points=POINTS_PER_SERIES,
             ),
             Panel(
                 "humidity",
@@ -405,6 +421,7 @@ def _environment() -> Dashboard:
                 steps=(Step("orange"), Step("green", 40), Step("blue", 60)),
                 threshold_style=band,
                 interval="5m",
+                max_data_points=POINTS_PER_SERIES,
             ),
             Panel(
                 "co2",
@@ -416,6 +433,7 @@ def _environment() -> Dashboard:
                 steps=(Step("green"), Step("orange", 1000), Step("red", 1400)),
                 threshold_style=band,
                 interval="5m",
+                max_data_points=POINTS_PER_SERIES,
             ),
             Panel(
                 "street-temperature",

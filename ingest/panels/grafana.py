@@ -89,7 +89,7 @@ def panel_json(panel: Panel, panel_id: int, position: dict[str, int]) -> dict[st
         "targets": targets,
         "fieldConfig": {"defaults": defaults, "overrides": []},
         "options": _options(panel),
-        "maxDataPoints": 1000,
+        "maxDataPoints": panel.max_data_points,
         "transformations": [dict(t) for t in panel.transformations],
     }
     if panel.time_from:

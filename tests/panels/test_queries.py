@@ -6,6 +6,7 @@ as they left the simulator), on a day with meter swaps (counters dropping to zer
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from typing import Any
@@ -52,7 +53,12 @@ def _range(filled: FilledDay, dashboard: Dashboard, query: str = "") -> tuple[in
 def _expand(filled: FilledDay, dashboard: Dashboard, panel: Panel, query: str) -> str:
     start, end = _range(filled, dashboard, query)
     return expand(
-        query, from_ms=start, to_ms=end, variables=_variables(filled, dashboard), min_interval=panel.interval
+        query,
+        from_ms=start,
+        to_ms=end,
+        variables=_variables(filled, dashboard),
+        max_data_points=panel.max_data_points,
+        min_interval=panel.interval,
     )
 
 
@@ -61,8 +67,9 @@ def _panel(uid: str, key: str) -> tuple[Dashboard, Panel]:
     return dashboard, next(p for p in dashboard.panels if p.key == key)
 
 
-def test_every_panel_query_returns_data(filled_day: FilledDay) -> None:
+def test_every_panel_query_returns_data(rolled_day: FilledDay) -> None:
     """Every query and every raw twin (the energy panels' non_negative_difference on raw data)."""
+    filled_day = rolled_day
     ran = 0
     for dashboard in dashboards():
         for panel in dashboard.panels:
@@ -272,3 +279,66 @@ def test_self_consumption_and_sufficiency_from_the_three_totals(filled_day: Fill
     assert used / (used + got["import"]) == pytest.approx(
         (truth["pv"] - truth["export"]) / (truth["pv"] - truth["export"] + truth["import"]), rel=1e-4
     )
+
+
+def test_readings_per_gateway_from_the_rollup_equal_the_raw_count(rolled_day: FilledDay) -> None:
+    """The gateways panel sums the 15-minute rollup's count: bucket by bucket and gateway what counting
+    the raw readings gives, over the day and (from the daily rollup) the day's total."""
+    dashboard, panel = _panel("reallabor-fleet", "gateways")
+    (target,) = panel.targets
+    assert target.raw is not None
+    assert '"rollups"."electricity_15m"' in target.query
+
+    def buckets(query: str) -> dict[tuple[str, int], float]:
+        return {
+            (series["tags"]["gateway"], row[0]): row[1]
+            for series in rolled_day.influx.query(_expand(rolled_day, dashboard, panel, query))
+            for row in series["values"]
+        }
+
+    rollup, raw = buckets(target.query), buckets(target.raw)
+    assert len({gateway for gateway, _ in raw}) >= 2
+    assert rollup == raw
+    assert sum(raw.values()) > 96 * 100
+    # a rollup day [23:00 UTC, 23:00 UTC) inside the filled data: the daily rollup sums the quarter hours
+    gateway = min(gateway for gateway, _ in raw)
+    start = rolled_day.day_start_ms + 3_600_000
+    where = f"\"gateway\" = '{gateway}' AND time >= {start}ms AND time < {start + 86_400_000}ms"
+    daily = rolled_day.influx.query(
+        f'SELECT sum("power_w_count") FROM "rollups"."electricity_1d" WHERE {where}'
+    )
+    counted = rolled_day.influx.count("electricity", "power_w", where=where)
+    assert counted > 0
+    assert daily[0]["values"][0][1] == counted
+
+
+@pytest.mark.parametrize("key", ["today-15m", "temperature", "signal"])
+def test_long_ranges_get_coarser_buckets_from_max_data_points(filled_day: FilledDay, key: str) -> None:
+    """Over a day the panel keeps its min interval; over 30 days $__interval grows to range / max data
+    points rounded as Grafana rounds it (3 h for 250 points), and the query still runs."""
+    dashboard, panel = next(
+        (d, p) for d in dashboards() for p in d.panels if p.key == key and p.max_data_points == 250
+    )
+    variables = _variables(filled_day, dashboard)
+    query = panel.targets[0].query
+    day = expand(
+        query,
+        from_ms=filled_day.day_start_ms,
+        to_ms=filled_day.day_end_ms,
+        variables=variables,
+        max_data_points=panel.max_data_points,
+        min_interval=panel.interval,
+    )
+    assert f"time({panel.interval})" in day
+    month = expand(
+        query,
+        from_ms=filled_day.day_end_ms - 30 * 86_400_000,
+        to_ms=filled_day.day_end_ms,
+        variables=variables,
+        max_data_points=panel.max_data_points,
+        min_interval=panel.interval,
+    )
+    assert "time(3h)" in month
+    times = sorted({row[0] for series in filled_day.influx.query(month) for row in series["values"]})
+    assert len(times) >= 2
+    assert all((b - a) % (3 * 3_600_000_000_000) == 0 for a, b in itertools.pairwise(times))

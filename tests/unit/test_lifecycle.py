@@ -79,6 +79,26 @@ def test_the_day_is_made_from_the_quarter_hours() -> None:
     )
 
 
+def test_electricity_keeps_the_number_of_its_readings() -> None:
+    """count() per quarter hour, the sum of those per day: readings per gateway without raw points."""
+    quarter = lifecycle.select_into("reallabor", "electricity", QUARTER)
+    daily = lifecycle.select_into("reallabor", "electricity", DAILY)
+    assert ', count("power_w") AS "power_w_count" INTO' in quarter
+    assert ', sum("power_w_count") AS "power_w_count" INTO' in daily
+    assert "_count" not in lifecycle.select_into("reallabor", "environment", QUARTER)
+    flux = lifecycle.flux_tasks()
+    assert 'fields: ["power_w"], fn: count, suffix: "_count")' in flux["rollup_15m.flux"]
+    assert 'fields: ["power_w_count"], fn: sum, suffix: "")' in flux["rollup_1d.flux"]
+
+
+def test_a_changed_rollup_replaces_the_stored_cq() -> None:
+    """``influx init`` drops and recreates a CQ whose statement changed (a new rollup field)."""
+    ours = lifecycle.create_cq("db1", "electricity", QUARTER)
+    before = ours.replace(', count("power_w") AS "power_w_count"', "").replace('"', "")
+    assert before != ours.replace('"', "")
+    assert not _same_cq(before, ours)
+
+
 def test_environment_has_means_only() -> None:
     statement = lifecycle.select_into("db", "environment", QUARTER)
     assert "last(" not in statement
