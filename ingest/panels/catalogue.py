@@ -287,9 +287,8 @@ def _fleet() -> Dashboard:
             Panel(
                 "last-seen",
                 "Last seen per device (silent first)",
-                "The time of each device's newest reading in the last 7 days, oldest first (whatever the "
-                "dashboard's range: last() reads every reading of its range, 30 days took 0.6–0.8 s). A "
-                "device silent for longer is missing here; the rollups keep its last quarter hour.",
+                "The time of each device's newest reading in the last 7 days (the panel's own range, "
+                "whatever the dashboard's), oldest first. A device silent for longer does not appear.",
                 "table",
                 seen,
                 width=24,
