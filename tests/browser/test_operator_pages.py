@@ -22,6 +22,7 @@ from ingest.config import Settings
 from ingest.registry.db import session_factory
 from ingest.registry.models import Household, Role, User
 from ingest.registry.people import create_building, create_household
+from tests.browser import axe
 from tests.browser.conftest import REPO, serve
 from tests.browser.screens import shot
 from tests.registry import factories as f
@@ -66,6 +67,13 @@ def _log_in(page: Page, url: str, user: User, target: str) -> None:
     page.wait_for_url(f"{url}{target}")
 
 
+def _look(page: Page, tmp_path: Path, name: str) -> None:
+    """The screenshot (no wider than the phone) and axe-core's WCAG 2.1 A/AA check of the page."""
+    shot(page, tmp_path, name)
+    found = axe.violations(page)
+    assert not found, axe.report(name, found)
+
+
 def _switch(page: Page, lang: str) -> None:
     page.locator(f"nav.langs a[hreflang={lang}]").click()
     page.wait_for_load_state()
@@ -80,13 +88,13 @@ def test_long_names_links_and_the_print_box(
     menu = phone.locator("nav.menu")
     assert menu.locator('a[href="/ops/households"]').is_visible()  # L11: /tech -> households, records
     assert menu.locator('a[href="/ops/deletions"]').is_visible()
-    shot(phone, tmp_path, "ops-tech-menu-de")
+    _look(phone, tmp_path, "ops-tech-menu-de")
 
     phone.goto(f"{url}/ops/households")
     assert LONG in phone.locator(f"#household-{long_household.id}").inner_text()
-    shot(phone, tmp_path, "ops-households-long-de")  # asserts: no wider than the phone (was 403 px)
+    _look(phone, tmp_path, "ops-households-long-de")  # asserts: no wider than the phone (was 403 px)
     _switch(phone, "en")
-    shot(phone, tmp_path, "ops-households-long-en")
+    _look(phone, tmp_path, "ops-households-long-en")
 
     phone.locator(
         f'#household-{long_household.id} a[href="/tech/invitations?household={long_household.id}"]'
@@ -94,7 +102,7 @@ def test_long_names_links_and_the_print_box(
     phone.wait_for_url(f"{url}/tech/invitations?household={long_household.id}")
     assert phone.locator("#household_id").input_value() == str(long_household.id)  # preselected
     assert "including from before they moved in" in phone.locator("#invite-history").inner_text()
-    shot(phone, tmp_path, "invitations-chosen-en")
+    _look(phone, tmp_path, "invitations-chosen-en")
     phone.locator("#invite-form button[type=submit]").click()
     box = phone.locator("#letter .url")
     assert box.inner_text().replace("\n", "") == f"{PUBLIC}/portal/welcome"
@@ -107,26 +115,26 @@ def test_long_names_links_and_the_print_box(
     assert len(lines) >= 3
     assert all(count == 1 for _text, count in lines), lines
     assert phone.locator("#letter").bounding_box()["height"] > 0  # type: ignore[index]
-    shot(phone, tmp_path, "invitation-created-long-en")
+    _look(phone, tmp_path, "invitation-created-long-en")
     phone.emulate_media(media="print")
-    shot(phone, tmp_path, "invitation-print-long-en")
+    _look(phone, tmp_path, "invitation-print-long-en")
     phone.emulate_media(media="screen")
     _switch(phone, "de")
     phone.goto(f"{url}/tech/invitations")
-    shot(phone, tmp_path, "invitations-de")
+    _look(phone, tmp_path, "invitations-de")
     assert phone.locator('nav.menu a[href="/ops/households"]').is_visible()
 
     phone.goto(f"{url}/ops/households")
     assert phone.locator('nav.menu a[href="/tech/invitations"]').is_visible()  # L11: and back
     phone.goto(f"{url}/ops/households/{long_household.id}/delete")
-    shot(phone, tmp_path, "ops-delete-long-de")
+    _look(phone, tmp_path, "ops-delete-long-de")
     phone.evaluate("document.querySelector('input[name=csrf_token]').value = 'x'.repeat(43)")
     phone.locator("#reason").fill("Auszug")
     phone.locator("#confirm_name").fill(LONG)
     phone.locator("#delete-yes").click()
     phone.wait_for_load_state()
     assert "Das Formular ist abgelaufen" in phone.locator("main").inner_text()  # L13: a page, not JSON
-    shot(phone, tmp_path, "ops-delete-csrf-de")
+    _look(phone, tmp_path, "ops-delete-csrf-de")
     assert session.get(Household, long_household.id) is not None
 
 
@@ -141,10 +149,10 @@ def test_a_refused_export_is_a_plain_page(
     try:
         phone.goto(f"{url}/portal/export")
         assert "Ihr Download läuft noch" in phone.locator("main").inner_text()
-        shot(phone, tmp_path, "portal-export-running-de")
+        _look(phone, tmp_path, "portal-export-running-de")
         phone.goto(f"{url}/portal/lang/en?next=/portal/export")
         assert "Your download is still running" in phone.locator("main").inner_text()
-        shot(phone, tmp_path, "portal-export-running-en")
+        _look(phone, tmp_path, "portal-export-running-en")
     finally:
         lease.release()
 
@@ -155,10 +163,10 @@ def test_a_refused_export_is_a_plain_page(
     try:
         phone.goto(f"{url}/ops/households/{long_household.id}/export")
         assert "Gerade laufen zu viele Downloads" in phone.locator("main").inner_text()
-        shot(phone, tmp_path, "ops-export-busy-de")
+        _look(phone, tmp_path, "ops-export-busy-de")
         _switch(phone, "en")
         assert "Too many downloads are running" in phone.locator("main").inner_text()
-        shot(phone, tmp_path, "ops-export-busy-en")
+        _look(phone, tmp_path, "ops-export-busy-en")
     finally:
         for one in busy:
             one.release()

@@ -74,7 +74,7 @@ def test_operator_creates_and_withdraws_on_the_page(api: TestClient, session: Se
     code = found.group(1)
     # the print box may break the address after a '/' only (review 14, L10)
     pieces = "<span>http://testserver/</span><wbr><span>portal/</span><wbr><span>welcome</span>"
-    assert f'<strong class="url">{pieces}</strong>' in created.text
+    assert f'<strong class="url" tabindex="0">{pieces}</strong>' in created.text
     assert household.name in created.text
     assert _count(session) == before + 1
     listing = api.get("/tech/invitations").text
@@ -468,7 +468,9 @@ def test_the_print_box_uses_api_public_url(api: TestClient, session: Session) ->
         api.app.state.public_url = None  # type: ignore[attr-defined]
     assert created.status_code == 201
     pieces = ["https://quartier", ".example/", "energie/", "portal/", "welcome"]
-    box = '<strong class="url">' + "<wbr>".join(f"<span>{p}</span>" for p in pieces) + "</strong>"
+    box = (
+        '<strong class="url" tabindex="0">' + "<wbr>".join(f"<span>{p}</span>" for p in pieces) + "</strong>"
+    )
     assert box in created.text
     assert "".join(inv_pages.url_parts("http://127.0.0.1:8000/a/")) == "http://127.0.0.1:8000/a/"
     assert inv_pages.url_parts("http://testserver/portal/welcome") == [
