@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import random
+import re
 import secrets
 import string
 import subprocess
@@ -384,3 +385,20 @@ def test_generated_keys_and_passwords_pass_through_the_settings(tmp_path: Path, 
     settings = load_settings(_write(tmp_path, text))
     assert settings.api.secret_key is not None
     assert settings.api.secret_key.get_secret_value() == key
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("quartier.example", "not an http:// or https:// address"),
+        ("ftp://quartier.example", "not an http:// or https:// address"),
+        ("https://quartier.example/?x=1", "no query, fragment or user name"),
+        ("https://me@quartier.example", "no query, fragment or user name"),
+    ],
+)
+def test_api_public_url_is_checked(value: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=f"api.public_url(.|\n)*{re.escape(problem)}"):
+        load_settings(api={"public_url": value})
+    assert load_settings(api={"public_url": "https://quartier.example/energie/"}).api.public_url == (
+        "https://quartier.example/energie"
+    )
