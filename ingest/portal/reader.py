@@ -50,6 +50,8 @@ class Reader:
             response = self._http.get("/query", params={"q": statement, "db": self.database, "epoch": "s"})
             response.raise_for_status()
             result = response.json()["results"][0]
+        except httpx.HTTPStatusError as exc:  # its text has the URL, the statement's names in it: not shown
+            raise InfluxUnavailable(f"HTTP {exc.response.status_code}") from exc
         except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
             raise InfluxUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if "error" in result:
