@@ -86,6 +86,7 @@ class Dashboard:
 # per series and panel over long ranges: InfluxDB 1.x pays per series and time bucket, and 110 devices
 # × 1,440 half hours (30 days) took 1–3 s; 250 makes 30 days 3-hour buckets (docs/performance.md)
 POINTS_PER_SERIES = 250
+BARS = 150  # the quarter's energy: 5 flows × 110 devices' ledger summed per bar (6-hour bars over 30 days)
 MAIN = '"channel" = \'\' AND "building" =~ /^$building$/'
 SUB = '"channel" != \'\' AND "building" =~ /^$building$/'
 IN_BUILDING = '"building" =~ /^$building$/'
@@ -181,14 +182,14 @@ def _energy() -> Dashboard:
                 "today-15m",
                 "Today by 15 minutes",
                 "Energy per 15 minutes (kWh) from the energy ledger: exact across meter swaps and resets. "
-                "Over longer ranges per interval (at most 250 bars: 30 days by 3 hours).",
+                "Over longer ranges per interval (at most 150 bars: 7 days by the hour, 30 days by 6 hours).",
                 "timeseries",
                 _flows(period="15m", bucket="$__interval"),
                 unit="kwatth",
                 width=24,
                 bars=True,
                 interval="15m",
-                max_data_points=POINTS_PER_SERIES,
+                max_data_points=BARS,
             ),
             Panel(
                 "totals",
@@ -315,6 +316,7 @@ def _fleet() -> Dashboard:
                     ),
                 ),
                 interval="15m",
+                max_data_points=POINTS_PER_SERIES,
             ),
             Panel(
                 "quarantine",
@@ -358,20 +360,10 @@ def _fleet() -> Dashboard:
             Panel(
                 "signal",
                 "Radio signal",
-                "Zigbee link quality and LoRaWAN RSSI per device (mean per interval).",
+                "Zigbee link quality and LoRaWAN RSSI per device (mean per interval, from the 15-minute "
+                "rollup: the newest quarter hour appears when it is over).",
                 "timeseries",
-                (
-                    Target(
-                        'SELECT mean("link_quality") FROM "device_health" WHERE $timeFilter '
-                        'GROUP BY time($__interval), "device" fill(none)',
-                        alias="$tag_device",
-                    ),
-                    Target(
-                        'SELECT mean("rssi_dbm") FROM "device_health" WHERE $timeFilter '
-                        'GROUP BY time($__interval), "device" fill(none)',
-                        alias="$tag_device dBm",
-                    ),
-                ),
+                (_signal("link_quality", "$tag_device"), _signal("rssi_dbm", "$tag_device dBm")),
                 interval="15m",
                 max_data_points=POINTS_PER_SERIES,
             ),
@@ -379,11 +371,36 @@ def _fleet() -> Dashboard:
     )
 
 
-def _climate(field_name: str, where: str) -> str:
+def _climate(field_name: str, where: str, *, source: str = '"environment"') -> str:
     return (
-        f'SELECT mean("{field_name}") FROM "environment" WHERE $timeFilter AND {where} '
+        f'SELECT mean("{field_name}") FROM {source} WHERE $timeFilter AND {where} '
         f'GROUP BY time($__interval), "building", "device" fill(none)'
     )
+
+
+def _rooms(field_name: str, where: str, alias: str) -> Target:
+    """A room climate series per device from the 15-minute rollup (mean of the quarter hours' means:
+    the readings' mean, every room sensor reporting every 5 minutes), raw data as its twin."""
+    rollup = f'"{ROLLUP_RP}"."environment_15m"'
+    return Target(_climate(field_name, where, source=rollup), alias=alias, raw=_climate(field_name, where))
+
+
+def _signal(field_name: str, alias: str) -> Target:
+    """Mean per device and interval from the 15-minute rollup of device_health, raw data as its twin."""
+
+    def query(source: str) -> str:
+        return (
+            f'SELECT mean("{field_name}") FROM {source} WHERE $timeFilter '
+            'GROUP BY time($__interval), "device" fill(none)'
+        )
+
+    return Target(query(f'"{ROLLUP_RP}"."device_health_15m"'), alias=alias, raw=query('"device_health"'))
+
+
+ROOMS_NOTE = (
+    "Mean per quarter hour or longer interval, from the 15-minute rollup: the newest quarter hour "
+    "appears when it is over (one household's rooms by 5 minutes: the household drill-down)."
+)
 
 
 def _environment() -> Dashboard:
@@ -401,37 +418,37 @@ def _environment() -> Dashboard:
             Panel(
                 "temperature",
                 "Room temperature",
-                "Comfort band 20–24 °C.",
+                "Comfort band 20–24 °C. " + ROOMS_NOTE,
                 "timeseries",
-                (Target(_climate("temperature_c", rooms), alias="$tag_device"),),
+                (_rooms("temperature_c", rooms, "$tag_device"),),
                 unit="celsius",
                 steps=(Step("blue"), Step("green", 20), Step("red", 24)),
                 threshold_style=band,
-                interval="5m",
+                interval="15m",
                 max_data_points=POINTS_PER_SERIES,
             ),
             Panel(
                 "humidity",
                 "Room humidity",
-                "Comfort band 40–60 %.",
+                "Comfort band 40–60 %. " + ROOMS_NOTE,
                 "timeseries",
-                (Target(_climate("humidity_pct", rooms), alias="$tag_device"),),
+                (_rooms("humidity_pct", rooms, "$tag_device"),),
                 unit="humidity",
                 steps=(Step("orange"), Step("green", 40), Step("blue", 60)),
                 threshold_style=band,
-                interval="5m",
+                interval="15m",
                 max_data_points=POINTS_PER_SERIES,
             ),
             Panel(
                 "co2",
                 "Room CO₂",
-                "Below 1,000 ppm good, above 1,400 ppm air the room.",
+                "Below 1,000 ppm good, above 1,400 ppm air the room. " + ROOMS_NOTE,
                 "timeseries",
-                (Target(_climate("co2_ppm", rooms), alias="$tag_device"),),
+                (_rooms("co2_ppm", rooms, "$tag_device"),),
                 unit="ppm",
                 steps=(Step("green"), Step("orange", 1000), Step("red", 1400)),
                 threshold_style=band,
-                interval="5m",
+                interval="15m",
                 max_data_points=POINTS_PER_SERIES,
             ),
             Panel(

@@ -16,7 +16,7 @@ import pytest
 from ingest.consumption import daily_energy
 from ingest.panels.catalogue import Dashboard, Panel, dashboards
 from ingest.panels.influxql import ZONE
-from ingest.panels.macros import Variable, expand
+from ingest.panels.macros import Variable, duration_ms, expand
 from tests.filled_day import DAY_DATE, RESET_HOUSEHOLD, FilledDay
 
 pytestmark = pytest.mark.integration
@@ -312,13 +312,18 @@ def test_readings_per_gateway_from_the_rollup_equal_the_raw_count(rolled_day: Fi
     assert daily[0]["values"][0][1] == counted
 
 
-@pytest.mark.parametrize("key", ["today-15m", "temperature", "signal"])
-def test_long_ranges_get_coarser_buckets_from_max_data_points(filled_day: FilledDay, key: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "points", "month_interval"),
+    [("today-15m", 150, "6h"), ("temperature", 250, "3h"), ("signal", 250, "3h"), ("gateways", 250, "3h")],
+)
+def test_long_ranges_get_coarser_buckets_from_max_data_points(
+    rolled_day: FilledDay, key: str, points: int, month_interval: str
+) -> None:
     """Over a day the panel keeps its min interval; over 30 days $__interval grows to range / max data
-    points rounded as Grafana rounds it (3 h for 250 points), and the query still runs."""
-    dashboard, panel = next(
-        (d, p) for d in dashboards() for p in d.panels if p.key == key and p.max_data_points == 250
-    )
+    points rounded as Grafana rounds it (3 h for 250 points, 6 h for 150), and the query still runs."""
+    filled_day = rolled_day
+    dashboard, panel = next((d, p) for d in dashboards() for p in d.panels if p.key == key)
+    assert panel.max_data_points == points
     variables = _variables(filled_day, dashboard)
     query = panel.targets[0].query
     day = expand(
@@ -338,7 +343,31 @@ def test_long_ranges_get_coarser_buckets_from_max_data_points(filled_day: Filled
         max_data_points=panel.max_data_points,
         min_interval=panel.interval,
     )
-    assert "time(3h)" in month
+    assert f"time({month_interval})" in month
     times = sorted({row[0] for series in filled_day.influx.query(month) for row in series["values"]})
     assert len(times) >= 2
-    assert all((b - a) % (3 * 3_600_000_000_000) == 0 for a, b in itertools.pairwise(times))
+    step = duration_ms(month_interval) * 1_000_000
+    assert all((b - a) % step == 0 for a, b in itertools.pairwise(times))
+
+
+@pytest.mark.parametrize(("uid", "key"), [("reallabor-environment", "co2"), ("reallabor-fleet", "signal")])
+def test_room_climate_and_signal_from_the_rollup_equal_raw_means(
+    rolled_day: FilledDay, uid: str, key: str
+) -> None:
+    """By quarter hours over the day, the rollup's means per device are the raw readings' means."""
+    dashboard, panel = _panel(uid, key)
+    target = panel.targets[0]
+    assert target.raw is not None
+    assert '"rollups".' in target.query
+
+    def buckets(query: str) -> dict[tuple[str, int], float]:
+        return {
+            (series["tags"]["device"], row[0]): row[1]
+            for series in rolled_day.influx.query(_expand(rolled_day, dashboard, panel, query))
+            for row in series["values"]
+        }
+
+    rollup, raw = buckets(target.query), buckets(target.raw)
+    assert len(raw) >= 96 * 10
+    assert rollup.keys() == raw.keys()
+    assert all(rollup[k] == pytest.approx(raw[k], rel=1e-9) for k in raw)
