@@ -53,10 +53,6 @@ def test_bad_settings_exit_2_naming_the_key(tmp_path: Path, capsys: pytest.Captu
         ("energy: {interval_s: 1}", "energy.interval_s"),
         ("energy: {intervall_s: 60}", "energy.intervall_s: unknown key"),
         ("energy: {username: ledger, password: changeme}", "energy.password"),
-        (
-            "mode: production\nenergy: {username: ledger}",
-            "energy.password: required in mode 'production'",
-        ),
     ],
 )
 def test_settings_refused_with_key_path(yaml_text: str, problem: str, tmp_path: Path) -> None:
@@ -64,6 +60,15 @@ def test_settings_refused_with_key_path(yaml_text: str, problem: str, tmp_path: 
     config.write_text(yaml_text + "\n")
     with pytest.raises(ConfigError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         load_settings(config)
+
+
+def test_production_ledger_needs_its_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "ingest.yaml"
+    config.write_text("mode: production\nenergy: {username: ledger}\n")
+    with pytest.raises(ConfigError, match=r"energy\.password: required in mode 'production'"):
+        load_settings(config).check_production("energy")
+    assert main(["energy", "run", "--config", str(config)]) == 2  # refused before the loop starts
+    assert "energy.password: required in mode 'production'" in capsys.readouterr().err
 
 
 def test_window_and_ledger_user(tmp_path: Path) -> None:
