@@ -12,22 +12,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ingest.letters.figures import LetterFigures, Month
+from ingest.months import MONTHS as _MONTHS
+from ingest.months import SHORT_MONTHS as _SHORT_MONTHS
 
-MONTHS = (
-    "Januar",
-    "Februar",
-    "März",
-    "April",
-    "Mai",
-    "Juni",
-    "Juli",
-    "August",
-    "September",
-    "Oktober",
-    "November",
-    "Dezember",
-)
-SHORT_MONTHS = ("Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez")
+MONTHS = _MONTHS["de"]
+SHORT_MONTHS = _SHORT_MONTHS["de"]
 # own / typical: below the first bound "deutlich weniger", ... (bands of a resident's eye, not statistics)
 _BANDS = (
     (0.75, "deutlich weniger"),

@@ -8,39 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.months import MONTHS, SHORT_MONTHS
 from ingest.portal.data import BUILDING_PV, KINDS, Bars, Community, consumption
 from ingest.portal.periods import Period
 
-MONTHS = {
-    "de": (
-        "Januar",
-        "Februar",
-        "März",
-        "April",
-        "Mai",
-        "Juni",
-        "Juli",
-        "August",
-        "September",
-        "Oktober",
-        "November",
-        "Dezember",
-    ),
-    "en": (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-}
 WEEKDAYS = {
     "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
@@ -223,4 +194,4 @@ def until(lang: str, view_name: str, moment: dt.datetime) -> str:
         return f"{WEEKDAYS[lang][moment.weekday()][: 2 if lang == 'de' else 3]}, {clock}"
     if lang == "de":
         return f"{moment.day:02d}.{moment.month:02d}., {clock}"
-    return f"{moment.day} {MONTHS['en'][moment.month - 1][:3]}, {clock}"
+    return f"{moment.day} {SHORT_MONTHS['en'][moment.month - 1]}, {clock}"

@@ -21,12 +21,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from markupsafe import Markup, escape
 
 from ingest.api.pages.i18n import grouped
+from ingest.months import SHORT_MONTHS
 from ingest.readings import REASONS
 
 DEFAULT_ZONE = "Europe/Berlin"
 ID_SHOWN = 64  # characters of an identifier a page shows; a longer one is cut, its length stated
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # shown as escapes: \u202e, never acted upon
-_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # ---------------------------------------------------------------- badges and families
 
@@ -335,7 +335,7 @@ class Localizer:
         clock = local.strftime("%H:%M:%S" if seconds else "%H:%M")
         if self.lang == "de":
             return f"{local.day:02d}.{local.month:02d}.{local.year}, {clock}"
-        return f"{local.day} {_MONTHS_EN[local.month - 1]} {local.year}, {clock} {local.tzname()}"
+        return f"{local.day} {SHORT_MONTHS['en'][local.month - 1]} {local.year}, {clock} {local.tzname()}"
 
     def iso(self, value: dt.datetime | str | None) -> str:
         """For ``<time datetime>``: the moment with its local offset (machine-readable, not shown)."""
