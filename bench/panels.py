@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import datetime as dt
 import json
 import os
@@ -31,9 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +39,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 
+from bench.datadir import data_directory
 from bench.panel_fill import FillSpec, backfill, messages_per_second, quarter_of
 from ingest import lifecycle
 from ingest.lifecycle_cli import InfluxV1, init_lifecycle
@@ -414,22 +412,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def data_directory(reuse: Path | None) -> Iterator[Path]:
-    if reuse is not None:
-        reuse.mkdir(parents=True, exist_ok=True)
-        yield reuse
-        return
-    directory = Path(tempfile.mkdtemp(prefix="bench-panels-"))
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"bench": "panels", "machine": machine(), "goal_ms": args.goal_ms}
-    with data_directory(args.reuse) as directory:
+    with data_directory(args.reuse, prefix="bench-panels-") as directory:
         state = directory / FILL_FILE
         saved = json.loads(state.read_text()) if state.exists() else None
         wanted = {"households": args.households, "days": args.days, "interval_s": args.interval}

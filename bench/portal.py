@@ -23,7 +23,6 @@ p95 <= ``--goal-ms`` (300).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -34,13 +33,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
+
+from bench.datadir import data_directory
 
 ZONE = ZoneInfo("Europe/Berlin")
 DATABASE = "reallabor"
@@ -306,19 +306,6 @@ def measure(url: str, directory: Path, households: int, days: int, repetitions: 
     return results
 
 
-@contextlib.contextmanager
-def data_directory(reuse: Path | None) -> Iterator[Path]:
-    if reuse is not None:
-        reuse.mkdir(parents=True, exist_ok=True)
-        yield reuse
-        return
-    directory = Path(tempfile.mkdtemp(prefix="bench-portal-"))
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from ingest.localservices import InfluxDB
 
@@ -332,7 +319,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     wanted = {"households": args.households, "days": args.days, "raw_days": args.raw_days}
-    with data_directory(args.reuse) as directory:
+    with data_directory(args.reuse, prefix="bench-portal-") as directory:
         state = directory / STATE
         saved = json.loads(state.read_text()) if state.exists() else None
         if saved is not None and saved["wanted"] != wanted:
