@@ -1,0 +1,185 @@
+"""``gateway.yaml``: what one gateway reads, where it keeps it, and how it reaches the central broker.
+
+Strict: unknown keys and bad values are refused at start with the key path and the value (the password
+hidden), as the central settings are. The bundle (:mod:`ingest.gateway.bundle`) writes this file from the
+registry; a technician edits only the ``meters`` (which head sits on which port) and ``local_broker``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ingest.gateway.frames import MeterProtocol
+from ingest.validation import describe_errors
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_DEFAULT_BAUD: dict[MeterProtocol, int] = {"sml": 9600, "d0": 300, "dsmr": 115200}
+
+
+class GatewayConfigError(Exception):
+    """gateway.yaml cannot be used; the message names each key path and value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tls(_Section):
+    ca_file: Path = Field(description="CA certificate the central broker's certificate must chain to")
+    cert_file: Path | None = Field(None, description="client certificate, where the broker asks for one")
+    key_file: Path | None = Field(None, description="the client certificate's private key")
+
+    @model_validator(mode="after")
+    def _pair(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class Central(_Section):
+    brokers: list[str] = Field(
+        min_length=1, description="host:port of the central broker(s), tried in turn until one answers"
+    )
+    username: str = Field(min_length=1)
+    password: SecretStr
+    client_id: str = Field(min_length=1, description="the client id the broker account is bound to")
+    tls: Tls | None = None
+    keepalive_s: int = Field(30, ge=5, le=600)
+    window: int = Field(1000, ge=1, le=60000, description="QoS 1 messages in flight before a PUBACK")
+
+    @field_validator("brokers")
+    @classmethod
+    def _host_port(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{entry!r} is not host:port")
+        return value
+
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(host.strip("[]"), int(port)) for host, _, port in (b.rpartition(":") for b in self.brokers)]
+
+
+class Outbox(_Section):
+    directory: Path = Field(description="on the SD card or a USB stick; the service's user only")
+    max_bytes: int = Field(
+        2_000_000_000,
+        ge=1_000_000,
+        description="disk bound; when full the oldest segment is dropped, counted",
+    )
+    commit_interval_s: float = Field(
+        1.0, gt=0, le=60, description="group commit: one fsync per interval, not per reading (SD cards)"
+    )
+
+
+class Meter(_Section):
+    device: str = Field(description="the device name in the registry; the topic's last segment")
+    port: Path = Field(description="serial device, best a stable /dev/serial/by-id/... path")
+    protocol: MeterProtocol
+    baud: int | None = Field(None, description="sml 9600, dsmr 115200; d0: the request's 300 (mode C)")
+    d0_max_baud: int = Field(9600, description="d0: the highest rate accepted when the meter offers a switch")
+    d0_interval_s: float = Field(10.0, ge=1, description="d0: seconds between readout requests")
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("lower-case letters, digits, '-' and '_' only, at most 63")
+        return value
+
+    @property
+    def line_baud(self) -> int:
+        return self.baud or _DEFAULT_BAUD[self.protocol]
+
+
+class LocalBroker(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = Field("reallabor-gateway-forwarder", min_length=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    topics: list[str] = Field(
+        default_factory=lambda: ["tele/#", "stat/#", "shellies/#", "zigbee2mqtt/#", "esphome/#"],
+        min_length=1,
+        description="native topic filters forwarded under lab/<gateway>/",
+    )
+
+
+class GatewayConfig(_Section):
+    gateway: str = Field(description="the gateway's name in the registry: topics go under lab/<gateway>/")
+    central: Central
+    outbox: Outbox
+    meters: list[Meter] = Field(default_factory=list)
+    local_broker: LocalBroker | None = None
+    health_interval_s: float = Field(60.0, gt=0, le=3600)
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("lower-case letters, digits, '-' and '_' only, at most 63")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        ports = [str(m.port) for m in self.meters]
+        if len(set(ports)) != len(ports):
+            raise ValueError("two meters on the same port")
+        devices = [m.device for m in self.meters]
+        if len(set(devices)) != len(devices):
+            raise ValueError("two meters with the same device name")
+        return self
+
+
+def load_gateway_config(path: Path) -> GatewayConfig:
+    """Read and check ``gateway.yaml``; relative paths in it are relative to the file's directory."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GatewayConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise GatewayConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise GatewayConfigError(f"{path}: the top level must be a mapping")
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n  ".join(describe_errors(exc))
+        raise GatewayConfigError(f"invalid gateway configuration ({path}):\n  {lines}") from None
+    return _relative_to(config, path.parent)
+
+
+def _relative_to(config: GatewayConfig, base: Path) -> GatewayConfig:
+    def fix(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    outbox = config.outbox.model_copy(update={"directory": fix(config.outbox.directory)})
+    central = config.central
+    if central.tls is not None:
+        tls = central.tls
+        central = central.model_copy(
+            update={
+                "tls": tls.model_copy(
+                    update={
+                        "ca_file": fix(tls.ca_file),
+                        "cert_file": tls.cert_file and fix(tls.cert_file),
+                        "key_file": tls.key_file and fix(tls.key_file),
+                    }
+                )
+            }
+        )
+    return config.model_copy(update={"outbox": outbox, "central": central})
