@@ -78,7 +78,7 @@ class Outbox(_Section):
     max_bytes: int = Field(
         2_000_000_000,
         ge=1_000_000,
-        description="disk bound; when full the oldest segment is dropped, counted",
+        description="disk bound; when full, the oldest segment goes (counted)",
     )
     commit_interval_s: float = Field(
         1.0, gt=0, le=60, description="group commit: one fsync per interval, not per reading (SD cards)"
