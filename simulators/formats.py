@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from ingest.decoders.checksums import crc16_arc
 from simulators import smlframe as sml
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -95,17 +96,6 @@ def sml_frame(state: MeterState) -> tuple[bytes, float, float]:
     ]
     body = sml.sml_file(bytes.fromhex(state.serial), entries, sensor_time=sml.timestamp(state.time_s))
     return sml.transport(body), imported / 10 * 0.001, exported / 10 * 0.001
-
-
-_ARC = sml.reflected_table(0xA001)
-
-
-def crc16_arc(data: bytes) -> int:
-    """CRC-16/ARC of a DSMR telegram, from '/' through '!' (check value 0xBB3D)."""
-    crc = 0
-    for byte in data:
-        crc = (crc >> 8) ^ _ARC[(crc ^ byte) & 0xFF]
-    return crc
 
 
 def dsmr_telegram(
