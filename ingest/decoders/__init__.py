@@ -55,6 +55,7 @@ def _registry() -> dict[str, DecoderSpec]:
         announcement,
         dsmr,
         esphome,
+        gateway_health,
         generic_json,
         obis,
         shelly_gen1,
@@ -70,7 +71,7 @@ def _registry() -> dict[str, DecoderSpec]:
     specs += [tasmota.SPEC, tasmota_sml.SPEC, shelly_gen2.SPEC, shelly_gen1.SPEC, zigbee2mqtt.SPEC]
     specs += [esphome.SPEC, ttn.SPEC]
     specs += [sml.SPEC, dsmr.SPEC, obis.SPEC]
-    specs += [announcement.SPEC]
+    specs += [announcement.SPEC, gateway_health.SPEC]
     return {spec.name: spec for spec in specs}
 
 
