@@ -202,6 +202,30 @@ class BrokerAdminSettings(Section):
     gateway_topic: str = Field("lab/{gateway}/#", description="the ACL pattern of a gateway's role")
 
 
+class GatewayBundleSettings(Section):
+    """What ``reallabor gateways bundle`` puts into a gateway's bundle besides the registry's data."""
+
+    brokers: list[str] = Field(
+        default_factory=list,
+        description="host:port where the gateways reach the central broker (its TLS listener, e.g. "
+        "broker.example.org:8883), tried in turn; empty: mqtt.host:mqtt.port (a lab network only)",
+    )
+    ca_file: Path | None = Field(
+        None,
+        description="the CA certificate (PEM) the broker's TLS certificate chains to, copied into each "
+        "bundle; None: the gateways speak plain MQTT (a lab network only)",
+    )
+
+    @field_validator("brokers")
+    @classmethod
+    def _host_port(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{entry!r} is not host:port")
+        return value
+
+
 class CommissioningSettings(Section):
     default_timeout_s: float = Field(120.0, ge=5.0, le=600.0, description="how long a check waits")
     max_active: int = Field(8, ge=1, le=100, description="checks running at once in the API process")
@@ -274,6 +298,7 @@ class Settings(BaseSettings):
     commissioning: CommissioningSettings = CommissioningSettings()
     energy: EnergySettings = EnergySettings()
     letters: LettersSettings = LettersSettings()
+    gateway_bundle: GatewayBundleSettings = GatewayBundleSettings()
 
     @classmethod
     def settings_customise_sources(
