@@ -33,6 +33,7 @@ Records the checkpoint marks confirmed are not replayed; fully confirmed segment
 
 from __future__ import annotations
 
+import array
 import bisect
 import contextlib
 import fcntl
@@ -128,12 +129,18 @@ class RecoveryReport:
         return sum(d.nbytes for d in self.dropped)
 
 
+def _index(values: Iterable[int] = ()) -> array.array[int]:
+    # 8 bytes per record instead of a list's pointer and int object (~36): millions of small records
+    # (the gateway's outbox) stay a few MB
+    return array.array("Q", values)
+
+
 @dataclass(eq=False, slots=True)
 class _Segment:
     path: Path
     first_seq: int
-    offsets: list[int] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
+    offsets: array.array[int] = field(default_factory=_index)
+    lengths: array.array[int] = field(default_factory=_index)
     size: int = 0
     confirmed: int = 0
 
@@ -176,6 +183,7 @@ class Spool:
         self._pending_count = 0
         self._pending_bytes = 0
         self._fsyncs = 0
+        self._unsynced = False  # appended with sync=False since the last fsync of the active segment
         self._closed = False
         try:
             private_dir(self.directory)
@@ -235,8 +243,12 @@ class Spool:
         """Write one record durably; its sequence number. ``SpoolFull`` when it does not fit."""
         return self.append_many([payload])[0]
 
-    def append_many(self, payloads: Iterable[Payload]) -> list[int]:
-        """Write records durably with one fsync (group commit): all or none. Their sequence numbers."""
+    def append_many(self, payloads: Iterable[Payload], *, sync: bool = True) -> list[int]:
+        """Write records durably with one fsync (group commit): all or none. Their sequence numbers.
+
+        ``sync=False``: written (in the page cache: they survive the process, not a power cut) but not
+        fsynced until :meth:`sync`; a segment that fills up is still fsynced when the next one starts.
+        """
         items = list(payloads)
         need = 0
         for payload in items:
@@ -251,7 +263,44 @@ class Spool:
                 raise SpoolFull(
                     f"spool {self.directory} full: {self._size} + {need} bytes > max_bytes {self.max_bytes}"
                 )
-            return self._append_locked(items)
+            return self._append_locked(items, sync=sync)
+
+    def sync(self) -> bool:
+        """fsync what ``append_many(sync=False)`` wrote; False when there was nothing to sync.
+
+        The fsync runs outside the lock (on a duplicate of the segment's descriptor), so appends go on
+        meanwhile; they are not covered by this call unless they were written before it.
+        """
+        with self._lock:
+            if self._closed or not self._unsynced or self._fd is None:
+                return False
+            self._unsynced = False
+            try:
+                fd = os.dup(self._fd)
+            except OSError as exc:
+                self._unsynced = True
+                raise SpoolError(f"spool {self.directory}: sync failed: {exc}") from exc
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            with self._lock:
+                self._unsynced = True
+            raise SpoolError(f"spool {self.directory}: sync failed: {exc}") from exc
+        finally:
+            os.close(fd)
+        with self._lock:
+            self._fsyncs += 1
+        return True
+
+    def oldest_pending(self) -> list[int]:
+        """The unconfirmed sequence numbers of the oldest segment that has any (confirming them all
+        deletes that segment): what a caller that drops the oldest data when full gives up."""
+        with self._lock:
+            for seg in self._segments:
+                if not seg.done:
+                    first = seg.first_seq
+                    return [s for s in range(first, first + len(seg.offsets)) if s not in self._confirmed]
+            return []
 
     def confirm(self, seq: int) -> bool:
         """InfluxDB confirmed record ``seq``. False if it was confirmed (or deleted) already."""
@@ -346,7 +395,7 @@ class Spool:
 
     # -- appending -----------------------------------------------------------------------------------
 
-    def _append_locked(self, items: Sequence[Payload]) -> list[int]:
+    def _append_locked(self, items: Sequence[Payload], *, sync: bool = True) -> list[int]:
         # (segment, its size and record count before this call) for every segment this call writes to
         touched: list[tuple[_Segment, int, int]] = []
         created = False
@@ -372,7 +421,9 @@ class Spool:
                 self._pending_count += 1
                 self._pending_bytes += len(payload)
                 seqs.append(seq)
-            self._fsync(self._require_fd())
+            if sync:
+                self._fsync(self._require_fd())
+            self._unsynced = not sync
             if created:
                 self._fsync_dir()
         except OSError as exc:
@@ -411,8 +462,12 @@ class Spool:
 
     def _seal(self) -> None:
         if self._fd is not None:
+            if self._unsynced:  # appended with sync=False: a sealed segment is never written again
+                with contextlib.suppress(OSError):
+                    self._fsync(self._fd)
             with contextlib.suppress(OSError):
                 os.close(self._fd)
+        self._unsynced = False
         self._fd = None
         self._active = None
 
@@ -423,6 +478,7 @@ class Spool:
             self._write_checkpoint()  # still lists the done segments' records, in case an unlink is lost
             for seg in done:
                 if seg is self._active:
+                    self._unsynced = False  # deleted right away: no fsync for it
                     self._seal()
                 seg.path.unlink(missing_ok=True)
                 self._drop_segment(seg)
@@ -550,7 +606,7 @@ class Spool:
     def _recover_segment(self, path: Path, first_seq: int) -> tuple[_Segment, Dropped | None]:
         with path.open("rb") as f:
             scan = scan_segment(f, first_seq=first_seq, size=os.fstat(f.fileno()).st_size)
-            seg = _Segment(path, first_seq, scan.offsets, scan.lengths, scan.good_bytes)
+            seg = _Segment(path, first_seq, _index(scan.offsets), _index(scan.lengths), scan.good_bytes)
             if scan.reason is None:
                 return seg, None
             kept_as = None
