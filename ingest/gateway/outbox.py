@@ -1,0 +1,379 @@
+"""The gateway's durable outbox: every frame read, kept on disk until the central broker acknowledged it.
+
+Built on :class:`ingest.spool.Spool` (checksummed segments, checkpoint of confirmed records, recovery of a
+torn tail). One spool record per frame::
+
+    u64 read_ns | u16 topic length | topic (UTF-8) | payload          (little-endian, 10 bytes + data)
+
+Durability, and what each kind of failure costs:
+
+- :meth:`Outbox.put` writes the record into the segment file at once, without an fsync: it is in the
+  page cache, so a crash or SIGKILL of the service loses nothing. A power cut loses what was written
+  since the last group commit: :meth:`Outbox.commit` (run every ``commit_interval_s`` by :meth:`run`)
+  fsyncs the segment, so at most that interval of readings (1 s by default). One fsync per interval
+  instead of one per reading is what keeps an SD card alive.
+- :meth:`Outbox.put_durable` returns only after an fsync: for the local-broker forwarder, which
+  acknowledges its own broker's messages only then (they are not lost by a power cut at all).
+- Acknowledgements from the central broker (:meth:`Outbox.confirm`) are collected in memory and written
+  to the spool's checkpoint at the next commit; after a crash the last interval's acknowledged records
+  are sent again. Duplicates are harmless: the same frame with the same read time is the same point.
+
+Bounded by ``max_bytes``: when a frame does not fit, the oldest segment's unsent records are dropped
+(counted in ``dropped_full``, logged with count and time range) and the frame is written; the readers are
+never blocked. Meters send cumulative counters, so losing old intermediate readings keeps the energy
+right; only the power curve of the oldest period thins out.
+
+Order of sending (:meth:`Outbox.take`): frames put since the uplink last took are *live* and go first,
+then the backlog on disk, oldest first. The newest readings are not starved while hours of backlog drain.
+
+A frame the broker refuses for good (PUBACK reason >= 0x80, e.g. "not authorized") is moved to a second,
+small spool in ``refused/`` (:meth:`Outbox.refuse`): not deleted silently, not retried in a loop.
+:meth:`Outbox.requeue_refused` puts them back into the outbox (after the account was fixed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.gateway.frames import Frame
+from ingest.spool import Spool, SpoolError, SpoolFull
+from ingest.spool_format import HEADER_SIZE
+
+log = logging.getLogger(__name__)
+
+_HEAD = struct.Struct("<QH")
+REFUSED_DIR = "refused"
+_REFUSED = struct.Struct("<B")  # the broker's reason code before the record
+SEGMENT_BYTES = 4 << 20  # drop-oldest granularity, and the index memory read at open
+LIVE_LIMIT = 2_000  # live frames kept in memory for the uplink; older ones are read back from disk
+BACKLOG_READ = 2_000  # records read from disk at a time
+
+
+class OutboxError(Exception):
+    """The outbox cannot store or read frames (a disk error); the message names the directory."""
+
+
+def encode(frame: Frame) -> bytes:
+    topic = frame.topic.encode()
+    return _HEAD.pack(frame.read_ns, len(topic)) + topic + frame.payload
+
+
+def decode(record: bytes) -> Frame:
+    read_ns, topic_length = _HEAD.unpack_from(record)
+    end = _HEAD.size + topic_length
+    return Frame(record[_HEAD.size : end].decode(), record[end:], read_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    depth: int  # records not yet acknowledged by the central broker
+    bytes: int  # segment bytes on disk (what max_bytes bounds)
+    oldest_read_ns: int | None  # read time of the oldest unacknowledged record
+    dropped_full: int  # records dropped because the outbox was full (oldest first)
+    refused: int  # records the central broker refused, kept in refused/
+    fsyncs: int  # fsync calls (segments, checkpoint, directory)
+    bytes_written: int  # record bytes written (frames, refused records; not the checkpoint)
+
+
+class Outbox:
+    """Durable, bounded outbox of :class:`Frame` s under ``directory``; one process at a time.
+
+    Synchronous methods are cheap (a ``write()``); the fsyncs run in a thread (:meth:`commit`,
+    :meth:`put_durable`). ``on_put`` is called after every put (the uplink wakes up on it).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        commit_interval_s: float = 1.0,
+        segment_bytes: int = SEGMENT_BYTES,
+        live_limit: int = LIVE_LIMIT,
+    ) -> None:
+        self.directory = directory
+        self.commit_interval_s = commit_interval_s
+        segment_bytes = max(64 << 10, min(segment_bytes, max_bytes // 8))
+        try:
+            self._spool = Spool(directory, max_bytes=max_bytes, segment_bytes=segment_bytes)
+            refused_bytes = max(1 << 20, max_bytes // 50)
+            self._refused = Spool(directory / REFUSED_DIR, max_bytes=refused_bytes)
+        except SpoolError as exc:
+            if hasattr(self, "_spool"):
+                self._spool.close()
+            raise OutboxError(str(exc)) from exc
+        self._live: collections.deque[tuple[int, Frame]] = collections.deque()
+        self._live_limit = live_limit
+        self._cursor = 0  # backlog records up to this sequence number were handed out
+        self._ahead: set[int] = set()  # live records above the cursor already handed out
+        self._acked: list[int] = []  # acknowledged, written to the checkpoint at the next commit
+        self._acked_set: set[int] = set()
+        self._ack_lock = threading.Lock()  # the commit runs in a thread
+        self._dropped = 0
+        self._bytes_written = 0
+        self.on_put: Callable[[], None] | None = None
+        recovered = self._spool.recovery
+        if recovered.pending:
+            log.info("outbox %s: %d frames from before the restart to send", directory, recovered.pending)
+        if self._refused.pending_count:
+            log.warning(
+                "outbox %s: %d frames the central broker refused are kept in %s",
+                directory,
+                self._refused.pending_count,
+                directory / REFUSED_DIR,
+            )
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def put(self, frame: Frame) -> int:
+        """Store a frame (no fsync: the next group commit makes it power-cut safe); its sequence number."""
+        seq = self._append([encode(frame)], sync=False)[0]
+        self._add_live(seq, frame)
+        return seq
+
+    async def put_durable(self, frames: Iterable[Frame]) -> list[int]:
+        """Store frames and return once they are fsynced: safe from a power cut when this returns."""
+        items = list(frames)
+        if not items:
+            return []
+        seqs = self._append([encode(f) for f in items], sync=False)
+        for seq, frame in zip(seqs, items, strict=True):
+            self._add_live(seq, frame)
+        await asyncio.to_thread(self._sync)
+        return seqs
+
+    def _append(self, records: list[bytes], *, sync: bool) -> list[int]:
+        while True:
+            try:
+                seqs = self._spool.append_many(records, sync=sync)
+            except SpoolFull:
+                if not self._drop_oldest():
+                    raise OutboxError(f"outbox {self.directory}: full, and nothing left to drop") from None
+                continue
+            except SpoolError as exc:
+                raise OutboxError(str(exc)) from exc
+            self._bytes_written += sum(map(len, records)) + HEADER_SIZE * len(records)
+            return seqs
+
+    def _add_live(self, seq: int, frame: Frame) -> None:
+        live = self._live
+        live.append((seq, frame))
+        if len(live) > self._live_limit:
+            live.popleft()  # still on disk: the backlog reader finds it
+        if self.on_put is not None:
+            self.on_put()
+
+    def _drop_oldest(self) -> bool:
+        oldest = self._spool.oldest_pending()
+        if not oldest:
+            return False
+        with self._ack_lock:
+            seqs = [s for s in oldest if s not in self._acked_set]  # acknowledged ones are no loss
+        span = self._time_range(seqs)
+        try:
+            self._spool.confirm_many(oldest)
+        except SpoolError as exc:
+            raise OutboxError(str(exc)) from exc
+        while self._live and self._live[0][0] <= oldest[-1]:
+            self._live.popleft()
+        if not seqs:
+            return True
+        self._dropped += len(seqs)
+        log.warning(
+            "outbox %s full (max_bytes %d): dropped the oldest %d frames, read %s (%d dropped so far)",
+            self.directory,
+            self._spool.max_bytes,
+            len(seqs),
+            span,
+            self._dropped,
+        )
+        return True
+
+    def _time_range(self, seqs: list[int]) -> str:
+        if not seqs:
+            return ""
+        try:
+            first, last = decode(self._spool.read(seqs[0])), decode(self._spool.read(seqs[-1]))
+        except (SpoolError, KeyError, struct.error, UnicodeDecodeError) as exc:
+            return f"(time range unreadable: {exc})"
+        return f"{_iso(first.read_ns)} to {_iso(last.read_ns)}"
+
+    # -- reading and confirming ------------------------------------------------------------------------
+
+    def take(self, limit: int) -> list[tuple[int, Frame]]:
+        """Up to ``limit`` frames not handed out before: live ones first, then the backlog, oldest first.
+
+        Each record is handed out once per process; the taker keeps it until :meth:`confirm` or
+        :meth:`refuse` (after a restart, everything unconfirmed is backlog again).
+        """
+        out: list[tuple[int, Frame]] = []
+        live = self._live
+        while live and len(out) < limit:
+            seq, frame = live.popleft()
+            out.append((seq, frame))
+            if seq == self._cursor + 1 and not self._ahead:
+                self._cursor = seq  # no backlog behind it: nothing to read back from disk
+            elif seq > self._cursor:
+                self._ahead.add(seq)
+        if len(out) < limit:
+            out += self._backlog(limit - len(out))
+        return out
+
+    def _backlog(self, limit: int) -> list[tuple[int, Frame]]:
+        # the backlog is every unconfirmed record between the cursor and the oldest live one in memory
+        end = self._live[0][0] if self._live else self._spool.next_seq
+        out: list[tuple[int, Frame]] = []
+        while len(out) < limit and self._cursor + 1 < end:
+            try:
+                records = self._spool.pending(limit=min(BACKLOG_READ, limit - len(out)), after=self._cursor)
+            except SpoolError as exc:
+                raise OutboxError(str(exc)) from exc
+            if not records:
+                self._cursor = end - 1
+                break
+            for record in records:
+                if record.seq >= end:
+                    self._cursor = end - 1
+                    break
+                self._cursor = record.seq
+                if record.seq in self._ahead:
+                    continue
+                out.append((record.seq, decode(record.payload)))
+            else:
+                continue
+            break
+        if self._ahead:
+            self._ahead = {s for s in self._ahead if s > self._cursor}
+        return out
+
+    def confirm(self, seqs: Iterable[int]) -> None:
+        """The central broker acknowledged these records; written to disk at the next commit."""
+        with self._ack_lock:
+            for seq in seqs:
+                if seq not in self._acked_set:
+                    self._acked_set.add(seq)
+                    self._acked.append(seq)
+
+    def refuse(self, seq: int, frame: Frame, reason: int) -> None:
+        """The broker refused this record for good: keep it in ``refused/``, out of the sending queue."""
+        record = _REFUSED.pack(reason) + encode(frame)
+        try:
+            self._refused.append_many([record], sync=False)
+        except SpoolFull:
+            log.error(
+                "outbox %s: refused-frames store full, the refused frame on %s is dropped",
+                self.directory,
+                frame.topic,
+            )
+            self._dropped += 1
+        except SpoolError as exc:
+            raise OutboxError(str(exc)) from exc
+        self._bytes_written += len(record) + 20
+        self.confirm([seq])
+
+    def requeue_refused(self) -> int:
+        """Put the refused frames back into the outbox (once the account may publish); how many."""
+        try:
+            records = list(self._refused)
+            for record in records:
+                payload = record.payload[_REFUSED.size :]
+                self._add_live(self._append([payload], sync=False)[0], decode(payload))
+            self._sync()
+            self._refused.confirm_many(r.seq for r in records)
+        except SpoolError as exc:
+            raise OutboxError(str(exc)) from exc
+        return len(records)
+
+    # -- group commit --------------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """fsync what was put, then record the acknowledged (blocking: run it in a thread)."""
+        self._sync()
+        self._commit_acks()
+
+    def _sync(self) -> None:
+        try:
+            self._spool.sync()
+            self._refused.sync()
+        except SpoolError as exc:
+            raise OutboxError(str(exc)) from exc
+
+    def _commit_acks(self) -> int:
+        with self._ack_lock:
+            acked, self._acked = self._acked, []
+        if not acked:
+            return 0
+        try:
+            done = self._spool.confirm_many(acked)
+        except SpoolError as exc:
+            with self._ack_lock:
+                self._acked = acked + self._acked
+            raise OutboxError(str(exc)) from exc
+        with self._ack_lock:
+            self._acked_set.difference_update(acked)
+        return done
+
+    async def run(self) -> None:
+        """Group commit every ``commit_interval_s`` until cancelled (then one last commit)."""
+        try:
+            while True:
+                await asyncio.sleep(self.commit_interval_s)
+                try:
+                    await asyncio.to_thread(self.commit)
+                except OutboxError as exc:
+                    log.error("outbox commit failed: %s", exc)
+        finally:
+            with contextlib.suppress(OutboxError):
+                self.commit()
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def stats(self) -> OutboxStats:
+        oldest = None
+        with contextlib.suppress(
+            SpoolError, struct.error
+        ):  # may count what was acknowledged since the commit
+            first = self._spool.pending(limit=1)
+            oldest = decode(first[0].payload).read_ns if first else None
+        with self._ack_lock:
+            acked = len(self._acked)
+        return OutboxStats(
+            depth=self._spool.pending_count - acked,
+            bytes=self._spool.size_bytes,
+            oldest_read_ns=oldest,
+            dropped_full=self._dropped,
+            refused=self._refused.pending_count,
+            fsyncs=self._spool.fsync_count + self._refused.fsync_count,
+            bytes_written=self._bytes_written,
+        )
+
+    def refused_frames(self) -> list[tuple[int, Frame]]:
+        """(reason code, frame) of every refused frame kept."""
+        return [
+            (_REFUSED.unpack_from(r.payload)[0], decode(r.payload[_REFUSED.size :])) for r in self._refused
+        ]
+
+    def close(self) -> None:
+        with contextlib.suppress(OutboxError, SpoolError):
+            self.commit()
+        self._spool.close()
+        self._refused.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _iso(ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / 1e9))
