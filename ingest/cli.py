@@ -18,6 +18,7 @@ from ingest.config import COMPONENTS, Component, ConfigError, Settings, load_set
 from ingest.dashboards_cli import add_parser as add_dashboards_parser
 from ingest.demo.cli import add_parser as add_up_parser
 from ingest.energy.cli import add_parser as add_energy_parser
+from ingest.gateway.cli import add_parser as add_gateway_parser
 from ingest.letters.cli import add_parser as add_letters_parser
 from ingest.lifecycle_cli import add_parser as add_influx_parser
 from ingest.profiles import ProfileError, load_profiles
@@ -226,6 +227,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_energy_parser(sub)  # reallabor energy rollup|run (ingest/energy)
 
     add_letters_parser(sub)  # typst and pypdf are imported when letters are made
+
+    add_gateway_parser(sub)  # reallabor gateway run|check: the service imported by `run` only
 
     profiles = sub.add_parser("profiles", help="device profiles").add_subparsers(dest="action", required=True)
     for name, func, text in (
