@@ -17,13 +17,13 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from simulators.drive import Sink, Status, drive
 from simulators.engine import Periods, Simulation
 from simulators.faults import FaultSpec, FaultSpecError, FaultState
-from simulators.gateways import GatewaySink
 from simulators.publisher import Publisher, PublishError
 from simulators.quarter import make_quarter
 from simulators.sinks import DecodeSink, MqttSink, NullSink
@@ -179,15 +179,19 @@ def publish_realtime(
     stop: threading.Event,
     seed: int = 1,
     building_size: int | None = None,
-    sink: GatewaySink | None = None,
+    sink: Sink | None = None,
     backfill_from: int | None = None,
+    before_live: Callable[[], None] | None = None,
 ) -> None:
     """The quarter in real time until ``stop`` (``reallabor up``): no faults, no status line.
 
-    ``sink``: publish through each gateway's own broker account (else one anonymous client).
+    ``sink``: where the messages go, e.g. :class:`simulators.gateways.GatewaySink` through each
+    gateway's own broker account (default: one anonymous client).
     ``backfill_from``: first the readings since then, a quarter hour apart, as fast as the broker takes
     them (what the gateways' outboxes would send after an outage); the meters' counters are functions of
     time, so the history and the live readings agree.
+    ``before_live``: called after the history, before the first live reading (the demo starts its
+    gateway hosts there).
     """
     interval = max(1, round(interval_s))
     start = int(time.time()) // interval * interval
@@ -208,6 +212,8 @@ def publish_realtime(
                 periods=Periods(climate=BACKFILL_INTERVAL_S, street=BACKFILL_INTERVAL_S),
             )
             drive(history, out, until_s=first, stop=stop)
+        if before_live is not None and not stop.is_set():
+            before_live()
         sim = Simulation(
             quarter, start_s=start, interval_s=interval, faults=FaultState(FaultSpec(), seed=seed)
         )

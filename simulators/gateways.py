@@ -4,6 +4,8 @@ One :class:`Publisher` per gateway, connected with the gateway's username, passw
 so the broker's ACLs apply (a gateway may publish under ``lab/<gateway>/#`` only). A gateway whose
 account the broker refuses (revoked, its password changed elsewhere) stays silent, as a real one would:
 its name and the broker's reason are in :attr:`GatewaySink.refused`, the other gateways publish on.
+A gateway whose messages go through the real gateway service (:mod:`simulators.gateway_hosts`) is
+released: its account's bound client id is the service's from then on.
 """
 
 from __future__ import annotations
@@ -35,20 +37,35 @@ class GatewaySink:
         self.silenced = 0  # messages of refused or unknown gateways, not sent
 
     def __enter__(self) -> GatewaySink:
-        for gateway, account in self._accounts.items():
-            publisher = Publisher(
-                self._host,
-                self._port,
-                client_id=account.client_id,
-                username=account.username,
-                password=account.password,
-                window=self._window,
-            )
-            try:
-                self._publishers[gateway] = self._stack.enter_context(publisher)
-            except ConnectionRefused as exc:
-                self.refused[gateway] = str(exc)
+        for gateway in self._accounts:
+            self.reconnect(gateway)
         return self
+
+    def reconnect(self, gateway: str) -> None:
+        """Publish ``gateway``'s messages through its account (again, after :meth:`release`)."""
+        account = self._accounts[gateway]
+        publisher = Publisher(
+            self._host,
+            self._port,
+            client_id=account.client_id,
+            username=account.username,
+            password=account.password,
+            window=self._window,
+        )
+        try:
+            self._publishers[gateway] = self._stack.enter_context(publisher)
+        except ConnectionRefused as exc:
+            self.refused[gateway] = str(exc)
+
+    def release(self, gateway: str, timeout: float = 30.0) -> None:
+        """Send what is in flight and let go of ``gateway``'s account (its client id), so the gateway
+        service can connect with it; its messages are silenced here from now on."""
+        publisher = self._publishers.pop(gateway, None)
+        if publisher is not None:
+            try:
+                publisher.flush(timeout)
+            finally:
+                publisher.close()
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
