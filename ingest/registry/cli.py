@@ -40,7 +40,7 @@ from ingest.registry.fleet import (
     rotate_gateway,
 )
 from ingest.registry.migrate import upgrade
-from ingest.registry.models import DeviceStatus, Gateway, Role
+from ingest.registry.models import DeviceStatus, Gateway, GatewayStatus, Role
 from ingest.registry.people import create_user
 
 EXIT_FAILED = 1
@@ -205,6 +205,47 @@ def cmd_gateways_revoke(args: argparse.Namespace) -> int:
     with _session(settings) as session, _broker(settings) as broker:
         gateway = revoke_gateway(session, broker, _gateway(session, args.name))
         print(f"gateway {gateway.name} revoked: its broker account is gone")
+    return 0
+
+
+@_refusals
+def cmd_gateways_bundle(args: argparse.Namespace) -> int:
+    """Rotate the gateway's broker password and write its provisioning bundle (never printed)."""
+    from ingest.gateway.bundle import BundleError, BundleSettings, make_bundle, new_bundle_file
+
+    settings = _settings(args)
+    out: Path = args.out or Path(f"reallabor-gateway-{args.name}.tar.gz")
+    try:
+        bundle_settings = BundleSettings.load(
+            settings.gateway_bundle, mqtt_host=settings.mqtt.host, mqtt_port=settings.mqtt.port
+        )
+    except BundleError as exc:
+        print(f"reallabor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    with _session(settings) as session, _broker(settings) as broker:
+        gateway = get_gateway_by_name(session, args.name)
+        if gateway is None or gateway.status is not GatewayStatus.active:
+            why = "no gateway of that name" if gateway is None else f"it is {gateway.status.value}"
+            print(f"reallabor: no bundle for {args.name!r}: {why} (reallabor gateways add)", file=sys.stderr)
+            return EXIT_CONFIG
+        try:
+            with new_bundle_file(out) as file:
+                bundle = make_bundle(session, broker, gateway, settings=bundle_settings)
+                file.write(bundle.data)
+        except FileExistsError:
+            print(
+                f"reallabor: {out} exists: a bundle never overwrites a file (remove it, or --out)",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        except BundleError as exc:
+            return _fail(exc)
+        except OSError as exc:
+            return _fail(ValueError(f"cannot write {out}: {exc.strerror}"))
+    for warning in bundle.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {out} (mode 0600): the bundle of gateway {gateway.name}, with a new broker password")
+    print("the previous password and every older bundle of this gateway stopped working", file=sys.stderr)
     return 0
 
 
@@ -455,6 +496,18 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         if name == "add":
             command.add_argument("--building", type=int, help="the building id the gateway stands in")
         command.set_defaults(func=func)
+    bundle = gateways.add_parser(
+        "bundle",
+        help="new broker password, written with everything the gateway's Pi needs into a .tar.gz (0600)",
+    )
+    _config(bundle)
+    bundle.add_argument("name", help="the gateway's topic level (lab/<name>/...)")
+    bundle.add_argument(
+        "--out",
+        type=Path,
+        help="the file to write, never overwritten (default: reallabor-gateway-NAME.tar.gz)",
+    )
+    bundle.set_defaults(func=cmd_gateways_bundle)
     bind = gateways.add_parser(
         "bind-client-ids",
         help="bind every broker account to its client id (brokers provisioned before); idempotent",

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Installs gateway @GATEWAY@ on Raspberry Pi OS (Debian 12 bookworm) from this bundle's folder.
+#
+#   sudo ./install.sh                      # the wheel reallabor_ingest-@VERSION@-*.whl lies next to this script
+#   sudo ./install.sh --index-url URL      # or: reallabor-ingest==@VERSION@ from this package index
+#
+# Safe to run again: with a new bundle (new password) or a new wheel; the previous gateway.yaml is kept
+# as gateway.yaml.<time>.bak. See README.txt.
+set -euo pipefail
+
+VERSION="@VERSION@"
+PACKAGE="reallabor-ingest"
+SERVICE_USER="reallabor-gw"
+PREFIX="/opt/reallabor-gateway"
+CONFIG_DIR="/etc/reallabor-gateway"
+MOSQUITTO_DIR="/etc/mosquitto/reallabor"
+UNIT_DIR="/etc/systemd/system"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+INDEX_URL="${REALLABOR_INDEX_URL:-}"
+
+usage() {
+    echo "usage: sudo ./install.sh [--index-url URL]"
+    echo "  without --index-url: installs the wheel reallabor_ingest-${VERSION}-*.whl next to install.sh"
+}
+
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --index-url)
+            [ "$#" -ge 2 ] || { echo "install.sh: --index-url needs a URL" >&2; exit 2; }
+            INDEX_URL="$2"
+            shift 2
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "install.sh: unknown argument: $1" >&2
+            usage >&2
+            exit 2
+            ;;
+    esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: run it as root: sudo ./install.sh" >&2
+    exit 1
+fi
+
+shopt -s nullglob
+wheels=("$HERE"/reallabor_ingest-"$VERSION"-*.whl)
+shopt -u nullglob
+if [ "${#wheels[@]}" -gt 1 ]; then
+    echo "install.sh: more than one wheel of version $VERSION next to install.sh; keep one" >&2
+    exit 2
+fi
+if [ "${#wheels[@]}" -eq 0 ] && [ -z "$INDEX_URL" ]; then
+    echo "install.sh: put reallabor_ingest-${VERSION}-*.whl next to install.sh, or give --index-url URL" >&2
+    exit 2
+fi
+
+echo "== Debian packages: mosquitto, python3-venv"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends mosquitto python3-venv
+
+echo "== service user $SERVICE_USER (serial ports: group dialout)"
+if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
+    useradd --system --user-group --home-dir /var/lib/reallabor-gateway --no-create-home \
+        --shell /usr/sbin/nologin "$SERVICE_USER"
+fi
+usermod --append --groups dialout "$SERVICE_USER"
+
+echo "== software into $PREFIX"
+install -d -m 0755 "$PREFIX"
+if [ ! -x "$PREFIX/venv/bin/python" ]; then
+    python3 -m venv "$PREFIX/venv"
+fi
+if [ "${#wheels[@]}" -eq 1 ]; then
+    "$PREFIX/venv/bin/pip" install --quiet --upgrade "${wheels[0]}"
+else
+    "$PREFIX/venv/bin/pip" install --quiet --upgrade --index-url "$INDEX_URL" "$PACKAGE==$VERSION"
+fi
+install -m 0644 "$HERE/README.txt" "$PREFIX/README.txt"
+
+echo "== configuration in $CONFIG_DIR (readable by $SERVICE_USER only)"
+install -d -m 0750 -o root -g "$SERVICE_USER" "$CONFIG_DIR"
+if [ -f "$CONFIG_DIR/gateway.yaml" ] && ! cmp -s "$HERE/gateway.yaml" "$CONFIG_DIR/gateway.yaml"; then
+    backup="$CONFIG_DIR/gateway.yaml.$(date +%Y%m%d-%H%M%S).bak"
+    cp -p "$CONFIG_DIR/gateway.yaml" "$backup"
+    echo "   the previous gateway.yaml is kept as $backup (copy its meters over if you had edited them)"
+fi
+install -m 0600 -o "$SERVICE_USER" -g "$SERVICE_USER" "$HERE/gateway.yaml" "$CONFIG_DIR/gateway.yaml"
+if [ -f "$HERE/ca.crt" ]; then
+    install -m 0644 -o root -g root "$HERE/ca.crt" "$CONFIG_DIR/ca.crt"
+fi
+
+echo "== local Mosquitto (Wi-Fi and Zigbee devices) in $MOSQUITTO_DIR"
+install -d -m 0750 -o root -g mosquitto "$MOSQUITTO_DIR"
+install -m 0644 -o root -g root "$HERE/mosquitto-local.conf" "$MOSQUITTO_DIR/mosquitto-local.conf"
+install -m 0640 -o root -g mosquitto "$HERE/mosquitto-passwd" "$MOSQUITTO_DIR/passwd"
+install -m 0640 -o root -g mosquitto "$HERE/mosquitto-acl" "$MOSQUITTO_DIR/acl"
+
+echo "== systemd units"
+install -d -m 0755 "$UNIT_DIR/mosquitto.service.d"
+install -m 0644 "$HERE/mosquitto-reallabor.conf" "$UNIT_DIR/mosquitto.service.d/reallabor.conf"
+install -m 0644 "$HERE/reallabor-gateway.service" "$UNIT_DIR/reallabor-gateway.service"
+systemctl daemon-reload
+systemctl enable --quiet mosquitto.service reallabor-gateway.service
+systemctl restart mosquitto.service
+systemctl restart reallabor-gateway.service
+
+echo "== done: gateway @GATEWAY@ is running"
+echo "   its log:    journalctl -u reallabor-gateway -f"
+echo "   its health: lab/@GATEWAY@/health on the central broker, every minute"
