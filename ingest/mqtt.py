@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 # Mosquitto counts the messages its queue limits dropped here (retained, updated every sys_interval)
 BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+# a gateway's read time (MQTT 5 user property read_ns) is used from 2020 on, up to 5 min ahead of our clock
+EARLIEST_READ_NS = 1_577_836_800_000_000_000  # 2020-01-01T00:00:00Z
+READ_NS_AHEAD_NS = 300_000_000_000
+_IMPLAUSIBLE_LOG_INTERVAL_S = 60.0
 _SUBSCRIPTION_ID, _SYS_SUBSCRIPTION_ID = 1, 2
 
 
@@ -39,7 +43,7 @@ class MqttError(Exception):
 class Message:
     topic: str
     payload: bytes
-    received_ns: int
+    received_ns: int  # the gateway's read time where it sent a plausible one, else the arrival time
     qos: int
     mid: int
     connection: int  # which connection delivered it; an ack only makes sense on that one
@@ -185,6 +189,8 @@ class MqttSource:
         self._closing = False
         self._closed = asyncio.Event()
         self._last_received_ns = 0
+        self.implausible_read_times = 0  # read_ns properties outside [2020, now + 5 min]: arrival time used
+        self._implausible_logged = 0.0
         self._queued = 0  # messages put into the queue and not yet taken
         self._room = max_queued or settings.receive_maximum  # queued messages at which reading stops
 
@@ -243,8 +249,9 @@ class MqttSource:
         # One clock reading per read, but every message its own receive time: a reading without device
         # time is stamped with it, and two points of a device with the same time overwrite each other.
         received_ns = max(time.time_ns(), self._last_received_ns + 1)
+        latest_read_ns = received_ns + READ_NS_AHEAD_NS
         messages = []
-        for raw_topic, payload, qos, mid in publishes:
+        for raw_topic, payload, qos, mid, read_ns in publishes:
             try:
                 topic = raw_topic.decode()
             except UnicodeDecodeError:  # the broker should have refused it; the decoder quarantines it
@@ -252,6 +259,11 @@ class MqttSource:
             if topic == BROKER_DROPPED_TOPIC:
                 self._note_broker_drops(payload)
                 continue
+            if read_ns:  # the gateway's read time: a backlog lands when read, a re-sent frame overwrites
+                if EARLIEST_READ_NS <= read_ns <= latest_read_ns:
+                    messages.append(Message(topic, payload, read_ns, qos, mid, connection))
+                    continue
+                self._implausible_read_time(topic, read_ns)
             messages.append(Message(topic, payload, received_ns, qos, mid, connection))
             received_ns += 1
         self._last_received_ns = received_ns - 1
@@ -259,6 +271,19 @@ class MqttSource:
             self.queue.put_nowait(messages)
             self._queued += len(messages)
             self._hold_back()
+
+    def _implausible_read_time(self, topic: str, read_ns: int) -> None:
+        self.implausible_read_times += 1
+        now = time.monotonic()
+        if now - self._implausible_logged >= _IMPLAUSIBLE_LOG_INTERVAL_S:
+            self._implausible_logged = now
+            log.warning(
+                "implausible read time %d ns on %s (before 2020 or more than 5 min ahead: the gateway's "
+                "clock?): the arrival time is used (%d so far)",
+                read_ns,
+                topic,
+                self.implausible_read_times,
+            )
 
     def taken(self, count: int) -> None:
         """The consumer took ``count`` messages from the queue: read on when half the room is free."""

@@ -63,7 +63,25 @@ def reason_text(code: int) -> str:
     return f"{REASONS.get(code, 'reason')} (0x{code:02X})"
 
 
-Publish = tuple[bytes, bytes, int, int]  # topic, payload, QoS, packet id (0 for QoS 0); a tuple: it is cheap
+# topic, payload, QoS, packet id (0 for QoS 0), read_ns user property (0 when absent); a tuple: it is cheap
+Publish = tuple[bytes, bytes, int, int, int]
+
+READ_NS_KEY = b"read_ns"  # the gateway's read time (ingest.gateway.frames.READ_NS_PROPERTY), decimal ns
+# the smallest property block that can hold it: 0x26, key and a one-digit value with their lengths
+_MIN_READ_NS_PROPERTIES = 1 + 2 + len(READ_NS_KEY) + 2 + 1
+
+# MQTT 5.0 §2.2.2.2: how each property's value is encoded
+_BYTE, _TWO, _FOUR, _VARINT, _DATA, _PAIR = range(6)
+PROPERTY_TYPES = {
+    **dict.fromkeys((0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A), _BYTE),
+    **dict.fromkeys((0x13, 0x21, 0x22, 0x23), _TWO),
+    **dict.fromkeys((0x02, 0x11, 0x18, 0x27), _FOUR),
+    0x0B: _VARINT,
+    **dict.fromkeys((0x03, 0x08, 0x09, 0x12, 0x15, 0x16, 0x1A, 0x1C, 0x1F), _DATA),  # strings, binary
+    0x26: _PAIR,
+}
+USER_PROPERTY, RECEIVE_MAXIMUM, MAXIMUM_PACKET_SIZE = 0x26, 0x21, 0x27
+PropertyValue = int | bytes | tuple[bytes, bytes]
 
 
 @dataclass(slots=True)
@@ -187,6 +205,74 @@ def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
     raise ProtocolError("variable byte integer longer than 4 bytes")
 
 
+def properties(data: bytes, pos: int, end: int) -> list[tuple[int, PropertyValue]]:
+    """The (identifier, value) pairs of the property block ``data[pos:end]`` (without its length)."""
+    out: list[tuple[int, PropertyValue]] = []
+    try:
+        while pos < end:
+            identifier = data[pos]
+            kind = PROPERTY_TYPES.get(identifier)
+            pos += 1
+            value: PropertyValue
+            if kind == _BYTE:
+                value, pos = data[pos], pos + 1
+            elif kind == _TWO:
+                value, pos = int.from_bytes(data[pos : pos + 2], "big"), pos + 2
+            elif kind == _FOUR:
+                value, pos = int.from_bytes(data[pos : pos + 4], "big"), pos + 4
+            elif kind == _VARINT:
+                value, pos = _varint_at(data, pos)
+            elif kind == _DATA:
+                value, pos = _data_at(data, pos)
+            elif kind == _PAIR:
+                key, pos = _data_at(data, pos)
+                text, pos = _data_at(data, pos)
+                value = (key, text)
+            else:
+                raise ProtocolError(f"unknown property 0x{identifier:02X}")
+            out.append((identifier, value))
+    except IndexError:
+        raise ProtocolError("property block cut off") from None
+    if pos != end:
+        raise ProtocolError("property longer than its block")
+    return out
+
+
+def properties_at(data: bytes, pos: int) -> list[tuple[int, PropertyValue]]:
+    """The properties of the block whose variable-length size starts at ``data[pos]`` (CONNACK, PUBACK)."""
+    try:
+        length, start = _varint_at(data, pos)
+    except IndexError:
+        raise ProtocolError("property length cut off") from None
+    if start + length > len(data):
+        raise ProtocolError("property block longer than the packet")
+    return properties(data, start, start + length)
+
+
+def _data_at(data: bytes, pos: int) -> tuple[bytes, int]:
+    end = pos + 2 + int.from_bytes(data[pos : pos + 2], "big")
+    if pos + 2 > len(data) or end > len(data):
+        raise IndexError
+    return data[pos + 2 : end], end
+
+
+def read_ns_property(data: bytes, pos: int, end: int) -> int:
+    """The ``read_ns`` user property in the property block ``data[pos:end]``, 0 if none or not a number.
+
+    A malformed block counts as none: the broker checked it already, and refusing the message would make
+    the broker send it again and again (the message itself is still delivered).
+    """
+    try:
+        found = properties(data, pos, end)
+    except ProtocolError:
+        return 0
+    for identifier, value in found:
+        if identifier == USER_PROPERTY and isinstance(value, tuple) and value[0] == READ_NS_KEY:
+            text = value[1]
+            return int(text) if text.isdigit() and len(text) <= 20 else 0
+    return 0
+
+
 class PacketParser:
     """Splits the byte stream from the broker into packets; keeps an incomplete tail for the next feed."""
 
@@ -249,4 +335,8 @@ def _publish(first: int, buf: bytes, pos: int, end: int) -> Publish:
         raise ProtocolError("PUBLISH shorter than its header") from None
     if payload_at > end:
         raise ProtocolError("PUBLISH header longer than the packet")
-    return buf[pos + 2 : topic_end], buf[payload_at:end], qos, packet
+    read_ns = 0
+    # only a block that can hold it is looked at: none (0) or a subscription identifier stay on the fast path
+    if properties >= _MIN_READ_NS_PROPERTIES:
+        read_ns = read_ns_property(buf, payload_at - properties, payload_at)
+    return buf[pos + 2 : topic_end], buf[payload_at:end], qos, packet, read_ns

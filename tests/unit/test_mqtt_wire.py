@@ -110,7 +110,7 @@ def test_parser_finds_every_packet_however_the_stream_is_cut(
         got += publishes
         controls += other
         previous = cut
-    assert got == [(t, p, q, i if q else 0) for t, p, q, i, _ in sent]
+    assert got == [(t, p, q, i if q else 0, 0) for t, p, q, i, _ in sent]
     assert [c.kind for c in controls] == ([wire.PINGRESP] * len(sent) if with_pings else [])
     assert parser.pending_bytes == 0
 
@@ -121,7 +121,7 @@ def test_large_message_in_many_reads() -> None:
     parser = wire.PacketParser()
     found = [parser.feed(stream[start : start + 1000])[0] for start in range(0, len(stream), 1000)]
     assert found[:-1] == [[]] * (len(found) - 1)
-    assert found[-1] == [(b"lab/gw-01/x", payload, 1, 9)]
+    assert found[-1] == [(b"lab/gw-01/x", payload, 1, 9, 0)]
 
 
 @pytest.mark.parametrize(
@@ -158,9 +158,88 @@ def test_every_message_gets_its_own_receive_time() -> None:
         queue: asyncio.Queue[list[Message]] = asyncio.Queue()
         source = MqttSource(MqttSettings(), topics=["#"], queue=queue)
         for _ in range(3):  # reads in quick succession: the clock may not move between them
-            source._deliver([(b"lab/gw-01/x", b"1", 1, n + 1) for n in range(500)], 1)
+            source._deliver([(b"lab/gw-01/x", b"1", 1, n + 1, 0) for n in range(500)], 1)
         return [m for _ in range(3) for m in queue.get_nowait()]
 
     times = [m.received_ns for m in asyncio.run(deliver())]
     assert len(times) == 1500
     assert times == sorted(set(times))  # strictly increasing
+
+
+def spec_user_property(key: bytes, value: bytes) -> bytes:
+    return b"\x26" + len(key).to_bytes(2, "big") + key + len(value).to_bytes(2, "big") + value
+
+
+READ_NS = 1_764_320_400_123_456_789
+
+
+@pytest.mark.parametrize(
+    ("properties", "read_ns"),
+    [
+        (spec_user_property(b"read_ns", str(READ_NS).encode()), READ_NS),
+        (spec_user_property(b"read_ns", b"7"), 7),  # the smallest block that holds one
+        # among other properties: payload format, subscription identifier, content type, other user props
+        (
+            b"\x01\x00\x0b\x81\x01\x03\x00\x04text"
+            + spec_user_property(b"site", b"x")
+            + spec_user_property(b"read_ns", str(READ_NS).encode()),
+            READ_NS,
+        ),
+        (spec_user_property(b"read_ns", b"12.5"), 0),  # not a decimal integer: ignored
+        (spec_user_property(b"read_ns", b"9" * 21), 0),
+        (spec_user_property(b"readns", b"1234567"), 0),
+        (b"\x0b\x01", 0),  # a subscription identifier only: never parsed
+        (spec_user_property(b"k", b"v") * 40, 0),  # a block longer than 127 bytes
+    ],
+)
+def test_publish_carries_the_read_ns_user_property(properties: bytes, read_ns: int) -> None:
+    stream = spec_publish(b"lab/gw-01/sml/m1", b"\x1b\x1b\x1b\x1bframe", 1, 3, properties)
+    publishes, _ = wire.PacketParser().feed(stream)
+    assert publishes == [(b"lab/gw-01/sml/m1", b"\x1b\x1b\x1b\x1bframe", 1, 3, read_ns)]
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        b"\x26\x00\x07read_ns\x00\x09123",  # value cut off by the end of the block
+        b"\x7f" + b"\x00" * 12,  # no such property
+        spec_user_property(b"read_ns", b"1") + b"\x02\x00",  # message expiry without its four bytes
+    ],
+)
+def test_malformed_properties_mean_no_read_time_but_the_message_arrives(properties: bytes) -> None:
+    publishes, _ = wire.PacketParser().feed(spec_publish(b"t", b"payload", 1, 1, properties))
+    assert publishes == [(b"t", b"payload", 1, 1, 0)]
+    with pytest.raises(wire.ProtocolError):
+        wire.properties(properties, 0, len(properties))
+
+
+def test_connack_properties_are_read() -> None:
+    block = b"\x21\x00\x14" + b"\x27\x00\x10\x00\x00" + b"\x1f\x00\x02ok"
+    assert wire.properties(block, 0, len(block)) == [(0x21, 20), (0x27, 1_048_576), (0x1F, b"ok")]
+
+
+def test_a_plausible_read_time_becomes_the_receive_time() -> None:
+    """Readings without device time are stamped with the gateway's read time; an implausible one (before
+    2020, or more than 5 minutes ahead of our clock) is replaced by the arrival time, and counted."""
+    import asyncio
+    import time
+
+    from ingest.config import MqttSettings
+    from ingest.mqtt import Message, MqttSource
+
+    now = time.time_ns()
+    sent = [READ_NS, 1_000_000_000, now + 200_000_000_000, now + 400_000_000_000, 0]
+
+    async def deliver() -> tuple[list[Message], int]:
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+        source = MqttSource(MqttSettings(), topics=["#"], queue=queue)
+        source._deliver([(b"lab/gw-01/x", b"1", 1, n + 1, ns) for n, ns in enumerate(sent)], 1)
+        return queue.get_nowait(), source.implausible_read_times
+
+    messages, implausible = asyncio.run(deliver())
+    times = [m.received_ns for m in messages]
+    assert times[0] == READ_NS
+    assert times[2] == now + 200_000_000_000
+    assert implausible == 2
+    for arrival in (times[1], times[3], times[4]):
+        assert now <= arrival < now + 60_000_000_000
