@@ -315,6 +315,7 @@ class HostedSink:
         self.failed: dict[str, str] = {}  # gateway -> why its host did not start (it publishes directly)
         self._lock = threading.Lock()
         self._closed = False
+        self._reported: set[str] = set()
 
     def __enter__(self) -> HostedSink:
         return self
@@ -343,6 +344,17 @@ class HostedSink:
                     self.direct.reconnect(host.gateway)
                     continue
                 self.live[host.gateway] = host
+
+    def newly_ended(self) -> list[tuple[GatewayHost, int]]:
+        """Hosts whose gateway service has exited on its own since the last call, with the exit code (the
+        demo says so; their devices' frames pile up in the ptys and the local broker meanwhile)."""
+        ended = []
+        for host in list(self.live.values()):
+            code = host.exited()
+            if code is not None and host.gateway not in self._reported:
+                self._reported.add(host.gateway)
+                ended.append((host, code))
+        return ended
 
     def __call__(self, message: Message) -> None:
         with self._lock:

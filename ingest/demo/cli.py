@@ -22,6 +22,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     up.add_argument("--simulate", type=int, default=110, metavar="N", help="households to simulate (0: none)")
     up.add_argument("--state-dir", type=Path, default=Path("state/demo"), help="where everything is kept")
     up.add_argument("--interval", type=float, default=5.0, help="seconds between a meter's readings")
+    up.add_argument(
+        "--through-gateways",
+        type=int,
+        default=3,
+        metavar="N",
+        help="the first N gateways with serial meters run the real gateway service: meters through "
+        "pseudo-terminals, Wi-Fi and Zigbee devices through a local Mosquitto (default 3; 0: none)",
+    )
     for name, text in (
         ("mqtt", "MQTT broker"),
         ("influx", "InfluxDB HTTP API (its RPC port is this + 2)"),
@@ -41,9 +49,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from ingest.security.audit import setup_logging
 
     setup_logging("WARNING")
-    for name in ("simulate", "mqtt_port", "influx_port", "api_port", "metrics_port"):
+    for name in ("simulate", "through_gateways", "mqtt_port", "influx_port", "api_port", "metrics_port"):
         value = getattr(args, name)
-        if value < 0 or (name != "simulate" and not 1 <= value <= 65535):
+        if value < 0 or (name.endswith("_port") and not 1 <= value <= 65535):
             print(f"reallabor up: --{name.replace('_', '-')} {value} is out of range", file=sys.stderr)
             return EXIT_REFUSED
     if args.interval < 1:
@@ -53,5 +61,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         mqtt=args.mqtt_port, influx=args.influx_port, api=args.api_port, metrics=args.metrics_port
     )
     return run_stack(
-        state_dir=args.state_dir, households=args.simulate, interval_s=args.interval, ports=ports
+        state_dir=args.state_dir,
+        households=args.simulate,
+        interval_s=args.interval,
+        ports=ports,
+        through_gateways=args.through_gateways,
     )

@@ -1,6 +1,8 @@
 """``reallabor up``: the whole product here — Mosquitto with dynamic security, InfluxDB, the registry,
 the ingester with enrichment, the API with its pages, and the simulated quarter publishing through its
-gateways' own broker accounts.
+gateways' own broker accounts; a few of its gateways (``--through-gateways``) run the real gateway service
+(:mod:`simulators.gateway_hosts`): their meters' frames through pseudo-terminals, their Wi-Fi and Zigbee
+devices through a local Mosquitto each.
 
 Restart-safe: fixed ports, one state directory (locked while running, so a second ``up`` on it refuses
 at once), secrets and registry made once, meter counters that continue (the simulator derives them from
@@ -42,7 +44,8 @@ from ingest.registry.migrate import upgrade
 from ingest.security.files import private_dir, private_file
 
 if TYPE_CHECKING:
-    from simulators.gateways import GatewaySink
+    from simulators.gateway_hosts import HostedSink
+    from simulators.gateways import GatewayAccount, GatewaySink
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
@@ -55,6 +58,8 @@ LEDGER_INTERVAL_S = 30.0  # the demo's energy ledger: /ops shows exact energy wi
 HISTORY_WAIT_S = 600.0  # the longest the ledger waits for the history to be in InfluxDB
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 DEFAULT_STATE = Path("state/demo")
+GATEWAYS_DIR = "gateways"  # the hosted gateways' config, outbox and logs, one directory each
+THROUGH_GATEWAYS = 3  # gateways that run the real gateway service (the first ones with serial meters)
 # the profiles of this checkout, wherever `reallabor up` is started from
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "device_profiles"
 
@@ -187,7 +192,14 @@ def _seed_registry(settings: Settings, credentials: DemoCredentials, households:
     return notices
 
 
-def run_stack(*, state_dir: Path, households: int, interval_s: float, ports: DemoPorts) -> int:
+def run_stack(
+    *,
+    state_dir: Path,
+    households: int,
+    interval_s: float,
+    ports: DemoPorts,
+    through_gateways: int = THROUGH_GATEWAYS,
+) -> int:
     state_dir = state_dir.resolve()
     try:
         with state_lock(state_dir):
@@ -196,7 +208,13 @@ def run_stack(*, state_dir: Path, households: int, interval_s: float, ports: Dem
                 for line in taken:
                     print(f"reallabor up: {line}", file=sys.stderr)
                 return EXIT_REFUSED
-            return _run_locked(state_dir, households=households, interval_s=interval_s, ports=ports)
+            return _run_locked(
+                state_dir,
+                households=households,
+                interval_s=interval_s,
+                ports=ports,
+                through_gateways=through_gateways,
+            )
     except StateInUse as exc:
         print(
             f"reallabor up: {exc}; stop it first (Ctrl-C there) or give another --state-dir", file=sys.stderr
@@ -204,7 +222,9 @@ def run_stack(*, state_dir: Path, households: int, interval_s: float, ports: Dem
         return EXIT_REFUSED
 
 
-def _run_locked(state_dir: Path, *, households: int, interval_s: float, ports: DemoPorts) -> int:
+def _run_locked(
+    state_dir: Path, *, households: int, interval_s: float, ports: DemoPorts, through_gateways: int
+) -> int:
     from ingest.profiles import load_profiles
 
     try:  # before anything starts or is seeded
@@ -243,7 +263,14 @@ def _run_locked(state_dir: Path, *, households: int, interval_s: float, ports: D
         credentials.save(state_dir)
         api.start(timeout=60)
         started.append(api)
-        demo = Demo(settings, credentials, state_dir=state_dir, api=api, notices=notices)
+        demo = Demo(
+            settings,
+            credentials,
+            state_dir=state_dir,
+            api=api,
+            notices=notices,
+            through_gateways=through_gateways,
+        )
         return asyncio.run(_run(demo, households=households, interval_s=interval_s))
     except (ServiceError, InfluxSetupError, LifecycleError) as exc:
         print(f"reallabor up: {exc}", file=sys.stderr)
@@ -262,6 +289,8 @@ class Demo:
     state_dir: Path
     api: ApiServer
     notices: list[str]
+    through_gateways: int = 0
+    hosted: tuple[str, ...] = ()  # the gateways that run the real gateway service
 
 
 def _history_from(settings: Settings, reader: tuple[str, str]) -> int:
@@ -325,14 +354,49 @@ def _ledger(settings: Settings, *, history_from: int | None, stop: threading.Eve
     run_until(settings, stop)
 
 
-def _gateway_sink(demo: Demo) -> GatewaySink:
-    from simulators.gateways import GatewayAccount, GatewaySink
+def _accounts(demo: Demo) -> dict[str, GatewayAccount]:
+    from simulators.gateways import GatewayAccount
 
-    accounts = {
+    return {
         gateway: GatewayAccount(broker_username(gateway), password, gateway_client_id(gateway))
         for gateway, password in demo.credentials.gateways.items()
     }
-    return GatewaySink(LOOPBACK, demo.settings.mqtt.port, accounts)
+
+
+def _gateway_sink(demo: Demo) -> GatewaySink:
+    from simulators.gateways import GatewaySink
+
+    return GatewaySink(LOOPBACK, demo.settings.mqtt.port, _accounts(demo))
+
+
+def _hosted_sink(demo: Demo, direct: GatewaySink, households: int) -> HostedSink:
+    """The first ``demo.through_gateways`` gateways with serial meters run the real gateway service (not
+    one whose account the broker refused: it would be refused there too)."""
+    from simulators.gateway_hosts import HostedSink, hosted_gateways, make_hosts
+    from simulators.quarter import make_quarter
+
+    quarter = make_quarter(households, building_size=BUILDING_SIZE)
+    chosen = [g for g in hosted_gateways(quarter, demo.through_gateways) if g not in direct.refused]
+    hosts = make_hosts(
+        demo.state_dir / GATEWAYS_DIR,
+        quarter,
+        chosen,
+        accounts=_accounts(demo),
+        port=demo.settings.mqtt.port,
+    )
+    demo.hosted = tuple(host.gateway for host in hosts)
+    return HostedSink(direct, hosts)
+
+
+def _go_live(sink: HostedSink) -> None:
+    sink.go_live()
+    for gateway, reason in sink.failed.items():
+        print(
+            f"reallabor up: {gateway}: its gateway service did not start, its devices publish directly: "
+            f"{reason}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
@@ -352,17 +416,21 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
     stop_fleet = threading.Event()
     fleet: threading.Thread | None = None
     ledger: threading.Thread | None = None
+    sink: HostedSink | None = None
     async with contextlib.AsyncExitStack() as stack:
         history_from: int | None = None
         if households:
             reader = (READER, demo.credentials.influx_reader)
             history_from = await asyncio.to_thread(_history_from, demo.settings, reader)
-            sink = await asyncio.to_thread(_gateway_sink(demo).__enter__)
-            stack.push_async_callback(asyncio.to_thread, sink.__exit__, None, None, None)
+            direct = await asyncio.to_thread(_gateway_sink(demo).__enter__)
+            stack.push_async_callback(asyncio.to_thread, direct.__exit__, None, None, None)
             demo.notices += [
                 f"{gateway}: {reason}: its simulated devices stay silent"
-                for gateway, reason in sink.refused.items()
+                for gateway, reason in direct.refused.items()
             ]
+            sink = _hosted_sink(demo, direct, households)
+            # stopped before the direct sink: the gateway services first, with what their outboxes hold
+            stack.push_async_callback(asyncio.to_thread, sink.__exit__, None, None, None)
 
             def publish() -> None:
                 try:
@@ -375,6 +443,7 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
                         building_size=BUILDING_SIZE,
                         sink=sink,
                         backfill_from=history_from,
+                        before_live=lambda: _go_live(sink),
                     )
                 except Exception as exc:  # the demo goes on without its simulation, and says so
                     print(
@@ -402,6 +471,13 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
                     f"in spool {s.in_spool}  quarantined {s.quarantined_total}  points {s.points_written}",
                     flush=True,
                 )
+                for host, code in sink.newly_ended() if sink is not None else []:
+                    print(
+                        f"reallabor up: the gateway service of {host.gateway} exited with {code}; "
+                        f"see {host.service.log_path}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             run.result()
         finally:
             stop_fleet.set()
@@ -451,6 +527,15 @@ def banner(demo: Demo, *, households: int, interval_s: float) -> str:
     commands = "" if default_state else f" --config {config}"
     again = "make demo" if default_state else f"reallabor up --state-dir {state_dir}"
     notes = "".join(f"\n  note        : {notice}" for notice in demo.notices)
+    gateways = ""
+    if demo.hosted:
+        hosted = ", ".join(demo.hosted)
+        gateways = (
+            f"\n  gateways    : {hosted} run the real gateway service (reallabor gateway run) once the "
+            f"history is in:\n{indent}serial meters through socat pseudo-terminals, Wi-Fi and Zigbee "
+            f"devices through a local Mosquitto each;\n{indent}config, outbox and logs in "
+            f"{state_dir / GATEWAYS_DIR}/<gateway>/ (gateway.yaml, outbox/, gateway.log)"
+        )
     return f"""
 Reallabor is up (state in {state_dir}).
   pages       : {api.url}/ops     (operators: the quarter's charts, households, deletions)
@@ -466,7 +551,7 @@ Reallabor is up (state in {state_dir}).
                   '{query}'
   energy      : ledger user {LEDGER!r}: rollups.energy, energy_1d every {LEDGER_INTERVAL_S:.0f} s
   metrics     : http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics
-  simulated   : {simulated}
+  simulated   : {simulated}{gateways}
   secrets     : {state_dir / "demo-secrets.json"} (every demo password, owner only)
   commands    : reallabor users|gateways|devices|households|residents|letters|quarantine …{commands}{notes}
 Press Ctrl-C to stop; `{again}` continues where it stopped.
