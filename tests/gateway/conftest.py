@@ -1,0 +1,20 @@
+"""Fixtures of the gateway tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.gateway import netns
+
+
+@pytest.fixture
+def hosts() -> Iterator[netns.Hosts]:
+    """A gateway host, a central host and a device on the gateway's LAN, each in its network namespace
+    (removed afterwards, even after a failure; leftovers of a killed earlier run removed first)."""
+    reason = netns.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with netns.Hosts() as made:
+        yield made
