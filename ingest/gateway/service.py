@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from ingest.backoff import Backoff
 from ingest.gateway.config import GatewayConfig
+from ingest.gateway.frames import Frame
 from ingest.gateway.health import Health, HealthSources
 from ingest.gateway.outbox import Outbox
 from ingest.gateway.serial import PortStats, run_meter
@@ -49,13 +50,17 @@ class GatewayService:
         uplink = Uplink(config.central, outbox)
         sources: list[asyncio.Task[None]] = []
         forwarder = None
+
+        def emit(frame: Frame) -> None:
+            outbox.put(frame)
+
         for meter in config.meters:
             stats = self.ports[meter.device]
             sources.append(
                 self._task(
                     f"meter {meter.device} on {meter.port}",
                     lambda meter=meter, stats=stats: run_meter(  # type: ignore[misc]
-                        meter, gateway=config.gateway, emit=outbox.put, stats=stats
+                        meter, gateway=config.gateway, emit=emit, stats=stats
                     ),
                 )
             )
@@ -69,7 +74,7 @@ class GatewayService:
                 gateway=config.gateway,
                 outbox_directory=config.outbox.directory,
                 outbox=outbox.stats,
-                uplink=lambda: uplink.stats,
+                uplink=uplink.stats,
                 ports=self.ports,
                 local_connected=None if forwarder is None else (lambda: forwarder.connected),
                 local_forwarded=None if forwarder is None else (lambda: forwarder.stats.forwarded),
@@ -90,11 +95,12 @@ class GatewayService:
         try:
             await self._stopping.wait()
         finally:
-            await self._shutdown(outbox, sources, committing, sending)
+            await self._shutdown(outbox, uplink, sources, committing, sending)
 
     async def _shutdown(
         self,
         outbox: Outbox,
+        uplink: Uplink,
         sources: list[asyncio.Task[None]],
         committing: asyncio.Task[None],
         sending: asyncio.Task[None],
@@ -105,8 +111,12 @@ class GatewayService:
         await asyncio.gather(*sources, return_exceptions=True)
         committing.cancel()  # its last commit makes what the sources put durable
         await asyncio.gather(committing, return_exceptions=True)
+        try:
+            await uplink.close(wait_s=UPLINK_STOP_S)  # DISCONNECT: the broker keeps our session
+        except Exception:  # a failing goodbye must not keep the outbox from closing
+            log.exception("uplink: no clean disconnect")
         sending.cancel()
-        await asyncio.wait({sending}, timeout=UPLINK_STOP_S)
+        await asyncio.gather(sending, return_exceptions=True)
         depth = outbox.stats().depth
         outbox.close()  # records the acknowledgements that came in meanwhile
         log.info("gateway %s stopped; %d message(s) wait in the outbox", self.config.gateway, depth)
