@@ -94,6 +94,8 @@ install -m 0600 -o "$SERVICE_USER" -g "$SERVICE_USER" "$HERE/gateway.yaml" "$CON
 if [ -f "$HERE/ca.crt" ]; then
     install -m 0644 -o root -g root "$HERE/ca.crt" "$CONFIG_DIR/ca.crt"
 fi
+# a mistake in the meters edited by hand stops here, naming the key (README.txt, step 2)
+runuser -u "$SERVICE_USER" -- "$PREFIX/venv/bin/python" -m ingest.gateway.cli check --config "$CONFIG_DIR/gateway.yaml"
 
 echo "== local Mosquitto (Wi-Fi and Zigbee devices) in $MOSQUITTO_DIR"
 install -d -m 0750 -o root -g mosquitto "$MOSQUITTO_DIR"
