@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import shutil
+import sys
 import termios
 import threading
 import time
@@ -134,6 +136,24 @@ class PtyPair(LocalService):
 
     def open_meter_end(self) -> int:
         return os.open(self.meter_end, os.O_RDWR | os.O_NOCTTY)
+
+
+def wait_drained(pair: PtyPair, meter_fd: int, *, within_s: float = 5.0) -> None:
+    """Until what the meter wrote has been read by the reader: nothing left in the meter end's output
+    queue (socat took it) nor in the gateway end's input queue (the reader took it)."""
+    gateway = os.open(pair.gateway_end, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        deadline = time.monotonic() + within_s
+        while _queued(meter_fd, termios.TIOCOUTQ) or _queued(gateway, termios.FIONREAD):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{pair.gateway_end}: the reader did not take the bytes in {within_s} s")
+            time.sleep(0.005)
+    finally:
+        os.close(gateway)
+
+
+def _queued(fd: int, request: int) -> int:
+    return int.from_bytes(fcntl.ioctl(fd, request, bytes(4)), sys.byteorder)
 
 
 def write_in_pieces(fd: int, data: bytes, sizes: list[int], *, pause_s: float = 0.002) -> None:

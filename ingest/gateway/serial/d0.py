@@ -67,6 +67,7 @@ class BlockFramer:
     def __init__(self, *, counters: Counters | None = None, max_frame: int = MAX_FRAME_BYTES) -> None:
         self.counters: Counters = counters if counters is not None else FrameCounters()
         self.max_frame = max_frame
+        self.ended = 0  # blocks that came to an end, good or broken
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:
@@ -90,6 +91,7 @@ class BlockFramer:
                 self._broken(etx + 2)
                 continue
             del buf[: etx + 2]
+            self.ended += 1
             blocks.append(block)
 
     @property
@@ -107,6 +109,7 @@ class BlockFramer:
 
     def _broken(self, count: int) -> None:
         self.counters.broken += 1
+        self.ended += 1
         self._drop(count)
 
 
@@ -133,8 +136,8 @@ async def _block(line: SerialLine, framer: BlockFramer, first: bytes, idle_s: fl
     data = first
     while True:
         blocks = framer.feed(data)
-        if blocks:
-            return blocks[0]
+        if framer.ended:  # the meter's one block: good, or broken (counted)
+            return blocks[0] if blocks else None
         data = await line.read(wait_s=idle_s)
         if not data:
             if framer.begun:
