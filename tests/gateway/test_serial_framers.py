@@ -201,10 +201,10 @@ def test_d0_block_framer() -> None:
         ("0", 9600, b"\x06000\r\n", 300),
         ("5", 100, b"\x06000\r\n", 300),
         ("E", 1200, None, 9600),  # mode B: the meter switches on its own
-        ("x", 9600, None, 300),  # mode A: no switch
+        ("x", 9600, None, None),  # mode A: no switch
     ],
 )
-def test_option_select(offer: str, max_baud: int, ack: bytes | None, baud: int) -> None:
+def test_option_select(offer: str, max_baud: int, ack: bytes | None, baud: int | None) -> None:
     assert option_select(offer, max_baud) == (ack, baud)
 
 

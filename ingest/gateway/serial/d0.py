@@ -27,7 +27,6 @@ from ingest.gateway.serial.framing import MAX_FRAME_BYTES, Counters, FrameCounte
 from ingest.gateway.serial.tty import SerialLine
 
 REQUEST = b"/?!\r\n"
-REQUEST_BAUD = 300
 STX, ETX, ACK = 0x02, 0x03, 0x06
 MODE_C_BAUD = {"0": 300, "1": 600, "2": 1200, "3": 2400, "4": 4800, "5": 9600, "6": 19200}
 MODE_B_BAUD = {"A": 600, "B": 1200, "C": 2400, "D": 4800, "E": 9600, "F": 19200}
@@ -50,13 +49,14 @@ class D0Timing:
 DEFAULT_TIMING = D0Timing()
 
 
-def option_select(code: int | str, max_baud: int) -> tuple[bytes | None, int]:
-    """The ACK/option select for a meter's baud character, and the rate the data block comes at."""
+def option_select(code: int | str, max_baud: int) -> tuple[bytes | None, int | None]:
+    """The ACK/option select for a meter's baud character, and the rate the data block comes at (None:
+    the request's)."""
     char = chr(code) if isinstance(code, int) else code
     if char in MODE_B_BAUD:
         return None, MODE_B_BAUD[char]
     if char not in MODE_C_BAUD:
-        return None, REQUEST_BAUD
+        return None, None
     chosen = max((c for c, baud in MODE_C_BAUD.items() if baud <= max_baud and c <= char), default="0")
     return bytes([ACK]) + b"0" + chosen.encode() + b"0\r\n", MODE_C_BAUD[chosen]
 
@@ -150,7 +150,11 @@ async def _block(line: SerialLine, framer: BlockFramer, first: bytes, idle_s: fl
 async def read_once(
     line: SerialLine, *, max_baud: int, counters: Counters, timing: D0Timing = DEFAULT_TIMING
 ) -> bytes | None:
-    """One session: the readout (identification line + block), or None when the block was broken."""
+    """One session: the readout (identification line + block), or None when the block was broken.
+
+    The request goes out at the line's present rate (the meter's ``baud``, 300 unless configured), and
+    the line is back at it afterwards."""
+    request_baud = line.baud
     try:
         await line.write(REQUEST)
         identification, rest = await _identification(line, counters, timing.answer_s)
@@ -158,11 +162,11 @@ async def read_once(
         if ack is not None:
             await asyncio.sleep(timing.reaction_s)
             await line.write(ack)
-        if baud != line.baud:
+        if baud is not None and baud != line.baud:
             await line.set_baud(baud, after_bytes=len(ack or b""))
         framer = BlockFramer(counters=counters)
         block = await _block(line, framer, rest, timing.idle_s)
         return None if block is None else identification + block
     finally:
-        if line.baud != REQUEST_BAUD:
-            await line.set_baud(REQUEST_BAUD)
+        if line.baud != request_baud:
+            await line.set_baud(request_baud)

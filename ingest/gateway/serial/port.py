@@ -7,7 +7,7 @@ through a framer; a D0 meter is asked every ``d0_interval_s`` (:mod:`.d0`). Ever
 becomes one :class:`~ingest.gateway.frames.Frame`, read time stamped when it was complete.
 
 Line settings: SML 8N1 (9600); DSMR 8N1 at 115200 (DSMR 4/5), 7E1 at any other rate (DSMR 2.2/3 and
-pushing D0 meters at 9600 7E1); D0 7E1, starting at 300 baud.
+pushing D0 meters at 9600 7E1); D0 7E1, each request at ``baud`` (300 unless configured).
 
 :class:`PortStats` holds the per-port counters the health message publishes.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ingest.backoff import Backoff
 from ingest.gateway.config import Meter
 from ingest.gateway.frames import Frame, meter_topic
-from ingest.gateway.serial.d0 import DEFAULT_TIMING, REQUEST_BAUD, D0Timing, NoAnswer, read_once
+from ingest.gateway.serial.d0 import DEFAULT_TIMING, D0Timing, NoAnswer, read_once
 from ingest.gateway.serial.framing import Framer
 from ingest.gateway.serial.p1 import P1Framer
 from ingest.gateway.serial.sml import SmlFramer
@@ -50,7 +50,7 @@ class PortStats:
 def line_settings(meter: Meter) -> tuple[int, bool]:
     """The baud rate the port opens at, and whether the line is 7E1 (else 8N1)."""
     if meter.protocol == "d0":
-        return REQUEST_BAUD, True
+        return meter.line_baud, True  # the request's rate, 300 in mode C
     if meter.protocol == "dsmr":
         return meter.line_baud, meter.line_baud != P1_8N1_BAUD
     return meter.line_baud, False
