@@ -127,6 +127,7 @@ def create_app(
     app.state.timezone = settings.ingest.timezone  # the pages show times in the quarter's zone
     app.state.api_prefix = API_PREFIX
     app.state.public_url = settings.api.public_url  # printed on invitations (invite_pages.py)
+    app.state.gateway_bundle = settings.gateway_bundle, settings.mqtt.host, settings.mqtt.port  # pages
     secure = settings.mode == "production"  # Secure, __Host- cookies (security.py)
     app.state.secure_cookies = secure
     app.state.signer = TokenSigner(

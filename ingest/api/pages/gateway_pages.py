@@ -1,4 +1,5 @@
-"""Pages for gateways: register one, its page, and its broker credentials (rotate, revoke).
+"""Pages for gateways: register one, its page, its broker credentials (rotate, revoke) and its
+installation bundle (a download with a new password inside, :mod:`ingest.gateway.bundle`).
 
 As the JSON API's gateway routes allow: staff register gateways and rotate their passwords (the new
 password and the bound client id are shown once, as at registration); only operators revoke, after a
@@ -20,6 +21,8 @@ from ingest.api.deps import MAX_ID, SessionDep
 from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, OperatorPage, StaffPage, localizer, render
 from ingest.api.schemas import GatewayCreate
 from ingest.dynsec import DynsecError
+from ingest.gateway.bundle import GATEWAY_NAME as BUNDLE_GATEWAY_NAME
+from ingest.gateway.bundle import BundleError, BundleSettings, make_bundle
 from ingest.registry.errors import Conflict, RegistryError
 from ingest.registry.fleet import create_gateway, gateway_client_id, revoke_gateway, rotate_gateway
 from ingest.registry.models import Building, Device, Gateway, GatewayStatus, Role, User
@@ -182,6 +185,39 @@ def gateway_rotate(request: Request, user: StaffPage, session: SessionDep, gatew
         return _refused(request, user, session, gateway, exc)
     log.info("gateway %s: password rotated on the pages by %s", gateway.name, user.username)
     return _credentials(request, user, gateway, password, rotated=True)
+
+
+@router.post("/gateways/{gateway_id}/bundle", dependencies=[CsrfChecked])
+def gateway_bundle(request: Request, user: StaffPage, session: SessionDep, gateway_id: GatewayId) -> Response:
+    """The gateway's installation bundle as a download, with a new broker password inside (shown once:
+    the password of every earlier bundle stops working)."""
+    gateway = _gateway(session, gateway_id)
+    broker = request.app.state.broker
+    if broker is None:
+        return _gateway_page(request, user, session, gateway, problem="broker_off_actions", status_code=503)
+    if gateway.status is not GatewayStatus.active:
+        return _gateway_page(request, user, session, gateway, problem="gateway_is_revoked", status_code=409)
+    if not BUNDLE_GATEWAY_NAME.match(gateway.name):
+        return _gateway_page(request, user, session, gateway, problem="bundle_name", status_code=409)
+    section, mqtt_host, mqtt_port = request.app.state.gateway_bundle
+    try:
+        bundle_settings = BundleSettings.load(section, mqtt_host=mqtt_host, mqtt_port=mqtt_port)
+        bundle = make_bundle(session, broker, gateway, settings=bundle_settings)
+    except BundleError as exc:
+        log.warning("gateway %s: no bundle on the pages: %s", gateway.name, exc)
+        session.rollback()
+        return _gateway_page(request, user, session, gateway, problem="bundle_failed", status_code=503)
+    except (RegistryError, DynsecError) as exc:
+        return _refused(request, user, session, gateway, exc)
+    log.info("gateway %s: bundle downloaded on the pages by %s", gateway.name, user.username)
+    return Response(
+        bundle.data,
+        media_type="application/gzip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{bundle.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/gateways/{gateway_id}/revoke")

@@ -182,6 +182,25 @@ TEXTS: dict[str, tuple[str, str]] = {
         "A new password: the old one stops working at once, a connected gateway is disconnected.",
     ),
     "rotated": ("Neues Passwort für Gateway {name}", "New password for gateway {name}"),
+    "bundle_download": ("Installationspaket herunterladen", "Download installation bundle"),
+    "bundle_help": (
+        "Alles, was der Raspberry Pi braucht (Einstellungen, Zertifikat, Installationsskript), mit einem "
+        "neuen Passwort: das Passwort früherer Pakete gilt danach nicht mehr.",
+        "Everything the Raspberry Pi needs (settings, certificate, install script), with a new password: "
+        "the password of earlier bundles stops working.",
+    ),
+    "bundle_failed": (
+        "Das Installationspaket konnte nicht erstellt werden (Einstellung gateway_bundle, siehe Protokoll). "
+        "Das Passwort ist unverändert.",
+        "The installation bundle could not be made (setting gateway_bundle, see the log). "
+        "The password is unchanged.",
+    ),
+    "bundle_name": (
+        "Für dieses Gateway gibt es kein Installationspaket: sein Name enthält Großbuchstaben. "
+        "Legen Sie ein Gateway mit kleingeschriebenem Namen an.",
+        "This gateway gets no installation bundle: its name has capital letters. "
+        "Register a gateway with a lower-case name.",
+    ),
     "revoke": ("Widerrufen", "Revoke"),
     "revoke_help": (
         "Löscht das Broker-Konto: das Gateway wird getrennt und kann sich nicht wieder anmelden. "
