@@ -6,16 +6,17 @@ reading is identifiable in InfluxDB by its value, and each feed keeps a log of w
 - :class:`MeterWriter`: a meter writing its frames into the meter's end of a ``socat`` pty pair (the USB
   read head on the gateway host). A meter never waits: a frame that the line does not take at once, or
   written while the line is gone (the host without power), is logged as ``unsent``.
-- ``python -m tests.gateway.feeds device ...``: a Wi-Fi device (Tasmota-like ``tele/<dev>/SENSOR``,
-  QoS 1, MQTT 3.1.1, clean session) as its own process, usually in the device's network namespace. It
-  keeps nothing while its broker is away (as Tasmota and ESPHome do): such a message is ``unsent``; it logs
-  ``sent`` and, on the broker's PUBACK, ``acked``.
+- ``python -m tests.gateway.feeds device ...``: a Wi-Fi device (Tasmota ``tele/<dev>/SENSOR`` once a second
+  with its own "Time", QoS 1, MQTT 3.1.1, clean session) as its own process, usually in the device's network
+  namespace. It keeps nothing while its broker is away (as Tasmota and ESPHome do): such a message is
+  ``unsent``; it logs ``sent`` and, on the broker's PUBACK, ``acked``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from ingest.decoders.checksums import crc16_arc
 from ingest.gateway.frames import MeterProtocol
@@ -36,6 +38,7 @@ from simulators import smlframe as sml
 from tests.gateway.netns import Namespace
 
 REPO = Path(__file__).resolve().parents[2]
+BERLIN = ZoneInfo("Europe/Berlin")  # the profiles' default zone for device times without one
 Outcome = Literal["written", "unsent", "partial"]
 
 
@@ -70,9 +73,13 @@ def dsmr_frame(seq: int, *, base: int, serial: str) -> bytes:
     return body + f"{crc16_arc(body):04X}\r\n".encode("ascii")
 
 
-def tasmota_payload(seq: int, *, base: int) -> bytes:
-    """tele/<dev>/SENSOR without "Time" (the gateway's read time stamps it): Total = ``base + seq`` Wh."""
-    return json.dumps({"ENERGY": {"Total": (base + seq) / 1000, "Power": 40 + seq % 10}}).encode()
+def tasmota_payload(seq: int, *, base: int, time_s: int) -> bytes:
+    """tele/<dev>/SENSOR: Total = ``base + seq`` Wh, "Time" the device's clock in local time without zone, as
+    Tasmota sends it (one message per second of it: each message its own point, a re-sent one the same)."""
+    local = dt.datetime.fromtimestamp(time_s, BERLIN).strftime("%Y-%m-%dT%H:%M:%S")
+    return json.dumps(
+        {"Time": local, "ENERGY": {"Total": (base + seq) / 1000, "Power": 40 + seq % 10}}
+    ).encode()
 
 
 #: kWh per counter step, as each feed's profile decodes the counter into energy_import_kwh
@@ -222,12 +229,12 @@ class MeterWriter:
 
 
 def device_command(
-    *, host: str, port: int, device: str, base: int, rate_hz: float, log: Path, namespace: Namespace | None
+    *, host: str, port: int, device: str, base: int, log: Path, namespace: Namespace | None
 ) -> list[str]:
     argv = [
         "env", f"PYTHONPATH={REPO}", sys.executable, "-m", "tests.gateway.feeds", "device",
         "--host", host, "--port", str(port), "--device", device,
-        "--base", str(base), "--rate", str(rate_hz), "--log", str(log),
+        "--base", str(base), "--log", str(log),
     ]  # fmt: skip
     return namespace.command(argv) if namespace is not None else argv
 
@@ -243,7 +250,6 @@ class WifiDevice(LocalService):
         host: str,
         port: int,
         base: int,
-        rate_hz: float,
         namespace: Namespace,
     ) -> None:
         super().__init__(directory, port=port)
@@ -251,13 +257,12 @@ class WifiDevice(LocalService):
         self.device = device
         self.host = host
         self.base = base
-        self.rate_hz = rate_hz
         self.namespace = namespace
         self.sent_log = directory / f"{device}.sent"
 
     def command(self) -> list[str]:
         return device_command(
-            host=self.host, port=self.port, device=self.device, base=self.base, rate_hz=self.rate_hz,
+            host=self.host, port=self.port, device=self.device, base=self.base,
             log=self.sent_log, namespace=self.namespace,
         )  # fmt: skip
 
@@ -313,19 +318,20 @@ def _run_device(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGTERM, terminate)
     topic = f"tele/{args.device}/SENSOR"
-    period = 1 / args.rate
+    clock_start = int(time.time()) + 1  # the device's clock: one message per second of it
     seq = 0
     next_at = time.monotonic()
     while not stop.is_set():
         if client.is_connected():
+            payload = tasmota_payload(seq, base=args.base, time_s=clock_start + seq)
             with lock:
-                info = client.publish(topic, tasmota_payload(seq, base=args.base), qos=1)
+                info = client.publish(topic, payload, qos=1)
                 pending[info.mid] = seq
                 out.write(f"{seq} {time.time_ns()} sent\n")
         else:
             note(seq, "unsent")
         seq += 1
-        next_at += period
+        next_at += 1.0
         stop.wait(max(0.0, next_at - time.monotonic()))
     time.sleep(1)  # the last PUBACKs
     client.loop_stop()
@@ -335,12 +341,11 @@ def _run_device(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.gateway.feeds")
     sub = parser.add_subparsers(dest="command", required=True)
-    device = sub.add_parser("device", help="a Wi-Fi device publishing tele/<device>/SENSOR at a steady rate")
+    device = sub.add_parser("device", help="a Wi-Fi device publishing tele/<device>/SENSOR once a second")
     device.add_argument("--host", required=True)
     device.add_argument("--port", type=int, required=True)
     device.add_argument("--device", required=True)
     device.add_argument("--base", type=int, required=True)
-    device.add_argument("--rate", type=float, required=True)
     device.add_argument("--log", required=True)
     _run_device(parser.parse_args(argv))
 

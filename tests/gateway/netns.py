@@ -208,6 +208,12 @@ def free_block() -> ipaddress.IPv4Network:
     raise NetnsError("no free 10.x.y.0/24 for the test's links")
 
 
+def _mac(ns: Namespace | None, name: str) -> str:
+    where = ["-n", ns.name] if ns is not None else []
+    words = ip(*where, "-o", "link", "show", "dev", name).split()
+    return words[words.index("link/ether") + 1]
+
+
 @dataclass(frozen=True)
 class Link:
     """A veth pair: ``left`` in a namespace, ``right`` in another one (or this host's, ``None``)."""
@@ -233,6 +239,19 @@ class Link:
             where = ["-n", ns.name] if ns is not None else []
             ip(*where, "addr", "add", f"{address}/{self.prefix_len}", "dev", name)
             ip(*where, "link", "set", name, "up")
+
+    def pin_neighbours(self) -> None:
+        """Each end's MAC address of the other end entered for good, as a router's stays in its
+        neighbours' caches: with the link cut, packets then vanish on the wire instead of failing ARP
+        with "no route to host" after 3 s."""
+        ends = [
+            (self.left, self.left_name, self.left_address),
+            (self.right, self.right_name, self.right_address),
+        ]
+        macs = [_mac(ns, name) for ns, name, _ in ends]
+        for (ns, name, _), (_, _, peer_address), peer_mac in zip(ends, ends[::-1], macs[::-1], strict=True):
+            where = ["-n", ns.name] if ns is not None else []
+            ip(*where, "neigh", "replace", peer_address, "lladdr", peer_mac, "nud", "permanent", "dev", name)
 
     def set_right(self, *, up: bool) -> None:
         where = ["-n", self.right.name] if self.right is not None else []
@@ -284,6 +303,7 @@ class Hosts:
                 ns.create()
             for link in (self.lan, self.wan, self.core):
                 link.create()
+            self.wan.pin_neighbours()
         except BaseException:
             self.close()
             raise
@@ -301,9 +321,10 @@ class Hosts:
     def cut_uplink(self) -> None:
         """The building's uplink dies far from the gateway: the central end of ``wan`` goes down.
 
-        The gateway's own interface stays configured (it only loses the carrier): what it sends vanishes
-        without an error, an open TCP connection is half-open until a keepalive notices, and a new
-        connection's SYNs time out, as behind a router whose WAN is gone.
+        The gateway's own interface stays configured (it only loses the carrier) and knows its peer's MAC
+        address (pinned): what it sends vanishes without an error, an open TCP connection is half-open
+        until a keepalive notices, and a new connection's SYNs time out, as behind a router whose WAN is
+        gone.
         """
         self.wan.set_right(up=False)
         self.uplink_cut = True
