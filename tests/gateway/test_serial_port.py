@@ -69,8 +69,7 @@ async def reading(
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task
-        assert not task.cancelled() or task.done()
+            await task  # a reader that crashed raises here
 
 
 def check_decodes(decoder: MessageDecoder, frames: list[Frame], imports_kwh: list[float]) -> None:
@@ -212,3 +211,68 @@ def test_d0_mode_c_session(pair: meters.PtyPair, decoder: MessageDecoder) -> Non
     assert stats.broken == 1, (stats, seen)  # the wrong BCC
     assert stats.frames == 3
     check_decodes(decoder, emitted, [meters.d0_import_kwh(n) for n in seen.sent[:3]])
+
+
+def test_unusable_and_missing_ports(tmp_path: Path) -> None:
+    """A path that is no terminal is an error (counted and logged once, retried with backoff); a path that
+    does not exist yet is waited for and read once it appears."""
+    not_a_tty = tmp_path / "file"
+    not_a_tty.write_bytes(b"")
+    later = meters.PtyPair(tmp_path / "later", "meter")
+
+    async def main() -> None:
+        file_stats, later_stats = PortStats(), PortStats()
+        emitted: list[Frame] = []
+        async with (
+            reading(Meter(device="m-file", port=not_a_tty, protocol="sml"), [], file_stats) as file_task,
+            reading(meter("sml", later), emitted, later_stats) as later_task,
+        ):
+            await asyncio.sleep(0.6)
+            assert (file_stats.errors, file_stats.connected) == (1, False)
+            assert (later_stats.errors, later_stats.connected) == (0, False)
+            with later:
+                await until(lambda: later_stats.connected, "the port appeared", within_s=40)
+                fd = later.open_meter_end()
+                try:
+                    await asyncio.to_thread(os.write, fd, meters.sml_frame(1))
+                    await until(lambda: len(emitted) == 1, "a frame")
+                finally:
+                    os.close(fd)
+            assert not file_task.done()
+            assert not later_task.done()
+        assert later_stats.reconnects == 0
+        assert [f.payload for f in emitted] == [meters.sml_frame(1)]
+
+    asyncio.run(main())
+
+
+def test_refused_emit_costs_that_frame_only(pair: meters.PtyPair) -> None:
+    frames = [meters.sml_frame(n) for n in range(3)]
+    emitted: list[Frame] = []
+
+    def emit(frame: Frame) -> None:
+        if frame.payload == frames[0]:
+            raise OSError("outbox refused")
+        emitted.append(frame)
+
+    async def main() -> PortStats:
+        stats = PortStats()
+        task = asyncio.create_task(run_meter(meter("sml", pair), gateway=GATEWAY, emit=emit, stats=stats))
+        try:
+            await until(lambda: stats.connected, "port open")
+            fd = pair.open_meter_end()
+            try:
+                await asyncio.to_thread(os.write, fd, b"".join(frames))
+                await until(lambda: len(emitted) == 2, "the other frames")
+            finally:
+                os.close(fd)
+            assert not task.done()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return stats
+
+    stats = asyncio.run(main())
+    assert [f.payload for f in emitted] == frames[1:]
+    assert (stats.frames, stats.errors, stats.reconnects) == (3, 1, 0)
