@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ingest.decoders.checksums import crc16_arc
+from ingest.checksums import crc16_arc
 from simulators import smlframe as sml
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 # re-exported: the tests and examples import the CRCs with the builders
-from ingest.decoders.checksums import crc_kermit as crc_kermit
-from ingest.decoders.checksums import crc_x25 as crc_x25
+from ingest.checksums import crc_kermit as crc_kermit
+from ingest.checksums import crc_x25 as crc_x25
 
 NONE = b"\x01"
 START = b"\x1b\x1b\x1b\x1b\x01\x01\x01\x01"

@@ -27,9 +27,9 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ingest.canonical import conversion_factor
+from ingest.checksums import bcc
+from ingest.checksums import crc16_arc as crc16_arc  # re-exported for the tests
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
-from ingest.decoders.checksums import bcc
-from ingest.decoders.checksums import crc16_arc as crc16_arc  # re-exported for the tests
 from ingest.decoders.obis_codes import Obis, electricity_fields, parse_obis, target_unit, unit_factor
 from ingest.decoders.values import to_number
 from ingest.readings import DecodeRejected, Reading

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.decoders.checksums import bcc
+from ingest.checksums import bcc
 from ingest.localservices import LocalService, ServiceError
 from simulators import formats
 from simulators import smlframe as sml

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.checksums import bcc
 from ingest.decode import MessageDecoder
-from ingest.decoders.checksums import bcc
 from ingest.gateway.serial.d0 import BlockFramer, option_select
 from ingest.gateway.serial.framing import FrameCounters
 from ingest.gateway.serial.p1 import P1Framer

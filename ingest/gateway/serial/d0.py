@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from ingest.decoders.checksums import bcc
+from ingest.checksums import bcc
 from ingest.gateway.serial.framing import MAX_FRAME_BYTES, Counters, FrameCounters
 from ingest.gateway.serial.tty import SerialLine
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from ingest.decoders.checksums import crc16_arc
+from ingest.checksums import crc16_arc
 from ingest.gateway.serial.framing import MAX_FRAME_BYTES, Counters, FrameCounters
 
 _END_LINE = re.compile(rb"!([0-9A-Fa-f]{4})?\r?\n")

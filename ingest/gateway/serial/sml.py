@@ -12,7 +12,7 @@ out unchanged, byte for byte.
 
 from __future__ import annotations
 
-from ingest.decoders.checksums import crc_kermit, crc_x25
+from ingest.checksums import crc_kermit, crc_x25
 from ingest.gateway.serial.framing import MAX_FRAME_BYTES, Counters, FrameCounters
 
 ESCAPE = b"\x1b\x1b\x1b\x1b"
