@@ -130,6 +130,8 @@ class GatewayService:
             began = time.monotonic()
             try:
                 await start()
+                if self._stopping.is_set():  # the uplink returns after its close()
+                    return
                 log.error("%s ended by itself", name)
             except asyncio.CancelledError:
                 raise

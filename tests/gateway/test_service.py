@@ -67,10 +67,12 @@ class GatewayProcess:
         self.config_path = config_path
         self.process: subprocess.Popen[str] | None = None
         self.log: list[str] = []
+        self._started_at = 0
         self._ready = threading.Event()
         self._reader: threading.Thread | None = None
 
     def start(self) -> GatewayProcess:
+        self._started_at = len(self.log)
         self._ready.clear()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ingest.cli", "gateway", "run", "--config", str(self.config_path)],
@@ -95,6 +97,14 @@ class GatewayProcess:
 
     def output(self) -> str:
         return "\n".join(self.log)
+
+    def wait_logged(self, text: str, *, timeout: float = 20) -> None:
+        """Until this run of the service (since the last start) logged a line containing ``text``."""
+        wait_for(
+            lambda: any(text in line for line in self.log[self._started_at :]),
+            timeout=timeout,
+            what=f"{text!r} in the gateway's log:\n{self.output()}",
+        )
 
     @property
     def pid(self) -> int:
