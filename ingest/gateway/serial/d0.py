@@ -133,13 +133,15 @@ async def _identification(line: SerialLine, counters: Counters, within_s: float)
 
 
 async def _block(line: SerialLine, framer: BlockFramer, first: bytes, idle_s: float) -> bytes | None:
-    data = first
+    """The data block; None when it was broken or did not come (counted as broken either way)."""
+    data, received = first, len(first)
     while True:
         blocks = framer.feed(data)
         if framer.ended:  # the meter's one block: good, or broken (counted)
             return blocks[0] if blocks else None
         data = await line.read(wait_s=idle_s)
-        if not data:
+        received += len(data)
+        if not data or received > 2 * framer.max_frame:  # silence, or noise that never holds a block
             if framer.begun:
                 framer.reset()  # the block was cut short: broken
             else:

@@ -99,7 +99,8 @@ class _Reader:
                 line = SerialLine.open(meter.port, baud=baud, seven_even=seven_even)
             except PortError as exc:
                 if not failing:
-                    stats.errors += not isinstance(exc, PortGone)
+                    if not isinstance(exc, PortGone):  # absent is a state (connected: false), not an error
+                        stats.errors += 1
                     log.warning("%s: waiting for the port: %s", meter.device, exc)
                 else:
                     log.debug("%s: still waiting for the port: %s", meter.device, exc)

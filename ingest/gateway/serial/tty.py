@@ -54,6 +54,8 @@ def _speed(baud: int) -> int:
 
 
 class SerialLine:
+    """An open port; one coroutine reads it at a time."""
+
     def __init__(self, path: Path, fd: int, baud: int) -> None:
         self.path = path
         self.baud = baud
@@ -80,10 +82,13 @@ class SerialLine:
             cflag = termios.CREAD | termios.CLOCAL | char
             termios.tcsetattr(fd, termios.TCSANOW, [0, 0, cflag, 0, speed, speed, cc])
             termios.tcflush(fd, termios.TCIOFLUSH)
+            return cls(path, fd, baud)
         except termios.error as exc:
             os.close(fd)
             raise _termios_error(path, "not a usable serial port", exc) from exc
-        return cls(path, fd, baud)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def _on_readable(self) -> None:
         try:
