@@ -49,6 +49,7 @@ from ingest.gateway.frames import MeterProtocol
 from ingest.registry.fleet import BrokerAccounts, gateway_client_id, rotate_gateway
 from ingest.registry.models import Device, DeviceStatus, Gateway, GatewayStatus
 from ingest.registry.passwords import generate_password
+from ingest.security.audit import audit
 from ingest.validation import describe_errors
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def make_bundle(
     config = gateway_config(name, username=gateway.broker_username, password=password, settings=settings)
     data = pack(config, meters=meters, settings=settings)
     log.info("bundle made for gateway %s (broker password rotated)", name)
+    audit("gateway.bundled", gateway=name, broker_user=gateway.broker_username)
     return Bundle(gateway=name, data=data, warnings=settings.warnings())
 
 
@@ -287,6 +289,9 @@ def _local_files(config: GatewayConfig) -> dict[str, tuple[str, int]]:
             f"  user      {DEVICES_USER}",
             f"  password  {devices_password}",
             "",
+            "A gateway installed again with a newer bundle keeps the devices' password of its first",
+            "installation: this file applies to the first installation only.",
+            "",
         ]
     )
     return {
@@ -312,6 +317,7 @@ def pack(config: GatewayConfig, *, meters: list[Meter], settings: BundleSettings
         "MADE": now.strftime("%Y-%m-%d %H:%M UTC"),
         "BROKERS": ", ".join(config.central.brokers),
         "TLS": tls,
+        "FORWARDER_USER": FORWARDER_USER,
     }
     files: dict[str, tuple[str, int]] = {"gateway.yaml": (gateway_yaml(config, meters=meters), 0o600)}
     if settings.ca_pem is not None:

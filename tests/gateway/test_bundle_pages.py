@@ -4,6 +4,7 @@ longer does; refused for a revoked gateway and without the token; German and Eng
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,8 +70,13 @@ def session_and_app(
 
 
 def test_download_button_gives_the_bundle_with_a_new_password(
-    tmp_path: Path, session_and_app: tuple[Session, TestClient], admin: DynsecAdmin, central: CentralBroker
+    tmp_path: Path,
+    session_and_app: tuple[Session, TestClient],
+    admin: DynsecAdmin,
+    central: CentralBroker,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     session, api = session_and_app
     name = f"seite-{f.tag()}"
     gateway, old = create_gateway(session, admin, name=name)
@@ -96,6 +102,11 @@ def test_download_button_gives_the_bundle_with_a_new_password(
     assert tls_login(central.tls_port, ca, password=new, **account) == "Success"
     assert tls_login(central.tls_port, ca, password=old, **account) == "Not authorized"
     assert new not in api.get(f"/tech/gateways/{gateway.id}").text  # only inside the bundle
+    assert new not in caplog.text  # never logged
+    bundled = [
+        r for r in caplog.records if r.name == "reallabor.audit" and "gateway.bundled" in r.getMessage()
+    ]
+    assert len(bundled) == 1
 
     api.cookies.set("reallabor_lang", "en")
     assert "Download installation bundle" in api.get(f"/tech/gateways/{gateway.id}").text

@@ -11,6 +11,7 @@ set -euo pipefail
 VERSION="@VERSION@"
 PACKAGE="reallabor-ingest"
 SERVICE_USER="reallabor-gw"
+FORWARDER_USER="@FORWARDER_USER@"
 PREFIX="/opt/reallabor-gateway"
 CONFIG_DIR="/etc/reallabor-gateway"
 MOSQUITTO_DIR="/etc/mosquitto/reallabor"
@@ -95,13 +96,27 @@ if [ -f "$HERE/ca.crt" ]; then
     install -m 0644 -o root -g root "$HERE/ca.crt" "$CONFIG_DIR/ca.crt"
 fi
 # a mistake in the meters edited by hand stops here, naming the key (README.txt, step 2)
-runuser -u "$SERVICE_USER" -- "$PREFIX/venv/bin/python" -m ingest.gateway.cli check --config "$CONFIG_DIR/gateway.yaml"
+(cd / && runuser -u "$SERVICE_USER" -- "$PREFIX/venv/bin/python" -m ingest.gateway.cli check \
+    --config "$CONFIG_DIR/gateway.yaml")
 
 echo "== local Mosquitto (Wi-Fi and Zigbee devices) in $MOSQUITTO_DIR"
 install -d -m 0750 -o root -g mosquitto "$MOSQUITTO_DIR"
 install -m 0644 -o root -g root "$HERE/mosquitto-local.conf" "$MOSQUITTO_DIR/mosquitto-local.conf"
-install -m 0640 -o root -g mosquitto "$HERE/mosquitto-passwd" "$MOSQUITTO_DIR/passwd"
-install -m 0640 -o root -g mosquitto "$HERE/mosquitto-acl" "$MOSQUITTO_DIR/acl"
+if [ -f "$MOSQUITTO_DIR/passwd" ]; then
+    # a new bundle keeps the local accounts (the devices' password, accounts added by hand): only the
+    # gateway service's own account takes this bundle's password, which its gateway.yaml holds
+    merged="$(mktemp)"
+    grep -v "^$FORWARDER_USER:" "$MOSQUITTO_DIR/passwd" >"$merged" || true
+    grep "^$FORWARDER_USER:" "$HERE/mosquitto-passwd" >>"$merged"
+    install -m 0640 -o root -g mosquitto "$merged" "$MOSQUITTO_DIR/passwd"
+    rm -f "$merged"
+    echo "   kept the local accounts: the devices log in as before (not with this bundle's local-devices.txt)"
+else
+    install -m 0640 -o root -g mosquitto "$HERE/mosquitto-passwd" "$MOSQUITTO_DIR/passwd"
+fi
+if [ ! -f "$MOSQUITTO_DIR/acl" ]; then
+    install -m 0640 -o root -g mosquitto "$HERE/mosquitto-acl" "$MOSQUITTO_DIR/acl"
+fi
 
 echo "== systemd units"
 install -d -m 0755 "$UNIT_DIR/mosquitto.service.d"
