@@ -47,6 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=config.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from ingest.gateway.outbox import OutboxError
     from ingest.gateway.service import GatewayService
 
     async def main() -> None:
@@ -56,7 +57,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, service.stop)
         await service.run()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OutboxError as exc:  # the outbox cannot be opened (permissions, another service on it)
+        print(f"reallabor gateway: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
