@@ -89,6 +89,11 @@ def d0_push_telegram(n: int) -> bytes:
 IDENTIFICATION = b"/ISk5MT174-0001\r\n"
 
 
+def identification(offer: str = "5") -> bytes:
+    """An ISKRA MT174's identification offering baud character ``offer``."""
+    return IDENTIFICATION.replace(b"5", offer.encode(), 1)
+
+
 def d0_block(n: int, *, bad_bcc: bool = False) -> bytes:
     """STX data ! CR LF ETX BCC of a mode C readout; import = 1234.567 kWh + n Wh."""
     data = (
@@ -102,8 +107,8 @@ def d0_block(n: int, *, bad_bcc: bool = False) -> bytes:
     return b"\x02" + data + bytes([check])
 
 
-def d0_readout(n: int) -> bytes:
-    return IDENTIFICATION + d0_block(n)
+def d0_readout(n: int, *, offer: str = "5") -> bytes:
+    return identification(offer) + d0_block(n)
 
 
 def d0_import_kwh(n: int) -> float:
@@ -245,8 +250,7 @@ class D0Meter:
                     continue
                 if self.echo:
                     os.write(meter, b"/?!\r\n")
-                ident = IDENTIFICATION.replace(b"5", self.offer.encode(), 1)
-                os.write(meter, ident)
+                os.write(meter, identification(self.offer))
                 option = self._read_until(meter, b"\r\n", 3.0)
                 self.seen.options.append(option)
                 if self.echo:

@@ -276,3 +276,34 @@ def test_refused_emit_costs_that_frame_only(pair: meters.PtyPair) -> None:
     stats = asyncio.run(main())
     assert [f.payload for f in emitted] == frames[1:]
     assert (stats.frames, stats.errors, stats.reconnects) == (3, 1, 0)
+
+
+def test_d0_port_vanishes_and_returns(pair: meters.PtyPair, decoder: MessageDecoder) -> None:
+    """The D0 head unplugged between readouts and plugged in again: the reader reopens at 300 baud and
+    asks again."""
+    timing = D0Timing(answer_s=0.5, reaction_s=0.2, idle_s=1.0)
+
+    async def main() -> tuple[list[Frame], PortStats, list[meters.D0Meter]]:
+        emitted: list[Frame] = []
+        stats = PortStats()
+        emulators = [meters.D0Meter(pair, offer="4").start()]
+        device = meter("d0", pair, d0_max_baud=9600, d0_interval_s=1)
+        async with reading(device, emitted, stats, d0_timing=timing):
+            await until(lambda: len(emitted) == 1, "a readout")
+            emulators[0].stop()
+            pair.stop()
+            await until(lambda: not stats.connected, "the reader notices the port is gone")
+            pair.start()
+            emulators.append(meters.D0Meter(pair, offer="4").start())
+            await until(lambda: len(emitted) == 2, "a readout after the return", within_s=40)
+            emulators[1].stop()
+        return emitted, stats, emulators
+
+    emitted, stats, emulators = asyncio.run(main())
+    assert [e.errors for e in emulators] == [[], []]
+    first, second = emulators
+    assert [f.payload for f in emitted] == [meters.d0_readout(0, offer="4")] * 2
+    assert second.seen.request_bauds[0] == 300
+    assert set(first.seen.data_bauds + second.seen.data_bauds) == {4800}
+    assert stats.reconnects == 1
+    check_decodes(decoder, emitted, [meters.d0_import_kwh(0)] * 2)
