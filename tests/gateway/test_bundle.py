@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ingest import __version__
 from ingest.dynsec import DynsecBootstrap
 from ingest.gateway.bundle import (
     DEVICES_USER,
@@ -304,3 +305,41 @@ def test_install_script_units_and_a_bundle_without_ca(tmp_path: Path) -> None:
             ["systemd-analyze", "verify", str(testable)], capture_output=True, text=True, timeout=60
         )
         assert (verified.returncode, verified.stderr.strip()) == (0, "")
+
+
+def test_install_script_refuses_before_it_changes_anything(tmp_path: Path) -> None:
+    """Without a wheel or an index, or with an unknown argument, install.sh stops (exit 2) before its first
+    change to the system; with a wheel, that first change is apt-get. Every command that changes the
+    system is a stub here that fails, so nothing on this machine can be touched."""
+    settings = BundleSettings(brokers=["broker.example.org:8883"], ca_pem=None)
+    config = gateway_config("haus-d", username="gw-haus-d", password="a password", settings=settings)
+    unpack(pack(config, meters=[], settings=settings), tmp_path)
+    folder = tmp_path / "reallabor-gateway-haus-d"
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for command in ("apt-get", "useradd", "usermod", "install", "systemctl", "runuser", "python3", "cp"):
+        (stubs / command).write_text(f'#!/bin/sh\necho STUB {command} "$@"\nexit 99\n')
+        (stubs / command).chmod(0o755)
+    (stubs / "id").write_text("#!/bin/sh\necho 0\n")  # as root, also where the tests run as a user
+    (stubs / "id").chmod(0o755)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        environment = {"PATH": f"{stubs}:/usr/bin:/bin", "LANG": "C"}
+        return subprocess.run(
+            ["bash", str(folder / "install.sh"), *args],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=30,
+        )
+
+    bare = run()
+    assert (bare.returncode, bare.stdout) == (2, "")
+    assert "put reallabor_ingest-" in bare.stderr
+    unknown = run("--bogus")
+    assert (unknown.returncode, unknown.stdout) == (2, "")
+    assert "unknown argument: --bogus" in unknown.stderr
+    (folder / f"reallabor_ingest-{__version__}-py3-none-any.whl").write_bytes(b"not installed here")
+    with_wheel = run()
+    assert with_wheel.returncode == 99
+    assert with_wheel.stdout.splitlines()[-1] == "STUB apt-get update -qq"
