@@ -318,6 +318,9 @@ def _run_device(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGTERM, terminate)
     topic = f"tele/{args.device}/SENSOR"
+    deadline = time.monotonic() + 30
+    while not client.is_connected() and time.monotonic() < deadline and not stop.is_set():
+        time.sleep(0.05)  # a device publishes once it is on its broker the first time
     clock_start = int(time.time()) + 1  # the device's clock: one message per second of it
     seq = 0
     next_at = time.monotonic()

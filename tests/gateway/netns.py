@@ -317,6 +317,15 @@ class Hosts:
     def close(self) -> None:
         for ns in self.namespaces:
             ns.delete()
+        # the kernel dismantles a namespace (and this host's end of its veth) a moment after the last
+        # reference went: wait, so the next run finds its name and addresses free
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                ip("-o", "link", "show", "dev", self.core_name)
+            except NetnsError:
+                return
+            time.sleep(0.05)
 
     def cut_uplink(self) -> None:
         """The building's uplink dies far from the gateway: the central end of ``wan`` goes down.

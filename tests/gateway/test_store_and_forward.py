@@ -102,7 +102,11 @@ def meter_verdict(
         "duplicates": sorted(seq for seq, n in present.items() if n > 1),
         "missing": sorted(required - present.keys()),
         "phantoms": sorted(present.keys() - touched),
-        "not_read_in_window": len(set(written) - required - present.keys()),
+        # written around the power cut, never read: seconds after the cut
+        "not_read_around_power_cut_s": [
+            round((written[seq] - window[0] - READ_MARGIN_NS) / 1e9, 2)
+            for seq in sorted(set(written) - required - present.keys())
+        ],
     }
 
 
@@ -134,6 +138,7 @@ def device_verdict(
             "lost": len(lost),
             "lost_acked_by_local_broker": sum(1 for seq in lost if seq in acked),
             "lost_span_s": round((max(lost_times) - min(lost_times)) / 1e9, 2) if lost_times else 0.0,
+            "lost_after_power_cut_s": [round((t - cut) / 1e9, 2) for t in sorted(lost_times)],
         },
     }
 
@@ -204,34 +209,51 @@ def test_store_and_forward_through_outage_power_cut_and_broker_crash(
 
         marks.mark("before_restore", influx=influx, gateway=gateway)
         hosts.restore_uplink()
-        marks.mark("uplink_restored")
-        time.sleep(STREAM_AFTER_RESTORE_S)
+        restored = marks.mark("uplink_restored")
+        window = (marks.at["power_cut"] - READ_MARGIN_NS, marks.at["gateway_back"] + READ_MARGIN_NS)
+
+        def missing(*, sent_before: int) -> int:
+            """Required readings sent before ``sent_before`` that are not in InfluxDB yet."""
+            found = readings_by_device(influx, gateway)
+            count = 0
+            for spec in METERS:
+                sent = [e for e in site.writers[spec.device].log.snapshot() if e[1] < sent_before]
+                verdict = meter_verdict(spec, sent, found.get(spec.device, []), window=window)
+                count += len(verdict["missing"])
+            messages = {seq: m for seq, m in device.messages().items() if min(m.values()) < sent_before}
+            return count + len(device_verdict(messages, found.get(DEVICE, []), marks=marks)["missing"])
+
+        # the backlog: what was read before the uplink returned; meters and device go on meanwhile
+        wait_for(
+            lambda: count_points(influx, gateway) > marks.points["before_restore"],
+            timeout=DRAIN_WAIT_S,
+            interval=0.1,
+            what="the first reading after the uplink returned",
+        )
+        marks.mark("first_after_restore")
+        wait_for(
+            lambda: missing(sent_before=restored) == 0,
+            timeout=DRAIN_WAIT_S,
+            interval=0.25,
+            what="the backlog in InfluxDB",
+        )
+        marks.mark("drained", influx=influx, gateway=gateway)
+        time.sleep(max(0.0, STREAM_AFTER_RESTORE_S - (time.time_ns() - restored) / 1e9))
         site.stop_meters()
         device.stop()
-        marks.mark("feeds_stopped")
-
-        window = (marks.at["power_cut"] - READ_MARGIN_NS, marks.at["gateway_back"] + READ_MARGIN_NS)
-        sent = {spec.device: site.writers[spec.device].log.snapshot() for spec in METERS}
-
-        def all_required_there() -> bool:
-            found = readings_by_device(influx, gateway)
-            return (
-                all(
-                    not meter_verdict(spec, sent[spec.device], found.get(spec.device, []), window=window)[
-                        "missing"
-                    ]
-                    for spec in METERS
-                )
-                and not device_verdict(device.messages(), found.get(DEVICE, []), marks=marks)["missing"]
-            )
-
-        drained = wait_for(all_required_there, timeout=DRAIN_WAIT_S, interval=0.5, what="every reading read")
-        assert drained
-        marks.mark("drained")
+        feeds_stopped = marks.mark("feeds_stopped")
+        wait_for(
+            lambda: missing(sent_before=feeds_stopped) == 0,
+            timeout=30,
+            interval=0.5,
+            what="the last readings",
+        )
         wait_for(lambda: settled(metrics_port), timeout=30, what="the ingester settled")
         found = readings_by_device(influx, gateway)
         meters = {
-            spec.device: meter_verdict(spec, sent[spec.device], found.get(spec.device, []), window=window)
+            spec.device: meter_verdict(
+                spec, site.writers[spec.device].log.snapshot(), found.get(spec.device, []), window=window
+            )
             for spec in METERS
         }
         wifi = device_verdict(device.messages(), found.get(DEVICE, []), marks=marks)
@@ -242,8 +264,9 @@ def test_store_and_forward_through_outage_power_cut_and_broker_crash(
             "boot_to_gateway_ready_s": marks.seconds("power_on", "gateway_back"),
             "central_down_s": marks.seconds("central_crash", "central_back"),
             "drain": {
-                "seconds_after_restore": marks.seconds("uplink_restored", "drained"),
-                "messages": total - marks.points["before_restore"],
+                "first_reading_after_restore_s": marks.seconds("uplink_restored", "first_after_restore"),
+                "backlog_in_influxdb_after_restore_s": marks.seconds("uplink_restored", "drained"),
+                "messages_by_then": marks.points["drained"] - marks.points["before_restore"],
             },
             "points_in_influxdb_at": marks.points,
             "points": total,
