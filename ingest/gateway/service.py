@@ -122,24 +122,40 @@ class GatewayService:
         log.info("gateway %s stopped; %d message(s) wait in the outbox", self.config.gateway, depth)
 
     def _task(self, name: str, start: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-        return asyncio.create_task(self._supervise(name, start), name=name)
-
-    async def _supervise(self, name: str, start: Callable[[], Awaitable[None]]) -> None:
-        backoff = Backoff(minimum=RESTART_MIN_S, maximum=RESTART_MAX_S)
-        while True:
-            began = time.monotonic()
-            try:
-                await start()
-                if self._stopping.is_set():  # the uplink returns after its close()
-                    return
-                log.error("%s ended by itself", name)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # any part's failure: logged, the part restarted, the service stays up
-                log.exception("%s crashed", name)
-            if time.monotonic() - began > STABLE_S:
-                backoff.reset()
-            delay = backoff.next_delay()
+        def restarted() -> None:
             self.restarts += 1
-            log.warning("%s: starting again in %.1f s", name, delay)
-            await asyncio.sleep(delay)
+
+        return asyncio.create_task(
+            supervise(name, start, stopping=self._stopping, on_restart=restarted), name=name
+        )
+
+
+async def supervise(
+    name: str,
+    start: Callable[[], Awaitable[None]],
+    *,
+    stopping: asyncio.Event,
+    on_restart: Callable[[], None],
+    restart_min_s: float = RESTART_MIN_S,
+    restart_max_s: float = RESTART_MAX_S,
+) -> None:
+    """Run ``start()`` until cancelled; when it raises or returns (and we are not ``stopping``), log it
+    and start it again after a backoff that grows while it keeps failing."""
+    backoff = Backoff(minimum=restart_min_s, maximum=restart_max_s)
+    while True:
+        began = time.monotonic()
+        try:
+            await start()
+            if stopping.is_set():  # the uplink returns after its close()
+                return
+            log.error("%s ended by itself", name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # any part's failure: logged, the part restarted, the service stays up
+            log.exception("%s crashed", name)
+        if time.monotonic() - began > STABLE_S:
+            backoff.reset()
+        delay = backoff.next_delay()
+        on_restart()
+        log.warning("%s: starting again in %.1f s", name, delay)
+        await asyncio.sleep(delay)
