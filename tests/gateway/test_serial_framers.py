@@ -237,3 +237,12 @@ def test_random_stream_smoke() -> None:
             assert SmlFramer().feed(frame) == [frame]
         for frame in p1.feed(junk):
             assert P1Framer().feed(frame) == [frame]
+
+
+def test_sml_frames_back_to_back_whatever_their_crc() -> None:
+    """3000 consecutive frames, 26 of them with a 1b byte in the CRC right before the next start."""
+    frames = [meters.sml_frame(n) for n in range(3000)]
+    assert any(0x1B in frame[-2:] for frame in frames)
+    framer = SmlFramer()
+    assert framer.feed(b"".join(frames)) == frames
+    assert (framer.counters.broken, framer.counters.discarded_bytes) == (0, 0)
