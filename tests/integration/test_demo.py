@@ -1,6 +1,8 @@
 """``reallabor up`` as a new user meets it: the banner's logins work for every role, readings carry their
-household and building, a second ``up`` on the same state refuses without touching the running one, a
-taken port is named, and a restart continues every meter where it stopped."""
+household and building, gw-01 runs the real gateway service (its meters through ptys, its Wi-Fi and Zigbee
+devices through its local broker), a second ``up`` on the same state refuses without touching the running
+one, a taken port is named, and a restart continues every meter where it stopped, leaving no process
+behind."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -95,6 +98,7 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
         assert untagged == [], "readings without a household tag"
         buildings = influx.rows("SHOW TAG VALUES FROM electricity WITH KEY = building")
         assert {row["value"] for row in buildings} == {"Haus 1"}
+        _gw01_runs_the_real_gateway_service(demo, influx)
         _an_unknown_topic_shows_up(demo)
         with demo.login("operator") as operator:  # changed on the pages or the API, not by the demo
             gateways = {g["name"]: g["id"] for g in operator.get("/api/v1/gateways").json()["items"]}
@@ -103,6 +107,7 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
         before = _counters(influx)
         assert demo.stop() == 0
         assert "stopped cleanly." in demo.output()
+        assert _processes_of(demo.state_dir) == [], "processes of the demo outlived it"
 
         time.sleep(3)  # the demo is off for a while: the meters count on, as real ones do
         demo.start()
@@ -128,6 +133,42 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
             assert 0 <= jump < 1.0, f"{household}: {jump} kWh between the last reading and the first after"
     finally:
         demo.stop()
+
+
+def _gw01_runs_the_real_gateway_service(demo: Demo, influx: InfluxQuery) -> None:
+    """Live, gw-01's devices reach the central broker only through its gateway service: the SML meter of
+    hh-001 through a pty (the service's health counts the frames of that port), the Wi-Fi and Zigbee
+    devices through its local Mosquitto (counted as forwarded). Their readings are checked against the
+    simulator's meter with every other reading (the restart part below)."""
+    assert "gw-01 run the real gateway service" in demo.output(), demo.output()
+    home = demo.state_dir / "gateways" / "gw-01"
+    assert (home / "gateway.yaml").stat().st_mode & 0o077 == 0, "gateway.yaml with its password is open"
+
+    def through_the_gateway() -> bool:
+        frames = influx.rows(
+            "SELECT max(frames) FROM gateway_health WHERE gateway = 'gw-01' AND port = 'hh-001-ehz'"
+        )
+        forwarded = influx.rows("SELECT max(local_forwarded) FROM gateway_health WHERE gateway = 'gw-01'")
+        return bool(frames and frames[0]["max"] > 0 and forwarded and forwarded[0]["max"] > 0)
+
+    wait_for(through_the_gateway, timeout=60, what="gw-01's health: frames read from hh-001's pty, forwarded")
+    assert (home / "gateway.log").exists()
+
+
+def _processes_of(state_dir: Path) -> list[str]:
+    """Command lines of running processes that name the demo's state directory (its services, the
+    gateway hosts' brokers, socat pairs and gateway services)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        if str(state_dir) in command:
+            found.append(command)
+    return found
 
 
 def _the_portal_says_what_the_meter_counted(demo: Demo, resident: httpx.Client) -> None:
