@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -22,10 +23,36 @@ log = logging.getLogger("reallabor.gateway")
 
 def _load(path: Path) -> GatewayConfig:
     try:
-        return load_gateway_config(path)
+        config = load_gateway_config(path)
     except GatewayConfigError as exc:
         print(f"reallabor gateway: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+    problems = _file_problems(config)
+    if problems:
+        lines = "\n  ".join(problems)
+        print(f"reallabor gateway: invalid gateway configuration ({path}):\n  {lines}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    return config
+
+
+def _file_problems(config: GatewayConfig) -> list[str]:
+    """The TLS files named in the configuration that cannot be used (key path and value each)."""
+    tls = config.central.tls
+    if tls is None:
+        return []
+    problems = [
+        f"central.tls.{key}: cannot read {path}"
+        for key, path in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file))
+        if path is not None and not os.access(path, os.R_OK)
+    ]
+    if not problems:
+        from ingest.gateway.uplink import UplinkError, ssl_context
+
+        try:
+            ssl_context(tls)
+        except UplinkError as exc:
+            problems.append(f"central.tls: {exc}")
+    return problems
 
 
 def cmd_check(args: argparse.Namespace) -> int:

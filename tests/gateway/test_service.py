@@ -319,6 +319,21 @@ def test_gateway_check_names_the_bad_key_path_and_value(tmp_path: Path) -> None:
     assert "central.example" in bad.stderr
     assert "not-checked-by-this-broker" not in bad.stderr + bad.stdout  # the password is never shown
 
+    data = yaml.safe_load(config.read_text())
+    data["meters"][0]["protocol"] = "sml"
+    data["central"]["brokers"] = ["central.example:8883"]
+    (tmp_path / "ca.crt").write_text("not a certificate\n")
+    data["central"]["tls"] = {"ca_file": "ca.crt", "cert_file": "missing.crt", "key_file": "missing.key"}
+    config.write_text(yaml.safe_dump(data))
+    missing = _check(config)
+    assert missing.returncode == 2
+    assert f"central.tls.cert_file: cannot read {tmp_path / 'missing.crt'}" in missing.stderr
+    del data["central"]["tls"]["cert_file"], data["central"]["tls"]["key_file"]
+    config.write_text(yaml.safe_dump(data))
+    not_a_ca = _check(config)
+    assert not_a_ca.returncode == 2
+    assert "central.tls: TLS: cannot load" in not_a_ca.stderr
+
 
 def test_gateway_run_refuses_a_bad_config_with_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
