@@ -343,3 +343,39 @@ def test_install_script_refuses_before_it_changes_anything(tmp_path: Path) -> No
     with_wheel = run()
     assert with_wheel.returncode == 99
     assert with_wheel.stdout.splitlines()[-1] == "STUB apt-get update -qq"
+
+
+def test_local_broker_keeps_qos0_messages_for_the_resting_forwarder(tmp_path: Path) -> None:
+    """The bundle's local Mosquitto as shipped: no anonymous login; a device's QoS 0 message published
+    while the forwarder's persistent session is offline (the service restarting) waits for it."""
+    settings = BundleSettings(brokers=["broker.example.org:8883"], ca_pem=None)
+    config = gateway_config("haus-e", username="gw-haus-e", password="a password", settings=settings)
+    unpack(pack(config, meters=[], settings=settings), tmp_path)
+    folder = tmp_path / "reallabor-gateway-haus-e"
+    lines = (folder / "local-devices.txt").read_text().splitlines()
+    devices = dict(line.split() for line in lines if line.startswith("  ") and len(line.split()) == 2)
+    local = config.local_broker
+    assert local is not None
+    assert local.username is not None
+    assert local.password is not None
+    forwarder = {"username": local.username, "password": local.password.get_secret_value()}
+    with BundledLocalBroker(tmp_path / "local", bundle=folder) as broker:
+        assert connect_result(broker.port, "anybody", "guess") == "Not authorized"
+        session = TestMqttClient(broker.port, client_id=local.client_id, **forwarder)
+        assert session.connect(clean_start=False, session_expiry_s=600) == "Success"
+        assert session.subscribe("tele/#") == "Granted QoS 1"
+        session.close()  # the service restarts
+
+        device = TestMqttClient(broker.port, username=DEVICES_USER, password=devices["password"])
+        assert device.connect() == "Success"
+        device.client.publish("tele/plug-2/SENSOR", b"qos0", qos=0).wait_for_publish(5)
+        assert device.publish("tele/plug-2/STATE", b"qos1") == "Success"
+        device.close()
+
+        back = TestMqttClient(broker.port, client_id=local.client_id, **forwarder)
+        assert back.connect(clean_start=False, session_expiry_s=600) == "Success"
+        try:
+            got = [back.messages.get(timeout=5) for _ in range(2)]
+        finally:
+            back.close()
+        assert sorted(got) == [("tele/plug-2/SENSOR", b"qos0"), ("tele/plug-2/STATE", b"qos1")]
