@@ -278,6 +278,11 @@ def test_install_script_units_and_a_bundle_without_ca(tmp_path: Path) -> None:
 
     script = folder / "install.sh"
     subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
+    assert "-m ingest.gateway.cli check \\\n" in script.read_text()  # install.sh's check of gateway.yaml:
+    check = [sys.executable, "-m", "ingest.gateway.cli", "check", "--config", str(folder / "gateway.yaml")]
+    checked_config = subprocess.run(check, capture_output=True, text=True, cwd="/", timeout=60)
+    assert checked_config.returncode == 0, checked_config.stderr
+    assert "gateway.yaml: ok (gateway haus-c, 0 meter(s)" in checked_config.stdout
     if shutil.which("shellcheck"):
         checked = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
         assert checked.returncode == 0, checked.stdout
