@@ -23,6 +23,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ingest.cli import main
 from ingest.localservices import Mosquitto
 from simulators.formats import MeterState, sml_frame
 from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
@@ -285,25 +286,33 @@ def test_meter_and_local_device_reach_influxdb_with_their_times(
         ingester.stop()
 
 
-def _check(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "gateway", "check", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        check=False,
-    )
+@dataclasses.dataclass
+class Checked:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_gateway_check_names_the_bad_key_path_and_value(tmp_path: Path) -> None:
+def _check(config: Path, capsys: pytest.CaptureFixture[str]) -> Checked:
+    """``reallabor gateway check --config`` in this process (the run test below starts a real one)."""
+    try:
+        code = main(["gateway", "check", "--config", str(config)])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return Checked(code, out.out, out.err)
+
+
+def test_gateway_check_names_the_bad_key_path_and_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = gateway_yaml(
         tmp_path,
         gateway="gw-check",
         central_port=1883,
         meters=[{"device": "hh-001-em", "port": "/dev/ttyUSB0", "protocol": "sml"}],
     )
-    good = _check(config)
+    good = _check(config, capsys)
     assert good.returncode == 0, good.stderr
     assert "ok (gateway gw-check, 1 meter(s)" in good.stdout
 
@@ -311,7 +320,7 @@ def test_gateway_check_names_the_bad_key_path_and_value(tmp_path: Path) -> None:
     data["meters"][0]["protocol"] = "smx"
     data["central"]["brokers"] = ["central.example"]
     config.write_text(yaml.safe_dump(data))
-    bad = _check(config)
+    bad = _check(config, capsys)
     assert bad.returncode == 2
     assert "meters.0.protocol" in bad.stderr
     assert "'smx'" in bad.stderr
@@ -325,12 +334,12 @@ def test_gateway_check_names_the_bad_key_path_and_value(tmp_path: Path) -> None:
     (tmp_path / "ca.crt").write_text("not a certificate\n")
     data["central"]["tls"] = {"ca_file": "ca.crt", "cert_file": "missing.crt", "key_file": "missing.key"}
     config.write_text(yaml.safe_dump(data))
-    missing = _check(config)
+    missing = _check(config, capsys)
     assert missing.returncode == 2
     assert f"central.tls.cert_file: cannot read {tmp_path / 'missing.crt'}" in missing.stderr
     del data["central"]["tls"]["cert_file"], data["central"]["tls"]["key_file"]
     config.write_text(yaml.safe_dump(data))
-    not_a_ca = _check(config)
+    not_a_ca = _check(config, capsys)
     assert not_a_ca.returncode == 2
     assert "central.tls: TLS: cannot load" in not_a_ca.stderr
 
