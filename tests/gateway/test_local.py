@@ -186,7 +186,8 @@ def test_service_killed_while_devices_publish(
     )
     # QoS 1: the local broker kept them for the persistent session; the outbox had the rest
     assert not _lost(qos1, collector)
-    # QoS 0: Mosquitto queues none for an offline session; only those of the service's downtime go
+    # QoS 0: Mosquitto's default queues none for an offline session (the bundle's local broker does:
+    # queue_qos0_messages true, tests/gateway/test_bundle.py); only those of the service's downtime go
     assert lost0, "expected the QoS 0 messages of the downtime to be lost"
     assert all(killed - 0.2 <= s.at <= restarted + 0.5 for s in lost0), [s.at - killed for s in lost0]
 
