@@ -404,7 +404,11 @@ def _hosted_sink(demo: Demo, direct: GatewaySink, households: int) -> HostedSink
 
 
 def _go_live(sink: HostedSink) -> None:
+    started = time.monotonic()
     sink.go_live()
+    if sink.live:
+        took = time.monotonic() - started
+        print(f"  gateway service running for {', '.join(sink.live)} (started in {took:.1f} s)", flush=True)
     for gateway, reason in sink.failed.items():
         print(
             f"reallabor up: {gateway}: its gateway service did not start, its devices publish directly: "
@@ -545,11 +549,12 @@ def banner(demo: Demo, *, households: int, interval_s: float) -> str:
     gateways = ""
     if demo.hosted:
         hosted = ", ".join(demo.hosted)
+        verb = "runs" if len(demo.hosted) == 1 else "run"
         gateways = (
-            f"\n  gateways    : {hosted} run the real gateway service (reallabor gateway run) once the "
-            f"history is in:\n{indent}serial meters through socat pseudo-terminals, Wi-Fi and Zigbee "
-            f"devices through a local Mosquitto each;\n{indent}config, outbox and logs in "
-            f"{state_dir / GATEWAYS_DIR}/<gateway>/ (gateway.yaml, outbox/, gateway.log)"
+            f"\n  gateways    : {hosted} {verb} the real gateway service (reallabor gateway run) after the\n"
+            f"{indent}history: meters through socat pseudo-terminals, Wi-Fi/Zigbee through a local Mosquitto;"
+            f"\n{indent}config, outbox, logs in {state_dir / GATEWAYS_DIR}/<gateway>/ "
+            "(gateway.yaml, outbox/, gateway.log)"
         )
     return f"""
 Reallabor is up (state in {state_dir}).

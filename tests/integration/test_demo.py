@@ -140,7 +140,7 @@ def _gw01_runs_the_real_gateway_service(demo: Demo, influx: InfluxQuery) -> None
     hh-001 through a pty (the service's health counts the frames of that port), the Wi-Fi and Zigbee
     devices through its local Mosquitto (counted as forwarded). Their readings are checked against the
     simulator's meter with every other reading (the restart part below)."""
-    assert "gw-01 run the real gateway service" in demo.output(), demo.output()
+    assert "gw-01 runs the real gateway service" in demo.output(), demo.output()
     home = demo.state_dir / "gateways" / "gw-01"
     assert (home / "gateway.yaml").stat().st_mode & 0o077 == 0, "gateway.yaml with its password is open"
 
