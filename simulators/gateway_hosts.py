@@ -335,10 +335,10 @@ class HostedSink:
             with self._lock:
                 if self._closed:
                     return
-                self.direct.release(host.gateway)
                 try:
+                    self.direct.release(host.gateway)
                     host.start()
-                except (ServiceError, PublishError, OSError) as exc:
+                except (ServiceError, PublishError, OSError, ValueError) as exc:  # ValueError: config
                     self.failed[host.gateway] = str(exc)
                     log.error("%s: its gateway host did not start: %s", host.gateway, exc)
                     self.direct.reconnect(host.gateway)

@@ -89,3 +89,27 @@ def test_live_messages_go_through_the_real_gateway_service(
         probe.bind((LOOPBACK, local_port))
     assert (tmp_path / gateway / "gateway.log").exists()
     assert (tmp_path / gateway / "outbox").is_dir()
+
+
+def test_a_host_that_cannot_start_leaves_its_gateway_publishing_directly(
+    tmp_path: Path, mosquitto: Mosquitto, gateway: str, central: CentralSubscriber
+) -> None:
+    account = GatewayAccount(f"{gateway}-user", "pw", f"{gateway}-client")
+    meters = [SerialMeter(SML, "sml"), SerialMeter("HH-005", "sml")]  # gateway.yaml takes lower case only
+    host = GatewayHost(
+        tmp_path / gateway, gateway=gateway, account=account, meters=meters, central_port=mosquitto.port
+    )
+    direct = GatewaySink(LOOPBACK, mosquitto.port, {gateway: account})
+    with direct, HostedSink(direct, [host]) as sink:
+        sink.go_live()
+        assert gateway in sink.failed
+        assert sink.live == {}
+        message = meter_messages(gateway, 1)[0]
+        sink(message)
+        topic, payload, props = central.messages.get(timeout=10)
+        assert (topic, payload) == (message.topic, message.payload)
+        assert READ_NS_PROPERTY not in props
+        # what the host had started (its broker, the first socat pair) has ended again
+        assert host.broker.process is None
+        assert all(line.process is None for line in host.lines)
+        assert not any(line.gateway_end.exists() for line in host.lines)
