@@ -45,6 +45,9 @@ DRAIN_WAIT_S = 90.0
 #: required nor forbidden (the outbox writes each frame at once; its fsync per interval matters for a
 #: kernel's crash, not for SIGKILL)
 READ_MARGIN_NS = 1_000_000_000
+#: a point's time is its frame's read time: within this of when the meter wrote the frame (the backlog
+#: arrives a minute and more later)
+STAMP_SLACK_S = 5.0
 DEVICE = "sf-plug"
 DEVICE_BASE = 7_000_000
 METERS = [
@@ -72,27 +75,36 @@ class Marks:
         return round((self.at[end] - self.at[start]) / 1e9, 2)
 
 
-def readings_by_device(influx: InfluxQuery, gateway: str) -> dict[str, list[float]]:
+Point = tuple[float, int]  # energy_import_kwh, time (ns)
+
+
+def readings_by_device(influx: InfluxQuery, gateway: str) -> dict[str, list[Point]]:
     rows = influx.rows(
         f'SELECT "energy_import_kwh" FROM "electricity" WHERE "gateway" = \'{gateway}\' GROUP BY "device"'
     )
-    found: dict[str, list[float]] = {}
+    found: dict[str, list[Point]] = {}
     for row in rows:
-        found.setdefault(row["device"], []).append(row["energy_import_kwh"])
+        found.setdefault(row["device"], []).append((row["energy_import_kwh"], row["time"]))
     return found
 
 
 def count_points(influx: InfluxQuery, gateway: str) -> int:
-    return sum(len(values) for values in readings_by_device(influx, gateway).values())
+    return sum(len(points) for points in readings_by_device(influx, gateway).values())
 
 
 def meter_verdict(
-    spec: MeterSpec, sent: list[tuple[int, int, str]], values: list[float], *, window: tuple[int, int]
+    spec: MeterSpec, sent: list[tuple[int, int, str]], points: list[Point], *, window: tuple[int, int]
 ) -> dict[str, Any]:
     """What the meter wrote against what InfluxDB holds; ``window``: (power cut - margin, ports held
-    again + margin), where a frame may or may not have been read."""
-    present = Counter(seq_of(v, kind=spec.protocol, base=spec.base) for v in values)
+    again + margin), where a frame may or may not have been read. ``stamp_lag_s``: each point's time less
+    when its frame was written (min, max): the read time, not when the backlog arrived."""
+    present = Counter(seq_of(v, kind=spec.protocol, base=spec.base) for v, _ in points)
     written = {seq: t for seq, t, outcome in sent if outcome == "written"}
+    lags = [
+        t - written[seq]
+        for seq, t in ((seq_of(v, kind=spec.protocol, base=spec.base), t) for v, t in points)
+        if seq in written
+    ]
     touched = {seq for seq, _, outcome in sent if outcome != "unsent"}
     required = {seq for seq, t in written.items() if not window[0] <= t <= window[1]}
     return {
@@ -107,15 +119,16 @@ def meter_verdict(
             round((written[seq] - window[0] - READ_MARGIN_NS) / 1e9, 2)
             for seq in sorted(set(written) - required - present.keys())
         ],
+        "stamp_lag_s": [round(min(lags) / 1e9, 3), round(max(lags) / 1e9, 3)] if lags else [],
     }
 
 
 def device_verdict(
-    messages: dict[int, dict[str, int]], values: list[float], *, marks: Marks
+    messages: dict[int, dict[str, int]], points: list[Point], *, marks: Marks
 ) -> dict[str, Any]:
     """The device's messages against InfluxDB. Required: those the local broker acknowledged before the
     power cut (less the margin) and those sent once the local broker was back."""
-    present = Counter(seq_of(v, kind="tasmota", base=DEVICE_BASE) for v in values)
+    present = Counter(seq_of(v, kind="tasmota", base=DEVICE_BASE) for v, _ in points)
     cut, back = marks.at["power_cut"], marks.at["local_broker_back"]
     acked = {seq: m for seq, m in messages.items() if "acked" in m}
     required = {seq for seq, m in acked.items() if m["acked"] < cut - READ_MARGIN_NS or m["sent"] >= back}
@@ -279,6 +292,10 @@ def test_store_and_forward_through_outage_power_cut_and_broker_crash(
             assert not verdict["duplicates"], f"{name}: in InfluxDB twice: {verdict['duplicates'][:20]}"
             assert not verdict["missing"], f"{name}: read but not in InfluxDB: {verdict['missing'][:20]}"
             assert not verdict["phantoms"], f"{name}: in InfluxDB but never sent: {verdict['phantoms'][:20]}"
+        for name, verdict in meters.items():  # stamped when read, not when the backlog arrived minutes later
+            low, high = verdict["stamp_lag_s"]
+            assert low >= -STAMP_SLACK_S, f"{name}: a point {low} s before its frame was written"
+            assert high <= STAMP_SLACK_S, f"{name}: a point {high} s after its frame was written"
     finally:
         site.stop()
         device.stop()
