@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint unit integration deps venv node clean soak bench bench-panels
+.PHONY: demo test lint unit integration deps venv node clean soak bench bench-panels bench-gateway
 
 demo: deps venv node  ## run the whole thing: broker, InfluxDB, ingester, 110 simulated households
 	$(BIN)/reallabor up --simulate 110
@@ -70,3 +70,6 @@ bench: deps venv  ## ingester vs Node-RED and a naive bridge: drain, live, laten
 
 bench-panels: deps venv  ## every panel's query on 110 households x 90 days of 1-minute data, p95 vs 500 ms (JSON last)
 	$(BIN)/python -m bench.panels
+
+bench-gateway: deps venv  ## gateway: 864,000-frame backlog drained to InfluxDB vs paho, steady-state RSS/CPU/SD writes (JSON last)
+	$(BIN)/python -m bench.gateway
