@@ -38,6 +38,9 @@ deps:
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	command -v socat >/dev/null || missing="$$missing socat"; \
+	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

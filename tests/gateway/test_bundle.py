@@ -283,9 +283,9 @@ def test_install_script_units_and_a_bundle_without_ca(tmp_path: Path) -> None:
     checked_config = subprocess.run(check, capture_output=True, text=True, cwd="/", timeout=60)
     assert checked_config.returncode == 0, checked_config.stderr
     assert "gateway.yaml: ok (gateway haus-c, 0 meter(s)" in checked_config.stdout
-    if shutil.which("shellcheck"):
-        checked = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
-        assert checked.returncode == 0, checked.stdout
+    assert shutil.which("shellcheck"), "make deps installs shellcheck"
+    checked = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout
     unit = (folder / "reallabor-gateway.service").read_text()
     for directive in (
         "Restart=always",

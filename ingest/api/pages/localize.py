@@ -48,6 +48,7 @@ FAMILIES_DE = {
     "DSMR P1 / IEC 62056-21 D0 meter telegram": "DSMR P1 / IEC 62056-21 D0, Zählertelegramm",
     "ESPHome nodes": "ESPHome-Knoten",
     "Generic JSON meter": "Allgemeiner JSON-Zähler",
+    "Reallabor gateway health": "Zustand des Reallabor-Gateways",
     "OBIS meter values (JSON / per topic)": "OBIS-Zählerwerte (JSON / je Topic)",
     "Shelly Gen1 (3EM, EM, Plug S, 1PM)": "Shelly Gen1 (3EM, EM, Plug S, 1PM)",
     "Shelly Gen2/Gen3 (Pro 3EM, Pro EM, Plus plugs and relays, Plus H&T)": (
