@@ -57,7 +57,7 @@ def ip(*args: str) -> str:
 
 def unavailable() -> str | None:
     """Why this process cannot make network namespaces (not root, no ``ip``, a sandbox), or None."""
-    probe = f"{PREFIX}probe{os.getpid()}"
+    probe = f"{PREFIX}{os.getpid()}-{secrets.token_hex(3)}-probe"
     try:
         ip("netns", "add", probe)
     except NetnsError as exc:
@@ -171,7 +171,7 @@ def remove_stale() -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         for entry in _NETNS_DIR.iterdir():
             name = entry.name
-            if not name.startswith(PREFIX) or name.startswith(f"{PREFIX}probe"):
+            if not name.startswith(PREFIX):
                 continue
             pid = name[len(PREFIX) :].split("-", 1)[0]
             if pid.isdigit() and not _alive(int(pid)):
