@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ingest.decoders.gateway_health import MEASUREMENT as GATEWAY_HEALTH
 from ingest.readings import DecodeRejected, Reading
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class Enricher:
     def enrich(self, readings: list[Reading]) -> None:
         """Add household/building tags in place; DecodeRejected("unknown_device") for an unregistered one."""
         for reading in readings:
+            if reading.measurement == GATEWAY_HEALTH:
+                continue  # the gateway's own: its broker account, bound to lab/<gateway>/, registers it
             tags = reading.tags
             key = (tags.get("gateway", ""), tags.get("device", ""))
             history = self._devices.get(key)
