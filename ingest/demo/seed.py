@@ -9,8 +9,7 @@ whose password the demo does not know (made before a crash) gets a new one.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -24,7 +23,6 @@ from ingest.registry.people import create_building, create_household, create_use
 from simulators.quarter import STREET_GATEWAY, Quarter
 
 STREET_BUILDING = "Quartiersplatz"  # the street sensors' place: building-level, no household
-HEALTH_DEVICE = "gateway"  # the device of a gateway service's health (device_profiles/gateway-health.yaml)
 
 
 @dataclass(frozen=True)
@@ -62,13 +60,6 @@ def household_devices(quarter: Quarter) -> Iterator[tuple[str, DemoDevice]]:
         yield h.gateway, DemoDevice(h.climate_device, "zigbee2mqtt", "Wohnzimmer", h.name)
     for sensor in quarter.street:
         yield sensor.gateway, DemoDevice(sensor.device, "ttn-v3", "Straße", None)
-
-
-def service_devices(gateways: Collection[str]) -> Iterator[tuple[str, DemoDevice]]:
-    """The health device of each gateway that runs the real gateway service (registered, so its health is
-    enriched with the building instead of quarantined as an unknown device)."""
-    for gateway in sorted(gateways):
-        yield gateway, DemoDevice(HEALTH_DEVICE, "gateway-health", "Technikraum", None)
 
 
 def _building_name(number: int) -> str:
@@ -123,13 +114,11 @@ def seed(
     *,
     since: dt.datetime,
     notices: list[str],
-    service_gateways: Collection[str] = (),
 ) -> None:
     """Complete the registry for ``quarter``; new passwords go into ``credentials`` (save them).
 
     ``since``: when the devices were installed (their assignments' start). What a user should know
-    (a gateway revoked or rotated on the pages) is appended to ``notices``. ``service_gateways``: the
-    gateways that run the real gateway service (their health device is registered too).
+    (a gateway revoked or rotated on the pages) is appended to ``notices``.
     """
     buildings: dict[int, int] = {}
     for number in sorted({h.building for h in quarter.households}):
@@ -159,8 +148,7 @@ def seed(
         credentials.issued[name] = _stamp(gateway)
         gateways[name] = gateway.id
     known = set(session.execute(select(Device.gateway_id, Device.native_id)).tuples())
-    devices = itertools.chain(household_devices(quarter), service_devices(service_gateways))
-    for gateway_name, device in devices:
+    for gateway_name, device in household_devices(quarter):
         gateway_id = gateways[gateway_name]
         if (gateway_id, device.native_id) in known:
             continue
@@ -172,12 +160,7 @@ def seed(
             location=device.location,
         )
         if device.household is None:
-            create_assignment(
-                session,
-                device_id=registered.id,
-                valid_from=since,
-                building_id=gateway_buildings[gateway_name],  # the street's sensors: the square
-            )
+            create_assignment(session, device_id=registered.id, valid_from=since, building_id=street)
         else:
             create_assignment(
                 session,

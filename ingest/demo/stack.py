@@ -169,11 +169,8 @@ def write_settings(path: Path, settings: dict[str, Any]) -> None:
     )
 
 
-def _seed_registry(
-    settings: Settings, credentials: DemoCredentials, households: int, *, through_gateways: int
-) -> list[str]:
+def _seed_registry(settings: Settings, credentials: DemoCredentials, households: int) -> list[str]:
     """Seed or complete the registry; what the user should know about it."""
-    from simulators.gateway_hosts import hosted_gateways
     from simulators.quarter import make_quarter
 
     quarter = make_quarter(households, building_size=BUILDING_SIZE)
@@ -188,15 +185,7 @@ def _seed_registry(
         # installed before the history the first start fills in (see _history_from)
         since = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - HISTORY_MAX
         with session_factory(engine)() as session:
-            seed(
-                session,
-                broker,
-                quarter,
-                credentials,
-                since=since,
-                notices=notices,
-                service_gateways=hosted_gateways(quarter, through_gateways),
-            )
+            seed(session, broker, quarter, credentials, since=since, notices=notices)
     finally:
         broker.close()
         engine.dispose()
@@ -270,11 +259,7 @@ def _run_locked(
             started.append(service)
         ensure_users(influxdb.url, credentials)
         init_with(settings.influx, auth=(ADMIN, credentials.influx_admin))  # raw retention, rollups
-        notices = (
-            _seed_registry(settings, credentials, households, through_gateways=through_gateways)
-            if households
-            else []
-        )
+        notices = _seed_registry(settings, credentials, households) if households else []
         credentials.save(state_dir)
         api.start(timeout=60)
         started.append(api)
