@@ -21,6 +21,7 @@ through the real broker.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -124,6 +125,40 @@ class BackfillSink:
             self.lines = []
 
 
+def gateway_health(sink: BackfillSink, quarter: Quarter) -> None:
+    """Each gateway's health message every 15 minutes of the day, through the central decoder. The first
+    gateway's uplink is down 14:00-16:00 local: its outbox fills with 4 readings a second and is sent when
+    the link returns; the last gateway's clock is not synchronised in the morning (no offset)."""
+    gateways = quarter.gateways
+    meters = {g: [h.meter_device for h in quarter.households if h.gateway == g] for g in gateways}
+    outage = (DAY + 14 * 3600, DAY + 16 * 3600)
+    for time_s in range(DAY, DAY + 86400, 900):
+        for n, gateway in enumerate(gateways):
+            uptime = time_s - DAY + 3600
+            depth = 4 * (time_s - outage[0]) if n == 0 and outage[0] <= time_s < outage[1] else 0
+            clock: dict[str, object] = {
+                "synced": True,
+                "offset_s": round(0.002 * ((n + time_s // 900) % 5 - 2), 3),
+            }
+            if n == len(gateways) - 1 and time_s < DAY + 8 * 3600:
+                clock = {"synced": False}
+            document = {
+                "time": dt.datetime.fromtimestamp(time_s, dt.UTC).isoformat().replace("+00:00", "Z"),
+                "uptime_s": uptime,
+                "outbox": {"depth": depth, "oldest_age_s": depth / 4},
+                "clock": clock,
+                "uplink": {"connected": depth == 0},
+                "ports": {
+                    m: {"frames": uptime, "broken": (uptime // 7200) % 3, "reconnects": 0}
+                    for m in meters[gateway]
+                },
+            }
+            topic = f"lab/{gateway}/health"
+            payload = json.dumps(document).encode()
+            for reading in sink.decoder.decode(topic, payload, time_s * 1_000_000_000):
+                sink.lines.append(reading_line(reading))
+
+
 @pytest.fixture(scope="session")
 def filled_day(
     influxdb: InfluxDB, mosquitto: Mosquitto, tmp_path_factory: pytest.TempPathFactory
@@ -143,6 +178,7 @@ def filled_day(
     truth = GroundTruth(quarter)
     sink = BackfillSink(quarter, influx)
     drive(sim, sink, until_s=DAY + 86400, truth=truth)
+    gateway_health(sink, quarter)
     sink.flush()
     assert sink.rejected == 0
     ledger = fill_ledger(influx, since=DAY_DATE - dt.timedelta(days=1), until=DAY_DATE + dt.timedelta(days=1))

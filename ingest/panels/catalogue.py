@@ -367,6 +367,59 @@ def _fleet() -> Dashboard:
                 interval="15m",
                 max_data_points=POINTS_PER_SERIES,
             ),
+            Panel(
+                "gateway-outbox",
+                "Gateway outbox: readings waiting",
+                "Readings a gateway service holds in its outbox, not yet taken by the central broker (the "
+                "highest per interval, from its health message every minute). It rises while a building's "
+                "uplink is down and falls to zero when the backlog has been sent.",
+                "timeseries",
+                (
+                    Target(
+                        'SELECT max("outbox_depth") FROM "gateway_health" WHERE $timeFilter '
+                        'GROUP BY time($__interval), "gateway" fill(none)',
+                        alias="$tag_gateway",
+                    ),
+                ),
+                steps=(Step("green"), Step("orange", 600), Step("red", 36000)),
+                interval="1m",
+                max_data_points=POINTS_PER_SERIES,
+            ),
+            Panel(
+                "gateway-clock",
+                "Gateway clock offset",
+                "How far each gateway's clock is from NTP time, in seconds, as its kernel reports it: "
+                "readings without a meter time are stamped by this clock. Missing: not synchronised.",
+                "timeseries",
+                (
+                    Target(
+                        'SELECT last("clock_offset_s") FROM "gateway_health" WHERE $timeFilter '
+                        'GROUP BY time($__interval), "gateway" fill(none)',
+                        alias="$tag_gateway",
+                    ),
+                ),
+                unit="s",
+                interval="1m",
+                max_data_points=POINTS_PER_SERIES,
+            ),
+            Panel(
+                "serial-ports",
+                "Meter read heads",
+                "Per gateway and serial port: frames read, broken frames (line noise, a loose head) and "
+                "reconnects (a head unplugged) since the gateway service started.",
+                "table",
+                (
+                    Target(
+                        'SELECT last("frames") AS "frames", last("broken") AS "broken", '
+                        'last("reconnects") AS "reconnects" FROM "gateway_health" WHERE $timeFilter '
+                        'AND "port" != \'\' GROUP BY "gateway", "port"',
+                        table=True,
+                    ),
+                ),
+                width=24,
+                steps=(Step("green"), Step("orange", 1)),
+                transformations=({"id": "merge", "options": {}},),
+            ),
         ),
     )
 
