@@ -301,6 +301,12 @@ def _local_files(config: GatewayConfig) -> dict[str, tuple[str, int]]:
     }
 
 
+#: what the gateway service imports besides the standard library (the Pi installs the wheel without the
+#: central side's dependencies: pandas, pvlib, typst ... would cost it minutes, disk and no benefit);
+#: tests/gateway/test_gateway_footprint.py keeps this list and the service's imports in step
+GATEWAY_REQUIREMENTS = ("pydantic>=2.7,<3", "pydantic-settings[yaml]>=2.4,<3", "pyyaml>=6")
+
+
 def pack(config: GatewayConfig, *, meters: list[Meter], settings: BundleSettings) -> bytes:
     """The ``.tar.gz`` of the bundle, every member owned by root with its own mode."""
     now = dt.datetime.now(dt.UTC)
@@ -323,6 +329,7 @@ def pack(config: GatewayConfig, *, meters: list[Meter], settings: BundleSettings
     if settings.ca_pem is not None:
         files[CA_NAME] = (settings.ca_pem, 0o644)
     files.update(_local_files(config))
+    files["requirements-gateway.txt"] = ("".join(f"{r}\n" for r in GATEWAY_REQUIREMENTS), 0o644)
     for name, mode in (
         ("mosquitto-local.conf", 0o644),
         ("reallabor-gateway.service", 0o644),

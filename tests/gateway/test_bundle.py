@@ -55,6 +55,7 @@ FILES = {
     "mosquitto-reallabor.conf": 0o644,
     "install.sh": 0o755,
     "README.txt": 0o644,
+    "requirements-gateway.txt": 0o644,
 }
 
 

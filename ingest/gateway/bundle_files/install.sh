@@ -77,10 +77,13 @@ install -d -m 0755 "$PREFIX"
 if [ ! -x "$PREFIX/venv/bin/python" ]; then
     python3 -m venv "$PREFIX/venv"
 fi
+# the gateway's own few requirements, not the central side's (pandas, typst ...): --no-deps
 if [ "${#wheels[@]}" -eq 1 ]; then
-    "$PREFIX/venv/bin/pip" install --quiet --upgrade "${wheels[0]}"
+    "$PREFIX/venv/bin/pip" install --quiet --upgrade --no-deps "${wheels[0]}"
+    "$PREFIX/venv/bin/pip" install --quiet --upgrade -r "$HERE/requirements-gateway.txt"
 else
-    "$PREFIX/venv/bin/pip" install --quiet --upgrade --index-url "$INDEX_URL" "$PACKAGE==$VERSION"
+    "$PREFIX/venv/bin/pip" install --quiet --upgrade --no-deps --index-url "$INDEX_URL" "$PACKAGE==$VERSION"
+    "$PREFIX/venv/bin/pip" install --quiet --upgrade --index-url "$INDEX_URL" -r "$HERE/requirements-gateway.txt"
 fi
 install -m 0644 "$HERE/README.txt" "$PREFIX/README.txt"
 
