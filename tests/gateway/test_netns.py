@@ -11,6 +11,8 @@ import pytest
 
 from tests.gateway import netns
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(autouse=True)
 def _netns_permitted() -> None:

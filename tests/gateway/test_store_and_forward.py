@@ -33,6 +33,7 @@ from tests.gateway.netns import Hosts
 from tests.gateway.sites import CentralBroker, GatewayHost
 from tests.helpers import InfluxQuery, IngesterProcess, Target, settled, wait_for
 
+pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 OUTAGE_S = float(os.environ.get("STORE_FORWARD_OUTAGE_S", "120"))
 STREAM_BEFORE_CRASH_S = 8.0  # meters and device streaming before the central broker crashes
