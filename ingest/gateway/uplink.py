@@ -38,7 +38,7 @@ from ingest.backoff import Backoff
 from ingest.gateway import mqtt5
 from ingest.gateway.config import Central, Tls
 from ingest.gateway.frames import Frame
-from ingest.gateway.outbox import Outbox
+from ingest.gateway.outbox import Outbox, OutboxError
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ class _Link(asyncio.Protocol):
                 self._uplink._acknowledged(acks)
         except wire.ProtocolError as exc:
             self.abort(f"protocol error: {exc}")
+        except OutboxError as exc:  # a disk error: reconnecting later retries it
+            self.abort(f"outbox: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -312,6 +314,13 @@ class Uplink:
 
     async def _pump(self, link: _Link) -> None:
         """Keep the window full: re-sends first, then :meth:`Outbox.take` (live, then backlog)."""
+        try:
+            await self._fill(link)
+        except OutboxError as exc:  # a disk error: the connection ends, the next one retries
+            log.error("uplink: cannot read the outbox: %s", exc)
+            link.abort(f"outbox: {exc}")
+
+    async def _fill(self, link: _Link) -> None:
         while not link.closed.done():
             self._wake.clear()
             packets: list[bytes] = []
