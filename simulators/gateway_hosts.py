@@ -134,7 +134,7 @@ class SerialLine(LocalService):
         return self.meter_end.exists() and self.gateway_end.exists()
 
 
-class GatewayService(LocalService):
+class GatewayProcess(LocalService):
     """``reallabor gateway run --config gateway.yaml`` as a child process, its output in ``gateway.log``."""
 
     name = "gateway"
@@ -148,7 +148,7 @@ class GatewayService(LocalService):
         return [sys.executable, "-m", "ingest.gateway.cli", "gateway", "run", "--config", str(self.config)]
 
     def is_ready(self) -> bool:
-        return True  # a start that fails exits at once: the host sees it through the local broker
+        return True  # started; GatewayHost waits for its forwarder on the local broker (or its exit)
 
 
 class MeterPort:
@@ -200,14 +200,10 @@ class GatewayHost:
         self.broker = Mosquitto(directory / "mosquitto")
         self.lines = [SerialLine(directory / "tty", m.device) for m in meters]
         self.config_path = directory / "gateway.yaml"
-        self.service = GatewayService(directory, self.config_path)
+        self.service = GatewayProcess(directory, self.config_path)
         self._ports: dict[str, MeterPort] = {}  # central topic -> the meter's end of its line
         self._devices: Publisher | None = None
         self._started: list[LocalService] = []
-
-    @property
-    def outbox(self) -> Path:
-        return self.directory / "outbox"
 
     def start(self) -> None:
         """Start everything; the service last, and wait until it forwards from the local broker."""
@@ -215,9 +211,8 @@ class GatewayHost:
         try:
             self._start(self.broker)
             for line in self.lines:
-                with contextlib.suppress(FileNotFoundError):  # a link a killed socat left behind
-                    line.gateway_end.unlink()
-                    line.meter_end.unlink()
+                line.gateway_end.unlink(missing_ok=True)  # links a killed socat left behind
+                line.meter_end.unlink(missing_ok=True)
                 self._start(line)
             config = gateway_config(
                 gateway=self.gateway,
