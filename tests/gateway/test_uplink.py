@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,43 +156,64 @@ def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
         broker.stop()
 
 
+class RecordingOutbox(Outbox):
+    """Remembers which records the broker acknowledged."""
+
+    def __init__(self, directory: Path, **options: Any) -> None:
+        super().__init__(directory, **options)
+        self.acknowledged: set[int] = set()
+
+    def confirm(self, seqs: Iterable[int]) -> None:
+        seqs = list(seqs)
+        self.acknowledged.update(seqs)
+        super().confirm(seqs)
+
+
 def test_broker_killed_mid_stream_loses_nothing(own_broker: Mosquitto, tmp_path: Path) -> None:
+    """Every frame the broker had not acknowledged when it was killed (in flight, not yet sent, read
+    meanwhile) arrives once it is back; the outbox empties.
+
+    Frames the broker *had* acknowledged are its own: Mosquitto keeps what it has not yet delivered to a
+    subscriber in memory and saves it only every ``autosave_interval``, so a SIGKILL can lose some of
+    those (seen here: ~1,200 of 3,500 when the subscriber, sharing this test's event loop, lagged).
+    The gateway cannot do better than a PUBACK; the central broker's settings are docs/broker.md's.
+    """
     prefix = f"k{uuid.uuid4().hex[:8]}/"
     backlog = frames(prefix, 20_000)
     live = frames(prefix, 100, start=1_000_000)
+    read_ns: dict[int, int] = {}
 
     async def scenario() -> None:
         # the central subscriber's session is on disk before the stream starts (autosave is every 30 s)
         async with Receiver(own_broker.port, f"{prefix}lab/#") as receiver:
             await asyncio.to_thread(own_broker.stop)
             await asyncio.to_thread(own_broker.start)
-            outbox = Outbox(tmp_path / "outbox", max_bytes=50 << 20, commit_interval_s=0.1)
+            outbox = RecordingOutbox(tmp_path / "outbox", max_bytes=50 << 20, commit_interval_s=0.1)
             for f in backlog:
-                outbox.put(f)
+                read_ns[outbox.put(f)] = f.read_ns
             uplink = Uplink(central(own_broker.port, window=500), outbox, reconnect_min_s=0.2)
             async with running(uplink, outbox):
                 await until(lambda: uplink.stats().acked >= 3000, "a part of the stream")
                 await asyncio.to_thread(own_broker.stop, kill=True)  # SIGKILL, mid-stream
-                stats = uplink.stats()
-                assert stats.acked < len(backlog)
+                await until(lambda: not uplink.stats().connected, "the uplink noticing")
+                acknowledged_before = {read_ns[seq] for seq in outbox.acknowledged}
+                at_kill = uplink.stats()
+                assert at_kill.acked < len(backlog)
                 for f in live[:50]:  # readings go on while the broker is away
-                    outbox.put(f)
+                    read_ns[outbox.put(f)] = f.read_ns
                 await asyncio.sleep(0.3)
                 await asyncio.to_thread(own_broker.start)
                 for f in live[50:]:
-                    outbox.put(f)
+                    read_ns[outbox.put(f)] = f.read_ns
                 await until(lambda: outbox.stats().depth == 0, "an empty outbox", within_s=40)
                 assert uplink.stats().reconnects >= 1
-                wanted = {f.read_ns for f in backlog + live}
+                assert {read_ns[seq] for seq in outbox.acknowledged} == set(read_ns.values())
+                wanted = {f.read_ns for f in backlog + live} - acknowledged_before
                 try:
-                    await until(
-                        lambda: wanted <= set(receiver.read_times()), "every frame at the central side"
-                    )
+                    await until(lambda: wanted <= set(receiver.read_times()), "the frames not acknowledged")
                 except AssertionError:
                     missing = sorted(wanted - set(receiver.read_times()))
-                    raise AssertionError(
-                        f"{len(missing)} missing (first {missing[0]}); at the kill {stats}; {uplink.stats()}"
-                    ) from None
+                    raise AssertionError(f"{len(missing)} missing; at the kill {at_kill}") from None
             outbox.close()
 
     run(scenario, timeout=55)
