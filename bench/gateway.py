@@ -64,20 +64,46 @@ def fill(directory: Path, gateway: str, seconds: int) -> dict[str, Any]:
     return {"frames": stats.depth, "MB": round(stats.bytes / 1e6, 1), "fill_s": round(elapsed, 1)}
 
 
-def written(ingester: IngesterSystem) -> float:
-    try:
-        return ingester.metrics().get("written_total", 0.0)
-    except Exception:  # polling: an unanswered request is "not yet"
-        return -1.0
+class Ingesters:
+    """One ingester, or several sharing the subscription (``$share/bench/...``): the central scale-out."""
+
+    def __init__(self, directory: Path, count: int, **options: Any) -> None:
+        overrides = {"mqtt": {"shared_group": "bench"}} if count > 1 else None
+        self.systems = [
+            IngesterSystem(directory / f"ingester{n}", overrides=overrides, **options) for n in range(count)
+        ]
+        for n, system in enumerate(self.systems):
+            system.client_id = f"ingester{n}-{DATABASE}"  # each its own session
+
+    def start(self) -> None:
+        for system in self.systems:
+            system.start()
+
+    def stop(self) -> None:
+        for system in self.systems:
+            system.stop()
+
+    def cpu(self) -> float:
+        return sum(system.cpu() for system in self.systems)
+
+    def peak_rss_mb(self) -> float:
+        return max(peak_rss_mb(system.pid) for system in self.systems)
+
+    def written(self) -> float:
+        """Messages written to InfluxDB by all of them (their /metrics); -1 while one does not answer."""
+        try:
+            return sum(system.metrics().get("written_total", 0.0) for system in self.systems)
+        except Exception:  # polling: an unanswered request is "not yet"
+            return -1.0
 
 
 async def drain(
-    outbox_dir: Path, port: int, ingester: IngesterSystem, *, frames: int, window: int, timeout_s: float
+    outbox_dir: Path, port: int, ingester: Ingesters, *, frames: int, window: int, timeout_s: float
 ) -> dict[str, Any]:
     outbox = TimedOutbox(outbox_dir, max_bytes=OUTBOX_BYTES)
     uplink = Uplink(central(port, client_id="gw-bench", window=window), outbox)
     live = LiveMeters("gw-bench-live", outbox.put_live)
-    written_before = written(ingester)
+    written_before = ingester.written()
     cpu_before, ingester_cpu_before = time.process_time(), ingester.cpu()
     started = time.monotonic()
     tasks = [asyncio.create_task(c) for c in (uplink.run(), outbox.run(), live.run())]
@@ -91,7 +117,7 @@ async def drain(
                 tasks[2].cancel()  # the live meters stop: their count is final
                 log(f"central broker acknowledged the backlog after {acked_s:.1f} s")
             if acked_s is not None and outbox.stats().depth == 0:
-                done = await asyncio.to_thread(written, ingester)
+                done = await asyncio.to_thread(ingester.written)
                 if done >= written_before + frames + live.count:
                     break
             if elapsed > timeout_s:
@@ -134,7 +160,7 @@ def vars_of(stats: Any) -> dict[str, Any]:
     return {name: getattr(stats, name) for name in stats.__slots__}
 
 
-def paho_baseline(port: int, ingester: IngesterSystem, *, seconds: int, window: int) -> dict[str, Any]:
+def paho_baseline(port: int, ingester: Ingesters, *, seconds: int, window: int) -> dict[str, Any]:
     """The same frames (another gateway name) published by paho-mqtt, MQTT 5 QoS 1, read_ns property."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
@@ -160,7 +186,7 @@ def paho_baseline(port: int, ingester: IngesterSystem, *, seconds: int, window: 
     client.loop_start()
     if not connected.wait(10):
         raise BenchError("paho: no CONNACK")
-    written_before = written(ingester)
+    written_before = ingester.written()
     cpu_before, ingester_cpu_before = time.process_time(), ingester.cpu()
     started = time.monotonic()
     try:
@@ -175,7 +201,7 @@ def paho_baseline(port: int, ingester: IngesterSystem, *, seconds: int, window: 
             lock.wait_for(lambda: acked >= len(frames), 600)
         acked_s = time.monotonic() - started
         gateway_cpu = time.process_time() - cpu_before
-        while written(ingester) < written_before + len(frames):
+        while ingester.written() < written_before + len(frames):
             if time.monotonic() - started > 900:
                 raise BenchError("paho baseline: the ingester did not write everything in 900 s")
             time.sleep(0.25)
@@ -214,8 +240,9 @@ def run_drain(directory: Path, args: argparse.Namespace) -> dict[str, Any]:
         InfluxDB(directory / "influxdb") as influxdb,
     ):
         influx = Influx(influxdb.url)
-        ingester = IngesterSystem(
-            directory / "ingester",
+        ingester = Ingesters(
+            directory,
+            args.ingesters,
             mqtt_port=mosquitto.port,
             influx_url=influxdb.url,
             database=DATABASE,
@@ -223,7 +250,7 @@ def run_drain(directory: Path, args: argparse.Namespace) -> dict[str, Any]:
         )
         ingester.start()
         try:
-            log(f"drain: {frames:,} frames, window {args.window}")
+            log(f"drain: {frames:,} frames, window {args.window}, {args.ingesters} ingester(s)")
             broker_cpu = cpu_seconds(service_pid(mosquitto))
             influx_cpu = cpu_seconds(service_pid(influxdb))
             result["drain"] = asyncio.run(
@@ -257,7 +284,8 @@ def run_drain(directory: Path, args: argparse.Namespace) -> dict[str, Any]:
                     result["baseline_paho"]["frames"] - count_points(influx, "gw-paho")[0]
                 )
                 log(f"baseline: {json.dumps(result['baseline_paho'])}")
-            result["ingester_peak_rss_mb"] = round(peak_rss_mb(ingester.pid), 1)
+            result["ingesters"] = args.ingesters
+            result["ingester_peak_rss_mb"] = round(ingester.peak_rss_mb(), 1)
         finally:
             ingester.stop()
             influx.close()
@@ -286,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=86_400, help="backlog length (10 frames a second)")
     parser.add_argument("--window", type=int, default=1000, help="QoS 1 messages in flight")
+    parser.add_argument("--ingesters", type=int, default=1, help="central ingesters sharing the subscription")
     parser.add_argument("--baseline-seconds", type=int, default=86_400, help="paho baseline (0: none)")
     parser.add_argument("--steady-s", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=900.0, help="give the drain up after this")
