@@ -310,7 +310,6 @@ class HostedSink:
         self.failed: dict[str, str] = {}  # gateway -> why its host did not start (it publishes directly)
         self._lock = threading.Lock()
         self._closed = False
-        self._reported: set[str] = set()
 
     def __enter__(self) -> HostedSink:
         return self
@@ -340,16 +339,23 @@ class HostedSink:
                     continue
                 self.live[host.gateway] = host
 
-    def newly_ended(self) -> list[tuple[GatewayHost, int]]:
-        """Hosts whose gateway service has exited on its own since the last call, with the exit code (the
-        demo says so; their devices' frames pile up in the ptys and the local broker meanwhile)."""
-        ended = []
-        for host in list(self.live.values()):
-            code = host.exited()
-            if code is not None and host.gateway not in self._reported:
-                self._reported.add(host.gateway)
-                ended.append((host, code))
-        return ended
+    def restart_ended(self) -> list[tuple[str, int]]:
+        """Start again each gateway service that has exited on its own, as systemd's ``Restart=always``
+        does on a Pi (its outbox keeps what it had read; meanwhile the local broker queued the devices'
+        messages, the meters' frames were lost as on a real line); the gateways and their exit codes."""
+        restarted = []
+        with self._lock:
+            for host in self.live.values():
+                code = host.exited()
+                if code is None:
+                    continue
+                host.service.stop()
+                try:
+                    host.service.start()
+                except ServiceError as exc:
+                    log.error("%s: its gateway service did not start again: %s", host.gateway, exc)
+                restarted.append((host.gateway, code))
+        return restarted
 
     def __call__(self, message: Message) -> None:
         with self._lock:

@@ -475,10 +475,11 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
                     f"in spool {s.in_spool}  quarantined {s.quarantined_total}  points {s.points_written}",
                     flush=True,
                 )
-                for host, code in sink.newly_ended() if sink is not None else []:
+                restarted = await asyncio.to_thread(sink.restart_ended) if sink is not None else []
+                for gateway, code in restarted:
                     print(
-                        f"reallabor up: the gateway service of {host.gateway} exited with {code}; "
-                        f"see {host.service.log_path}",
+                        f"reallabor up: the gateway service of {gateway} exited with {code}, started again; "
+                        f"see {demo.state_dir / GATEWAYS_DIR / gateway / 'gateway.log'}",
                         file=sys.stderr,
                         flush=True,
                     )

@@ -1,6 +1,7 @@
 """The demo's simulated gateway host with the real gateway service: socat pty pairs, a local Mosquitto,
 ``reallabor gateway run``, and the central broker (the session's Mosquitto) seeing what the gateway read:
-the exact bytes, with the gateway's read time; afterwards nothing of the host is left running."""
+the exact bytes, with the gateway's read time; a killed service is started again and carries on; afterwards
+nothing of the host is left running."""
 
 from __future__ import annotations
 
@@ -54,22 +55,7 @@ def test_live_messages_go_through_the_real_gateway_service(
         sink.go_live()
         assert sink.failed == {}, host.service.tail()
         assert list(sink.live) == [gateway]
-        sent: dict[str, set[bytes]] = {}
-        seen: dict[str, Received] = {}
-        deadline = time.monotonic() + 45
-        n = 1
-        # a meter sends whether anyone reads or not: until a frame of each source and the health are through
-        while len(seen) < 4 and time.monotonic() < deadline:
-            for message in meter_messages(gateway, n):
-                sink(message)
-                sent.setdefault(message.topic, set()).add(message.payload)
-            n += 1
-            try:
-                while True:
-                    received = central.messages.get(timeout=0.3)
-                    seen.setdefault(received[0], received)
-            except queue.Empty:
-                pass
+        seen, sent = _feed_until_through(sink, central, gateway, first=1)
         expected = {*(m.topic for m in meter_messages(gateway, 0)), f"lab/{gateway}/health"}
         assert set(seen) == expected, (set(seen), host.service.tail(), host.broker.tail())
         for topic, payload, props in seen.values():
@@ -77,6 +63,16 @@ def test_live_messages_go_through_the_real_gateway_service(
             assert abs(read_ns - time.time_ns()) < 120 * 10**9, "read_ns is not the gateway's clock"
             if topic in sent:
                 assert payload in sent[topic], f"{topic}: not the exact bytes the device sent"
+
+        # the service killed (a crash, a power cut of the Pi): started again as systemd would
+        assert sink.restart_ended() == []
+        killed = host.service.process
+        assert killed is not None
+        killed.kill()
+        killed.wait(10)
+        assert sink.restart_ended() == [(gateway, -9)]
+        again, _ = _feed_until_through(sink, central, gateway, first=1000)
+        assert set(again) == expected, (set(again), host.service.tail())
         assert f" as {FORWARDER_CLIENT_ID} " in host.broker.tail(200)
         local_port = host.broker.port
         processes = [s.process for s in (host.service, host.broker, *host.lines)]
@@ -89,6 +85,31 @@ def test_live_messages_go_through_the_real_gateway_service(
         probe.bind((LOOPBACK, local_port))
     assert (tmp_path / gateway / "gateway.log").exists()
     assert (tmp_path / gateway / "outbox").is_dir()
+
+
+def _feed_until_through(
+    sink: HostedSink, central: CentralSubscriber, gateway: str, *, first: int
+) -> tuple[dict[str, Received], dict[str, set[bytes]]]:
+    """Readings from ``first`` on, a round every 0.3 s (a meter sends whether anyone reads or not), until one
+    of them from each source and the gateway's health are through (45 s at most): the first received per
+    topic, and what was sent per topic."""
+    sent: dict[str, set[bytes]] = {}
+    seen: dict[str, Received] = {}
+    deadline = time.monotonic() + 45
+    n = first
+    while len(seen) < 4 and time.monotonic() < deadline:
+        for message in meter_messages(gateway, n):
+            sink(message)
+            sent.setdefault(message.topic, set()).add(message.payload)
+        n += 1
+        try:
+            while True:
+                topic, payload, props = central.messages.get(timeout=0.3)
+                if payload in sent.get(topic, {payload}):  # not a frame from before (sent again)
+                    seen.setdefault(topic, (topic, payload, props))
+        except queue.Empty:
+            pass
+    return seen, sent
 
 
 def test_a_host_that_cannot_start_leaves_its_gateway_publishing_directly(
