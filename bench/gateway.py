@@ -265,6 +265,9 @@ def run_drain(directory: Path, args: argparse.Namespace) -> dict[str, Any]:
             )
             result["drain"]["cpu_s"]["mosquitto"] = round(cpu_seconds(service_pid(mosquitto)) - broker_cpu, 1)
             result["drain"]["cpu_s"]["influxdb"] = round(cpu_seconds(service_pid(influxdb)) - influx_cpu, 1)
+            cpu = result["drain"]["cpu_s"]
+            busiest = max(cpu, key=cpu.get)  # CPU s per drain s near 1 per ingester: that is the limit
+            result["drain"]["busiest"] = {busiest: round(cpu[busiest] / result["drain"]["drain_s"], 2)}
             count, first, last = count_points(influx, "gw-bench")
             expected_last = START_NS + (args.seconds - 1) * 1_000_000_000 + (METERS - 1) * 1000
             result["drain"].update(
