@@ -90,8 +90,9 @@ class OutboxStats:
 class Outbox:
     """Durable, bounded outbox of :class:`Frame` s under ``directory``; one process at a time.
 
-    Synchronous methods are cheap (a ``write()``); the fsyncs run in a thread (:meth:`commit`,
-    :meth:`put_durable`). ``on_put`` is called after every put (the uplink wakes up on it).
+    Synchronous methods are cheap (a ``write()``) and belong to the event loop's thread; the fsyncs run
+    in a worker thread (:meth:`run`'s group commit, :meth:`put_durable`). ``on_put`` is called after
+    every put (the uplink wakes up on it).
     """
 
     def __init__(
