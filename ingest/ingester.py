@@ -685,6 +685,8 @@ class Ingester:
             fields["spool_bytes"] = self.spool.size_bytes
             fields["spool_max_bytes"] = self.spool.max_bytes
             fields["broker_dropped"] = self._broker_dropped_total
+            self.stats.implausible_read_times = self.source.implausible_read_times
+            fields["implausible_read_times"] = self.stats.implausible_read_times
             fields["points_quarantined"] = self.stats.points_quarantined
             batch = Batch(lines=[format_line("ingest_stats", tags, fields, time.time_ns())])
             await self._batches.put(batch)

@@ -32,6 +32,7 @@ class Stats:
     write_retries: int = 0
     dropped: int = 0  # messages lost: no code path increments it; exported so that dashboards can alert
     replayed: int = 0  # quarantined messages taken back into the spool (their device got registered)
+    implausible_read_times: int = 0  # gateways' read_ns outside [2020, now + 5 min]: arrival time used
 
     @property
     def quarantined_total(self) -> int:
@@ -70,3 +71,4 @@ class Stats:
         yield "write_retries_total", "counter", {}, self.write_retries
         yield "dropped_total", "counter", {}, self.dropped
         yield "replayed_total", "counter", {}, self.replayed
+        yield "implausible_read_times_total", "counter", {}, self.implausible_read_times

@@ -13,8 +13,8 @@ from ingest.gateway.config import Central
 from ingest.gateway.frames import Frame, meter_topic
 from ingest.gateway.outbox import Outbox
 from ingest.gateway.uplink import Uplink
-from ingest.localservices import LOOPBACK, Mosquitto
-from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
+from ingest.localservices import LOOPBACK, Mosquitto, free_port
+from tests.helpers import InfluxQuery, IngesterProcess, Target, read_metrics, wait_for
 from tests.unit.sml_frames import household_frame  # sensor time is a secIndex: the receive time is used
 
 READ_NS = 1_764_320_400_123_456_789  # 2025-11-28T09:00:00.123456789Z
@@ -45,7 +45,8 @@ async def send(port: int, outbox_dir: Path, frames: list[Frame]) -> None:
 def test_a_frame_lands_in_influxdb_at_its_read_time(
     mosquitto: Mosquitto, target: Target, ingester: IngesterProcess, influx: InfluxQuery, tmp_path: Path
 ) -> None:
-    ingester.start()
+    metrics_port = free_port()
+    ingester.start(ingest={"metrics_port": metrics_port, "stats_interval_s": 0.2})
     topic = target.topic_prefix + meter_topic("gw-rt", "sml", "m1")
     late = target.topic_prefix + meter_topic("gw-rt", "sml", "m2")
     payload = household_frame()
@@ -65,3 +66,14 @@ def test_a_frame_lands_in_influxdb_at_its_read_time(
     [row] = influx.rows("SELECT power_w FROM electricity WHERE device = 'm2'")
     assert before <= row["time"] <= time.time_ns()  # the arrival time instead
     assert "implausible read time 86400000000000 ns" in ingester.output()
+    wait_for(
+        lambda: read_metrics(metrics_port)["implausible_read_times_total"] == 1,
+        timeout=10,
+        what="the implausible read time counted in /metrics",
+    )
+
+    def in_stats() -> bool:
+        rows = influx.rows('SELECT last("implausible_read_times") AS "n" FROM "ingest_stats"')
+        return bool(rows) and rows[0]["n"] == 1
+
+    wait_for(in_stats, timeout=10, what="the implausible read time in ingest_stats")
