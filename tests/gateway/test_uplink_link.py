@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from ingest.gateway.outbox import Outbox
 from ingest.gateway.uplink import Uplink
 from ingest.localservices import LOOPBACK, Mosquitto, free_port
 from tests.gateway.test_uplink import READ_NS, run, running, until
+from tests.helpers import wait_for
 
 
 def frames(count: int) -> list[Frame]:
@@ -110,6 +112,12 @@ def test_tls_with_the_right_ca_and_a_wrong_one_named(
     assert any(f"not trusted by {wrong}" in m for m in errors), errors
 
 
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((LOOPBACK, port)) == 0
+
+
 @pytest.fixture
 def proxied_broker(mosquitto: Mosquitto) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """socat forwarding a free port to the broker, in its own process group (stopped with SIGSTOP)."""
@@ -119,6 +127,7 @@ def proxied_broker(mosquitto: Mosquitto) -> Iterator[tuple[int, subprocess.Popen
         start_new_session=True,
     )
     try:
+        wait_for(lambda: _accepts(port), timeout=10, interval=0.05, what="socat listening")
         yield port, proxy
     finally:
         with contextlib.suppress(ProcessLookupError):
