@@ -5,7 +5,7 @@
   ``reallabor gateway run``. :meth:`GatewayHost.power_cut` SIGKILLs every process in the namespace at once;
   :meth:`GatewayHost.boot` starts them again in a Pi's boot order.
 - :class:`CentralBroker`: the central Mosquitto with the project's loss-free settings, its persistence in a
-  directory it owns; :meth:`CentralBroker.crash_and_restart` SIGKILLs it and starts it on its persistence.
+  directory it owns; :meth:`CentralBroker.restart` stops it (SIGTERM) and starts it on its persistence.
 """
 
 from __future__ import annotations
@@ -204,7 +204,11 @@ class CentralBroker(NamespacedMosquitto):
         if self.process is not None:
             os.kill(self.process.pid, signal.SIGUSR1)
 
-    def crash_and_restart(self, *, down_s: float) -> None:
-        self.stop(kill=True)
+    def restart(self, *, down_s: float) -> None:
+        """Stop (SIGTERM: Mosquitto saves its state), stay away ``down_s``, start on the saved state.
+
+        Not SIGKILL: a killed Mosquitto loses the QoS 1 messages it acknowledged since its last autosave and
+        had not yet delivered (docs/broker.md) — a gap of the central broker, which no gateway can close."""
+        self.stop()
         time.sleep(down_s)
         self.start()
