@@ -245,7 +245,7 @@ class Uplink:
             )
             raise UplinkError(f"TLS certificate not trusted ({exc.verify_message})") from exc
         except (OSError, TimeoutError) as exc:
-            raise UplinkError(f"cannot connect: {exc or type(exc).__name__}") from exc
+            raise UplinkError(f"cannot connect: {str(exc) or type(exc).__name__}") from exc
         self._link = link
         keep_alive = asyncio.create_task(link.keep_alive(self.central.keepalive_s), name="uplink-keepalive")
         pump: asyncio.Task[None] | None = None
