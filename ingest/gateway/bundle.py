@@ -128,11 +128,17 @@ class Bundle:
 
 
 def make_bundle(
-    session: Session, broker: BrokerAccounts, gateway: Gateway, *, settings: BundleSettings
+    session: Session,
+    broker: BrokerAccounts,
+    gateway: Gateway,
+    *,
+    settings: BundleSettings,
+    actor: str | None = None,
 ) -> Bundle:
     """Rotate ``gateway``'s broker password and pack it with everything else into a bundle.
 
     Everything that can refuse is checked before the rotation, so a refusal leaves the old password.
+    ``actor``: who asked for it (the page's user, the CLI's OS user), for the audit line.
     """
     if gateway.status is not GatewayStatus.active:
         raise BundleError(f"gateway {gateway.name} is {gateway.status.value}: register a new one")
@@ -144,7 +150,7 @@ def make_bundle(
     config = gateway_config(name, username=gateway.broker_username, password=password, settings=settings)
     data = pack(config, meters=meters, settings=settings)
     log.info("bundle made for gateway %s (broker password rotated)", name)
-    audit("gateway.bundled", gateway=name, broker_user=gateway.broker_username)
+    audit("gateway.bundled", gateway=name, broker_user=gateway.broker_username, actor=actor)
     return Bundle(gateway=name, data=data, warnings=settings.warnings())
 
 
