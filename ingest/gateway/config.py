@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -27,6 +28,11 @@ from ingest.validation import describe_errors
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _DEFAULT_BAUD: dict[MeterProtocol, int] = {"sml": 9600, "d0": 300, "dsmr": 115200}
+# the rates a serial port and a read head really run at; P1 heads (dsmr) also come faster
+STANDARD_BAUDS = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+_FAST_BAUDS = (230400, 460800)
+# what the bundle writes where only the technician knows the value (gateway.yaml's meters)
+PLACEHOLDER = "CHANGE-ME"
 
 
 class GatewayConfigError(Exception):
@@ -59,6 +65,9 @@ class Central(_Section):
     tls: Tls | None = None
     keepalive_s: int = Field(30, ge=5, le=600)
     window: int = Field(1000, ge=1, le=60000, description="QoS 1 messages in flight before a PUBACK")
+    window_bytes: int = Field(
+        4 << 20, ge=64 << 10, description="bytes in flight before a PUBACK (large messages: bounded memory)"
+    )
 
     @field_validator("brokers")
     @classmethod
@@ -98,6 +107,21 @@ class Meter(_Section):
     def _device_name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError("lower-case letters, digits, '-' and '_' only, at most 63")
+        return value
+
+    @field_validator("d0_max_baud")
+    @classmethod
+    def _d0_rate(cls, value: int) -> int:
+        if value not in STANDARD_BAUDS:
+            raise ValueError(f"not a serial rate: one of {', '.join(map(str, STANDARD_BAUDS))}")
+        return value
+
+    @field_validator("baud")
+    @classmethod
+    def _rate(cls, value: int | None, info: ValidationInfo) -> int | None:
+        rates = STANDARD_BAUDS + _FAST_BAUDS if info.data.get("protocol") == "dsmr" else STANDARD_BAUDS
+        if value is not None and value not in rates:
+            raise ValueError(f"not a serial rate: one of {', '.join(map(str, rates))}")
         return value
 
     @property
@@ -152,7 +176,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     except OSError as exc:
         raise GatewayConfigError(f"cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise GatewayConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise GatewayConfigError(_yaml_problem(path, exc)) from None
     if not isinstance(data, dict):
         raise GatewayConfigError(f"{path}: the top level must be a mapping")
     try:
@@ -161,6 +185,23 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         lines = "\n  ".join(describe_errors(exc))
         raise GatewayConfigError(f"invalid gateway configuration ({path}):\n  {lines}") from None
     return _relative_to(config, path.parent)
+
+
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    """The YAML error with the file's name, line and column (not PyYAML's "<unicode string>") and a hint."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    what = f"{context}: {problem}" if context else problem
+    if "\\t" in problem or "\t" in problem:
+        hint = "indent with spaces, never with tabs"
+    else:
+        hint = (
+            "the keys of one entry line up exactly under each other (e.g. port: and protocol: under "
+            "device:), each list entry starts with '- ', and every key ends with ':'"
+        )
+    return f"{where}: not valid YAML: {what}\n  hint: {hint}"
 
 
 def _relative_to(config: GatewayConfig, base: Path) -> GatewayConfig:
