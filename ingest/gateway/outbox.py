@@ -38,7 +38,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import logging
+import os
 import struct
 import threading
 import time
@@ -58,11 +60,28 @@ _REFUSED = struct.Struct("<B")  # the broker's reason code before the record
 SEGMENT_BYTES = 4 << 20  # drop-oldest granularity, and the index memory read at open
 ACK_BATCH_MAX = 100_000  # acknowledged records kept in memory before a checkpoint is due anyway
 LIVE_LIMIT = 2_000  # live frames kept in memory for the uplink; older ones are read back from disk
+LIVE_BYTES = 8 << 20  # ... and at most this many payload bytes of them (large device messages)
 BACKLOG_READ = 2_000  # records read from disk at a time
+DISK_FULL_LOG_S = 60.0  # a full disk (ENOSPC) is logged at most once per this interval, with counts
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class OutboxError(Exception):
     """The outbox cannot store or read frames (a disk error); the message names the directory."""
+
+
+class _DiskFull(OutboxError):
+    """The file system is full (ENOSPC/EDQUOT) and dropping our own oldest frames freed nothing."""
+
+
+def _is_disk_full(exc: SpoolError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, OSError) and cause.errno in _DISK_FULL
+
+
+def frame_bytes(frame: Frame) -> int:
+    """What a frame costs in memory and on the wire, roughly: payload, topic and a PUBLISH's overhead."""
+    return len(frame.payload) + len(frame.topic) + 40
 
 
 def encode(frame: Frame) -> bytes:
@@ -81,7 +100,8 @@ class OutboxStats:
     depth: int  # records not yet acknowledged by the central broker
     bytes: int  # segment bytes on disk (what max_bytes bounds)
     oldest_read_ns: int | None  # read time of the oldest unacknowledged record
-    dropped_full: int  # records dropped because the outbox was full (oldest first)
+    dropped_full: int  # records dropped because the outbox or its disk was full (oldest first)
+    dropped_disk: int  # of those, dropped because the file system was full (ENOSPC) before max_bytes
     refused: int  # records the central broker refused, kept in refused/
     fsyncs: int  # fsync calls (segments, checkpoint, directory)
     bytes_written: int  # record bytes written (frames, refused records; not the checkpoint)
@@ -120,12 +140,16 @@ class Outbox:
             raise OutboxError(str(exc)) from exc
         self._live: collections.deque[tuple[int, Frame]] = collections.deque()
         self._live_limit = live_limit
+        self._live_bytes = 0
         self._cursor = 0  # backlog records up to this sequence number were handed out
         self._ahead: set[int] = set()  # live records above the cursor already handed out
         self._acked: list[int] = []  # acknowledged, written to the checkpoint at the next commit
         self._acked_set: set[int] = set()
         self._ack_lock = threading.Lock()  # the commit runs in a thread
         self._dropped = 0
+        self._dropped_disk = 0
+        self._disk_logged_at: float | None = None  # monotonic time of the last disk-full warning
+        self._disk_unlogged = 0  # frames dropped for the full disk since that warning
         self._bytes_written = 0
         self.on_put: Callable[[], None] | None = None
         recovered = self._spool.recovery
@@ -141,9 +165,17 @@ class Outbox:
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def put(self, frame: Frame) -> int:
-        """Store a frame (no fsync: the next group commit makes it power-cut safe); its sequence number."""
-        seq = self._append([encode(frame)], sync=False)[0]
+    def put(self, frame: Frame) -> int | None:
+        """Store a frame (no fsync: the next group commit makes it power-cut safe); its sequence number.
+
+        None when the file system is full and none of our own frames are left to drop: the frame is
+        dropped and counted (the readers and the health message never see the full disk as an error).
+        """
+        try:
+            seq = self._append([encode(frame)], sync=False)[0]
+        except _DiskFull:
+            self._count_disk_drops(1)
+            return None
         self._add_live(seq, frame)
         return seq
 
@@ -167,19 +199,65 @@ class Outbox:
                     raise OutboxError(f"outbox {self.directory}: full, and nothing left to drop") from None
                 continue
             except SpoolError as exc:
-                raise OutboxError(str(exc)) from exc
+                if not _is_disk_full(exc):
+                    raise OutboxError(str(exc)) from exc
+                if not self._free_disk():  # the same policy as max_bytes: the oldest go, then try again
+                    raise _DiskFull(f"outbox {self.directory}: the disk is full: {exc}") from exc
+                continue
             self._bytes_written += sum(map(len, records)) + HEADER_SIZE * len(records)
             return seqs
+
+    def _free_disk(self) -> bool:
+        """The file system is full: delete what the broker acknowledged, else drop the oldest segment."""
+        before = self._spool.size_bytes
+        with contextlib.suppress(OutboxError):
+            self._commit_acks()
+        if self._spool.size_bytes < before:
+            return True
+        try:
+            return self._drop_oldest(disk_full=True)
+        except OutboxError:  # not even the checkpoint can be written
+            return False
+
+    def _count_disk_drops(self, count: int) -> None:
+        self._dropped += count
+        self._dropped_disk += count
+        self._disk_unlogged += count
+        now = time.monotonic()
+        if self._disk_logged_at is not None and now - self._disk_logged_at < DISK_FULL_LOG_S:
+            return
+        free = "unknown"
+        with contextlib.suppress(OSError):
+            found = os.statvfs(self.directory)
+            free = str(found.f_bavail * found.f_frsize)
+        log.warning(
+            "outbox %s: the disk is full (%s bytes free, outbox %d bytes, max_bytes %d): dropped %d frames "
+            "since the last such message, the oldest first (%d dropped for the disk so far)",
+            self.directory,
+            free,
+            self._spool.size_bytes,
+            self._spool.max_bytes,
+            self._disk_unlogged,
+            self._dropped_disk,
+        )
+        self._disk_logged_at = now
+        self._disk_unlogged = 0
 
     def _add_live(self, seq: int, frame: Frame) -> None:
         live = self._live
         live.append((seq, frame))
-        if len(live) > self._live_limit:
-            live.popleft()  # still on disk: the backlog reader finds it
+        self._live_bytes += frame_bytes(frame)
+        while len(live) > self._live_limit or (self._live_bytes > LIVE_BYTES and len(live) > 1):
+            self._pop_live()  # still on disk: the backlog reader finds it
         if self.on_put is not None:
             self.on_put()
 
-    def _drop_oldest(self) -> bool:
+    def _pop_live(self) -> tuple[int, Frame]:
+        seq, frame = self._live.popleft()
+        self._live_bytes -= frame_bytes(frame)
+        return seq, frame
+
+    def _drop_oldest(self, *, disk_full: bool = False) -> bool:
         oldest = self._spool.oldest_pending()
         if not oldest:
             return False
@@ -191,8 +269,11 @@ class Outbox:
         except SpoolError as exc:
             raise OutboxError(str(exc)) from exc
         while self._live and self._live[0][0] <= oldest[-1]:
-            self._live.popleft()
+            self._pop_live()
         if not seqs:
+            return True
+        if disk_full:
+            self._count_disk_drops(len(seqs))
             return True
         self._dropped += len(seqs)
         log.warning(
@@ -216,32 +297,41 @@ class Outbox:
 
     # -- reading and confirming ------------------------------------------------------------------------
 
-    def take(self, limit: int) -> list[tuple[int, Frame]]:
+    def take(self, limit: int, *, max_bytes: int | None = None) -> list[tuple[int, Frame]]:
         """Up to ``limit`` frames not handed out before: live ones first, then the backlog, oldest first.
 
-        Each record is handed out once per process; the taker keeps it until :meth:`confirm` or
+        ``max_bytes`` bounds their :func:`frame_bytes` (the first frame is taken even when it alone is
+        larger). Each record is handed out once per process; the taker keeps it until :meth:`confirm` or
         :meth:`refuse` (after a restart, everything unconfirmed is backlog again).
         """
+        budget = max_bytes if max_bytes is not None else 1 << 62
         out: list[tuple[int, Frame]] = []
         live = self._live
         while live and len(out) < limit:
-            seq, frame = live.popleft()
+            cost = frame_bytes(live[0][1])
+            if out and cost > budget:
+                return out
+            seq, frame = self._pop_live()
+            budget -= cost
             out.append((seq, frame))
             if seq == self._cursor + 1 and not self._ahead:
                 self._cursor = seq  # no backlog behind it: nothing to read back from disk
             elif seq > self._cursor:
                 self._ahead.add(seq)
-        if len(out) < limit:
-            out += self._backlog(limit - len(out))
+        if len(out) < limit and (budget > 0 or not out):
+            out += self._backlog(limit - len(out), budget, first=not out)
         return out
 
-    def _backlog(self, limit: int) -> list[tuple[int, Frame]]:
+    def _backlog(self, limit: int, budget: int, *, first: bool) -> list[tuple[int, Frame]]:
         # the backlog is every unconfirmed record between the cursor and the oldest live one in memory
         end = self._live[0][0] if self._live else self._spool.next_seq
         out: list[tuple[int, Frame]] = []
+        pending = self._spool.pending_count
+        average = self._spool.pending_bytes // pending + 1 if pending else 1
         while len(out) < limit and self._cursor + 1 < end:
+            count = min(BACKLOG_READ, limit - len(out), max(1, budget // average))  # read little more
             try:
-                records = self._spool.pending(limit=min(BACKLOG_READ, limit - len(out)), after=self._cursor)
+                records = self._spool.pending(limit=count, after=self._cursor)
             except SpoolError as exc:
                 raise OutboxError(str(exc)) from exc
             if not records:
@@ -251,10 +341,14 @@ class Outbox:
                 if record.seq >= end:
                     self._cursor = end - 1
                     break
+                if record.seq not in self._ahead:
+                    frame = decode(record.payload)
+                    cost = frame_bytes(frame)
+                    if cost > budget and (out or not first):
+                        break
+                    budget -= cost
+                    out.append((record.seq, frame))
                 self._cursor = record.seq
-                if record.seq in self._ahead:
-                    continue
-                out.append((record.seq, decode(record.payload)))
             else:
                 continue
             break
@@ -283,7 +377,12 @@ class Outbox:
             )
             self._dropped += 1
         except SpoolError as exc:
-            raise OutboxError(str(exc)) from exc
+            if not _is_disk_full(exc):
+                raise OutboxError(str(exc)) from exc
+            log.error(
+                "outbox %s: the disk is full, the refused frame on %s is dropped", self.directory, frame.topic
+            )
+            self._count_disk_drops(1)
         self._bytes_written += len(record) + 20
         self.confirm([seq])
 
@@ -367,6 +466,7 @@ class Outbox:
             bytes=self._spool.size_bytes,
             oldest_read_ns=oldest,
             dropped_full=self._dropped,
+            dropped_disk=self._dropped_disk,
             refused=self._refused.pending_count,
             fsyncs=self._spool.fsync_count + self._refused.fsync_count,
             bytes_written=self._bytes_written,

@@ -2,8 +2,9 @@
 on its PUBACK.
 
 Its own small asyncio protocol (packets from :mod:`ingest.mqtt_wire` and :mod:`.mqtt5`), like the central
-subscriber's (:mod:`ingest.mqtt`): a whole window of PUBLISH packets goes out in one write, every PUBACK in
-one read is handled at once, and each PUBLISH carries the read time as the user property ``read_ns``.
+subscriber's (:mod:`ingest.mqtt`): PUBLISH packets are written one by one as the window allows (pausing
+while the transport says its buffer is full), every PUBACK in one read is handled at once, and each PUBLISH
+carries the read time as the user property ``read_ns``.
 
 - Session: clean start false and a session expiry, so what is in flight survives a central broker
   restart; after a reconnect, everything not acknowledged is sent again (``DUP`` when the broker kept the
@@ -14,12 +15,15 @@ one read is handled at once, and each PUBLISH carries the read time as the user 
   1.5 × keep-alive ends the connection, so a half-open TCP connection (a cut uplink) is noticed.
 - TLS when ``central.tls`` is set: the broker's certificate must chain to ``ca_file`` (and match the
   host name); a client certificate where configured. A failed verification is logged as such.
-- Window: at most ``central.window`` messages (and the broker's Receive Maximum) unacknowledged.
-  Each refill takes live frames first, then the backlog in order (:meth:`Outbox.take`).
+- Window: at most ``central.window`` messages (and the broker's Receive Maximum) and ``central.window_bytes``
+  unacknowledged (one larger frame alone may exceed it), so a backlog of 1 MB device messages drains in
+  a few MB of memory. Each refill takes live frames first, then the backlog in order (:meth:`Outbox.take`).
 - A PUBACK with a reason >= 0x80 (e.g. 0x87 not authorized: the account's ACL) is a refusal for good:
   counted, logged with the topic and the reason, and the frame moved to the outbox's ``refused/`` store
   (never silently deleted, never retried in a loop). A frame larger than the broker's Maximum Packet Size
-  is refused the same way without sending it.
+  is refused the same way without sending it. The refusal is logged at ERROR once, then at most once per
+  ``REFUSED_LOG_S`` with the count; the service puts the refused frames back at each start
+  (:meth:`Outbox.requeue_refused`), so after a fixed account or a new bundle they go through.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ from ingest.backoff import Backoff
 from ingest.gateway import mqtt5
 from ingest.gateway.config import Central, Tls
 from ingest.gateway.frames import Frame
-from ingest.gateway.outbox import Outbox, OutboxError
+from ingest.gateway.outbox import Outbox, OutboxError, frame_bytes
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our in-flight messages' session this long
 _PACKET_TOO_LARGE = 0x95
+REFUSED_LOG_S = 60.0  # refused frames: one ERROR at first, then at most one per interval with the count
+_CREDENTIALS_REFUSED = (0x86, 0x87)  # bad user name or password, not authorized
 
 
 class UplinkError(Exception):
@@ -83,6 +89,14 @@ class _Link(asyncio.Protocol):
         self.connack: asyncio.Future[bytes] = loop.create_future()
         self.closed: asyncio.Future[str] = loop.create_future()
         self.last_sent = self.last_received = time.monotonic()
+        self.writable = asyncio.Event()  # cleared while the transport's buffer is above its high mark
+        self.writable.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -111,6 +125,7 @@ class _Link(asyncio.Protocol):
             self.abort(f"outbox: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.writable.set()  # nobody waits for a buffer that is gone
         if not self.closed.done():
             self.closed.set_result(str(exc) if exc else "closed by the broker")
 
@@ -120,6 +135,7 @@ class _Link(asyncio.Protocol):
             self.last_sent = time.monotonic()
 
     def abort(self, reason: str) -> None:
+        self.writable.set()
         if not self.closed.done():
             self.closed.set_result(reason)
         if self._transport is not None:
@@ -166,6 +182,7 @@ class Uplink:
         self._ssl = ssl_context(central.tls) if central.tls is not None else None
         self._link: _Link | None = None
         self._in_flight: dict[int, tuple[int, Frame]] = {}  # packet id -> (outbox seq, frame), sent order
+        self._in_flight_bytes = 0  # frame_bytes() of everything in _in_flight
         self._unsent: collections.deque[int] = collections.deque()  # in flight, not sent on this link
         self._next_id = 0
         self._window = central.window
@@ -179,6 +196,8 @@ class Uplink:
         self._connections = 0
         self._last_error: str | None = None
         self._closing = False
+        self._refused_logged_at: float | None = None
+        self._refused_unlogged = 0
         outbox.on_put = self._wake.set
 
     # -- state ---------------------------------------------------------------------------------------
@@ -305,6 +324,12 @@ class Uplink:
             raise UplinkError(f"no CONNACK within {self.connect_timeout_s} s")
         if connack.reason >= 0x80:
             detail = f": {connack.reason_string}" if connack.reason_string else ""
+            if connack.reason in _CREDENTIALS_REFUSED:
+                detail += (
+                    f" (user {central.username!r}, client id {central.client_id!r}: is central.password "
+                    "from the newest bundle? a new bundle replaces the account's password; make one for "
+                    "this gateway, or check central.username, central.password and central.client_id)"
+                )
             raise UplinkError(
                 f"the broker refused the connection: {wire.reason_text(connack.reason)}{detail}"
             )
@@ -323,29 +348,32 @@ class Uplink:
     async def _fill(self, link: _Link) -> None:
         while not link.closed.done():
             self._wake.clear()
-            packets: list[bytes] = []
-            sent_unacked = len(self._in_flight) - len(self._unsent)
-            room = self._window - sent_unacked
+            await link.writable.wait()  # the transport's buffer drains first: it holds copies too
+            sent = 0
+            room = self._window - (len(self._in_flight) - len(self._unsent))
             unsent = self._unsent
-            while unsent and room > 0:
+            while unsent and room > 0:  # what is in flight is within the byte window already
                 packet_id = unsent.popleft()
                 entry = self._in_flight.get(packet_id)
                 if entry is not None:
-                    packets.append(self._encode(packet_id, entry[1], dup=self._resend_dup))
+                    link.send(self._encode(packet_id, entry[1], dup=self._resend_dup))
+                    sent += 1
                     room -= 1
             new = self._window - len(self._in_flight)
-            if new > 0 and room > 0:
-                for seq, frame in self.outbox.take(min(new, room)):
+            byte_room = self.central.window_bytes - self._in_flight_bytes
+            if new > 0 and room > 0 and (byte_room > 0 or not self._in_flight):
+                for seq, frame in self.outbox.take(min(new, room), max_bytes=max(1, byte_room)):
                     packet_id = self._packet_id()
                     packet = self._encode(packet_id, frame, dup=False)
                     if self._max_packet is not None and len(packet) > self._max_packet:
                         self._refuse(seq, frame, _PACKET_TOO_LARGE)
                         continue
                     self._in_flight[packet_id] = (seq, frame)
-                    packets.append(packet)
-            if packets:
-                link.send(b"".join(packets))
-                self._published += len(packets)
+                    self._in_flight_bytes += frame_bytes(frame)
+                    link.send(packet)  # one write per packet: no joined copy of the whole window
+                    sent += 1
+            if sent:
+                self._published += sent
                 await asyncio.sleep(0)  # let the PUBACKs in
                 continue
             await self._wake.wait()
@@ -370,6 +398,7 @@ class Uplink:
             entry = self._in_flight.pop(packet_id, None)
             if entry is None:
                 continue  # a PUBACK for a message re-sent and acknowledged twice
+            self._in_flight_bytes -= frame_bytes(entry[1])
             if reason < 0x80:
                 confirmed.append(entry[0])
             else:
@@ -381,12 +410,19 @@ class Uplink:
 
     def _refuse(self, seq: int, frame: Frame, reason: int) -> None:
         self._refused += 1
-        log.error(
-            "uplink: the central broker refused the frame on %s read at %d ns: %s; kept in the outbox's "
-            "refused/ store (%d refused so far)",
-            frame.topic,
-            frame.read_ns,
-            wire.reason_text(reason),
-            self._refused,
-        )
+        self._refused_unlogged += 1
+        now = time.monotonic()
+        if self._refused_logged_at is None or now - self._refused_logged_at >= REFUSED_LOG_S:
+            log.error(
+                "uplink: the central broker refused %d frame(s) since the last such message, the last on %s "
+                "read at %d ns: %s; kept in the outbox's refused/ store and sent again at the next start "
+                "(%d refused so far; does central.username fit the gateway's name?)",
+                self._refused_unlogged,
+                frame.topic,
+                frame.read_ns,
+                wire.reason_text(reason),
+                self._refused,
+            )
+            self._refused_logged_at = now
+            self._refused_unlogged = 0
         self.outbox.refuse(seq, frame, reason)
