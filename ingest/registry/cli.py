@@ -27,6 +27,8 @@ from ingest.api.schemas import Key, Name, NativeId, Notes, ShortText
 from ingest.cli import find_settings
 from ingest.config import ConfigError, Settings
 from ingest.dynsec import DynsecAdmin, DynsecError, admin_from_settings
+from ingest.gateway.accounts import GATEWAY_NAME as NEW_GATEWAY_NAME
+from ingest.gateway.accounts import GATEWAY_NAME_RULE as NEW_GATEWAY_NAME_RULE
 from ingest.registry.assignments import create_assignment
 from ingest.registry.db import commit, make_engine, session_factory
 from ingest.registry.errors import NotFound, RegistryError
@@ -183,6 +185,9 @@ def _gateway(session: Session, name: str) -> Gateway:
 
 @_refusals
 def cmd_gateways_add(args: argparse.Namespace) -> int:
+    if not NEW_GATEWAY_NAME.fullmatch(args.name):  # before the database and the broker are touched
+        print(f"reallabor: gateway name {args.name!r}: {NEW_GATEWAY_NAME_RULE}", file=sys.stderr)
+        return EXIT_CONFIG
     settings = _settings(args)
     with _session(settings) as session, _broker(settings) as broker:
         gateway, password = create_gateway(session, broker, name=args.name, building_id=args.building)

@@ -18,6 +18,11 @@ from typing import Any, Protocol
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
+from ingest.gateway.accounts import GATEWAY_NAME as NEW_GATEWAY_NAME
+from ingest.gateway.accounts import GATEWAY_NAME_RULE as NEW_GATEWAY_NAME_RULE
+from ingest.gateway.accounts import GATEWAY_USER_PREFIX as GATEWAY_USER_PREFIX  # re-exported
+from ingest.gateway.accounts import broker_username as broker_username
+from ingest.gateway.accounts import gateway_client_id as gateway_client_id
 from ingest.registry.common import apply_changes, paginate, reference
 from ingest.registry.db import commit, flush, utcnow
 from ingest.registry.errors import Conflict, InvalidField
@@ -27,11 +32,10 @@ from ingest.security.audit import audit
 
 log = logging.getLogger(__name__)
 
+# any gateway in the registry (lookups by name): older ones may have capitals; a new gateway must fit
+# NEW_GATEWAY_NAME, gateway.yaml's rule, or it could never get an installation bundle
 GATEWAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 GATEWAY_NAME_RULE = "1-64 letters, digits, '-' or '_' (it is a topic level: no '/', '+', '#')"
-
-
-GATEWAY_USER_PREFIX = "gw-"
 
 
 class BrokerAccounts(Protocol):
@@ -52,15 +56,6 @@ class BrokerClientIds(Protocol):
     def bind_client_id(self, *, username: str, client_id: str) -> None: ...
 
 
-def broker_username(gateway: str) -> str:
-    return f"{GATEWAY_USER_PREFIX}{gateway}"
-
-
-def gateway_client_id(gateway: str) -> str:
-    """The only MQTT client id the gateway's account may connect with: its broker username (unique)."""
-    return broker_username(gateway)
-
-
 # ---------------------------------------------------------------- gateways
 
 
@@ -73,8 +68,8 @@ def create_gateway(
     notes: str = "",
 ) -> tuple[Gateway, str]:
     """Register a gateway and create its broker account; returns it with its password (shown once)."""
-    if not GATEWAY_NAME.fullmatch(name):  # "$" alone lets a trailing newline through
-        raise InvalidField("name", GATEWAY_NAME_RULE)
+    if not NEW_GATEWAY_NAME.fullmatch(name):  # "$" alone lets a trailing newline through
+        raise InvalidField("name", NEW_GATEWAY_NAME_RULE)
     if building_id is not None:
         reference(session, Building, building_id, field="building_id")
     gateway = Gateway(
