@@ -1,4 +1,8 @@
-"""Pydantic validation errors as lines an operator can act on: key path, message, offending value."""
+"""Pydantic validation errors as lines an operator can act on: key path, message, offending value.
+
+The value of an unknown key is never shown: a mistyped key (``passwort:``) may hold a secret, and these
+lines reach terminals and, through a restarting service, its journal.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ def describe_errors(exc: ValidationError, *, prefix: tuple[Any, ...] = ()) -> li
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         value = err.get("input")
-        show_value = err["type"] != "missing" and not isinstance(value, dict | list) and path
+        show_value = (
+            err["type"] not in ("missing", "extra_forbidden") and not isinstance(value, dict | list) and path
+        )
         if show_value:
             shown = "<hidden>" if any(word in path for word in _SECRET_WORDS) else repr(value)
             message = f"{message} (got {shown})"

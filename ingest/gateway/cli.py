@@ -1,7 +1,9 @@
-"""``reallabor gateway run|check --config gateway.yaml``: the gateway service's command line.
+"""``reallabor-gateway run|check --config gateway.yaml``: the gateway service's command line.
 
-Kept apart from the central CLI's heavy imports: ``python -m ingest.gateway.cli run --config ...`` runs the
-same service with only what the gateway needs loaded (the Pi's memory; docs/gateway.md, "Measured").
+Kept apart from the central CLI's heavy imports: on the Pi only the gateway's few requirements are
+installed (install.sh: the wheel ``--no-deps`` plus requirements-gateway.txt), so its command is the
+console script ``reallabor-gateway`` (or ``python -m ingest.gateway.cli``), never ``reallabor gateway``,
+which loads the central side first. On the central install ``reallabor gateway run|check`` works too.
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration (each key path and value named).
 """
 
@@ -15,7 +17,8 @@ import signal
 import sys
 from pathlib import Path
 
-from ingest.gateway.config import GatewayConfig, GatewayConfigError, load_gateway_config
+from ingest.gateway.accounts import broker_username, gateway_client_id
+from ingest.gateway.config import PLACEHOLDER, GatewayConfig, GatewayConfigError, load_gateway_config
 
 EXIT_CONFIG = 2
 log = logging.getLogger("reallabor.gateway")
@@ -55,11 +58,61 @@ def _file_problems(config: GatewayConfig) -> list[str]:
     return problems
 
 
+def _placeholders(config: GatewayConfig) -> list[str]:
+    """Values still the bundle's placeholder (a meter's port): the key path of each."""
+    found: list[str] = []
+
+    def walk(value: object, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}.{index}")
+        elif isinstance(value, str) and PLACEHOLDER in value:
+            found.append(f"{path}: {value} is the bundle's placeholder: put the real value here")
+
+    walk(config.model_dump(mode="json"), "")
+    return found
+
+
+def _ports_there() -> str:
+    by_id = Path("/dev/serial/by-id")
+    names = sorted(str(p) for p in by_id.iterdir()) if by_id.is_dir() else []
+    return f"ports there now: {', '.join(names)}" if names else f"nothing in {by_id} now"
+
+
+def _warnings(config: GatewayConfig) -> list[str]:
+    """What may be right but looks wrong: an unplugged head, an account the registry did not make."""
+    warnings = [
+        f"meters.{index}.port ({meter.device}): {meter.port} is not there now "
+        f"(the head unplugged? the service waits for it; {_ports_there()})"
+        for index, meter in enumerate(config.meters)
+        if not meter.port.exists() and PLACEHOLDER not in str(meter.port)
+    ]
+    central = config.central
+    if central.username != broker_username(config.gateway):
+        warnings.append(
+            f"central.username: {central.username!r} is not gateway {config.gateway}'s broker account "
+            f"({broker_username(config.gateway)!r}): a copied or mistyped name? the broker will refuse it"
+        )
+    if central.client_id != gateway_client_id(config.gateway):
+        warnings.append(
+            f"central.client_id: {central.client_id!r} is not the one the registry binds to gateway "
+            f"{config.gateway}'s account ({gateway_client_id(config.gateway)!r})"
+        )
+    return warnings
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    for meter in config.meters:
-        if not meter.port.exists():  # a head may be unplugged right now: the service waits for it
-            print(f"reallabor gateway: note: meters[{meter.device}].port {meter.port} is not there now")
+    placeholders = _placeholders(config)
+    if placeholders:
+        lines = "\n  ".join(placeholders)
+        print(f"reallabor gateway: not ready ({args.config}):\n  {lines}", file=sys.stderr)
+        return EXIT_CONFIG
+    for warning in _warnings(config):
+        print(f"reallabor gateway: warning: {warning}", file=sys.stderr)
     local = config.local_broker
     print(
         f"{args.config}: ok (gateway {config.gateway}, {len(config.meters)} meter(s), "
@@ -77,6 +130,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ingest.gateway.outbox import OutboxError
     from ingest.gateway.service import GatewayService
 
+    for problem in _placeholders(config):  # the other meters and the local devices still go on
+        log.warning("%s (check --config says so too)", problem)
+
     async def main() -> None:
         service = GatewayService(config)
         loop = asyncio.get_running_loop()
@@ -93,8 +149,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``reallabor gateway run|check`` in the central CLI."""
     gateway = sub.add_parser("gateway", help="the gateway service on a Pi (meters, local devices, outbox)")
-    actions = gateway.add_subparsers(dest="action", required=True)
+    _add_actions(gateway)
+
+
+def _add_actions(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
     for name, func, text in (
         ("run", cmd_run, "run the gateway service until SIGTERM"),
         ("check", cmd_check, "validate gateway.yaml (exit 2 naming each bad key path and value)"),
@@ -105,11 +166,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    root = argparse.ArgumentParser(prog="reallabor", description="the Reallabor gateway service")
-    add_parser(root.add_subparsers(dest="command", required=True))
+    """The console script ``reallabor-gateway`` (and ``python -m ingest.gateway.cli``)."""
+    root = argparse.ArgumentParser(prog="reallabor-gateway", description="the Reallabor gateway service")
+    _add_actions(root)
     given = sys.argv[1:] if argv is None else argv
-    if given[:1] != ["gateway"]:  # `python -m ingest.gateway.cli run ...` means `reallabor gateway run ...`
-        given = ["gateway", *given]
+    if given[:1] == ["gateway"]:  # `reallabor-gateway gateway run ...` as `reallabor gateway run ...`
+        given = given[1:]
     args = root.parse_args(given)
     code: int = args.func(args)
     return code

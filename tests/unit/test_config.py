@@ -45,7 +45,7 @@ def check(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> subpr
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("mqtt: {hots: broker}\n", "mqtt.hots: unknown key (got 'broker')"),
+        ("mqtt: {hots: broker}\n", "mqtt.hots: unknown key"),
         ("influx: {batch_size: lots}\n", "influx.batch_size: Input should be a valid integer"),
         (
             "influx: {batch_size: 0}\n",
@@ -55,7 +55,7 @@ def check(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> subpr
         ("influx: {url: 'ftp://x'}\n", "influx.url"),
         ("influx: {api: v2}\n", "influx: api v2 needs org and bucket"),
         ("mode: staging\n", "mode: Input should be 'development' or 'production' (got 'staging')"),
-        ("colour: blue\n", "colour: unknown key (got 'blue')"),
+        ("colour: blue\n", "colour: unknown key"),
         ("- just\n- a list\n", "the top level must be a mapping"),
         ("mqtt: [unclosed\n", "not valid YAML"),
     ],
