@@ -5,6 +5,10 @@ central profile ``gateway-health`` (:mod:`ingest.decoders.gateway_health`) turns
 ``gateway_health``; docs/gateway.md explains each field. A value that cannot be read here is left out,
 never guessed: CPU temperature without a thermal zone, the clock's offset when the kernel says it is not
 synchronised (then ``clock.synced`` is false and nothing else is claimed).
+
+Every ``summary_interval_s`` (10 min) the same figures go to the log as one INFO line (frames per port
+since the last line, outbox depth, the uplink's state), so a technician at the Pi sees that it works.
+A health message the outbox cannot take is counted and logged, never a crash: the next one follows.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.gateway.frames import Frame, health_topic
+from ingest.gateway.outbox import OutboxError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,7 @@ THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
 _TIME_ERROR = 5  # adjtimex(2): the clock is not synchronised
 _STA_UNSYNC = 0x0040
 _STA_NANO = 0x2000  # offset in ns instead of µs
+SUMMARY_INTERVAL_S = 600.0
 
 
 class OutboxStatsView(Protocol):
@@ -40,6 +46,8 @@ class OutboxStatsView(Protocol):
     def oldest_read_ns(self) -> int | None: ...
     @property
     def dropped_full(self) -> int: ...
+    @property
+    def dropped_disk(self) -> int: ...
     @property
     def fsyncs(self) -> int: ...
     @property
@@ -194,12 +202,18 @@ class HealthSources:
 
 
 class Health:
-    def __init__(self, sources: HealthSources, *, interval_s: float) -> None:
+    def __init__(
+        self, sources: HealthSources, *, interval_s: float, summary_interval_s: float = SUMMARY_INTERVAL_S
+    ) -> None:
         self.sources = sources
         self.interval_s = interval_s
+        self.summary_interval_s = summary_interval_s
         self.started_monotonic = time.monotonic()
         self.version = software_version()
         self.sent = 0
+        self.failed = 0  # health messages the outbox could not take
+        self._summarised_at = self.started_monotonic
+        self._frames_at_summary = {name: stats.frames for name, stats in sources.ports.items()}
 
     def message(self, now_ns: int | None = None) -> dict[str, Any]:
         """The health object as it is sent (keys the decoder knows; absent what cannot be read)."""
@@ -219,6 +233,7 @@ class Health:
             "bytes": outbox.bytes,
             "oldest_age_s": _age_s(outbox.oldest_read_ns, now_ns),
             "dropped_full": outbox.dropped_full,
+            "dropped_disk": outbox.dropped_disk,
             "fsyncs": outbox.fsyncs,
             "bytes_written": outbox.bytes_written,
         }
@@ -252,9 +267,45 @@ class Health:
     async def run(self, put: Callable[[Frame], object]) -> None:
         """One message at once (a restart shows), then every interval, until cancelled."""
         while True:
-            put(self.frame())
-            self.sent += 1
+            try:
+                put(self.frame())
+            except OutboxError as exc:  # the outbox logs its own disk trouble; health goes on
+                self.failed += 1
+                log.warning("health: the message could not be stored (%d so far): %s", self.failed, exc)
+            else:
+                self.sent += 1
+            if time.monotonic() - self._summarised_at >= self.summary_interval_s:
+                self.log_summary()
             await asyncio.sleep(self.interval_s)
+
+    def log_summary(self) -> None:
+        """One INFO line: frames per port since the last line, the outbox, the uplink."""
+        now = time.monotonic()
+        minutes = (now - self._summarised_at) / 60
+        self._summarised_at = now
+        s = self.sources
+        ports = []
+        for name, stats in s.ports.items():
+            fresh = stats.frames - self._frames_at_summary.get(name, 0)
+            self._frames_at_summary[name] = stats.frames
+            ports.append(f"{name} {fresh}{'' if stats.connected else ' (port not open)'}")
+        if s.local_forwarded is not None:
+            ports.append(f"local broker forwarded {s.local_forwarded()} in all")
+        outbox, uplink = s.outbox(), s.uplink()
+        state = f"connected to {uplink.broker}" if uplink.connected else f"not connected ({uplink.broker})"
+        log.info(
+            "gateway %s, last %.0f min: frames %s; outbox %d waiting, %d dropped; uplink %s, "
+            "%d acknowledged, %d refused, %d reconnects",
+            s.gateway,
+            minutes,
+            ", ".join(ports) or "none (no meters)",
+            outbox.depth,
+            outbox.dropped_full,
+            state,
+            uplink.acked,
+            uplink.refused,
+            uplink.reconnects,
+        )
 
 
 def _port(stats: PortStatsView, now_ns: int) -> dict[str, Any]:

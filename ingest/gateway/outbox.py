@@ -30,7 +30,14 @@ then the backlog on disk, oldest first. The newest readings are not starved whil
 
 A frame the broker refuses for good (PUBACK reason >= 0x80, e.g. "not authorized") is moved to a second,
 small spool in ``refused/`` (:meth:`Outbox.refuse`): not deleted silently, not retried in a loop.
-:meth:`Outbox.requeue_refused` puts them back into the outbox (after the account was fixed).
+:meth:`Outbox.requeue_refused` puts them back into the outbox; the service does so at each start.
+
+A full file system (ENOSPC, EDQUOT) before ``max_bytes`` is treated like ``max_bytes``: the acknowledged
+records are deleted, else the oldest segment is dropped, and the frame written again; counted in
+``dropped_full`` and ``dropped_disk``, logged once a minute with the counts. When none of our own frames
+are left to drop, :meth:`put` drops the new frame (counted) instead of raising into the readers.
+Dropping needs a little space itself (the spool's checkpoint is written before the segment is deleted):
+the file ``disk-reserve`` (1 MiB) keeps it, released for the drop and set aside again after it.
 """
 
 from __future__ import annotations
@@ -64,6 +71,8 @@ LIVE_BYTES = 8 << 20  # ... and at most this many payload bytes of them (large d
 BACKLOG_READ = 2_000  # records read from disk at a time
 DISK_FULL_LOG_S = 60.0  # a full disk (ENOSPC) is logged at most once per this interval, with counts
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+RESERVE_FILE = "disk-reserve"  # space set aside so that dropping the oldest works on a full disk
+RESERVE_BYTES = 1 << 20
 
 
 class OutboxError(Exception):
@@ -124,6 +133,7 @@ class Outbox:
         ack_commit_s: float = 30.0,
         segment_bytes: int = SEGMENT_BYTES,
         live_limit: int = LIVE_LIMIT,
+        reserve_bytes: int = RESERVE_BYTES,
     ) -> None:
         self.directory = directory
         self.commit_interval_s = commit_interval_s
@@ -152,12 +162,16 @@ class Outbox:
         self._disk_unlogged = 0  # frames dropped for the full disk since that warning
         self._bytes_written = 0
         self.on_put: Callable[[], None] | None = None
+        self._reserve = directory / RESERVE_FILE
+        self._reserve_bytes = reserve_bytes
+        self._make_reserve()
         recovered = self._spool.recovery
         if recovered.pending:
             log.info("outbox %s: %d frames from before the restart to send", directory, recovered.pending)
         if self._refused.pending_count:
             log.warning(
-                "outbox %s: %d frames the central broker refused are kept in %s",
+                "outbox %s: %d frames the central broker refused are kept in %s (the service sends them "
+                "again at its start)",
                 directory,
                 self._refused.pending_count,
                 directory / REFUSED_DIR,
@@ -209,15 +223,33 @@ class Outbox:
 
     def _free_disk(self) -> bool:
         """The file system is full: delete what the broker acknowledged, else drop the oldest segment."""
-        before = self._spool.size_bytes
-        with contextlib.suppress(OutboxError):
-            self._commit_acks()
-        if self._spool.size_bytes < before:
-            return True
+        self._reserve.unlink(missing_ok=True)  # room for the checkpoint that deleting a segment writes
         try:
+            before = self._spool.size_bytes
+            self._commit_acks()
+            if self._spool.size_bytes < before:
+                return True
             return self._drop_oldest(disk_full=True)
-        except OutboxError:  # not even the checkpoint can be written
+        except OutboxError:  # not even the checkpoint could be written
             return False
+        finally:
+            self._make_reserve()
+
+    def _make_reserve(self) -> None:
+        """Best effort: without the reserve, a full disk may leave nothing to drop but the new frame."""
+        if self._reserve_bytes <= 0:
+            return
+        try:
+            fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(fd, 0, self._reserve_bytes)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+        finally:
+            os.close(fd)
 
     def _count_disk_drops(self, count: int) -> None:
         self._dropped += count

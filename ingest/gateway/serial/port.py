@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 30.0
+EMIT_ERROR_LOG_S = 60.0  # frames not handed on: the first with its traceback, then one line per interval
 P1_8N1_BAUD = 115200
 
 
@@ -73,6 +74,9 @@ class _Reader:
         self.d0_timing = d0_timing
         self.backoff = Backoff(minimum=RECONNECT_MIN_S, maximum=RECONNECT_MAX_S)
         self.framer: Framer | None = None
+        self.first_frame_logged = False  # since the port was opened
+        self._emit_failed_logged_at: float | None = None
+        self._emit_failed_unlogged = 0
         if meter.protocol == "sml":
             self.framer = SmlFramer(counters=stats)
         elif meter.protocol == "dsmr":
@@ -83,11 +87,40 @@ class _Reader:
         self.stats.frames += 1
         self.stats.last_frame_ns = read_ns
         self.backoff.reset()
+        if not self.first_frame_logged:
+            self.first_frame_logged = True
+            log.info(
+                "meter %s on %s: first frame, %d bytes", self.meter.device, self.meter.port, len(payload)
+            )
         try:
             self.emit(Frame(topic=self.topic, payload=payload, read_ns=read_ns))
-        except Exception:
+        except Exception as exc:
             self.stats.errors += 1
-            log.exception("%s: a frame of %d bytes could not be handed on", self.meter.device, len(payload))
+            self._emit_failed(len(payload), exc)
+
+    def _emit_failed(self, size: int, exc: Exception) -> None:
+        self._emit_failed_unlogged += 1
+        now = time.monotonic()
+        if self._emit_failed_logged_at is None:
+            log.error(
+                "%s: a frame of %d bytes could not be handed on (further ones: one line a minute)",
+                self.meter.device,
+                size,
+                exc_info=exc,
+            )
+        elif now - self._emit_failed_logged_at >= EMIT_ERROR_LOG_S:
+            log.error(
+                "%s: %d frame(s) could not be handed on since the last such message (%d port errors in "
+                "all); the last: %s",
+                self.meter.device,
+                self._emit_failed_unlogged,
+                self.stats.errors,
+                exc,
+            )
+        else:
+            return
+        self._emit_failed_logged_at = now
+        self._emit_failed_unlogged = 0
 
     async def run(self) -> None:
         meter, stats = self.meter, self.stats
@@ -115,6 +148,7 @@ class _Reader:
     async def _read(self, line: SerialLine, baud: int) -> None:
         meter, stats = self.meter, self.stats
         stats.connected = True
+        self.first_frame_logged = False
         log.info("%s: reading %s on %s at %d baud", meter.device, meter.protocol, meter.port, baud)
         try:
             if self.framer is None:
