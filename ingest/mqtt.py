@@ -33,6 +33,8 @@ EARLIEST_READ_NS = 1_577_836_800_000_000_000  # 2020-01-01T00:00:00Z
 READ_NS_AHEAD_NS = 300_000_000_000
 _IMPLAUSIBLE_LOG_INTERVAL_S = 60.0
 _SUBSCRIPTION_ID, _SYS_SUBSCRIPTION_ID = 1, 2
+_UNSUBSCRIPTION_ID = 3
+_UNSUBSCRIBE, _UNSUBACK = 10, 11  # packet types mqtt_wire does not build or name
 
 
 class MqttError(Exception):
@@ -60,6 +62,7 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.connack: asyncio.Future[bytes] = loop.create_future()
         self.suback: asyncio.Future[bytes] = loop.create_future()
+        self.unsuback: asyncio.Future[bytes] = loop.create_future()
         self.closed: asyncio.Future[str] = loop.create_future()
         self.last_sent = self.last_received = time.monotonic()
         self.awaiting_pubrel: set[int] = set()  # QoS 2: PUBREC sent, the exchange not finished yet
@@ -98,6 +101,8 @@ class _Connection(asyncio.Protocol):
         elif kind == wire.SUBACK:
             if wire.suback(body)[0] == _SUBSCRIPTION_ID:  # the $SYS one is not awaited
                 self._settle(self.suback, body)
+        elif kind == _UNSUBACK:
+            self._settle(self.unsuback, body)
         elif kind == wire.PUBREL:  # QoS 2, second half: we have acknowledged the message (PUBREC)
             packet_id = wire.packet_id(body)
             self.send(wire.acks(wire.PUBCOMP, [packet_id]))
@@ -177,11 +182,19 @@ class MqttSource:
         queue: asyncio.Queue[list[Message]],
         on_broker_drops: Callable[[int], None] | None = None,
         max_queued: int | None = None,
+        read_times: bool = True,
+        unsubscribe: Iterable[str] = (),
     ) -> None:
+        """``read_times=False``: every message is stamped with its arrival time, a publisher's ``read_ns``
+        property is ignored (the gateway's local broker, where any device could backdate its messages).
+        ``unsubscribe``: filters the persistent session may still hold and no longer should, removed at
+        each connect before subscribing ``topics``."""
         self.settings = settings
+        self._read_times = read_times
         self.on_broker_drops = on_broker_drops
         self._broker_dropped = 0
         self.topics = [f"$share/{settings.shared_group}/{t}" if settings.shared_group else t for t in topics]
+        self.unsubscribe = [t for t in unsubscribe if t not in topics]
         self.queue = queue
         self.connected = asyncio.Event()
         self._connection: _Connection | None = None
@@ -259,7 +272,8 @@ class MqttSource:
             if topic == BROKER_DROPPED_TOPIC:
                 self._note_broker_drops(payload)
                 continue
-            if read_ns:  # the gateway's read time: a backlog lands when read, a re-sent frame overwrites
+            # the gateway's read time: a backlog lands when read, a re-sent frame overwrites
+            if read_ns and self._read_times:
                 if EARLIEST_READ_NS <= read_ns <= latest_read_ns:
                     messages.append(Message(topic, payload, read_ns, qos, mid, connection))
                     continue
@@ -365,6 +379,9 @@ class MqttSource:
         _, reason = wire.connack(connack)
         if reason >= 0x80:
             raise MqttError(f"broker refused the connection: {wire.reason_text(reason)}")
+        if self.unsubscribe:  # filters the session kept from an earlier configuration
+            connection.send(_unsubscribe_packet(_UNSUBSCRIPTION_ID, self.unsubscribe))
+            await connection.expect(connection.unsuback, "UNSUBACK", settings.keepalive_s)
         # No retained messages: the ingester got each when it was published (the session keeps what arrives
         # while it is away); sent again at every (re)subscribe, one would be stored or quarantined anew.
         filters = [(topic, settings.qos) for topic in self.topics]
@@ -379,3 +396,12 @@ class MqttSource:
             raise MqttError(f"subscription refused: {'; '.join(refused)}")
         if self.on_broker_drops is not None:  # a broker may refuse $SYS: not awaited
             connection.send(wire.subscribe(_SYS_SUBSCRIPTION_ID, [(BROKER_DROPPED_TOPIC, 0)]))
+
+
+def _unsubscribe_packet(packet_id: int, filters: Iterable[str]) -> bytes:
+    """An MQTT 5 UNSUBSCRIBE without properties."""
+    body = packet_id.to_bytes(2, "big") + b"\x00"
+    for topic_filter in filters:
+        data = topic_filter.encode()
+        body += len(data).to_bytes(2, "big") + data
+    return bytes([_UNSUBSCRIBE << 4 | 0x02]) + wire.varint(len(body)) + body

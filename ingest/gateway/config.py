@@ -129,14 +129,53 @@ class Meter(_Section):
         return self.baud or _DEFAULT_BAUD[self.protocol]
 
 
+#: the native topics of every device profile that reaches the central side through a gateway's local
+#: broker: the profiles' templates without ``lab/{gateway}/``, ``{x}`` as ``+``. Not the gateway's own
+#: topics (health, sml/, dsmr/: a device publishing there would pose as the gateway or a serial meter).
+#: tests/gateway/test_local_topics.py keeps this list and device_profiles/*.yaml in step.
+LOCAL_DEVICE_TOPICS: tuple[str, ...] = (
+    "tele/+/SENSOR",  # tasmota, tasmota-sml
+    "tele/+/STATE",
+    "tele/+/ENERGY",
+    "shellies/+/emeter/+/power",  # shelly-gen1
+    "shellies/+/emeter/+/voltage",
+    "shellies/+/emeter/+/current",
+    "shellies/+/emeter/+/pf",
+    "shellies/+/emeter/+/total",
+    "shellies/+/emeter/+/total_returned",
+    "shellies/+/relay/+/power",
+    "shellies/+/relay/+/energy",
+    "+/status/+",  # shelly-gen2
+    "+/events/rpc",
+    "+/sensor/+/state",  # esphome (its topic prefix: the node name)
+    "+/state",  # generic-json
+    "obis/+",  # obis-json
+    "+/obis/+/255/value",
+    "zigbee2mqtt/bridge/state",  # zigbee2mqtt
+    "zigbee2mqtt/+",
+    "v3/+/devices/+/up",  # ttn-v3, where a local bridge brings it
+    "tasmota/discovery/+/config",  # announcements (the technicians' discovery list)
+    "zigbee2mqtt/bridge/devices",
+    "shellies/announce",
+    "+/online",
+)
+
+
+def forwarder_client_id(gateway: str) -> str:
+    """The local forwarder's default client id: one per gateway (a bundle writes an unguessable one)."""
+    return f"reallabor-{gateway}-forwarder"
+
+
 class LocalBroker(_Section):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
-    client_id: str = Field("reallabor-gateway-forwarder", min_length=1)
+    client_id: str | None = Field(
+        None, min_length=1, description="the forwarder's session; default reallabor-<gateway>-forwarder"
+    )
     username: str | None = None
     password: SecretStr | None = None
     topics: list[str] = Field(
-        default_factory=lambda: ["tele/#", "stat/#", "shellies/#", "zigbee2mqtt/#", "esphome/#"],
+        default_factory=lambda: list(LOCAL_DEVICE_TOPICS),
         min_length=1,
         description="native topic filters forwarded under lab/<gateway>/",
     )

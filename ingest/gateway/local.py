@@ -16,30 +16,50 @@ and its health counters are the same for meters and devices (docs/gateway.md, "L
 Retained messages are not sent at (re)subscribe (MQTT 5 retain handling 2, as the central ingester does):
 the persistent session already got each message when it was published; sending the stored state again at
 every reconnect would forward it again each time. The read time of a forwarded message is when the
-forwarder received it; devices that carry their own time (Tasmota "Time", zigbee2mqtt "last_seen") keep it.
+forwarder received it, whatever ``read_ns`` user property a device sent (any device on the LAN could
+backdate its messages otherwise); devices that carry their own time in the payload (Tasmota "Time",
+zigbee2mqtt "last_seen") keep it.
+
+A message that cannot be forwarded (its topic too long for MQTT once under ``lab/<gateway>/``, or on one
+of the gateway's own topics) is counted (``stats.skipped``, health ``local_broker.skipped``), logged at
+most once a minute and acknowledged: left unacknowledged, the persistent session would send it again after
+every restart and stop all forwarding. The filters of the last run are kept in the outbox directory; those
+no longer in ``local_broker.topics`` are unsubscribed at connect (the session would keep them for good).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from ingest.config import MqttSettings
-from ingest.gateway.config import LocalBroker
-from ingest.gateway.frames import Frame, forwarded_topic
+from ingest.gateway.config import LocalBroker, forwarder_client_id
+from ingest.gateway.frames import HEALTH_SUFFIX, PROFILE_SEGMENT, Frame, forwarded_topic
 from ingest.gateway.outbox import Outbox
 from ingest.mqtt import Message, MqttSource
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the local broker keeps our queue while the service is away for a week
-RECEIVE_MAXIMUM = 2000  # messages in flight to us: one outbox commit's worth, bounded memory on a Pi
+# messages in flight to us and waiting for the outbox: with the local broker's 256 KiB message limit at
+# most ~25 MB however large the devices' messages are (2,000 x 1 MB took 284 MB RSS)
+RECEIVE_MAXIMUM = 100
+BATCH_BYTES = 8 << 20  # payload bytes per outbox commit
+MAX_TOPIC_BYTES = 0xFFFF  # an MQTT string: the central topic lab/<gateway>/<native> must fit
+SKIPPED_LOG_INTERVAL_S = 60.0
+TOPICS_FILE = "local-broker-topics.json"  # in the outbox directory: the filters the session holds
+#: first topic levels of the gateway's own messages: never taken from a device
+OWN_TOPICS = frozenset({HEALTH_SUFFIX, *PROFILE_SEGMENT.values()})
 
 
 @dataclass(slots=True)
 class ForwarderStats:
     forwarded: int = 0  # messages committed to the outbox and acknowledged to the local broker
+    skipped: int = 0  # messages that cannot be forwarded, acknowledged and dropped (logged)
 
 
 class LocalForwarder:
@@ -51,13 +71,15 @@ class LocalForwarder:
         self.outbox = outbox
         self.stats = ForwarderStats()
         self._source: MqttSource | None = None
+        self._skipped_logged = -SKIPPED_LOG_INTERVAL_S  # monotonic time of the last warning
+        self._skipped_unlogged = 0
 
     def _mqtt_settings(self) -> MqttSettings:
         s = self.settings
         return MqttSettings(
             host=s.host,
             port=s.port,
-            client_id=s.client_id,
+            client_id=s.client_id or forwarder_client_id(self.gateway),
             username=s.username,
             password=s.password,
             qos=1,
@@ -69,26 +91,98 @@ class LocalForwarder:
 
     async def run(self) -> None:
         """Forward until cancelled; then disconnect cleanly (the local broker keeps our session)."""
+        topics = list(self.settings.topics)
         queue: asyncio.Queue[list[Message]] = asyncio.Queue()
         source = self._source = MqttSource(
-            self._mqtt_settings(), topics=list(self.settings.topics), queue=queue
+            self._mqtt_settings(),
+            topics=topics,
+            queue=queue,
+            max_queued=RECEIVE_MAXIMUM,
+            read_times=False,  # a device's read_ns property is not trusted: our time of receipt
+            unsubscribe=self._previous_topics(),
         )
         connection = asyncio.create_task(source.run(), name="local-broker")
+        remember = asyncio.create_task(self._remember_topics(source, topics), name="local-broker-topics")
         try:
             while True:
                 batch = await queue.get()
-                while not queue.empty():  # what else has arrived goes into the same commit
-                    batch.extend(queue.get_nowait())
+                size = sum(len(m.payload) for m in batch)
+                while not queue.empty() and size < BATCH_BYTES:  # what else has arrived: the same commit
+                    more = queue.get_nowait()
+                    batch.extend(more)
+                    size += sum(len(m.payload) for m in more)
                 await self._forward(source, batch)
         finally:
+            remember.cancel()
             await asyncio.shield(self._disconnect(source, connection))
 
+    @property
+    def _topics_file(self) -> Path:
+        return self.outbox.directory / TOPICS_FILE
+
+    def _previous_topics(self) -> list[str]:
+        """The filters the last run subscribed (kept in the session), or none when unknown."""
+        try:
+            data = json.loads(self._topics_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "local broker: cannot read %s (%s): filters of earlier runs stay", self._topics_file, exc
+            )
+            return []
+        if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
+            return []
+        return data
+
+    async def _remember_topics(self, source: MqttSource, topics: list[str]) -> None:
+        """Once subscribed (and the old filters unsubscribed): these are the session's filters now."""
+        await source.connected.wait()
+        if source.unsubscribe:
+            log.info(
+                "local broker: unsubscribed filters no longer configured: %s", ", ".join(source.unsubscribe)
+            )
+        path = self._topics_file
+        try:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(topics), encoding="utf-8")
+            temporary.replace(path)
+        except OSError as exc:
+            log.warning("local broker: cannot write %s (%s)", path, exc)
+
     async def _forward(self, source: MqttSource, batch: list[Message]) -> None:
-        frames = [Frame(forwarded_topic(self.gateway, m.topic), m.payload, m.received_ns) for m in batch]
-        await self.outbox.put_durable(frames)  # returns after the fsync: only now may the broker forget
-        source.ack(batch)
+        frames = []
+        for message in batch:
+            topic = forwarded_topic(self.gateway, message.topic)
+            if len(topic.encode()) > MAX_TOPIC_BYTES:
+                self._skip(message, "its topic is too long for MQTT under the gateway's prefix")
+            elif message.topic.split("/", 1)[0] in OWN_TOPICS:
+                self._skip(message, "the gateway's own topics are not taken from devices")
+            else:
+                frames.append(Frame(topic, message.payload, message.received_ns))
+        if frames:
+            await self.outbox.put_durable(frames)  # returns after the fsync: only now may the broker forget
+        source.ack(batch)  # the skipped ones too: sent again, they would stop the forwarding for good
         source.taken(len(batch))
-        self.stats.forwarded += len(batch)
+        self.stats.forwarded += len(frames)
+
+    def _skip(self, message: Message, why: str) -> None:
+        self.stats.skipped += 1
+        self._skipped_unlogged += 1
+        now = time.monotonic()
+        if now - self._skipped_logged < SKIPPED_LOG_INTERVAL_S:
+            return
+        log.warning(
+            "local broker: message on %.80r (%d bytes) not forwarded: %s (%d such since the last warning, "
+            "%d in all)",
+            message.topic,
+            len(message.topic.encode()),
+            why,
+            self._skipped_unlogged,
+            self.stats.skipped,
+        )
+        self._skipped_logged = now
+        self._skipped_unlogged = 0
 
     @property
     def connected(self) -> bool:
