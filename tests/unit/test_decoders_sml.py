@@ -164,10 +164,19 @@ def test_more_frames_than_a_meter_sends_in_one_message_are_too_complex() -> None
     assert caught.value.reason == "too_complex"
 
 
-def test_unknown_message_type_falls_back_to_an_obis_scan() -> None:
-    body = sml_file(SERVER_ID, [Entry(POWER, signed(42, 2), unit=27)])
-    profile_list = message(b"\x11\x09", 0x0401, seq(NONE, NONE))  # GetProfileListResponse: smllib knows none
-    assert decode(transport(profile_list + body))[0].fields == {"power_w": 42.0}
+def test_unknown_message_type_is_skipped() -> None:
+    """smllib knew no GetProfileListResponse and fell back to an OBIS scan, losing the sensor time; the
+    own parser skips the message and keeps it."""
+    body = sml_file(SERVER_ID, [Entry(POWER, signed(42, 2), unit=27)], sensor_time=timestamp(1_764_320_400))
+    profile_list = message(b"\x11\x09", 0x0401, seq(NONE, NONE))
+    (reading,) = decode(transport(profile_list + body))
+    assert (reading.fields, reading.time_source) == ({"power_w": 42.0}, "device")
+
+
+def test_messages_that_do_not_parse_fall_back_to_an_obis_scan() -> None:
+    body = sml_file(SERVER_ID, [Entry(POWER, signed(42, 2), unit=27)], sensor_time=timestamp(1_764_320_400))
+    (reading,) = decode(transport(body + b"\x00\x00\x00\x00"))  # padding the padding count does not cut
+    assert (reading.fields, reading.time_source) == ({"power_w": 42.0}, "received")
 
 
 @pytest.mark.parametrize(
@@ -204,7 +213,7 @@ def test_options_are_strict() -> None:
         SmlOptions(crc="crc32")
 
 
-# --- fuzz: past the CRC, into smllib's parser ------------------------------------------------------------
+# --- fuzz: past the CRC, into the parser -------------------------------------------------------------------
 
 CODES = [
     ENERGY,
@@ -270,7 +279,7 @@ def test_fuzz_mutated_body_with_valid_crc(data: st.DataObject) -> None:
 
 
 def test_list_longer_than_the_frame_is_refused_before_it_is_built() -> None:
-    """A list TL may claim 16^n elements over n bytes, and smllib builds the list before reading it (found
+    """A list TL may claim 16^n elements over n bytes, and smllib built the list before reading it (found
     by the fuzz test: 16 million elements). Refused without building it: the decode allocates little."""
     huge_list = b"\xf1" + b"\x80" * 5 + b"\x01"  # 16^6 elements claimed in a frame of a few bytes
     body = b"\x76" + huge_list + b"\x01" * 8 + b"\x00"  # one message whose first element is that list
