@@ -179,11 +179,11 @@ def test_bundle_holds_a_gateway_that_publishes_under_its_own_prefix_only(
 
 
 def _exec_start(unit: Path) -> list[str]:
-    """The unit's command, run here with this interpreter instead of the Pi's venv."""
+    """The unit's command, run here with this venv's console script instead of the Pi's venv."""
     line = next(line for line in unit.read_text().splitlines() if line.startswith("ExecStart="))
     command = line.removeprefix("ExecStart=").split()
-    assert command[0] == "/opt/reallabor-gateway/venv/bin/python"
-    return [sys.executable, *command[1:]]
+    assert command[0] == "/opt/reallabor-gateway/venv/bin/reallabor-gateway"
+    return [str(Path(sys.executable).parent / "reallabor-gateway"), *command[1:]]
 
 
 def test_gateway_runs_from_its_bundle(
@@ -279,8 +279,10 @@ def test_install_script_units_and_a_bundle_without_ca(tmp_path: Path) -> None:
 
     script = folder / "install.sh"
     subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
-    assert "-m ingest.gateway.cli check \\\n" in script.read_text()  # install.sh's check of gateway.yaml:
-    check = [sys.executable, "-m", "ingest.gateway.cli", "check", "--config", str(folder / "gateway.yaml")]
+    # install.sh's check of gateway.yaml:
+    assert '/venv/bin/reallabor-gateway" check \\\n' in script.read_text()
+    gateway_command = str(Path(sys.executable).parent / "reallabor-gateway")
+    check = [gateway_command, "check", "--config", str(folder / "gateway.yaml")]
     checked_config = subprocess.run(check, capture_output=True, text=True, cwd="/", timeout=60)
     assert checked_config.returncode == 0, checked_config.stderr
     assert "gateway.yaml: ok (gateway haus-c, 0 meter(s)" in checked_config.stdout

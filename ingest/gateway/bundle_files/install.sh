@@ -4,8 +4,9 @@
 #   sudo ./install.sh                      # the wheel reallabor_ingest-@VERSION@-*.whl lies next to this script
 #   sudo ./install.sh --index-url URL      # or: reallabor-ingest==@VERSION@ from this package index
 #
-# Safe to run again: with a new bundle (new password) or a new wheel; the previous gateway.yaml is kept
-# as gateway.yaml.<time>.bak. See README.txt.
+# Safe to run again: with a new bundle (new password) or a new wheel; the meters of the installed
+# gateway.yaml are carried over when the new one has none, the previous file is kept as
+# gateway.yaml.<time>.bak. See README.txt.
 set -euo pipefail
 
 VERSION="@VERSION@"
@@ -86,20 +87,71 @@ else
     "$PREFIX/venv/bin/pip" install --quiet --upgrade --index-url "$INDEX_URL" -r "$HERE/requirements-gateway.txt"
 fi
 install -m 0644 "$HERE/README.txt" "$PREFIX/README.txt"
+# the gateway's command (`reallabor gateway` is the central side's and needs its packages)
+ln -sfn "$PREFIX/venv/bin/reallabor-gateway" /usr/local/bin/reallabor-gateway
 
 echo "== configuration in $CONFIG_DIR (readable by $SERVICE_USER only)"
 install -d -m 0750 -o root -g "$SERVICE_USER" "$CONFIG_DIR"
-if [ -f "$CONFIG_DIR/gateway.yaml" ] && ! cmp -s "$HERE/gateway.yaml" "$CONFIG_DIR/gateway.yaml"; then
-    backup="$CONFIG_DIR/gateway.yaml.$(date +%Y%m%d-%H%M%S).bak"
-    cp -p "$CONFIG_DIR/gateway.yaml" "$backup"
-    echo "   the previous gateway.yaml is kept as $backup (copy its meters over if you had edited them)"
+new_config="$HERE/gateway.yaml"
+carried=""
+if [ -f "$CONFIG_DIR/gateway.yaml" ]; then
+    # a new bundle comes with "meters: []": the meters entered on this Pi are carried over (exit 0);
+    # exit 3: nothing to carry (the new file has meters, or the installed one has none)
+    carried="$(mktemp)"
+    trap 'rm -f "$carried"' EXIT  # it holds the password while it exists
+    carry=0
+    "$PREFIX/venv/bin/python" - "$HERE/gateway.yaml" "$CONFIG_DIR/gateway.yaml" "$carried" <<'PY' || carry=$?
+import sys
+
+import yaml
+
+new_path, old_path, out_path = sys.argv[1:4]
+with open(new_path, encoding="utf-8") as file:
+    new_text = file.read()
+try:
+    with open(old_path, encoding="utf-8") as file:
+        old = yaml.safe_load(file)
+except yaml.YAMLError as exc:
+    print(f"install.sh: the installed {old_path} is no valid YAML ({exc}); its meters are not carried over")
+    sys.exit(3)
+new = yaml.safe_load(new_text)
+meters = old.get("meters") if isinstance(old, dict) else None
+if not isinstance(new, dict) or new.get("meters") or not meters:
+    sys.exit(3)
+block = "# carried over from the previous gateway.yaml by install.sh\n"
+block += yaml.safe_dump({"meters": meters}, sort_keys=False, allow_unicode=True)
+lines = new_text.splitlines(keepends=True)
+empty = [i for i, line in enumerate(lines) if line.rstrip() in ("meters: []", "meters:")]
+if empty:
+    lines[empty[0]] = block
+else:
+    lines.append(("" if new_text.endswith("\n") else "\n") + block)
+with open(out_path, "w", encoding="utf-8") as file:
+    file.write("".join(lines))
+print(f"   carried the {len(meters)} meter(s) of the installed gateway.yaml over into the new one")
+PY
+    if [ "$carry" -eq 0 ]; then
+        new_config="$carried"
+    elif [ "$carry" -ne 3 ]; then
+        echo "install.sh: could not read the meters of the installed gateway.yaml (exit $carry)" >&2
+        rm -f "$carried"
+        exit 1
+    fi
+    if ! cmp -s "$new_config" "$CONFIG_DIR/gateway.yaml"; then
+        backup="$CONFIG_DIR/gateway.yaml.$(date +%Y%m%d-%H%M%S).bak"
+        cp -p "$CONFIG_DIR/gateway.yaml" "$backup"
+        echo "   the previous gateway.yaml is kept as $backup"
+    fi
 fi
-install -m 0600 -o "$SERVICE_USER" -g "$SERVICE_USER" "$HERE/gateway.yaml" "$CONFIG_DIR/gateway.yaml"
+install -m 0600 -o "$SERVICE_USER" -g "$SERVICE_USER" "$new_config" "$CONFIG_DIR/gateway.yaml"
+if [ -n "$carried" ]; then
+    rm -f "$carried"
+fi
 if [ -f "$HERE/ca.crt" ]; then
     install -m 0644 -o root -g root "$HERE/ca.crt" "$CONFIG_DIR/ca.crt"
 fi
 # a mistake in the meters edited by hand stops here, naming the key (README.txt, step 2)
-(cd / && runuser -u "$SERVICE_USER" -- "$PREFIX/venv/bin/python" -m ingest.gateway.cli check \
+(cd / && runuser -u "$SERVICE_USER" -- "$PREFIX/venv/bin/reallabor-gateway" check \
     --config "$CONFIG_DIR/gateway.yaml")
 
 echo "== local Mosquitto (Wi-Fi and Zigbee devices) in $MOSQUITTO_DIR"
@@ -132,4 +184,6 @@ systemctl restart reallabor-gateway.service
 
 echo "== done: gateway @GATEWAY@ is running"
 echo "   its log:    journalctl -u reallabor-gateway -f"
+echo "   its check:  sudo reallabor-gateway check --config $CONFIG_DIR/gateway.yaml (after an edit; then"
+echo "               sudo systemctl restart reallabor-gateway)"
 echo "   its health: lab/@GATEWAY@/health on the central broker, every minute"
