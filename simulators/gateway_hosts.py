@@ -32,7 +32,7 @@ from types import TracebackType
 import yaml
 from pydantic import SecretStr
 
-from ingest.gateway.config import Central, GatewayConfig, LocalBroker, Meter, Outbox
+from ingest.gateway.config import LOCAL_DEVICE_TOPICS, Central, GatewayConfig, LocalBroker, Meter, Outbox
 from ingest.gateway.frames import MeterProtocol, meter_topic
 from ingest.localservices import LOOPBACK, LocalService, Mosquitto, ServiceError
 from ingest.security.files import private_dir, private_file
@@ -47,9 +47,9 @@ log = logging.getLogger(__name__)
 SERIAL_PROTOCOLS: dict[str, MeterProtocol] = {"sml": "sml", "dsmr": "dsmr"}
 #: device families that publish JSON to the gateway's local broker
 LOCAL_FAMILIES = frozenset({"tasmota-sml", "shelly-gen2", "generic-json", "zigbee2mqtt"})
-#: the native topics of the quarter's local devices: Tasmota, zigbee2mqtt, Shelly Gen2 RPC events, and
-#: the gateway scripts of the PV inverters and heat meters (``hh-NNN-pv/state``)
-FORWARDED_TOPICS = ("tele/#", "zigbee2mqtt/#", "+/events/rpc", "+/state")
+#: the native topics forwarded: the same default a bundle's gateway gets (every local-device profile), so
+#: the demo cannot pass with topics a real gateway would not forward
+FORWARDED_TOPICS = LOCAL_DEVICE_TOPICS
 FORWARDER_CLIENT_ID = "reallabor-gateway-forwarder"
 HEALTH_INTERVAL_S = 10.0  # the demo's gateways: health every 10 s, so it is on the pages at once
 WRITE_WAIT_S = 0.5  # a meter does not wait for a reader: a frame that does not fit by then is dropped
