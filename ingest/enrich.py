@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Literal
 from ingest.decoders.gateway_health import MEASUREMENT as GATEWAY_HEALTH
 from ingest.readings import DecodeRejected, Reading
 
+UNREGISTERED_PORT = "unregistered"  # the port tag of a gateway's health for a port no registered meter has
+
 if TYPE_CHECKING:
     from ingest.registry.snapshot import RegistrySnapshot
 
@@ -75,7 +77,13 @@ class Enricher:
         """Add household/building tags in place; DecodeRejected("unknown_device") for an unregistered one."""
         for reading in readings:
             if reading.measurement == GATEWAY_HEALTH:
-                continue  # the gateway's own: its broker account, bound to lab/<gateway>/, registers it
+                # the gateway's own: its broker account, bound to lab/<gateway>/, registers it; a serial
+                # port is a registered meter of that gateway, or "unregistered" (bounded series: a gateway
+                # cannot make a new InfluxDB series per made-up port name)
+                port = reading.tags.get("port")
+                if port is not None and (reading.tags.get("gateway", ""), port) not in self._devices:
+                    reading.tags["port"] = UNREGISTERED_PORT
+                continue
             tags = reading.tags
             key = (tags.get("gateway", ""), tags.get("device", ""))
             history = self._devices.get(key)
