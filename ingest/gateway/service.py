@@ -17,7 +17,7 @@ from ingest.backoff import Backoff
 from ingest.gateway.config import GatewayConfig
 from ingest.gateway.frames import Frame
 from ingest.gateway.health import Health, HealthSources
-from ingest.gateway.outbox import Outbox
+from ingest.gateway.outbox import Outbox, OutboxError
 from ingest.gateway.serial import PortStats, run_meter
 from ingest.gateway.uplink import Uplink
 
@@ -47,6 +47,7 @@ class GatewayService:
             max_bytes=config.outbox.max_bytes,
             commit_interval_s=config.outbox.commit_interval_s,
         )
+        self._requeue_refused(outbox)
         uplink = Uplink(config.central, outbox)
         sources: list[asyncio.Task[None]] = []
         forwarder = None
@@ -96,6 +97,21 @@ class GatewayService:
             await self._stopping.wait()
         finally:
             await self._shutdown(outbox, uplink, sources, committing, sending)
+
+    @staticmethod
+    def _requeue_refused(outbox: Outbox) -> None:
+        """What the central broker refused before goes once more: the account or bundle may be fixed."""
+        try:
+            count = outbox.requeue_refused()
+        except OutboxError as exc:
+            log.error("outbox: cannot put the frames the central broker refused back: %s", exc)
+            return
+        if count:
+            log.info(
+                "outbox: %d frame(s) the central broker refused before are sent again (refused again, "
+                "they return to refused/ until the next start)",
+                count,
+            )
 
     async def _shutdown(
         self,
