@@ -69,6 +69,8 @@ class UplinkStatsView(Protocol):
     def refused(self) -> int: ...
     @property
     def in_flight(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
 
 
 class PortStatsView(Protocol):
@@ -281,7 +283,7 @@ class Health:
     def log_summary(self) -> None:
         """One INFO line: frames per port since the last line, the outbox, the uplink."""
         now = time.monotonic()
-        minutes = (now - self._summarised_at) / 60
+        seconds = now - self._summarised_at
         self._summarised_at = now
         s = self.sources
         ports = []
@@ -292,12 +294,15 @@ class Health:
         if s.local_forwarded is not None:
             ports.append(f"local broker forwarded {s.local_forwarded()} in all")
         outbox, uplink = s.outbox(), s.uplink()
-        state = f"connected to {uplink.broker}" if uplink.connected else f"not connected ({uplink.broker})"
+        if uplink.connected:
+            state = f"connected to {uplink.broker}"
+        else:
+            state = f"not connected ({uplink.last_error or 'no broker answered yet'})"
         log.info(
-            "gateway %s, last %.0f min: frames %s; outbox %d waiting, %d dropped; uplink %s, "
+            "gateway %s, last %.0f s: frames %s; outbox %d waiting, %d dropped; uplink %s, "
             "%d acknowledged, %d refused, %d reconnects",
             s.gateway,
-            minutes,
+            seconds,
             ", ".join(ports) or "none (no meters)",
             outbox.depth,
             outbox.dropped_full,

@@ -73,6 +73,7 @@ DISK_FULL_LOG_S = 60.0  # a full disk (ENOSPC) is logged at most once per this i
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 RESERVE_FILE = "disk-reserve"  # space set aside so that dropping the oldest works on a full disk
 RESERVE_BYTES = 1 << 20
+DROPPED = 0  # what put() returns for a frame it had to drop (sequence numbers start at 1)
 
 
 class OutboxError(Exception):
@@ -179,17 +180,18 @@ class Outbox:
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def put(self, frame: Frame) -> int | None:
+    def put(self, frame: Frame) -> int:
         """Store a frame (no fsync: the next group commit makes it power-cut safe); its sequence number.
 
-        None when the file system is full and none of our own frames are left to drop: the frame is
-        dropped and counted (the readers and the health message never see the full disk as an error).
+        :data:`DROPPED` (0, never a sequence number) when the file system is full and none of our own
+        frames are left to drop: the frame is dropped and counted (the readers and the health message
+        never see the full disk as an error).
         """
         try:
             seq = self._append([encode(frame)], sync=False)[0]
         except _DiskFull:
             self._count_disk_drops(1)
-            return None
+            return DROPPED
         self._add_live(seq, frame)
         return seq
 

@@ -3,9 +3,13 @@ profile gateway-health into gateway_health points; values that cannot be read st
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from pathlib import Path
+
+import pytest
 
 from ingest.decode import MessageDecoder
 from ingest.gateway.config import Central
@@ -95,3 +99,40 @@ def test_cpu_temperature_is_read_in_degrees_or_left_out(tmp_path: Path) -> None:
     assert read_cpu_temp_c(tmp_path / "missing") is None
     zone.write_text("not a number")
     assert read_cpu_temp_c(zone) is None
+
+
+def test_a_summary_line_tells_the_technician_that_frames_arrive(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ingest.gateway.health")
+    ports = {"hh-001-em": PortStats(frames=3, connected=True), "hh-002-em": PortStats()}
+
+    async def scenario() -> int:
+        with Outbox(tmp_path / "outbox", max_bytes=10_000_000) as outbox:
+            uplink = Uplink(
+                Central(brokers=["127.0.0.1:1"], username="u", password="x", client_id="c"), outbox
+            )
+            health = Health(
+                HealthSources(
+                    gateway="gw-s",
+                    outbox_directory=tmp_path / "outbox",
+                    outbox=outbox.stats,
+                    uplink=uplink.stats,
+                    ports=ports,
+                ),
+                interval_s=0.05,
+                summary_interval_s=0.2,
+            )
+            task = asyncio.create_task(health.run(outbox.put))
+            ports["hh-001-em"].frames += 7  # read after the health task started
+            await asyncio.sleep(0.45)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return health.sent
+
+    sent = asyncio.run(asyncio.wait_for(scenario(), 10))
+    lines = [r.getMessage() for r in caplog.records if "last " in r.getMessage()]
+    assert 1 <= len(lines) < sent  # one line per summary interval, not one per health message
+    assert "hh-001-em 7, hh-002-em 0 (port not open)" in lines[0]
+    assert "outbox " in lines[0]
+    assert "uplink not connected (no broker answered yet)" in lines[0]

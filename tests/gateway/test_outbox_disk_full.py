@@ -16,7 +16,7 @@ import pytest
 from ingest.gateway.config import Central
 from ingest.gateway.frames import Frame
 from ingest.gateway.health import Health, HealthSources
-from ingest.gateway.outbox import Outbox
+from ingest.gateway.outbox import DROPPED, Outbox
 from ingest.gateway.uplink import Uplink
 
 DISK_BYTES = 1 << 20
@@ -60,7 +60,7 @@ def test_a_full_disk_drops_the_oldest_counted_and_keeps_the_newest(
     ) as outbox:
         seqs = [outbox.put(frame(n)) for n in range(count)]  # never raises into the reader
         stats = outbox.stats()
-        assert all(seq is not None for seq in seqs[-100:])  # the newest were written
+        assert DROPPED not in seqs[-100:]  # the newest were written
         assert stats.dropped_disk > 0
         assert stats.dropped_full == stats.dropped_disk  # the same counter the central side charts
         assert stats.depth + stats.dropped_disk == count  # every frame is kept or counted
@@ -102,7 +102,7 @@ def test_with_nothing_to_drop_the_new_frame_is_counted_and_health_goes_on(
                 ),
                 interval_s=0.01,
             )
-            assert outbox.put(frame(1)) is None
+            assert outbox.put(frame(1)) == DROPPED
             task = asyncio.create_task(health.run(outbox.put))
             await asyncio.sleep(0.3)
             assert not task.done()  # no crash, no restart loop
@@ -121,5 +121,5 @@ def test_with_nothing_to_drop_the_new_frame_is_counted_and_health_goes_on(
     with Outbox(
         small_disk / "outbox", max_bytes=2_000_000_000, segment_bytes=SEGMENT, reserve_bytes=RESERVE
     ) as outbox:
-        assert outbox.put(frame(2)) is not None
+        assert outbox.put(frame(2)) != DROPPED
         assert [f for _, f in outbox.take(10)] == [frame(2)]

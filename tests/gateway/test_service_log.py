@@ -34,7 +34,7 @@ def test_first_frame_logged_once_and_refused_frames_sent_again_at_start(
     )
     refused = Frame("lab/gw-log/sml/hh-001-em", b"refused before the account was fixed", time.time_ns())
     with Outbox(tmp_path / "outbox", max_bytes=20_000_000) as outbox:  # an earlier run's refusal
-        outbox.refuse(outbox.put(refused) or 0, refused, 0x87)
+        outbox.refuse(outbox.put(refused), refused, 0x87)
         assert outbox.refused_frames() == [(0x87, refused)]
     service = GatewayProcess(config)
     with subscribed(central.port, "lab/gw-log/#") as payloads:
