@@ -28,7 +28,6 @@ import io
 import logging
 import os
 import re
-import secrets
 import ssl
 import tarfile
 from collections.abc import Iterable, Iterator
@@ -45,7 +44,7 @@ from sqlalchemy.orm import Session
 from ingest import __version__
 from ingest.config import GatewayBundleSettings
 from ingest.dynsec import hashed_password
-from ingest.gateway.config import Central, GatewayConfig, LocalBroker, Meter, Outbox, Tls, forwarder_client_id
+from ingest.gateway.config import Central, GatewayConfig, LocalBroker, Meter, Outbox, Tls
 from ingest.gateway.frames import MeterProtocol
 from ingest.registry.fleet import BrokerAccounts, gateway_client_id, rotate_gateway
 from ingest.registry.models import Device, DeviceStatus, Gateway, GatewayStatus
@@ -172,22 +171,12 @@ def gateway_config(name: str, *, username: str, password: str, settings: BundleS
                 tls=Tls(ca_file=Path(CA_NAME)) if settings.ca_pem is not None else None,
             ),
             outbox=Outbox(directory=OUTBOX_DIRECTORY),
-            local_broker=LocalBroker(
-                client_id=_secret_forwarder_id(name),
-                username=FORWARDER_USER,
-                password=SecretStr(generate_password()),
-            ),
+            # no client_id: the forwarder makes an unguessable one at its first start and keeps it with the
+            # outbox, so a new bundle keeps the session (ingest/gateway/local.py, docs/gateway.md)
+            local_broker=LocalBroker(username=FORWARDER_USER, password=SecretStr(generate_password())),
         )
     except ValidationError as exc:
         raise BundleError(f"gateway {name}: {'; '.join(describe_errors(exc))}") from None
-
-
-def _secret_forwarder_id(gateway: str) -> str:
-    """The forwarder's client id, known only to gateway.yaml (mode 0600): Mosquitto 2.0 with password-file
-    auth lets any account take a session over by its client id (a device logged in as ``devices`` received
-    the forwarder's queue), and ``use_username_as_clientid`` would make all devices, who share one account,
-    throw each other out (docs/gateway.md, "Local devices")."""
-    return f"{forwarder_client_id(gateway)}-{secrets.token_hex(8)}"
 
 
 def registry_meters(session: Session, gateway: Gateway) -> list[Meter]:

@@ -25,6 +25,8 @@ of the gateway's own topics) is counted (``stats.skipped``, health ``local_broke
 most once a minute and acknowledged: left unacknowledged, the persistent session would send it again after
 every restart and stop all forwarding. The filters of the last run are kept in the outbox directory; those
 no longer in ``local_broker.topics`` are unsubscribed at connect (the session would keep them for good).
+So is the forwarder's client id where gateway.yaml sets none: ``reallabor-<gateway>-forwarder-<random>``,
+made at the first start, the same for every later one (a new bundle keeps the session and its queue).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ingest.config import MqttSettings
 from ingest.gateway.config import LocalBroker, forwarder_client_id
@@ -51,7 +55,7 @@ RECEIVE_MAXIMUM = 100
 BATCH_BYTES = 8 << 20  # payload bytes per outbox commit
 MAX_TOPIC_BYTES = 0xFFFF  # an MQTT string: the central topic lab/<gateway>/<native> must fit
 SKIPPED_LOG_INTERVAL_S = 60.0
-TOPICS_FILE = "local-broker-topics.json"  # in the outbox directory: the filters the session holds
+STATE_FILE = "local-broker.json"  # in the outbox directory: the forwarder's client id and its filters
 #: first topic levels of the gateway's own messages: never taken from a device
 OWN_TOPICS = frozenset({HEALTH_SUFFIX, *PROFILE_SEGMENT.values()})
 
@@ -74,12 +78,12 @@ class LocalForwarder:
         self._skipped_logged = -SKIPPED_LOG_INTERVAL_S  # monotonic time of the last warning
         self._skipped_unlogged = 0
 
-    def _mqtt_settings(self) -> MqttSettings:
+    def _mqtt_settings(self, client_id: str) -> MqttSettings:
         s = self.settings
         return MqttSettings(
             host=s.host,
             port=s.port,
-            client_id=s.client_id or forwarder_client_id(self.gateway),
+            client_id=client_id,
             username=s.username,
             password=s.password,
             qos=1,
@@ -92,17 +96,20 @@ class LocalForwarder:
     async def run(self) -> None:
         """Forward until cancelled; then disconnect cleanly (the local broker keeps our session)."""
         topics = list(self.settings.topics)
+        state = self._read_state()
         queue: asyncio.Queue[list[Message]] = asyncio.Queue()
         source = self._source = MqttSource(
-            self._mqtt_settings(),
+            self._mqtt_settings(self._client_id(state)),
             topics=topics,
             queue=queue,
             max_queued=RECEIVE_MAXIMUM,
             read_times=False,  # a device's read_ns property is not trusted: our time of receipt
-            unsubscribe=self._previous_topics(),
+            unsubscribe=self._previous_topics(state),
         )
         connection = asyncio.create_task(source.run(), name="local-broker")
-        remember = asyncio.create_task(self._remember_topics(source, topics), name="local-broker-topics")
+        remember = asyncio.create_task(
+            self._remember_topics(source, state, topics), name="local-broker-topics"
+        )
         try:
             while True:
                 batch = await queue.get()
@@ -117,38 +124,61 @@ class LocalForwarder:
             await asyncio.shield(self._disconnect(source, connection))
 
     @property
-    def _topics_file(self) -> Path:
-        return self.outbox.directory / TOPICS_FILE
+    def _state_file(self) -> Path:
+        return self.outbox.directory / STATE_FILE
 
-    def _previous_topics(self) -> list[str]:
-        """The filters the last run subscribed (kept in the session), or none when unknown."""
+    def _read_state(self) -> dict[str, Any]:
         try:
-            data = json.loads(self._topics_file.read_text(encoding="utf-8"))
+            data = json.loads(self._state_file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return []
+            return {}
         except (OSError, ValueError) as exc:
-            log.warning(
-                "local broker: cannot read %s (%s): filters of earlier runs stay", self._topics_file, exc
-            )
-            return []
-        if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
-            return []
-        return data
+            log.warning("local broker: cannot read %s (%s): a new session", self._state_file, exc)
+            return {}
+        return data if isinstance(data, dict) else {}
 
-    async def _remember_topics(self, source: MqttSource, topics: list[str]) -> None:
+    def _write_state(self, state: dict[str, Any]) -> None:
+        path = self._state_file
+        try:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(state), encoding="utf-8")
+            temporary.replace(path)
+        except OSError as exc:
+            log.warning("local broker: cannot write %s (%s)", path, exc)
+
+    def client_id(self) -> str:
+        """The client id the forwarder logs in with (made and kept at the first call without one)."""
+        return self._client_id(self._read_state())
+
+    def _client_id(self, state: dict[str, Any]) -> str:
+        """gateway.yaml's, else this gateway's own, made once and kept with the outbox: unguessable, as a
+        client that logs in with it takes the session over (Mosquitto 2.0 binds no id to an account)."""
+        if self.settings.client_id:
+            return self.settings.client_id
+        prefix = forwarder_client_id(self.gateway)
+        kept = state.get("client_id")
+        if isinstance(kept, str) and kept.startswith(f"{prefix}-"):
+            return kept
+        state["client_id"] = f"{prefix}-{secrets.token_hex(8)}"
+        self._write_state(state)  # before the session exists: a crash must not leave it behind
+        return str(state["client_id"])
+
+    @staticmethod
+    def _previous_topics(state: dict[str, Any]) -> list[str]:
+        """The filters the last run subscribed (kept in the session), or none when unknown."""
+        topics = state.get("topics")
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            return []
+        return topics
+
+    async def _remember_topics(self, source: MqttSource, state: dict[str, Any], topics: list[str]) -> None:
         """Once subscribed (and the old filters unsubscribed): these are the session's filters now."""
         await source.connected.wait()
         if source.unsubscribe:
             log.info(
                 "local broker: unsubscribed filters no longer configured: %s", ", ".join(source.unsubscribe)
             )
-        path = self._topics_file
-        try:
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(topics), encoding="utf-8")
-            temporary.replace(path)
-        except OSError as exc:
-            log.warning("local broker: cannot write %s (%s)", path, exc)
+        self._write_state({**state, "topics": topics})
 
     async def _forward(self, source: MqttSource, batch: list[Message]) -> None:
         frames = []

@@ -366,10 +366,13 @@ def test_local_broker_keeps_qos0_messages_for_the_resting_forwarder(tmp_path: Pa
     assert local is not None
     assert local.username is not None
     assert local.password is not None
+    assert local.client_id is None  # the forwarder makes its own at its first start (ingest/gateway/local.py)
     forwarder = {"username": local.username, "password": local.password.get_secret_value()}
     with BundledLocalBroker(tmp_path / "local", bundle=folder) as broker:
         assert connect_result(broker.port, "anybody", "guess") == "Not authorized"
-        session = TestMqttClient(broker.port, client_id=local.client_id, **forwarder)
+        session = TestMqttClient(
+            broker.port, client_id="reallabor-haus-e-forwarder-0123456789abcdef", **forwarder
+        )
         assert session.connect(clean_start=False, session_expiry_s=600) == "Success"
         assert session.subscribe("tele/#") == "Granted QoS 1"
         session.close()  # the service restarts
@@ -380,7 +383,9 @@ def test_local_broker_keeps_qos0_messages_for_the_resting_forwarder(tmp_path: Pa
         assert device.publish("tele/plug-2/STATE", b"qos1") == "Success"
         device.close()
 
-        back = TestMqttClient(broker.port, client_id=local.client_id, **forwarder)
+        back = TestMqttClient(
+            broker.port, client_id="reallabor-haus-e-forwarder-0123456789abcdef", **forwarder
+        )
         assert back.connect(clean_start=False, session_expiry_s=600) == "Success"
         try:
             got = [back.messages.get(timeout=5) for _ in range(2)]

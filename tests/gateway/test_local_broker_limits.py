@@ -21,7 +21,9 @@ def test_the_local_broker_refuses_messages_above_256_kib(tmp_path: Path) -> None
     lines = (folder / "local-devices.txt").read_text().splitlines()
     devices = dict(line.split() for line in lines if line.startswith("  ") and len(line.split()) == 2)
     local = config.local_broker
-    assert local is not None and local.username is not None and local.password is not None
+    assert local is not None
+    assert local.username is not None
+    assert local.password is not None
     with BundledLocalBroker(tmp_path / "local", bundle=folder) as broker:
         forwarder = TestMqttClient(
             broker.port, username=local.username, password=local.password.get_secret_value()

@@ -1,5 +1,5 @@
 """The local broker's forwarded topics follow the device profiles (review of issue 15, M4), and the
-forwarder's session id is its gateway's own (M3)."""
+forwarder's client id is its gateway's own and unguessable (M3)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from ingest.gateway.bundle import BundleSettings, gateway_config
 from ingest.gateway.config import LOCAL_DEVICE_TOPICS, LocalBroker, forwarder_client_id
 from ingest.gateway.frames import HEALTH_SUFFIX, PROFILE_SEGMENT
+from ingest.gateway.local import LocalForwarder
+from ingest.gateway.outbox import Outbox
 from ingest.profiles.loader import load_profiles
 from simulators.gateway_hosts import FORWARDED_TOPICS
 
@@ -37,13 +39,23 @@ def test_every_local_device_profile_topic_is_forwarded_by_default() -> None:
     assert tuple(FORWARDED_TOPICS) == LOCAL_DEVICE_TOPICS  # the demo forwards what a real gateway does
 
 
-def test_the_forwarders_session_is_its_gateways_own() -> None:
-    assert forwarder_client_id("haus-a") != forwarder_client_id("haus-b")
+def test_the_forwarders_client_id_is_its_gateways_own_unguessable_and_kept(tmp_path: Path) -> None:
+    """M3: any client that logs in with the forwarder's client id takes its session (and queue) over."""
+
+    def client_id(gateway: str, outbox: Path) -> str:
+        with Outbox(outbox, max_bytes=10_000_000) as box:
+            return LocalForwarder(LocalBroker(), gateway=gateway, outbox=box).client_id()
+
+    first = client_id("haus-a", tmp_path / "a")
+    assert first.startswith(f"{forwarder_client_id('haus-a')}-")
+    assert len(first) > len("reallabor-haus-a-forwarder-")
+    assert client_id("haus-a", tmp_path / "a") == first  # kept with the outbox: a restart, a new bundle
+    assert client_id("haus-a", tmp_path / "a2") != first  # not derived from the name alone
+    assert client_id("haus-b", tmp_path / "b").startswith("reallabor-haus-b-forwarder-")
     settings = BundleSettings(brokers=["broker.example.org:8883"], ca_pem=None)
-    ids = [
-        gateway_config(name, username=f"gw-{name}", password="p", settings=settings).local_broker
-        for name in ("haus-a", "haus-a", "haus-b")
-    ]
-    client_ids = [local.client_id for local in ids if local is not None]
-    assert len(set(client_ids)) == 3, client_ids  # a new bundle, a new id: not guessable from the name
-    assert all(cid is not None and cid.startswith("reallabor-haus-") for cid in client_ids), client_ids
+    local = gateway_config("haus-a", username="gw-haus-a", password="p", settings=settings).local_broker
+    assert local is not None
+    assert local.client_id is None
+    with Outbox(tmp_path / "c", max_bytes=10_000_000) as box:
+        fixed = LocalForwarder(LocalBroker(client_id="set-by-hand"), gateway="haus-a", outbox=box)
+        assert fixed.client_id() == "set-by-hand"
