@@ -197,10 +197,12 @@ def cmd_gateways_add(args: argparse.Namespace) -> int:
 
 @_refusals
 def cmd_gateways_rotate(args: argparse.Namespace) -> int:
+    from ingest.registry.cli_people import actor
+
     settings = _settings(args)
     with _session(settings) as session, _broker(settings) as broker:
         gateway = _gateway(session, args.name)
-        _print_credentials(gateway, rotate_gateway(session, broker, gateway))
+        _print_credentials(gateway, rotate_gateway(session, broker, gateway, actor=actor()))
     return 0
 
 
@@ -217,6 +219,7 @@ def cmd_gateways_revoke(args: argparse.Namespace) -> int:
 def cmd_gateways_bundle(args: argparse.Namespace) -> int:
     """Rotate the gateway's broker password and write its provisioning bundle (never printed)."""
     from ingest.gateway.bundle import BundleError, BundleSettings, make_bundle, new_bundle_file
+    from ingest.registry.cli_people import actor
 
     settings = _settings(args)
     out: Path = args.out or Path(f"reallabor-gateway-{args.name}.tar.gz")
@@ -235,7 +238,7 @@ def cmd_gateways_bundle(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         try:
             with new_bundle_file(out) as file:
-                bundle = make_bundle(session, broker, gateway, settings=bundle_settings)
+                bundle = make_bundle(session, broker, gateway, settings=bundle_settings, actor=actor())
                 file.write(bundle.data)
         except FileExistsError:
             print(

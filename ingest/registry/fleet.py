@@ -103,8 +103,11 @@ def create_gateway(
     return gateway, password
 
 
-def rotate_gateway(session: Session, broker: BrokerAccounts, gateway: Gateway) -> str:
-    """A new broker password for ``gateway`` (the old one stops working); returned once."""
+def rotate_gateway(
+    session: Session, broker: BrokerAccounts, gateway: Gateway, *, actor: str | None = None
+) -> str:
+    """A new broker password for ``gateway`` (the old one stops working); returned once. ``actor``: who
+    asked for it (a page's user, ``cli:<login>``), for the audit line."""
     if gateway.status is not GatewayStatus.active:
         raise Conflict(f"gateway {gateway.name} is {gateway.status.value}: provision a new one instead")
     password = generate_password()
@@ -116,7 +119,7 @@ def rotate_gateway(session: Session, broker: BrokerAccounts, gateway: Gateway) -
     )
     gateway.credentials_issued_at = utcnow()
     commit(session)
-    audit("gateway.rotated", gateway=gateway.name, broker_user=gateway.broker_username)
+    audit("gateway.rotated", gateway=gateway.name, broker_user=gateway.broker_username, actor=actor)
     return password
 
 

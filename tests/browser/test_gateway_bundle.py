@@ -47,6 +47,10 @@ def test_technician_downloads_the_bundle_on_a_phone(
     expect(button).to_have_accessible_description(phone.locator("#bundle-help").inner_text())
     shot(phone, tmp_path, "gateway-bundle-de")
 
+    confirm = phone.get_by_label("Das Gateway sendet nicht mehr, bis das neue Paket auf ihm installiert ist.")
+    button.click()  # the browser itself asks for the box first (required): nothing rotated
+    expect(confirm).not_to_be_checked()
+    confirm.check()
     with phone.expect_download() as download_info:
         button.click()
     download = download_info.value

@@ -6,6 +6,7 @@ with its own client id only; a newer bundle makes the older one useless."""
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import shutil
 import signal
@@ -103,7 +104,9 @@ def test_bundle_holds_a_gateway_that_publishes_under_its_own_prefix_only(
     central: CentralBroker,
     ingester: TestMqttClient,
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="reallabor.audit")
     name, other = f"haus-{tmp_path.name[-6:].lower()}", f"nachbar-{tmp_path.name[-6:].lower()}"
     name, other = name.replace("_", "-"), other.replace("_", "-")
     assert _cli(settings_file, "gateways", "add", name) == 0
@@ -116,6 +119,9 @@ def test_bundle_holds_a_gateway_that_publishes_under_its_own_prefix_only(
 
     out = tmp_path / "first.tar.gz"
     assert _cli(settings_file, "gateways", "bundle", name, "--out", str(out)) == 0
+    audited = [getattr(r, "audit", {}) for r in caplog.records]
+    bundled = [a for a in audited if a.get("event") == "gateway.bundled"]
+    assert [(b["gateway"], b["actor"].startswith("cli:")) for b in bundled] == [(name, True)]  # who made it
     printed = capsys.readouterr()
     assert out.stat().st_mode & 0o777 == 0o600
     modes = unpack(out.read_bytes(), tmp_path / "first")

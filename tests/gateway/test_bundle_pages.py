@@ -1,6 +1,8 @@
 """The technician page's "download installation bundle" button: a POST with the CSRF token answers the
 bundle as an attachment (no-store) with a new password inside, which logs in over TLS while the old one no
-longer does; refused for a revoked gateway and without the token; German and English labels."""
+longer does; only with the box ticked that says the gateway stops sending until the new bundle is installed
+(nothing rotated without it); the audit line names who made it; refused for a revoked gateway and without
+the token; German and English labels."""
 
 from __future__ import annotations
 
@@ -80,14 +82,26 @@ def test_download_button_gives_the_bundle_with_a_new_password(
     session, api = session_and_app
     name = f"seite-{f.tag()}"
     gateway, old = create_gateway(session, admin, name=name)
-    token = login(api, f.user(session, Role.technician))
+    technician = f.user(session, Role.technician)
+    token = login(api, technician)
     page = api.get(f"/tech/gateways/{gateway.id}")
     assert "Installationspaket herunterladen" in page.text
     assert f'action="/tech/gateways/{gateway.id}/bundle"' in page.text
     assert 'id="bundle" aria-describedby="bundle-help">' in page.text  # enabled
+    # the first step: a box to tick, required by the browser itself (no JavaScript) and by the server
+    assert 'name="stops_sending" value="yes" id="bundle-confirm" required>' in page.text
+    assert "Das Gateway sendet nicht mehr, bis das neue Paket auf ihm installiert ist." in page.text
 
+    confirmed = {"csrf_token": token, "stops_sending": "yes"}
     assert api.post(f"/tech/gateways/{gateway.id}/bundle", data={}).status_code == 403  # no CSRF token
-    response = api.post(f"/tech/gateways/{gateway.id}/bundle", data={"csrf_token": token})
+    unconfirmed = api.post(f"/tech/gateways/{gateway.id}/bundle", data={"csrf_token": token})
+    assert unconfirmed.status_code == 422
+    assert unconfirmed.headers["content-type"].startswith("text/html")
+    assert "Bitte bestätigen Sie zuerst" in unconfirmed.text
+    ca = central.cert
+    account = {"username": f"gw-{name}", "client_id": f"gw-{name}"}
+    assert tls_login(central.tls_port, ca, password=old, **account) == "Success"  # nothing rotated
+    response = api.post(f"/tech/gateways/{gateway.id}/bundle", data=confirmed)
     assert response.status_code == 200, response.text[:500]
     assert response.headers["content-type"] == "application/gzip"
     assert (
@@ -98,7 +112,6 @@ def test_download_button_gives_the_bundle_with_a_new_password(
     config = load_gateway_config(tmp_path / f"reallabor-gateway-{name}" / "gateway.yaml")
     new = config.central.password.get_secret_value()
     ca = tmp_path / f"reallabor-gateway-{name}" / "ca.crt"
-    account = {"username": f"gw-{name}", "client_id": f"gw-{name}"}
     assert tls_login(central.tls_port, ca, password=new, **account) == "Success"
     assert tls_login(central.tls_port, ca, password=old, **account) == "Not authorized"
     assert new not in api.get(f"/tech/gateways/{gateway.id}").text  # only inside the bundle
@@ -107,12 +120,20 @@ def test_download_button_gives_the_bundle_with_a_new_password(
         r for r in caplog.records if r.name == "reallabor.audit" and "gateway.bundled" in r.getMessage()
     ]
     assert len(bundled) == 1
+    assert bundled[0].audit["actor"] == technician.username  # type: ignore[attr-defined]
+    assert f"actor={technician.username!r}" in bundled[0].getMessage()
 
     api.cookies.set("reallabor_lang", "en")
-    assert "Download installation bundle" in api.get(f"/tech/gateways/{gateway.id}").text
+    english = api.get(f"/tech/gateways/{gateway.id}").text
+    assert "Download installation bundle" in english
+    assert "The gateway will stop sending until the new bundle is installed." in english
+    assert (
+        "Please confirm first"
+        in api.post(f"/tech/gateways/{gateway.id}/bundle", data={"csrf_token": token}).text
+    )
     session.refresh(gateway)
     revoke_gateway(session, admin, gateway)
-    refused = api.post(f"/tech/gateways/{gateway.id}/bundle", data={"csrf_token": token})
+    refused = api.post(f"/tech/gateways/{gateway.id}/bundle", data=confirmed)
     assert refused.status_code == 409
     assert "The gateway is revoked" in refused.text
     assert refused.headers["content-type"].startswith("text/html")
@@ -128,7 +149,9 @@ def test_a_bad_ca_file_leaves_the_password(
     broken = tmp_path / "not-a-ca.crt"
     broken.write_text("-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n")
     api.app.state.gateway_bundle = section.model_copy(update={"ca_file": broken}), host, port  # type: ignore[attr-defined]
-    refused = api.post(f"/tech/gateways/{gateway.id}/bundle", data={"csrf_token": token})
+    refused = api.post(
+        f"/tech/gateways/{gateway.id}/bundle", data={"csrf_token": token, "stops_sending": "yes"}
+    )
     assert refused.status_code == 503
     assert "The installation bundle could not be made" in refused.text
     login_args = {"username": f"gw-{gateway.name}", "client_id": f"gw-{gateway.name}"}

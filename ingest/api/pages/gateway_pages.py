@@ -180,7 +180,7 @@ def gateway_rotate(request: Request, user: StaffPage, session: SessionDep, gatew
     if broker is None:
         return _gateway_page(request, user, session, gateway, problem="broker_off_actions", status_code=503)
     try:
-        password = rotate_gateway(session, broker, gateway)
+        password = rotate_gateway(session, broker, gateway, actor=user.username)
     except (RegistryError, DynsecError) as exc:
         return _refused(request, user, session, gateway, exc)
     log.info("gateway %s: password rotated on the pages by %s", gateway.name, user.username)
@@ -188,11 +188,22 @@ def gateway_rotate(request: Request, user: StaffPage, session: SessionDep, gatew
 
 
 @router.post("/gateways/{gateway_id}/bundle", dependencies=[CsrfChecked])
-def gateway_bundle(request: Request, user: StaffPage, session: SessionDep, gateway_id: GatewayId) -> Response:
+def gateway_bundle(
+    request: Request,
+    user: StaffPage,
+    session: SessionDep,
+    gateway_id: GatewayId,
+    stops_sending: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
     """The gateway's installation bundle as a download, with a new broker password inside (shown once:
-    the password of every earlier bundle stops working)."""
+    the password of every earlier bundle stops working). Only with the box ticked that says the running
+    gateway stops sending until the new bundle is installed (no JavaScript needed)."""
     gateway = _gateway(session, gateway_id)
     broker = request.app.state.broker
+    if stops_sending != "yes":  # nothing rotated: the running gateway goes on
+        return _gateway_page(
+            request, user, session, gateway, problem="bundle_confirm_missing", status_code=422
+        )
     if broker is None:
         return _gateway_page(request, user, session, gateway, problem="broker_off_actions", status_code=503)
     if gateway.status is not GatewayStatus.active:
@@ -202,7 +213,7 @@ def gateway_bundle(request: Request, user: StaffPage, session: SessionDep, gatew
     section, mqtt_host, mqtt_port = request.app.state.gateway_bundle
     try:
         bundle_settings = BundleSettings.load(section, mqtt_host=mqtt_host, mqtt_port=mqtt_port)
-        bundle = make_bundle(session, broker, gateway, settings=bundle_settings)
+        bundle = make_bundle(session, broker, gateway, settings=bundle_settings, actor=user.username)
     except BundleError as exc:
         log.warning("gateway %s: no bundle on the pages: %s", gateway.name, exc)
         session.rollback()

@@ -50,8 +50,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "gateway": ("Gateway", "Gateway"),
     "gateway_name": ("Gateway-Name (Topic-Ebene)", "Gateway name (topic level)"),
     "gateway_name_help": (
-        "1–64 Buchstaben, Ziffern, - oder _; das Gateway sendet unter lab/<Name>/…",
-        "1–64 letters, digits, - or _; the gateway publishes under lab/<name>/…",
+        "1–63 Kleinbuchstaben (a–z), Ziffern, - oder _; das Gateway sendet unter lab/<Name>/…",
+        "1–63 lower-case letters (a–z), digits, - or _; the gateway publishes under lab/<name>/…",
     ),
     "building": ("Gebäude", "Building"),
     "none": ("– keins –", "– none –"),
@@ -188,6 +188,16 @@ TEXTS: dict[str, tuple[str, str]] = {
         "neuen Passwort: das Passwort früherer Pakete gilt danach nicht mehr.",
         "Everything the Raspberry Pi needs (settings, certificate, install script), with a new password: "
         "the password of earlier bundles stops working.",
+    ),
+    "bundle_confirm": (
+        "Das Gateway sendet nicht mehr, bis das neue Paket auf ihm installiert ist.",
+        "The gateway will stop sending until the new bundle is installed.",
+    ),
+    "bundle_confirm_missing": (
+        "Bitte bestätigen Sie zuerst, dass das Gateway nicht mehr sendet, bis das neue Paket installiert "
+        "ist. Es wurde nichts geändert.",
+        "Please confirm first that the gateway will stop sending until the new bundle is installed. "
+        "Nothing was changed.",
     ),
     "bundle_failed": (
         "Das Installationspaket konnte nicht erstellt werden (Einstellung gateway_bundle, siehe Protokoll). "
