@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ingest.gateway.accounts import broker_username, gateway_client_id
+from ingest.gateway.accounts import GATEWAY_USER_PREFIX, broker_username, gateway_client_id
 from ingest.gateway.config import PLACEHOLDER, GatewayConfig, GatewayConfigError, load_gateway_config
 
 EXIT_CONFIG = 2
@@ -92,9 +92,11 @@ def _warnings(config: GatewayConfig) -> list[str]:
     ]
     central = config.central
     if central.username != broker_username(config.gateway):
+        owner = central.username.removeprefix(GATEWAY_USER_PREFIX)
         warnings.append(
             f"central.username: {central.username!r} is not gateway {config.gateway}'s broker account "
-            f"({broker_username(config.gateway)!r}): a copied or mistyped name? the broker will refuse it"
+            f"({broker_username(config.gateway)!r}): the broker allows that account only lab/{owner}/..., "
+            "so every frame will be refused (fix `gateway:` or make a new bundle)"
         )
     if central.client_id != gateway_client_id(config.gateway):
         warnings.append(

@@ -87,6 +87,7 @@ def test_an_account_of_another_gateway_is_a_warning(
     code, _, err = _check(_config(tmp_path, gateway="haus-b2"), capsys)
     assert code == 0, err
     assert "central.username: 'gw-haus-b' is not gateway haus-b2's broker account ('gw-haus-b2')" in err
+    assert "only lab/haus-b/..., so every frame will be refused" in err
     assert "warning: central.client_id: 'gw-haus-b'" in err
 
 
