@@ -37,7 +37,8 @@ records are deleted, else the oldest segment is dropped, and the frame written a
 ``dropped_full`` and ``dropped_disk``, logged once a minute with the counts. When none of our own frames
 are left to drop, :meth:`put` drops the new frame (counted) instead of raising into the readers.
 Dropping needs a little space itself (the spool's checkpoint is written before the segment is deleted):
-the file ``disk-reserve`` (1 MiB) keeps it, released for the drop and set aside again after it.
+the file ``disk-reserve`` (1 MiB, at most 1/64 of the file system) keeps it, released for the drop and set
+aside again after it; with nothing of ours to drop, its space goes to the frames.
 """
 
 from __future__ import annotations
@@ -224,29 +225,42 @@ class Outbox:
             return seqs
 
     def _free_disk(self) -> bool:
-        """The file system is full: delete what the broker acknowledged, else drop the oldest segment."""
-        self._reserve.unlink(missing_ok=True)  # room for the checkpoint that deleting a segment writes
+        """The file system is full: delete what the broker acknowledged, else drop the oldest segment;
+        with nothing of ours to drop, give the reserve's space to the frames (set aside after a drop)."""
+        released = self._release_reserve()  # room for the checkpoint that deleting a segment writes
         try:
             before = self._spool.size_bytes
             self._commit_acks()
-            if self._spool.size_bytes < before:
-                return True
-            return self._drop_oldest(disk_full=True)
+            freed = self._spool.size_bytes < before or self._drop_oldest(disk_full=True)
         except OutboxError:  # not even the checkpoint could be written
-            return False
-        finally:
+            freed = False
+        if freed:
             self._make_reserve()
+        return freed or released
+
+    def _release_reserve(self) -> bool:
+        try:
+            self._reserve.unlink()
+        except OSError:
+            return False
+        return True
 
     def _make_reserve(self) -> None:
-        """Best effort: without the reserve, a full disk may leave nothing to drop but the new frame."""
-        if self._reserve_bytes <= 0:
+        """Best effort, at most 1/64 of the file system: without the reserve, a full disk may leave the
+        oldest segment undeletable (its checkpoint cannot be written), so new frames are dropped."""
+        try:
+            found = os.statvfs(self.directory)
+        except OSError:
+            return
+        size = min(self._reserve_bytes, found.f_blocks * found.f_frsize // 64)
+        if size < 4096:
             return
         try:
             fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError:
             return
         try:
-            os.posix_fallocate(fd, 0, self._reserve_bytes)
+            os.posix_fallocate(fd, 0, size)
         except OSError:
             with contextlib.suppress(OSError):
                 self._reserve.unlink()
@@ -265,8 +279,8 @@ class Outbox:
             found = os.statvfs(self.directory)
             free = str(found.f_bavail * found.f_frsize)
         log.warning(
-            "outbox %s: the disk is full (%s bytes free, outbox %d bytes, max_bytes %d): dropped %d frames "
-            "since the last such message, the oldest first (%d dropped for the disk so far)",
+            "outbox %s: the disk is full (%s bytes free, outbox now %d bytes, max_bytes %d): dropped %d "
+            "frames since the last such message, the oldest first (%d dropped for the disk so far)",
             self.directory,
             free,
             self._spool.size_bytes,

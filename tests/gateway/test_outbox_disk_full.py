@@ -21,7 +21,7 @@ from ingest.gateway.uplink import Uplink
 
 DISK_BYTES = 1 << 20
 SEGMENT = 64 << 10
-RESERVE = 64 << 10
+RESERVE = 1 << 20  # as in production: capped at 1/64 of the disk, 16 KiB here
 
 
 @pytest.fixture
