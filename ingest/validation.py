@@ -27,5 +27,9 @@ def describe_errors(exc: ValidationError, *, prefix: tuple[Any, ...] = ()) -> li
         if show_value:
             shown = "<hidden>" if any(word in path for word in _SECRET_WORDS) else repr(value)
             message = f"{message} (got {shown})"
+        elif err["type"] == "list_type" and isinstance(value, dict):  # what was found, never its values
+            message = f"{message} (got a mapping: each entry of a list starts with '- ')"
+        elif err["type"] in ("dict_type", "model_type") and isinstance(value, list):
+            message = f"{message} (got a list: a mapping's keys have no '- ' in front)"
         lines.append(f"{path}: {message}" if path else message)
     return lines

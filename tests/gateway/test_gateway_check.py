@@ -139,3 +139,15 @@ def test_baud_rates_are_real_serial_rates(
     else:
         assert code == 2
         assert error in err
+
+
+def test_a_list_written_as_a_mapping_says_what_was_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    meter = {"device": "hh-1", "port": "/dev/ttyUSB0", "protocol": "sml"}
+    code, _, err = _check(_config(tmp_path, meters=meter), capsys)
+    assert code == 2
+    assert "meters: Input should be a valid list (got a mapping: each entry of a list starts with" in err
+    code, _, err = _check(_config(tmp_path, outbox=[{"directory": "o"}]), capsys)
+    assert code == 2
+    assert "outbox: Input should be a valid dictionary or instance of Outbox (got a list" in err
