@@ -91,6 +91,12 @@ PAGES = [
         lambda w: Call(f"{P}/gateways/{w.gateway().id}/rotate", {}),
     ),
     Page(
+        "POST",
+        f"{P}/gateways/{{gateway_id}}/bundle",
+        STAFF,
+        lambda w: Call(f"{P}/gateways/{w.gateway().id}/bundle", {"stops_sending": "yes"}),
+    ),
+    Page(
         "GET",
         f"{P}/gateways/{{gateway_id}}/revoke",
         OPERATORS,
