@@ -1,4 +1,4 @@
-"""The gateway service on a Raspberry-Pi-class host in a building (``reallabor gateway run``).
+"""The gateway service on a Raspberry-Pi-class host in a building (``reallabor-gateway run``).
 
 It reads meters on serial ports (SML, IEC 62056-21 D0 mode C, DSMR P1) and forwards the Wi-Fi and Zigbee
 devices of its local Mosquitto, keeps everything in a durable local outbox, and hands it to the central
@@ -18,7 +18,7 @@ Modules:
 - :mod:`.uplink`   the MQTT 5 QoS 1 publisher to the central broker (TLS, several brokers in turn)
 - :mod:`.local`    the forwarder from the local Mosquitto (ack after the outbox has it)
 - :mod:`.health`   the health message
-- :mod:`.service`  wires them together; :mod:`.cli` is ``reallabor gateway run``
+- :mod:`.service`  wires them together; :mod:`.cli` is ``reallabor-gateway`` (``reallabor gateway``)
 - :mod:`.bundle`   the provisioning bundle a technician downloads for one gateway (central side)
 
 The read time travels as the MQTT 5 user property :data:`frames.READ_NS_PROPERTY`; the central ingester
