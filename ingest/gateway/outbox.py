@@ -167,6 +167,7 @@ class Outbox:
         self._reserve = directory / RESERVE_FILE
         self._reserve_bytes = reserve_bytes
         self._make_reserve()
+        self._warn_if_disk_smaller(max_bytes)
         recovered = self._spool.recovery
         if recovered.pending:
             log.info("outbox %s: %d frames from before the restart to send", directory, recovered.pending)
@@ -177,6 +178,21 @@ class Outbox:
                 directory,
                 self._refused.pending_count,
                 directory / REFUSED_DIR,
+            )
+
+    def _warn_if_disk_smaller(self, max_bytes: int) -> None:
+        try:
+            found = os.statvfs(self.directory)
+        except OSError:
+            return
+        room = found.f_bavail * found.f_frsize + self._spool.size_bytes
+        if room < max_bytes:
+            log.warning(
+                "outbox %s: max_bytes %d is more than its file system can hold (%d bytes free for it): when "
+                "the disk fills up first, the oldest frames are dropped then (counted as dropped_disk)",
+                self.directory,
+                max_bytes,
+                room,
             )
 
     # -- writing -------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ def test_a_full_disk_drops_the_oldest_counted_and_keeps_the_newest(
         taken = [f for _, f in outbox.take(count)]
         # what is kept is the newest, without a gap: exactly the oldest were dropped
         assert sorted(taken, key=lambda f: f.read_ns) == [frame(n) for n in range(count - len(taken), count)]
+    assert "is more than its file system can hold" in caplog.text  # said at the start already
     warned = disk_warnings(caplog)
     assert len(warned) == 1  # one WARNING per minute, with counts, no traceback
     assert warned[0].levelno == logging.WARNING
