@@ -180,6 +180,27 @@ class LocalBroker(_Section):
         description="native topic filters forwarded under lab/<gateway>/",
     )
 
+    @field_validator("topics")
+    @classmethod
+    def _no_filter_within_another(cls, value: list[str]) -> list[str]:
+        # Mosquitto sends one copy per matching subscription: a filter within another doubles its messages
+        for i, general in enumerate(value):
+            for j, specific in enumerate(value):
+                if i != j and _filter_covers(general, specific):
+                    raise ValueError(f"{specific!r} lies within {general!r}: its messages would come twice")
+        return value
+
+
+def _filter_covers(general: str, specific: str) -> bool:
+    """Every topic ``specific`` matches, ``general`` matches too (MQTT filters, ``+`` and ``#``)."""
+    wanted = specific.split("/")
+    for index, level in enumerate(general.split("/")):
+        if level == "#":
+            return True
+        if index >= len(wanted) or wanted[index] == "#" or level not in ("+", wanted[index]):
+            return False
+    return len(general.split("/")) == len(wanted)
+
 
 class GatewayConfig(_Section):
     gateway: str = Field(description="the gateway's name in the registry: topics go under lab/<gateway>/")

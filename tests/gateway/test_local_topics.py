@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from ingest.gateway.bundle import BundleSettings, gateway_config
 from ingest.gateway.config import LOCAL_DEVICE_TOPICS, LocalBroker, forwarder_client_id
 from ingest.gateway.frames import HEALTH_SUFFIX, PROFILE_SEGMENT
@@ -59,3 +62,20 @@ def test_the_forwarders_client_id_is_its_gateways_own_unguessable_and_kept(tmp_p
     with Outbox(tmp_path / "c", max_bytes=10_000_000) as box:
         fixed = LocalForwarder(LocalBroker(client_id="set-by-hand"), gateway="haus-a", outbox=box)
         assert fixed.client_id() == "set-by-hand"
+
+
+def test_a_filter_within_another_is_refused() -> None:
+    """Mosquitto delivers one copy per matching subscription: ``tele/#`` next to ``tele/+/SENSOR`` would
+    forward every SENSOR message twice (a second point of devices without their own time)."""
+    for topics, inner in (
+        ([*LOCAL_DEVICE_TOPICS, "tele/#"], "tele/+/SENSOR"),
+        (["#", "zigbee2mqtt/+"], "zigbee2mqtt/+"),
+        (["a/+/c", "a/b/c"], "a/b/c"),
+        (["x/#", "x"], "x"),
+        (["tele/+/SENSOR", "tele/+/SENSOR"], "tele/+/SENSOR"),
+    ):
+        with pytest.raises(ValidationError, match="within") as refused:
+            LocalBroker(topics=topics)
+        assert repr(inner) in str(refused.value)
+    # overlapping but neither within the other: allowed (a device named like a fixed level, docs/gateway.md)
+    assert LocalBroker(topics=["+/state", "zigbee2mqtt/+", "a/+", "+/b", "a/b/+"]).topics[0] == "+/state"
