@@ -36,6 +36,7 @@ GATEWAY_FIELDS: dict[str, tuple[str, Kind]] = {
     "outbox.bytes": ("outbox_bytes", "number"),
     "outbox.oldest_age_s": ("outbox_oldest_age_s", "number"),
     "outbox.dropped_full": ("outbox_dropped_full", "number"),
+    "outbox.dropped_disk": ("outbox_dropped_disk", "number"),
     "outbox.fsyncs": ("outbox_fsyncs", "number"),
     "outbox.bytes_written": ("outbox_bytes_written", "number"),
     "clock.synced": ("clock_synced", "bool"),
