@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from pydantic import SecretStr
 
-from ingest.gateway.config import Central, GatewayConfig, LocalBroker, Meter, Outbox
+from ingest.gateway.config import Central, GatewayConfig, LocalBroker, Meter, Outbox, forwarder_client_id
 from ingest.localservices import LOOPBACK, LocalService, ServiceError
 from tests.gateway.feeds import MeterSpec, MeterWriter, SerialLine
 from tests.gateway.netns import Namespace, NamespacedMosquitto
@@ -160,9 +160,11 @@ class GatewayHost:
         if not all(line.held_by(process.pid) for line in self.lines.values()):
             return False
         assert self.config.local_broker is not None
+        # the forwarder's client id: the configured one, else its own secret one (reallabor-<gw>-forwarder-…)
+        client_id = self.config.local_broker.client_id or forwarder_client_id(self.config.gateway)
         with self.broker.log_path.open("rb") as handle:
             handle.seek(log_start)
-            return f" as {self.config.local_broker.client_id} ".encode() in handle.read()
+            return f" as {client_id}".encode() in handle.read()
 
     def _wait(self, condition: Callable[[], bool], *, what: str) -> None:
         deadline = time.monotonic() + READY_WAIT_S
