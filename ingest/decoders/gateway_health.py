@@ -50,6 +50,7 @@ GATEWAY_FIELDS: dict[str, tuple[str, Kind]] = {
     "uplink.in_flight": ("uplink_in_flight", "number"),
     "local_broker.connected": ("local_connected", "bool"),
     "local_broker.forwarded": ("local_forwarded", "number"),
+    "local_broker.skipped": ("local_skipped", "number"),
 }
 
 #: key of one entry under "ports" -> (field, kind)

@@ -200,6 +200,7 @@ class HealthSources:
     ports: Mapping[str, PortStatsView]
     local_connected: Callable[[], bool] | None = None
     local_forwarded: Callable[[], int] | None = None
+    local_skipped: Callable[[], int] | None = None
     task_restarts: Callable[[], int] = lambda: 0
 
 
@@ -258,6 +259,8 @@ class Health:
             body["local_broker"] = {"connected": s.local_connected()}
             if s.local_forwarded is not None:
                 body["local_broker"]["forwarded"] = s.local_forwarded()
+            if s.local_skipped is not None:
+                body["local_broker"]["skipped"] = s.local_skipped()
         body["ports"] = {name: _port(stats, now_ns) for name, stats in s.ports.items()}
         return body
 

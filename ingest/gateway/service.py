@@ -79,6 +79,7 @@ class GatewayService:
                 ports=self.ports,
                 local_connected=None if forwarder is None else (lambda: forwarder.connected),
                 local_forwarded=None if forwarder is None else (lambda: forwarder.stats.forwarded),
+                local_skipped=None if forwarder is None else (lambda: forwarder.stats.skipped),
                 task_restarts=lambda: self.restarts,
             ),
             interval_s=config.health_interval_s,

@@ -49,6 +49,7 @@ def test_health_message_decodes_into_gateway_health(tmp_path: Path) -> None:
                 ports=ports,
                 local_connected=lambda: True,
                 local_forwarded=lambda: 7,
+                local_skipped=lambda: 2,
             ),
             interval_s=60,
         )
@@ -72,6 +73,7 @@ def test_health_message_decodes_into_gateway_health(tmp_path: Path) -> None:
     assert gateway.fields["uplink_connected"] is False
     assert gateway.fields["local_connected"] is True
     assert gateway.fields["local_forwarded"] == 7.0
+    assert gateway.fields["local_skipped"] == 2.0
     assert isinstance(gateway.fields["version"], str)
     assert by_port["hh-001-em"].fields == {
         "connected": True,
