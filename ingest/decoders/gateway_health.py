@@ -7,7 +7,7 @@ gateway process's own since its start (they restart at 0 with it). A key the gat
 (CPU temperature in a VM, clock state without an NTP daemon) is absent, never a made-up 0.
 
 options:
-  device: gateway     # the device tag of the gateway's own points (enrichment lets them pass: no registration)
+  device: gateway     # the device tag of the gateway's own points (they pass enrichment unregistered)
 """
 
 from __future__ import annotations
