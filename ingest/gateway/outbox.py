@@ -95,8 +95,13 @@ def frame_bytes(frame: Frame) -> int:
     return len(frame.payload) + len(frame.topic) + 40
 
 
+MAX_TOPIC_BYTES = 65_535  # MQTT's limit for a topic name (a two-byte length)
+
+
 def encode(frame: Frame) -> bytes:
     topic = frame.topic.encode()
+    if len(topic) > MAX_TOPIC_BYTES:
+        raise OutboxError(f"topic of {len(topic)} bytes: MQTT allows {MAX_TOPIC_BYTES}")
     return _HEAD.pack(frame.read_ns, len(topic)) + topic + frame.payload
 
 
