@@ -32,3 +32,42 @@ class Framer(Protocol):
 
     def reset(self) -> None:
         """Drop what is buffered (the line was lost): a frame begun counts as broken."""
+
+
+class StreamFramer:
+    """The buffer and bookkeeping of a framer whose subclass moves one step at a time (:meth:`_step`)."""
+
+    def __init__(self, *, counters: Counters | None = None, max_frame: int = MAX_FRAME_BYTES) -> None:
+        self.counters: Counters = counters if counters is not None else FrameCounters()
+        self.max_frame = max_frame
+        self._buf = bytearray()
+        self._in_frame = False  # the buffer starts with a frame's start
+        self._scan = 0  # in a frame: where the next search for its end begins
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        frames: list[bytes] = []
+        while self._step(frames):
+            pass
+        return frames
+
+    def reset(self) -> None:
+        if self._in_frame:
+            self.counters.broken += 1
+        self._drop(len(self._buf))
+        self._in_frame = False
+
+    def _drop(self, count: int) -> None:
+        self.counters.discarded_bytes += count
+        del self._buf[:count]
+        self._scan = 0
+
+    def _broken(self, resume: int) -> None:
+        """The frame at the buffer's start is broken; look for the next start from ``resume`` on."""
+        self.counters.broken += 1
+        self._in_frame = False
+        self._drop(resume)
+
+    def _step(self, frames: list[bytes]) -> bool:
+        """One move of the state machine, appending a completed frame; False when it needs more bytes."""
+        raise NotImplementedError

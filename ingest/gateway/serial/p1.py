@@ -17,43 +17,13 @@ from __future__ import annotations
 import re
 
 from ingest.checksums import crc16_arc
-from ingest.gateway.serial.framing import MAX_FRAME_BYTES, Counters, FrameCounters
+from ingest.gateway.serial.framing import StreamFramer
 
 _END_LINE = re.compile(rb"!([0-9A-Fa-f]{4})?\r?\n")
 _END_LINE_MAX = len(b"!ABCD\r\n")
 
 
-class P1Framer:
-    def __init__(self, *, counters: Counters | None = None, max_frame: int = MAX_FRAME_BYTES) -> None:
-        self.counters: Counters = counters if counters is not None else FrameCounters()
-        self.max_frame = max_frame
-        self._buf = bytearray()
-        self._in_frame = False  # the buffer starts with a header line's '/'
-        self._scan = 0  # in a telegram: where the next search for a line start begins
-
-    def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
-        frames: list[bytes] = []
-        while self._step(frames):
-            pass
-        return frames
-
-    def reset(self) -> None:
-        if self._in_frame:
-            self.counters.broken += 1
-        self._drop(len(self._buf))
-        self._in_frame = False
-
-    def _drop(self, count: int) -> None:
-        self.counters.discarded_bytes += count
-        del self._buf[:count]
-        self._scan = 0
-
-    def _broken(self, resume: int) -> None:
-        self.counters.broken += 1
-        self._in_frame = False
-        self._drop(resume)
-
+class P1Framer(StreamFramer):
     def _step(self, frames: list[bytes]) -> bool:
         """One move of the state machine; False when it needs more bytes."""
         buf = self._buf

@@ -13,7 +13,7 @@ out unchanged, byte for byte.
 from __future__ import annotations
 
 from ingest.checksums import crc_kermit, crc_x25
-from ingest.gateway.serial.framing import MAX_FRAME_BYTES, Counters, FrameCounters
+from ingest.gateway.serial.framing import StreamFramer
 
 ESCAPE = b"\x1b\x1b\x1b\x1b"
 START = ESCAPE + b"\x01\x01\x01\x01"
@@ -27,38 +27,7 @@ def crc_ok(frame: bytes) -> bool:
     return crc_x25(body).to_bytes(2, "little") == sent or crc_kermit(body).to_bytes(2, "big") == sent
 
 
-class SmlFramer:
-    def __init__(self, *, counters: Counters | None = None, max_frame: int = MAX_FRAME_BYTES) -> None:
-        self.counters: Counters = counters if counters is not None else FrameCounters()
-        self.max_frame = max_frame
-        self._buf = bytearray()
-        self._in_frame = False  # the buffer starts with START
-        self._scan = 0  # in a frame: where the next escape search starts
-
-    def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
-        frames: list[bytes] = []
-        while self._step(frames):
-            pass
-        return frames
-
-    def reset(self) -> None:
-        if self._in_frame:
-            self.counters.broken += 1
-        self._drop(len(self._buf))
-        self._in_frame = False
-
-    def _drop(self, count: int) -> None:
-        self.counters.discarded_bytes += count
-        del self._buf[:count]
-        self._scan = 0
-
-    def _broken(self, resume: int) -> None:
-        """The frame at the buffer's start is broken; look for the next start from ``resume`` on."""
-        self.counters.broken += 1
-        self._in_frame = False
-        self._drop(resume)
-
+class SmlFramer(StreamFramer):
     def _step(self, frames: list[bytes]) -> bool:
         """One move of the state machine; False when it needs more bytes."""
         buf = self._buf
