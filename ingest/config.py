@@ -36,6 +36,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from ingest.gateway.config import check_host_ports
 from ingest.security.strength import (
     API_KEY_CHARS,
     API_KEY_HEX_DIGITS,
@@ -216,14 +217,7 @@ class GatewayBundleSettings(Section):
         "bundle; None: the gateways speak plain MQTT (a lab network only)",
     )
 
-    @field_validator("brokers")
-    @classmethod
-    def _host_port(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            host, sep, port = entry.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-                raise ValueError(f"{entry!r} is not host:port")
-        return value
+    _host_port = field_validator("brokers")(check_host_ports)
 
 
 class CommissioningSettings(Section):

@@ -35,6 +35,15 @@ _FAST_BAUDS = (230400, 460800)
 PLACEHOLDER = "CHANGE-ME"
 
 
+def check_host_ports(cls: type, value: list[str]) -> list[str]:  # noqa: ARG001  a pydantic validator
+    """Every entry is ``host:port`` (a validator shared with the central settings' gateway_bundle)."""
+    for entry in value:
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{entry!r} is not host:port")
+    return value
+
+
 class GatewayConfigError(Exception):
     """gateway.yaml cannot be used; the message names each key path and value."""
 
@@ -69,14 +78,7 @@ class Central(_Section):
         4 << 20, ge=64 << 10, description="bytes in flight before a PUBACK (large messages: bounded memory)"
     )
 
-    @field_validator("brokers")
-    @classmethod
-    def _host_port(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            host, sep, port = entry.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-                raise ValueError(f"{entry!r} is not host:port")
-        return value
+    _host_port = field_validator("brokers")(check_host_ports)
 
     def addresses(self) -> list[tuple[str, int]]:
         return [(host.strip("[]"), int(port)) for host, _, port in (b.rpartition(":") for b in self.brokers)]

@@ -68,6 +68,13 @@ class StreamFramer:
         self._in_frame = False
         self._drop(resume)
 
+    def _too_long(self) -> bool:
+        """A frame begun is longer than any meter's: broken, and the search goes on after its start."""
+        if len(self._buf) > self.max_frame:
+            self._broken(1)
+            return True
+        return False
+
     def _step(self, frames: list[bytes]) -> bool:
         """One move of the state machine, appending a completed frame; False when it needs more bytes."""
         raise NotImplementedError

@@ -83,9 +83,3 @@ class P1Framer(StreamFramer):
         self._drop(at)
         self._in_frame, self._scan = True, 0
         return True
-
-    def _too_long(self) -> bool:
-        if len(self._buf) > self.max_frame:
-            self._broken(1)
-            return True
-        return False

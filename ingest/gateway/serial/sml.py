@@ -83,9 +83,3 @@ class SmlFramer(StreamFramer):
         # an escape v1 does not define, or a sender that escapes only aligned words: data; the CRC judges
         self._scan = run_end
         return True
-
-    def _too_long(self) -> bool:
-        if len(self._buf) > self.max_frame:
-            self._broken(1)
-            return True
-        return False
