@@ -9,7 +9,9 @@ registry's ``household``/``building`` tags as enrichment adds them, :mod:`ingest
   (``pv``): every ``interval_s`` (default 60 s);
 - heat (``heat``), room climate (``environment`` + ``device_health``): every 5 minutes; street sensors:
   every 10 minutes (the simulator's :class:`~simulators.engine.Periods`);
-- ``ingest_stats`` of one ingester every 10 s (its default ``stats_interval_s``).
+- ``ingest_stats`` of one ingester every 10 s (its default ``stats_interval_s``);
+- ``gateway_health`` of every gateway every minute (the gateway service's default): an empty outbox, a
+  synchronised clock a few ms off, and per meter port its frame counters.
 
 Counters come from :meth:`simulators.shapes.Shapes.counters`, the simulator's own function of time, so
 energy is what the simulator would have sent (without faults: no swaps, no silences). Gauges (climate,
@@ -38,6 +40,7 @@ INGESTER = "reallabor-demo-ingest"  # the demo ingester's client id (ingest/demo
 SLOW_S = 300  # heat and room climate (Periods.heat, Periods.climate)
 STREET_S = 600  # Periods.street
 STATS_S = 10  # IngestSettings.stats_interval_s
+HEALTH_S = 60  # the gateway service's health_interval_s
 BATCH_LINES = 20_000
 
 
@@ -142,6 +145,7 @@ def chunk_lines(spec: FillSpec, start_s: int, end_s: int) -> Iterator[str]:
                 yield f"{head} energy_export_kwh=0.0,energy_import_kwh={e},power_w={p} {t}"
     yield from _slow_lines(quarter, shapes, counters, times, rng)
     yield from _stats_lines(spec, start_s, end_s)
+    yield from _gateway_lines(quarter, spec, start_s, end_s)
 
 
 def _slow_lines(
@@ -241,6 +245,25 @@ def _stats_lines(spec: FillSpec, start_s: int, end_s: int) -> Iterator[str]:
             f"received={received}i,replayed=0i,retried=0i,spool_bytes={(spooled - written) * 180}i,"
             f"spool_max_bytes=1073741824i,spooled={spooled}i,written={written}i {t}"
         )
+
+
+def _gateway_lines(quarter: Quarter, spec: FillSpec, start_s: int, end_s: int) -> Iterator[str]:
+    """Each gateway's health every minute, as the central decoder writes it (gateway and port points)."""
+    first = -(-start_s // HEALTH_S) * HEALTH_S
+    meters = {g: [h.meter_device for h in quarter.households if h.gateway == g] for g in quarter.gateways}
+    for t in range(first, end_s, HEALTH_S):
+        uptime = t - spec.start_s
+        for n, gateway in enumerate(quarter.gateways):
+            offset = 0.001 * ((n + t // HEALTH_S) % 7 - 3)
+            yield (
+                f"gateway_health,device=gateway,gateway={gateway} clock_offset_s={offset},clock_synced=true,"
+                f"outbox_depth=0,outbox_dropped_full=0,uplink_connected=true,uptime_s={uptime} {t}"
+            )
+            for device in meters[gateway]:
+                yield (
+                    f"gateway_health,device=gateway,gateway={gateway},port={device} "
+                    f"broken={uptime // 86_400},connected=true,frames={uptime},reconnects=0 {t}"
+                )
 
 
 def _write_chunk(url: str, database: str, spec: FillSpec, start_s: int, end_s: int) -> ChunkResult:
