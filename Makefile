@@ -14,8 +14,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: deps venv node  ## run the whole thing: broker, InfluxDB, ingester, 110 simulated households
 	$(BIN)/reallabor up --simulate 110
 
-test: deps lint node  ## lint, then every test against real Mosquitto and InfluxDB
-	$(BIN)/pytest
+test: deps lint node  ## lint, then every test against real Mosquitto and InfluxDB, on two workers
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: venv
 	$(BIN)/ruff check .

@@ -70,3 +70,28 @@ def ingester(target: Target, tmp_path: Path) -> Iterator[IngesterProcess]:
 @pytest.fixture
 def influx(target: Target) -> InfluxQuery:
     return InfluxQuery(target.influx_url, target.database)
+
+
+#: session fixtures that take tens of seconds to build, by module and name: their tests share one xdist
+#: worker (``make test`` runs ``pytest -n 2 --dist loadgroup``), so each is built once, not once per worker
+_EXPENSIVE_SESSION_FIXTURES = {
+    ("tests.filled_day", "filled_day"): "filled-day",
+    ("tests.panels.conftest", "rolled_day"): "filled-day",
+    ("tests.portal.conftest", "ledger"): "portal-ledger",
+    ("tests.portal.conftest", "world"): "portal-ledger",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks into the node ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        groups = {
+            _EXPENSIVE_SESSION_FIXTURES[key]
+            for name, defs in info.name2fixturedefs.items()
+            if defs and (key := (defs[-1].func.__module__, name)) in _EXPENSIVE_SESSION_FIXTURES
+        }
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(sorted(groups)[0]))
