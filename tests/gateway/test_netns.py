@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.gateway import netns
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,8 @@ def test_a_failed_run_leaves_nothing_and_a_killed_runs_leftovers_are_removed() -
     stale = netns.Namespace(f"{netns.PREFIX}{leftover.stdout.strip()}-dead00-gw").create()
     sleeper = stale.popen(["sleep", "60"])
     try:
+        # `ip netns exec` enters the namespace, then execs: wait until the sleeper is inside
+        wait_for(lambda: sleeper.pid in stale.pids(), timeout=10, interval=0.02, what="the sleeper inside")
         assert stale.name in netns.remove_stale()
         assert sleeper.wait(10) == -9
         assert not stale.exists()
