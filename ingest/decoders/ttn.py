@@ -12,10 +12,16 @@ The time is ``uplink_message.received_at`` (the network server's, ns precision c
 top-level ``received_at``. ``device_health`` gets the best ``rssi`` of the receiving gateways and that
 gateway's ``snr`` (field ``snr_db``). An uplink without ``decoded_payload`` (no payload formatter) or
 without a mapped value is rejected: its raw ``frm_payload`` is kept in quarantine.
+
+The CayenneLPP formatter names each value by its LPP type and channel, ``{"temperature_3": 27.2,
+"relative_humidity_2": 81.5}``: a top-level key ``<mapped key>_<digits>`` is read as the mapped key with
+the channel as the tag ``channel``. Types without a mapping (``analog_in``, ``digital_in``, ``gps``, …) are
+left out like any unmapped key.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +34,8 @@ from ingest.readings import DecodeRejected, FieldValue, Reading
 from ingest.timeparse import device_time
 
 Target = tuple[str, str, float, bool]
+
+_LPP_KEY = re.compile(r"(?P<name>[a-z][a-z0-9_]*?)_(?P<channel>[0-9]{1,3})")
 
 
 class TtnOptions(BaseModel):
@@ -59,6 +67,22 @@ def _radio(uplink: dict[str, Any], points: Points) -> None:
         points.add("device_health", "snr_db", best[1])
 
 
+def _value(raw: Any, target: Target, key: str) -> FieldValue | None:
+    is_bool, factor = target[3], target[2]
+    return to_bool(raw, key=key) if is_bool else number(raw, key=key, factor=factor)
+
+
+def _lpp_channels(decoded: dict[str, Any], plan: dict[str, Target], points: Points) -> None:
+    """CayenneLPP keys, ``temperature_3``: the mapped type ``temperature`` on the tag ``channel=3``."""
+    for key, raw in decoded.items():
+        match = _LPP_KEY.fullmatch(key) if key not in plan else None
+        target = plan.get(match["name"]) if match else None
+        if match is None or target is None or isinstance(raw, dict):
+            continue
+        channel = str(int(match["channel"]))
+        points.add(target[0], target[1], _value(raw, target, key), tags={"channel": channel})
+
+
 def build(options: TtnOptions, tz: str) -> DecodeFn:
     profile_plan = {path: _target(m) for path, m in options.fields.items()}
     device_plans = {
@@ -76,14 +100,11 @@ def build(options: TtnOptions, tz: str) -> DecodeFn:
             raise DecodeRejected("no_readings", "no decoded_payload (is a payload formatter set?)")
         plan = device_plans.get(message.bindings.get("device", ""), profile_plan)
         points = Points()
-        for path, (measurement, field, factor, is_bool) in plan.items():
+        for path, target in plan.items():
             raw = lookup(decoded, path)
-            if isinstance(raw, dict):
-                continue
-            value: FieldValue | None = (
-                to_bool(raw, key=path) if is_bool else number(raw, key=path, factor=factor)
-            )
-            points.add(measurement, field, value)
+            if not isinstance(raw, dict):
+                points.add(target[0], target[1], _value(raw, target, path))
+        _lpp_channels(decoded, plan, points)
         if not points:
             raise DecodeRejected("no_readings", "decoded_payload holds no mapped value")
         if options.radio_health:

@@ -61,6 +61,53 @@ def test_decoded_payload(
     assert all(type(v) in (float, bool) for r in readings for v in r.fields.values())
 
 
+@pytest.mark.parametrize(
+    ("quirk", "decoded", "expected"),
+    [
+        ("one channel", {"temperature_1": 8.4}, [("environment", {"temperature_c": 8.4}, {"channel": "1"})]),
+        (
+            "two channels of one type",
+            {"temperature_3": 27.2, "temperature_5": 25.5},
+            [
+                ("environment", {"temperature_c": 27.2}, {"channel": "3"}),
+                ("environment", {"temperature_c": 25.5}, {"channel": "5"}),
+            ],
+        ),
+        ("leading zero", {"battery_07": 3.6}, [("device_health", {"battery_v": 3.6}, {"channel": "7"})]),
+        (
+            "beside an unsuffixed key",
+            {"temperature": 8.0, "temperature_2": 9.0},
+            [
+                ("environment", {"temperature_c": 8.0}, {}),
+                ("environment", {"temperature_c": 9.0}, {"channel": "2"}),
+            ],
+        ),
+        (
+            "unmapped types and objects left out",
+            {
+                "analog_in_4": 3.61,
+                "digital_in_6": 1,
+                "gps_7": {"latitude": 1},
+                "temperature_8": None,
+                "charging_9": "true",
+            },
+            [("ev_charger", {"charging": True}, {"channel": "9"})],
+        ),
+    ],
+)
+def test_cayenne_lpp_channels(
+    quirk: str, decoded: dict[str, Any], expected: list[tuple[str, dict[str, Any], dict[str, str]]]
+) -> None:
+    readings = _decode(_uplink(decoded), radio_health=False)
+    assert [(r.measurement, r.fields, r.tags) for r in readings] == expected, quirk
+
+
+def test_cayenne_lpp_key_that_is_itself_mapped_is_not_split() -> None:
+    fields = {**FIELDS, "pm_10": {"measurement": "environment", "field": "pm10_ugm3", "unit": "ug/m3"}}
+    [reading] = _decode(_uplink({"pm_10": 20.1}), radio_health=False, fields=fields)
+    assert (reading.fields, reading.tags) == ({"pm10_ugm3": 20.1}, {})
+
+
 def test_duplicate_keys_in_the_raw_json() -> None:
     payload = b'{"uplink_message":{"decoded_payload":{"temperature":1,"temperature":2}}}'
     [reading] = _decode(payload, radio_health=False)
