@@ -13,6 +13,9 @@ channel (tag ``channel``). Environment sensor groups
 tagged ``sensor``. A SENSOR message with neither is a meter-reader script's
 (profile tasmota-sml): :class:`NotThisProfile`.
 
+``stat/<dev>/STATUS10``: the answer to the ``Status 10`` command, the SENSOR message wrapped in
+``StatusSNS`` (``{"StatusSNS":{"Time":"…","ENERGY":{…}}}``), unwrapped and read as SENSOR.
+
 ``tele/<dev>/ENERGY``: the old (5.x) firmware's energy telemetry, the ENERGY block at the top level.
 
 ``tele/<dev>/STATE``: ``UptimeSec`` (old firmware: ``Uptime`` as ``"1T02:03:04"`` or in hours),
@@ -51,6 +54,7 @@ _ENV_EXTRA = {"DewPoint", "SeaPressure", "Id", "eCO2", "TVOC", "Gas", "AbsHumidi
 _ENV_ANY = _ENV_KEYS | _ENV_EXTRA
 _PRESSURE_TO_HPA = {"hPa": 1.0, "mmHg": 1.333224, "inHg": 33.863886}
 _UPTIME = re.compile(r"^\s*(\d{1,6})T(\d{1,2}):(\d{2}):(\d{2})\s*$")
+STATUS_SENSORS = "/STATUS10"  # the end of a Status 10 answer's topic
 
 
 class DeviceOptions(BaseModel):
@@ -138,6 +142,16 @@ def _state(document: dict[str, Any], points: Points) -> None:
 _NOT_SENSOR = "SENSOR without ENERGY block or known sensor group"
 
 
+def sensor_document(document: dict[str, Any], topic: str) -> dict[str, Any]:
+    """The SENSOR-like document of a message: a Status 10 answer's ``StatusSNS``, else the message."""
+    if not topic.endswith(STATUS_SENSORS):
+        return document
+    sensors = document.get("StatusSNS")
+    if not isinstance(sensors, dict):
+        raise DecodeRejected("invalid_payload", "STATUS10 without a StatusSNS object")
+    return sensors
+
+
 def _declined(document: dict[str, Any], kind: str) -> bool:
     """A SENSOR message without ENERGY block and sensor group: a meter-reader script's (tasmota-sml)."""
     if kind == "STATE" or kind == "ENERGY" or "ENERGY" in document:
@@ -147,16 +161,17 @@ def _declined(document: dict[str, Any], kind: str) -> bool:
 
 def build_declines(_options: TasmotaOptions, _tz: str) -> DeclineFn:
     def declines(message: DecodeInput) -> str | None:
-        document = message_object(message)
-        return _NOT_SENSOR if _declined(document, message.topic.rsplit("/", 1)[-1]) else None
+        kind = message.topic.rsplit("/", 1)[-1]
+        document = sensor_document(message_object(message), message.topic)
+        return _NOT_SENSOR if _declined(document, kind) else None
 
     return declines
 
 
 def build(options: TasmotaOptions, tz: str) -> DecodeFn:
     def decode(message: DecodeInput) -> list[Reading]:
-        document = message_object(message)
         kind = message.topic.rsplit("/", 1)[-1]
+        document = sensor_document(message_object(message), message.topic)
         if _declined(document, kind):  # before any work: on a shared topic most are a script's (SML)
             raise NotThisProfile(_NOT_SENSOR)
         check_groups(document)

@@ -12,6 +12,8 @@ import and export power as two positive values (``Power_in``/``Power_out``) map 
 ``power_import_w``/``power_export_w``; they become ``power_w = import - export``. Duplicate keys (two meter
 lines with the same label) arrive as ``key``, ``key#2`` … and can be mapped one by one. When several
 groups (meters) carry mapped keys, each becomes its own point tagged ``channel`` with the group name.
+
+``stat/<dev>/STATUS10`` (the answer to ``Status 10``) holds the same groups wrapped in ``StatusSNS``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ingest.canonical import canonical_unit, conversion_factor
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
 from ingest.decoders.generic_json import FieldMap
 from ingest.decoders.payloads import check_groups, message_object, number, per_phase
+from ingest.decoders.tasmota import sensor_document
 from ingest.readings import DecodeRejected, FieldValue, Reading, TimeSource
 from ingest.timeparse import device_time
 
@@ -230,7 +233,7 @@ def build(options: SmlOptions, tz: str) -> DecodeFn:
     device_groups = {name: d.groups for name, d in options.devices.items() if d.groups is not None}
 
     def decode(message: DecodeInput) -> list[Reading]:
-        document = message_object(message)
+        document = sensor_document(message_object(message), message.topic)
         check_groups(document)
         device = message.bindings.get("device", "")
         plan = device_plans.get(device, profile_plan)

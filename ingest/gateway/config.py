@@ -139,6 +139,7 @@ LOCAL_DEVICE_TOPICS: tuple[str, ...] = (
     "tele/+/SENSOR",  # tasmota, tasmota-sml
     "tele/+/STATE",
     "tele/+/ENERGY",
+    "stat/+/STATUS10",  # tasmota, tasmota-sml: answers to Status 10
     "shellies/+/emeter/+/power",  # shelly-gen1
     "shellies/+/emeter/+/voltage",
     "shellies/+/emeter/+/current",

@@ -260,3 +260,77 @@ def test_fuzz_only_decode_rejected_escapes(
     else:
         assert readings
         assert all(r.fields for r in readings)
+
+
+STATUS10 = "lab/gw/stat/plug/STATUS10"
+SENSOR_ENERGY = {"energy_import_kwh": 1.5, "power_w": 20.0, "voltage_l1_v": 230.0, "current_l1_a": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("quirk", "sensors", "expected"),
+    [
+        (
+            "ENERGY block",
+            '{"Time":"2025-11-28T10:00:00","ENERGY":{' + ENERGY + "}}",
+            [("tasmota", "electricity", {}, SENSOR_ENERGY, "device")],
+        ),
+        (
+            "sensor group, 1970 clock",
+            '{"Time":"1970-01-01T00:12:34","DS18B20":{"Id":"01144A0CB2AA","Temperature":22.4},"TempUnit":"C"}',
+            [("tasmota", "environment", {"sensor": "DS18B20"}, {"temperature_c": 22.4}, "received")],
+        ),
+        (
+            "SML group without a name, 1970 clock",
+            '{"Time":"1970-01-01T00:12:34","":{"Total_in":12345.6851,"Power_curr":-312}}',
+            [
+                (
+                    "tasmota-sml",
+                    "electricity",
+                    {},
+                    {"energy_import_kwh": 12345.6851, "power_w": -312.0},
+                    "received",
+                )
+            ],
+        ),
+        (
+            "two SML meters",
+            '{"Time":"2025-11-28T10:00:00","":{"Total_in":1.5},"WP":{"Total_in":2.5}}',
+            [
+                ("tasmota-sml", "electricity", {"channel": "_"}, {"energy_import_kwh": 1.5}, "device"),
+                ("tasmota-sml", "electricity", {"channel": "WP"}, {"energy_import_kwh": 2.5}, "device"),
+            ],
+        ),
+    ],
+)
+def test_status10_reads_like_sensor(
+    quirk: str, sensors: str, expected: list[tuple[str, str, dict[str, str], dict[str, Any], str]]
+) -> None:
+    """The answer to Status 10 is a SENSOR message wrapped in StatusSNS, routed as SENSOR is."""
+    payload = ('{"StatusSNS":' + sensors + "}").encode()
+    readings = MessageDecoder(PROFILES).decode(STATUS10, payload, RECEIVED)
+    got = [
+        (
+            r.tags["profile"],
+            r.measurement,
+            {k: v for k, v in r.tags.items() if k in ("sensor", "channel")},
+            r.fields,
+            r.time_source,
+        )
+        for r in readings
+    ]
+    assert got == expected, quirk
+    assert all(r.time_ns == (RECEIVED if r.time_source == "received" else AT_0900) for r in readings)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"Command":"Unknown"}',
+        b'{"StatusSNS":"error"}',
+        b'{"Time":"2025-11-28T10:00:00","ENERGY":{"Power":1}}',
+    ],
+)
+def test_status10_without_status_sns_object(payload: bytes) -> None:
+    with pytest.raises(DecodeRejected) as caught:
+        MessageDecoder(PROFILES).decode(STATUS10, payload, RECEIVED)
+    assert caught.value.reason == "invalid_payload"
