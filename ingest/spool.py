@@ -16,7 +16,7 @@ Files in the directory (format in :mod:`ingest.spool_format`)::
 
     <first seq>.seg                     segments: records appended, never rewritten
     checkpoint                          confirmed sequence numbers, replaced atomically on every confirm
-    <segment>.<offset>.<ns>.dropped     a tail cut off at recovery, kept for forensics (an operator
+    <segment>.<offset>.<ns>.dropped     bytes cut out at recovery, kept for forensics (an operator
                                         deletes it; a torn write's record was never acknowledged, but a
                                         damaged record's was)
     LOCK                                flock()ed while a process has the spool open
@@ -26,9 +26,18 @@ commit) and the directory when a segment file was created, and only then return 
 ``confirm`` writes the checkpoint (temp file, fsync, rename), unlinks segments whose records are all
 confirmed, and fsyncs the directory. Segments are sealed at ``segment_bytes`` and on every open.
 
-Recovery on open: each segment is scanned (streaming) up to the first torn or damaged record; the file is
-truncated there and every record before it kept. What was dropped is in :attr:`Spool.recovery` and logged.
-Records the checkpoint marks confirmed are not replayed; fully confirmed segments left over are deleted.
+Recovery on open: each segment is scanned (streaming) up to the first torn or damaged record; every record
+before it is kept. Then it resynchronises: the first whole record behind the damage whose CRC matches and
+whose sequence number can follow (:func:`ingest.spool_format.resync`) starts a new segment file named after
+its number, a byte-for-byte copy of the rest of the file (temp file, fsync, rename, fsync the directory),
+which is recovered in turn, so further damage is skipped the same way. Only then is the damaged segment
+truncated at the damage, so a crash in between repeats the same split on the next open (the copy is
+identical). Splitting rather than keeping a skip list keeps every segment's numbers consecutive, so
+``_Segment.index`` stays ``seq - first_seq``; the numbers of the lost records are a gap between two segments,
+which ``confirm``/``read``/``pending`` already treat as never appended. Only the damaged bytes go to the
+``.dropped`` file. When nothing intact follows, the tail is cut as before: a torn write (never acknowledged),
+or a damaged last record. What was dropped is in :attr:`Spool.recovery` and logged. Records the checkpoint
+marks confirmed are not replayed; fully confirmed segments left over are deleted.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from ingest.security.files import PRIVATE_FILE, private_dir, private_file
 from ingest.spool_format import (
@@ -57,6 +67,7 @@ from ingest.spool_format import (
     encode_checkpoint,
     encode_header,
     parse_segment_name,
+    resync,
     scan_segment,
     segment_name,
 )
@@ -95,18 +106,20 @@ class SpoolRecord:
 
 @dataclass(frozen=True, slots=True)
 class Dropped:
-    """A tail cut off a segment at recovery."""
+    """Bytes cut out of a segment at recovery: a damaged record, or a torn or damaged tail."""
 
     segment: str
     offset: int  # the segment was truncated here
     nbytes: int
-    records: int  # the bad record plus any well-framed records behind it
+    records: int  # records lost: those whose numbers the resync skipped, else the bad record (and any
+    # well-framed records behind it that the resync would not take)
     reason: str  # short_header | short_payload (torn write) | bad_magic | crc_mismatch | bad_sequence
     kept_as: str | None  # file holding the dropped bytes (all but a short header, which holds nothing)
+    resumed_in: str | None = None  # the new segment holding the intact records behind the damage
 
     @property
     def torn(self) -> bool:
-        return self.reason in TORN
+        return self.reason in TORN and self.resumed_in is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,7 +558,9 @@ class Spool:
         dropped: list[Dropped] = []
         removed = 0
         last_seq = 0
-        for path in sorted(self.directory.iterdir()):
+        paths = sorted(self.directory.iterdir())
+        while paths:
+            path = paths.pop(0)
             first_seq = parse_segment_name(path.name)
             if first_seq is None:
                 continue
@@ -554,6 +569,9 @@ class Spool:
             seg, drop = self._recover_segment(path, first_seq)
             if drop is not None:
                 dropped.append(drop)
+                split = None if drop.resumed_in is None else path.with_name(drop.resumed_in)
+                if split is not None and split not in paths:  # else left by a crash in an earlier split
+                    paths.insert(0, split)
             if not seg.offsets:
                 path.unlink()
                 continue
@@ -609,31 +627,41 @@ class Spool:
             seg = _Segment(path, first_seq, _index(scan.offsets), _index(scan.lengths), scan.good_bytes)
             if scan.reason is None:
                 return seg, None
+            expected = first_seq + len(scan.offsets)
+            found = resync(f, damaged_at=scan.good_bytes, size=scan.file_bytes, expected_seq=expected)
+            end, records, resumed_in = scan.file_bytes, scan.bad_records, None
+            if found is not None:
+                end, resumed_seq = found
+                records = resumed_seq - expected
+                resumed_in = segment_name(resumed_seq)
             kept_as = None
-            # A short payload is a torn write, or a damaged length field in the middle: keep the bytes.
-            if scan.reason != "short_header":
+            # A short payload is a torn write, or a damaged length field: keep the bytes.
+            if scan.reason != "short_header" or found is not None:
                 kept = path.with_name(f"{path.name}.{scan.good_bytes}.{time.time_ns()}.dropped")
-                f.seek(scan.good_bytes)
-                with private_file(kept).open("wb") as out:
-                    while chunk := f.read(1 << 20):
-                        out.write(chunk)
-                    out.flush()
-                    self._fsync(out.fileno())
+                self._copy(f, scan.good_bytes, end, private_file(kept))
                 kept_as = kept.name
+            if resumed_in is not None:
+                split = path.with_name(resumed_in)
+                tmp = split.with_name(resumed_in + ".tmp")
+                self._copy(f, end, scan.file_bytes, private_file(tmp))
+                os.replace(tmp, split)
+                self._fsync_dir()
         drop = Dropped(
             segment=path.name,
             offset=scan.good_bytes,
-            nbytes=scan.file_bytes - scan.good_bytes,
-            records=scan.bad_records,
+            nbytes=end - scan.good_bytes,
+            records=records,
             reason=scan.reason,
             kept_as=kept_as,
+            resumed_in=resumed_in,
         )
         with path.open("r+b") as f:
             f.truncate(scan.good_bytes)
             self._fsync(f.fileno())
         kept_note = f"; dropped bytes kept in {kept_as}" if kept_as else ""
+        resumed_note = f"; the intact records behind them go on in {resumed_in}" if resumed_in else ""
         log.warning(
-            "spool %s: %s at offset %d of %s: dropped %d bytes (%d records) after %d good records%s",
+            "spool %s: %s at offset %d of %s: dropped %d bytes (%d records) after %d good records%s%s",
             self.directory,
             drop.reason,
             drop.offset,
@@ -642,8 +670,20 @@ class Spool:
             drop.records,
             len(seg.offsets),
             kept_note,
+            resumed_note,
         )
         return seg, drop
+
+    def _copy(self, f: BinaryIO, start: int, end: int, dest: Path) -> None:
+        """Copy bytes ``[start, end)`` of ``f`` into a new file ``dest``, fsynced."""
+        f.seek(start)
+        left = end - start
+        with dest.open("wb") as out:
+            while left and (chunk := f.read(min(left, 1 << 20))):
+                out.write(chunk)
+                left -= len(chunk)
+            out.flush()
+            self._fsync(out.fileno())
 
     # -- helpers -------------------------------------------------------------------------------------
 

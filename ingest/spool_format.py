@@ -141,6 +141,30 @@ def scan_segment(f: BinaryIO, *, first_seq: int, size: int) -> ScanResult:
     return ScanResult(offsets, lengths, pos, size, reason, bad)
 
 
+def resync(f: BinaryIO, *, damaged_at: int, size: int, expected_seq: int) -> tuple[int, int] | None:
+    """The first intact record after the damaged one at ``damaged_at``: (its offset, its seq), or ``None``.
+
+    ``expected_seq`` is the number the damaged record should carry. A candidate must be a whole record whose
+    CRC matches and whose number can follow: above ``expected_seq`` (the damaged record is lost) and at most
+    one more per ``HEADER_SIZE`` bytes skipped, since every record, even an empty one, takes that many.
+    ``None``: nothing intact follows (a torn or damaged tail).
+    """
+    pos = damaged_at + 1
+    while pos + HEADER_SIZE <= size:
+        f.seek(pos)
+        window = f.read(min(_CHUNK, size - pos))
+        hit = window.find(MAGIC)
+        if hit < 0:
+            pos += max(1, len(window) - len(MAGIC) + 1)
+            continue
+        pos += hit
+        why, _, seq = _check(f, pos, size, None)
+        if why is None and expected_seq < seq <= expected_seq + (pos - damaged_at) // HEADER_SIZE:
+            return pos, seq
+        pos += 1
+    return None
+
+
 def _ranges(seqs: Iterable[int]) -> list[list[int]]:
     out: list[list[int]] = []
     for seq in sorted(seqs):

@@ -136,17 +136,17 @@ def test_torn_tail_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
 
 
 @pytest.mark.parametrize(
-    ("where", "reason", "records"),
+    ("where", "reason"),
     [
-        (HEADER_SIZE + 10, "crc_mismatch", 3),  # a payload byte: the two records behind it are counted
-        (10, "crc_mismatch", 3),  # the sequence number (covered by the CRC)
-        (17, "crc_mismatch", 3),  # the CRC itself
-        (4, "crc_mismatch", 1),  # the length, still inside the file (covered by the CRC)
-        (6, "short_payload", 1),  # the length, now past the end of the file: looks like a torn write
-        (0, "bad_magic", 1),
+        (HEADER_SIZE + 10, "crc_mismatch"),  # a payload byte
+        (10, "crc_mismatch"),  # the sequence number (covered by the CRC)
+        (17, "crc_mismatch"),  # the CRC itself
+        (4, "crc_mismatch"),  # the length, still inside the file (covered by the CRC)
+        (6, "short_payload"),  # the length, now past the end of the file: not torn, intact records follow
+        (0, "bad_magic"),
     ],
 )
-def test_corrupt_record_in_the_middle(tmp_path: Path, where: int, reason: str, records: int) -> None:
+def test_corrupt_record_in_the_middle(tmp_path: Path, where: int, reason: str) -> None:
     with Spool(tmp_path, max_bytes=MB) as spool:
         spool.append_many([batch(i) for i in range(5)])
     (segment,) = segments(tmp_path)
@@ -156,16 +156,17 @@ def test_corrupt_record_in_the_middle(tmp_path: Path, where: int, reason: str, r
     damaged[2 * record + where] ^= 0x40
     segment.write_bytes(damaged)
     with Spool(tmp_path, max_bytes=MB) as spool:
-        assert payloads_of(spool) == [batch(0), batch(1)]
+        # only the damaged record (seq 3) is lost; the resync keeps the two behind it
+        assert [(r.seq, r.payload) for r in spool.pending()] == [(1, batch(0)), (2, batch(1))] + [
+            (seq, batch(seq - 1)) for seq in (4, 5)
+        ]
         (drop,) = spool.recovery.dropped
-        assert drop.reason == reason
-        assert drop.offset == 2 * record
-        assert drop.nbytes == 3 * record
-        assert spool.recovery.dropped_records == records
-        assert drop.kept_as is not None  # kept for forensics: these records had been acknowledged
-        assert (tmp_path / drop.kept_as).read_bytes() == bytes(damaged[2 * record :])
+        assert (drop.reason, drop.offset, drop.nbytes, drop.records) == (reason, 2 * record, record, 1)
+        assert not drop.torn
+        assert drop.kept_as is not None  # kept for forensics: this record had been acknowledged
+        assert (tmp_path / drop.kept_as).read_bytes() == bytes(damaged[2 * record : 3 * record])
         assert segment.stat().st_size == 2 * record
-        assert spool.append(b"new") == 3
+        assert spool.append(b"new") == 6
 
 
 def test_corrupt_segment_does_not_touch_later_segments(tmp_path: Path) -> None:
