@@ -7,6 +7,7 @@ boot before NTP, far in the future) falls back to the receive time and says so (
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -19,7 +20,6 @@ NS_PER_S = 1_000_000_000
 EARLIEST_NS = 946_684_800 * NS_PER_S  # 2000-01-01T00:00:00Z: anything earlier is an unset clock
 MAX_AHEAD_NS = 24 * 3600 * NS_PER_S  # a device clock more than a day ahead is not believed
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_SCALE = {"epoch_s": NS_PER_S, "epoch_ms": 1_000_000, "epoch_us": 1_000, "epoch_ns": 1}
 
 
 @lru_cache(maxsize=16)
@@ -27,20 +27,66 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def _epoch_to_ns(number: float, fmt: TimeFormat) -> int:
+_EPOCH_DIGITS = {"epoch_s": 9, "epoch_ms": 6, "epoch_us": 3, "epoch_ns": 0}  # log10 of the scale to ns
+_EPOCH_SCALE: dict[str, int] = {name: 10**digits for name, digits in _EPOCH_DIGITS.items()}
+_MAX_DIGITS = 40  # more significant digits than any epoch has: refused rather than computed
+_EXACT_FLOAT_INT = 2**53  # every whole float below this is exactly that int
+
+
+def _auto_format(magnitude: int | Decimal) -> TimeFormat:
+    """s, ms, µs or ns by the epoch's size (anything from 1973 on in the unit below would be larger)."""
+    if magnitude < 100_000_000_000:
+        return "epoch_s"
+    if magnitude < 100_000_000_000_000:
+        return "epoch_ms"
+    if magnitude < 100_000_000_000_000_000:
+        return "epoch_us"
+    return "epoch_ns"
+
+
+def epoch_to_ns(value: float | int | str, fmt: TimeFormat = "auto") -> int:
+    """An epoch (s, ms, µs or ns; ``auto`` by magnitude) as int ns, exact for its decimal text.
+
+    A float is read as its shortest round-trip text (``repr``), which is the number the device sent up to
+    17 significant digits, so ``1764320400.123`` is ``1764320400123000000`` and not the binary float's
+    ``…122999808``. Beyond ns the value is rounded half to even. Raises ValueError for text that is no
+    finite number, or a number far beyond any clock.
+    """
+    if fmt == "iso":
+        fmt = "auto"
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT_INT:
+        value = int(value)  # a whole float is exact as it is: the fast integer path
+    elif isinstance(value, str) and value.isascii() and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int):
+        if fmt == "auto":
+            fmt = _auto_format(abs(value))
+        return value * _EPOCH_SCALE[fmt]
+    try:
+        number = Decimal(repr(value) if isinstance(value, float) else value)
+    except ArithmeticError as exc:  # decimal.InvalidOperation: no number
+        raise ValueError(f"not a number: {value!r}") from exc
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    if len(digits) > _MAX_DIGITS or exponent + len(digits) > _MAX_DIGITS:
+        raise ValueError(f"epoch out of range: {value!r}")
     if fmt == "auto":
-        magnitude = abs(number)
-        if magnitude < 1e11:
-            fmt = "epoch_s"
-        elif magnitude < 1e14:
-            fmt = "epoch_ms"
-        elif magnitude < 1e17:
-            fmt = "epoch_us"
-        else:
-            fmt = "epoch_ns"
-    if fmt == "epoch_ns" and isinstance(number, int):
-        return number
-    return round(number * _EPOCH_SCALE[fmt])
+        fmt = _auto_format(number.copy_abs())  # copy_abs: no context, exact
+    mantissa = int("".join(map(str, digits)))
+    ns: int
+    shift = exponent + _EPOCH_DIGITS[fmt]
+    if shift >= 0:
+        ns = mantissa * 10**shift
+    elif -shift > len(digits) + 1:  # below 0.01 ns
+        ns = 0
+    else:
+        ns, rest = divmod(mantissa, 10**-shift)
+        twice = 2 * rest
+        if twice > 10**-shift or (twice == 10**-shift and ns % 2):
+            ns += 1
+    return -ns if sign else ns
 
 
 _EPOCH_NAIVE = datetime(1970, 1, 1)
@@ -124,7 +170,7 @@ def _parse_text(text: str, fmt: TimeFormat, tz: str) -> int | None:
     # "YYYY-…" cannot be a number (a '-' after four digits is no exponent): skip the epoch attempt.
     if fmt != "iso" and not (fmt == "auto" and text[4:5] == "-" and text[:4].isdigit()):
         try:
-            return _epoch_to_ns(float(text) if any(c in text for c in ".eE") else int(text), fmt)
+            return epoch_to_ns(text, fmt)
         except ValueError:
             if fmt != "auto":
                 return None
@@ -148,7 +194,7 @@ def device_time(
         elif isinstance(value, bool) or value is None:
             time_ns = None
         elif isinstance(value, int | float):
-            time_ns = _epoch_to_ns(value, "auto" if fmt == "iso" else fmt)
+            time_ns = epoch_to_ns(value, fmt)
         elif isinstance(value, str):
             time_ns = _text_to_ns(value, fmt, tz)
     except (OverflowError, ValueError):  # inf/NaN ("1e999", JSON Infinity) or a product beyond float range

@@ -14,7 +14,6 @@ delta changed one of its measured values. ``params.ts`` (epoch s) is the time; s
 
 from __future__ import annotations
 
-import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -223,17 +222,10 @@ def build(options: ShellyGen2Options, tz: str) -> DecodeFn:
         else:
             raise DecodeRejected("no_readings", f"{method[:40]} carries no status")
         _remember(state, updates)
-        time_ns, source = device_time(_ts_ns(params.get("ts")), received_ns=message.received_ns, tz=tz)
+        time_ns, source = device_time(params.get("ts"), received_ns=message.received_ns, tz=tz)
         return points.readings_or_reject(time_ns, source, detail=f"{method}: no measured component")
 
     return decode
-
-
-def _ts_ns(ts: Any) -> Any:
-    """``ts`` (epoch s with two decimals, a float) as int ns, rounded to µs: float seconds are not exact."""
-    if isinstance(ts, float) and math.isfinite(ts) and 1e8 < ts < 1e11:  # else: let device_time judge
-        return round(ts * 1_000_000) * 1000
-    return ts
 
 
 def _parse(component: str) -> tuple[str, str]:
