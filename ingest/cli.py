@@ -245,7 +245,11 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     decode.add_argument("file", metavar="FILE|-", help="the payload; - reads standard input")
     decode.add_argument("--profile", help="profile id (default: chosen from --topic)")
-    decode.add_argument("--topic", help="the topic the payload arrived on, e.g. lab/gw-01/sml/hh-001")
+    decode.add_argument(
+        "--topic",
+        help="the topic the payload arrived on, e.g. lab/gw-01/sml/hh-001; with --profile it must fit one of "
+        "the profile's topic templates (else rejected: topic_mismatch)",
+    )
     decode.add_argument("--hex", action="store_true", help="the payload is a hex dump of binary data")
     decode.add_argument("--dir", type=Path, default=Path("device_profiles"), help="profile directory")
     decode.set_defaults(func=cmd_profiles_decode)

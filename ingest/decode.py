@@ -148,6 +148,19 @@ class MessageDecoder:
         received_ns: int,
         bindings: dict[str, str],
     ) -> list[Reading]:
+        """``topic``'s payload decoded by ``profile``, chosen by the caller (with the names it binds).
+
+        A topic that fits none of the profile's templates is refused (``topic_mismatch``): the decoder
+        would otherwise guess the message kind from a topic it was never written for. An empty topic
+        (only the profile given) is decoded with ``bindings`` as they are.
+        """
+        if topic and not any(template.match(topic) is not None for template in profile.templates):
+            templates = ", ".join(template.template for template in profile.templates)
+            rejected = DecodeRejected(
+                "topic_mismatch", f"{topic[:200]!r} fits none of {profile.id}'s topics: {templates}"
+            )
+            rejected.profile = profile.id
+            raise rejected
         route = self._route(profile, bindings, same_bindings=False)
         try:
             readings = route.decode(DecodeInput(topic, payload, bindings, received_ns))

@@ -48,6 +48,7 @@ class NotThisProfile(DecodeRejected):
 # The vocabulary of rejection reasons (documented in docs/canonical-schema.md).
 REASONS = {
     "no_profile": "no device profile matches the topic",
+    "topic_mismatch": "the topic fits none of the templates of the profile asked for",
     "invalid_utf8": "the payload is not valid UTF-8 text",
     "invalid_json": "the payload is not parseable JSON",
     "invalid_payload": "the payload parses, but not into the structure the profile expects",

@@ -220,6 +220,7 @@ def field_message_de(message: str) -> str:
 
 REASONS_DE = {
     "no_profile": "Kein Geräteprofil passt zum Topic.",
+    "topic_mismatch": "Das Topic passt zu keiner Topic-Vorlage des gewählten Profils.",
     "invalid_utf8": "Die Nutzdaten sind kein gültiger UTF-8-Text.",
     "invalid_json": "Die Nutzdaten sind kein lesbares JSON.",
     "invalid_payload": "Die Nutzdaten haben nicht den Aufbau, den das Profil erwartet.",
