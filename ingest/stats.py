@@ -69,6 +69,7 @@ class Stats:
         yield "points_written_total", "counter", {}, self.points_written
         yield "points_quarantined_total", "counter", {}, self.points_quarantined
         yield "write_retries_total", "counter", {}, self.write_retries
+        yield "influx_rejected_batches_total", "counter", {}, self.influx_rejected_batches
         yield "dropped_total", "counter", {}, self.dropped
         yield "replayed_total", "counter", {}, self.replayed
         yield "implausible_read_times_total", "counter", {}, self.implausible_read_times

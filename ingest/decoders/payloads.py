@@ -247,12 +247,6 @@ class Points:
         key = (measurement, tuple(sorted((tags or {}).items())))
         self._points.setdefault(key, {})[field] = value
 
-    def add_all(
-        self, measurement: str, fields: Iterable[tuple[str, FieldValue | None]], tags: dict[str, str]
-    ) -> None:
-        for field, value in fields:
-            self.add(measurement, field, value, tags)
-
     def __bool__(self) -> bool:
         return bool(self._points)
 

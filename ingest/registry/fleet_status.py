@@ -1,8 +1,8 @@
 """Last seen per gateway and device, the fleet status list (silent ones first), and meter number search.
 
-The ingester reports what it heard in batches: :class:`LastSeenBuffer` collects ``(gateway, device,
-received time)`` cheaply per message and :func:`record_last_seen` writes the newest time per gateway and
-device in one transaction (a time older than the stored one never moves it back). Use the *receive*
+The ingester reports what it heard in batches (it keeps the newest receive time per gateway and device
+between flushes itself): :func:`record_last_seen` writes the newest time per gateway and device in one
+transaction (a time older than the stored one never moves it back). Use the *receive*
 time: a device's own clock may be wrong, and "last seen" means "last heard from".
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -83,47 +82,6 @@ def _execute_many(session: Session, statement: Executable, params: list[dict[str
         result = session.connection().execute(statement, param)
         changed += max(0, result.rowcount)
     return changed
-
-
-class LastSeenBuffer:
-    """Collects sightings between flushes (thread-safe); keeps only the newest time per key."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: dict[tuple[str, str | None], int] = {}
-
-    def add(self, gateway: str, device: str | None, received_ns: int) -> None:
-        key = (gateway, device)
-        with self._lock:
-            if received_ns > self._seen.get(key, -1):
-                self._seen[key] = received_ns
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def drain(self) -> list[Sighting]:
-        """The collected sightings (and an empty buffer)."""
-        with self._lock:
-            seen, self._seen = self._seen, {}
-        return [(g, d, dt.datetime.fromtimestamp(ns / 1e9, dt.UTC)) for (g, d), ns in seen.items()]
-
-    def flush(self, session: Session) -> int:
-        """Write and forget the collected sightings; put them back if the write fails."""
-        batch = self.drain()
-        if not batch:
-            return 0
-        try:
-            return record_last_seen(session, batch)
-        except BaseException:
-            with self._lock:
-                for gateway, device, seen in batch:
-                    ns = int(seen.timestamp() * 1e9)
-                    if ns > self._seen.get((gateway, device), -1):
-                        self._seen[(gateway, device)] = ns
-            raise
-
-
-# ---------------------------------------------------------------- fleet status
 
 
 class Liveness(enum.StrEnum):

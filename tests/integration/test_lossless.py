@@ -217,7 +217,10 @@ def test_r4_malformed_flood_quarantined_with_reasons_good_all_written(
 def test_influx_refusal_quarantines_only_the_offending_lines(
     mosquitto: Mosquitto, target: Target, ingester: IngesterProcess, influx: InfluxQuery
 ) -> None:
-    ingester.start(influx={"batch_size": 1000, "flush_interval_s": 0.5})
+    metrics_port = free_port()
+    ingester.start(
+        influx={"batch_size": 1000, "flush_interval_s": 0.5}, ingest={"metrics_port": metrics_port}
+    )
     # co2_ppm already exists as a string field in this shard: every float co2_ppm conflicts
     httpx.post(
         f"{target.influx_url}/write",
@@ -239,6 +242,9 @@ def test_influx_refusal_quarantines_only_the_offending_lines(
         assert topic == "influx:environment"
         assert b"co2_ppm=" in payload
         assert "field type conflict" in detail
+    metrics = read_metrics(metrics_port)
+    assert metrics["points_quarantined_total"] == 10
+    assert metrics["influx_rejected_batches_total"] >= 1  # refused in part, then bisected
 
 
 def test_quarantine_replay_after_a_profile_fix(

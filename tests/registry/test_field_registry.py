@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from ingest.registry.assignments import assignment_at
 from ingest.registry.device_import import import_devices
 from ingest.registry.fleet_status import (
-    LastSeenBuffer,
     Liveness,
     fleet_status,
     record_last_seen,
@@ -46,22 +45,6 @@ def test_last_seen_moves_forward_only(session: Session) -> None:
     assert record_last_seen(session, [(gateway.name, device.native_id, earlier)]) == 0
     session.expire_all()
     assert session.get(Device, device.id).last_seen == later  # type: ignore[union-attr]
-
-
-def test_last_seen_buffer_keeps_the_newest(session: Session) -> None:
-    gateway = f.gateway_row(session)
-    device = f.device(session, gateway.id)
-    buffer = LastSeenBuffer()
-    t0 = int(NOW.timestamp()) * 10**9
-    for offset in (5, 1, 9, 3):
-        buffer.add(gateway.name, device.native_id, t0 + offset * 10**9)
-    buffer.add(gateway.name, None, t0 + 20 * 10**9)
-    assert len(buffer) == 2
-    assert buffer.flush(session) == 2
-    assert len(buffer) == 0
-    session.expire_all()
-    assert session.get(Device, device.id).last_seen == NOW + dt.timedelta(seconds=9)  # type: ignore[union-attr]
-    assert session.get(Gateway, gateway.id).last_seen == NOW + dt.timedelta(seconds=20)  # type: ignore[union-attr]
 
 
 def test_fleet_status_lists_silent_ones_first(session: Session) -> None:
