@@ -36,7 +36,6 @@ from ingest.security.audit import audit
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_S = 120.0
 MIN_TIMEOUT_S = 5.0
 MAX_TIMEOUT_S = 600.0
 FINAL = ("passed", "failed")
