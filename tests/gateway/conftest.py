@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from ingest.localservices import Mosquitto
 from tests.gateway import netns
+
+
+@pytest.fixture
+def local_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """The gateway's local Mosquitto, where the Wi-Fi and Zigbee devices publish (this test's own)."""
+    with Mosquitto(tmp_path / "local") as broker:
+        yield broker
 
 
 @pytest.fixture

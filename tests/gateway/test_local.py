@@ -32,12 +32,6 @@ def central(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
 
 
-@pytest.fixture
-def local_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path / "local") as broker:
-        yield broker
-
-
 @dataclass
 class Sent:
     seq: int

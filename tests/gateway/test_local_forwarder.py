@@ -13,7 +13,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -31,12 +30,6 @@ from tests.helpers import wait_for
 
 GATEWAY = "haus-t"
 BACKDATED_NS = 1_600_000_000_000_000_000  # 2020-09-13: what a device claims as its read time
-
-
-@pytest.fixture
-def local_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path / "local") as broker:
-        yield broker
 
 
 class RunningForwarder:

@@ -167,13 +167,6 @@ def central(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 @pytest.fixture
-def local_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    """The gateway's local Mosquitto, where the Wi-Fi devices publish."""
-    with Mosquitto(tmp_path / "local") as broker:
-        yield broker
-
-
-@pytest.fixture
 def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
     pair = PtyPair(tmp_path)
     yield pair
