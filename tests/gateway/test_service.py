@@ -215,6 +215,8 @@ def test_meter_and_local_device_reach_influxdb_with_their_times(
     ingester.start()
     try:
         service.start()
+        # "running" is logged while the port task still opens the line, and opening flushes it
+        service.wait_logged("hh-001-em: reading sml")
         meter_time_s = int(time.time()) - 30  # the meter's own clock, so the point's time is its reading's
         state = MeterState(
             meter_time_s, 1_234_567.0, 890.0, 523.0, (1.0, 0.0, 0.0), 231.0, "0a01454d4800001234ab"
