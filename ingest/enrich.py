@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ingest.decoders.gateway_health import MEASUREMENT as GATEWAY_HEALTH
 from ingest.readings import DecodeRejected, Reading
+from ingest.timeparse import datetime_to_ns
 
 UNREGISTERED_PORT = "unregistered"  # the port tag of a gateway's health for a port no registered meter has
 
@@ -24,12 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UnknownPolicy = Literal["quarantine", "accept"]
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _ns(moment: dt.datetime) -> int:
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return (aware - _EPOCH) // dt.timedelta(microseconds=1) * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +53,8 @@ class Enricher:
                     span_tags["household"] = span.household
                 tags.append(span_tags)
             self._devices[key] = _History(
-                starts=tuple(_ns(s.valid_from) for s in entry.spans),
-                ends=tuple(None if s.valid_to is None else _ns(s.valid_to) for s in entry.spans),
+                starts=tuple(datetime_to_ns(s.valid_from) for s in entry.spans),
+                ends=tuple(None if s.valid_to is None else datetime_to_ns(s.valid_to) for s in entry.spans),
                 tags=tuple(tags),
             )
 

@@ -99,6 +99,12 @@ OFFSET_CACHE_SIZE = 4_096
 _offsets: dict[tuple[str, int], int] = {}
 
 
+def datetime_to_ns(moment: datetime) -> int:
+    """``moment`` as int ns since the epoch, exact to the µs (no float); a naive datetime is taken as UTC."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // _ONE_US * 1000
+
+
 def _hour_offset_us(tz: str, hour: int) -> int | None:
     """The UTC offset of every local time in ``hour`` (fold 0), None if it changes within the hour."""
     key = (tz, hour)
@@ -180,7 +186,7 @@ def _parse_text(text: str, fmt: TimeFormat, tz: str) -> int | None:
         return None
     if moment.tzinfo is None:
         return _local_to_ns(moment, tz)
-    return (moment - _EPOCH) // _ONE_US * 1000
+    return datetime_to_ns(moment)
 
 
 def device_time(

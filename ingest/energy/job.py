@@ -31,6 +31,7 @@ from ingest.energy.store import (
     lines,
 )
 from ingest.lifecycle import ROLLUP_RP
+from ingest.timeparse import datetime_to_ns
 
 log = logging.getLogger(__name__)
 LOOKBACK_NS = 2 * 86400 * 1_000_000_000  # predecessors searched together this far back, then one by one
@@ -78,10 +79,6 @@ def local_days(since: dt.datetime, until: dt.datetime, zone: str) -> list[tuple[
     return days
 
 
-def _ns(moment: dt.datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000_000
-
-
 def rollup(
     reader: RawReader,
     writer: LedgerWriter,
@@ -101,7 +98,7 @@ def rollup(
     days = local_days(since, until, zone)
     report = RollupReport(days[0][0], days[-1][1])
     counters: dict[SeriesId, CounterLedger] = {}
-    first_ns = _ns(days[0][0])
+    first_ns = datetime_to_ns(days[0][0])
     for source in SOURCES:
         found = reader.predecessors(source, first_ns, after_ns=first_ns - LOOKBACK_NS)
         for series, (time_ns, value) in found.items():
@@ -109,7 +106,7 @@ def rollup(
     for start, end in days:
         points: dict[Key, float] = {}
         for source in SOURCES:
-            for series, readings in reader.readings(source, _ns(start), _ns(end)):
+            for series, readings in reader.readings(source, datetime_to_ns(start), datetime_to_ns(end)):
                 kind = source.kind(series.field, series.channel)
                 if kind is None:
                     continue
