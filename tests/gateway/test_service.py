@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.cli import main
 from ingest.localservices import Mosquitto
+from ingest.timeparse import datetime_to_ns
 from simulators.formats import MeterState, sml_frame
 from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
 
@@ -185,12 +187,6 @@ def publish(port: int, topic: str, payload: str) -> None:
         client.disconnect()
 
 
-def _ns(iso: str) -> int:
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(iso).timestamp()) * 1_000_000_000
-
-
 def test_meter_and_local_device_reach_influxdb_with_their_times(
     target: Target,
     central: Mosquitto,
@@ -249,7 +245,9 @@ def test_meter_and_local_device_reach_influxdb_with_their_times(
             timeout=20,
             what="the plug's reading in InfluxDB",
         )
-        assert plug[0]["time"] == _ns("2025-11-28T09:00:00+00:00")  # Tasmota's local time, Europe/Berlin
+        assert plug[0]["time"] == datetime_to_ns(
+            datetime.fromisoformat("2025-11-28T09:00:00+00:00")
+        )  # Tasmota's local time, Europe/Berlin
         assert plug[0]["power_w"] == 45.0
 
         def health_rows() -> list[dict[str, Any]]:

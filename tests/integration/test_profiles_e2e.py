@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ingest.localservices import Mosquitto
 from ingest.profiles import load_profiles
 from ingest.profiles.schema import Example
+from ingest.timeparse import datetime_to_ns
 from simulators.publisher import Publisher
 from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
 
 PROFILES = load_profiles(Path(__file__).resolve().parents[2] / "device_profiles")
-
-
-def _ns(moment: datetime) -> int:
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return (aware - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
 def _first_example_with_readings(profile_id: str) -> Example:
@@ -55,7 +50,7 @@ def test_one_example_of_every_profile_lands_in_influxdb(
         for expected in example.readings:
             query = f"SELECT * FROM \"{expected.measurement}\" WHERE profile = '{profile_id}'"
             if expected.time is not None:
-                query += f" AND time = {_ns(expected.time)}"
+                query += f" AND time = {datetime_to_ns(expected.time)}"
 
             def found(query: str = query, fields: dict[str, float | bool | str] = expected.fields) -> bool:
                 return any(_matches(row, fields) for row in influx.rows(query))
