@@ -15,12 +15,14 @@ from ingest.discovery.listing import discover, first_contact
 from ingest.profiles import load_profiles
 from ingest.quarantine import Quarantine, QuarantineEntry
 from ingest.registry.fleet import create_device
+from ingest.timeparse import datetime_to_ns
 from tests.registry import factories as f
 from tests.registry.conftest import REPO
 
 pytestmark = [pytest.mark.registry]
 
 NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+NOW_NS = datetime_to_ns(NOW)
 PREFIX = "p/"
 Z2M = orjson.dumps(
     [
@@ -31,10 +33,6 @@ Z2M = orjson.dumps(
          "definition": {"vendor": "IKEA", "model": "LED1545G12", "description": "Bulb"}},
     ]
 )  # fmt: skip
-
-
-def _ns(moment: dt.datetime) -> int:
-    return int(moment.timestamp()) * 10**9
 
 
 def _state(ts: dt.datetime, power: float) -> bytes:
@@ -65,12 +63,12 @@ def test_list_per_gateway(session: Session, decoder: MessageDecoder, tmp_path: P
     with Quarantine(path) as q:
         q.add_many(
             [
-                _entry(f"lab/{gw}/new-1/state", _state(NOW, 1.0), _ns(NOW), key=(gw, "new-1")),
-                _entry(f"lab/{gw}/new-1/state", _state(NOW, 2.5), _ns(NOW) + minute, key=(gw, "new-1")),
-                _entry(f"lab/{gw}/known/state", _state(NOW, 3.0), _ns(NOW), key=(gw, "known")),
-                _entry(f"lab/{gw}/zigbee2mqtt/bridge/devices", Z2M, _ns(NOW), "announcement"),
-                _entry(f"lab/{gw}/weird/thing", b"\x00\x01hello", _ns(NOW), "no_profile"),
-                _entry("lab/gw-elsewhere/x/state", _state(NOW, 9.0), _ns(NOW), key=("gw-elsewhere", "x")),
+                _entry(f"lab/{gw}/new-1/state", _state(NOW, 1.0), NOW_NS, key=(gw, "new-1")),
+                _entry(f"lab/{gw}/new-1/state", _state(NOW, 2.5), NOW_NS + minute, key=(gw, "new-1")),
+                _entry(f"lab/{gw}/known/state", _state(NOW, 3.0), NOW_NS, key=(gw, "known")),
+                _entry(f"lab/{gw}/zigbee2mqtt/bridge/devices", Z2M, NOW_NS, "announcement"),
+                _entry(f"lab/{gw}/weird/thing", b"\x00\x01hello", NOW_NS, "no_profile"),
+                _entry("lab/gw-elsewhere/x/state", _state(NOW, 9.0), NOW_NS, key=("gw-elsewhere", "x")),
             ]
         )
     gateways = {g.gateway: g for g in discover(path, session, decoder)}
@@ -108,9 +106,9 @@ def test_first_contact(decoder: MessageDecoder, tmp_path: Path) -> None:
     with Quarantine(path) as q:
         q.add_many(
             [
-                _entry(topic, _state(early, 1.0), _ns(NOW), key=("gw", "m")),
-                _entry(topic, _state(NOW, 1.0), _ns(NOW) + 10**9, key=("gw", "m")),
-                _entry(topic, _state(epoch, 1.0), _ns(NOW), key=("gw", "clock")),
+                _entry(topic, _state(early, 1.0), NOW_NS, key=("gw", "m")),
+                _entry(topic, _state(NOW, 1.0), NOW_NS + 10**9, key=("gw", "m")),
+                _entry(topic, _state(epoch, 1.0), NOW_NS, key=("gw", "clock")),
             ]
         )
     assert first_contact(path, ("gw", "m"), decoder) == early
