@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.workload import subscription
 from ingest.localservices import free_port
+from ingest.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 NODERED_DIR = REPO / "bench" / "nodered"
@@ -225,9 +226,11 @@ class IngesterSystem(System):
         *,
         registry_url: str | None = None,
         overrides: dict[str, dict[str, Any]] | None = None,
+        tree: Path = REPO,
         **kwargs: Any,
     ) -> None:
         super().__init__(directory, **kwargs)
+        self.tree = tree  # the checkout whose ingest/ and device_profiles/ run (another revision: A/B)
         self.metrics_port = free_port()
         self.registry_url = registry_url  # enrichment with household/building tags when set
         self.overrides = overrides or {}  # section -> key -> value, over the bench's settings
@@ -244,7 +247,7 @@ class IngesterSystem(System):
             "influx": {"url": self.influx_url, "database": self.database},
             "ingest": {
                 "state_dir": str(self.directory / "state"),
-                "profiles_dir": str(REPO / "device_profiles"),
+                "profiles_dir": str(self.tree / "device_profiles"),
                 "metrics_port": self.metrics_port,
                 "metrics_host": "127.0.0.1",
             },
@@ -261,21 +264,14 @@ class IngesterSystem(System):
         env = dict(os.environ)
         for name in [n for n in env if n.startswith("REALLABOR_")]:
             del env[name]  # the config file is the whole truth here
-        env["PYTHONPATH"] = str(REPO)
+        env["PYTHONPATH"] = str(self.tree)
         return env
 
     def ready_marker(self) -> str:
         return "ingester ready"
 
     def metrics(self) -> dict[str, float]:
-        response = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5, trust_env=False)
-        response.raise_for_status()
-        values = {}
-        for line in response.text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                values[name.removeprefix("reallabor_ingest_")] = float(value)
-        return values
+        return read_metrics(self.metrics_port)
 
 
 class NaiveBridge(System):

@@ -1,10 +1,13 @@
-"""Prometheus text exposition of the ingester's counters on a tiny asyncio HTTP endpoint (GET /metrics)."""
+"""Prometheus text exposition of the ingester's counters on a tiny asyncio HTTP endpoint (GET /metrics), and
+its reading back (:func:`read_metrics`, for the tests and the benchmarks)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+
+import httpx
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,23 @@ def exposition(samples: Iterable[Sample], *, prefix: str = "reallabor_ingest_") 
             lines.append(f"# TYPE {full} {kind}")
         lines.append(f"{full}{_label_text(labels)} {value:g}")
     return "\n".join(lines) + "\n"
+
+
+def parse_exposition(text: str, *, prefix: str = "reallabor_ingest_") -> dict[str, float]:
+    """:func:`exposition`'s text as {'name{labels}': value}, ``prefix`` removed from the names."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)  # a label value may hold spaces; the number never does
+            values[name.removeprefix(prefix)] = float(value)
+    return values
+
+
+def read_metrics(port: int, *, host: str = "127.0.0.1", timeout: float = 5.0) -> dict[str, float]:
+    """GET /metrics of a running ingester, parsed (raises httpx.HTTPError when it does not answer)."""
+    response = httpx.get(f"http://{host}:{port}/metrics", timeout=timeout, trust_env=False)
+    response.raise_for_status()
+    return parse_exposition(response.text)
 
 
 class MetricsServer:

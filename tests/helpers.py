@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import yaml
 
+from ingest.metrics import read_metrics as read_metrics  # one parser for tests and bench
+
 
 @dataclass(frozen=True)
 class Target:
@@ -168,18 +170,6 @@ class IngesterProcess:
             process.stderr.close()
         self.process = None
         return process.returncode
-
-
-def read_metrics(port: int) -> dict[str, float]:
-    """The ingester's /metrics as {'name{labels}': value}."""
-    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5, trust_env=False)
-    response.raise_for_status()
-    values = {}
-    for line in response.text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name.removeprefix("reallabor_ingest_")] = float(value)
-    return values
 
 
 def settled(port: int) -> dict[str, float] | None:
