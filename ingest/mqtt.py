@@ -47,8 +47,9 @@ class Message:
     payload: bytes
     received_ns: int  # the gateway's read time where it sent a plausible one, else the arrival time
     qos: int
-    mid: int
+    mid: int  # the packet id (0 for QoS 0): reused by the broker once acknowledged
     connection: int  # which connection delivered it; an ack only makes sense on that one
+    dup: bool = False  # the broker's DUP flag: it may have delivered this message before, unacknowledged
 
 
 class _Connection(asyncio.Protocol):
@@ -264,7 +265,7 @@ class MqttSource:
         received_ns = max(time.time_ns(), self._last_received_ns + 1)
         latest_read_ns = received_ns + READ_NS_AHEAD_NS
         messages = []
-        for raw_topic, payload, qos, mid, read_ns in publishes:
+        for raw_topic, payload, qos, mid, read_ns, dup in publishes:
             try:
                 topic = raw_topic.decode()
             except UnicodeDecodeError:  # the broker should have refused it; the decoder quarantines it
@@ -275,10 +276,10 @@ class MqttSource:
             # the gateway's read time: a backlog lands when read, a re-sent frame overwrites
             if read_ns and self._read_times:
                 if EARLIEST_READ_NS <= read_ns <= latest_read_ns:
-                    messages.append(Message(topic, payload, read_ns, qos, mid, connection))
+                    messages.append(Message(topic, payload, read_ns, qos, mid, connection, dup))
                     continue
                 self._implausible_read_time(topic, read_ns)
-            messages.append(Message(topic, payload, received_ns, qos, mid, connection))
+            messages.append(Message(topic, payload, received_ns, qos, mid, connection, dup))
             received_ns += 1
         self._last_received_ns = received_ns - 1
         if messages:

@@ -63,8 +63,9 @@ def reason_text(code: int) -> str:
     return f"{REASONS.get(code, 'reason')} (0x{code:02X})"
 
 
-# topic, payload, QoS, packet id (0 for QoS 0), read_ns user property (0 when absent); a tuple: it is cheap
-Publish = tuple[bytes, bytes, int, int, int]
+# topic, payload, QoS, packet id (0 for QoS 0), read_ns user property (0 when absent), DUP flag (the
+# broker sends it again: a redelivery, §3.3.1.1); a tuple: it is cheap
+Publish = tuple[bytes, bytes, int, int, int, bool]
 
 READ_NS_KEY = b"read_ns"  # the gateway's read time (ingest.gateway.frames.READ_NS_PROPERTY), decimal ns
 # the smallest property block that can hold it: 0x26, key and a one-digit value with their lengths
@@ -339,4 +340,5 @@ def _publish(first: int, buf: bytes, pos: int, end: int) -> Publish:
     # only a block that can hold it is looked at: none (0) or a subscription identifier stay on the fast path
     if properties >= _MIN_READ_NS_PROPERTIES:
         read_ns = read_ns_property(buf, payload_at - properties, payload_at)
-    return buf[pos + 2 : topic_end], buf[payload_at:end], qos, packet, read_ns
+    # first is 0011 DUP QoS QoS RETAIN: DUP is set exactly when it is 0x38 or more (one comparison)
+    return buf[pos + 2 : topic_end], buf[payload_at:end], qos, packet, read_ns, first >= 0x38

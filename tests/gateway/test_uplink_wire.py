@@ -27,8 +27,8 @@ def test_the_central_parser_reads_what_the_gateway_sends(size: int) -> None:
     publishes, controls = wire.PacketParser().feed(stream)
     assert controls == []
     assert publishes == [
-        (b"lab/gw/dsmr/p1", payload, 1, 1, 1_700_000_000_000_000_001),
-        (b"lab/gw/dsmr/p1", payload, 1, 2, 1_700_000_000_000_000_002),
+        (b"lab/gw/dsmr/p1", payload, 1, 1, 1_700_000_000_000_000_001, False),
+        (b"lab/gw/dsmr/p1", payload, 1, 2, 1_700_000_000_000_000_002, False),
     ]
 
 

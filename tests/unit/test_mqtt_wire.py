@@ -23,13 +23,16 @@ def spec_varint(value: int) -> bytes:
             return out
 
 
-def spec_publish(topic: bytes, payload: bytes, qos: int, packet_id: int, properties: bytes = b"") -> bytes:
+def spec_publish(
+    topic: bytes, payload: bytes, qos: int, packet_id: int, properties: bytes = b"", *, dup: bool = False
+) -> bytes:
+    """§3.3.1: fixed header 0011 DUP QoS RETAIN (DUP only with QoS > 0)."""
     variable = len(topic).to_bytes(2, "big") + topic
     if qos:
         variable += packet_id.to_bytes(2, "big")
     variable += spec_varint(len(properties)) + properties
     body = variable + payload
-    return bytes([0x30 | qos << 1]) + spec_varint(len(body)) + body
+    return bytes([0x30 | (0x08 if dup else 0) | qos << 1]) + spec_varint(len(body)) + body
 
 
 @pytest.mark.parametrize(
@@ -86,6 +89,7 @@ messages = st.lists(
         st.sampled_from([0, 1, 2]),
         st.integers(1, 65_535),
         st.sampled_from([b"", b"\x01\x01", b"\x02\x00\x00\x00\x3c", b"\x26" + b"\x00\x01k\x00\x01v" * 30]),
+        st.booleans(),  # DUP (a redelivery), with QoS > 0
     ),
     max_size=12,
 )
@@ -94,11 +98,11 @@ messages = st.lists(
 @settings(max_examples=300)
 @given(messages, st.lists(st.integers(0, 5000), max_size=6), st.booleans())
 def test_parser_finds_every_packet_however_the_stream_is_cut(
-    sent: list[tuple[bytes, bytes, int, int, bytes]], cuts: list[int], with_pings: bool
+    sent: list[tuple[bytes, bytes, int, int, bytes, bool]], cuts: list[int], with_pings: bool
 ) -> None:
     stream = b""
-    for topic, payload, qos, packet_id, properties in sent:
-        stream += spec_publish(topic, payload, qos, packet_id, properties)
+    for topic, payload, qos, packet_id, properties, dup in sent:
+        stream += spec_publish(topic, payload, qos, packet_id, properties, dup=dup and qos > 0)
         if with_pings:
             stream += b"\xd0\x00"  # PINGRESP between the messages
     parser = wire.PacketParser()
@@ -110,7 +114,7 @@ def test_parser_finds_every_packet_however_the_stream_is_cut(
         got += publishes
         controls += other
         previous = cut
-    assert got == [(t, p, q, i if q else 0, 0) for t, p, q, i, _ in sent]
+    assert got == [(t, p, q, i if q else 0, 0, d and q > 0) for t, p, q, i, _, d in sent]
     assert [c.kind for c in controls] == ([wire.PINGRESP] * len(sent) if with_pings else [])
     assert parser.pending_bytes == 0
 
@@ -121,7 +125,7 @@ def test_large_message_in_many_reads() -> None:
     parser = wire.PacketParser()
     found = [parser.feed(stream[start : start + 1000])[0] for start in range(0, len(stream), 1000)]
     assert found[:-1] == [[]] * (len(found) - 1)
-    assert found[-1] == [(b"lab/gw-01/x", payload, 1, 9, 0)]
+    assert found[-1] == [(b"lab/gw-01/x", payload, 1, 9, 0, False)]
 
 
 @pytest.mark.parametrize(
@@ -158,7 +162,7 @@ def test_every_message_gets_its_own_receive_time() -> None:
         queue: asyncio.Queue[list[Message]] = asyncio.Queue()
         source = MqttSource(MqttSettings(), topics=["#"], queue=queue)
         for _ in range(3):  # reads in quick succession: the clock may not move between them
-            source._deliver([(b"lab/gw-01/x", b"1", 1, n + 1, 0) for n in range(500)], 1)
+            source._deliver([(b"lab/gw-01/x", b"1", 1, n + 1, 0, False) for n in range(500)], 1)
         return [m for _ in range(3) for m in queue.get_nowait()]
 
     times = [m.received_ns for m in asyncio.run(deliver())]
@@ -195,7 +199,7 @@ READ_NS = 1_764_320_400_123_456_789
 def test_publish_carries_the_read_ns_user_property(properties: bytes, read_ns: int) -> None:
     stream = spec_publish(b"lab/gw-01/sml/m1", b"\x1b\x1b\x1b\x1bframe", 1, 3, properties)
     publishes, _ = wire.PacketParser().feed(stream)
-    assert publishes == [(b"lab/gw-01/sml/m1", b"\x1b\x1b\x1b\x1bframe", 1, 3, read_ns)]
+    assert publishes == [(b"lab/gw-01/sml/m1", b"\x1b\x1b\x1b\x1bframe", 1, 3, read_ns, False)]
 
 
 @pytest.mark.parametrize(
@@ -208,7 +212,7 @@ def test_publish_carries_the_read_ns_user_property(properties: bytes, read_ns: i
 )
 def test_malformed_properties_mean_no_read_time_but_the_message_arrives(properties: bytes) -> None:
     publishes, _ = wire.PacketParser().feed(spec_publish(b"t", b"payload", 1, 1, properties))
-    assert publishes == [(b"t", b"payload", 1, 1, 0)]
+    assert publishes == [(b"t", b"payload", 1, 1, 0, False)]
     with pytest.raises(wire.ProtocolError):
         wire.properties(properties, 0, len(properties))
 
@@ -233,7 +237,7 @@ def test_a_plausible_read_time_becomes_the_receive_time() -> None:
     async def deliver() -> tuple[list[Message], int]:
         queue: asyncio.Queue[list[Message]] = asyncio.Queue()
         source = MqttSource(MqttSettings(), topics=["#"], queue=queue)
-        source._deliver([(b"lab/gw-01/x", b"1", 1, n + 1, ns) for n, ns in enumerate(sent)], 1)
+        source._deliver([(b"lab/gw-01/x", b"1", 1, n + 1, ns, False) for n, ns in enumerate(sent)], 1)
         return queue.get_nowait(), source.implausible_read_times
 
     messages, implausible = asyncio.run(deliver())
@@ -243,3 +247,26 @@ def test_a_plausible_read_time_becomes_the_receive_time() -> None:
     assert implausible == 2
     for arrival in (times[1], times[3], times[4]):
         assert now <= arrival < now + 60_000_000_000
+
+
+def test_a_redelivery_carries_the_dup_flag_to_the_message() -> None:
+    """§3.3.1.1: DUP is bit 3 of the fixed header; a retained flag (bit 0) beside it changes nothing. The
+    quarantine needs it to tell a redelivery of an unacknowledged message from a new one."""
+    import asyncio
+
+    from ingest.config import MqttSettings
+    from ingest.mqtt import Message, MqttSource
+
+    first = spec_publish(b"lab/gw-01/x", b"{bad", 1, 7)
+    again = spec_publish(b"lab/gw-01/x", b"{bad", 1, 7, dup=True)
+    retained_again = bytes([again[0] | 0x01]) + again[1:]
+    publishes, _ = wire.PacketParser().feed(first + again + retained_again)
+    assert [p[5] for p in publishes] == [False, True, True]
+    assert {p[:5] for p in publishes} == {(b"lab/gw-01/x", b"{bad", 1, 7, 0)}
+
+    async def deliver() -> list[Message]:
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+        MqttSource(MqttSettings(), topics=["#"], queue=queue)._deliver(publishes, 1)
+        return queue.get_nowait()
+
+    assert [(m.mid, m.dup) for m in asyncio.run(deliver())] == [(7, False), (7, True), (7, True)]
