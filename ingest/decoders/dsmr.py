@@ -24,13 +24,21 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.canonical import conversion_factor
 from ingest.checksums import bcc
 from ingest.checksums import crc16_arc as crc16_arc  # re-exported for the tests
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
-from ingest.decoders.obis_codes import Obis, electricity_fields, parse_obis, target_unit, unit_factor
+from ingest.decoders.obis_codes import (
+    Obis,
+    UnitsOption,
+    electricity_fields,
+    parse_obis,
+    target_unit,
+    unit_factor,
+    units_by_cde,
+)
 from ingest.decoders.values import to_number
 from ingest.readings import DecodeRejected, Reading
 from ingest.timeparse import device_time, zone
@@ -50,22 +58,12 @@ class DsmrOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     require_crc: bool = Field(False, description="reject every telegram without a CRC")
-    units: dict[str, str] = Field(
+    units: UnitsOption = Field(
         default_factory=dict, description="C.D.E -> unit assumed when a value comes without one"
     )
     mbus: dict[int, Medium] = Field(
         default_factory=dict, description="M-Bus channel -> medium, overriding the device type line"
     )
-
-    @field_validator("units")
-    @classmethod
-    def _units_convert(cls, units: dict[str, str]) -> dict[str, str]:
-        for code, unit in units.items():
-            obis = parse_obis(code)
-            if obis is None or target_unit(obis.cde) is None:
-                raise ValueError(f"{code!r} is not an electricity OBIS code this decoder stores")
-            unit_factor(obis.cde, unit)  # ValueError names the units
-        return units
 
 
 class MbusValue(NamedTuple):
@@ -206,7 +204,7 @@ def _requires_crc(version: str | None) -> bool:
 
 
 def build(options: DsmrOptions, tz: str) -> DecodeFn:
-    units = {obis.cde: unit for code, unit in options.units.items() if (obis := parse_obis(code))}
+    units = units_by_cde(options.units)
     mbus_override = dict(options.mbus)
     require_crc = options.require_crc
 

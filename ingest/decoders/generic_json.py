@@ -1,5 +1,9 @@
 """generic-json: a JSON object whose keys a profile maps to canonical fields, with units and scale.
 
+The payload is read like every other JSON profile's (:func:`payloads.message_object`): strict UTF-8
+(``invalid_utf8``), duplicate keys kept as ``key#2`` … rather than the last one silently winning, the
+structure limits of ``too_complex``.
+
 options:
   time_key: ts                 # dotted path of the device time (epoch s/ms/ns or ISO), optional
   fields:
@@ -11,12 +15,12 @@ from __future__ import annotations
 
 from typing import Self
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ingest.canonical import canonical_unit, conversion_factor
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
-from ingest.decoders.values import lookup, to_bool, to_number
+from ingest.decoders.payloads import message_object, number
+from ingest.decoders.values import lookup, to_bool
 from ingest.readings import DecodeRejected, FieldValue, Reading
 from ingest.timeparse import TimeFormat, device_time
 
@@ -69,23 +73,15 @@ def build(options: GenericJsonOptions, tz: str) -> DecodeFn:
     time_key, time_format = options.time_key, options.time_format
 
     def decode(message: DecodeInput) -> list[Reading]:
-        try:
-            document = orjson.loads(message.payload)
-        except orjson.JSONDecodeError as exc:
-            raise DecodeRejected("invalid_json", str(exc)) from None
-        if not isinstance(document, dict):
-            raise DecodeRejected("invalid_payload", f"expected a JSON object, got {type(document).__name__}")
+        document = message_object(message)
         by_measurement: dict[str, dict[str, FieldValue]] = {}
         for path, measurement, field, factor, is_bool in plan:
             raw = lookup(document, path)
             if raw is None:
                 continue
-            value: FieldValue | None
-            if is_bool:
-                value = to_bool(raw, key=path)
-            else:
-                number = to_number(raw, key=path)
-                value = None if number is None else number * factor
+            value: FieldValue | None = (
+                to_bool(raw, key=path) if is_bool else number(raw, key=path, factor=factor)
+            )
             if value is not None:
                 by_measurement.setdefault(measurement, {})[field] = value
         if not by_measurement:

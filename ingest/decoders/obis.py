@@ -11,7 +11,10 @@ Two shapes arrive:
   fields ``power_import_w``/``power_export_w`` (per phase ``power_l1_import_w`` …) instead.
 
 The unit of a value: the one it carries, else ``options.units`` for its code, else the unit meters
-count in (Wh for energy registers, W, V, A, Hz).
+count in (Wh for energy registers, W, V, A, Hz). One code sent twice (a repeated key, or two spellings
+such as ``1.8.0`` and ``1-0:1.8.0*255``) with different values is refused (``invalid_payload``): neither
+may silently win. The payload is read as every JSON profile reads it (``payloads``): bad UTF-8 is
+``invalid_utf8``.
 
 options:
   units: {"1.8.0": Wh, "16.7.0": W}
@@ -22,20 +25,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
 from ingest.decoders.obis_codes import (
     SPLIT_POWER,
     Obis,
+    UnitsOption,
     base_unit,
     electricity_fields,
     obis_from_hex,
     parse_obis,
     target_unit,
     unit_factor,
+    units_by_cde,
 )
+from ingest.decoders.payloads import message_object, payload_text
 from ingest.decoders.values import lookup, to_number
 from ingest.readings import DecodeRejected, FieldValue, NotThisProfile, Reading
 from ingest.timeparse import TimeFormat, device_time
@@ -44,21 +49,11 @@ from ingest.timeparse import TimeFormat, device_time
 class ObisJsonOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    units: dict[str, str] = Field(
+    units: UnitsOption = Field(
         default_factory=dict, description="OBIS code -> unit of values that carry none"
     )
     time_key: str | None = Field(None, description="dotted JSON path of the device timestamp")
     time_format: TimeFormat = "auto"
-
-    @field_validator("units")
-    @classmethod
-    def _units_convert(cls, units: dict[str, str]) -> dict[str, str]:
-        for code, unit in units.items():
-            obis = parse_obis(code)
-            if obis is None or target_unit(obis.cde) is None:
-                raise ValueError(f"{code!r} is not an electricity OBIS code this decoder stores")
-            unit_factor(obis.cde, unit)  # ValueError names the units
-        return units
 
 
 def _code(key: str) -> Obis | None:
@@ -68,6 +63,12 @@ def _code(key: str) -> Obis | None:
     if obis is None or obis.medium != 1 or not obis.current or target_unit(obis.cde) is None:
         return None
     return obis
+
+
+def _sent_as(key: str) -> str:
+    """The key as the meter sent it: the JSON parse names a repeated key ``1.8.0#2`` (payloads)."""
+    base, mark, count = key.rpartition("#")
+    return base if mark and count.isdigit() else key
 
 
 def _value(raw: Any, *, key: str) -> tuple[float | None, str | None]:
@@ -85,7 +86,7 @@ def _value(raw: Any, *, key: str) -> tuple[float | None, str | None]:
 
 
 def build(options: ObisJsonOptions, tz: str) -> DecodeFn:
-    units = {obis.cde: unit for code, unit in options.units.items() if (obis := parse_obis(code))}
+    units = units_by_cde(options.units)
     time_key, time_format = options.time_key, options.time_format
 
     def convert(obis: Obis, raw: Any, key: str) -> float | None:
@@ -104,16 +105,8 @@ def build(options: ObisJsonOptions, tz: str) -> DecodeFn:
             raise NotThisProfile(f"topic level {code[:40]!r} is not an OBIS code")
         if _code(code) is None:
             raise DecodeRejected("no_readings", f"{code} is not a quantity this profile stores")
-        try:
-            text = message.payload.decode().strip()
-        except UnicodeDecodeError:
-            raise DecodeRejected("invalid_utf8", "the value is not UTF-8 text") from None
-        raw: Any = text.strip('"')
-        if text.startswith("{"):
-            try:
-                raw = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                raise DecodeRejected("invalid_json", str(exc)) from None
+        text = payload_text(message.payload)
+        raw: Any = message_object(message) if text.startswith("{") else text.strip('"')
         value = convert(obis, raw, code)
         if value is None:
             raise DecodeRejected("no_readings", f"{code}: no value")
@@ -122,17 +115,14 @@ def build(options: ObisJsonOptions, tz: str) -> DecodeFn:
         return [Reading("electricity", fields, message.received_ns, "received")]
 
     def document(message: DecodeInput) -> list[Reading]:
-        try:
-            parsed = orjson.loads(message.payload)
-        except orjson.JSONDecodeError as exc:
-            raise DecodeRejected("invalid_json", str(exc)) from None
-        if not isinstance(parsed, dict):
-            raise DecodeRejected("invalid_payload", f"expected a JSON object, got {type(parsed).__name__}")
+        parsed = message_object(message)
         values: dict[str, float] = {}
         for key, raw in parsed.items():
-            obis = _code(key)
-            if obis is not None and (value := convert(obis, raw, key)) is not None:
-                values[obis.cde] = value
+            obis = _code(_sent_as(key))
+            if obis is None or (value := convert(obis, raw, key)) is None:
+                continue
+            if values.setdefault(obis.cde, value) != value:  # no silent choice between two readings
+                raise DecodeRejected("invalid_payload", f"{key[:40]!r}: a second, different value of {obis.cde}")
         fields: dict[str, FieldValue] = electricity_fields(values)
         if not fields:
             raise DecodeRejected("no_readings", "no OBIS key with a value this profile stores")

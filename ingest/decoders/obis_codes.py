@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
+
+from pydantic import AfterValidator
 
 from ingest.canonical import conversion_factor
 from ingest.readings import FieldValue
@@ -116,6 +118,27 @@ def unit_factor(cde: str, unit: str) -> float:
     if target is None:
         raise ValueError(f"{cde} is not a stored electricity code")
     return conversion_factor(unit, target)
+
+
+def check_units(units: dict[str, str]) -> dict[str, str]:
+    """The ``options.units`` of dsmr and obis-json (OBIS code -> unit assumed for a value sent without
+    one) as given; ValueError for a code that is not a stored electricity quantity or a unit that does
+    not convert into its canonical unit."""
+    for code, unit in units.items():
+        obis = parse_obis(code)
+        if obis is None or target_unit(obis.cde) is None:
+            raise ValueError(f"{code!r} is not an electricity OBIS code this decoder stores")
+        unit_factor(obis.cde, unit)  # ValueError names the units
+    return units
+
+
+#: the ``units`` option of dsmr and obis-json, checked by :func:`check_units`
+UnitsOption = Annotated[dict[str, str], AfterValidator(check_units)]
+
+
+def units_by_cde(units: Mapping[str, str]) -> dict[str, str]:
+    """Checked ``options.units`` keyed by ``C.D.E`` (``1-0:1.8.0*255`` and ``1.8.0`` are one code)."""
+    return {obis.cde: unit for code, unit in units.items() if (obis := parse_obis(code))}
 
 
 def electricity_fields(values: Mapping[str, float]) -> dict[str, FieldValue]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pytest
@@ -12,9 +11,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ingest.decoders import DecodeInput
+from ingest.decoders.dsmr import DsmrOptions
 from ingest.decoders.obis import SPEC, ObisJsonOptions
-from ingest.decoders.obis_codes import electricity_fields, parse_obis
-from ingest.readings import REASONS, DecodeRejected, NotThisProfile, Reading
+from ingest.decoders.obis_codes import check_units, electricity_fields, parse_obis
+from ingest.readings import DecodeRejected, NotThisProfile, Reading
+from tests.unit.decoder_contract import decoded_or_rejected
 
 RECEIVED_NS = 1_764_320_402_000_000_000  # 2025-11-28T09:00:02Z
 WH = {"1.8.0": "Wh", "2.8.0": "Wh"}
@@ -103,7 +104,14 @@ REJECTED: list[tuple[str, str | bytes, str]] = [
     ("billing period only", '{"1-0:1.8.0*01": "5"}', "no_readings"),
     ("a list", "[1, 2]", "invalid_payload"),
     ("not JSON", "1.8.0=5", "invalid_json"),
-    ("invalid UTF-8", b'{"1.8.0": "\xff"}', "invalid_json"),
+    ("invalid UTF-8", b'{"1.8.0": "\xff"}', "invalid_utf8"),
+    ("invalid UTF-8 outside a string", b"\xff12", "invalid_utf8"),
+    ("one code twice, different values", '{"1.8.0": "1000", "1.8.0": "2000"}', "invalid_payload"),
+    (
+        "one code in two spellings, different values",
+        '{"1.8.0": 1000, "1-0:1.8.0*255": 2000}',
+        "invalid_payload",
+    ),
 ]
 
 
@@ -115,8 +123,9 @@ def test_rejected(payload: str | bytes, reason: str) -> None:
 
 
 def test_duplicate_and_empty_keys() -> None:
-    (reading,) = decode('{"": 1, "1.8.0": "1000", "1.8.0": "2000", "16.7.0": 5}')
-    assert reading.fields == {"energy_import_kwh": 2.0, "power_w": 5.0}
+    """A code repeated with the same value is one reading; different values are refused (REJECTED)."""
+    (reading,) = decode('{"": 1, "1.8.0": "1000", "1.8.0": "1000", "1-0:1.8.0*255": 1000, "16.7.0": 5}')
+    assert reading.fields == {"energy_import_kwh": 1.0, "power_w": 5.0}
 
 
 TIMES = [
@@ -185,6 +194,25 @@ def test_options_are_strict(options: dict[str, Any]) -> None:
         ObisJsonOptions(**options)
 
 
+@pytest.mark.parametrize("units", [{"1.8.0": "W"}, {"0.0.0": "Wh"}, {"energy": "Wh"}])
+def test_dsmr_and_obis_json_check_units_alike(units: dict[str, str]) -> None:
+    """One validator (obis_codes.check_units) for both profiles' ``units`` option."""
+    with pytest.raises(ValidationError) as obis_json:
+        ObisJsonOptions(units=units)
+    with pytest.raises(ValidationError) as dsmr:
+        DsmrOptions(units=units)
+    assert obis_json.value.errors()[0]["msg"] == dsmr.value.errors()[0]["msg"]
+    assert obis_json.value.errors()[0]["msg"] == f"Value error, {_units_error(units)}"
+
+
+def _units_error(units: dict[str, str]) -> str:
+    try:
+        check_units(units)
+    except ValueError as exc:
+        return str(exc)
+    raise AssertionError(f"{units} accepted")
+
+
 # --- fuzz ------------------------------------------------------------------------------------------------
 
 keys = st.sampled_from(
@@ -204,14 +232,7 @@ raw_values: st.SearchStrategy[Any] = scalars | st.fixed_dictionaries(
 
 
 def _no_escape(payload: bytes, obis: str | None) -> None:
-    try:
-        readings = decode(payload, obis=obis, time_key="time")
-    except DecodeRejected as exc:
-        assert exc.reason in REASONS
-        return
-    for reading in readings:
-        assert reading.fields
-        assert all(isinstance(v, float) and math.isfinite(v) for v in reading.fields.values())
+    decoded_or_rejected(lambda: decode(payload, obis=obis, time_key="time"), floats_only=True)
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import textwrap
 import tracemalloc
 from typing import Any
@@ -13,7 +12,8 @@ from hypothesis import strategies as st
 
 from ingest.decoders import DecodeInput
 from ingest.decoders.sml import MAX_FRAMES, SPEC, SmlOptions
-from ingest.readings import REASONS, DecodeRejected, Reading
+from ingest.readings import DecodeRejected, Reading
+from tests.unit.decoder_contract import decoded_or_rejected
 from tests.unit.sml_frames import (
     NONE,
     SERVER_ID,
@@ -242,14 +242,7 @@ entries = st.builds(
 
 
 def _no_escape(payload: bytes) -> None:
-    try:
-        readings = decode(payload)
-    except DecodeRejected as exc:
-        assert exc.reason in REASONS
-        return
-    for reading in readings:
-        assert reading.fields
-        assert all(isinstance(v, float) and math.isfinite(v) for v in reading.fields.values())
+    decoded_or_rejected(decode, payload, floats_only=True)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
