@@ -35,15 +35,16 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ingest.backoff import Backoff
-from ingest.config import Settings
+from ingest.config import MqttSettings, Settings
 from ingest.decode import MessageDecoder
 from ingest.discovery.announcements import gateway_and_rest
 from ingest.enrich import Enricher, RegistryLink
 from ingest.influx import InfluxClient, InfluxRejected, InfluxUnavailable
+from ingest.ingester_ports import LineWriter, MessageSource, SourceFactory
 from ingest.lineprotocol import format_line, reading_line
 from ingest.metrics import MetricsServer
 from ingest.mqtt import Message, MqttSource
@@ -98,6 +99,17 @@ async def wait_until_up(ping: Callable[[], Awaitable[None]], delay: float, inter
             continue
         return True
     return False
+
+
+def mqtt_source(settings: MqttSettings) -> SourceFactory:
+    """The broker's messages (the default source)."""
+
+    def make(
+        *, topics: list[str], queue: asyncio.Queue[list[Message]], on_broker_drops: Callable[[int], None]
+    ) -> MessageSource:
+        return MqttSource(settings, topics=topics, queue=queue, on_broker_drops=on_broker_drops)
+
+    return make
 
 
 @dataclass
@@ -180,7 +192,19 @@ class RejectionLog:
 
 
 class Ingester:
-    def __init__(self, settings: Settings, *, decoder: MessageDecoder | None = None) -> None:
+    """The pipeline of the module docstring. ``source`` (a factory: the source is bound to the ingester's
+    queue), ``writer`` and ``spool`` replace the MQTT source, the InfluxDB client and the spool under
+    ``state_dir`` that the settings describe (:mod:`ingest.ingester_ports`; tests use in-memory fakes)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        decoder: MessageDecoder | None = None,
+        source: SourceFactory | None = None,
+        writer: LineWriter | None = None,
+        spool: Spool | None = None,
+    ) -> None:
         self.settings = settings
         if decoder is None:
             profiles = load_profiles(settings.ingest.profiles_dir, tz=settings.ingest.timezone)
@@ -199,16 +223,14 @@ class Ingester:
         self._room = asyncio.Event()  # the sink freed spool space
         self._messages_in_record: dict[int, int] = {}
         self._broker_dropped_total = 0  # $SYS/broker/publish/messages/dropped as last heard
-        self.source = MqttSource(
-            settings.mqtt,
-            topics=decoder.subscriptions(),
-            queue=self._messages,
-            on_broker_drops=self._broker_dropped,
+        make_source = source or mqtt_source(settings.mqtt)
+        self.source = make_source(
+            topics=decoder.subscriptions(), queue=self._messages, on_broker_drops=self._broker_dropped
         )
-        self.influx = InfluxClient(settings.influx)
+        self.influx: LineWriter = writer or InfluxClient(settings.influx)
         state = settings.ingest.state_dir
         private_dir(state)
-        self.spool = Spool(state / "spool", max_bytes=settings.ingest.spool_max_bytes)
+        self.spool = spool or Spool(state / "spool", max_bytes=settings.ingest.spool_max_bytes)
         self.quarantine = Quarantine(state / QUARANTINE_FILE)
         self.enricher: Enricher | None = None
         self.registry = RegistryLink(settings.registry.url) if settings.registry.enrich else None
@@ -617,30 +639,33 @@ class Ingester:
                 await self._spooled.wait()
                 continue
             in_flight = self.settings.influx.max_in_flight
+            refused: list[int] = []  # lines per record InfluxDB refused (quarantined, not written)
             for start in range(0, len(records), in_flight):  # InfluxDB works on one while we send the next
-                await asyncio.gather(
+                refused += await asyncio.gather(
                     *(self._write_record(r.payload) for r in records[start : start + in_flight])
                 )
             after = records[-1].seq
             await asyncio.to_thread(self.spool.confirm_many, [r.seq for r in records])
             self._room.set()
-            for record in records:
+            for record, refused_lines in zip(records, refused, strict=True):
                 self.stats.written += self._messages_in_record.pop(record.seq, 0)
-                self.stats.points_written += record.payload.count(b"\n")
+                self.stats.points_written += record.payload.count(b"\n") - refused_lines
 
-    async def _write_record(self, body: bytes) -> None:
-        """Write until InfluxDB confirms; lines it refuses for good are quarantined (found by bisection)."""
+    async def _write_record(self, body: bytes) -> int:
+        """Write until InfluxDB confirms; lines it refuses for good are quarantined (found by bisection).
+        Returns how many lines were quarantined."""
         try:
             await self._write_with_retry(body)
         except InfluxRejected as exc:
             lines = body.splitlines(keepends=True)
             if len(lines) == 1:
                 await self._quarantine_line(lines[0], str(exc))
-                return
+                return 1
             self.stats.influx_rejected_batches += 1
             middle = len(lines) // 2
-            await self._write_record(b"".join(lines[:middle]))
-            await self._write_record(b"".join(lines[middle:]))
+            first = await self._write_record(b"".join(lines[:middle]))
+            return first + await self._write_record(b"".join(lines[middle:]))
+        return 0
 
     async def _write_with_retry(self, body: bytes) -> None:
         backoff = Backoff(minimum=self.settings.influx.retry_min_s, maximum=self.settings.influx.retry_max_s)
@@ -678,28 +703,13 @@ class Ingester:
         tags = {"client_id": self.settings.mqtt.client_id}
         while True:
             await asyncio.sleep(self.settings.ingest.stats_interval_s)
-            fields: dict[str, int | float | bool | str | None] = dict(self._stats_fields())
+            self.stats.implausible_read_times = self.source.implausible_read_times
+            fields: dict[str, int | float | bool | str | None] = dict(self.stats.point_fields())
             fields["in_spool_records"] = self.spool.pending_count
-            # for the alert rules (deploy/grafana/provisioning/alerting): the spool's fill, what the
-            # broker's queue limits lost, and the InfluxDB-refused lines inside ``quarantined``
+            # for the alert rules (deploy/grafana/provisioning/alerting): the spool's fill and what the
+            # broker's queue limits lost (the counters above hold the InfluxDB-refused lines as well)
             fields["spool_bytes"] = self.spool.size_bytes
             fields["spool_max_bytes"] = self.spool.max_bytes
             fields["broker_dropped"] = self._broker_dropped_total
-            self.stats.implausible_read_times = self.source.implausible_read_times
-            fields["implausible_read_times"] = self.stats.implausible_read_times
-            fields["points_quarantined"] = self.stats.points_quarantined
             batch = Batch(lines=[format_line("ingest_stats", tags, fields, time.time_ns())])
             await self._batches.put(batch)
-
-    def _stats_fields(self) -> Iterable[tuple[str, int]]:
-        s = self.stats
-        yield from (
-            ("received", s.received),
-            ("decoded", s.decoded),
-            ("quarantined", s.quarantined_total),
-            ("spooled", s.spooled),
-            ("written", s.written),
-            ("retried", s.write_retries),
-            ("dropped", s.dropped),
-            ("replayed", s.replayed),
-        )

@@ -8,15 +8,21 @@ entries of a device that got registered (by this process or an earlier one). Suc
 as quarantined when it was rejected and counts as ``replayed`` when it leaves the quarantine for the spool;
 its way on is counted as any other's (decoded, spooled, written). So in general:
 received + replayed = written + in spool + quarantined.
+
+The fields of :class:`Stats` are the one list of counters: each is exported as ``<name>_total`` on
+/metrics, as a field of the ``ingest_stats`` point (under its ``point`` name where one is given) and in the
+log line at the end. Adding a counter is adding a field.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ingest.metrics import Sample
+
+_POINT = "point"  # field metadata: the counter's name in the ingest_stats point, where it differs
 
 
 @dataclass
@@ -29,7 +35,7 @@ class Stats:
     points_written: int = 0
     points_quarantined: int = 0  # lines InfluxDB refused for good
     influx_rejected_batches: int = 0  # writes InfluxDB refused in part (HTTP 400), then bisected
-    write_retries: int = 0
+    write_retries: int = field(default=0, metadata={_POINT: "retried"})
     dropped: int = 0  # messages lost: no code path increments it; exported so that dashboards can alert
     replayed: int = 0  # quarantined messages taken back into the spool (their device got registered)
     implausible_read_times: int = 0  # gateways' read_ns outside [2020, now + 5 min]: arrival time used
@@ -42,34 +48,34 @@ class Stats:
     def in_spool(self) -> int:
         return self.spooled - self.written
 
+    def counters(self) -> Iterator[tuple[str, int]]:
+        """The plain counters (all but ``quarantined``, which is one per reason) by name."""
+        for name in _COUNTERS:
+            yield name, getattr(self, name)
+
     def as_dict(self) -> dict[str, object]:
+        """For the log."""
         return {
-            "received": self.received,
-            "decoded": self.decoded,
+            **dict(self.counters()),
             "quarantined": self.quarantined_total,
             "quarantined_by_reason": dict(self.quarantined),
-            "spooled": self.spooled,
-            "written": self.written,
             "in_spool": self.in_spool,
-            "points_written": self.points_written,
-            "points_quarantined": self.points_quarantined,
-            "write_retries": self.write_retries,
-            "dropped": self.dropped,
-            "replayed": self.replayed,
         }
 
+    def point_fields(self) -> Iterator[tuple[str, int]]:
+        """The fields of the ``ingest_stats`` point (the spool's and the broker's gauges come on top)."""
+        for name, value in self.counters():
+            yield _POINT_NAMES.get(name, name), value
+        yield "quarantined", self.quarantined_total
+
     def samples(self) -> Iterator[Sample]:
-        yield "received_total", "counter", {}, self.received
-        yield "decoded_total", "counter", {}, self.decoded
+        """For /metrics."""
+        for name, value in self.counters():
+            yield f"{name}_total", "counter", {}, value
         for reason, count in sorted(self.quarantined.items()):
             yield "quarantined_total", "counter", {"reason": reason}, count
-        yield "spooled_total", "counter", {}, self.spooled
-        yield "written_total", "counter", {}, self.written
         yield "in_spool_messages", "gauge", {}, self.in_spool
-        yield "points_written_total", "counter", {}, self.points_written
-        yield "points_quarantined_total", "counter", {}, self.points_quarantined
-        yield "write_retries_total", "counter", {}, self.write_retries
-        yield "influx_rejected_batches_total", "counter", {}, self.influx_rejected_batches
-        yield "dropped_total", "counter", {}, self.dropped
-        yield "replayed_total", "counter", {}, self.replayed
-        yield "implausible_read_times_total", "counter", {}, self.implausible_read_times
+
+
+_COUNTERS = tuple(f.name for f in fields(Stats) if f.name != "quarantined")
+_POINT_NAMES = {f.name: f.metadata[_POINT] for f in fields(Stats) if _POINT in f.metadata}
