@@ -38,7 +38,6 @@ from ingest.api.routes import (
     privacy,
     users,
 )
-from ingest.api.routes.field_common import InvalidFields
 from ingest.api.security import SESSION_COOKIE, TokenSigner, cookie_name
 from ingest.commissioning.runner import RunManager
 from ingest.commissioning.setup import make_commissioner
@@ -46,7 +45,7 @@ from ingest.config import Settings
 from ingest.dynsec import BrokerUnavailable, DynsecError
 from ingest.profiles.loader import ProfileSet
 from ingest.registry.db import make_engine, session_factory
-from ingest.registry.errors import Conflict, InvalidField
+from ingest.registry.errors import Conflict, InvalidField, InvalidFields
 from ingest.registry.fleet import BrokerAccounts
 from ingest.registry.migrate import upgrade
 

@@ -24,19 +24,10 @@ from pydantic import (
 
 from ingest.registry.fleet import GATEWAY_NAME
 from ingest.registry.models import DeviceStatus, GatewayStatus, Role
-from ingest.registry.text import check_text
+from ingest.registry.text import Key, Name, NativeId, Notes, ShortText, single_line
 
 T = TypeVar("T")
 MAX_ID = 2**31 - 1
-
-
-def _line(value: object) -> object:
-    """Before pydantic trims: a trailing newline is refused, not trimmed away (non-text: pydantic's)."""
-    return check_text(value) if isinstance(value, str) else value
-
-
-def _notes(value: object) -> object:
-    return check_text(value, multiline=True) if isinstance(value, str) else value
 
 
 def _password(value: str) -> str:
@@ -47,13 +38,8 @@ def _password(value: str) -> str:
 
 # pydantic's ``pattern`` is a Rust regex: its ``$`` matches only at the very end (a test holds it to that)
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Name = Annotated[str, Field(min_length=1, max_length=100), BeforeValidator(_line)]
-ShortText = Annotated[str, Field(max_length=200), BeforeValidator(_line)]
-Notes = Annotated[str, Field(max_length=4000), BeforeValidator(_notes)]
-Key = Annotated[str, Field(min_length=1, max_length=64), BeforeValidator(_line)]
-NativeId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^/+#]+$"), BeforeValidator(_line)]
 GatewayName = Annotated[
-    str, Field(min_length=1, max_length=64, pattern=GATEWAY_NAME.pattern), BeforeValidator(_line)
+    str, Field(min_length=1, max_length=64, pattern=GATEWAY_NAME.pattern), BeforeValidator(single_line)
 ]
 Password = Annotated[str, Field(min_length=10, max_length=200), AfterValidator(_password)]
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ingest.api.schemas import Body, DevicePublic, Id, Key, NativeId, ShortText
+from ingest.api.schemas import Body, DevicePublic, Id
+from ingest.registry.text import Key, NativeId, ShortText
 
 
 class DiscoveredReading(BaseModel):

@@ -268,6 +268,14 @@ class RunManager:
     def get(self, run_id: str) -> Run | None:
         return self._runs.get(run_id)
 
+    def start_check(
+        self, device: Device, *, started_by_id: int | None, started_by: str, timeout_s: float
+    ) -> Run:
+        """Plan a check of ``device`` and start it; CheckNotPossible when the device cannot be checked,
+        TooManyRuns at the limit."""
+        plan = self.commissioner.plan(device)
+        return self.start(plan, started_by_id=started_by_id, started_by=started_by, timeout_s=timeout_s)
+
     def start(self, plan: Plan, *, started_by_id: int | None, started_by: str, timeout_s: float) -> Run:
         """Start a check as a task on the running loop; TooManyRuns at the limit."""
         if len(self._tasks) >= self.max_active:

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from ingest.demo.credentials import DemoCredentials
 from ingest.registry.assignments import create_assignment
+from ingest.registry.buildings import create_building, create_household
 from ingest.registry.fleet import BrokerAccounts, create_device, create_gateway, rotate_gateway
 from ingest.registry.models import Building, Device, Gateway, GatewayStatus, Household, Role, User
-from ingest.registry.people import create_building, create_household, create_user
+from ingest.registry.people import create_user
 from simulators.quarter import STREET_GATEWAY, Quarter
 
 STREET_BUILDING = "Quartiersplatz"  # the street sensors' place: building-level, no household

@@ -23,17 +23,14 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from ingest.api.schemas import Key, Name, NativeId, Notes, ShortText
 from ingest.cli import find_settings
 from ingest.config import ConfigError, Settings
 from ingest.dynsec import DynsecAdmin, DynsecError, admin_from_settings
 from ingest.gateway.accounts import GATEWAY_NAME as NEW_GATEWAY_NAME
 from ingest.gateway.accounts import GATEWAY_NAME_RULE as NEW_GATEWAY_NAME_RULE
-from ingest.registry.assignments import create_assignment
-from ingest.registry.db import commit, make_engine, session_factory
+from ingest.registry.db import make_engine, session_factory
 from ingest.registry.errors import NotFound, RegistryError
 from ingest.registry.fleet import (
-    create_device,
     create_gateway,
     gateway_client_id,
     get_gateway_by_name,
@@ -44,6 +41,8 @@ from ingest.registry.fleet import (
 from ingest.registry.migrate import upgrade
 from ingest.registry.models import DeviceStatus, Gateway, GatewayStatus, Role
 from ingest.registry.people import create_user
+from ingest.registry.registration import NewDevice, register_device
+from ingest.registry.text import Key, Name, NativeId, Notes, ShortText
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -280,25 +279,19 @@ def cmd_devices_add(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with _session(settings) as session:
         gateway = _gateway(session, args.gateway)
-        device = create_device(
+        device = register_device(
             session,
-            gateway_id=gateway.id,
-            native_id=args.native_id,
-            profile_id=args.profile,
-            meter_number=args.meter_number,
-            location=args.location,
-            commit_now=False,
-        )
-        if args.household is not None or args.building is not None:
-            create_assignment(
-                session,
-                device_id=device.id,
+            NewDevice(
+                gateway_id=gateway.id,
+                native_id=args.native_id,
+                profile_id=args.profile,
+                meter_number=args.meter_number,
+                location=args.location,
                 household_id=args.household,
                 building_id=args.building,
-                valid_from=args.valid_from or dt.datetime.now(dt.UTC),
-                commit_now=False,
-            )
-        commit(session)
+                assigned_from=args.valid_from,
+            ),
+        )
         print(f"device {device.id}: {gateway.name}/{device.native_id} ({device.profile_id})")
     return 0
 
@@ -347,7 +340,7 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
 def cmd_devices_import(args: argparse.Namespace) -> int:
     """Import devices from a CSV file: all rows or none, with a report per row."""
     from ingest.profiles.loader import ProfileError, load_profiles
-    from ingest.registry.cli_field import run_import
+    from ingest.registry.cli_technician import run_import
 
     settings = _settings(args)
     try:
@@ -370,7 +363,7 @@ def cmd_devices_commission(args: argparse.Namespace) -> int:
     """Wait for the device's next message and judge it (the API's commissioning check, in-process)."""
     from ingest.commissioning.errors import CommissioningError
     from ingest.commissioning.setup import make_commissioner
-    from ingest.registry.cli_field import find_device, run_commission
+    from ingest.registry.cli_technician import find_device, run_commission
 
     settings = _settings(args)
     engine = make_engine(settings.registry.url)

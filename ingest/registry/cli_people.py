@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ingest.registry.buildings import create_building, create_household, list_buildings, list_households
 from ingest.registry.errors import NotFound
 from ingest.registry.models import Building, Gateway, Household, Role, User
-from ingest.registry.people import create_building, create_household, list_buildings, list_households
 from ingest.security.audit import audit
 
 EXIT_USAGE = 2

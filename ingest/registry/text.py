@@ -1,5 +1,6 @@
 """The registry's one rule for free text (names, addresses, locations, meter numbers, notes), used by the
-JSON API's schemas, the pages' forms and the CSV import alike.
+JSON API's schemas, the pages' forms, the CLI's arguments and the CSV import alike; as pydantic types
+(``Name``, ``ShortText``, ``Notes``, ``Key``, ``NativeId``) at the end.
 
 Refused, with the reason:
 
@@ -22,6 +23,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
 
 FORMULA_START = frozenset("=+-@")
 _NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
@@ -71,3 +75,22 @@ def check_text(value: str, *, multiline: bool = False) -> str:
     if problem is not None:
         raise ValueError(problem)
     return value
+
+
+def single_line(value: object) -> object:
+    """Before pydantic trims: a trailing newline is refused, not trimmed away (non-text: pydantic's)."""
+    return check_text(value) if isinstance(value, str) else value
+
+
+def _notes(value: object) -> object:
+    return check_text(value, multiline=True) if isinstance(value, str) else value
+
+
+# pydantic's ``pattern`` is a Rust regex: its ``$`` matches only at the very end (a test holds it to that)
+Name = Annotated[str, Field(min_length=1, max_length=100), BeforeValidator(single_line)]
+ShortText = Annotated[str, Field(max_length=200), BeforeValidator(single_line)]
+Notes = Annotated[str, Field(max_length=4000), BeforeValidator(_notes)]
+Key = Annotated[str, Field(min_length=1, max_length=64), BeforeValidator(single_line)]
+NativeId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[^/+#]+$"), BeforeValidator(single_line)
+]

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from ingest.api.app import create_app
 from ingest.api.export_limit import RESIDENT_PER_HOUR, export_limiter
 from ingest.config import Settings
+from ingest.registry.buildings import create_building, create_household
 from ingest.registry.db import session_factory
 from ingest.registry.models import Household, Role, User
-from ingest.registry.people import create_building, create_household
 from tests.browser import axe
 from tests.browser.conftest import REPO, serve
 from tests.browser.screens import shot

@@ -22,10 +22,10 @@ from ingest.api.app import create_app
 from ingest.config import Settings
 from ingest.localservices import Mosquitto, free_port
 from ingest.quarantine import QUARANTINE_FILE, Quarantine
+from ingest.registry.buildings import create_building, create_household
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.migrate import upgrade
 from ingest.registry.models import Gateway, GatewayStatus, Role
-from ingest.registry.people import create_building, create_household
 from simulators.publisher import Publisher
 from tests.helpers import InfluxQuery, IngesterProcess, Target, assert_accounting, settled, wait_for
 from tests.registry import factories as f

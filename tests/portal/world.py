@@ -15,11 +15,11 @@ from ingest.api.app import create_app
 from ingest.api.security import TokenSigner
 from ingest.config import Settings
 from ingest.registry.assignments import create_assignment
+from ingest.registry.buildings import create_building, create_household
 from ingest.registry.db import commit, make_engine, session_factory
 from ingest.registry.fleet import create_device
 from ingest.registry.migrate import upgrade
 from ingest.registry.models import Device, Role
-from ingest.registry.people import create_building, create_household
 from tests.portal.ledger import HOUSEHOLDS, Ledger
 from tests.registry import factories as f
 

@@ -8,11 +8,11 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from ingest.registry.buildings import create_building, create_household
 from ingest.registry.db import commit
 from ingest.registry.fleet import broker_username, create_device
 from ingest.registry.models import Building, Device, Gateway, GatewayStatus, Household, Role, User
 from ingest.registry.passwords import hash_password
-from ingest.registry.people import create_building, create_household
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery staple"

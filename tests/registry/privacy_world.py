@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from ingest.lifecycle_cli import InfluxV1, init_lifecycle
 from ingest.privacy.influx import HouseholdData
 from ingest.registry.assignments import create_assignment
+from ingest.registry.buildings import create_building, create_household
 from ingest.registry.db import commit
 from ingest.registry.models import Household, Invitation, Role, User
-from ingest.registry.people import create_building, create_household
 from tests.registry import factories as f
 
 MINUTE_NS = 60 * 10**9

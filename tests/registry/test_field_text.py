@@ -16,7 +16,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingest.api.schemas_field import RUN_ID
+from ingest.api.schemas_technician import RUN_ID
 from ingest.dynsec import DynsecAdmin
 from ingest.registry.device_import import import_devices
 from ingest.registry.errors import InvalidField

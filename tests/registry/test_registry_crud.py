@@ -14,20 +14,13 @@ from ingest.registry.assignments import (
     swap_meter,
     update_assignment,
 )
+from ingest.registry.buildings import create_building, create_household, list_buildings, list_households
 from ingest.registry.common import delete_row
 from ingest.registry.db import commit
 from ingest.registry.errors import Conflict, InvalidField
 from ingest.registry.fleet import delete_device, list_devices, update_device
 from ingest.registry.models import Assignment, Device, DeviceStatus, Role, User
-from ingest.registry.people import (
-    authenticate,
-    create_building,
-    create_household,
-    create_user,
-    list_buildings,
-    list_households,
-    update_user,
-)
+from ingest.registry.people import authenticate, create_user, update_user
 from ingest.registry.snapshot import load_snapshot
 from tests.registry import factories as f
 from tests.registry.factories import t

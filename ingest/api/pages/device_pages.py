@@ -14,15 +14,15 @@ from sqlalchemy.orm import Session
 from ingest.api.deps import MAX_ID, SessionDep
 from ingest.api.pages.localize import Localizer
 from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, localizer, render
-from ingest.api.routes.commissioning import run_status, start_check
-from ingest.api.routes.field_common import RunsDep, device_problems, profiles_of, register_device
+from ingest.api.runs import RunsDep, profiles_of, run_status, start_run
 from ingest.api.schemas import DeviceCreate
-from ingest.api.schemas_field import RUN_ID
+from ingest.api.schemas_technician import RUN_ID
 from ingest.registry.assignments import assignment_at
 from ingest.registry.commissioning import list_checks
 from ingest.registry.db import utcnow
 from ingest.registry.errors import RegistryError
 from ingest.registry.models import Device, Gateway, GatewayStatus, Household
+from ingest.registry.registration import NewDevice, device_problems, register_device
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -104,10 +104,10 @@ def device_submit(
         "notes": notes,
     }
     fmt = localizer(request)
-    body, errors = _check(request, session, values, fmt)
-    if body is not None and not errors:
+    new, errors = _check(request, session, values, fmt)
+    if new is not None and not errors:
         try:
-            device = register_device(session, body)
+            device = register_device(session, new)
         except RegistryError as exc:
             field = getattr(exc, "field", "form")
             errors["form"] = fmt.field_error(field, getattr(exc, "message", str(exc)))
@@ -127,20 +127,20 @@ def device_submit(
 
 def _check(
     request: Request, session: Session, values: dict[str, str], fmt: Localizer
-) -> tuple[DeviceCreate | None, dict[str, str]]:
+) -> tuple[NewDevice | None, dict[str, str]]:
     """The JSON API's checks of a device (fields, then references and duplicates), each field's first
     error in the page's language."""
     errors: dict[str, str] = {}
     try:
-        body = DeviceCreate.model_validate(_body(values))
+        device = NewDevice(**DeviceCreate.model_validate(_body(values)).model_dump())
     except ValidationError as exc:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "form"
             errors.setdefault(field, fmt.pydantic_error(error))
         return None, errors
-    for field, message in device_problems(session, body, profiles_of(request)):
+    for field, message in device_problems(session, device, profiles_of(request).by_id):
         errors.setdefault(field, fmt.field_error(field, message))
-    return body, errors
+    return device, errors
 
 
 @router.post("/devices/validate")
@@ -196,7 +196,7 @@ async def commission_submit(
     device = session.get(Device, device_id)
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "device not found")
-    run = start_check(runs, device, user_id=user.id, username=user.username, timeout_s=float(timeout_s))
+    run = start_run(runs, device, user, timeout_s=float(timeout_s))
     return RedirectResponse(f"{PAGES_PREFIX}/runs/{run.id}", status_code=status.HTTP_303_SEE_OTHER)
 
 

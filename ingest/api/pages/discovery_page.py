@@ -17,12 +17,13 @@ from sqlalchemy import func, select
 from ingest.api.deps import SessionDep
 from ingest.api.pages.i18n import negotiate
 from ingest.api.pages.web import PAGES_PREFIX, CsrfChecked, StaffPage, localizer, render
-from ingest.api.routes.discovery import DiscoverySource, SourceDep, register_discovered
-from ingest.api.routes.field_common import InvalidFields, profiles_of
+from ingest.api.routes.discovery import DiscoverySource, SourceDep
+from ingest.api.runs import profiles_of
 from ingest.api.schemas_discovery import DiscoveryRegister
 from ingest.discovery.listing import PER_GATEWAY, GatewayDiscovery
-from ingest.registry.errors import RegistryError
+from ingest.registry.errors import InvalidFields, RegistryError
 from ingest.registry.models import Assignment, Device, User
+from ingest.registry.registration import NewDevice, register_discovered
 from ingest.registry.text import text_problem
 
 NATIVE_ID_MAX = 128  # as the registry's schema allows (ingest.api.schemas.NativeId)
@@ -131,7 +132,12 @@ def discovery_register(
                 **({"meter_number": meter_number} if meter_number else {}),
             }
         )
-        registered = register_discovered(session, source, profiles_of(request), body)
+        device, _first = register_discovered(
+            session,
+            NewDevice(**body.model_dump()),
+            first_heard=source.first_heard,
+            profiles=profiles_of(request).by_id,
+        )
     except ValidationError as exc:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "form"
@@ -142,7 +148,7 @@ def discovery_register(
         problems["form"] = str(exc)
     else:
         log.info("discovered device %r registered on the pages by %s", native_id, user.username)
-        url = f"{PAGES_PREFIX}/discovery?registered={registered.device.id}"
+        url = f"{PAGES_PREFIX}/discovery?registered={device.id}"
         return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
     listed = _gateways(session, source, None)
     if not any(

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ingest.api.deps import SessionDep
 from ingest.api.pages.web import CsrfChecked, StaffPage, render
-from ingest.api.routes.field_common import profiles_of
+from ingest.api.runs import profiles_of
 from ingest.api.throttle import client_address
 from ingest.registry.device_import import MAX_BYTES, import_devices
 from ingest.security.audit import audit

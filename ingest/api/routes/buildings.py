@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, status
 
 from ingest.api.deps import ItemId, Limit, Offset, OperatorUser, SessionDep, StaffUser
 from ingest.api.routes.common import get_or_404, page_of
-from ingest.api.schemas import BuildingCreate, BuildingPublic, BuildingUpdate, Name, Page
+from ingest.api.schemas import BuildingCreate, BuildingPublic, BuildingUpdate, Page
+from ingest.registry.buildings import create_building, list_buildings, update_building
 from ingest.registry.common import delete_row
 from ingest.registry.models import Building
-from ingest.registry.people import create_building, list_buildings, update_building
+from ingest.registry.text import Name
 
 router = APIRouter(prefix="/buildings", tags=["buildings"])
 

@@ -13,41 +13,27 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Request, status
+from fastapi import APIRouter, Body, Path, Request, status
 from fastapi.responses import StreamingResponse
 
 from ingest.api.deps import ItemId, Limit, Offset, SessionDep, StaffUser
 from ingest.api.routes.common import get_or_404, page_of
-from ingest.api.routes.field_common import RunsDep
+from ingest.api.runs import RunsDep, run_status, start_run
 from ingest.api.schemas import Page
-from ingest.api.schemas_field import (
+from ingest.api.schemas_technician import (
     RUN_ID,
     CommissioningResult,
     CommissioningStart,
     CommissioningStarted,
     CommissioningStatus,
 )
-from ingest.commissioning.errors import CheckNotPossible, TooManyRuns
-from ingest.commissioning.runner import Run, RunManager
-from ingest.registry.commissioning import get_check, list_checks
-from ingest.registry.models import CommissioningRun, Device
+from ingest.commissioning.runner import Run
+from ingest.registry.commissioning import list_checks
+from ingest.registry.models import Device
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["commissioning"])
 RunId = Annotated[str, Path(pattern=RUN_ID, description="from POST /devices/{device_id}/commissioning")]
-
-
-def start_check(runs: RunManager, device: Device, *, user_id: int, username: str, timeout_s: float) -> Run:
-    """Plan and start a check; 409 when the device cannot be checked, 429 at the run limit."""
-    try:
-        plan = runs.commissioner.plan(device)
-        return runs.start(plan, started_by_id=user_id, started_by=username, timeout_s=timeout_s)
-    except CheckNotPossible as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except TooManyRuns as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "30"}
-        ) from exc
 
 
 @router.post(
@@ -66,13 +52,7 @@ async def start_commissioning(
     """Wait (bounded) for the device's next message and judge it; returns at once with the run id."""
     device = get_or_404(session, Device, device_id)
     timeout_s = body.timeout_s if body is not None and body.timeout_s is not None else None
-    run = start_check(
-        runs,
-        device,
-        user_id=user.id,
-        username=user.username,
-        timeout_s=timeout_s or request.app.state.commissioning_timeout_s,
-    )
+    run = start_run(runs, device, user, timeout_s=timeout_s or request.app.state.commissioning_timeout_s)
     return CommissioningStarted(
         run_id=run.id,
         device_id=device.id,
@@ -90,31 +70,6 @@ def read_commissioning_results(
     get_or_404(session, Device, device_id)
     rows = list_checks(session, device_id=device_id, limit=limit, offset=offset)
     return page_of(CommissioningResult, rows, limit=limit, offset=offset)
-
-
-def _stored_status(row: CommissioningRun) -> CommissioningStatus:
-    return CommissioningStatus(
-        run_id=row.run_id,
-        device_id=row.device_id,
-        started_by=row.started_by,
-        started_at=row.started_at,
-        timeout_s=None,
-        phase="passed" if row.passed else "failed",
-        finished=True,
-        listening_until=None,
-        events=[],
-        report=row.report,
-    )
-
-
-def run_status(runs: RunManager, session: SessionDep, run_id: str) -> CommissioningStatus:
-    run = runs.get(run_id)
-    if run is not None:
-        return CommissioningStatus.model_validate(run.snapshot())
-    row = get_check(session, run_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no commissioning run {run_id}")
-    return _stored_status(row)
 
 
 @router.get("/commissioning/{run_id}", responses={404: {"description": "unknown run"}})

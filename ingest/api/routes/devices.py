@@ -10,11 +10,13 @@ from pydantic import AwareDatetime
 
 from ingest.api.deps import FilterId, ItemId, Limit, Offset, OperatorUser, SessionDep, StaffUser
 from ingest.api.routes.common import get_or_404, page_of
-from ingest.api.schemas import AssignmentPublic, DeviceCreate, DevicePublic, DeviceUpdate, Key, Page
-from ingest.registry.assignments import assignment_at, create_assignment
-from ingest.registry.db import commit, utcnow
-from ingest.registry.fleet import create_device, delete_device, list_devices, update_device
+from ingest.api.schemas import AssignmentPublic, DeviceCreate, DevicePublic, DeviceUpdate, Page
+from ingest.registry.assignments import assignment_at
+from ingest.registry.db import utcnow
+from ingest.registry.fleet import delete_device, list_devices, update_device
 from ingest.registry.models import Device, DeviceStatus
+from ingest.registry.registration import NewDevice, register_device
+from ingest.registry.text import Key
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -50,19 +52,7 @@ def read_devices(
 @router.post("", status_code=status.HTTP_201_CREATED)
 def add_device(_user: StaffUser, session: SessionDep, body: DeviceCreate) -> DevicePublic:
     """Register a device; with ``household_id`` or ``building_id`` it is assigned in the same step."""
-    fields = body.model_dump(exclude={"household_id", "building_id", "assigned_from"})
-    place = body.household_id is not None or body.building_id is not None
-    device = create_device(session, **fields, commit_now=not place)
-    if place:
-        create_assignment(
-            session,
-            device_id=device.id,
-            household_id=body.household_id,
-            building_id=body.building_id,
-            valid_from=body.assigned_from or utcnow(),
-            commit_now=False,
-        )
-        commit(session)
+    device = register_device(session, NewDevice(**body.model_dump()))
     return DevicePublic.model_validate(device)
 
 

@@ -4,6 +4,7 @@ refresh, are written with its household and building."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Annotated
 
@@ -11,14 +12,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from sqlalchemy.orm import Session
 
 from ingest.api.deps import SessionDep, StaffUser
-from ingest.api.routes.field_common import (
-    InvalidFields,
-    ProfilesDep,
-    device_problems,
-    get_runs,
-    register_device,
-)
-from ingest.api.schemas import DeviceCreate, DevicePublic
+from ingest.api.runs import ProfilesDep, get_runs
+from ingest.api.schemas import DevicePublic
 from ingest.api.schemas_discovery import DiscoveryRegister, DiscoveryRegistered, GatewayDiscoveryPublic
 from ingest.commissioning.errors import CheckNotPossible
 from ingest.decode import MessageDecoder
@@ -30,10 +25,8 @@ from ingest.discovery.listing import (
     first_contact,
     unregistered_counts,
 )
-from ingest.profiles.loader import ProfileSet
 from ingest.quarantine import DeviceKey, Quarantine, QuarantineError
-from ingest.registry.db import utcnow
-from ingest.registry.models import Building, Device, Gateway, Household
+from ingest.registry.registration import NewDevice, register_discovered
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/discovery", tags=["discovery"])
@@ -64,6 +57,15 @@ class DiscoverySource:
             return 0
         return sum(s.messages for s in summaries)
 
+    def first_heard(self, gateway: str, native_id: str) -> dt.datetime | None:
+        """The device's first contact in the quarantine (503 when it cannot be read)."""
+        try:
+            return first_contact(self.quarantine_path, (gateway, native_id), self.decoder)
+        except QuarantineError as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, f"the quarantine cannot be read: {exc}"
+            ) from exc
+
     def gateways(
         self, session: Session, *, per_gateway: int = API_PER_GATEWAY, gateway: str | None = None
     ) -> list[GatewayDiscovery]:
@@ -88,75 +90,6 @@ class DiscoverySource:
 
 
 SourceDep = Annotated[DiscoverySource, Depends(DiscoverySource)]
-
-
-def _building_problems(session: Session, gateway: Gateway, body: DiscoveryRegister) -> list[tuple[str, str]]:
-    """The household (or building) must be in the gateway's building, when the gateway has one."""
-    if gateway.building_id is None:
-        return []
-    building = session.get(Building, gateway.building_id)
-    where = building.name if building is not None else f"building {gateway.building_id}"
-    if body.household_id is not None:
-        household = session.get(Household, body.household_id)
-        if household is not None and household.building_id != gateway.building_id:
-            return [
-                (
-                    "household_id",
-                    f"household {household.name!r} is not in {where!r}, the building of gateway "
-                    f"{gateway.name!r}: choose one of its households",
-                )
-            ]
-    elif body.building_id is not None and body.building_id != gateway.building_id:
-        return [("building_id", f"gateway {gateway.name!r} is in {where!r}, not in another building")]
-    return []
-
-
-def register_discovered(
-    session: Session, source: DiscoverySource, profiles: ProfileSet, body: DiscoveryRegister
-) -> DiscoveryRegistered:
-    """Register the device, assigned from its first contact; InvalidFields with what stops it."""
-    problems: list[tuple[str, str]] = []
-    if body.household_id is None and body.building_id is None:
-        problems.append(("household_id", "choose the household (or the building) the device measures"))
-    gateway = session.get(Gateway, body.gateway_id)
-    assigned_from = utcnow()
-    if gateway is not None:
-        try:
-            first = first_contact(source.quarantine_path, (gateway.name, body.native_id), source.decoder)
-        except QuarantineError as exc:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, f"the quarantine cannot be read: {exc}"
-            ) from exc
-        if first is None:
-            problems.append(
-                (
-                    "native_id",
-                    f"device {body.native_id!r} was never heard on gateway {gateway.name!r}: "
-                    "register it on the devices page instead",
-                )
-            )
-        else:
-            assigned_from = min(first, assigned_from)
-        problems += _building_problems(session, gateway, body)
-    create = DeviceCreate(
-        gateway_id=body.gateway_id,
-        native_id=body.native_id,
-        profile_id=body.profile_id,
-        meter_number=body.meter_number,
-        location=body.location,
-        household_id=body.household_id,
-        building_id=body.building_id,
-        assigned_from=assigned_from,
-    )
-    problems += device_problems(session, create, profiles)
-    if problems:
-        raise InvalidFields(problems)
-    device: Device = register_device(session, create)
-    return DiscoveryRegistered(
-        device=DevicePublic.model_validate(device),
-        assigned_from=assigned_from,
-        replay_within_s=source.refresh_s,
-    )
 
 
 @router.get("")
@@ -189,11 +122,17 @@ def register(
     """Register a discovered device and assign it from its first contact (the earliest of its quarantined
     messages): the ingester replays them at its next registry refresh (``replay_within_s``), with the
     household and building tags."""
-    registered = register_discovered(session, source, profiles, body)
+    device, assigned_from = register_discovered(
+        session, NewDevice(**body.model_dump()), first_heard=source.first_heard, profiles=profiles.by_id
+    )
     log.info(
         "discovered device %r registered by %s, assigned from %s",
         body.native_id,
         user.username,
-        registered.assigned_from.isoformat(),
+        assigned_from.isoformat(),
     )
-    return registered
+    return DiscoveryRegistered(
+        device=DevicePublic.model_validate(device),
+        assigned_from=assigned_from,
+        replay_within_s=source.refresh_s,
+    )

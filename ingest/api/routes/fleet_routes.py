@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ingest.api.deps import SessionDep, StaffUser
-from ingest.api.routes.field_common import InvalidFields, ProfilesDep, device_problems
+from ingest.api.runs import ProfilesDep
 from ingest.api.schemas import DeviceCreate
-from ingest.api.schemas_field import DeviceValid, FleetRow, ProfilePublic
+from ingest.api.schemas_technician import DeviceValid, FleetRow, ProfilePublic
+from ingest.registry.errors import InvalidFields
 from ingest.registry.fleet_status import fleet_status
+from ingest.registry.registration import NewDevice, device_problems
 
 router = APIRouter(tags=["fleet"])
 
@@ -50,7 +52,7 @@ def validate_device(
     _user: StaffUser, session: SessionDep, profiles: ProfilesDep, body: DeviceCreate
 ) -> DeviceValid:
     """Check a device as POST /devices would, without registering it (for validation as you type)."""
-    problems = device_problems(session, body, profiles)
+    problems = device_problems(session, NewDevice(**body.model_dump()), profiles.by_id)
     if problems:
         raise InvalidFields(problems)
     return DeviceValid()

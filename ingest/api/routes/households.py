@@ -7,9 +7,9 @@ from fastapi import APIRouter, status
 from ingest.api.deps import FilterId, ItemId, Limit, Offset, OperatorUser, SessionDep, StaffUser
 from ingest.api.routes.common import get_or_404, page_of
 from ingest.api.schemas import HouseholdCreate, HouseholdPublic, HouseholdUpdate, Page
+from ingest.registry.buildings import create_household, list_households, update_household
 from ingest.registry.common import delete_row
 from ingest.registry.models import Household
-from ingest.registry.people import create_household, list_households, update_household
 
 router = APIRouter(prefix="/households", tags=["households"])
 

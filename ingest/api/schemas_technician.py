@@ -1,4 +1,4 @@
-"""Bodies of the field-work routes: commissioning runs and results, fleet status, device profiles."""
+"""Bodies of the technicians' routes: commissioning runs and results, fleet status, device profiles."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``reallabor devices import FILE`` and ``reallabor devices commission DEVICE``.
+"""The technicians' commands: ``reallabor devices import FILE`` and ``reallabor devices commission DEVICE``.
 
 Exit codes as the other registry commands: 0 ok (import valid, check passed), 1 refused or failed,
 2 bad configuration.
