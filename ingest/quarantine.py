@@ -6,9 +6,22 @@ topic, receive time, profile id, reason code and detail, and the device it came 
 knew it (``gateway``, ``device``: the registry's key, so that a device's ``unknown_device`` entries are
 found when it gets registered). Replayed entries are kept and marked, never deleted.
 
+Exactly once: an entry may carry an ``identity``, the digest of what makes a second add the same message
+(:func:`mqtt_identity`, :func:`spool_line_identity`), held by at most one entry (a UNIQUE index). The
+ingester commits a batch's rejects before it acknowledges their MQTT messages, so a crash in between makes
+the broker send them again, and the sink quarantines a line InfluxDB refused before it checkpoints the
+spool record, so a crash in between reads the record again. An add marked ``redelivered`` whose identity
+is held already is that same message: nothing is stored and :meth:`Quarantine.add_many` reports it as not
+added, so the caller does not count it again (and replay and ``stats`` see it once). Only a redelivery is
+collapsed: MQTT packet ids are reused once acknowledged, so a device that sends the same bad payload twice
+gives two messages with the same (session, topic, payload, packet id); the second arrives without the DUP
+flag, is stored as a new entry and takes the identity over (the first was acknowledged: the broker will
+never send it again).
+
 Schema versions (``PRAGMA user_version``): 1 without ``gateway``/``device``; 2 adds them with an index, and
-fills them for the ``unknown_device`` entries of a version 1 file from their detail text. Opening a file
-for writing upgrades it (one transaction); read-only, a version 1 file is read as it is (no device keys).
+fills them for the ``unknown_device`` entries of a version 1 file from their detail text; 3 adds
+``identity`` with its UNIQUE index (entries stored before have none). Opening a file for writing upgrades
+it (one transaction); read-only, a version 1 or 2 file is read as it is (no device keys, no identities).
 
 Thread safety: one connection opened with ``check_same_thread=False`` and guarded by a lock. The ingester
 calls it from ``asyncio.to_thread`` workers; a single connection keeps the pragmas and prepared statements
@@ -26,6 +39,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import hashlib
 import json
 import re
 import sqlite3
@@ -39,8 +53,8 @@ from typing import Any, Literal, NamedTuple, TypedDict
 from ingest.security.files import private_file
 
 Status = Literal["pending", "replayed"]
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 QUARANTINE_FILE = "quarantine.sqlite3"  # under ingest.state_dir
 
 _SCHEMA = """
@@ -56,12 +70,15 @@ CREATE TABLE IF NOT EXISTS quarantine (
     status         TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'replayed')),
     replayed_ns    INTEGER,
     gateway        TEXT,
-    device         TEXT
+    device         TEXT,
+    identity       BLOB
 );
 CREATE INDEX IF NOT EXISTS quarantine_status_reason ON quarantine (status, reason);
 CREATE INDEX IF NOT EXISTS quarantine_received ON quarantine (received_ns);
 """
 _DEVICE_INDEX = "CREATE INDEX IF NOT EXISTS quarantine_device ON quarantine (status, reason, gateway, device)"
+# at most one entry holds an identity; entries without one (NULL) are all distinct to a UNIQUE index
+_IDENTITY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS quarantine_identity ON quarantine (identity)"
 # covering indexes of the discovery list's per-gateway summaries (count, first and last receive time, ids):
 # made by every open for writing (the ingester), so a file of any version gets them at the next start
 _LISTING_INDEXES = (
@@ -85,7 +102,14 @@ class QuarantineError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class QuarantineEntry:
-    """A message to quarantine."""
+    """A message to quarantine.
+
+    ``identity``: what makes another add the same message (:func:`mqtt_identity`,
+    :func:`spool_line_identity`); None: every add is a new entry. ``redelivered``: this add may repeat one
+    stored before (the MQTT DUP flag; a spool record read again), so an entry holding the identity is this
+    message and nothing is added. Without it, the entry holding the identity is an earlier message whose
+    packet id the broker has reused, and the new entry takes the identity over.
+    """
 
     topic: str
     payload: bytes
@@ -95,6 +119,16 @@ class QuarantineEntry:
     profile: str | None = None
     gateway: str | None = None  # the device's key where the decode stage knew it
     device: str | None = None
+    identity: bytes | None = None
+    redelivered: bool = False
+
+
+class Stored(NamedTuple):
+    """What :meth:`Quarantine.add_many` did with an entry: its id, and whether it is new (False: the same
+    message was stored already, under this id; count it no more)."""
+
+    id: int
+    added: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +181,31 @@ class QuarantineStats(TypedDict):
     total: int
 
 
+def _digest(*parts: bytes) -> bytes:
+    """16 bytes of BLAKE2b over length-prefixed parts (no two part lists give the same input)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.digest()
+
+
+def mqtt_identity(session: str, topic: str, payload: bytes, packet_id: int) -> bytes | None:
+    """The identity of an MQTT delivery: ``session`` names the broker and our session at it (client id,
+    host and port: packet ids count per session), then topic, payload and packet id; None for QoS 0
+    (packet id 0), which is never sent again."""
+    if not packet_id:
+        return None
+    text = topic.encode("utf-8", "surrogatepass")
+    return _digest(b"mqtt", session.encode(), text, payload, packet_id.to_bytes(2, "big"))
+
+
+def spool_line_identity(seq: int, offset: int, line: bytes) -> bytes:
+    """The identity of a line InfluxDB refused: its spool record (sequence numbers are never reused), its
+    byte offset in the record, and the line itself."""
+    return _digest(b"spool", seq.to_bytes(8, "big"), offset.to_bytes(8, "big"), line)
+
+
 def _text(value: str) -> str:
     """Text SQLite can store: lone surrogates (from undecodable topics) become escapes instead of errors."""
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -189,7 +248,10 @@ def _upgrade(conn: sqlite3.Connection) -> None:
                 key = _unknown_device_key(detail)
                 if key is not None:
                     conn.execute("UPDATE quarantine SET gateway = ?, device = ? WHERE id = ?", (*key, id_))
+        if version < 3 and "identity" not in columns:
+            conn.execute("ALTER TABLE quarantine ADD COLUMN identity BLOB")
         conn.execute(_DEVICE_INDEX)
+        conn.execute(_IDENTITY_INDEX)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -254,12 +316,14 @@ class Quarantine:
         self._columns = _COLUMNS + (_KEY_COLUMNS if version >= 2 else "")
         self.has_device_keys = version >= 2
 
-    def add(self, entry: QuarantineEntry) -> int:
+    def add(self, entry: QuarantineEntry) -> Stored:
         return self.add_many([entry])[0]
 
-    def add_many(self, entries: Iterable[QuarantineEntry]) -> builtins.list[int]:
-        """Store entries in one durable transaction; their ids, in order."""
+    def add_many(self, entries: Iterable[QuarantineEntry]) -> builtins.list[Stored]:
+        """Store entries in one durable transaction; per entry, in order, its id and whether it was added
+        (a redelivery of an entry stored before, also earlier in ``entries``, is not)."""
         now = time.time_ns()
+        entries = builtins.list(entries)
         rows = [
             (
                 _text(e.topic),
@@ -271,6 +335,7 @@ class Quarantine:
                 now,
                 None if e.gateway is None else _text(e.gateway),
                 None if e.device is None else _text(e.device),
+                e.identity,
             )
             for e in entries
         ]
@@ -278,16 +343,14 @@ class Quarantine:
             raise ValueError("a quarantine entry needs a reason code")
         if not rows:
             return []
-        sql = (
-            "INSERT INTO quarantine"
-            " (topic, payload, received_ns, profile, reason, detail, quarantined_ns, gateway, device)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
-        )
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    ids = [int(self._conn.execute(sql, row).fetchone()[0]) for row in rows]
+                    stored = [
+                        self._store(row, e.identity, redelivered=e.redelivered)
+                        for row, e in zip(rows, entries, strict=True)
+                    ]
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
@@ -296,7 +359,23 @@ class Quarantine:
                 raise QuarantineError(
                     f"quarantine {self.path}: cannot store {len(rows)} entries: {exc}"
                 ) from exc
-        return ids
+        return stored
+
+    def _store(self, row: tuple[object, ...], identity: bytes | None, *, redelivered: bool) -> Stored:
+        """One entry (``row``: its column values, ``identity`` last), inside add_many's transaction."""
+        conn = self._conn
+        if identity is not None:
+            held = conn.execute("SELECT id FROM quarantine WHERE identity = ?", (identity,)).fetchone()
+            if held is not None:
+                if redelivered:
+                    return Stored(int(held[0]), False)
+                # the earlier message was acknowledged (its packet id is in use again): it keeps no identity
+                conn.execute("UPDATE quarantine SET identity = NULL WHERE id = ?", (held[0],))
+        sql = (
+            "INSERT INTO quarantine (topic, payload, received_ns, profile, reason, detail, quarantined_ns,"
+            " gateway, device, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+        )
+        return Stored(int(conn.execute(sql, row).fetchone()[0]), True)
 
     def get(self, entry_id: int) -> QuarantineRecord | None:
         row = self._query(f"SELECT {self._columns} FROM quarantine WHERE id = ?", (entry_id,))

@@ -55,7 +55,7 @@ def quarantine(tmp_path: Path) -> Iterator[Quarantine]:
 
 
 def test_exact_bytes_round_trip(quarantine: Quarantine) -> None:
-    ids = quarantine.add_many(entry(i, payload=p) for i, p in enumerate(NASTY))
+    ids = [s.id for s in quarantine.add_many(entry(i, payload=p) for i, p in enumerate(NASTY))]
     assert ids == list(range(1, len(NASTY) + 1))
     for id_, payload in zip(ids, NASTY, strict=True):
         record = quarantine.get(id_)
@@ -71,7 +71,7 @@ def test_any_bytes_and_topic_round_trip(
     tmp_path_factory: pytest.TempPathFactory, payload: bytes, topic: str
 ) -> None:
     with Quarantine(tmp_path_factory.mktemp("q") / "q.sqlite3") as q:
-        (id_,) = q.add_many([QuarantineEntry(topic, payload, T0, "invalid_payload")])
+        ((id_, _),) = q.add_many([QuarantineEntry(topic, payload, T0, "invalid_payload")])
         record = q.get(id_)
         assert record is not None
         assert record.payload == payload
@@ -79,7 +79,7 @@ def test_any_bytes_and_topic_round_trip(
 
 
 def test_fields_are_kept(quarantine: Quarantine) -> None:
-    id_ = quarantine.add(
+    id_, _ = quarantine.add(
         QuarantineEntry("a/b", b"x", T0, "influx_rejected", detail="field type conflict", profile="shelly")
     )
     record = quarantine.get(id_)
@@ -125,9 +125,12 @@ def test_filters(quarantine: Quarantine) -> None:
 
 
 def test_stats_count_and_mark_replayed(quarantine: Quarantine) -> None:
-    ids = quarantine.add_many(
-        [entry(i, reason=("invalid_json", "no_profile", "invalid_json")[i % 3]) for i in range(6)]
-    )
+    ids = [
+        s.id
+        for s in quarantine.add_many(
+            [entry(i, reason=("invalid_json", "no_profile", "invalid_json")[i % 3]) for i in range(6)]
+        )
+    ]
     assert quarantine.stats() == {
         "by_reason": {"invalid_json": 4, "no_profile": 2},
         "pending": 6,
@@ -157,12 +160,12 @@ def test_stats_count_and_mark_replayed(quarantine: Quarantine) -> None:
 def test_durable_across_reopen(tmp_path: Path) -> None:
     path = tmp_path / "state" / QUARANTINE_FILE
     with Quarantine(path) as q:
-        ids = q.add_many(entry(i, payload=p) for i, p in enumerate(NASTY))
+        ids = [s.id for s in q.add_many(entry(i, payload=p) for i, p in enumerate(NASTY))]
         q.mark_replayed(ids[:1])
     with Quarantine(path) as q:
         assert [r.payload for r in q.list()] == NASTY
         assert q.count(status="replayed") == 1
-        assert q.add(entry(99)) == len(NASTY) + 1
+        assert q.add(entry(99)) == (len(NASTY) + 1, True)
     with Quarantine(path, read_only=True) as q:
         assert q.count() == len(NASTY) + 1
         with pytest.raises(QuarantineError):
@@ -192,7 +195,8 @@ def test_concurrent_use_from_threads(quarantine: Quarantine, tmp_path: Path) -> 
     def writer(k: int) -> None:
         try:
             for i in range(20):
-                ids = quarantine.add_many([entry(k * 1000 + i, payload=bytes([k, i])) for _ in range(3)])
+                stored = quarantine.add_many([entry(k * 1000 + i, payload=bytes([k, i])) for _ in range(3)])
+                ids = [s.id for s in stored]
                 quarantine.mark_replayed(ids[:1])
                 quarantine.stats()
                 reader.count()
@@ -273,7 +277,7 @@ def run_cli(argv: list[str]) -> int:
 def test_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / QUARANTINE_FILE
     with Quarantine(db) as q:
-        ids = q.add_many([entry(1, payload=b"\xff"), entry(2, reason="no_profile")])
+        ids = [s.id for s in q.add_many([entry(1, payload=b"\xff"), entry(2, reason="no_profile")])]
         q.mark_replayed(ids[1:])
     assert run_cli(["quarantine", "list", "--db", str(db)]) == 0
     out = capsys.readouterr().out

@@ -68,7 +68,7 @@ def test_version_1_file_is_upgraded_and_its_unknown_devices_keyed(tmp_path: Path
         keys = [(r.gateway, r.device) for r in q.list()]
         assert keys == [("gw-1", "plug-1"), ("gw-1", "o'k"), (None, None), (None, None)]
         assert q.pending_device_keys("unknown_device") == {("gw-1", "plug-1"), ("gw-1", "o'k")}
-        new_id = q.add(QuarantineEntry("t", b"", 5, "unknown_device", "d", None, "gw-1", "plug-1"))
+        new_id = q.add(QuarantineEntry("t", b"", 5, "unknown_device", "d", None, "gw-1", "plug-1")).id
         assert [r.id for r in q.pending_of_device(("gw-1", "plug-1"), reasons=["unknown_device"])] == [
             1,
             new_id,
@@ -86,7 +86,7 @@ def test_per_device_queries(tmp_path: Path) -> None:
             QuarantineEntry("lab/gw/zz", b"4", 40, "no_profile", ""),
             QuarantineEntry("lab/gw/zz", b"5", 50, "no_profile", ""),
         ]
-        ids = q.add_many(entries)
+        ids = [s.id for s in q.add_many(entries)]
         q.mark_replayed([ids[2]])
         summary = q.pending_by_device(["unknown_device"])
         assert [(s.gateway, s.device, s.messages, s.first_ns, s.last_ns) for s in summary] == [
