@@ -3,6 +3,10 @@
 Used after a profile fix: ``reallabor quarantine replay [--reason R] [--id N ...]``. Messages that now
 decode are written to InfluxDB and marked replayed (kept, never deleted); the rest stay pending with their
 original reason. Lines InfluxDB refused (``influx_rejected``) are written again as they are.
+
+Counted once: an id named twice is replayed once, and ``replayed`` counts the entries this run moved from
+pending to replayed (the ingester replays a newly registered device's entries meanwhile; a message stored
+twice by a crash is one entry since quarantine schema 3).
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ async def replay(
         profiles, topic_prefix=settings.mqtt.topic_prefix, max_payload_bytes=settings.ingest.max_payload_bytes
     )
     if ids:
-        records = [r for r in (quarantine.get(i) for i in ids) if r is not None and r.status == "pending"]
+        wanted = (quarantine.get(i) for i in dict.fromkeys(ids))
+        records = [r for r in wanted if r is not None and r.status == "pending"]
     else:
         records = []
         offset = 0
@@ -76,8 +81,7 @@ async def replay(
                 done.append(record.id)
             if lines:
                 await influx.write(("\n".join(lines) + "\n").encode())
-            quarantine.mark_replayed(done)
-            report.replayed += len(done)
+            report.replayed += quarantine.mark_replayed(done)
             report.points += len(lines)
     finally:
         await influx.close()

@@ -1,0 +1,94 @@
+"""Exactly-once quarantine against the real services: what a redelivery looks like on the wire (the DUP
+flag and the original packet id, which the quarantine's identity relies on), and replay counting once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+
+import orjson
+
+from ingest.config import MqttSettings, Settings
+from ingest.localservices import Mosquitto
+from ingest.mqtt import Message, MqttSource
+from ingest.quarantine import QUARANTINE_FILE, Quarantine, QuarantineEntry, mqtt_identity
+from ingest.replay import replay
+from simulators.publisher import Publisher
+from tests.helpers import InfluxQuery, Target
+
+START_MS = 1_764_320_400_000
+
+
+async def _take(settings: MqttSettings, topic: str, count: int, *, ack: bool) -> list[Message]:
+    """Connect with the persistent session, take ``count`` messages (acknowledged or not), disconnect."""
+    queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+    source = MqttSource(settings, topics=[topic], queue=queue)
+    runner = asyncio.create_task(source.run())
+    received: list[Message] = []
+    try:
+        await asyncio.wait_for(source.connected.wait(), 10)
+        while len(received) < count:
+            batch = await asyncio.wait_for(queue.get(), 10)
+            received += batch
+            if ack:
+                source.ack(batch)
+        await source.disconnect()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    return received
+
+
+def _publish(port: int, topic: str, payloads: list[bytes]) -> None:
+    with Publisher("127.0.0.1", port) as publisher:
+        for payload in payloads:
+            publisher.publish(topic, payload, qos=1)
+        publisher.flush()
+
+
+def test_a_redelivery_has_the_dup_flag_and_its_packet_id_and_a_new_message_not(mosquitto: Mosquitto) -> None:
+    prefix = f"t{uuid.uuid4().hex[:6]}/"
+    settings = MqttSettings.model_validate(
+        {"host": "127.0.0.1", "port": mosquitto.port, "client_id": f"dup-{uuid.uuid4().hex[:8]}"}
+    )
+    topic, payloads = f"{prefix}tele/plug/SENSOR", [b"{bad", b"{bad", b"[1,"]
+    asyncio.run(_take(settings, prefix + "#", 0, ack=True))  # the session exists before the publish
+    _publish(mosquitto.port, topic, payloads)
+
+    async def crash_then_restart() -> tuple[list[Message], list[Message]]:
+        first = await _take(settings, prefix + "#", 3, ack=False)  # the crash before the ack
+        return first, await _take(settings, prefix + "#", 3, ack=True)
+
+    first, again = asyncio.run(crash_then_restart())
+    assert [(m.payload, m.dup) for m in first] == [(p, False) for p in payloads]
+    assert len({m.mid for m in first}) == 3  # the same payload twice: two messages
+    assert [(m.topic, m.payload, m.mid, m.dup) for m in again] == [
+        (m.topic, m.payload, m.mid, True) for m in first
+    ]
+
+    # acknowledged: the same bad payload sent again is a new message, without DUP
+    _publish(mosquitto.port, topic, payloads[:1])
+    (later,) = asyncio.run(_take(settings, prefix + "#", 1, ack=True))
+    assert (later.payload, later.dup) == (b"{bad", False)
+
+
+def test_replay_counts_each_quarantined_message_once(target: Target, influx: InfluxQuery) -> None:
+    """A message the crash window brought twice is one entry; an id named twice is replayed once."""
+    settings = Settings.model_validate(target.config())
+    session = f"{target.client_id}@127.0.0.1:{target.mqtt_port}"
+    entries = []
+    for n in range(2):
+        topic = f"{target.topic_prefix}lab/gw-1/hh-{n}/state"
+        payload = orjson.dumps({"ts": START_MS + n, "power_w": 50})
+        identity = mqtt_identity(session, topic, payload, n + 1)
+        entries.append(
+            QuarantineEntry(topic, payload, START_MS * 10**6, "implausible_value", identity=identity)
+        )
+    with Quarantine(target.state_dir / QUARANTINE_FILE) as quarantine:
+        assert [s.added for s in quarantine.add_many(entries)] == [True, True]
+        assert not quarantine.add(dataclasses.replace(entries[0], redelivered=True)).added
+        report = asyncio.run(replay(settings, quarantine, ids=[1, 1, 2]))
+        assert quarantine.stats() == {"by_reason": {}, "pending": 0, "replayed": 2, "total": 2}
+    assert report.as_dict() == {"replayed": 2, "still_rejected": {}, "points": 2}
+    assert influx.count("electricity", "power_w") == 2
