@@ -1,5 +1,9 @@
 """shelly-gen2: Shelly Gen2/Gen3 RPC-style MQTT: ``<prefix>/status/<component>`` and ``<prefix>/events/rpc``.
 
+``<prefix>`` is the device's ``topic_prefix`` (its device id unless set), which the user may give several
+levels (``shellies/plus1pm``); the profile binds all of them as ``{device:path}``, so the device (and
+the key of its known status) is the whole prefix.
+
 ``status/em:0`` (Pro 3EM, 3EM Gen3: ``a_act_power``, ``a_voltage``, ``a_current``, ``a_freq`` … per phase
 a/b/c → l1/l2/l3, ``total_act_power``), ``status/emdata:0`` (``total_act``, ``total_act_ret`` in Wh → kWh),
 ``em1:N``/``em1data:N`` (Pro EM, EM Gen3: one channel each), ``switch:N``/``pm1:N`` (``apower``,

@@ -15,15 +15,23 @@ _WILDCARDS = frozenset("/+#")
 def fill_template(template: TopicTemplate, values: dict[str, str]) -> str:
     """The topic filter of ``template`` with ``values`` written in; unbound names become ``+``.
 
-    A value must be one non-empty topic level (no ``/``, ``+`` or ``#``): ValueError otherwise.
+    A value must be one non-empty topic level (no ``/``, ``+`` or ``#``), or for the template's
+    ``{name:path}`` non-empty levels joined by ``/``: ValueError otherwise. An unbound path ends the
+    filter with ``#`` (MQTT has no wildcard for "some levels" in the middle of a topic).
     """
     for name, value in values.items():
-        if not value or any(c in _WILDCARDS for c in value):
-            raise ValueError(f"{name}={value!r} is not a single topic level")
+        levels_of_value = value.split("/") if name == template.path else [value]
+        if any(not level or any(c in _WILDCARDS for c in level) for level in levels_of_value):
+            kind = "topic levels" if name == template.path else "a single topic level"
+            raise ValueError(f"{name}={value!r} is not {kind}")
     levels = []
     for level in template.template.split("/"):
         bound = level.startswith("{") and level.endswith("}")
-        levels.append(values.get(level[1:-1], "+") if bound else level)
+        name = level[1:-1].removesuffix(":path")
+        if bound and name == template.path and name not in values:
+            levels.append("#")
+            break
+        levels.append(values.get(name, "+") if bound else level)
     return "/".join(levels)
 
 

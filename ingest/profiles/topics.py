@@ -1,18 +1,31 @@
 """Topic templates: ``lab/{gateway}/{device}/state`` binds topic levels to names.
 
-A level is a literal, ``{name}`` (binds exactly one level), ``+`` (any one level, unbound) or a final
-``#`` (any rest). The MQTT subscription filter replaces every binding with ``+``.
+A level is a literal, ``{name}`` (binds exactly one level), ``{name:path}`` (binds one or more levels,
+``/`` included: a device's topic prefix the user may set to ``home/floor1/pm``, Shelly Gen2), ``+``
+(any one level, unbound) or a final ``#`` (any rest). A template binds at most one path; it cannot also
+end in ``#`` (which levels would be whose?). The MQTT subscription filter replaces every binding with
+``+``; a path, which no MQTT filter can stand for in the middle of a topic, ends the filter with ``#``.
+
+Matching is a compiled regular expression, once per topic (the decode stage caches a topic's routes):
+a path is greedy, so the levels after it are the topic's last ones; it spans at most MAX_PATH_LEVELS.
 """
 
 from __future__ import annotations
 
 import re
 
-_NAME = re.compile(r"\{([a-z_][a-z0-9_]*)\}\Z")  # \Z: "$" would pass a trailing newline
+_NAME = re.compile(r"\{([a-z_][a-z0-9_]*)(:path)?\}\Z")  # \Z: "$" would pass a trailing newline
+MAX_PATH_LEVELS = 16  # a Shelly topic_prefix has at most 300 characters; no one nests 16 levels deep
+# Possessive (++): a level is never given back character by character, which a topic cannot need (a level
+# ends at "/" or the end) and which made a 64 KB topic cost milliseconds per template. With the path's
+# levels bounded too, a topic no template fits is refused in microseconds whatever its length (the decode
+# stage routes topics over 512 characters afresh for every message).
+_ONE_LEVEL = "[^/]++"
+_LEVELS = f"[^/]++(?:/[^/]++){{0,{MAX_PATH_LEVELS - 1}}}"  # one to MAX_PATH_LEVELS non-empty levels
 
 
 class TopicTemplate:
-    __slots__ = ("_regex", "filter", "names", "template")
+    __slots__ = ("_regex", "filter", "names", "path", "template")
 
     def __init__(self, template: str) -> None:
         if not template or (template.startswith("/") and len(template) == 1):
@@ -21,6 +34,7 @@ class TopicTemplate:
         pattern: list[str] = []
         filter_levels: list[str] = []
         names: list[str] = []
+        path: str | None = None
         for index, level in enumerate(levels):
             bound = _NAME.match(level)
             if bound:
@@ -28,19 +42,25 @@ class TopicTemplate:
                 if name in names:
                     raise ValueError(f"{template!r}: {{{name}}} is bound twice")
                 names.append(name)
-                pattern.append(f"(?P<{name}>[^/]+)")
-                filter_levels.append("+")
+                if bound.group(2):
+                    if path is not None:
+                        raise ValueError(f"{template!r}: one {{name:path}} per template")
+                    path = name
+                pattern.append(f"(?P<{name}>{_LEVELS if bound.group(2) else _ONE_LEVEL})")
+                filter_levels.append("#" if bound.group(2) else "+")
             elif level == "+":
-                pattern.append("[^/]+")
+                pattern.append(_ONE_LEVEL)
                 filter_levels.append("+")
             elif level == "#":
                 if index != len(levels) - 1:
                     raise ValueError(f"{template!r}: '#' may only be the last level")
+                if path is not None:
+                    raise ValueError(f"{template!r}: '#' after {{{path}:path}} is ambiguous")
                 pattern.append(".*")
                 filter_levels.append("#")
             elif any(c in level for c in "{}+#"):
                 raise ValueError(
-                    f"{template!r}: level {level!r} must be a literal, {{name}}, '+' or '#' "
+                    f"{template!r}: level {level!r} must be a literal, {{name}}, {{name:path}}, '+' or '#' "
                     "(names: lower case letters, digits, _)"
                 )
             else:
@@ -48,7 +68,8 @@ class TopicTemplate:
                 filter_levels.append(level)
         self.template = template
         self.names = tuple(names)
-        self.filter = "/".join(filter_levels)
+        self.path = path  # the name that may span levels, if any
+        self.filter = "/".join(filter_levels[: filter_levels.index("#") + 1] if path else filter_levels)
         self._regex = re.compile("/".join(pattern) + r"\Z")
 
     def match(self, topic: str) -> dict[str, str] | None:

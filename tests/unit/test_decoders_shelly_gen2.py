@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.decode import MessageDecoder
 from ingest.decoders import DecodeFn, DecodeInput, shelly_gen2
 from ingest.decoders.shelly_gen2 import SPEC
+from ingest.profiles import load_profiles
 from ingest.readings import DecodeRejected, Reading
 from tests.unit.decoder_contract import decoded_or_rejected, dump, values
 
@@ -279,3 +282,40 @@ def test_fuzz_only_decode_rejected_escapes(steps: list[tuple[Any, dict[str, Any]
 )
 def test_component_keys_match_whole(key: str, parsed: tuple[str, str]) -> None:
     assert shelly_gen2._parse(key) == parsed
+
+
+# --- topic prefixes of several levels (topic_prefix "home/floor1/pm"), through the shipped profile -----
+
+PROFILES = load_profiles(Path(__file__).resolve().parents[2] / "device_profiles")
+
+
+def _through_profile(decoder: MessageDecoder, topic: str, payload: dict[str, Any]) -> list[Reading]:
+    return decoder.decode(topic, json.dumps(payload).encode(), RECEIVED)
+
+
+def test_the_device_is_the_whole_prefix_and_each_keeps_its_own_known_status() -> None:
+    """Two Pro EMs whose prefixes end alike ("pm"): the device tag is the whole prefix, and a delta of
+    one is overlaid on its own last status, not on the other's. Before: no profile matched these topics."""
+    decoder = MessageDecoder(PROFILES)
+    full = {"id": 0, "act_power": 100.0, "voltage": 230.0, "current": 0.5}
+    for floor, power in (("floor1", 100.0), ("floor2", 200.0)):
+        (reading,) = _through_profile(
+            decoder, f"lab/gw/home/{floor}/pm/status/em1:0", full | {"act_power": power}
+        )
+        assert (reading.tags["device"], reading.fields["power_w"]) == (f"home/{floor}/pm", power)
+    delta = {"method": "NotifyStatus", "params": {"ts": TS, "em1:0": {"id": 0, "current": 0.7}}}
+    (reading,) = _through_profile(decoder, "lab/gw/home/floor2/pm/events/rpc", delta)
+    assert reading.tags["device"] == "home/floor2/pm"
+    assert reading.fields["power_w"] == 200.0  # floor2's own last status
+    assert reading.fields["current_l1_a"] == 0.7
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["lab/gw/shellies/plus1pm/status/switch:0", "lab/gw/a/b/c/status/switch:0", "lab/gw/x/status/switch:0"],
+)
+def test_status_topics_under_any_prefix_depth_decode(topic: str) -> None:
+    status = {"id": 0, "apower": 12.5, "aenergy": {"total": 1000.0}}
+    (reading,) = _through_profile(MessageDecoder(PROFILES), topic, status)
+    assert reading.tags["device"] == topic.removeprefix("lab/gw/").removesuffix("/status/switch:0")
+    assert reading.fields == {"power_w": 12.5, "energy_import_kwh": 1.0}
