@@ -56,6 +56,8 @@ from ingest.quarantine import (
     QuarantineEntry,
     QuarantineError,
     QuarantineRecord,
+    mqtt_identity,
+    spool_line_identity,
 )
 from ingest.readings import DecodeRejected
 from ingest.security.files import private_dir
@@ -425,6 +427,8 @@ class Ingester:
     def _reject(self, batch: Batch, message: Message, exc: DecodeRejected) -> None:
         self.rejection_log.rejected(message.topic, exc.reason, exc.detail)
         gateway, device = exc.key or (None, None)
+        mqtt = self.settings.mqtt  # our session at the broker: where the packet id counts
+        session = f"{mqtt.client_id}@{mqtt.host}:{mqtt.port}"
         batch.rejected.append(
             QuarantineEntry(
                 message.topic,
@@ -435,6 +439,8 @@ class Ingester:
                 exc.profile,
                 gateway,
                 device,
+                mqtt_identity(session, message.topic, message.payload, message.mid),
+                redelivered=message.dup,  # committed before a crash that came before the ack: once
             )
         )
 
@@ -500,8 +506,7 @@ class Ingester:
 
     async def _commit(self, batches: list[Batch]) -> None:
         rejected = [entry for batch in batches for entry in batch.rejected]
-        if rejected:
-            await asyncio.to_thread(self.quarantine.add_many, rejected)
+        stored = await asyncio.to_thread(self.quarantine.add_many, rejected) if rejected else []
         bodies = [(batch.body(), batch.decoded_messages) for batch in batches if batch.lines]
         if bodies:
             size = sum(len(body) for body, _ in bodies)
@@ -516,9 +521,10 @@ class Ingester:
             await asyncio.to_thread(self.quarantine.mark_replayed, replayed)
             self._replaying.difference_update(replayed)
         self.source.ack(message for batch in batches for message in batch.messages)
-        for batch in batches:
-            for entry in batch.rejected:
+        for entry, kept in zip(rejected, stored, strict=True):
+            if kept.added:  # a redelivery of an entry stored before (a crash before the ack): counted then
                 self.stats.quarantined[entry.reason] += 1
+        for batch in batches:
             self.stats.decoded += batch.decoded_messages
             self.stats.spooled += batch.decoded_messages
             self.stats.replayed += len(batch.replayed)
@@ -642,7 +648,7 @@ class Ingester:
             refused: list[int] = []  # lines per record InfluxDB refused (quarantined, not written)
             for start in range(0, len(records), in_flight):  # InfluxDB works on one while we send the next
                 refused += await asyncio.gather(
-                    *(self._write_record(r.payload) for r in records[start : start + in_flight])
+                    *(self._write_record(r.payload, r.seq) for r in records[start : start + in_flight])
                 )
             after = records[-1].seq
             await asyncio.to_thread(self.spool.confirm_many, [r.seq for r in records])
@@ -651,20 +657,20 @@ class Ingester:
                 self.stats.written += self._messages_in_record.pop(record.seq, 0)
                 self.stats.points_written += record.payload.count(b"\n") - refused_lines
 
-    async def _write_record(self, body: bytes) -> int:
+    async def _write_record(self, body: bytes, seq: int, offset: int = 0) -> int:
         """Write until InfluxDB confirms; lines it refuses for good are quarantined (found by bisection).
-        Returns how many lines were quarantined."""
+        ``body`` is spool record ``seq`` from byte ``offset`` on. Returns how many lines were refused."""
         try:
             await self._write_with_retry(body)
         except InfluxRejected as exc:
             lines = body.splitlines(keepends=True)
             if len(lines) == 1:
-                await self._quarantine_line(lines[0], str(exc))
+                await self._quarantine_line(lines[0], str(exc), seq, offset)
                 return 1
             self.stats.influx_rejected_batches += 1
-            middle = len(lines) // 2
-            first = await self._write_record(b"".join(lines[:middle]))
-            return first + await self._write_record(b"".join(lines[middle:]))
+            head = b"".join(lines[: len(lines) // 2])
+            first = await self._write_record(head, seq, offset)
+            return first + await self._write_record(body[len(head) :], seq, offset + len(head))
         return 0
 
     async def _write_with_retry(self, body: bytes) -> None:
@@ -682,12 +688,22 @@ class Ingester:
                 else:  # InfluxDB answered (overloaded, 5xx): the backoff paces the write itself
                     await asyncio.sleep(delay)
 
-    async def _quarantine_line(self, line: bytes, error: str) -> None:
+    async def _quarantine_line(self, line: bytes, error: str, seq: int, offset: int) -> None:
         measurement = line.split(b",", 1)[0].split(b" ", 1)[0].decode(errors="replace")
+        line = line.rstrip(b"\n")
         entry = QuarantineEntry(
-            f"influx:{measurement}", line.rstrip(b"\n"), time.time_ns(), "influx_rejected", error
+            f"influx:{measurement}",
+            line,
+            time.time_ns(),
+            "influx_rejected",
+            error,
+            identity=spool_line_identity(seq, offset, line),
+            redelivered=True,  # the record is read again after a crash before its checkpoint: once
         )
-        await asyncio.to_thread(self.quarantine.add_many, [entry])
+        (stored,) = await asyncio.to_thread(self.quarantine.add_many, [entry])
+        if not stored.added:
+            log.info("influx refused a line again, in the quarantine already (entry %d)", stored.id)
+            return
         self.stats.quarantined["influx_rejected"] += 1
         self.stats.points_quarantined += 1
         log.error("influx refused a line for good, quarantined: %s", error)
