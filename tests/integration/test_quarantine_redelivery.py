@@ -1,19 +1,26 @@
 """Exactly-once quarantine against the real services: what a redelivery looks like on the wire (the DUP
-flag and the original packet id, which the quarantine's identity relies on), and replay counting once."""
+flag and the original packet id, which the quarantine's identity relies on), the ingester killed between
+the quarantine commit and the ack, and replay counting once."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import orjson
+import pytest
 
 from ingest.config import MqttSettings, Settings
+from ingest.ingester import Ingester
+from ingest.ingester_ports import MessageSource
 from ingest.localservices import Mosquitto
 from ingest.mqtt import Message, MqttSource
 from ingest.quarantine import QUARANTINE_FILE, Quarantine, QuarantineEntry, mqtt_identity
 from ingest.replay import replay
+from ingest.stats import Stats
 from simulators.publisher import Publisher
 from tests.helpers import InfluxQuery, Target
 
@@ -92,3 +99,80 @@ def test_replay_counts_each_quarantined_message_once(target: Target, influx: Inf
         assert quarantine.stats() == {"by_reason": {}, "pending": 0, "replayed": 2, "total": 2}
     assert report.as_dict() == {"replayed": 2, "still_rejected": {}, "points": 2}
     assert influx.count("electricity", "power_w") == 2
+
+
+class Crash(Exception):
+    """The ingester process dies here."""
+
+
+class WatchedSource(MqttSource):
+    """The real MQTT source. With ``die`` the process dies when the commit stage acknowledges (after the
+    quarantine commit): the connection drops without an ack, as in a kill at that moment. Otherwise
+    ``acked`` is set once an ack went out."""
+
+    def __init__(self, *args: Any, die: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.die = die
+        self.acked = asyncio.Event()
+
+    def ack(self, messages: Iterable[Message]) -> int:
+        if self.die:
+            raise Crash("killed between the quarantine commit and the ack")
+        sent = super().ack(messages)
+        if sent:
+            self.acked.set()
+        return sent
+
+
+def test_a_crash_between_the_quarantine_commit_and_the_ack_quarantines_once(
+    mosquitto: Mosquitto, target: Target
+) -> None:
+    settings = Settings.model_validate(target.config())
+    topic = f"{target.topic_prefix}lab/gw-1/tele/plug-1/SENSOR"  # tasmota: the payload is not JSON
+    quarantine_file = target.state_dir / QUARANTINE_FILE
+
+    def run_ingester(*, die: bool) -> tuple[Ingester, WatchedSource]:
+        made: list[WatchedSource] = []
+
+        def source(
+            *, topics: list[str], queue: asyncio.Queue[list[Message]], on_broker_drops: Callable[[int], None]
+        ) -> MessageSource:
+            made.append(
+                WatchedSource(
+                    settings.mqtt, topics=topics, queue=queue, on_broker_drops=on_broker_drops, die=die
+                )
+            )
+            return made[0]
+
+        return Ingester(settings, source=source), made[0]
+
+    async def first_run() -> None:
+        ingester, source = run_ingester(die=True)
+        run = asyncio.create_task(ingester.run())
+        await asyncio.wait_for(source.connected.wait(), 10)
+        await asyncio.to_thread(_publish, mosquitto.port, topic, [b"{bad"])
+        with pytest.raises(Crash):
+            await asyncio.wait_for(run, 10)
+
+    async def restart(*, publish_again: bool) -> Stats:
+        ingester, source = run_ingester(die=False)
+        run = asyncio.create_task(ingester.run())
+        await asyncio.wait_for(source.connected.wait(), 10)
+        if publish_again:
+            await asyncio.to_thread(_publish, mosquitto.port, topic, [b"{bad"])
+        await asyncio.wait_for(source.acked.wait(), 10)
+        ingester.stop()
+        await asyncio.wait_for(run, 10)
+        return ingester.stats
+
+    asyncio.run(first_run())
+    with Quarantine(quarantine_file, read_only=True) as quarantine:
+        assert quarantine.count() == 1
+    redelivered = asyncio.run(restart(publish_again=False))
+    assert (redelivered.received, redelivered.quarantined_total) == (1, 0)  # in the quarantine already
+    with Quarantine(quarantine_file, read_only=True) as quarantine:
+        assert quarantine.count() == 1
+    again = asyncio.run(restart(publish_again=True))  # the same bad payload sent again: a new message
+    assert (again.received, again.quarantined_total) == (1, 1)
+    with Quarantine(quarantine_file, read_only=True) as quarantine:
+        assert [r.payload for r in quarantine.list()] == [b"{bad", b"{bad"]
