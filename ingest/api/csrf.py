@@ -25,7 +25,7 @@ import logging
 
 from fastapi import HTTPException, Request, status
 
-from ingest.api.deps import session_cookie
+from ingest.api.cookies import session_token
 from ingest.api.pages.web import CSRF_FIELD, OPS_PREFIX, PAGES_PREFIX, PORTAL_PREFIX, CsrfRefused, csrf_valid
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _is_json(media_type: str) -> bool:
 
 
 def _cookie_authenticates(request: Request) -> bool:
-    if session_cookie(request) is None:
+    if session_token(request) is None:
         return False
     if request.url.path.startswith(PAGES_PREFIX):
         return True  # the pages know only the cookie

@@ -3,7 +3,7 @@
 ``SessionDep`` a database session; ``CurrentUser`` any logged-in user (else 401);
 ``OperatorUser``, ``StaffUser`` (operator or technician), ``ResidentUser``: the role (else 403);
 ``BrokerDep`` the broker's account administration (503 when not configured). The session cookie is
-read and written here, under the app's name for it (``__Host-`` prefixed in production: security.py).
+read and written by :mod:`ingest.api.cookies`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
+from ingest.api.cookies import session_token
 from ingest.api.security import HOST_PREFIX, SESSION_COOKIE, TokenSigner
 from ingest.registry.fleet import BrokerAccounts
 from ingest.registry.models import Role, User
@@ -27,7 +28,7 @@ class _SessionCookie(APIKeyCookie):
     """The session cookie under the app's name for it (documented under the development name)."""
 
     async def __call__(self, request: HTTPConnection) -> str | None:
-        return session_cookie(request)
+        return session_token(request)
 
 
 _bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/login")
@@ -50,37 +51,6 @@ SessionDep = Annotated[Session, Depends(get_session)]
 def get_signer(request: Request) -> TokenSigner:
     signer: TokenSigner = request.app.state.signer
     return signer
-
-
-def session_cookie(request: HTTPConnection) -> str | None:
-    """The session token of the cookie (None: none sent); only the app's own name counts, so a tossed
-    unprefixed cookie is ignored in production."""
-    signer: TokenSigner = request.app.state.signer
-    return request.cookies.get(signer.cookie_name) or None
-
-
-def set_session_cookie(request: Request, response: Response, token: str) -> None:
-    signer = get_signer(request)
-    response.set_cookie(
-        signer.cookie_name,
-        token,
-        max_age=signer.max_age_s,
-        httponly=True,
-        samesite="strict",
-        secure=request.app.state.secure_cookies,
-        path="/",  # no Domain: this host only (and the __Host- prefix requires both)
-    )
-
-
-def clear_session_cookie(request: Request, response: Response) -> None:
-    """With the attributes it was set with: a browser keeps a __Host- cookie cleared without Secure."""
-    response.delete_cookie(
-        get_signer(request).cookie_name,
-        path="/",
-        secure=request.app.state.secure_cookies,
-        httponly=True,
-        samesite="strict",
-    )
 
 
 def _unauthorized(detail: str) -> HTTPException:

@@ -26,6 +26,7 @@ from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest.api.cookies import session_token_in
 from ingest.api.pages.web import PAGES_PREFIX
 from ingest.api.security import TokenSigner
 from ingest.registry.device_import import MAX_BYTES as CSV_MAX_BYTES
@@ -125,5 +126,5 @@ class BodyLimit:
         scheme, _, bearer = headers.get("authorization", "").partition(" ")
         token = bearer.strip() if scheme.lower() == "bearer" else ""
         if not token:
-            token = cookie_parser(headers.get("cookie", "")).get(self.signer.cookie_name, "")
+            token = session_token_in(cookie_parser(headers.get("cookie", "")), self.signer) or ""
         return 0 < len(token) <= _MAX_TOKEN and self.signer.read(token) is not None

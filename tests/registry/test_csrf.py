@@ -21,8 +21,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from ingest.api.app import create_app
+from ingest.api.cookies import CSRF_COOKIE
 from ingest.api.csrf import CSRF_HEADER
-from ingest.api.pages.web import CSRF_COOKIE
 from ingest.api.security import SESSION_COOKIE, TokenSigner
 from ingest.config import Settings
 from ingest.dynsec import DynsecAdmin

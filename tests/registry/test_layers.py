@@ -1,6 +1,7 @@
 """Layers: the registry and the commissioning check are services that know nothing of HTTP. The API's
 routes and pages call them, the CLI calls them directly, never through ``ingest.api`` — the one
-exception being ``reallabor api``, the command that serves the API."""
+exception being ``reallabor api``, the command that serves the API. And the API writes its cookies in one
+place."""
 
 from __future__ import annotations
 
@@ -57,3 +58,21 @@ def test_the_check_sees_an_import_of_the_api(tmp_path: Path) -> None:
         "registry/cli.py:<module> imports ingest.api.schemas",
         "commissioning/run.py:go imports ingest.api.runs",
     ]
+
+
+def cookie_writers(root: Path) -> list[str]:
+    """Modules below ``root``/api, other than ``cookies.py``, that set or delete a cookie themselves."""
+    found: list[str] = []
+    for path in sorted((root / "api").rglob("*.py")):
+        if path.name == "cookies.py" and path.parent == root / "api":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            called = node.func if isinstance(node, ast.Call) else None
+            if isinstance(called, ast.Attribute) and called.attr in ("set_cookie", "delete_cookie"):
+                found.append(f"{path.relative_to(root).as_posix()}:{called.lineno} {called.attr}")
+    return found
+
+
+def test_cookies_are_written_in_one_place() -> None:
+    """Session, CSRF and language cookies keep one set of attributes (ingest/api/cookies.py)."""
+    assert cookie_writers(INGEST) == []

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.api.pages.web import CSRF_COOKIE
+from ingest.api.cookies import CSRF_COOKIE
 from ingest.api.security import SESSION_COOKIE
 from ingest.registry.models import Device, Role, User
 from tests.registry import factories as f

@@ -17,9 +17,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from ingest.api.cookies import CSRF_COOKIE
 from ingest.api.pages import device_pages, gateway_pages, import_page, invite_pages
 from ingest.api.pages import router as pages
-from ingest.api.pages.web import CSRF_COOKIE, CSRF_FIELD, PAGES_PREFIX
+from ingest.api.pages.web import CSRF_FIELD, PAGES_PREFIX
 from ingest.api.security import SESSION_COOKIE, TokenSigner
 from ingest.dynsec import DynsecAdmin
 from ingest.registry import invitations

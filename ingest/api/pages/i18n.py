@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
+from ingest.api.cookies import language
 from ingest.portal.texts import PORTAL_TEXTS
 
-LANG_COOKIE = "reallabor_lang"
 LANGUAGES = ("de", "en")
 DEFAULT = "de"
 
@@ -536,7 +536,7 @@ def plural(lang: str, key: str, n: int, **values: object) -> str:
 
 def negotiate(request: Request) -> str:
     """The page language: the switch's cookie, else the best of Accept-Language, else German."""
-    chosen = request.cookies.get(LANG_COOKIE)
+    chosen = language(request)
     if chosen in LANGUAGES:
         return chosen
     best, best_q = DEFAULT, -1.0

@@ -29,7 +29,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingest.api.deps import SessionDep, get_signer, set_session_cookie
+from ingest.api.cookies import set_session
+from ingest.api.deps import SessionDep, get_signer
 from ingest.api.pages.web import PORTAL_PREFIX, CsrfChecked, StaffPage, render
 from ingest.api.throttle import (
     LoginBusy,
@@ -311,5 +312,5 @@ def welcome_submit(
             taken.succeeded()
     audit("login.ok", user=user.username, role=user.role.value, client=address, via="invitation")
     response = RedirectResponse(PORTAL_PREFIX, status_code=status.HTTP_303_SEE_OTHER)
-    set_session_cookie(request, response, get_signer(request).issue(user))
+    set_session(request, response, get_signer(request).issue(user))
     return response

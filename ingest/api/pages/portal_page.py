@@ -17,8 +17,9 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ingest.api.cookies import set_language
 from ingest.api.deps import SessionDep
-from ingest.api.pages.i18n import LANG_COOKIE, LANGUAGES, negotiate, translator
+from ingest.api.pages.i18n import LANGUAGES, negotiate, translator
 from ingest.api.pages.localize import zone
 from ingest.api.pages.ops_page import UPLOT_DIR, UPLOT_URL
 from ingest.api.pages.web import LoginRequired, PageForbidden, render, session_user
@@ -284,7 +285,7 @@ def switch_language(code: str, next: str | None = None) -> Response:
         target = PORTAL_PREFIX
     response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
     if code in LANGUAGES:
-        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", path="/")
+        set_language(response, code)
     return response
 
 

@@ -12,9 +12,10 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ingest.api.deps import SessionDep, clear_session_cookie, get_signer, set_session_cookie
+from ingest.api.cookies import clear_session, set_language, set_session
+from ingest.api.deps import SessionDep, get_signer
 from ingest.api.pages import device_pages, discovery_page, gateway_pages, import_page, invite_pages
-from ingest.api.pages.i18n import LANG_COOKIE, LANGUAGES
+from ingest.api.pages.i18n import LANGUAGES
 from ingest.api.pages.web import (
     OPS_PREFIX,
     PAGES_PREFIX,
@@ -80,7 +81,7 @@ def login_submit(
         )
     target = landing(user, safe_next(next))
     response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
-    set_session_cookie(request, response, get_signer(request).issue(user))
+    set_session(request, response, get_signer(request).issue(user))
     return response
 
 
@@ -93,7 +94,7 @@ def logout_submit(
         end_sessions(session, user)
         audit("logout", user=user.username, client=client_address(request), via="pages")
     response = RedirectResponse(f"{PAGES_PREFIX}/login", status_code=status.HTTP_303_SEE_OTHER)
-    clear_session_cookie(request, response)
+    clear_session(request, response)
     return response
 
 
@@ -101,7 +102,7 @@ def logout_submit(
 def switch_language(code: str, next: str | None = None) -> Response:
     response = RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
     if code in LANGUAGES:
-        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", path="/")
+        set_language(response, code)
     return response
 
 

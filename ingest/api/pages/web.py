@@ -26,10 +26,10 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from ingest.api.deps import SessionDep, get_signer, session_cookie, token_user
+from ingest.api.cookies import login_csrf, session_token, set_login_csrf
+from ingest.api.deps import SessionDep, get_signer, token_user
 from ingest.api.pages.i18n import LANGUAGES, negotiate, translator
 from ingest.api.pages.localize import Localizer, zone
-from ingest.api.security import cookie_name
 from ingest.registry.models import Role, User
 
 PAGES_PREFIX = "/tech"
@@ -37,7 +37,6 @@ OPS_PREFIX = "/ops"  # the operators' overview (ops_page.py)
 PORTAL_PREFIX = "/portal"  # the residents' pages; a resident lands there after login
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
-CSRF_COOKIE = "reallabor_csrf"  # before login only; "__Host-reallabor_csrf" in production
 CSRF_FIELD = "csrf_token"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 STAFF = frozenset({Role.operator, Role.technician})
@@ -97,7 +96,7 @@ def landing(user: User, target: str) -> str:
 
 
 def session_user(request: Request, session: SessionDep) -> User | None:
-    token = session_cookie(request)
+    token = session_token(request)
     return token_user(session, get_signer(request), token) if token else None
 
 
@@ -127,23 +126,19 @@ def localizer(request: Request, lang: str | None = None) -> Localizer:
     return Localizer(lang or negotiate(request), zone(getattr(request.app.state, "timezone", None)))
 
 
-def csrf_cookie_name(request: Request) -> str:
-    return cookie_name(CSRF_COOKIE, secure=request.app.state.secure_cookies)
-
-
 def csrf_token(request: Request) -> str:
     """The CSRF token for this browser's forms: its session's, or before login the pre-session one (a new
     one is set as cookie by :func:`render`)."""
-    session_token = session_cookie(request)
-    if session_token is not None:
-        return get_signer(request).csrf_token(session_token)
-    existing = request.cookies.get(csrf_cookie_name(request))
-    if existing and _TOKEN.fullmatch(existing):
+    token = session_token(request)
+    if token is not None:
+        return get_signer(request).csrf_token(token)
+    existing = login_csrf(request)
+    if _TOKEN.fullmatch(existing):
         return existing
     if not getattr(request.state, "new_csrf", None):
         request.state.new_csrf = secrets.token_urlsafe(32)
-    token: str = request.state.new_csrf
-    return token
+    new: str = request.state.new_csrf
+    return new
 
 
 def csrf_valid(request: Request, sent: object) -> bool:
@@ -151,11 +146,11 @@ def csrf_valid(request: Request, sent: object) -> bool:
     without one (the login form) equal to the pre-session cookie."""
     if not isinstance(sent, str) or not sent:
         return False
-    session_token = session_cookie(request)
-    if session_token is not None:
-        expected = get_signer(request).csrf_token(session_token)
+    token = session_token(request)
+    if token is not None:
+        expected = get_signer(request).csrf_token(token)
     else:
-        expected = request.cookies.get(csrf_cookie_name(request), "")
+        expected = login_csrf(request)
         if not _TOKEN.fullmatch(expected):
             return False
     return hmac.compare_digest(sent.encode(errors="replace"), expected.encode())
@@ -199,14 +194,7 @@ def render(
     response = templates.TemplateResponse(request, name, values, status_code=status_code)
     new = getattr(request.state, "new_csrf", None)
     if new:
-        response.set_cookie(
-            csrf_cookie_name(request),
-            new,
-            httponly=True,
-            samesite="strict",
-            secure=request.app.state.secure_cookies,
-            path="/",  # no Domain, Path=/: what the __Host- prefix requires
-        )
+        set_login_csrf(request, response, new)
     response.headers.update(SECURITY_HEADERS)
     response.headers["Content-Language"] = lang
     return response

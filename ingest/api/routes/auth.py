@@ -10,7 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
-from ingest.api.deps import CurrentUser, SessionDep, clear_session_cookie, get_signer, set_session_cookie
+from ingest.api.cookies import clear_session, set_session
+from ingest.api.deps import CurrentUser, SessionDep, get_signer
 from ingest.api.schemas import LoginRequest, LoginResponse, UserPublic
 from ingest.api.security import TokenSigner
 from ingest.api.throttle import LoginBusy, LoginThrottled, attempt_login, client_address
@@ -48,7 +49,7 @@ def login(
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
     token = signer.issue(user)
-    set_session_cookie(request, response, token)
+    set_session(request, response, token)
     return LoginResponse(
         access_token=token, expires_in=signer.max_age_s, user=UserPublic.model_validate(user)
     )
@@ -59,4 +60,4 @@ def logout(user: CurrentUser, session: SessionDep, request: Request, response: R
     """End every session of the calling user (all devices) and clear the cookie."""
     end_sessions(session, user)
     audit("logout", user=user.username, client=client_address(request), via="api")
-    clear_session_cookie(request, response)
+    clear_session(request, response)
