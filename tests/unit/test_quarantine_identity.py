@@ -22,6 +22,7 @@ from ingest.quarantine import (
     spool_line_identity,
 )
 from ingest.quarantine_cli import add_parser
+from tests.unit.test_quarantine_keys import V1_SCHEMA
 
 T0 = 1_764_320_400_000_000_000
 SESSION = "ingest-1@127.0.0.1:1883"
@@ -164,26 +165,16 @@ def test_two_writers_store_a_redelivery_once(tmp_path: Path) -> None:
         assert q.count() == 1
 
 
-V2_SCHEMA = """
-CREATE TABLE quarantine (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic          TEXT    NOT NULL,
-    payload        BLOB    NOT NULL,
-    received_ns    INTEGER NOT NULL,
-    profile        TEXT,
-    reason         TEXT    NOT NULL,
-    detail         TEXT    NOT NULL,
-    quarantined_ns INTEGER NOT NULL,
-    status         TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'replayed')),
-    replayed_ns    INTEGER,
-    gateway        TEXT,
-    device         TEXT
-);
-CREATE INDEX quarantine_status_reason ON quarantine (status, reason);
-CREATE INDEX quarantine_received ON quarantine (received_ns);
+# a version 2 file as the upgrade from version 1 left it (tests/unit/test_quarantine_keys.py has version 1)
+V2_SCHEMA = (
+    V1_SCHEMA.replace("PRAGMA user_version=1;", "")
+    + """
+ALTER TABLE quarantine ADD COLUMN gateway TEXT;
+ALTER TABLE quarantine ADD COLUMN device TEXT;
 CREATE INDEX quarantine_device ON quarantine (status, reason, gateway, device);
 PRAGMA user_version=2;
 """
+)
 
 
 def _v2_file(path: Path) -> None:
