@@ -204,10 +204,10 @@ def fill(url: str, households: int, days: int, raw_days: int) -> dict[str, Any]:
 
 
 def registry(directory: Path, households: int) -> tuple[Any, list[str]]:
+    from ingest.registry.buildings import create_building, create_household
     from ingest.registry.db import commit, make_engine, session_factory
     from ingest.registry.migrate import upgrade
     from ingest.registry.models import Role, User
-    from ingest.registry.people import create_building, create_household
 
     engine = make_engine(f"sqlite:///{directory / 'registry.db'}")
     upgrade(engine)

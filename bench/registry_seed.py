@@ -9,11 +9,11 @@ from pathlib import Path
 
 from bench.workload import Device, devices
 from ingest.registry.assignments import create_assignment
+from ingest.registry.buildings import create_building, create_household
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.fleet import create_device
 from ingest.registry.migrate import upgrade
 from ingest.registry.models import Gateway, GatewayStatus
-from ingest.registry.people import create_building, create_household
 
 SINCE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
