@@ -522,8 +522,10 @@ class Ingester:
             self._replaying.difference_update(replayed)
         self.source.ack(message for batch in batches for message in batch.messages)
         for entry, kept in zip(rejected, stored, strict=True):
-            if kept.added:  # a redelivery of an entry stored before (a crash before the ack): counted then
+            if kept.added:
                 self.stats.quarantined[entry.reason] += 1
+            else:  # a redelivery of an entry stored before (a crash before the ack): counted then
+                self.stats.already_quarantined += 1
         for batch in batches:
             self.stats.decoded += batch.decoded_messages
             self.stats.spooled += batch.decoded_messages

@@ -1,13 +1,16 @@
 """Message accounting: every message the broker hands over is counted exactly once by its outcome.
 
 received = decoded + quarantined (at decode), and once a batch is committed:
-received = written + in spool + quarantined, with dropped staying 0.
+received = written + in spool + quarantined + already_quarantined, with dropped staying 0.
+(``already_quarantined``: a reject the broker sent again because a crash or a lost connection came between
+its quarantine commit and its ack; the quarantine holds it once, so it is counted once, in the process
+that stored it.)
 
 Messages come from a second source too: the quarantine, when the ingester replays the ``unknown_device``
 entries of a device that got registered (by this process or an earlier one). Such a message was counted
 as quarantined when it was rejected and counts as ``replayed`` when it leaves the quarantine for the spool;
 its way on is counted as any other's (decoded, spooled, written). So in general:
-received + replayed = written + in spool + quarantined.
+received + replayed = written + in spool + quarantined + already_quarantined.
 
 The fields of :class:`Stats` are the one list of counters: each is exported as ``<name>_total`` on
 /metrics, as a field of the ``ingest_stats`` point (under its ``point`` name where one is given) and in the
@@ -30,6 +33,7 @@ class Stats:
     received: int = 0  # messages the broker handed over
     decoded: int = 0  # committed messages that became readings
     quarantined: Counter[str] = field(default_factory=Counter)  # committed rejections by reason
+    already_quarantined: int = 0  # redelivered rejections the quarantine held already (not stored again)
     spooled: int = 0  # decoded messages whose lines are durably in the spool
     written: int = 0  # spooled messages whose points InfluxDB confirmed
     points_written: int = 0

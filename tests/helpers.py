@@ -178,6 +178,7 @@ def settled(port: int) -> dict[str, float] | None:
     Messages replayed from the quarantine (``replayed_total``) come in besides the received ones."""
     metrics = read_metrics(port)
     quarantined = sum(v for k, v in metrics.items() if k.startswith("quarantined_total"))
+    quarantined += metrics.get("already_quarantined_total", 0)
     came_in = metrics["received_total"] + metrics.get("replayed_total", 0)
     if metrics["in_spool_messages"] or came_in != metrics["written_total"] + quarantined:
         return None
@@ -185,8 +186,10 @@ def settled(port: int) -> dict[str, float] | None:
 
 
 def assert_accounting(metrics: dict[str, float]) -> None:
-    """received + replayed = written + in spool + quarantined (at rest), and nothing dropped."""
+    """received + replayed = written + in spool + quarantined + already quarantined (at rest), and nothing
+    dropped."""
     quarantined = sum(v for k, v in metrics.items() if k.startswith("quarantined_total"))
+    quarantined += metrics.get("already_quarantined_total", 0)
     assert metrics["dropped_total"] == 0
     came_in = metrics["received_total"] + metrics.get("replayed_total", 0)
     assert came_in == metrics["written_total"] + metrics["in_spool_messages"] + quarantined, metrics

@@ -56,7 +56,7 @@ def test_a_reject_redelivered_after_a_crash_before_its_ack_is_quarantined_once(t
             await asyncio.wait_for(run, TIMEOUT_S)
         assert broker.unacked() == [BAD]
 
-    async def restart() -> tuple[int, int]:
+    async def restart() -> tuple[int, int, int]:
         broker = FakeBroker()
         ingester = Ingester(settings, source=broker.bind, writer=FakeInflux())
         run = asyncio.create_task(ingester.run())
@@ -68,14 +68,15 @@ def test_a_reject_redelivered_after_a_crash_before_its_ack_is_quarantined_once(t
         broker.deliver([dataclasses.replace(BAD, received_ns=time.time_ns())])  # sent again: new message
         await until(lambda: len(broker.acked) == 3, "the new one acknowledged")
         await stop(ingester, run)
-        return after_redelivery, ingester.stats.quarantined_total
+        return after_redelivery, ingester.stats.quarantined_total, ingester.stats.already_quarantined
 
     asyncio.run(crash_after_the_commit())
     assert quarantined(tmp_path) == [(BAD.topic, BAD.payload, "invalid_json")]
-    after_redelivery, at_the_end = asyncio.run(restart())
+    after_redelivery, at_the_end, already = asyncio.run(restart())
     assert after_redelivery == 0  # received, acknowledged, already in the quarantine: not counted again
     assert quarantined(tmp_path) == [(BAD.topic, BAD.payload, "invalid_json")] * 2
     assert at_the_end == 1
+    assert already == 1  # the redelivery has its own outcome, so received = written + quarantined + already
 
 
 class CrashingSpool(Spool):

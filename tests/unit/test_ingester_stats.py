@@ -17,6 +17,7 @@ def test_metric_names_stay_as_they_were() -> None:
         "received_total",
         "decoded_total",
         'quarantined_total{reason="invalid_json"}',
+        "already_quarantined_total",
         "spooled_total",
         "written_total",
         "in_spool_messages",
@@ -35,6 +36,7 @@ def test_the_ingest_stats_point_keeps_its_field_names() -> None:
         "received",
         "decoded",
         "quarantined",
+        "already_quarantined",
         "spooled",
         "written",
         "retried",  # write_retries, as the point has always called it
