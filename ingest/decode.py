@@ -9,7 +9,7 @@ by measurement when the decoder is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.decoders import DeclineFn, DecodeFn, DecodeInput
 from ingest.profiles.loader import CompiledProfile, ProfileSet
@@ -46,6 +46,7 @@ class _Route:
     declines: DeclineFn | None
     plausibility: _Plausibility
     same_bindings: bool  # as the route before it: that route's DecodeInput serves this one too
+    also: tuple[_Route, ...] = ()  # the profile's also_read_by among this topic's candidates
 
 
 class MessageDecoder:
@@ -96,7 +97,7 @@ class MessageDecoder:
             for profile, bindings in self.profiles.candidates(local):
                 same = bool(found) and found[-1].bindings == bindings
                 found.append(self._route(profile, bindings, same_bindings=same))
-            routed = (local, tuple(found))
+            routed = (local, tuple(_with_also(found)))
             if len(topic) <= ROUTE_CACHE_TOPIC_MAX:
                 if len(self._routes) >= ROUTE_CACHE_SIZE:
                     self._routes.clear()  # a flood of new topics: start over rather than grow without bound
@@ -135,7 +136,7 @@ class MessageDecoder:
             except DecodeRejected as exc:
                 exc.profile = route.profile.id
                 raise
-            return readings
+            return self._also(route, message, readings) if route.also and message.rest else readings
         if not candidates:
             raise DecodeRejected("no_profile", "no device profile matches the topic")
         raise DecodeRejected("no_profile", "; ".join(f"{r.profile.id}: {detail}" for r, detail in declined))
@@ -170,6 +171,33 @@ class MessageDecoder:
             raise
         return readings
 
+    def _also(self, route: _Route, message: DecodeInput, readings: list[Reading]) -> list[Reading]:
+        """``readings`` with those of the profiles that read the rest of the message (also_read_by),
+        asked when the decoder said it left some (``DecodeInput.rest``).
+
+        One that has nothing to read there declines or finds no readings; any other rejection rejects
+        the whole message, as its own would: a message is written whole or quarantined whole.
+        """
+        for other in route.also:
+            if other.bindings != message.bindings:
+                message = DecodeInput(
+                    message.topic, message.payload, other.bindings, message.received_ns, message.parsed
+                )
+            try:
+                if other.declines is not None and other.declines(message) is not None:
+                    continue
+                more = other.decode(message)
+                self._finish(other, more)
+            except NotThisProfile:
+                continue
+            except DecodeRejected as exc:
+                if exc.reason == "no_readings":
+                    continue
+                exc.profile = other.profile.id
+                raise
+            readings.extend(more)
+        return readings
+
     def _finish(self, route: _Route, readings: list[Reading]) -> None:
         """Plausibility and the route's base tags, in place."""
         plausibility = route.plausibility
@@ -201,3 +229,14 @@ class MessageDecoder:
                 implausible = True
         if implausible:  # set after the loop: "implausible" itself is never range-checked (a bool)
             reading.fields["implausible"] = True
+
+
+def _with_also(routes: list[_Route]) -> list[_Route]:
+    """``routes`` with each one's ``also``: its profile's also_read_by that are candidates here too."""
+    by_id = {route.profile.id: route for route in routes}
+    return [
+        replace(route, also=tuple(by_id[i] for i in route.profile.profile.also_read_by if i in by_id))
+        if route.profile.profile.also_read_by
+        else route
+        for route in routes
+    ]

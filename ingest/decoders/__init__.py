@@ -27,6 +27,9 @@ class DecodeInput:
     # (document,) once a decoder parsed the payload as JSON (payloads.message_object): the decode stage
     # hands the same parse to every profile it tries on a shared topic, so the payload is parsed once
     parsed: tuple[Any] | None = field(default=None, repr=False, compare=False)
+    # set by a decoder that read only its part of the message and left the rest to the profiles its
+    # profile names in also_read_by (tasmota: a meter script's group beside ENERGY); False: nothing left
+    rest: bool = field(default=False, repr=False, compare=False)
 
 
 class DecodeFn(Protocol):

@@ -122,7 +122,8 @@ def build(options: ObisJsonOptions, tz: str) -> DecodeFn:
             if obis is None or (value := convert(obis, raw, key)) is None:
                 continue
             if values.setdefault(obis.cde, value) != value:  # no silent choice between two readings
-                raise DecodeRejected("invalid_payload", f"{key[:40]!r}: a second, different value of {obis.cde}")
+                detail = f"{key[:40]!r}: a second, different value of {obis.cde}"
+                raise DecodeRejected("invalid_payload", detail)
         fields: dict[str, FieldValue] = electricity_fields(values)
         if not fields:
             raise DecodeRejected("no_readings", "no OBIS key with a value this profile stores")

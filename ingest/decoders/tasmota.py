@@ -11,7 +11,8 @@ turns them into ``power_l1_w`` … with ``power_w`` their sum, ``arrays: channel
 channel (tag ``channel``). Environment sensor groups
 (``{"BME280":{"Temperature":21.3,…},"PressureUnit":"hPa","TempUnit":"C"}``) become ``environment`` points
 tagged ``sensor``. A SENSOR message with neither is a meter-reader script's
-(profile tasmota-sml): :class:`NotThisProfile`.
+(profile tasmota-sml): :class:`NotThisProfile`. A script's groups beside them are read by tasmota-sml
+after this profile (``also_read_by``), its readings added to these.
 
 ``stat/<dev>/STATUS10``: the answer to the ``Status 10`` command, the SENSOR message wrapped in
 ``StatusSNS`` (``{"StatusSNS":{"Time":"…","ENERGY":{…}}}``), unwrapped and read as SENSOR.
@@ -28,6 +29,7 @@ falls back to the receive time.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,17 +93,26 @@ def _energy(block: dict[str, Any], points: Points, arrays: ArrayMode) -> None:
                 points.add("electricity", phase_field.format(phase), value)
 
 
+def is_sensor_group(keys: AbstractSet[str]) -> bool:
+    """The keys of an environment sensor driver's group; a group with other keys is a script's
+    (tasmota-sml)."""
+    # a keys view's isdisjoint walks the smaller side (the five names), not every key of a script's group
+    return not keys.isdisjoint(_ENV_KEYS) and keys <= _ENV_ANY
+
+
 def _is_sensor_group(block: Any) -> bool:
-    """An environment sensor driver's group; a group with other keys is a script's (tasmota-sml)."""
-    # keys().isdisjoint walks the smaller side (the five names), not every key of a script's group
-    return isinstance(block, dict) and not block.keys().isdisjoint(_ENV_KEYS) and block.keys() <= _ENV_ANY
+    return isinstance(block, dict) and is_sensor_group(block.keys())
 
 
-def _environment(document: dict[str, Any], points: Points) -> None:
+def _environment(document: dict[str, Any], points: Points) -> bool:
+    """The environment sensor groups into ``points``; True when a meter script's group (an object
+    that is neither ENERGY nor a sensor's) is left for tasmota-sml."""
     temp_unit = document.get("TempUnit", "C")
     press_factor = _PRESSURE_TO_HPA.get(str(document.get("PressureUnit", "hPa")))
+    rest = False
     for group, block in document.items():
         if not _is_sensor_group(block):
+            rest = rest or (type(block) is dict and group != "ENERGY")
             continue
         tags = {"sensor": group or "_"}
         temperature = number(block.get("Temperature"), key=f"{group}.Temperature")
@@ -115,6 +126,7 @@ def _environment(document: dict[str, Any], points: Points) -> None:
             points.add("environment", "pressure_hpa", pressure, tags)
         points.add("environment", "co2_ppm", number(block.get("CarbonDioxide"), key="CarbonDioxide"), tags)
         points.add("environment", "illuminance_lx", number(block.get("Illuminance"), key="Illuminance"), tags)
+    return rest
 
 
 def _uptime_s(document: dict[str, Any]) -> float | None:
@@ -188,9 +200,10 @@ def build(options: TasmotaOptions, tz: str) -> DecodeFn:
                 raise DecodeRejected("invalid_payload", f"ENERGY is a {type(energy).__name__}")
             if energy is not None:
                 _energy(energy, points, arrays)
-            _environment(document, points)
+            rest = _environment(document, points)
             if energy is None and not points:
                 raise NotThisProfile(_NOT_SENSOR)
+            message.rest = rest  # a meter script's group beside ours: tasmota-sml reads it (also_read_by)
         time_ns, source = device_time(document.get("Time"), received_ns=message.received_ns, tz=tz)
         return points.readings_or_reject(time_ns, source, detail=f"{kind}: no value the profile maps")
 

@@ -14,6 +14,12 @@ lines with the same label) arrive as ``key``, ``key#2`` … and can be mapped on
 groups (meters) carry mapped keys, each becomes its own point tagged ``channel`` with the group name.
 
 ``stat/<dev>/STATUS10`` (the answer to ``Status 10``) holds the same groups wrapped in ``StatusSNS``.
+
+A script's groups may share a message with Tasmota's own: an ``ENERGY`` block (a plug's or a power
+monitor's energy chip) or environment sensor groups, which the tasmota profile reads. This decoder leaves
+those to it and reads the others (``also_read_by`` in tasmota.yaml has it read them after tasmota), so
+nothing is read twice; next to an ENERGY block, a script's meter is tagged ``channel`` (its group) even
+alone, as it measures something else than the ENERGY block.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from ingest.canonical import canonical_unit, conversion_factor
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
 from ingest.decoders.generic_json import FieldMap
 from ingest.decoders.payloads import check_groups, message_object, number, per_phase
-from ingest.decoders.tasmota import sensor_document
+from ingest.decoders.tasmota import is_sensor_group, sensor_document
 from ingest.readings import DecodeRejected, FieldValue, Reading, TimeSource
 from ingest.timeparse import device_time
 
@@ -122,7 +128,7 @@ class Plan:
         except KeyError:
             pass
         entries = []
-        for key in keys:
+        for key in keys if not is_sensor_group(frozenset(keys)) else ():  # tasmota's (also_read_by)
             target = self.targets.get(key.lower())
             if target is not None:
                 measurement, field, factor = target
@@ -209,13 +215,13 @@ def _check_finite(found: dict[tuple[str, str], float]) -> None:
 
 
 def _points(
-    mapped: list[tuple[str, dict[str, Any], _Mapped]], time_ns: int, source: TimeSource
+    mapped: list[tuple[str, dict[str, Any], _Mapped]], time_ns: int, source: TimeSource, *, channels: bool
 ) -> list[Reading]:
-    """The readings of groups that are no ``direct`` single point; a channel only with several groups."""
+    """The readings of groups that are no ``direct`` single point, tagged ``channel`` with ``channels``."""
     # (measurement, channel) -> fields, in first-seen order
     points: dict[tuple[str, str | None], dict[str, FieldValue]] = {}
     for name, block, keys in mapped:
-        channel = (name or "_") if len(mapped) > 1 else None
+        channel = (name or "_") if channels else None
         found = _group(block, keys, name)
         _check_finite(found)
         for (measurement, field), value in found.items():
@@ -243,19 +249,22 @@ def build(options: SmlOptions, tz: str) -> DecodeFn:
         for name, block in document.items():
             if isinstance(block, dict) and (wanted is None or name in wanted):
                 groups.append(name)
+                if name == "ENERGY":  # tasmota's to read (also_read_by); so are sensor groups (Plan)
+                    continue
                 keys = plan.mapped(tuple(block))
                 if keys is not None:
                     mapped.append((name, block, keys))
         if not groups:
             raise DecodeRejected("invalid_payload", "no JSON group (object) in the SENSOR message")
         time_ns, source = device_time(document.get("Time"), received_ns=message.received_ns, tz=tz)
-        direct = mapped[0][2].direct if len(mapped) == 1 else None
+        beside_energy = type(document.get("ENERGY")) is dict
+        direct = mapped[0][2].direct if len(mapped) == 1 and not beside_energy else None
         if direct is not None:  # the usual message: one group, one point
             name, block, keys = mapped[0]
             fields = _direct(block, keys, name)
             readings = [Reading(direct, fields, time_ns, source)] if fields else []
         else:
-            readings = _points(mapped, time_ns, source)
+            readings = _points(mapped, time_ns, source, channels=len(mapped) > 1 or beside_energy)
         if not readings:
             names = ", ".join(map(repr, groups))
             raise DecodeRejected("no_readings", f"no mapped SML key in group(s) {names}")

@@ -106,6 +106,11 @@ def load_profiles(directory: Path, *, tz: str = "Europe/Berlin") -> ProfileSet:
             errors.append(f"{path}: id: duplicate profile id {profile.id!r}")
         else:
             compiled.append(profile)
+    known = {p.id for p in compiled}
+    for profile in compiled:
+        for other in profile.profile.also_read_by:
+            if other not in known or other == profile.id:
+                errors.append(f"{profile.id}: also_read_by: {other!r} is not another profile")
     if errors:
         raise ProfileError("\n".join(errors))
     if not compiled:

@@ -72,6 +72,12 @@ class Profile(Strict):
     priority: int = Field(
         0, description="profiles whose topics overlap are tried from the highest priority down"
     )
+    also_read_by: list[str] = Field(
+        default_factory=list,
+        description="profiles on the same topic that read what this one leaves of a message it decodes "
+        "(a Tasmota SENSOR message with an ENERGY block and a meter script's group): their readings are "
+        "added; a rejection other than no_readings rejects the message",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="decoder options")
     plausibility: dict[str, Range] = Field(
         default_factory=dict, description="'measurement.field' -> allowed range"
