@@ -132,7 +132,8 @@ class Meter(_Section):
 
 
 #: the native topics of every device profile that reaches the central side through a gateway's local
-#: broker: the profiles' templates without ``lab/{gateway}/``, ``{x}`` as ``+``. Not the gateway's own
+#: broker: the profiles' templates without ``lab/{gateway}/``, ``{x}`` as ``+`` (``{x:path}`` as 1 to 3 levels
+#: of ``+``). Not the gateway's own
 #: topics (health, sml/, dsmr/: a device publishing there would pose as the gateway or a serial meter).
 #: tests/gateway/test_local_topics.py keeps this list and device_profiles/*.yaml in step.
 LOCAL_DEVICE_TOPICS: tuple[str, ...] = (
@@ -148,8 +149,12 @@ LOCAL_DEVICE_TOPICS: tuple[str, ...] = (
     "shellies/+/emeter/+/total_returned",
     "shellies/+/relay/+/power",
     "shellies/+/relay/+/energy",
-    "+/status/+",  # shelly-gen2
+    "+/status/+",  # shelly-gen2: its topic prefix (the device id unless set) of one level,
     "+/events/rpc",
+    "+/+/status/+",  # two levels (shellies/plus1pm),
+    "+/+/events/rpc",
+    "+/+/+/status/+",  # three (home/floor1/pm); deeper prefixes: add filters in gateway.yaml
+    "+/+/+/events/rpc",
     "+/sensor/+/state",  # esphome (its topic prefix: the node name)
     "+/state",  # generic-json
     "obis/+",  # obis-json

@@ -23,18 +23,22 @@ PREFIX = "lab/{gateway}/"
 OWN_FIRST_LEVELS = {HEALTH_SUFFIX, *PROFILE_SEGMENT.values()}
 
 
-def native_filter(template: str) -> str:
-    """``lab/{gateway}/tele/{device}/SENSOR`` -> ``tele/+/SENSOR``."""
+def native_filters(template: str) -> list[str]:
+    """``lab/{gateway}/tele/{device}/SENSOR`` -> ``[tele/+/SENSOR]``; ``{x:path}`` as 1, 2 and 3 levels."""
     assert template.startswith(PREFIX), template
-    return re.sub(r"\{[^}]+\}", "+", template.removeprefix(PREFIX))
+    rest = re.sub(r"\{[a-z_0-9]+\}", "+", template.removeprefix(PREFIX))
+    if ":path}" not in rest:
+        return [rest]
+    return [re.sub(r"\{[a-z_0-9]+:path\}", "/".join(["+"] * levels), rest) for levels in (1, 2, 3)]
 
 
 def test_every_local_device_profile_topic_is_forwarded_by_default() -> None:
     derived = {
-        native_filter(template)
+        native
         for profile in load_profiles(PROFILES).profiles
         for template in profile.profile.topics
-        if native_filter(template).split("/")[0] not in OWN_FIRST_LEVELS
+        for native in native_filters(template)
+        if native.split("/")[0] not in OWN_FIRST_LEVELS
     }
     assert set(LOCAL_DEVICE_TOPICS) == derived
     assert len(LOCAL_DEVICE_TOPICS) == len(derived)  # no filter twice (a second copy of every message)
