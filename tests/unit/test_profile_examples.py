@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from ingest.decode import MessageDecoder
 from ingest.profiles import load_profiles
 from ingest.profiles.schema import Example
 from ingest.readings import DecodeRejected, Reading
+from ingest.timeparse import datetime_to_ns
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "device_profiles"
 PROFILES = load_profiles(PROFILES_DIR)
@@ -20,11 +20,6 @@ CASES = [
     for p in PROFILES
     for example in p.profile.examples
 ]
-
-
-def _ns(moment: datetime) -> int:
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return (aware - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
 def _same(actual: object, expected: object) -> bool:
@@ -44,7 +39,7 @@ def test_every_profile_ships_examples() -> None:
 @pytest.mark.parametrize(("profile_id", "example"), CASES)
 def test_example_decodes_as_documented(profile_id: str, example: Example) -> None:
     decoder = MessageDecoder(PROFILES)
-    received_ns = _ns(example.received)
+    received_ns = datetime_to_ns(example.received)
     if example.rejected is not None:
         with pytest.raises(DecodeRejected) as caught:
             decoder.decode(example.topic, example.payload_bytes(), received_ns)
@@ -59,7 +54,7 @@ def test_example_decodes_as_documented(profile_id: str, example: Example) -> Non
         assert reading.tags["profile"] in readers
         assert reading.measurement == expected.measurement
         assert reading.time_source == expected.time_source
-        expected_ns = received_ns if expected.time is None else _ns(expected.time)
+        expected_ns = received_ns if expected.time is None else datetime_to_ns(expected.time)
         assert reading.time_ns == expected_ns
         for tag, tag_value in expected.tags.items():
             assert reading.tags.get(tag) == tag_value, f"tag {tag}"
