@@ -20,6 +20,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -79,6 +80,17 @@ def code_hash(code: str) -> str:
 def is_open(invitation: Invitation, now: dt.datetime | None = None) -> bool:
     now = now or utcnow()
     return invitation.redeemed_at is None and invitation.revoked_at is None and invitation.expires_at > now
+
+
+InvitationState = Literal["open", "redeemed", "revoked", "expired"]
+
+
+def state_of(invitation: Invitation) -> InvitationState:
+    if invitation.redeemed_at is not None:
+        return "redeemed"
+    if invitation.revoked_at is not None:
+        return "revoked"
+    return "open" if is_open(invitation) else "expired"
 
 
 # ---------------------------------------------------------------- operators

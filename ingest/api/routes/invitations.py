@@ -12,12 +12,11 @@ from pydantic import BaseModel, Field
 from ingest.api.deps import FilterId, ItemId, Limit, Offset, OperatorUser, SessionDep
 from ingest.api.routes.common import get_or_404
 from ingest.api.schemas import Body, Page, Public
-from ingest.registry.invitations import create, is_open, list_invitations, revoke
+from ingest.registry.invitations import InvitationState, create, list_invitations, revoke, state_of
 from ingest.registry.models import Household, Invitation
 
 WELCOME_PATH = "/portal/welcome"
 router = APIRouter(tags=["invitations"])
-InvitationState = Literal["open", "redeemed", "revoked", "expired"]
 
 
 class InvitationCreate(Body):
@@ -42,14 +41,6 @@ class InvitationCreated(BaseModel):
     invitation: InvitationPublic
     code: str = Field(description="16 characters in four groups; typed on welcome_path")
     welcome_path: str
-
-
-def state_of(invitation: Invitation) -> InvitationState:
-    if invitation.redeemed_at is not None:
-        return "redeemed"
-    if invitation.revoked_at is not None:
-        return "revoked"
-    return "open" if is_open(invitation) else "expired"
 
 
 def public(invitation: Invitation) -> InvitationPublic:
