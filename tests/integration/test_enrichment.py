@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from ingest.localservices import Mosquitto
 from ingest.quarantine import QUARANTINE_FILE, Quarantine
 from ingest.registry.assignments import create_assignment, swap_meter
+from ingest.registry.buildings import create_building, create_household
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.fleet import create_device
 from ingest.registry.migrate import upgrade
 from ingest.registry.models import Device, Gateway, GatewayStatus
-from ingest.registry.people import create_building, create_household
 from simulators.publisher import Publisher
 from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
 
