@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -127,6 +128,42 @@ class Batch:
         return ("\n".join(self.lines) + "\n").encode() if self.lines else b""
 
 
+class Inbox(asyncio.Queue[list[Message]]):
+    """The source's reads (one list of messages each), counted in messages, so that the decode stage can
+    sleep until a batch's worth waits (:meth:`wait_for`) instead of waking at every read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages = 0  # in the queue
+        self._wanted = 0  # wake wait_for at this many; 0: nobody waits
+        self._enough = asyncio.Event()
+
+    def put_nowait(self, item: list[Message]) -> None:
+        super().put_nowait(item)
+        self.messages += len(item)
+        if self._wanted and self.messages >= self._wanted:
+            self._enough.set()
+
+    def get_nowait(self) -> list[Message]:  # get() ends here too
+        item = super().get_nowait()
+        self.messages -= len(item)
+        return item
+
+    async def wait_for(self, count: int, until: float) -> None:
+        """Until ``count`` messages wait or the loop's clock (``time.monotonic``) reaches ``until``."""
+        if self.messages >= count:
+            return
+        self._wanted = max(1, count)
+        self._enough.clear()
+        try:
+            async with asyncio.timeout_at(until):
+                await self._enough.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._wanted = 0
+
+
 @dataclass(slots=True)
 class _LogWindow:
     started: float
@@ -218,7 +255,7 @@ class Ingester:
         self.decoder = decoder
         self.stats = Stats()
         self.ready = asyncio.Event()
-        self._messages: asyncio.Queue[list[Message]] = asyncio.Queue()  # one list per read
+        self._messages = Inbox()  # one list per read
         self._batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
         self._stopping = asyncio.Event()
         self._spooled = asyncio.Event()  # the sink has work
@@ -455,16 +492,17 @@ class Ingester:
                     taken(len(messages))
                     batch = Batch()
                 else:
-                    remaining = batch.started + interval - time.monotonic()
-                    if remaining <= 0:
+                    # An open batch goes when it is full or at its deadline: until then the reads pile up
+                    # and are decoded together. A wake-up per read cost more than the few messages it
+                    # brought (74 µs per message at 1,000 msg/s against 14 in bulk: bench.live_cost).
+                    deadline = batch.started + interval
+                    if time.monotonic() < deadline:
+                        await queue.wait_for(size - len(batch.lines), deadline)
+                    if queue.empty():  # the deadline, and nothing more came
                         await self._batches.put(batch)
                         batch = Batch()
                         continue
-                    try:  # asyncio.timeout, not wait_for: no task per read (3.11 wait_for makes one)
-                        async with asyncio.timeout(remaining):
-                            messages = await queue.get()
-                    except TimeoutError:
-                        continue
+                    messages = queue.get_nowait()
                     taken(len(messages))
                 slice_end = time.perf_counter() + DECODE_SLICE_S
                 while True:  # this read's messages, and whatever else is already waiting
@@ -485,6 +523,13 @@ class Ingester:
                     messages = queue.get_nowait()
                     taken(len(messages))
         except asyncio.CancelledError:
+            # the reads still waiting for the batch's deadline join it (decoded here, up to a batch: at
+            # most what a deadline gathers); what does not fit is not acknowledged and comes again
+            while not queue.empty() and len(batch.lines) < size:
+                messages = queue.get_nowait()
+                taken(len(messages))
+                if self._take(batch, messages, 0, size, math.inf) < len(messages):
+                    break
             if batch.messages:
                 # never wait here: when the commit stage has failed, nobody empties the queue any more.
                 # A batch that does not fit is not acknowledged, so the broker sends it again.

@@ -1,0 +1,112 @@
+"""The decode stage wakes per batch, not per read: reads that arrive while a batch is open wait in the queue
+and are decoded together when the batch is full or at its deadline (a wake-up per read cost five times
+the messages it brought at 1,000 msg/s: bench.live_cost, docs/performance.md). Driven in-process through
+the ingester's ports, with the fakes of test_ingester_inprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from ingest.ingester import Inbox, Ingester
+from tests.unit.test_ingester_inprocess import FakeBroker, FakeInflux, reading, settings_for, stop, until
+
+
+def test_reads_of_an_open_batch_are_decoded_together_at_its_deadline(tmp_path: Path) -> None:
+    broker, influx = FakeBroker(), FakeInflux()
+    seen: list[int] = []  # received (counted when decoded) right after each read
+
+    async def scenario() -> tuple[float, float]:
+        ingester = Ingester(settings_for(tmp_path, flush_interval_s=0.5), source=broker.bind, writer=influx)
+        run = asyncio.create_task(ingester.run())
+        broker.deliver([reading(0)])  # opens a batch
+        await until(lambda: ingester.stats.received == 1, "the first read decoded")
+        opened = time.monotonic()
+        for i in range(1, 11):
+            broker.deliver([reading(i)])
+            await asyncio.sleep(0.01)
+            seen.append(ingester.stats.received)
+        await until(lambda: ingester.stats.received == 11, "the reads decoded")
+        decoded_after = time.monotonic() - opened
+        await until(lambda: ingester.stats.written == 11, "written")
+        await stop(ingester, run)
+        return decoded_after, time.monotonic() - opened
+
+    decoded_after, _ = asyncio.run(scenario())
+    assert seen == [1] * 10, f"decoded read by read: {seen}"
+    assert 0.3 < decoded_after < 2.0, decoded_after  # at the deadline (0.5 s after the batch opened)
+    assert influx.writes == 1  # one batch, one write
+    assert len(influx.lines) == 11
+
+
+def test_a_batch_worth_waiting_is_decoded_at_once(tmp_path: Path) -> None:
+    broker, influx = FakeBroker(), FakeInflux()
+
+    async def scenario() -> float:
+        settings = settings_for(tmp_path, flush_interval_s=30.0, batch_size=20)
+        ingester = Ingester(settings, source=broker.bind, writer=influx)
+        run = asyncio.create_task(ingester.run())
+        broker.deliver([reading(0)])
+        await until(lambda: ingester.stats.received == 1, "the first read decoded")
+        started = time.monotonic()
+        for i in range(1, 40):  # one message per read, as a trickle of devices sends them
+            broker.deliver([reading(i)])
+            await asyncio.sleep(0)
+        await until(lambda: ingester.stats.written >= 20, "the full batch written")
+        took = time.monotonic() - started
+        await stop(ingester, run)
+        return took
+
+    assert asyncio.run(scenario()) < 5.0  # not the 30 s deadline
+    assert len(influx.lines) >= 20
+
+
+def test_reads_waiting_at_stop_join_the_last_batch_and_are_acked(tmp_path: Path) -> None:
+    broker, influx = FakeBroker(), FakeInflux()
+
+    async def scenario() -> Ingester:
+        ingester = Ingester(settings_for(tmp_path, flush_interval_s=30.0), source=broker.bind, writer=influx)
+        run = asyncio.create_task(ingester.run())
+        broker.deliver([reading(0)])
+        await until(lambda: ingester.stats.received == 1, "the first read decoded")
+        for i in range(1, 6):
+            broker.deliver([reading(i)])
+        await asyncio.sleep(0.05)
+        await stop(ingester, run)
+        return ingester
+
+    ingester = asyncio.run(scenario())
+    assert ingester.stats.received == 6
+    assert len(broker.acked) == 6
+    assert broker.unacked() == []
+
+
+def test_inbox_counts_messages_and_wakes_at_the_count() -> None:
+    async def scenario() -> tuple[float, float]:
+        inbox = Inbox()
+        start = time.monotonic()
+
+        async def feed() -> None:
+            for i in range(5):
+                await asyncio.sleep(0.02)
+                inbox.put_nowait([reading(2 * i), reading(2 * i + 1)])
+
+        feeder = asyncio.create_task(feed())
+        await inbox.wait_for(6, time.monotonic() + 5)  # the third read brings the 6th message
+        six = time.monotonic() - start
+        assert inbox.messages == 6
+        assert len(inbox.get_nowait()) == 2
+        assert inbox.messages == 4
+        await inbox.wait_for(100, time.monotonic() + 0.1)  # never that many: the deadline
+        deadline = time.monotonic() - start
+        await feeder
+        assert inbox.messages == 8
+        while not inbox.empty():
+            await inbox.get()
+        assert inbox.messages == 0
+        return six, deadline
+
+    six, deadline = asyncio.run(scenario())
+    assert 0.04 < six < 1.0
+    assert 0.1 <= deadline - six < 1.0
