@@ -11,6 +11,8 @@ docs/performance.md for the method):
 
 drain     N messages queue in the consumer's persistent session while it is stopped; it is started and
           the clock runs from its process start until ``count(power_w)`` in InfluxDB equals N.
+limit     the same N drained by ``mosquitto_sub -c -q 1 -C N`` (C, output discarded), process start to
+          exit: what the broker delivers on this machine; every drain is also shown as a fraction of it.
 live      paced publishing at fixed rates; a rate is kept when the backlog (acknowledged by the broker
           minus confirmed by InfluxDB) does not grow over the window.
 latency   a probe device publishes 20 msg/s alongside the load with its publish time in the payload; a
@@ -216,6 +218,64 @@ def drain(
     )
     log(f"{system.label}: {result}")
     return result
+
+
+def broker_limit(bench: Bench, *, count: int, timeout_s: float = 600) -> DrainResult:
+    """What the broker can deliver: the same backlog drained by ``mosquitto_sub`` (C, libmosquitto) from a
+    persistent session at QoS 1, output discarded. Clock from its process start to its exit after ``count``
+    messages (``-C``); CPU from its rusage."""
+    binary = shutil.which("mosquitto_sub")
+    if binary is None:
+        raise BenchError("mosquitto_sub not found (Debian package mosquitto-clients)")
+    _, _, prefix = bench.fresh("limit")
+    client_id = f"mosquitto-sub-{bench.phases}"
+    base = [binary, "-h", "127.0.0.1", "-p", str(bench.mosquitto.port), "-c", "-i", client_id, "-q", "1"]
+    base += ["-t", subscription(prefix)]
+    subprocess.run([*base, "-E"], check=True, timeout=30, stdout=subprocess.DEVNULL)  # the session
+    publish_rate = publish_backlog(bench, prefix, count)
+    log(f"mosquitto_sub: {count} messages queued ({publish_rate:,.0f} msg/s publishing); starting it")
+    time.sleep(2)
+    started = time.monotonic()
+    process = subprocess.Popen([*base, "-C", str(count)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    note = ""
+    try:
+        _, status, usage = _wait4(process.pid, timeout_s)
+    except TimeoutError:
+        process.kill()
+        _, status, usage = os.wait4(process.pid, 0)
+        note = f"capped at {timeout_s:.0f} s"
+    seconds = time.monotonic() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode and not note:
+        note = f"exited with {process.returncode}"
+    discard_session(bench.mosquitto.port, client_id)
+    received = count if not note else 0
+    result = DrainResult(
+        system="mosquitto_sub",
+        messages=count,
+        written=received,  # received: it writes nothing
+        seconds=round(seconds, 2),
+        msg_per_s=round(received / seconds, 1),
+        complete=not note,
+        publish_msg_per_s=round(publish_rate),
+        cpu_us_per_msg=round((usage.ru_utime + usage.ru_stime) / max(received, 1) * 1e6, 2),
+        peak_rss_mb=0.0,  # rusage's ru_maxrss would be the forking parent's (before the exec)
+        all_received_s=round(seconds, 2),
+        note=note or "the limit: the broker's delivery to a C client, nothing decoded or written",
+    )
+    log(f"mosquitto_sub: {result}")
+    return result
+
+
+def _wait4(pid: int, timeout_s: float) -> tuple[int, int, Any]:
+    """os.wait4 with a deadline (polled: the exit is what is timed, to within 5 ms)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return done, status, usage
+        time.sleep(0.005)
+    raise TimeoutError
 
 
 def start_stop(system: System) -> None:
@@ -618,6 +678,10 @@ def table(result: dict[str, Any]) -> str:
     d = result["drain"]
     row("drain throughput (msg/s)", num(result["drain_msg_per_s"]), ">= 30,000")
     row(
+        "  of the broker's limit (mosquitto_sub drain)",
+        f"{result['ratios']['of_broker_limit']} of {num(result['broker_limit_msg_per_s'])}",
+    )
+    row(
         "  messages / seconds / lost",
         f"{d['messages']:,} / {d['seconds']} / {result['drain_lost']}",
         "0 lost",
@@ -667,12 +731,14 @@ def table(result: dict[str, Any]) -> str:
     lines.append("drains (same workload and broker; clock from process start to all points in InfluxDB;")
     lines.append("  w/o startup: the rate from the first point in InfluxDB on):")
     lines.append(
-        f"  {'system':<15}{'msg/s':>10}{'w/o startup':>12}{'written':>10}{'seconds':>9}{'µs CPU/msg':>12}"
-        f"{'RSS MB':>8}  note"
+        f"  {'system':<15}{'msg/s':>10}{'of limit':>9}{'w/o startup':>12}{'written':>10}{'seconds':>9}"
+        f"{'µs CPU/msg':>12}{'RSS MB':>8}  note"
     )
+    limit_rate = result["broker_limit_msg_per_s"]
     for drain_row in result["drains"]:
         lines.append(
             f"  {drain_row['system']:<15}{drain_row['msg_per_s']:>10,.0f}"
+            f"{ratio(drain_row['msg_per_s'], limit_rate)!s:>9}"
             f"{num(drain_row['msg_per_s_after_first_point']):>12}{drain_row['written']:>10,}"
             f"{drain_row['seconds']:>9}{drain_row['cpu_us_per_msg']:>12}{drain_row['peak_rss_mb']:>8}"
             f"  {drain_row['note']}"
@@ -769,6 +835,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         drains = [drain(bench, make_ingester, count=args.messages, cap_s=1800, precreate=start_stop)]
         ingester_drain = drains[0]
+        limit = broker_limit(bench, count=args.messages)
+        drains.append(limit)
         if args.profile is not None:
             args.profile.mkdir(parents=True, exist_ok=True)
             stacks = args.profile / "ingester-drain.txt"
@@ -841,6 +909,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result.update(
         {
             "drain_msg_per_s": ingester_drain.msg_per_s,
+            "broker_limit_msg_per_s": limit.msg_per_s,
             "drain_lost": drain_lost,
             "live_msg_per_s": max((t.achieved for t in kept), default=0.0),
             "lost": drain_lost + live_lost + (rec.lost if rec else 0),
@@ -854,6 +923,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "naive_msg_per_s": naive.msg_per_s if naive else None,
             "recovery_drain_msg_per_s": rec.drain_msg_per_s if rec else None,
             "ratios": {
+                # the ingester as a fraction of what the broker delivers to a C client in the same run:
+                # all points in InfluxDB, and every message received (its /metrics)
+                "of_broker_limit": ratio(ingester_drain.msg_per_s, limit.msg_per_s),
+                "received_of_broker_limit": (
+                    ratio(ingester_drain.messages / ingester_drain.all_received_s, limit.msg_per_s)
+                    if ingester_drain.all_received_s
+                    else None
+                ),
                 "vs_nodered": ratio(ingester_drain.msg_per_s, nodered.msg_per_s) if nodered else None,
                 "vs_nodered_batch": (
                     ratio(ingester_drain.msg_per_s, nodered_batch.msg_per_s) if nodered_batch else None
