@@ -789,6 +789,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-only", action="store_true", help="only the drain (and --profile): no live trials"
     )
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [int(r) for r in text.split(",")],
+        help="live trials at these msg/s only (comma-separated), no search: --rates 5000 for the latency",
+    )
     parser.add_argument("--no-enrich", action="store_true", help="registry enrichment off (default: on)")
     parser.add_argument(
         "--set",
@@ -892,10 +897,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.drain_only:
             live = LiveIngester(bench)
             with live.running():
-                trials = [live.trial(rate, args.trial_seconds) for rate in LADDER]
-                trials = search_live(
-                    trials, lambda rate: live.trial(rate, args.trial_seconds), extra=1 if args.quick else 3
-                )
+                trials = [live.trial(rate, args.trial_seconds) for rate in args.rates or LADDER]
+                if not args.rates:
+                    extra = 1 if args.quick else 3
+                    seconds = args.trial_seconds
+                    trials = search_live(trials, lambda rate: live.trial(rate, seconds), extra=extra)
                 live_lost = live.lost()
                 live_rss = live.system.peak_rss()
         rec = None if args.skip_recovery or args.drain_only else recovery(bench, outage_s=args.outage)
