@@ -110,3 +110,28 @@ def test_inbox_counts_messages_and_wakes_at_the_count() -> None:
     six, deadline = asyncio.run(scenario())
     assert 0.04 < six < 1.0
     assert 0.1 <= deadline - six < 1.0
+
+
+def test_a_batch_size_beyond_what_the_source_holds_does_not_wait_for_the_deadline(tmp_path: Path) -> None:
+    """The source stops reading at receive_maximum queued messages and reads on at half of it: waiting for
+    more than that half could only end at the deadline."""
+    broker, influx = FakeBroker(), FakeInflux()
+
+    async def scenario() -> float:
+        settings = settings_for(tmp_path, flush_interval_s=30.0, batch_size=1000)
+        mqtt = settings.mqtt.model_copy(update={"receive_maximum": 20})
+        settings = settings.model_copy(update={"mqtt": mqtt})
+        ingester = Ingester(settings, source=broker.bind, writer=influx)
+        run = asyncio.create_task(ingester.run())
+        broker.deliver([reading(0)])
+        await until(lambda: ingester.stats.received == 1, "the first read decoded")
+        started = time.monotonic()
+        for i in range(1, 12):
+            broker.deliver([reading(i)])
+            await asyncio.sleep(0)
+        await until(lambda: ingester.stats.received >= 11, "half of receive_maximum decoded")
+        took = time.monotonic() - started
+        await stop(ingester, run)
+        return took
+
+    assert asyncio.run(scenario()) < 5.0
