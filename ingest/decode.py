@@ -134,6 +134,11 @@ class MessageDecoder:
                 declined.append((route, exc.detail))
                 continue
             except DecodeRejected as exc:
+                if exc.reason == "no_readings" and route.also and message.rest:
+                    # nothing of ours mapped (an ENERGY block of counters only): the rest may still be
+                    readings = self._also(route, message, [])
+                    if readings:
+                        return readings
                 exc.profile = route.profile.id
                 raise
             return self._also(route, message, readings) if route.also and message.rest else readings
@@ -176,7 +181,9 @@ class MessageDecoder:
         asked when the decoder said it left some (``DecodeInput.rest``).
 
         One that has nothing to read there declines or finds no readings; any other rejection rejects
-        the whole message, as its own would: a message is written whole or quarantined whole.
+        the whole message, as its own would: a message is written whole or quarantined whole (replay then
+        decodes both parts again, nothing is lost; a partial write would leave which part is missing to a
+        log). The rejection's detail says so and names the group and value (e.g. ``SML.Total_in``).
         """
         for other in route.also:
             if other.bindings != message.bindings:
@@ -194,6 +201,11 @@ class MessageDecoder:
                 if exc.reason == "no_readings":
                     continue
                 exc.profile = other.profile.id
+                mine = f"{len(readings)} reading(s) of {route.profile.id}"
+                exc.detail = (
+                    f"{exc.detail} (read by {other.profile.id} beside {route.profile.id}; "
+                    f"the message is quarantined whole, {mine} with it)"
+                )
                 raise
             readings.extend(more)
         return readings

@@ -100,6 +100,42 @@ def test_a_bad_script_value_rejects_the_whole_message(script: dict[str, Any], re
     assert (caught.value.reason, caught.value.profile) == (reason, "tasmota-sml")
 
 
+@pytest.mark.parametrize(
+    "energy",
+    [{"TotalStartTime": "2024-03-01T12:00:00", "Yesterday": 1.2, "Today": 0.8}, {}],
+    ids=["counters-only", "empty"],
+)
+def test_a_script_group_is_read_when_energy_maps_nothing(energy: dict[str, Any]) -> None:
+    """ENERGY right after a reset (or a dummy driver) holds nothing tasmota maps: the meter is still read."""
+    readings = _by_profile(_decode({"Time": TIME, "ENERGY": energy, "SML": SCRIPT}))
+    assert readings == {
+        "tasmota-sml": [
+            (
+                "electricity",
+                {"channel": "SML"},
+                {"energy_import_kwh": 12345.6789, "energy_export_kwh": 42.1234, "power_w": 2310.0},
+            )
+        ]
+    }
+
+
+def test_nothing_mapped_on_either_side_is_no_readings_of_tasmota() -> None:
+    with pytest.raises(DecodeRejected) as caught:
+        _decode({"Time": TIME, "ENERGY": {"Today": 0.8}, "Zaehler": {"Stand": 1.0}})
+    assert (caught.value.reason, caught.value.profile) == ("no_readings", "tasmota")
+
+
+def test_a_script_nan_rejects_the_whole_message_and_says_where() -> None:
+    """All or none (the choice: replay restores both parts; a partial write would lose which part is
+    missing): the detail names the group and value, the profile that read it and what went with it."""
+    with pytest.raises(DecodeRejected) as caught:
+        _decode({"Time": TIME, "ENERGY": ENERGY, "SML": {"Total_in": "nan", "Power_curr": 300}})
+    rejected = caught.value
+    assert (rejected.reason, rejected.profile) == ("invalid_value", "tasmota-sml")
+    for part in ("SML.Total_in", "'nan'", "beside tasmota", "quarantined whole, 1 reading(s) of tasmota"):
+        assert part in rejected.detail
+
+
 def test_also_read_by_must_name_another_profile(tmp_path: Path) -> None:
     for name in ("tasmota", "tasmota-sml"):
         (tmp_path / f"{name}.yaml").write_text((PROFILES_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
