@@ -12,9 +12,11 @@ Two shapes arrive:
 
 The unit of a value: the one it carries, else ``options.units`` for its code, else the unit meters
 count in (Wh for energy registers, W, V, A, Hz). One code sent twice (a repeated key, or two spellings
-such as ``1.8.0`` and ``1-0:1.8.0*255``) with different values is refused (``invalid_payload``): neither
-may silently win. The payload is read as every JSON profile reads it (``payloads``): bad UTF-8 is
-``invalid_utf8``.
+such as ``1.8.0`` and ``1-0:1.8.0*255``) with different values (beyond a rounding, :data:`SAME_VALUE`) is
+refused (``invalid_payload``): neither may silently win. Codes of different channels B (``1-1:1.8.0``,
+``1-2:1.8.0``: two inputs of one device) are different quantities: a message with several channels gives
+one reading per channel, tagged ``channel`` = B (one channel alone: untagged, as before). The payload is
+read as every JSON profile reads it (``payloads``): bad UTF-8 is ``invalid_utf8``.
 
 options:
   units: {"1.8.0": Wh, "16.7.0": W}
@@ -23,6 +25,7 @@ options:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +47,10 @@ from ingest.decoders.payloads import message_object, payload_text
 from ingest.decoders.values import lookup, to_number
 from ingest.readings import DecodeRejected, FieldValue, NotThisProfile, Reading
 from ingest.timeparse import TimeFormat, device_time
+
+# Two values of one register agree when they differ by less than this fraction: "12345.6789*kWh" and
+# "12345678.9*Wh" convert to floats one rounding apart.
+SAME_VALUE = 1e-9
 
 
 class ObisJsonOptions(BaseModel):
@@ -116,20 +123,28 @@ def build(options: ObisJsonOptions, tz: str) -> DecodeFn:
 
     def document(message: DecodeInput) -> list[Reading]:
         parsed = message_object(message)
-        values: dict[str, float] = {}
+        channels: dict[int, dict[str, float]] = {}  # B -> C.D.E -> value
         for key, raw in parsed.items():
             obis = _code(_sent_as(key))
             if obis is None or (value := convert(obis, raw, key)) is None:
                 continue
-            if values.setdefault(obis.cde, value) != value:  # no silent choice between two readings
-                detail = f"{key[:40]!r}: a second, different value of {obis.cde}"
-                raise DecodeRejected("invalid_payload", detail)
-        fields: dict[str, FieldValue] = electricity_fields(values)
-        if not fields:
+            values = channels.setdefault(obis.channel, {})
+            held = values.setdefault(obis.cde, value)
+            if held != value and not math.isclose(held, value, rel_tol=SAME_VALUE):
+                detail = f"{key[:40]!r}: a second, different value of 1-{obis.channel}:{obis.cde}"
+                raise DecodeRejected("invalid_payload", detail)  # no silent choice between two readings
+        points = [
+            (channel, fields)
+            for channel, values in channels.items()
+            if (fields := electricity_fields(values))
+        ]
+        if not points:
             raise DecodeRejected("no_readings", "no OBIS key with a value this profile stores")
         raw_time = lookup(parsed, time_key) if time_key else None
         time_ns, source = device_time(raw_time, received_ns=message.received_ns, tz=tz, fmt=time_format)
-        return [Reading("electricity", fields, time_ns, source)]
+        if len(channels) == 1:
+            return [Reading("electricity", points[0][1], time_ns, source)]
+        return [Reading("electricity", f, time_ns, source, {"channel": str(b)}) for b, f in points]
 
     def decode(message: DecodeInput) -> list[Reading]:
         code = message.bindings.get("obis")

@@ -128,6 +128,30 @@ def test_duplicate_and_empty_keys() -> None:
     assert reading.fields == {"energy_import_kwh": 1.0, "power_w": 5.0}
 
 
+def test_channels_are_different_quantities() -> None:
+    """B is the input of a multi-input device: 1-1:1.8.0 and 1-2:1.8.0 are both read, tagged apart."""
+    readings = decode('{"1-1:1.8.0": "100*kWh", "1-2:1.8.0": "5*kWh", "1-2:16.7.0": 40}')
+    assert [(r.tags, r.fields) for r in readings] == [
+        ({"channel": "1"}, {"energy_import_kwh": 100.0}),
+        ({"channel": "2"}, {"energy_import_kwh": 5.0, "power_w": 40.0}),
+    ]
+    (alone,) = decode('{"1-1:1.8.0": "100*kWh"}')
+    assert alone.tags == {}
+
+
+def test_one_register_in_two_units_is_the_same_value() -> None:
+    """Converted floats one rounding apart are one value, not "a second, different value"."""
+    assert 1000002 * 0.001 != 1000.002  # Wh -> kWh: the two differ in the last bit
+    (reading,) = decode('{"1.8.0": "1000.002*kWh", "1-0:1.8.0*255": "1000002*Wh"}')
+    assert reading.fields["energy_import_kwh"] == pytest.approx(1000.002, rel=1e-12)
+
+
+def test_a_different_value_in_the_same_channel_is_still_refused() -> None:
+    with pytest.raises(DecodeRejected, match=r"value of 1-1:1\.8\.0") as caught:
+        decode('{"1-1:1.8.0": "100*kWh", "1-1:1.8.0*255": "100.001*kWh"}')
+    assert caught.value.reason == "invalid_payload"
+
+
 TIMES = [
     ("epoch ms", 1_764_320_400_000, 1_764_320_400_000_000_000, "device"),
     ("ISO with offset", "2025-11-28T10:00:00+01:00", 1_764_320_400_000_000_000, "device"),
