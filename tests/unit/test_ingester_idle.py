@@ -135,3 +135,53 @@ def test_a_batch_size_beyond_what_the_source_holds_does_not_wait_for_the_deadlin
         return took
 
     assert asyncio.run(scenario()) < 5.0
+
+
+class EndlessBroker(FakeBroker):
+    """Once ``endless`` is set, a broker with one more read ready whenever the ingester takes one (up to
+    ``total`` messages): reads keep arriving while a batch is decoded."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+        self.sent = 0
+        self.endless = False
+
+    def send_one(self) -> None:
+        if self.sent < self.total:
+            self.deliver([reading(self.sent)])
+            self.sent += 1
+
+    def taken(self, count: int) -> None:
+        super().taken(count)
+        if self.endless:
+            self.send_one()
+
+
+def test_past_its_deadline_a_batch_takes_only_the_reads_that_came_before(tmp_path: Path) -> None:
+    """Else a steady stream would keep one batch open for as long as reads come while it is decoded."""
+    broker, influx = EndlessBroker(total=30), FakeInflux()
+    bodies: list[int] = []
+    write = influx.write
+
+    async def counting_write(body: bytes) -> None:
+        bodies.append(body.count(b"\n"))
+        await write(body)
+
+    influx.write = counting_write  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        ingester = Ingester(settings_for(tmp_path, flush_interval_s=0.05), source=broker.bind, writer=influx)
+        run = asyncio.create_task(ingester.run())
+        broker.send_one()
+        await until(lambda: ingester.stats.received == 1, "the first read decoded")  # a batch is open
+        for _ in range(3):
+            broker.send_one()  # fewer than a batch: they wait for its deadline
+        time.sleep(0.1)  # noqa: ASYNC251 - blocking on purpose: the deadline passes, nothing else runs
+        broker.endless = True  # from now on every read taken brings the next
+        await until(lambda: ingester.stats.written == 30, "all written")
+        await stop(ingester, run)
+
+    asyncio.run(scenario())
+    assert sum(bodies) == 30
+    assert bodies[0] == 4, bodies  # the reads that came before the deadline, not the ones after
