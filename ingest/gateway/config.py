@@ -190,24 +190,15 @@ class LocalBroker(_Section):
 
     @field_validator("topics")
     @classmethod
-    def _no_filter_within_another(cls, value: list[str]) -> list[str]:
-        # Mosquitto sends one copy per matching subscription: a filter within another doubles its messages
-        for i, general in enumerate(value):
-            for j, specific in enumerate(value):
-                if i != j and _filter_covers(general, specific):
-                    raise ValueError(f"{specific!r} lies within {general!r}: its messages would come twice")
+    def _each_filter_once(cls, value: list[str]) -> list[str]:
+        # Overlapping filters are fine (each is subscribed with its own identifier and a message matching
+        # several is forwarded once, ingest.gateway.local_source); the same filter twice is a typo.
+        seen: set[str] = set()
+        for topic_filter in value:
+            if topic_filter in seen:
+                raise ValueError(f"{topic_filter!r} is listed twice")
+            seen.add(topic_filter)
         return value
-
-
-def _filter_covers(general: str, specific: str) -> bool:
-    """Every topic ``specific`` matches, ``general`` matches too (MQTT filters, ``+`` and ``#``)."""
-    wanted = specific.split("/")
-    for index, level in enumerate(general.split("/")):
-        if level == "#":
-            return True
-        if index >= len(wanted) or wanted[index] == "#" or level not in ("+", wanted[index]):
-            return False
-    return len(general.split("/")) == len(wanted)
 
 
 class GatewayConfig(_Section):

@@ -25,6 +25,8 @@ of the gateway's own topics) is counted (``stats.skipped``, health ``local_broke
 most once a minute and acknowledged: left unacknowledged, the persistent session would send it again after
 every restart and stop all forwarding. The filters of the last run are kept in the outbox directory; those
 no longer in ``local_broker.topics`` are unsubscribed at connect (the session would keep them for good).
+Filters may overlap: each is subscribed with a Subscription Identifier and a message matching several is
+forwarded once (:mod:`ingest.gateway.local_source`); their identifiers are kept in the same file.
 So is the forwarder's client id where gateway.yaml sets none: ``reallabor-<gateway>-forwarder-<random>``,
 made at the first start, the same for every later one (a new bundle keeps the session and its queue).
 """
@@ -43,8 +45,9 @@ from typing import Any
 from ingest.config import MqttSettings
 from ingest.gateway.config import LocalBroker, forwarder_client_id
 from ingest.gateway.frames import HEALTH_SUFFIX, PROFILE_SEGMENT, Frame, forwarded_topic
+from ingest.gateway.local_source import IdentifiedSource, assign_ids
 from ingest.gateway.outbox import Outbox
-from ingest.mqtt import Message, MqttSource
+from ingest.mqtt import Message
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class LocalForwarder:
         self.gateway = gateway
         self.outbox = outbox
         self.stats = ForwarderStats()
-        self._source: MqttSource | None = None
+        self._source: IdentifiedSource | None = None
         self._skipped_logged = -SKIPPED_LOG_INTERVAL_S  # monotonic time of the last warning
         self._skipped_unlogged = 0
 
@@ -95,15 +98,16 @@ class LocalForwarder:
 
     async def run(self) -> None:
         """Forward until cancelled; then disconnect cleanly (the local broker keeps our session)."""
-        topics = list(self.settings.topics)
         state = self._read_state()
+        client_id = self._client_id(state)
+        ids = self._subscription_ids(state)
+        topics = list(ids)
         queue: asyncio.Queue[list[Message]] = asyncio.Queue()
-        source = self._source = MqttSource(
-            self._mqtt_settings(self._client_id(state)),
-            topics=topics,
+        source = self._source = IdentifiedSource(
+            self._mqtt_settings(client_id),
+            subscription_ids=ids,
             queue=queue,
             max_queued=RECEIVE_MAXIMUM,
-            read_times=False,  # a device's read_ns property is not trusted: our time of receipt
             unsubscribe=self._previous_topics(state),
         )
         connection = asyncio.create_task(source.run(), name="local-broker")
@@ -163,6 +167,21 @@ class LocalForwarder:
         self._write_state(state)  # before the session exists: a crash must not leave it behind
         return str(state["client_id"])
 
+    def _subscription_ids(self, state: dict[str, Any]) -> dict[str, int]:
+        """Each configured filter's Subscription Identifier (:mod:`ingest.gateway.local_source`): kept ones
+        from the last runs, new ones never used before; written down before they are subscribed."""
+        kept = state.get("subscription_ids")
+        next_id = state.get("next_subscription_id")
+        ids, next_id = assign_ids(
+            self.settings.topics,
+            kept if isinstance(kept, dict) else {},
+            next_id if isinstance(next_id, int) and next_id > 0 else 1,
+        )
+        if ids != kept or next_id != state.get("next_subscription_id"):
+            state.update(subscription_ids=ids, next_subscription_id=next_id)
+            self._write_state(state)
+        return ids
+
     @staticmethod
     def _previous_topics(state: dict[str, Any]) -> list[str]:
         """The filters the last run subscribed (kept in the session), or none when unknown."""
@@ -171,7 +190,9 @@ class LocalForwarder:
             return []
         return topics
 
-    async def _remember_topics(self, source: MqttSource, state: dict[str, Any], topics: list[str]) -> None:
+    async def _remember_topics(
+        self, source: IdentifiedSource, state: dict[str, Any], topics: list[str]
+    ) -> None:
         """Once subscribed (and the old filters unsubscribed): these are the session's filters now."""
         await source.connected.wait()
         if source.unsubscribe:
@@ -180,7 +201,7 @@ class LocalForwarder:
             )
         self._write_state({**state, "topics": topics})
 
-    async def _forward(self, source: MqttSource, batch: list[Message]) -> None:
+    async def _forward(self, source: IdentifiedSource, batch: list[Message]) -> None:
         frames = []
         for message in batch:
             topic = forwarded_topic(self.gateway, message.topic)
@@ -215,12 +236,18 @@ class LocalForwarder:
         self._skipped_unlogged = 0
 
     @property
+    def duplicates(self) -> int:
+        """Copies of a message the local broker sent again for another matching filter, dropped."""
+        source = self._source
+        return 0 if source is None else source.duplicates
+
+    @property
     def connected(self) -> bool:
         source = self._source
         return source is not None and source.connected.is_set()
 
     @staticmethod
-    async def _disconnect(source: MqttSource, connection: asyncio.Task[None]) -> None:
+    async def _disconnect(source: IdentifiedSource, connection: asyncio.Task[None]) -> None:
         try:
             await source.disconnect(wait_s=3.0)
         finally:

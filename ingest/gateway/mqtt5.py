@@ -1,5 +1,7 @@
-"""The MQTT 5 packets of the gateway's publisher that :mod:`ingest.mqtt_wire` (a subscriber's) lacks:
-QoS 1 PUBLISH with the read time as a user property, PUBACK with its reason code, CONNACK's properties."""
+"""The MQTT 5 packets of the gateway that :mod:`ingest.mqtt_wire` (the ingester's) lacks: for the uplink a
+QoS 1 PUBLISH with the read time as a user property, PUBACK with its reason code, CONNACK's properties; for
+the local forwarder a SUBSCRIBE with a Subscription Identifier and a parser that reads the identifiers of
+each PUBLISH (§3.3.2.3.8: which of our subscriptions a copy of a message was sent for)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ _READ_NS_KEY = wire.USER_PROPERTY.to_bytes(1, "big") + len(READ_NS_PROPERTY).to_
 _READ_NS_KEY += READ_NS_PROPERTY.encode()
 _QOS1 = 0x32
 _DUP = 0x08
+SUBSCRIPTION_IDENTIFIER = 0x0B  # property: a variable byte integer, 1 .. 268,435,455
+SUBSCRIPTION_IDENTIFIERS_AVAILABLE = 0x29  # CONNACK property: 0 when the broker does not support them
+MAX_SUBSCRIPTION_ID = wire.MAX_REMAINING_LENGTH
+# the ingester's PUBLISH reader, which mqtt_wire does not export (proposal in docs/gateway.md's history:
+# the identifiers belong in mqtt_wire.Publish; until then the property block is looked at twice)
+_read_publish = wire._publish
 
 
 def publish(topic: bytes, payload: bytes, packet_id: int, read_ns: int, *, dup: bool = False) -> bytes:
@@ -45,6 +53,7 @@ class Connack:
     receive_maximum: int = 65_535  # QoS 1 messages the broker takes unacknowledged
     maximum_packet_size: int | None = None
     reason_string: str | None = None
+    subscription_identifiers: bool = True  # the broker takes a Subscription Identifier in a SUBSCRIBE
 
 
 def connack(body: bytes) -> Connack:
@@ -61,4 +70,104 @@ def connack(body: bytes) -> Connack:
         receive_maximum if isinstance(receive_maximum, int) else 65_535,
         maximum_packet_size if isinstance(maximum_packet_size, int) else None,
         reason_string.decode(errors="replace") if isinstance(reason_string, bytes) else None,
+        found.get(SUBSCRIPTION_IDENTIFIERS_AVAILABLE, 1) != 0,
     )
+
+
+def subscribe(packet_id: int, topic_filter: str, qos: int, subscription_id: int) -> bytes:
+    """SUBSCRIBE of one filter with its Subscription Identifier, without retained messages at subscribe.
+
+    The identifier is a property of the whole packet (§3.8.2.1.2): a filter of its own needs a packet
+    of its own."""
+    if not 1 <= subscription_id <= MAX_SUBSCRIPTION_ID:
+        raise ValueError(f"subscription identifier {subscription_id} out of range")
+    properties = bytes((SUBSCRIPTION_IDENTIFIER,)) + wire.varint(subscription_id)
+    data = topic_filter.encode()
+    if len(data) > 0xFFFF:
+        raise ValueError("an MQTT string holds at most 65,535 bytes")
+    body = b"".join(
+        (
+            packet_id.to_bytes(2, "big"),
+            wire.varint(len(properties)),
+            properties,
+            len(data).to_bytes(2, "big"),
+            data,
+            bytes((qos | wire.RETAIN_NOT_SENT,)),
+        )
+    )
+    return bytes((wire.SUBSCRIBE << 4 | 0x02,)) + wire.varint(len(body)) + body
+
+
+def subscription_ids(first: int, buf: bytes, pos: int, end: int) -> tuple[int, ...]:
+    """The Subscription Identifiers of the PUBLISH in ``buf[pos:end]`` (its first byte ``first``); none
+    when it has none or its property block is malformed (the message itself still goes on)."""
+    try:
+        at = pos + 2 + (buf[pos] << 8 | buf[pos + 1]) + (2 if first & 0x06 else 0)
+        length, start = _varint_at(buf, at)
+    except IndexError:
+        return ()
+    if not length or start + length > end:
+        return ()
+    try:
+        found = wire.properties(buf, start, start + length)
+    except wire.ProtocolError:
+        return ()
+    return tuple(v for k, v in found if k == SUBSCRIPTION_IDENTIFIER and isinstance(v, int))
+
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, position after it) of the variable byte integer at ``pos``; IndexError when malformed."""
+    value = 0
+    for count in range(4):
+        byte = data[pos + count]
+        value |= (byte & 0x7F) << 7 * count
+        if byte < 0x80:
+            return value, pos + count + 1
+    raise IndexError("variable byte integer longer than 4 bytes")
+
+
+class SubscriptionParser(wire.PacketParser):
+    """:class:`ingest.mqtt_wire.PacketParser` that also reads the Subscription Identifiers of each PUBLISH:
+    after :meth:`feed`, ``ids[i]`` are those of the i-th PUBLISH it returned (empty: the broker sent none).
+    SUBACKs are kept in ``subacks`` (packet id -> reason codes) besides being returned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[tuple[int, ...]] = []
+        self.subacks: dict[int, list[int]] = {}
+        self._rest = b""
+
+    def feed(self, data: bytes) -> tuple[list[wire.Publish], list[wire.Control]]:
+        buf = self._rest + data if self._rest else data
+        publishes: list[wire.Publish] = []
+        controls: list[wire.Control] = []
+        ids: list[tuple[int, ...]] = []
+        pos = 0
+        while len(buf) - pos >= 2:
+            try:
+                length, start = _varint_at(buf, pos + 1)
+            except IndexError:
+                if len(buf) - pos > 5:  # four length bytes were there: not MQTT
+                    raise wire.ProtocolError("variable byte integer longer than 4 bytes") from None
+                break
+            end = start + length
+            if end > len(buf):
+                break
+            first = buf[pos]
+            if first >> 4 == wire.PUBLISH:
+                publishes.append(_read_publish(first, buf, start, end))
+                ids.append(subscription_ids(first, buf, start, end))
+            else:
+                control = wire.Control(first >> 4, buf[start:end])
+                if control.kind == wire.SUBACK:
+                    packet, codes = wire.suback(control.body)
+                    self.subacks[packet] = codes
+                controls.append(control)
+            pos = end
+        self._rest = buf[pos:]
+        self.ids = ids
+        return publishes, controls
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._rest)
