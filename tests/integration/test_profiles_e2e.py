@@ -48,7 +48,8 @@ def test_one_example_of_every_profile_lands_in_influxdb(
 
     for profile_id, example in examples.items():
         for expected in example.readings:
-            query = f"SELECT * FROM \"{expected.measurement}\" WHERE profile = '{profile_id}'"
+            profile = expected.tags.get("profile", profile_id)  # also_read_by: another reads part
+            query = f"SELECT * FROM \"{expected.measurement}\" WHERE profile = '{profile}'"
             if expected.time is not None:
                 query += f" AND time = {datetime_to_ns(expected.time)}"
 
