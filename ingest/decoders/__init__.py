@@ -14,6 +14,10 @@ from pydantic import BaseModel
 
 from ingest.readings import Reading
 
+# The keys a JSON payload repeated within one object: id(object) -> key -> the names its repeats got
+# (``key#2`` …; payloads.parse_json). Empty for nearly every message.
+Repeats = dict[int, dict[str, list[str]]]
+
 
 @dataclass(slots=True)
 class DecodeInput:
@@ -24,9 +28,9 @@ class DecodeInput:
     payload: bytes
     bindings: Mapping[str, str]  # names bound by the profile's topic template
     received_ns: int
-    # (document,) once a decoder parsed the payload as JSON (payloads.message_object): the decode stage
-    # hands the same parse to every profile it tries on a shared topic, so the payload is parsed once
-    parsed: tuple[Any] | None = field(default=None, repr=False, compare=False)
+    # (document, repeats) once a decoder parsed the payload as JSON (payloads.message_object): the decode
+    # stage hands the same parse to every profile it tries on a shared topic, so the payload is parsed once
+    parsed: tuple[Any, Repeats] | None = field(default=None, repr=False, compare=False)
     # set by a decoder that read only its part of the message and left the rest to the profiles its
     # profile names in also_read_by (tasmota: a meter script's group beside ENERGY); False: nothing left
     rest: bool = field(default=False, repr=False, compare=False)

@@ -1,8 +1,9 @@
 """generic-json: a JSON object whose keys a profile maps to canonical fields, with units and scale.
 
 The payload is read like every other JSON profile's (:func:`payloads.message_object`): strict UTF-8
-(``invalid_utf8``), duplicate keys kept as ``key#2`` … rather than the last one silently winning, the
-structure limits of ``too_complex``.
+(``invalid_utf8``), the structure limits of ``too_complex``. A mapped key sent twice with different values
+is refused (``invalid_payload`` "duplicate key 'p' …"), neither value silently wins; to keep both, map the
+repeat as ``p#2`` (``payloads.check_repeats``). Repeats of keys the profile does not map are ignored.
 
 options:
   time_key: ts                 # dotted path of the device time (epoch s/ms/ns or ISO), optional
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ingest.canonical import canonical_unit, conversion_factor
 from ingest.decoders import DecodeFn, DecodeInput, DecoderSpec
-from ingest.decoders.payloads import message_object, number
+from ingest.decoders.payloads import check_repeats, message_object, message_repeats, number
 from ingest.decoders.values import lookup, to_bool
 from ingest.readings import DecodeRejected, FieldValue, Reading
 from ingest.timeparse import TimeFormat, device_time
@@ -71,9 +72,13 @@ def build(options: GenericJsonOptions, tz: str) -> DecodeFn:
         for path, mapping in options.fields.items()
     ]
     time_key, time_format = options.time_key, options.time_format
+    mapped = frozenset(options.fields)
 
     def decode(message: DecodeInput) -> list[Reading]:
         document = message_object(message)
+        repeats = message_repeats(message)
+        if repeats:  # a key sent twice: refused if it is a mapped one with two values
+            check_repeats(document, repeats, mapped)
         by_measurement: dict[str, dict[str, FieldValue]] = {}
         for path, measurement, field, factor, is_bool in plan:
             raw = lookup(document, path)

@@ -43,7 +43,7 @@ from ingest.decoders.obis_codes import (
     unit_factor,
     units_by_cde,
 )
-from ingest.decoders.payloads import message_object, payload_text
+from ingest.decoders.payloads import message_object, message_repeats, payload_text
 from ingest.decoders.values import lookup, to_number
 from ingest.readings import DecodeRejected, FieldValue, NotThisProfile, Reading
 from ingest.timeparse import TimeFormat, device_time
@@ -72,10 +72,16 @@ def _code(key: str) -> Obis | None:
     return obis
 
 
-def _sent_as(key: str) -> str:
-    """The key as the meter sent it: the JSON parse names a repeated key ``1.8.0#2`` (payloads)."""
-    base, mark, count = key.rpartition("#")
-    return base if mark and count.isdigit() else key
+def _refuse(
+    parsed: dict[str, Any], sent: dict[str, str], key: str, obis: Obis, held: float, value: float
+) -> None:
+    """invalid_payload naming the keys of two different values of one code (found again: the rare path)."""
+    code = f"1-{obis.channel}:{obis.cde}"
+    first = next(k for k in parsed if (c := _code(sent.get(k, k))) and (c.channel, c.cde) == obis[1:3])
+    values = f"different values ({held!r}, {value!r})"
+    if key in sent:  # a repeat of a key: the wording generic-json uses
+        raise DecodeRejected("invalid_payload", f"duplicate key {sent[key][:40]!r} with {values} of {code}")
+    raise DecodeRejected("invalid_payload", f"{first[:40]!r} and {key[:40]!r}: {values} of {code}")
 
 
 def _value(raw: Any, *, key: str) -> tuple[float | None, str | None]:
@@ -123,16 +129,17 @@ def build(options: ObisJsonOptions, tz: str) -> DecodeFn:
 
     def document(message: DecodeInput) -> list[Reading]:
         parsed = message_object(message)
+        repeats = message_repeats(message).get(id(parsed))
+        sent = {name: key for key, names in repeats.items() for name in names} if repeats else {}
         channels: dict[int, dict[str, float]] = {}  # B -> C.D.E -> value
         for key, raw in parsed.items():
-            obis = _code(_sent_as(key))
+            obis = _code(sent.get(key, key))
             if obis is None or (value := convert(obis, raw, key)) is None:
                 continue
             values = channels.setdefault(obis.channel, {})
             held = values.setdefault(obis.cde, value)
             if held != value and not math.isclose(held, value, rel_tol=SAME_VALUE):
-                detail = f"{key[:40]!r}: a second, different value of 1-{obis.channel}:{obis.cde}"
-                raise DecodeRejected("invalid_payload", detail)  # no silent choice between two readings
+                _refuse(parsed, sent, key, obis, held, value)  # no silent choice between two readings
         points = [
             (channel, fields)
             for channel, values in channels.items()

@@ -4,7 +4,12 @@ JSON is parsed with the standard library and an ``object_pairs_hook``, because o
 *last* of duplicate keys. Firmwares do send duplicates (Tasmota SML scripts that give two meter lines the
 same name, e.g. ``"Tariflos"`` for import and export). Here the first occurrence keeps the plain key and
 later ones become ``key#2``, ``key#3`` … so a profile can map each of them and nothing is silently
-overwritten. orjson is used only where it provably gives the same document (:func:`_fast_json`).
+overwritten. A key the payload itself sends (even one spelt ``key#2``) always keeps its name: a repeat gets
+the next name no key of the object has, and the parse records which names it made (:data:`Repeats`), so
+a decoder can tell a repeat from a key that only looks like one. The rule for the profiles that map keys
+(generic-json, obis-json): a mapped key sent twice with different values is refused (``invalid_payload``,
+"duplicate key …") unless the repeat is mapped too (:func:`check_repeats`); a repeat of a key the profile
+does not map is ignored. orjson is used only where it provably gives the same document (:func:`_fast_json`).
 """
 
 from __future__ import annotations
@@ -12,16 +17,18 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ingest.decoders.values import to_number
+from ingest.decoders.values import lookup, to_number
 from ingest.readings import DecodeRejected, FieldValue, Reading, TimeSource
 
 if TYPE_CHECKING:
-    from ingest.decoders import DecodeInput
+    from ingest.decoders import DecodeInput, Repeats
 
 PHASES = ("l1", "l2", "l3")
 _JUNK = "\x00 \t\r\n"  # C-string terminators and line ends some gateways append
@@ -37,7 +44,16 @@ def payload_text(payload: bytes) -> str:
 
 
 def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) == len(pairs):  # the usual object: no key twice
+        return document
+    return _rename_repeats(pairs)
+
+
+def _rename_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    sent = {key for key, _ in pairs}  # never given to a repeat: a sent "a#2" stays the sent one
     document: dict[str, Any] = {}
+    repeated: dict[str, list[str]] = {}
     tried: dict[str, int] = {}  # key -> the last count tried: each name is tried at most once (linear)
     for key, value in pairs:
         if key not in document:
@@ -47,11 +63,19 @@ def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         while True:
             count += 1
             name = f"{key}#{count}"
-            if name not in document:
+            if name not in sent and name not in document:
                 break
         tried[key] = count
         document[name] = value
+        repeated.setdefault(key, []).append(name)
+    repeats = getattr(_PARSE, "repeats", None)
+    if repeats is not None:
+        repeats[id(document)] = repeated  # the document keeps the object alive, so its id stays its own
     return document
+
+
+_PARSE = threading.local()  # the parse in progress on this thread: where _rename_repeats records
+_NO_REPEATS: Repeats = {}  # shared; never modified
 
 
 # What json.loads(text, object_pairs_hook=...) builds on every call, built once (payload_text has
@@ -129,19 +153,24 @@ def _fast_json(payload: bytes) -> tuple[bool, Any]:
 
 def parse_json(payload: bytes) -> Any:
     """Any JSON value; invalid_utf8 / invalid_json / too_complex otherwise. Duplicate keys become
-    ``key#2`` …
+    ``key#2`` … (which ones: :func:`last_repeats`).
 
     The work is linear in the payload, and the document is bounded (MAX_JSON_KEYS, MAX_JSON_DEPTH), so
     that no single message can hold up the decode stage (and with it the broker's keep-alive).
     """
     fast, document = _fast_json(payload)
     if fast:
+        _PARSE.last = _NO_REPEATS
         return document
     text = payload_text(payload)
+    repeats: Repeats = {}
+    _PARSE.last = _PARSE.repeats = repeats
     try:
         document = _JSON.decode(text)
     except (ValueError, RecursionError) as exc:
         raise DecodeRejected("invalid_json", str(exc)[:200] or type(exc).__name__) from None
+    finally:
+        _PARSE.repeats = None
     _check_keys(_object_keys(document, 1, False))
     if _ESCAPED_SURROGATE.search(text) and _has_surrogate(document):
         raise DecodeRejected("invalid_json", "a lone surrogate escape (\\ud800-\\udfff): not Unicode text")
@@ -180,8 +209,61 @@ def message_object(message: DecodeInput) -> dict[str, Any]:
     """
     parsed = message.parsed
     if parsed is None:
-        parsed = message.parsed = (parse_json(message.payload),)
+        document = parse_json(message.payload)
+        parsed = message.parsed = (document, last_repeats())
     return _object(parsed[0])
+
+
+def last_repeats() -> Repeats:
+    """The repeated keys of the document :func:`parse_json` returned last on this thread."""
+    repeats: Repeats = getattr(_PARSE, "last", _NO_REPEATS)
+    return repeats
+
+
+def message_repeats(message: DecodeInput) -> Repeats:
+    """The repeated keys of the message's JSON (after :func:`message_object`); empty for nearly all."""
+    return message.parsed[1] if message.parsed is not None else _NO_REPEATS
+
+
+def check_repeats(document: dict[str, Any], repeats: Repeats, mapped: AbstractSet[str]) -> None:
+    """invalid_payload when a key on a ``mapped`` dotted path was sent twice with different values at
+    that path and the repeat's path (``p#2``, ``meter#2.power``) is not mapped too: neither value may
+    silently win. Called only when ``repeats`` is not empty."""
+    for path in mapped:
+        parts = path.split(".")
+        node: Any = document
+        for index, part in enumerate(parts):
+            if isinstance(node, dict):
+                names = repeats.get(id(node), {}).get(part)
+                if names:
+                    _same_or_refuse(node, parts, index, names, mapped)
+                node = node.get(part)
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                break
+
+
+def _same_or_refuse(
+    node: dict[str, Any], parts: list[str], index: int, names: list[str], mapped: AbstractSet[str]
+) -> None:
+    rest = ".".join(parts[index + 1 :])
+    first = lookup(node[parts[index]], rest) if rest else node[parts[index]]
+    for name in names:
+        other_path = ".".join([*parts[:index], name, *parts[index + 1 :]])
+        other = lookup(node[name], rest) if rest else node[name]
+        if other_path not in mapped and other != first:
+            key = ".".join(parts[: index + 1])
+            detail = (
+                f"duplicate key {key[:60]!r} with different values ({_short(first)}, {_short(other)}); "
+                f"map {other_path[:60]!r} to keep both"
+            )
+            raise DecodeRejected("invalid_payload", detail)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _object(document: Any) -> dict[str, Any]:

@@ -40,6 +40,38 @@ def test_a_repeated_key_is_kept_apart_not_overwritten() -> None:
     assert reading.fields == {"power_w": 1000.0, "power_l1_w": 2000.0, "energy_import_kwh": 0.005}
 
 
+@pytest.mark.parametrize(
+    ("payload", "key", "repeat"),
+    [
+        (b'{"e": 5, "e": 7}', "e", "e#2"),
+        (b'{"p#2": 99, "p": 1, "p": 2}', "p", "p#3"),  # a sent "p#2" is not the repeat's name
+        (b'{"m": {"e": 5}, "m": {"e": 7}}', "m", "m#2.e"),
+        (b'{"m": {"e": 5, "e": null}}', "m.e", "m.e#2"),
+    ],
+)
+def test_a_mapped_key_sent_twice_with_different_values_is_refused(
+    payload: bytes, key: str, repeat: str
+) -> None:
+    """Before: the first value was kept, the second ("e#2", mapped by nobody) dropped without a word."""
+    fields = {**FIELDS, "m.e": FIELDS["e"]}
+    fn = SPEC.build(GenericJsonOptions.model_validate({"fields": fields}), "Europe/Berlin")
+    with pytest.raises(DecodeRejected) as caught:
+        fn(DecodeInput("lab/gw/m/state", payload, {"device": "m"}, RECEIVED))
+    assert caught.value.reason == "invalid_payload"
+    assert caught.value.detail.startswith(f"duplicate key {key!r} with different values")
+    assert caught.value.detail.endswith(f"map {repeat!r} to keep both")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"e": 5, "e": 5}', b'{"e": 5, "x": 1, "x": 2}', b'{"e": 5, "p#2": 3}'],
+    ids=["same value twice", "an unmapped key twice", "a sent p#2 without a repeat"],
+)
+def test_what_is_not_a_conflict_is_read(payload: bytes) -> None:
+    (reading,) = decode(payload)
+    assert reading.fields["energy_import_kwh"] == 0.005
+
+
 def test_the_parse_is_shared_with_the_other_profiles_of_the_message(json_parses: list[bytes]) -> None:
     message = DecodeInput("lab/gw/m/state", b'{"p": 5}', {"device": "m"}, RECEIVED)
     decode(message.payload, message)

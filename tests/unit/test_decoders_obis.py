@@ -122,6 +122,15 @@ def test_rejected(payload: str | bytes, reason: str) -> None:
     assert caught.value.reason == reason, caught.value.detail
 
 
+def test_a_repeated_key_is_named_as_sent() -> None:
+    """The detail names the key the meter repeated (generic-json's wording), not the parse's "1.8.0#2";
+    a key sent as "1.8.0#2" is no OBIS code (before: read as a second 1.8.0)."""
+    with pytest.raises(DecodeRejected, match=r"duplicate key '1\.8\.0' with different values \(1\.0, 2\.0\)"):
+        decode('{"1.8.0": "1000", "1.8.0": "2000"}')
+    (reading,) = decode('{"1.8.0": "1000", "1.8.0#2": "2000"}')
+    assert reading.fields == {"energy_import_kwh": 1.0}
+
+
 def test_duplicate_and_empty_keys() -> None:
     """A code repeated with the same value is one reading; different values are refused (REJECTED)."""
     (reading,) = decode('{"": 1, "1.8.0": "1000", "1.8.0": "1000", "1-0:1.8.0*255": 1000, "16.7.0": 5}')
@@ -147,7 +156,7 @@ def test_one_register_in_two_units_is_the_same_value() -> None:
 
 
 def test_a_different_value_in_the_same_channel_is_still_refused() -> None:
-    with pytest.raises(DecodeRejected, match=r"value of 1-1:1\.8\.0") as caught:
+    with pytest.raises(DecodeRejected, match=r"of 1-1:1\.8\.0") as caught:
         decode('{"1-1:1.8.0": "100*kWh", "1-1:1.8.0*255": "100.001*kWh"}')
     assert caught.value.reason == "invalid_payload"
 

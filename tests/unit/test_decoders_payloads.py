@@ -69,11 +69,13 @@ def test_json_object_within_the_limits() -> None:
 
 
 def _keep_duplicates_by_probing(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """The rule as first written (quadratic: every duplicate probed ``key#2``, ``key#3`` … from the start)."""
+    """The rule, quadratic: a repeat probes ``key#2``, ``key#3`` … from the start for a name that is
+    neither taken nor sent by the payload itself (anywhere in the object)."""
+    sent = {key for key, _ in pairs}
     document: dict[str, Any] = {}
     for key, value in pairs:
         name, count = key, 1
-        while name in document:
+        while name in document or (name != key and name in sent):
             count += 1
             name = f"{key}#{count}"
         document[name] = value
@@ -85,6 +87,36 @@ def test_duplicate_keys_are_named_as_by_probing(pairs: list[tuple[str, int]]) ->
     """The linear naming gives the same names as probing from #2 each time, in the same order."""
     expected = _keep_duplicates_by_probing(pairs)
     assert list(payloads._keep_duplicates(pairs).items()) == list(expected.items())
+
+
+@pytest.mark.parametrize(
+    ("payload", "document", "repeats"),
+    [
+        # a sent "a#2" keeps its name and value wherever it stands; the repeat of "a" gets "a#3"
+        (b'{"a#2": 99, "a": 1, "a": 2}', {"a#2": 99, "a": 1, "a#3": 2}, {"a": ["a#3"]}),
+        (b'{"a": 1, "a": 2, "a#2": 99}', {"a": 1, "a#3": 2, "a#2": 99}, {"a": ["a#3"]}),
+        (b'{"a": 1, "a#2": 99}', {"a": 1, "a#2": 99}, None),  # looks like a repeat, is none
+        (b'{"a": 1, "a": 2, "a": 3}', {"a": 1, "a#2": 2, "a#3": 3}, {"a": ["a#2", "a#3"]}),
+    ],
+)
+def test_a_sent_key_never_collides_with_a_repeats_name(
+    payload: bytes, document: dict[str, Any], repeats: dict[str, list[str]] | None
+) -> None:
+    """Before: a sent "a#2" after two "a" became "a#2#2", and "a#2" held the repeat's value."""
+    message = DecodeInput("t", payload, {}, 0)
+    found = payloads.message_object(message)
+    assert list(found.items()) == list(document.items())
+    assert payloads.message_repeats(message).get(id(found)) == repeats
+
+
+def test_repeats_are_recorded_per_object_and_per_thread() -> None:
+    message = DecodeInput("t", b'{"m": {"p": 1, "p": 2}, "q": {"p": 3}, "m": {"p": 4}}', {}, 0)
+    document = payloads.message_object(message)
+    repeats = payloads.message_repeats(message)
+    assert repeats == {id(document): {"m": ["m#2"]}, id(document["m"]): {"p": ["p#2"]}}
+    plain = DecodeInput("t", b'{"p": 1}', {}, 0)  # the fast path: nothing from the parse before
+    payloads.message_object(plain)
+    assert payloads.message_repeats(plain) == {}
 
 
 def test_parse_json_accepts_any_value() -> None:
