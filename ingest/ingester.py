@@ -53,6 +53,7 @@ from ingest.profiles import load_profiles
 from ingest.quarantine import (
     QUARANTINE_FILE,
     DeviceKey,
+    IdentityHolds,
     Quarantine,
     QuarantineEntry,
     QuarantineError,
@@ -271,6 +272,11 @@ class Ingester:
         private_dir(state)
         self.spool = spool or Spool(state / "spool", max_bytes=settings.ingest.spool_max_bytes)
         self.quarantine = Quarantine(state / QUARANTINE_FILE)
+        # when quarantine identities are released: held only while their message may come again
+        self._identities = IdentityHolds(
+            self.quarantine, spool_next_seq=self.spool.next_seq, spool_pending=self.spool.pending_count
+        )
+        self._refused: list[int] = []  # quarantine ids of the lines refused since the last checkpoint
         self.enricher: Enricher | None = None
         self.registry = RegistryLink(settings.registry.url) if settings.registry.enrich else None
         self._last_seen: dict[tuple[str, str], int] = {}  # (gateway, device) -> newest receive time
@@ -478,6 +484,7 @@ class Ingester:
                 device,
                 mqtt_identity(session, message.topic, message.payload, message.mid),
                 redelivered=message.dup,  # committed before a crash that came before the ack: once
+                connection=message.connection,  # where its ack can go out (then the identity is released)
             )
         )
 
@@ -578,7 +585,9 @@ class Ingester:
             # line replays them again at the next start: the same points, harmless)
             await asyncio.to_thread(self.quarantine.mark_replayed, replayed)
             self._replaying.difference_update(replayed)
-        self.source.ack(message for batch in batches for message in batch.messages)
+        acked = [message for batch in batches for message in batch.messages]
+        sent = self.source.ack(acked)
+        self._identities.acknowledged(acked, rejected, stored, sent)
         for entry, kept in zip(rejected, stored, strict=True):
             if kept.added:
                 self.stats.quarantined[entry.reason] += 1
@@ -712,6 +721,8 @@ class Ingester:
                 )
             after = records[-1].seq
             await asyncio.to_thread(self.spool.confirm_many, [r.seq for r in records])
+            self._identities.checkpointed(after, self._refused)  # their lines are not read again
+            self._refused = []
             self._room.set()
             for record, refused_lines in zip(records, refused, strict=True):
                 self.stats.written += self._messages_in_record.pop(record.seq, 0)
@@ -761,6 +772,7 @@ class Ingester:
             redelivered=True,  # the record is read again after a crash before its checkpoint: once
         )
         (stored,) = await asyncio.to_thread(self.quarantine.add_many, [entry])
+        self._refused.append(stored.id)
         if not stored.added:
             log.info("influx refused a line again, in the quarantine already (entry %d)", stored.id)
             return

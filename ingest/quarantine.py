@@ -18,6 +18,13 @@ gives two messages with the same (session, topic, payload, packet id); the secon
 flag, is stored as a new entry and takes the identity over (the first was acknowledged: the broker will
 never send it again).
 
+An identity is held only while its message may still come again: until its ack went out (MQTT) or its
+spool record was checkpointed (a refused line); then :meth:`Quarantine.release_identities` lets it go
+(:class:`IdentityHolds` says when). Held for ever it would swallow a new message: after 65,535
+deliveries the broker gives the same packet id to a new message, and if that one has the same topic and
+payload (a timestamp-less reading of an unregistered device) and comes with DUP (it was in flight when the
+connection dropped), it would be taken for the old one and acknowledged unstored.
+
 Schema versions (``PRAGMA user_version``): 1 without ``gateway``/``device``; 2 adds them with an index, and
 fills them for the ``unknown_device`` entries of a version 1 file from their detail text; 3 adds
 ``identity`` with its UNIQUE index (entries stored before have none). Opening a file for writing upgrades
@@ -48,9 +55,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
 
 from ingest.security.files import private_file
+
+if TYPE_CHECKING:
+    from ingest.mqtt import Message
 
 Status = Literal["pending", "replayed"]
 SCHEMA_VERSION = 3
@@ -85,6 +95,10 @@ _LISTING_INDEXES = (
     "CREATE INDEX IF NOT EXISTS quarantine_device_time"
     " ON quarantine (status, reason, gateway, device, received_ns)",
     "CREATE INDEX IF NOT EXISTS quarantine_topic_time ON quarantine (status, reason, topic, received_ns)",
+)
+_INSERT = (
+    "INSERT INTO quarantine (topic, payload, received_ns, profile, reason, detail, quarantined_ns,"
+    " gateway, device, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 _COLUMNS = "id, topic, payload, received_ns, profile, reason, detail, quarantined_ns, status, replayed_ns"
 _KEY_COLUMNS = ", gateway, device"
@@ -121,6 +135,7 @@ class QuarantineEntry:
     device: str | None = None
     identity: bytes | None = None
     redelivered: bool = False
+    connection: int = 0  # not stored: the MQTT connection that delivered it (where its ack can go out)
 
 
 class Stored(NamedTuple):
@@ -315,6 +330,11 @@ class Quarantine:
             )
         self._columns = _COLUMNS + (_KEY_COLUMNS if version >= 2 else "")
         self.has_device_keys = version >= 2
+        # identities to let go with the next write (see release_identities); its own lock, so that the
+        # event loop never waits for a transaction
+        self._release_lock = threading.Lock()
+        self._release_ids: set[int] = set()
+        self._release_up_to: dict[bool, int] = {}  # spool_lines -> the last entry id
 
     def add(self, entry: QuarantineEntry) -> Stored:
         return self.add_many([entry])[0]
@@ -347,6 +367,7 @@ class Quarantine:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
+                    released = self._write_releases()
                     stored = [
                         self._store(row, e.identity, redelivered=e.redelivered)
                         for row, e in zip(rows, entries, strict=True)
@@ -359,23 +380,84 @@ class Quarantine:
                 raise QuarantineError(
                     f"quarantine {self.path}: cannot store {len(rows)} entries: {exc}"
                 ) from exc
+        self._forget_releases(released)
         return stored
 
     def _store(self, row: tuple[object, ...], identity: bytes | None, *, redelivered: bool) -> Stored:
-        """One entry (``row``: its column values, ``identity`` last), inside add_many's transaction."""
+        """One entry (``row``: its column values, ``identity`` last), inside add_many's transaction.
+
+        A new delivery (not ``redelivered``) is inserted straight away: its identity is rarely held (only
+        until the ack of the message that held it), and the UNIQUE index says so. Looking first cost a
+        lookup per entry (~6 µs of ~45)."""
         conn = self._conn
-        if identity is not None:
+        if identity is not None and redelivered:
             held = conn.execute("SELECT id FROM quarantine WHERE identity = ?", (identity,)).fetchone()
             if held is not None:
-                if redelivered:
-                    return Stored(int(held[0]), False)
-                # the earlier message was acknowledged (its packet id is in use again): it keeps no identity
-                conn.execute("UPDATE quarantine SET identity = NULL WHERE id = ?", (held[0],))
-        sql = (
-            "INSERT INTO quarantine (topic, payload, received_ns, profile, reason, detail, quarantined_ns,"
-            " gateway, device, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
-        )
-        return Stored(int(conn.execute(sql, row).fetchone()[0]), True)
+                return Stored(int(held[0]), False)
+        try:
+            return Stored(int(conn.execute(_INSERT, row).fetchone()[0]), True)
+        except sqlite3.IntegrityError as exc:  # the statement is undone, the transaction goes on
+            if identity is None or "quarantine.identity" not in str(exc):
+                raise
+        # the earlier message was acknowledged (its packet id is in use again): it keeps no identity
+        conn.execute("UPDATE quarantine SET identity = NULL WHERE identity = ?", (identity,))
+        return Stored(int(conn.execute(_INSERT, row).fetchone()[0]), True)
+
+    def release_identities(
+        self, ids: Iterable[int] = (), *, up_to: int = 0, spool_lines: bool = False
+    ) -> None:
+        """Let entries' identities go: their message will not come again (its ack went out, its spool record
+        was checkpointed), and a later message with the same identity must be stored, not taken for it.
+
+        ``ids``: these entries; ``up_to``: besides, every entry up to this id, of MQTT messages or (with
+        ``spool_lines``) of refused lines (reason ``influx_rejected``). Written with the next
+        :meth:`add_many`, in its transaction (the only place where a held identity matters; no fsync of
+        its own), or at :meth:`close` / :meth:`write_releases`. A crash before that leaves them held, which
+        is safe only until the broker has used their packet ids again: the ingester releases what an
+        earlier process held once the broker's redeliveries are through (:class:`IdentityHolds`). A crash
+        after the ack and before this only costs a count: a redelivery that comes after all (the ack was
+        lost with the connection) is stored again."""
+        with self._release_lock:
+            self._release_ids.update(ids)
+            if up_to > 0:
+                self._release_up_to[spool_lines] = max(up_to, self._release_up_to.get(spool_lines, 0))
+
+    def write_releases(self) -> None:
+        """Write the releases :meth:`release_identities` holds now (one transaction)."""
+        with self._transaction("cannot release identities"):
+            written = self._write_releases()
+        self._forget_releases(written)
+
+    def _write_releases(self) -> tuple[set[int], dict[bool, int]]:
+        """The queued releases, inside the caller's transaction; what was written, for
+        :meth:`_forget_releases` once committed (rolled back, they stay queued)."""
+        with self._release_lock:
+            ids, up_to = set(self._release_ids), dict(self._release_up_to)
+        if ids:
+            self._conn.execute(
+                "UPDATE quarantine SET identity = NULL WHERE identity IS NOT NULL"
+                " AND id IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(ids)),),
+            )
+        for spool_lines, last in up_to.items():
+            self._conn.execute(
+                "UPDATE quarantine INDEXED BY quarantine_identity SET identity = NULL"
+                " WHERE identity IS NOT NULL AND id <= ? AND (reason = 'influx_rejected') = ?",
+                (last, spool_lines),
+            )
+        return ids, up_to
+
+    def _forget_releases(self, written: tuple[set[int], dict[bool, int]]) -> None:
+        ids, up_to = written
+        with self._release_lock:
+            self._release_ids -= ids
+            for spool_lines, last in up_to.items():
+                if self._release_up_to.get(spool_lines, 0) <= last:
+                    self._release_up_to.pop(spool_lines, None)
+
+    def last_id(self) -> int:
+        """The newest entry's id (0: none)."""
+        return int(self._query("SELECT coalesce(max(id), 0) FROM quarantine", ())[0][0])
 
     def get(self, entry_id: int) -> QuarantineRecord | None:
         row = self._query(f"SELECT {self._columns} FROM quarantine WHERE id = ?", (entry_id,))
@@ -554,6 +636,12 @@ class Quarantine:
         return {(gateway, device) for gateway, device in rows}
 
     def close(self) -> None:
+        """Write the queued releases (if that fails they stay held: see release_identities) and close."""
+        with self._release_lock:
+            queued = bool(self._release_ids or self._release_up_to)
+        if queued:
+            with contextlib.suppress(QuarantineError):
+                self.write_releases()
         with self._lock:
             self._conn.close()
 
@@ -617,3 +705,77 @@ class Quarantine:
         sql += f" ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
         params += [max(0, limit), max(0, offset)]
         return [_record(row) for row in self._query(sql, tuple(params))]
+
+
+class IdentityHolds:
+    """When the ingester lets identities go (:meth:`Quarantine.release_identities`).
+
+    - MQTT: an entry's identity goes once its message's ack went out, on the connection that delivered
+      it (:meth:`acknowledged`). The broker reuses that packet id only after reading the ack, so a new
+      message with it reaches a later commit, and the release is written before that commit's entries.
+      An ack lost with the connection after it went out brings the message again with DUP: stored a
+      second time (a double count, never a loss).
+    - An entry whose ack did not go out (its connection had dropped), and every entry an earlier
+      process may have left held (a crash between the ack and the release): held until a new message (no
+      DUP) comes on a later connection. The broker resends what was not acknowledged first, in order
+      (MQTT 5 §4.4, §4.6), so their redeliveries came before it and found their entries. Until then, at
+      most ``2 * receive_maximum`` packet ids can have been used since such an entry's message (those in
+      flight with it, acknowledged by the redeliveries, and those in flight now): below 65,535 for a
+      ``receive_maximum`` up to 32,767, so no new message can have its packet id yet. (Not covered: a
+      crash in that window followed by ever more lost connections each of which only brought
+      redeliveries.)
+    - A refused line: once its spool record is checkpointed (:meth:`checkpointed`). Those of an earlier
+      process once the records pending at start are checkpointed (at once when none were: also after
+      the spool was removed, when sequence numbers start at 1 again).
+    """
+
+    def __init__(self, quarantine: Quarantine, *, spool_next_seq: int, spool_pending: int) -> None:
+        self._quarantine = quarantine
+        self._earlier = quarantine.last_id()  # entries of earlier processes: up to this id
+        self._earlier_mqtt = self._earlier > 0
+        self._unacked: dict[int, builtins.list[int]] = {}  # connection -> entries whose ack did not go out
+        self._spool_from_earlier = spool_next_seq - 1  # the last record an earlier process wrote
+        if self._earlier and not spool_pending:
+            quarantine.release_identities(up_to=self._earlier, spool_lines=True)
+            self._spool_from_earlier = 0
+
+    def acknowledged(
+        self,
+        messages: Iterable[Message],
+        entries: Iterable[QuarantineEntry],
+        stored: Iterable[Stored],
+        sent: int,
+    ) -> None:
+        """A commit's messages were acknowledged (``sent``: how many acks went out, all on the newest
+        connection among them); ``entries`` and ``stored``: its quarantine entries and what became of them."""
+        newest_acked = 0
+        newest_new = 0  # the newest connection that brought a new message
+        for message in messages:
+            if message.qos:
+                newest_acked = max(newest_acked, message.connection)
+                if not message.dup:
+                    newest_new = max(newest_new, message.connection)
+        if not sent:
+            newest_acked = -1
+        released: builtins.list[int] = []
+        for entry, kept in zip(entries, stored, strict=True):
+            if entry.identity is None:
+                continue
+            if entry.connection == newest_acked:
+                released.append(kept.id)
+            else:
+                self._unacked.setdefault(entry.connection, []).append(kept.id)
+        if newest_new:
+            for connection in [c for c in self._unacked if c < newest_new]:
+                released += self._unacked.pop(connection)
+            if self._earlier_mqtt:
+                self._quarantine.release_identities(up_to=self._earlier)
+                self._earlier_mqtt = False
+        self._quarantine.release_identities(released)
+
+    def checkpointed(self, last_seq: int, refused: Iterable[int]) -> None:
+        """The spool records up to ``last_seq`` are checkpointed; ``refused``: the entries of their lines."""
+        self._quarantine.release_identities(refused)
+        if self._spool_from_earlier and last_seq >= self._spool_from_earlier:
+            self._quarantine.release_identities(up_to=self._earlier, spool_lines=True)
+            self._spool_from_earlier = 0

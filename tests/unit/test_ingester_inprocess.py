@@ -41,6 +41,7 @@ class FakeBroker:
         self.acked: list[Message] = []
         self.taken_count = 0
         self.on_ack: Callable[[list[Message]], None] = lambda messages: None
+        self.connection = 1  # the current one: acks of messages another connection delivered are lost
 
     def bind(
         self,
@@ -60,7 +61,7 @@ class FakeBroker:
         self.taken_count += count
 
     def ack(self, messages: Iterable[Message]) -> int:
-        acked = [m for m in messages if m.qos]
+        acked = [m for m in messages if m.qos and m.connection == self.connection]
         self.on_ack(acked)
         self.acked += acked
         return len(acked)
