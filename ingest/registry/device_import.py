@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -34,13 +33,12 @@ from ingest.registry.db import commit
 from ingest.registry.errors import RegistryError
 from ingest.registry.fleet import create_device
 from ingest.registry.models import Building, Device, Gateway, GatewayStatus, Household
-from ingest.registry.text import check_text
+from ingest.registry.text import check_text, native_id_problem
 
 REQUIRED = ("gateway", "native_id", "profile")
 OPTIONAL = ("meter_number", "location", "notes", "building", "household")
 MAX_ROWS = 5000
 MAX_BYTES = 2 * 1024 * 1024
-_NATIVE_ID = re.compile(r"[^/+#\x00-\x1f\x7f]{1,128}")  # fullmatch: "$" would let "x\n" through
 _LIMITS = {"meter_number": 64, "location": 100, "notes": 4000, "gateway": 64, "profile": 64}
 
 
@@ -183,8 +181,9 @@ class _Checker:
             if len(row.get(name, "")) > limit:
                 errors.append((name, f"longer than {limit} characters"))
         native_id = row.get("native_id", "")
-        if native_id and not _NATIVE_ID.fullmatch(native_id):
-            errors.append(("native_id", "one topic level: no '/', '+', '#' or control characters"))
+        problem = native_id and native_id_problem(native_id)  # (its text is checked above)
+        if problem:
+            errors.append(("native_id", problem))
         profile = row.get("profile", "")
         if profile and self.profiles is not None and profile not in self.profiles:
             errors.append(("profile", f"unknown profile {profile!r}"))

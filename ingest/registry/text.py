@@ -1,6 +1,7 @@
 """The registry's one rule for free text (names, addresses, locations, meter numbers, notes), used by the
 JSON API's schemas, the pages' forms, the CLI's arguments and the CSV import alike; as pydantic types
-(``Name``, ``ShortText``, ``Notes``, ``Key``, ``NativeId``) at the end.
+(``Name``, ``ShortText``, ``Notes``, ``Key``, ``NativeId``) at the end; a device id has a rule of its own
+on top (:func:`native_id_problem`: topic levels).
 
 Refused, with the reason:
 
@@ -91,6 +92,40 @@ Name = Annotated[str, Field(min_length=1, max_length=100), BeforeValidator(singl
 ShortText = Annotated[str, Field(max_length=200), BeforeValidator(single_line)]
 Notes = Annotated[str, Field(max_length=4000), BeforeValidator(_notes)]
 Key = Annotated[str, Field(min_length=1, max_length=64), BeforeValidator(single_line)]
+NATIVE_ID_MAX = 128  # the registry's column (String(128)); Shelly allows a 300-character topic prefix
+
+
+def native_id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a device id as it appears in topics, or None.
+
+    One topic level (``boiler``) or several joined by ``/`` (a Shelly Gen2 prefix the user set,
+    ``home/floor1/pm``; the topic templates' ``{device:path}``): no level empty (so no leading, trailing or
+    double ``/``), no MQTT wildcard ``+`` or ``#``, at most :data:`NATIVE_ID_MAX` characters. The device's
+    topics stay under ``lab/<gateway>/`` whatever its id: the gateway prefixes them.
+    """
+    if not value:
+        return "required"
+    if len(value) > NATIVE_ID_MAX:
+        return f"longer than {NATIVE_ID_MAX} characters"
+    if "+" in value or "#" in value:
+        return "no '+' or '#' (MQTT wildcards)"
+    if not all(value.split("/")):
+        return "topic levels joined by '/', none empty (no leading, trailing or double '/')"
+    return None
+
+
+def _native_id(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    value = check_text(value)
+    problem = native_id_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 NativeId = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[^/+#]+$"), BeforeValidator(single_line)
+    str,
+    Field(min_length=1, max_length=NATIVE_ID_MAX, pattern=r"^[^/+#]+(/[^/+#]+)*$"),
+    BeforeValidator(_native_id),
 ]

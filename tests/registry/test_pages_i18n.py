@@ -119,9 +119,9 @@ def test_numbers_and_spans() -> None:
         (
             "string_pattern_mismatch",
             "native_id",
-            "String should match pattern '^[^/+#]+$'",
+            "String should match pattern '^[^/+#]+(/[^/+#]+)*$'",
             {},
-            "Eine Topic-Ebene: kein /, + oder #.",
+            "Topic-Ebenen, durch / getrennt: keine leer, kein + oder #.",
         ),
         ("int_parsing", "gateway_id", "Input should be a valid integer", None, "Bitte eine ganze Zahl."),
         (
@@ -327,7 +327,7 @@ def test_german_pages_are_entirely_german(api: TestClient, session: Session) -> 
         "csrf refused": api.post("/tech/devices", data={"native_id": "x"}),
     }
     device_errors = [
-        {"gateway_id": str(gateway.id), "native_id": "a/b", "profile_id": "bogus", "location": "=x"},
+        {"gateway_id": str(gateway.id), "native_id": "a/+", "profile_id": "bogus", "location": "=x"},
         {
             "gateway_id": str(gateway.id),
             "native_id": device.native_id,
@@ -350,7 +350,7 @@ def test_german_pages_are_entirely_german(api: TestClient, session: Session) -> 
         for item in answer.json()["detail"]:
             assert item["msg"] != GENERIC_DE, item
             assert_german(item["msg"], f"validate {number} {item['loc']}")
-    csv = f"gateway,native_id,profile\n{gateway.name},a/b,bogus\nnogw,x,generic-json\n".encode()
+    csv = f"gateway,native_id,profile\n{gateway.name},a//b,bogus\nnogw,x,generic-json\n".encode()
     pages["import errors"] = api.post(
         "/tech/import", data={"csrf_token": token}, files={"file": ("d.csv", csv, "text/csv")}
     )
@@ -369,7 +369,7 @@ def test_german_pages_are_entirely_german(api: TestClient, session: Session) -> 
     assert "Die Nutzdaten sind kein lesbares JSON." in pages["run heard"].text  # the quarantine entry
     assert '<span class="badge active">aktiv</span>' in pages["gateway"].text
     assert "Pflichtfeld." in pages["device errors 3"].text
-    assert "Eine Topic-Ebene: kein /, + oder #." in pages["device errors 0"].text
+    assert "Kein + oder # (MQTT-Platzhalter)." in pages["device errors 0"].text
     assert "Darf nicht mit „=“ beginnen" in pages["device errors 0"].text
     assert f"hat schon ein Gerät „{device.native_id}“." in pages["device errors 1"].text
     assert "Kein Gateway mit der ID 999999." in pages["device errors 2"].text
@@ -380,7 +380,7 @@ def test_german_pages_are_entirely_german(api: TestClient, session: Session) -> 
     assert "29 Nov 2026, 14:05 CET" in english
     assert "No message received in 5 s." in api.get(f"/tech/runs/{run_ids[1]}").text
     assert (
-        "String should match pattern"
+        "no &#39;+&#39; or &#39;#&#39; (MQTT wildcards)"
         in api.post("/tech/devices", data={**device_errors[0], "csrf_token": token}).text
     )
     session.expire_all()

@@ -110,7 +110,7 @@ def test_import_reports_each_bad_row_and_writes_nothing(session: Session) -> Non
     data = _csv(
         f"{gateway.name};ok1;generic-json;;;",
         f"{gateway.name};{taken.native_id};generic-json;Z-TAKEN;;",
-        "nogw;a/b;nonsense;;Haus X;",
+        "nogw;a//b;nonsense;;Haus X;",
         f"{gateway.name};ok1;generic-json;;;",
         header="gateway;native_id;profile;meter_number;building;household",
     )

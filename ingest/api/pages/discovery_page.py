@@ -24,9 +24,7 @@ from ingest.discovery.listing import PER_GATEWAY, GatewayDiscovery
 from ingest.registry.errors import InvalidFields, RegistryError
 from ingest.registry.models import Assignment, Device, User
 from ingest.registry.registration import NewDevice, register_discovered
-from ingest.registry.text import text_problem
-
-NATIVE_ID_MAX = 128  # as the registry's schema allows (ingest.api.schemas.NativeId)
+from ingest.registry.text import native_id_problem, text_problem
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -97,10 +95,8 @@ def _gateways(session: SessionDep, source: DiscoverySource, gateway: str | None)
 
 
 def id_problem(native_id: str) -> str | None:
-    """Why a discovered device id cannot be registered (the registry's text rule, its length), or None."""
-    if len(native_id) > NATIVE_ID_MAX:
-        return f"longer than {NATIVE_ID_MAX} characters"
-    return text_problem(native_id)
+    """Why a discovered device id cannot be registered (the registry's text and device id rules), or None."""
+    return text_problem(native_id) or native_id_problem(native_id)
 
 
 def _form_key(gateway_id: str, native_id: str) -> str:

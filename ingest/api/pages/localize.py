@@ -150,9 +150,11 @@ FIELD_MESSAGES_DE: list[tuple[str, str]] = [
     ),
     (r"required", "Pflichtfeld."),
     (r"longer than (?P<n>\d+) characters", "Länger als {n} Zeichen."),
+    # a device id (ingest.registry.text.native_id_problem)
+    (r"no '\+' or '#' \(MQTT wildcards\)", "Kein + oder # (MQTT-Platzhalter)."),
     (
-        r"one topic level: no '/', '\+', '#' or control characters",
-        "Eine Topic-Ebene: kein /, + oder # und keine Steuerzeichen.",
+        r"topic levels joined by '/', none empty \(no leading, trailing or double '/'\)",
+        "Topic-Ebenen, durch / getrennt, keine leer (kein / am Anfang, am Ende oder doppelt).",
     ),
     (rf"no gateway named (?P<g>{_Q})", "Kein Gateway namens {g}."),
 ]
@@ -161,7 +163,7 @@ GENERIC_DE = "Dieser Wert ist ungültig."
 
 # pydantic's error types (https://docs.pydantic.dev/latest/errors/validation_errors/)
 _PATTERN_RULES_DE = {
-    "native_id": "Eine Topic-Ebene: kein /, + oder #.",
+    "native_id": "Topic-Ebenen, durch / getrennt: keine leer, kein + oder #.",
     "name": "1–64 Buchstaben, Ziffern, - oder _ (eine Topic-Ebene: kein /, + oder #).",
 }
 
