@@ -27,10 +27,11 @@ from tests.helpers import InfluxQuery, Target
 START_MS = 1_764_320_400_000
 
 
-async def _take(settings: MqttSettings, topic: str, count: int, *, ack: bool) -> list[Message]:
-    """Connect with the persistent session, take ``count`` messages (acknowledged or not), disconnect."""
+async def _take(settings: MqttSettings, topic: str | list[str], count: int, *, ack: bool) -> list[Message]:
+    """Connect with the persistent session, subscribed to ``topic`` (a filter or several), take ``count``
+    messages (acknowledged or not), disconnect."""
     queue: asyncio.Queue[list[Message]] = asyncio.Queue()
-    source = MqttSource(settings, topics=[topic], queue=queue)
+    source = MqttSource(settings, topics=[topic] if isinstance(topic, str) else topic, queue=queue)
     runner = asyncio.create_task(source.run())
     received: list[Message] = []
     try:
@@ -114,11 +115,14 @@ class WatchedSource(MqttSource):
         super().__init__(*args, **kwargs)
         self.die = die
         self.acked = asyncio.Event()
+        self.acked_ids: list[int] = []  # the packet ids acknowledged
 
     def ack(self, messages: Iterable[Message]) -> int:
         if self.die:
             raise Crash("killed between the quarantine commit and the ack")
+        messages = list(messages)
         sent = super().ack(messages)
+        self.acked_ids += [m.mid for m in messages]
         if sent:
             self.acked.set()
         return sent
@@ -176,3 +180,58 @@ def test_a_crash_between_the_quarantine_commit_and_the_ack_quarantines_once(
     assert (again.received, again.quarantined_total) == (1, 1)
     with Quarantine(quarantine_file, read_only=True) as quarantine:
         assert [r.payload for r in quarantine.list()] == [b"{bad", b"{bad"]
+
+
+def test_a_new_message_with_an_acknowledged_entrys_packet_id_and_dup_is_stored(
+    mosquitto: Mosquitto, target: Target
+) -> None:
+    """Review finding 1 on the wire: A is quarantined and acknowledged; 65,534 deliveries later Mosquitto
+    gives A's packet id to B, the same topic and payload (a new reading), B is in flight when the process
+    dies, and comes again with DUP to the next ingester: stored, not taken for A."""
+    settings = Settings.model_validate(target.config())
+    topic = f"{target.topic_prefix}lab/gw-1/tele/plug-1/SENSOR"  # tasmota: the payload is not JSON
+    filters: list[str] = []  # the ingester's subscriptions: the same session, the same filters
+
+    acked_ids: list[int] = []
+
+    async def ingest(*, publish: bool) -> Stats:
+        """The ingester until it acknowledged a message (with ``publish``: published now)."""
+        made: list[WatchedSource] = []
+
+        def source(
+            *, topics: list[str], queue: asyncio.Queue[list[Message]], on_broker_drops: Callable[[int], None]
+        ) -> MessageSource:
+            filters[:] = topics
+            made.append(WatchedSource(settings.mqtt, topics=topics, queue=queue, die=False))
+            return made[0]
+
+        ingester = Ingester(settings, source=source)
+        run = asyncio.create_task(ingester.run())
+        await asyncio.wait_for(made[0].connected.wait(), 10)
+        if publish:
+            await asyncio.to_thread(_publish, mosquitto.port, topic, [b"{bad"])
+        await asyncio.wait_for(made[0].acked.wait(), 10)
+        ingester.stop()
+        await asyncio.wait_for(run, 10)
+        acked_ids.extend(made[0].acked_ids)
+        return ingester.stats
+
+    assert asyncio.run(ingest(publish=True)).quarantined_total == 1  # A
+    with Quarantine(target.state_dir / QUARANTINE_FILE, read_only=True) as quarantine:
+        (a,) = quarantine.list()
+    # 65,534 other deliveries to the session, acknowledged: the packet ids go round once
+    filler, left = f"{target.topic_prefix}lab/gw-1/tele/other/SENSOR", 65_534
+    while left:
+        n = min(2_000, left)
+        _publish(mosquitto.port, filler, [b"x"] * n)
+        left -= len(asyncio.run(_take(settings.mqtt, filters, n, ack=True)))
+    _publish(mosquitto.port, topic, [b"{bad"])  # B, the same reading later
+    (b,) = asyncio.run(_take(settings.mqtt, filters, 1, ack=False))  # the process dies before the ack
+    with Quarantine(target.state_dir / QUARANTINE_FILE, read_only=True) as quarantine:
+        assert quarantine.count() == 1
+    again = asyncio.run(ingest(publish=False))  # B again, with DUP and A's packet id
+    assert (again.received, again.quarantined_total, again.already_quarantined) == (1, 1, 0), "B lost"
+    with Quarantine(target.state_dir / QUARANTINE_FILE, read_only=True) as quarantine:
+        assert [(r.topic, r.payload) for r in quarantine.list()] == [(a.topic, a.payload)] * 2
+    assert (b.topic, b.payload, b.dup) == (topic, b"{bad", False)
+    assert acked_ids == [b.mid, b.mid]  # A, then B with A's packet id
