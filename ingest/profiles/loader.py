@@ -79,7 +79,7 @@ def compile_profile(data: Any, *, source: str, tz: str) -> CompiledProfile:
     except ValidationError as exc:
         lines = describe_errors(exc, prefix=("options",))
         raise ProfileError("\n".join(f"{source}: {line}" for line in lines)) from None
-    templates = tuple(TopicTemplate(topic) for topic in profile.topics)
+    templates = tuple(TopicTemplate(topic, profile.topic_levels) for topic in profile.topics)
     declines = spec.build_declines(options, tz) if spec.build_declines is not None else None
     return CompiledProfile(profile, options, templates, spec.build(options, tz), declines)
 

@@ -69,6 +69,11 @@ class Profile(Strict):
     description: str = ""
     decoder: str = Field(description="name of the decoder in ingest.decoders")
     topics: list[str] = Field(min_length=1, description="topic templates, e.g. lab/{gateway}/{device}/state")
+    topic_levels: dict[str, Literal["component"]] = Field(
+        default_factory=dict,
+        description="a bound name -> the shape its topic level must have (component: a Shelly Gen2 "
+        "component key, switch:0 or sys); a topic whose level lacks it is not this profile's",
+    )
     priority: int = Field(
         0, description="profiles whose topics overlap are tried from the highest priority down"
     )
@@ -93,6 +98,15 @@ class Profile(Strict):
         for topic in topics:
             TopicTemplate(topic)
         return topics
+
+    @model_validator(mode="after")
+    def _shaped_names_are_bound(self) -> Self:
+        for name in self.topic_levels:
+            if not any(TopicTemplate(topic).names.count(name) for topic in self.topics):
+                raise ValueError(f"topic_levels: {{{name}}} is bound by none of the topics")
+            if any(TopicTemplate(topic).path == name for topic in self.topics):
+                raise ValueError(f"topic_levels: {{{name}:path}} spans levels; a shape is for one level")
+        return self
 
     @field_validator("plausibility")
     @classmethod

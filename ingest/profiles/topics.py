@@ -1,10 +1,16 @@
 """Topic templates: ``lab/{gateway}/{device}/state`` binds topic levels to names.
 
 A level is a literal, ``{name}`` (binds exactly one level), ``{name:path}`` (binds one or more levels,
-``/`` included: a device's topic prefix the user may set to ``home/floor1/pm``, Shelly Gen2), ``+``
-(any one level, unbound) or a final ``#`` (any rest). A template binds at most one path; it cannot also
-end in ``#`` (which levels would be whose?). The MQTT subscription filter replaces every binding with
-``+``; a path, which no MQTT filter can stand for in the middle of a topic, ends the filter with ``#``.
+``/`` included: a device's topic prefix the user may set to ``home/floor1/pm``, Shelly Gen2),
+``+`` (any one level, unbound) or a final ``#`` (any rest). A profile may give a ``{name}`` a shape
+(``topic_levels``; :data:`SHAPES`): ``component``, a Shelly Gen2 component key, ``type:id`` such as
+``switch:0`` or one of the components without id (``sys``, ``wifi`` …, :data:`COMPONENTS`). That keeps a
+path template from claiming other firmwares' topics that merely have a ``status`` level (ESPHome
+``node/binary_sensor/status/state``, a zigbee2mqtt name ``living/status/lamp``): those stay ``no_profile``
+and are listed as unknown topics.
+A template binds at most one path; it cannot also end in ``#`` (which levels would be whose?). The MQTT
+subscription filter replaces every binding with ``+``; a path, which no MQTT filter can stand for in the
+middle of a topic, ends the filter with ``#``.
 
 Matching is a compiled regular expression, once per topic (the decode stage caches a topic's routes):
 a path is greedy, so the levels after it are the topic's last ones; it spans at most MAX_PATH_LEVELS.
@@ -13,6 +19,7 @@ a path is greedy, so the levels after it are the topic's last ones; it spans at 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 _NAME = re.compile(r"\{([a-z_][a-z0-9_]*)(:path)?\}\Z")  # \Z: "$" would pass a trailing newline
 MAX_PATH_LEVELS = 16  # a Shelly topic_prefix has at most 300 characters; no one nests 16 levels deep
@@ -22,12 +29,22 @@ MAX_PATH_LEVELS = 16  # a Shelly topic_prefix has at most 300 characters; no one
 # stage routes topics over 512 characters afresh for every message).
 _ONE_LEVEL = "[^/]++"
 _LEVELS = f"[^/]++(?:/[^/]++){{0,{MAX_PATH_LEVELS - 1}}}"  # one to MAX_PATH_LEVELS non-empty levels
+# Shelly Gen2's components without an id (their key is the type alone; "Component Concept" and each
+# component's page of the Gen2 API docs: "It uses the key sys when enumerated …"); every other component
+# is keyed type:id (switch:0, em1data:1, temperature:100).
+COMPONENTS = (
+    "sys", "wifi", "eth", "ble", "cloud", "mqtt", "ws", "ui", "bthome", "knx", "matter", "modbus", "zigbee",
+    "plugs_ui", "ht_ui", "wd",
+)  # fmt: skip
+_COMPONENT = f"(?:[a-z][a-z0-9_]*+:[0-9]{{1,5}}+|{'|'.join(COMPONENTS)})(?![^/])"
+SHAPES = {"component": _COMPONENT}  # what topic_levels may name
 
 
 class TopicTemplate:
     __slots__ = ("_regex", "filter", "names", "path", "template")
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, shapes: Mapping[str, str] | None = None) -> None:
+        """``shapes``: bound name -> a :data:`SHAPES` key its one level must have (KeyError if unknown)."""
         if not template or (template.startswith("/") and len(template) == 1):
             raise ValueError("a topic template must not be empty")
         levels = template.split("/")
@@ -46,7 +63,10 @@ class TopicTemplate:
                     if path is not None:
                         raise ValueError(f"{template!r}: one {{name:path}} per template")
                     path = name
-                pattern.append(f"(?P<{name}>{_LEVELS if bound.group(2) else _ONE_LEVEL})")
+                    level_pattern = _LEVELS
+                else:
+                    level_pattern = SHAPES[shapes[name]] if shapes and name in shapes else _ONE_LEVEL
+                pattern.append(f"(?P<{name}>{level_pattern})")
                 filter_levels.append("#" if bound.group(2) else "+")
             elif level == "+":
                 pattern.append(_ONE_LEVEL)

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from ingest.decode import MessageDecoder
 from ingest.decoders import DecodeFn, DecodeInput, shelly_gen2
 from ingest.decoders.shelly_gen2 import SPEC
 from ingest.profiles import load_profiles
+from ingest.profiles.schema import Profile
 from ingest.readings import DecodeRejected, Reading
 from tests.unit.decoder_contract import decoded_or_rejected, dump, values
 
@@ -286,7 +289,8 @@ def test_component_keys_match_whole(key: str, parsed: tuple[str, str]) -> None:
 
 # --- topic prefixes of several levels (topic_prefix "home/floor1/pm"), through the shipped profile -----
 
-PROFILES = load_profiles(Path(__file__).resolve().parents[2] / "device_profiles")
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "device_profiles"
+PROFILES = load_profiles(PROFILES_DIR)
 
 
 def _through_profile(decoder: MessageDecoder, topic: str, payload: dict[str, Any]) -> list[Reading]:
@@ -319,3 +323,65 @@ def test_status_topics_under_any_prefix_depth_decode(topic: str) -> None:
     (reading,) = _through_profile(MessageDecoder(PROFILES), topic, status)
     assert reading.tags["device"] == topic.removeprefix("lab/gw/").removesuffix("/status/switch:0")
     assert reading.fields == {"power_w": 12.5, "energy_import_kwh": 1.0}
+
+
+# --- only Shelly component keys: other firmwares' "status" levels stay no_profile ----------------------
+
+FOREIGN = [
+    ("lab/gw/esp-node/binary_sensor/status/state", b"ON"),  # ESPHome's "status" binary sensor
+    ("lab/gw/zigbee2mqtt/living/status/lamp", b'{"temperature": 21}'),  # a z2m friendly name with "/"
+    ("lab/gw/node/status/wsx", b'{"uptime": 5}'),  # a known name's prefix is no key
+    ("lab/gw/node/status/switch:", b'{"apower": 5}'),
+    ("lab/gw/node/status/switch:0x", b'{"apower": 5}'),
+    ("lab/gw/node/status/Switch:0", b'{"apower": 5}'),
+]
+
+
+@pytest.mark.parametrize(("topic", "payload"), FOREIGN, ids=[t for t, _ in FOREIGN])
+def test_a_status_level_that_is_no_component_key_is_no_profile(topic: str, payload: bytes) -> None:
+    """Before: shelly-gen2 claimed them (invalid_json, no_readings), hiding them from the unknown topics."""
+    assert PROFILES.candidates(topic) == []
+    with pytest.raises(DecodeRejected) as caught:
+        MessageDecoder(PROFILES).decode(topic, payload, RECEIVED)
+    assert (caught.value.reason, caught.value.profile) == ("no_profile", None)
+
+
+@pytest.mark.parametrize(
+    ("component", "status", "fields"),
+    [
+        ("switch:0", {"id": 0, "apower": 5}, {"power_w": 5.0}),
+        ("em1data:1", {"id": 1, "total_act_energy": 2000}, {"energy_import_kwh": 2.0}),
+        ("temperature:100", {"id": 100, "tC": 21.5}, {"temperature_c": 21.5}),
+        ("sys", {"uptime": 30}, {"uptime_s": 30.0}),
+        ("wifi", {"rssi": -60}, {"rssi_dbm": -60.0}),
+    ],
+)
+def test_component_keys_are_still_shellys(
+    component: str, status: dict[str, Any], fields: dict[str, Any]
+) -> None:
+    for topic in (f"lab/gw/shelly1/status/{component}", f"lab/gw/home/floor1/pm/status/{component}"):
+        (reading,) = _through_profile(MessageDecoder(PROFILES), topic, status)
+        assert (reading.tags["profile"], reading.fields) == ("shelly-gen2", fields)
+
+
+def test_a_component_without_measurements_is_still_claimed() -> None:
+    """cloud is a Shelly component: its status is Shelly's (no_readings), not an unknown topic."""
+    with pytest.raises(DecodeRejected) as caught:
+        _through_profile(MessageDecoder(PROFILES), "lab/gw/shelly1/status/cloud", {"connected": True})
+    assert (caught.value.reason, caught.value.profile) == ("no_readings", "shelly-gen2")
+
+
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        ({"nope": "component"}, "bound by none of the topics"),
+        ({"device": "component"}, "spans levels"),
+        ({"component": "anything"}, "Input should be 'component'"),
+    ],
+)
+def test_topic_levels_name_a_bound_single_level_and_a_known_shape(
+    levels: dict[str, str], message: str
+) -> None:
+    data = yaml.safe_load((PROFILES_DIR / "shelly-gen2.yaml").read_text(encoding="utf-8"))
+    with pytest.raises(ValidationError, match=message):
+        Profile.model_validate(data | {"topic_levels": levels})
