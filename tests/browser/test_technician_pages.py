@@ -48,9 +48,11 @@ def test_technician_registers_a_device_and_it_passes_commissioning(
     expect(phone.get_by_role("heading", name="Gerät anlegen")).to_be_visible()
 
     phone.get_by_label("Gateway").select_option(label=gateway_name)
-    phone.get_by_label("Geräte-ID (wie im Topic)").fill("zaehler/1")
+    phone.get_by_label("Geräte-ID (wie im Topic)").fill("zaehler//1")
     # the page's own check as you type, in the page's language
-    expect(phone.locator("#err-native_id")).to_have_text("Eine Topic-Ebene: kein /, + oder #.")
+    expect(phone.locator("#err-native_id")).to_have_text(
+        "Topic-Ebenen, durch / getrennt, keine leer (kein / am Anfang, am Ende oder doppelt)."
+    )
     expect(phone.get_by_label("Geräte-ID (wie im Topic)")).to_have_attribute("aria-invalid", "true")
     phone.get_by_label("Geräte-ID (wie im Topic)").fill("zaehler-1")
     expect(phone.locator("#err-native_id")).to_be_empty()
@@ -87,6 +89,59 @@ def test_technician_registers_a_device_and_it_passes_commissioning(
     phone.get_by_role("link", name="Fleet status").click()
     expect(phone.locator("#fleet")).to_contain_text("zaehler-1")
     shot(phone, tmp_path, "3-fleet-en")
+
+
+def test_a_shelly_with_a_prefix_of_three_levels_is_registered_and_commissioned(
+    server: str,
+    phone: Page,
+    registry_engine: Engine,
+    broker_admin: DynsecAdmin,
+    dynsec_broker: Mosquitto,
+    tmp_path: Path,
+    unique: str,
+) -> None:
+    """A Shelly Pro EM whose MQTT prefix the user set to ``home/floor1/pm``: its device id has levels."""
+    with session_factory(registry_engine)() as session:
+        technician = f.user(session, Role.technician)
+        gateway, password = create_gateway(session, broker_admin, name=f"s{unique}")
+        username, gateway_name, broker_user = technician.username, gateway.name, gateway.broker_username
+        gateway_id = gateway.id
+
+    phone.goto(f"{server}/tech/devices/new")
+    phone.get_by_label("Benutzername").fill(username)
+    phone.get_by_label("Passwort").fill(f.PASSWORD)
+    phone.get_by_role("button", name="Anmelden").click()
+    phone.get_by_label("Gateway").select_option(label=gateway_name)
+    phone.get_by_label("Geräte-ID (wie im Topic)").fill("home/floor1/pm")
+    phone.get_by_label("Geräteprofil").select_option(value="shelly-gen2")
+    expect(phone.locator("#err-native_id")).to_be_empty()
+    phone.get_by_role("button", name="Speichern").click()
+    expect(phone.get_by_role("heading", name="Gerät home/floor1/pm")).to_be_visible()
+    shot(phone, tmp_path, "shelly-levels-1-device")
+
+    def notify() -> bytes:
+        params = {"ts": time.time(), "em1:0": {"id": 0, "act_power": -412.7, "voltage": 229.8}}
+        return json.dumps(
+            {"src": "shellyproem50-08f9e0e67204", "method": "NotifyStatus", "params": params}
+        ).encode()
+
+    with Publisher(
+        dynsec_broker.port,
+        username=broker_user,
+        password=password,
+        client_id=gateway_client_id(gateway_name),
+        topic=f"lab/{gateway_name}/home/floor1/pm/events/rpc",
+        payload=notify,
+    ):
+        phone.get_by_role("button", name="Prüfung starten").click()
+        expect(phone.get_by_role("heading", name="Inbetriebnahme-Prüfung: home/floor1/pm")).to_be_visible()
+        expect(phone.locator(".verdict")).to_have_text("bestanden", timeout=30_000)
+    expect(phone.locator("table.values")).to_contain_text("electricity.power_w")
+    shot(phone, tmp_path, "shelly-levels-2-commissioning-passed")
+
+    phone.goto(f"{server}/tech/gateways/{gateway_id}")  # the gateway's device list links to it by its id
+    phone.get_by_role("link", name="home/floor1/pm").click()
+    expect(phone.get_by_role("heading", name="Gerät home/floor1/pm")).to_be_visible()
 
 
 def test_a_tossed_csrf_cookie_cannot_act_for_a_logged_in_technician(

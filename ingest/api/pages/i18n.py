@@ -74,7 +74,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Broker administration is not configured: gateways cannot be registered here.",
     ),
     "native_id": ("Geräte-ID (wie im Topic)", "Device id (as in the topic)"),
-    "native_id_help": ("Ohne /, + und #.", "No /, + or #."),
+    "native_id_help": (
+        "Ohne + und #; mehrere Ebenen mit / getrennt (Shelly: das ganze Topic-Präfix).",
+        "No + or #; levels separated by / (Shelly: the whole topic prefix).",
+    ),
     "profile": ("Geräteprofil", "Device profile"),
     "household": ("Haushalt", "Household"),
     "location": ("Ort / Raum", "Location / room"),
