@@ -129,7 +129,7 @@ def _local_to_ns(moment: datetime, tz: str) -> int:
     if offset is None:
         offset = _hour_offset_us(tz, local_us // _HOUR_US)
     if offset is None:
-        return (moment.replace(tzinfo=zone(tz)) - _EPOCH) // _ONE_US * 1000
+        return datetime_to_ns(moment.replace(tzinfo=zone(tz)))
     return (local_us - offset) * 1000
 
 

@@ -21,7 +21,7 @@ options:
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,7 +41,7 @@ from ingest.decoders.obis_codes import (
 )
 from ingest.decoders.values import to_number
 from ingest.readings import DecodeRejected, Reading
-from ingest.timeparse import device_time, zone
+from ingest.timeparse import datetime_to_ns, device_time, zone
 
 Medium = Literal["gas", "water"]
 MBUS_DEVICE_TYPES: dict[int, Medium] = {3: "gas", 7: "water"}  # EN 13757-3 device types
@@ -51,7 +51,6 @@ _END = re.compile(rb"(?m)^!([0-9A-Fa-f]{0,4})")
 _LINE = re.compile(r"(?m)^[ \t]*([0-9][0-9:.*-]*)((?:\([^()\r\n]*\))+)")
 _GROUP = re.compile(r"\(([^()]*)\)")
 _TIMESTAMP = re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)([WSws]?)")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class DsmrOptions(BaseModel):
@@ -134,8 +133,7 @@ def _local_ns(text: str | None, tz: str) -> int | None:
         local = datetime(2000 + yy, mo, dd, hh, mi, ss, fold=1 if found.group(7) in ("W", "w") else 0)
     except ValueError:
         return None
-    moment = local.replace(tzinfo=zone(tz))
-    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+    return datetime_to_ns(local.replace(tzinfo=zone(tz)))
 
 
 class _Telegram:

@@ -15,7 +15,7 @@ from ingest.decoders.dsmr import DsmrOptions
 from ingest.decoders.obis import SPEC, ObisJsonOptions
 from ingest.decoders.obis_codes import check_units, electricity_fields, parse_obis
 from ingest.readings import DecodeRejected, NotThisProfile, Reading
-from tests.unit.decoder_contract import decoded_or_rejected
+from tests.unit.decoder_contract import decoded_or_rejected, values
 
 RECEIVED_NS = 1_764_320_402_000_000_000  # 2025-11-28T09:00:02Z
 WH = {"1.8.0": "Wh", "2.8.0": "Wh"}
@@ -251,16 +251,9 @@ def _units_error(units: dict[str, str]) -> str:
 keys = st.sampled_from(
     [*KEYS, "1-0:16.7.0", "32.7.0", "1-0:2.8.1*255", "1-0:1.8.0*01", "time", ""]
 ) | st.text(max_size=12)
-scalars: st.SearchStrategy[Any] = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=16)
-    | st.lists(st.integers(), max_size=3)
-)
-raw_values: st.SearchStrategy[Any] = scalars | st.fixed_dictionaries(
-    {"value": scalars, "unit": st.none() | st.text(max_size=5)}
+# the shared fuzz values, and obis-json's {"value": …, "unit": …} shape around them
+raw_values: st.SearchStrategy[Any] = values | st.fixed_dictionaries(
+    {"value": values, "unit": st.none() | st.text(max_size=5) | st.sampled_from(["kWh", "Wh", "W", "kW"])}
 )
 
 

@@ -13,6 +13,7 @@ from ingest import lifecycle
 from ingest.config import ConfigError, load_settings
 from ingest.consumption import total_energy
 from ingest.lifecycle_cli import TASKS_DIR, _same_cq
+from ingest.timeparse import datetime_to_ns
 
 QUARTER, DAILY = lifecycle.ROLLUPS
 
@@ -149,11 +150,11 @@ def test_identifiers_are_quoted() -> None:
 
 def test_the_rollup_day_starts_at_23_utc() -> None:
     assert lifecycle.day_start(dt.date(2025, 1, 15)) == dt.datetime(2025, 1, 14, 23, tzinfo=dt.UTC)
-    assert lifecycle.rollup_day(
-        int(dt.datetime(2025, 1, 14, 23, tzinfo=dt.UTC).timestamp() * 1e9)
-    ) == dt.date(2025, 1, 15)
+    new_day = dt.datetime(2025, 1, 14, 23, tzinfo=dt.UTC)
+    assert lifecycle.rollup_day(datetime_to_ns(new_day)) == dt.date(2025, 1, 15)
+    assert lifecycle.rollup_day(datetime_to_ns(new_day) - 1) == dt.date(2025, 1, 14)  # exact to the ns
     summer_evening = dt.datetime(2025, 6, 18, 22, 30, tzinfo=dt.UTC)  # 00:30 CEST on the 19th
-    assert lifecycle.rollup_day(int(summer_evening.timestamp()) * 10**9) == dt.date(2025, 6, 18)
+    assert lifecycle.rollup_day(datetime_to_ns(summer_evening)) == dt.date(2025, 6, 18)
 
 
 def test_backfill_goes_a_day_at_a_time_then_the_days() -> None:
