@@ -538,9 +538,12 @@ def _stats(expression: str, *, name: str, interval: str = "$__interval") -> str:
     )
 
 
+# received + replayed - written - in spool - quarantined messages - already quarantined (ingest/stats.py):
+# "quarantined" counts the lines InfluxDB refused too (points_quarantined), whose messages are written
 GAP = (
     'last("received") + last("replayed") - last("written") '
-    '- (last("spooled") - last("written")) - last("quarantined")'
+    '- (last("spooled") - last("written")) - last("quarantined") + last("points_quarantined") '
+    '- last("already_quarantined")'
 )
 
 
@@ -614,7 +617,8 @@ def _pipeline() -> Dashboard:
             Panel(
                 "invariant",
                 "Accounting gap",
-                "received + replayed − written − in spool − quarantined, per ingester: the messages between "
+                "received + replayed − written − in spool − quarantined − already quarantined, per ingester: "
+                "the messages between "
                 "receipt and commit. The smallest value of the range: 0 when the ingester was ever at rest; "
                 "red when it never came back to 0.",
                 "stat",
