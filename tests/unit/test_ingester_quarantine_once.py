@@ -110,10 +110,14 @@ def test_a_refused_line_read_again_after_a_crash_before_the_checkpoint_is_quaran
         writer = influx()
         ingester = Ingester(settings, source=broker.bind, writer=writer)
         run = asyncio.create_task(ingester.run())
-        await until(lambda: len(writer.lines) == 3, "the three good lines written")
+        await until(lambda: len(writer.points) == 3, "the three good lines written")
         await until(lambda: ingester.spool.pending_count == 0, "the record confirmed")
         await stop(ingester, run)
-        return ingester.stats.points_quarantined, ingester.stats.quarantined_total, writer.lines
+        return (
+            ingester.stats.points_quarantined,
+            ingester.stats.quarantined_total,
+            list(writer.points.values()),
+        )
 
     assert asyncio.run(crash_before_the_checkpoint()) == 1
     first = quarantined(tmp_path)
