@@ -17,9 +17,6 @@ _DUP = 0x08
 SUBSCRIPTION_IDENTIFIER = 0x0B  # property: a variable byte integer, 1 .. 268,435,455
 SUBSCRIPTION_IDENTIFIERS_AVAILABLE = 0x29  # CONNACK property: 0 when the broker does not support them
 MAX_SUBSCRIPTION_ID = wire.MAX_REMAINING_LENGTH
-# the ingester's PUBLISH reader, which mqtt_wire does not export (proposal in docs/gateway.md's history:
-# the identifiers belong in mqtt_wire.Publish; until then the property block is looked at twice)
-_read_publish = wire._publish
 
 
 def publish(topic: bytes, payload: bytes, packet_id: int, read_ns: int, *, dup: bool = False) -> bytes:
@@ -98,21 +95,43 @@ def subscribe(packet_id: int, topic_filter: str, qos: int, subscription_id: int)
     return bytes((wire.SUBSCRIBE << 4 | 0x02,)) + wire.varint(len(body)) + body
 
 
-def subscription_ids(first: int, buf: bytes, pos: int, end: int) -> tuple[int, ...]:
-    """The Subscription Identifiers of the PUBLISH in ``buf[pos:end]`` (its first byte ``first``); none
-    when it has none or its property block is malformed (the message itself still goes on)."""
+def publish_with_ids(first: int, buf: bytes, pos: int, end: int) -> tuple[wire.Publish, tuple[int, ...]]:
+    """The PUBLISH in ``buf[pos:end]`` (first byte ``first``) and its Subscription Identifiers (none when
+    it has none, or its property block is malformed: the message itself still goes on).
+
+    Its ``read_ns`` is not read (0): the local forwarder does not trust a device's read time."""
+    qos = (first >> 1) & 3
+    if qos == 3:
+        raise wire.ProtocolError("PUBLISH with QoS 3")
     try:
-        at = pos + 2 + (buf[pos] << 8 | buf[pos + 1]) + (2 if first & 0x06 else 0)
-        length, start = _varint_at(buf, at)
+        topic_end = pos + 2 + (buf[pos] << 8 | buf[pos + 1])
+        packet = 0
+        at = topic_end
+        if qos:
+            packet = buf[topic_end] << 8 | buf[topic_end + 1]
+            at += 2
+        length = buf[at]
+        start = at + 1
+        if length >= 0x80:
+            length, start = _varint_at(buf, at)
     except IndexError:
-        return ()
-    if not length or start + length > end:
-        return ()
-    try:
-        found = wire.properties(buf, start, start + length)
-    except wire.ProtocolError:
-        return ()
-    return tuple(v for k, v in found if k == SUBSCRIPTION_IDENTIFIER and isinstance(v, int))
+        raise wire.ProtocolError("PUBLISH shorter than its header") from None
+    payload_at = start + length
+    if payload_at > end:
+        raise wire.ProtocolError("PUBLISH header longer than the packet")
+    ids: tuple[int, ...] = ()
+    if length:
+        # Mosquitto puts the identifier first; a lone one of one or two bytes is read here, the rest parsed
+        if buf[start] == SUBSCRIPTION_IDENTIFIER and length == 2 and buf[start + 1] < 0x80:
+            ids = (buf[start + 1],)
+        else:
+            try:
+                found = wire.properties(buf, start, payload_at)
+            except wire.ProtocolError:
+                found = []
+            ids = tuple(v for k, v in found if k == SUBSCRIPTION_IDENTIFIER and isinstance(v, int))
+    publish: wire.Publish = (buf[pos + 2 : topic_end], buf[payload_at:end], qos, packet, 0, first >= 0x38)
+    return publish, ids
 
 
 def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
@@ -143,20 +162,25 @@ class SubscriptionParser(wire.PacketParser):
         controls: list[wire.Control] = []
         ids: list[tuple[int, ...]] = []
         pos = 0
-        while len(buf) - pos >= 2:
-            try:
-                length, start = _varint_at(buf, pos + 1)
-            except IndexError:
-                if len(buf) - pos > 5:  # four length bytes were there: not MQTT
-                    raise wire.ProtocolError("variable byte integer longer than 4 bytes") from None
-                break
-            end = start + length
-            if end > len(buf):
-                break
+        end_of_data = len(buf)
+        while end_of_data - pos >= 2:
             first = buf[pos]
+            length = buf[pos + 1]
+            start = pos + 2
+            if length >= 0x80:
+                try:
+                    length, start = _varint_at(buf, pos + 1)
+                except IndexError:
+                    if end_of_data - pos > 5:  # four length bytes were there: not MQTT
+                        raise wire.ProtocolError("variable byte integer longer than 4 bytes") from None
+                    break
+            end = start + length
+            if end > end_of_data:
+                break
             if first >> 4 == wire.PUBLISH:
-                publishes.append(_read_publish(first, buf, start, end))
-                ids.append(subscription_ids(first, buf, start, end))
+                publish, found = publish_with_ids(first, buf, start, end)
+                publishes.append(publish)
+                ids.append(found)
             else:
                 control = wire.Control(first >> 4, buf[start:end])
                 if control.kind == wire.SUBACK:
