@@ -41,6 +41,11 @@ def start_run(runs: RunManager, device: Device, user: User, *, timeout_s: float)
         return runs.start_check(device, started_by_id=user.id, started_by=user.username, timeout_s=timeout_s)
     except CheckNotPossible as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except ValueError as exc:  # the id does not fit the profile's topics (fill_template): levels for {device}
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"device id {device.native_id!r} does not fit the topics of profile {device.profile_id}: {exc}",
+        ) from exc
     except TooManyRuns as exc:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "30"}

@@ -71,6 +71,12 @@ def test_the_api_registers_it_and_its_pages_show_it(api: TestClient, session: Se
     posted = api.post("/tech/devices", data={**form, "csrf_token": token}, follow_redirects=False)
     assert posted.status_code == 303, posted.text
     assert session.scalar(select(Device.id).where(Device.native_id == "shellies/plus1pm")) is not None
+    # levels for a profile whose topics take one level: registered, but its check says why it cannot run
+    wrong = api.post(f"{V1}/devices", json={**body, "native_id": "a/b", "profile_id": "generic-json"})
+    assert wrong.status_code == 201, wrong.text
+    check = api.post(f"{V1}/devices/{wrong.json()['id']}/commissioning", json={"timeout_s": 5})
+    assert check.status_code == 409, check.text
+    assert "does not fit the topics of profile generic-json" in check.json()["detail"]
 
 
 @pytest.mark.integration
