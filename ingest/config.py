@@ -81,8 +81,10 @@ class MqttSettings(Section):
     session_expiry_s: int = Field(
         7 * 24 * 3600, ge=0, description="how long the broker keeps our session and its queued messages"
     )
+    # at most half the packet ids: the quarantine releases an earlier process' identities at its first new
+    # message, exact while 2 × receive_maximum ids < 65,535 (ingest/quarantine.py IdentityHolds)
     receive_maximum: int = Field(
-        20000, ge=1, le=65535, description="unacknowledged messages the broker may send us at once"
+        20000, ge=1, le=32767, description="unacknowledged messages the broker may send us at once"
     )
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)

@@ -18,7 +18,8 @@ Tasks (named), connected by bounded queues:
 ``replay``       when a snapshot holds devices the one before did not (at start: every device), replays
                  their pending ``unknown_device`` quarantine entries: decoded and enriched with the new
                  snapshot in time slices, committed as batches like any other (then marked replayed, once),
-                 counted as ``replayed`` (received + replayed = written + in spool + quarantined)
+                 counted as ``replayed`` (received + replayed = written + in spool + quarantined +
+                 already_quarantined)
 ``stats``        every ``stats_interval_s`` the counters as a point of ``ingest_stats``, through the spool
 ``rejection-log`` sums up the rejected messages whose warnings :class:`RejectionLog` held back (a gateway
                  flooding bad messages writes a few lines per interval, not one per message; the

@@ -52,6 +52,10 @@ def check(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> subpr
             "influx.batch_size: Input should be greater than or equal to 1 (got 0)",
         ),
         ("mqtt: {port: 70000}\n", "mqtt.port"),
+        (
+            "mqtt: {receive_maximum: 40000}\n",
+            "mqtt.receive_maximum: Input should be less than or equal to 32767 (got 40000)",
+        ),
         ("influx: {url: 'ftp://x'}\n", "influx.url"),
         ("influx: {api: v2}\n", "influx: api v2 needs org and bucket"),
         ("mode: staging\n", "mode: Input should be 'development' or 'production' (got 'staging')"),
