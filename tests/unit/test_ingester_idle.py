@@ -9,7 +9,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from ingest.ingester import Inbox, Ingester
+from ingest.ingester import DECODE_CHUNK, Inbox, Ingester
 from tests.unit.test_ingester_inprocess import FakeBroker, FakeInflux, reading, settings_for, stop, until
 
 
@@ -185,3 +185,23 @@ def test_past_its_deadline_a_batch_takes_only_the_reads_that_came_before(tmp_pat
     asyncio.run(scenario())
     assert sum(bodies) == 30
     assert bodies[0] == 4, bodies  # the reads that came before the deadline, not the ones after
+
+
+def test_an_open_batch_is_decoded_in_chunks_not_all_at_its_deadline(tmp_path: Path) -> None:
+    """The deadline should find little left to decode: on a busy machine decoding a whole interval's
+    messages at once delayed the batch by a few hundred ms (p50 at 5,000 msg/s 0.26-0.30 -> 0.62-0.74 s)."""
+    broker, influx = FakeBroker(), FakeInflux()
+
+    async def scenario() -> int:
+        ingester = Ingester(settings_for(tmp_path, flush_interval_s=30.0), source=broker.bind, writer=influx)
+        run = asyncio.create_task(ingester.run())
+        broker.deliver([reading(0)])
+        await until(lambda: ingester.stats.received == 1, "the first read decoded")
+        for i in range(1, DECODE_CHUNK + 50):
+            broker.deliver([reading(i)])
+        await until(lambda: ingester.stats.received > DECODE_CHUNK, "a chunk decoded before the deadline")
+        received = ingester.stats.received
+        await stop(ingester, run)
+        return received
+
+    assert asyncio.run(scenario()) >= DECODE_CHUNK
