@@ -32,6 +32,10 @@ BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 EARLIEST_READ_NS = 1_577_836_800_000_000_000  # 2020-01-01T00:00:00Z
 READ_NS_AHEAD_NS = 300_000_000_000
 _IMPLAUSIBLE_LOG_INTERVAL_S = 60.0
+# After a short read the socket is left alone for a moment, so that a trickle of messages comes in one read
+# rather than one read (and one pass of every stage) per message; a backlog's reads are long and never wait.
+READ_HOLD_S = 0.02
+READ_HOLD_BELOW = 64 * 1024
 _SUBSCRIPTION_ID, _SYS_SUBSCRIPTION_ID = 1, 2
 _UNSUBSCRIPTION_ID = 3
 _UNSUBSCRIBE, _UNSUBACK = 10, 11  # packet types mqtt_wire does not build or name
@@ -68,7 +72,8 @@ class _Connection(asyncio.Protocol):
         self.last_sent = self.last_received = time.monotonic()
         self.awaiting_pubrel: set[int] = set()  # QoS 2: PUBREC sent, the exchange not finished yet
         self.exchanges_done = asyncio.Event()
-        self.paused = False
+        self.paused = False  # by the source: its queue is full (backpressure)
+        self._held = False  # by ourselves: a short read waits a moment for more (see data_received)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is one, though no subclass
@@ -76,12 +81,28 @@ class _Connection(asyncio.Protocol):
     def pause_reading(self) -> None:
         if self._transport is not None and not self.paused:
             self.paused = True
-            self._transport.pause_reading()
+            if not self._held:
+                self._transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self._transport is not None and self.paused:
             self.paused = False
             self.last_received = time.monotonic()  # what the broker sent meanwhile waits in the socket
+            if not self._held:
+                self._transport.resume_reading()
+
+    def _hold(self) -> None:
+        """Leave the socket alone for READ_HOLD_S (see there); what the broker sends meanwhile waits in it."""
+        if self._transport is None or self._held:
+            return
+        self._held = True
+        if not self.paused:
+            self._transport.pause_reading()
+        asyncio.get_running_loop().call_later(READ_HOLD_S, self._release)
+
+    def _release(self) -> None:
+        self._held = False
+        if self._transport is not None and not self.paused and not self._transport.is_closing():
             self._transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -90,6 +111,8 @@ class _Connection(asyncio.Protocol):
             publishes, controls = self._parser.feed(data)
             if publishes:
                 self._deliver(publishes, self.number)
+                if len(data) < READ_HOLD_BELOW:
+                    self._hold()
             for packet in controls:
                 self._control(packet)
         except wire.ProtocolError as exc:
