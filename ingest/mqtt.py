@@ -385,20 +385,23 @@ class MqttSource:
             connection.abort("connection ended")
             self._closed.set()
 
-    async def _handshake(self, connection: _Connection) -> None:
+    def _connect_packet(self) -> bytes:
+        """CONNECT resuming our persistent session."""
         settings = self.settings
         password = settings.password.get_secret_value() if settings.password else None
-        connection.send(
-            wire.connect(
-                settings.client_id,
-                keepalive_s=settings.keepalive_s,
-                clean_start=False,
-                session_expiry_s=settings.session_expiry_s,
-                receive_maximum=settings.receive_maximum,
-                username=settings.username,
-                password=password,
-            )
+        return wire.connect(
+            settings.client_id,
+            keepalive_s=settings.keepalive_s,
+            clean_start=False,
+            session_expiry_s=settings.session_expiry_s,
+            receive_maximum=settings.receive_maximum,
+            username=settings.username,
+            password=password,
         )
+
+    async def _handshake(self, connection: _Connection) -> None:
+        settings = self.settings
+        connection.send(self._connect_packet())
         connack = await connection.expect(connection.connack, "CONNACK", settings.keepalive_s)
         _, reason = wire.connack(connack)
         if reason >= 0x80:

@@ -133,18 +133,7 @@ class IdentifiedSource(MqttSource):
         parser = self._parser = mqtt5.SubscriptionParser()
         connection._parser = parser  # before CONNECT: every packet of this connection goes through it
         settings = self.settings
-        password = settings.password.get_secret_value() if settings.password else None
-        connection.send(
-            wire.connect(
-                settings.client_id,
-                keepalive_s=settings.keepalive_s,
-                clean_start=False,
-                session_expiry_s=settings.session_expiry_s,
-                receive_maximum=settings.receive_maximum,
-                username=settings.username,
-                password=password,
-            )
-        )
+        connection.send(self._connect_packet())
         body = await connection.expect(connection.connack, "CONNACK", settings.keepalive_s)
         connack = mqtt5.connack(body)
         if connack.reason >= 0x80:
