@@ -291,6 +291,10 @@ def _shelly_points(order: list[str]) -> list[tuple[int, dict[str, Any]]]:
     return sorted(points, key=lambda point: point[0])
 
 
+def _imported(points: list[tuple[int, dict[str, Any]]]) -> dict[dt.date, float]:
+    return daily_energy([(t, f["energy_import_kwh"]) for t, f in points if "energy_import_kwh" in f])
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="shelly-gen2 overlays a NotifyStatus delta on the status known at its arrival, not at its time: "
@@ -302,7 +306,5 @@ def test_shelly_deltas_decoded_out_of_order_give_the_same_points() -> None:
     reordered = _shelly_points(["full", "export", "import"])
     # in order: import 1000.0, 1000.5, 1000.5 kWh -> 0.5 kWh used; reordered the export delta (decoded
     # before the import delta) carries import 1000.0 at ts+120: a drop after 1000.5, i.e. 1000.5 kWh "used"
-    assert daily_energy([(t, f["energy_import_kwh"]) for t, f in reordered]) == pytest.approx(
-        daily_energy([(t, f["energy_import_kwh"]) for t, f in in_order])
-    )
+    assert _imported(reordered) == pytest.approx(_imported(in_order))
     assert reordered == in_order
