@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from ingest.gateway.frames import MeterProtocol
+from ingest.tls import TlsFiles
 from ingest.validation import describe_errors
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -52,16 +53,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Tls(_Section):
-    ca_file: Path = Field(description="CA certificate the central broker's certificate must chain to")
-    cert_file: Path | None = Field(None, description="client certificate, where the broker asks for one")
-    key_file: Path | None = Field(None, description="the client certificate's private key")
-
-    @model_validator(mode="after")
-    def _pair(self) -> Self:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        return self
+Tls = TlsFiles  # central.tls: the ingester's mqtt.tls has the same files (ingest/tls.py)
 
 
 class Central(_Section):

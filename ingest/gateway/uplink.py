@@ -43,6 +43,7 @@ from ingest.gateway import mqtt5
 from ingest.gateway.config import Central, Tls
 from ingest.gateway.frames import Frame
 from ingest.gateway.outbox import Outbox, OutboxError, frame_bytes
+from ingest.tls import TlsError, client_context, not_trusted
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,9 @@ class UplinkStats:
 
 def ssl_context(tls: Tls) -> ssl.SSLContext:
     try:
-        context = ssl.create_default_context(cafile=str(tls.ca_file))
-        if tls.cert_file is not None and tls.key_file is not None:
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise UplinkError(f"TLS: cannot load {tls.ca_file} or the client certificate: {exc}") from exc
-    return context
+        return client_context(tls)
+    except TlsError as exc:
+        raise UplinkError(f"TLS: cannot load {exc}") from exc
 
 
 class _Link(asyncio.Protocol):
@@ -262,7 +260,7 @@ class Uplink:
             log.error(
                 "uplink %s:%d: TLS: the broker's certificate is not trusted by %s: %s", host, port, ca, exc
             )
-            raise UplinkError(f"TLS certificate not trusted ({exc.verify_message})") from exc
+            raise UplinkError(f"TLS certificate not trusted ({not_trusted(exc)})") from exc
         except (OSError, TimeoutError) as exc:
             raise UplinkError(f"cannot connect: {str(exc) or type(exc).__name__}") from exc
         self._link = link

@@ -21,6 +21,7 @@ from ingest.gateway.frames import Frame
 from ingest.gateway.outbox import Outbox
 from ingest.gateway.uplink import Uplink
 from ingest.localservices import LOOPBACK, Mosquitto, free_port
+from tests.certs import TlsMosquitto, make_ca, server_cert
 from tests.gateway.test_uplink import READ_NS, run, running, until
 from tests.helpers import wait_for
 
@@ -28,44 +29,6 @@ from tests.helpers import wait_for
 def frames(count: int) -> list[Frame]:
     prefix = uuid.uuid4().hex[:8]
     return [Frame(f"{prefix}/lab/gw-l/sml/m1", b"frame %d" % n, READ_NS + n) for n in range(count)]
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-def make_ca(directory: Path, name: str) -> Path:
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2", "-subj",
-            f"/CN={name}", cwd=directory)  # fmt: skip
-    return directory / f"{name}.crt"
-
-
-def make_server_cert(directory: Path, ca: str) -> tuple[Path, Path]:
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl(
-        "req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={LOOPBACK}", cwd=directory
-    )
-    (directory / "san.ext").write_text(f"subjectAltName=IP:{LOOPBACK}\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-            "-out", "server.crt", "-days", "2", "-extfile", "san.ext", cwd=directory)  # fmt: skip
-    return directory / "server.crt", directory / "server.key"
-
-
-class TlsMosquitto(Mosquitto):
-    """The project's broker settings, with the listener speaking TLS only."""
-
-    def __init__(self, directory: Path, *, certfile: Path, keyfile: Path) -> None:
-        super().__init__(directory)
-        self.certfile, self.keyfile = certfile, keyfile
-
-    def command(self) -> list[str]:
-        command = super().command()
-        config = self.directory / "mosquitto.conf"
-        tls = f"certfile {self.certfile}\nkeyfile {self.keyfile}\n"
-        config.write_text(config.read_text().replace(f"listener {self.port} {LOOPBACK}\n", "") + tls)
-        config.write_text(f"listener {self.port} {LOOPBACK}\n" + config.read_text())
-        return command
 
 
 def central(port: int, **options: Any) -> Central:
@@ -83,22 +46,21 @@ def test_tls_with_the_right_ca_and_a_wrong_one_named(
 ) -> None:
     caplog.set_level(logging.WARNING, "ingest.gateway.uplink")
     certs = tmp_path / "certs"
-    certs.mkdir()
-    right, wrong = make_ca(certs, "central-ca"), make_ca(certs, "other-ca")
-    certfile, keyfile = make_server_cert(certs, "central-ca")
+    authority = make_ca(certs, "central-ca")
+    right, wrong = authority.cert, make_ca(certs, "other-ca").cert
     sent = frames(3)
-    broker = TlsMosquitto(tmp_path / "broker", certfile=certfile, keyfile=keyfile)
+    broker = TlsMosquitto(tmp_path / "broker", server=server_cert(authority, certs))
 
     async def scenario() -> None:
         with Outbox(tmp_path / "right", max_bytes=10 << 20) as outbox:
             for f in sent:
                 outbox.put(f)
-            uplink = Uplink(central(broker.port, tls={"ca_file": right}), outbox)
+            uplink = Uplink(central(broker.tls_port, tls={"ca_file": right}), outbox)
             async with running(uplink, outbox):
                 await until(lambda: uplink.stats().acked == 3, "three PUBACKs over TLS")
         with Outbox(tmp_path / "wrong", max_bytes=10 << 20) as outbox:
             outbox.put(sent[0])
-            uplink = Uplink(central(broker.port, tls={"ca_file": wrong}), outbox, reconnect_min_s=5)
+            uplink = Uplink(central(broker.tls_port, tls={"ca_file": wrong}), outbox, reconnect_min_s=5)
             async with running(uplink, outbox):
                 await until(lambda: uplink.stats().last_error is not None, "the failed handshake")
                 stats = uplink.stats()
