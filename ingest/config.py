@@ -16,6 +16,7 @@ ledger its InfluxDB user), so no part has to hold another's (docker-compose.yml)
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -26,6 +27,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -46,6 +48,7 @@ from ingest.security.strength import (
     placeholder_problem,
     weakness,
 )
+from ingest.tls import TlsError, TlsFiles, ca_context, check_certificate, load_client_certificate
 from ingest.validation import describe_errors
 
 __all__ = ["PLACEHOLDER_SECRETS", "ConfigError", "Settings", "is_placeholder", "load_settings"]
@@ -66,9 +69,55 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class MqttTls(TlsFiles):
+    """``mqtt.tls``: every file is loaded at start, so a bad one is refused with its key, not at connect."""
+
+    server_name: str | None = Field(
+        None,
+        min_length=1,
+        description="the name the broker's certificate must carry (default: the host of each address)",
+    )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_loads(cls, value: Path) -> Path:
+        try:
+            ca_context(value)
+        except TlsError as exc:
+            raise ValueError(exc.problem) from None
+        return value
+
+    @field_validator("cert_file")
+    @classmethod
+    def _certificate_loads(cls, value: Path | None) -> Path | None:
+        try:
+            if value is not None:
+                check_certificate(value)
+        except TlsError as exc:
+            raise ValueError(exc.problem) from None
+        return value
+
+    @field_validator("key_file")
+    @classmethod
+    def _key_loads(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        cert_file = info.data.get("cert_file")  # absent when it was refused itself
+        if value is not None and cert_file is not None:
+            try:
+                load_client_certificate(ssl.create_default_context(), cert_file, value)
+            except TlsError as exc:
+                raise ValueError(exc.problem) from None
+        return value
+
+
 class MqttSettings(Section):
-    host: str = Field("127.0.0.1", description="broker host")
+    host: str = Field("127.0.0.1", description="broker host (or brokers)")
     port: int = Field(1883, ge=1, le=65535)
+    brokers: list[str] = Field(
+        default_factory=list,
+        description="host:port of the broker's nodes (a cluster, a managed broker), tried in turn until one "
+        "answers; instead of host and port, which then name the first",
+    )
+    tls: MqttTls | None = Field(None, description="TLS to the broker (None: plain MQTT, a lab network only)")
     client_id: str = Field(
         "reallabor-ingest", min_length=1, max_length=64, description="fixed id: the broker keeps its session"
     )
@@ -88,6 +137,36 @@ class MqttSettings(Section):
     )
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
+
+    _host_port = field_validator("brokers")(check_host_ports)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _brokers_or_host(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("brokers"):
+            given = [key for key in ("host", "port") if key in data]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} and brokers both set: give the broker's addresses either as "
+                    "brokers: [host:port, ...] or as host and port, not both"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _first_broker(self) -> Self:
+        # host and port name the first broker, for what addresses one node (the session's name in the
+        # quarantine, the broker admin); not marked as set, so the model still reads back
+        if self.brokers:
+            host, port = self.addresses()[0]
+            object.__setattr__(self, "host", host)
+            object.__setattr__(self, "port", port)
+        return self
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """Where the broker is, in the order tried: ``brokers``, or ``host``:``port``."""
+        if not self.brokers:
+            return [(self.host, self.port)]
+        return [(host.strip("[]"), int(port)) for host, _, port in (b.rpartition(":") for b in self.brokers)]
 
 
 class InfluxSettings(Section):

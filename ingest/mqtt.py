@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import cast
 from ingest import mqtt_wire as wire
 from ingest.backoff import Backoff
 from ingest.config import MqttSettings
+from ingest.tls import client_context, not_trusted
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,15 @@ _UNSUBSCRIBE, _UNSUBACK = 10, 11  # packet types mqtt_wire does not build or nam
 
 class MqttError(Exception):
     """The connection to the broker failed or ended."""
+
+
+class _TlsProblem(MqttError):
+    """The broker's TLS certificate failed our check, or ours the broker's: logged as errors."""
+
+
+# TLS alerts of a broker that refuses our client certificate or the lack of one (OpenSSL's reason codes);
+# with TLS 1.3 they come after the handshake, as the first read
+_CLIENT_CERTIFICATE_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN")
 
 
 @dataclass(slots=True)
@@ -191,11 +202,15 @@ class _Connection(asyncio.Protocol):
 class MqttSource:
     """Subscribes to ``topics`` and puts the messages of every read into ``queue`` as one list.
 
-    Reconnects with backoff. Not acknowledging is how backpressure reaches the broker, but the queue does
-    not rely on the broker's ``receive_maximum`` alone (Mosquitto 2.0 sent us 345,000 unacknowledged live
-    messages against a receive maximum of 20,000): when ``receive_maximum`` messages wait in the queue, the
-    source stops reading the socket until the consumer has :meth:`taken` half of them, so TCP holds the
-    broker back and memory stays bounded (``max_queued`` sets another bound).
+    Connects to the brokers of ``settings.addresses()`` in turn (over TLS with ``settings.tls``): when one
+    does not answer or refuses, the next at once; after a round where none did, the reconnect backoff. A
+    connection that was established and broke is tried on the same broker first, after the backoff.
+
+    Not acknowledging is how backpressure reaches the broker, but the queue does not rely on the broker's
+    ``receive_maximum`` alone (Mosquitto 2.0 sent us 345,000 unacknowledged live messages against a receive
+    maximum of 20,000): when ``receive_maximum`` messages wait in the queue, the source stops reading the
+    socket until the consumer has :meth:`taken` half of them, so TCP holds the broker back and memory stays
+    bounded (``max_queued`` sets another bound).
     """
 
     def __init__(
@@ -221,6 +236,12 @@ class MqttSource:
         self.unsubscribe = [t for t in unsubscribe if t not in topics]
         self.queue = queue
         self.connected = asyncio.Event()
+        self._addresses = settings.addresses()
+        self.broker = "{}:{}".format(*self._addresses[0])  # host:port connected to (or tried last)
+        tls = settings.tls
+        self._ssl = client_context(tls) if tls is not None else None
+        self._server_name = tls.server_name if tls is not None else None
+        self._established = False  # the last connection got as far as its SUBACK
         self._connection: _Connection | None = None
         self._connections = 0
         self._closing = False
@@ -232,22 +253,29 @@ class MqttSource:
         self._room = max_queued or settings.receive_maximum  # queued messages at which reading stops
 
     async def run(self) -> None:
-        """Stay connected until cancelled."""
+        """Stay connected until cancelled (brokers in turn, see the class)."""
         backoff = Backoff(minimum=self.settings.reconnect_min_s, maximum=self.settings.reconnect_max_s)
+        addresses = self._addresses
+        index = failed = 0  # the broker to try; brokers that failed in this round
         while not self._closing:
+            host, port = addresses[index]
+            self.broker = f"{host}:{port}"
+            self._established = False
             try:
-                await self._connection_lifetime(backoff)
+                await self._connection_lifetime(host, port, backoff)
             except MqttError as exc:
                 if self._closing:
                     break
+                level = logging.ERROR if isinstance(exc, _TlsProblem) else logging.WARNING
+                failed = 0 if self._established else failed + 1
+                if not self._established:
+                    index = (index + 1) % len(addresses)
+                if 0 < failed < len(addresses):
+                    log.log(level, "mqtt %s: %s; trying %s:%s", self.broker, exc, *addresses[index])
+                    continue
+                failed = 0
                 delay = backoff.next_delay()
-                log.warning(
-                    "mqtt %s:%s: %s; reconnecting in %.1f s",
-                    self.settings.host,
-                    self.settings.port,
-                    exc,
-                    delay,
-                )
+                log.log(level, "mqtt %s: %s; reconnecting in %.1f s", self.broker, exc, delay)
                 await asyncio.sleep(delay)
 
     def ack(self, messages: Iterable[Message]) -> int:
@@ -345,19 +373,32 @@ class MqttSource:
             self.on_broker_drops(dropped)
         self._broker_dropped = dropped
 
-    async def _connection_lifetime(self, backoff: Backoff) -> None:
+    async def _connect(self, connection: _Connection, host: str, port: int) -> None:
+        """TCP (and TLS) to one broker; MqttError if it does not answer or its certificate fails the check."""
         loop = asyncio.get_running_loop()
+        server_name = (self._server_name or host) if self._ssl is not None else None
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: connection, host, port, ssl=self._ssl, server_hostname=server_name
+                ),
+                self.settings.keepalive_s,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            ca_file = self.settings.tls.ca_file if self.settings.tls is not None else None
+            raise _TlsProblem(
+                f"TLS certificate not trusted ({not_trusted(exc)}; mqtt.tls.ca_file {ca_file}, "
+                f"name checked {server_name})"
+            ) from exc
+        except (OSError, TimeoutError) as exc:
+            raise MqttError(f"cannot connect: {exc or type(exc).__name__}") from exc
+
+    async def _connection_lifetime(self, host: str, port: int, backoff: Backoff) -> None:
         settings = self.settings
         self._closed.clear()
         self._connections += 1
         connection = _Connection(self._connections, self._deliver)
-        try:
-            await asyncio.wait_for(
-                loop.create_connection(lambda: connection, settings.host, settings.port),
-                settings.keepalive_s,
-            )
-        except (OSError, TimeoutError) as exc:
-            raise MqttError(f"cannot connect: {exc or type(exc).__name__}") from exc
+        await self._connect(connection, host, port)
         self._connection = connection  # messages of the session may arrive right after CONNACK
         keep_alive = asyncio.create_task(connection.keep_alive(settings.keepalive_s), name="mqtt-keepalive")
         try:
@@ -365,13 +406,19 @@ class MqttSource:
                 await self._handshake(connection)
             except wire.ProtocolError as exc:
                 raise MqttError(f"protocol error: {exc}") from exc
+            except MqttError as exc:
+                refused = self._client_certificate_refused(exc)
+                if refused is None:
+                    raise
+                raise refused from exc
             backoff.reset()
+            self._established = True
             self.connected.set()
             self._hold_back()  # the queue may still hold the last connection's messages
             log.info(
-                "mqtt connected to %s:%s as %s, subscribed to %s",
-                settings.host,
-                settings.port,
+                "mqtt connected to %s%s as %s, subscribed to %s",
+                self.broker,
+                " (TLS)" if self._ssl is not None else "",
                 settings.client_id,
                 ", ".join(self.topics),
             )
@@ -384,6 +431,19 @@ class MqttSource:
                 self._connection = None
             connection.abort("connection ended")
             self._closed.set()
+
+    def _client_certificate_refused(self, exc: MqttError) -> _TlsProblem | None:
+        """The broker's TLS alert about our client certificate, said as such; None for other failures."""
+        tls = self.settings.tls
+        if tls is None or not any(f"ALERT_{alert}" in str(exc) for alert in _CLIENT_CERTIFICATE_ALERTS):
+            return None
+        if tls.cert_file is None:
+            return _TlsProblem(
+                f"TLS: the broker requires a client certificate (mqtt.tls.cert_file, key_file): {exc}"
+            )
+        return _TlsProblem(
+            f"TLS: the broker refused our client certificate mqtt.tls.cert_file {tls.cert_file}: {exc}"
+        )
 
     def _connect_packet(self) -> bytes:
         """CONNECT resuming our persistent session."""
