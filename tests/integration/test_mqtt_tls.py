@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from ingest.config import MqttSettings
-from ingest.localservices import LOOPBACK, free_port
+from ingest.localservices import LOOPBACK, Mosquitto, free_port
 from ingest.mqtt import Message, MqttSource
 from simulators.fleet import make_fleet, samples
 from simulators.publisher import Publisher
@@ -250,3 +250,58 @@ def test_brokers_in_turn_then_the_backoff_per_round(caplog: pytest.LogCaptureFix
         tried, then = (first, f"trying {second}") if n % 2 == 0 else (second, "reconnecting in")
         assert line.startswith(f"mqtt {tried}: cannot connect"), lines
         assert then in line, lines
+
+
+def test_a_node_that_goes_away_hands_over_to_the_next(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connected to the first node, which stops: that node once more first, then the next, where the
+    messages come (plain listeners: the order of tries is the same with TLS)."""
+    caplog.set_level(logging.INFO, "ingest.mqtt")
+    node = Mosquitto(tmp_path / "node-1").start()
+    first, second = f"{LOOPBACK}:{node.port}", f"{LOOPBACK}:{mosquitto.port}"
+    settings = MqttSettings.model_validate(
+        {
+            "brokers": [first, second],
+            "client_id": f"nodes-{uuid.uuid4().hex[:8]}",
+            "reconnect_min_s": 0.2,
+            "reconnect_max_s": 0.5,
+        }
+    )
+    topic = f"nodes/{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+        source = MqttSource(settings, topics=[f"{topic}/#"], queue=queue)
+        runner = asyncio.create_task(source.run())
+        try:
+            await asyncio.wait_for(source.connected.wait(), 5)
+            assert source.broker == first
+            await asyncio.to_thread(node.stop)
+            for _ in range(200):  # 10 s
+                if source.broker == second and source.connected.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"not connected to {second} within 10 s")
+            with Publisher(LOOPBACK, mosquitto.port) as publisher:
+                publisher.publish(f"{topic}/m", b"on the second node")
+                publisher.flush()
+            [message] = await asyncio.wait_for(queue.get(), 5)
+            assert message.payload == b"on the second node"
+            source.ack([message])
+            await source.disconnect()
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 15))
+    finally:
+        node.stop()
+    lines = [r.getMessage() for r in caplog.records]
+    lost = next(n for n, line in enumerate(lines) if line.startswith(f"mqtt {first}: connection lost"))
+    assert "reconnecting in" in lines[lost]
+    assert lines[lost + 1].startswith(f"mqtt {first}: cannot connect"), lines
+    assert f"trying {second}" in lines[lost + 1], lines
+    assert lines[-1].startswith(f"mqtt connected to {second} as"), lines
