@@ -96,6 +96,14 @@ def _switch(s: dict[str, Any], name: str) -> list[Field_]:
     ]
 
 
+# the attributes of each component type that hold energy counters (the ledger's input)
+_COUNTERS: dict[str, tuple[str, ...]] = {
+    "emdata": ("total_act", "total_act_ret"),
+    "em1data": ("total_act_energy", "total_act_ret_energy"),
+    "switch": ("aenergy", "ret_aenergy"),
+    "pm1": ("aenergy", "ret_aenergy"),
+}
+
 _MAPPERS: dict[str, tuple[Mapper, str | None]] = {  # component type -> (mapper, tag for the id)
     "em": (_em, None),
     "emdata": (_emdata, None),
@@ -221,8 +229,12 @@ def build(options: ShellyGen2Options, tz: str) -> DecodeFn:
                 updates[name] = _merge(state.get(name, {}), delta)
                 probe = Points()
                 _report(probe, name, delta)
-                if probe:  # the delta changed a measured value: report the overlaid status
-                    _report(points, name, updates[name])
+                if probe:  # the delta changed a measured value: report the overlaid status, but a
+                    # counter only as the delta carries it (overlaid, it may be older than a delta that
+                    # arrived before this one: out of order, the ledger would take the drop for a new meter)
+                    counters = _COUNTERS.get(_parse(name)[0], ())
+                    shown = {k: v for k, v in updates[name].items() if k in delta or k not in counters}
+                    _report(points, name, shown)
         else:
             raise DecodeRejected("no_readings", f"{method[:40]} carries no status")
         _remember(state, updates)

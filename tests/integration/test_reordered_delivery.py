@@ -238,18 +238,10 @@ def runs(mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path) -> Iterator[d
             run.influx.drop()
 
 
-SHELLY_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="shelly-gen2 overlays a NotifyStatus delta on the status known at its arrival, not at its time: "
-    "a delta decoded before an older one carries the old counter, which the ledger then takes for a new "
-    "meter (see /tmp/team/order.md, proposal for ingest/decoders/shelly_gen2.py)",
-)
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     "deltas",
-    [pytest.param(False, id="full-status"), pytest.param(True, id="shelly-deltas", marks=SHELLY_XFAIL)],
+    [pytest.param(False, id="full-status"), pytest.param(True, id="shelly-deltas")],
 )
 def test_reordered_and_duplicated_delivery_gives_the_same_points_and_consumption(
     mosquitto: Mosquitto, influxdb: InfluxDB, runs: dict[str, Run], tmp_path: Path, deltas: bool
@@ -330,7 +322,6 @@ def _imported(points: list[tuple[int, dict[str, Any]]]) -> dict[dt.date, float]:
     return daily_energy([(t, f["energy_import_kwh"]) for t, f in points if "energy_import_kwh" in f])
 
 
-@SHELLY_XFAIL
 def test_shelly_deltas_decoded_out_of_order_give_the_same_points() -> None:
     in_order = _shelly_points(["full", "import", "export"])
     reordered = _shelly_points(["full", "export", "import"])
