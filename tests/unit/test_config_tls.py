@@ -222,3 +222,11 @@ def test_issued_certificates_chain_to_their_ca_and_name_loopback(tmp_path: Path)
         _handshake(client_context(TlsFiles(ca_file=ca.cert)), server_side, "broker.example")
     with pytest.raises(ssl.SSLCertVerificationError, match="unable to get local issuer"):
         _handshake(client_context(TlsFiles(ca_file=other.cert)), server_side, "127.0.0.1")
+
+
+def test_brokers_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REALLABOR_MQTT__BROKERS", '["node-1:8883", "node-2:8883"]')
+    path = tmp_path / "config.yaml"
+    path.write_text("{}\n")
+    assert load_settings(path).mqtt.addresses() == [("node-1", 8883), ("node-2", 8883)]
+    assert "mqtt: port and brokers both set" in refusal(tmp_path, "mqtt: {port: 1884}\n")
