@@ -33,7 +33,7 @@ def test_every_page_in_both_languages(
     gateway_id, gateway_name, resident_name = world.gateway_id, world.gateway_name, world.resident
     _log_in(phone, server, world.operator)
     csv = tmp_path / "devices.csv"
-    csv.write_text(f"gateway,native_id,profile\n{gateway_name},a/b,bogus\nnogw,x1,generic-json\n")
+    csv.write_text(f"gateway,native_id,profile\n{gateway_name},a+b,bogus\nnogw,x1,generic-json\n")
     for lang in ("de", "en"):
         phone.goto(f"{server}/tech/lang/{lang}?next=/tech")
         expect(phone.locator("html")).to_have_attribute("lang", lang)
@@ -51,7 +51,7 @@ def test_every_page_in_both_languages(
 
         phone.goto(f"{server}/tech/devices/new")
         phone.locator("#gateway_id").select_option(str(gateway_id))
-        phone.locator("#native_id").fill("zaehler/1")
+        phone.locator("#native_id").fill("zaehler+1")
         phone.locator("#location").fill("=x")
         expect(phone.locator("#err-native_id")).not_to_be_empty()
         expect(phone.locator("#err-location")).not_to_be_empty()
