@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import secrets
+import ssl
 import threading
 import uuid
 from concurrent.futures import Future
@@ -42,6 +43,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from ingest.config import BrokerAdminSettings, MqttSettings
+from ingest.tls import paho_context
 
 log = logging.getLogger(__name__)
 
@@ -210,16 +212,23 @@ def write_initial_config(path: Path, bootstrap: DynsecBootstrap) -> None:
 # ---------------------------------------------------------------- settings
 
 
-def admin_from_settings(*, host: str, port: int, admin: BrokerAdminSettings) -> DynsecAdmin | None:
+def admin_from_settings(
+    *, admin: BrokerAdminSettings, mqtt: MqttSettings | None = None, host: str = "", port: int = 0
+) -> DynsecAdmin | None:
+    """The admin on the ingester's broker: ``mqtt`` (its addresses in turn, its TLS), or plain host:port."""
     if admin.password is None:
         return None
+    addresses = mqtt.addresses() if mqtt is not None else [(host, port)]
+    tls = None if mqtt is None or mqtt.tls is None else paho_context(mqtt.tls, mqtt.tls.server_name)
     return DynsecAdmin(
-        host=host,
-        port=port,
+        host=addresses[0][0],
+        port=addresses[0][1],
         username=admin.username,
         password=admin.password.get_secret_value(),
         timeout=admin.timeout_s,
         gateway_topic=admin.gateway_topic,
+        tls=tls,
+        more=addresses[1:],
     )
 
 
@@ -238,9 +247,13 @@ class DynsecAdmin:
         password: str,
         timeout: float = 10.0,
         gateway_topic: str = "lab/{gateway}/#",
+        tls: ssl.SSLContext | None = None,
+        more: list[tuple[str, int]] | None = None,
     ) -> None:
-        self.host = host
+        self.host = host  # the address connected to (or tried first)
         self.port = port
+        self.addresses = [(host, port), *(more or [])]  # tried in turn
+        self.tls = tls  # None: plain MQTT
         self.username = username
         self._password = password
         self.timeout = timeout
@@ -388,10 +401,10 @@ class DynsecAdmin:
             client.on_subscribe = self._on_subscribe
             client.on_message = self._on_message
             client.on_disconnect = self._on_disconnect
-            try:
-                client.connect(self.host, self.port, keepalive=30)
-            except OSError as exc:
-                raise BrokerUnavailable(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            if self.tls is not None:
+                client.tls_set_context(self.tls)
+                client.tls_insecure_set(False)
+            self._connect(client)
             self._client = client
             self._settled.clear()
             client.loop_start()
@@ -401,6 +414,22 @@ class DynsecAdmin:
                 reason = self._refusal or f"no answer within {self.timeout:.0f} s"
                 raise BrokerUnavailable(f"broker {self.host}:{self.port}, admin {self.username!r}: {reason}")
             return client
+
+    def _connect(self, client: paho.Client) -> None:
+        """The first address that takes the connection (TCP and TLS) becomes host:port."""
+        failures = []
+        for host, port in self.addresses:
+            try:
+                client.connect(host, port, keepalive=30)
+            except ssl.SSLCertVerificationError as exc:
+                failures.append(f"{host}:{port}: TLS certificate not trusted ({exc.verify_message or exc})")
+            except (OSError, ValueError) as exc:
+                failures.append(f"{host}:{port}: {exc}")
+            else:
+                self.host, self.port = host, port
+                return
+            log.info("dynsec admin: cannot connect to %s", failures[-1])
+        raise BrokerUnavailable(f"cannot connect to {'; '.join(failures)}")
 
     def close(self) -> None:
         client, self._client = self._client, None

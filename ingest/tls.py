@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -105,3 +105,32 @@ def client_context(tls: TlsFiles) -> ssl.SSLContext:
 def not_trusted(exc: ssl.SSLCertVerificationError) -> str:
     """Why the broker's certificate was refused, in OpenSSL's words (e.g. "unable to get local issuer")."""
     return str(exc.verify_message or exc.reason or exc)
+
+
+class _NamedContext(ssl.SSLContext):
+    """Checks (and sends as SNI) ``server_name`` whatever host a client connects to: paho offers no
+    setting for it, it passes the connect host to ``wrap_socket``."""
+
+    server_name: str
+
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        kwargs["server_hostname"] = self.server_name
+        return super().wrap_socket(sock, *args, **kwargs)
+
+
+def paho_context(tls: TlsFiles, server_name: str | None = None) -> ssl.SSLContext:
+    """:func:`client_context` for a paho client (``tls_set_context``); ``server_name``: the name the
+    broker's certificate must carry instead of the host connected to."""
+    if server_name is None:
+        return client_context(tls)
+    _read("ca_file", tls.ca_file)
+    context = _NamedContext(ssl.PROTOCOL_TLS_CLIENT)  # as create_default_context: verifies, checks names
+    context.server_name = server_name
+    try:
+        context.load_verify_locations(cafile=str(tls.ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise TlsError("ca_file", tls.ca_file, f"no PEM CA certificate in it ({reason})") from exc
+    if tls.cert_file is not None and tls.key_file is not None:
+        load_client_certificate(context, tls.cert_file, tls.key_file)
+    return context

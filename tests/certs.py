@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ingest.dynsec import DynsecBootstrap
 from ingest.localservices import LOOPBACK, Mosquitto, free_port
 
 SERVER_NAMES = (LOOPBACK, "localhost")
@@ -128,10 +129,18 @@ def client_cert(ca: Authority, directory: Path, name: str = "client") -> Issued:
 
 class TlsMosquitto(Mosquitto):
     """The project's broker (plain listener on ``port``, for publishers) with a TLS listener on
-    ``tls_port``; ``client_ca``: that listener requires a client certificate from this CA."""
+    ``tls_port``; ``client_ca``: that listener requires a client certificate from this CA; ``dynsec``: the
+    dynamic-security plugin with these accounts (on both listeners)."""
 
-    def __init__(self, directory: Path, *, server: Issued, client_ca: Path | None = None) -> None:
-        super().__init__(directory)
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        server: Issued,
+        client_ca: Path | None = None,
+        dynsec: DynsecBootstrap | None = None,
+    ) -> None:
+        super().__init__(directory, dynsec=dynsec)
         self.server = server
         self.client_ca = client_ca
         self.tls_port = free_port()

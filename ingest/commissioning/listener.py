@@ -3,13 +3,15 @@
 A fresh client id and a clean session each time, so it never takes over the ingester's session (the
 account it logs in with must therefore have no bound client id: see ``setup.py``); retained messages are
 not asked for (an old retained state is not the device's *next* message). paho's errors are translated
-here into :class:`BrokerUnavailable`.
+here into :class:`BrokerUnavailable`. Over TLS and through the broker list as the ingester connects
+(``mqtt.tls``, ``mqtt.brokers``: :func:`access_for`): the addresses in turn, the first that connects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +24,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.commissioning.errors import BrokerUnavailable
 from ingest.commissioning.report import Observed
+from ingest.config import MqttSettings
+from ingest.tls import paho_context
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10.0
@@ -34,9 +38,24 @@ class BrokerAccess:
     username: str | None = None
     password: str | None = None
     refused_hint: str = ""  # added to "connection refused": what to configure instead
+    tls: ssl.SSLContext | None = None  # None: plain MQTT
+    more: tuple[tuple[str, int], ...] = ()  # further broker nodes, tried in turn after host:port
 
     def __repr__(self) -> str:  # never the password
-        return f"BrokerAccess({self.username or 'anonymous'}@{self.host}:{self.port})"
+        tls = ", TLS" if self.tls is not None else ""
+        return f"BrokerAccess({self.username or 'anonymous'}@{self.host}:{self.port}{tls})"
+
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(self.host, self.port), *self.more]
+
+
+def access_for(
+    mqtt: MqttSettings, username: str | None = None, password: str | None = None, *, refused_hint: str = ""
+) -> BrokerAccess:
+    """The ingester's broker (``mqtt.brokers`` or host:port, ``mqtt.tls``) with this login."""
+    (host, port), *more = mqtt.addresses()
+    tls = None if mqtt.tls is None else paho_context(mqtt.tls, mqtt.tls.server_name)
+    return BrokerAccess(host, port, username, password, refused_hint, tls=tls, more=tuple(more))
 
 
 class _Session:
@@ -110,6 +129,9 @@ def _client(access: BrokerAccess, session: _Session) -> paho.Client:
     )
     if access.username is not None:
         client.username_pw_set(access.username, access.password)
+    if access.tls is not None:
+        client.tls_set_context(access.tls)
+        client.tls_insecure_set(False)  # the name is checked (the context does it, paho must not skip it)
     client.on_connect = session.on_connect
     client.on_subscribe = session.on_subscribe
     client.on_message = session.on_message
@@ -120,6 +142,22 @@ def _client(access: BrokerAccess, session: _Session) -> paho.Client:
 def _close(client: paho.Client) -> None:
     client.disconnect()
     client.loop_stop()
+
+
+async def _connect(client: paho.Client, access: BrokerAccess) -> None:
+    """Connect to the first address that takes the connection (TCP and TLS); BrokerUnavailable naming
+    each address's failure otherwise."""
+    failures = []
+    for host, port in access.addresses():
+        try:
+            await asyncio.to_thread(client.connect, host, port, 30)
+            return
+        except ssl.SSLCertVerificationError as exc:
+            failures.append(f"{host}:{port}: TLS certificate not trusted ({exc.verify_message or exc})")
+        except (OSError, ValueError) as exc:
+            failures.append(f"{host}:{port}: {exc}")
+        log.info("commissioning listener: cannot connect to %s", failures[-1])
+    raise BrokerUnavailable(f"cannot connect to {'; '.join(failures)}")
 
 
 async def next_message(
@@ -135,17 +173,14 @@ async def next_message(
     """
     session = _Session(asyncio.get_running_loop(), filters, refused_hint=access.refused_hint)
     client = _client(access, session)
-    try:
-        await asyncio.to_thread(client.connect, access.host, access.port, 30)
-    except (OSError, ValueError) as exc:
-        raise BrokerUnavailable(f"cannot connect to {access.host}:{access.port}: {exc}") from exc
+    await _connect(client, access)
     client.loop_start()
     try:
         try:
             await asyncio.wait_for(asyncio.shield(session.ready), CONNECT_TIMEOUT_S)
         except TimeoutError:
             raise BrokerUnavailable(
-                f"no answer from {access.host}:{access.port} within {CONNECT_TIMEOUT_S:.0f} s"
+                f"no answer from {client.host}:{client.port} within {CONNECT_TIMEOUT_S:.0f} s"
             ) from None
         log.debug("commissioning listener %r subscribed to %s", access, filters)
         if on_listening is not None:
