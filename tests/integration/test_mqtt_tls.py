@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ingest.config import MqttSettings
 from ingest.localservices import LOOPBACK, Mosquitto, free_port
@@ -54,7 +50,7 @@ def client_cert_broker(ca: Authority, tmp_path_factory: pytest.TempPathFactory) 
 class Ingester(IngesterProcess):
     """The ingester with an ``mqtt`` section of the test's own (brokers instead of host and port)."""
 
-    def launch(self, mqtt: dict[str, Any], *, ready: bool = True) -> Ingester:
+    def with_mqtt(self, mqtt: dict[str, Any], *, ready: bool = True) -> IngesterProcess:
         config = self.target.config()
         config["mqtt"] = {
             "client_id": self.target.client_id,
@@ -63,19 +59,7 @@ class Ingester(IngesterProcess):
             "reconnect_max_s": 0.5,
             **mqtt,
         }
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ingest.cli", "ingest", "--config", str(self.config_path)],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            env=self.env,
-        )
-        self._reader = threading.Thread(target=self._read, args=(self.process,), daemon=True)
-        self._reader.start()
-        if ready and not self._ready.wait(15):
-            raise AssertionError("ingester not ready within 15 s:\n" + self.output())
-        return self
+        return self.launch(config, wait_ready=ready)
 
 
 @pytest.fixture
@@ -90,7 +74,7 @@ def test_ingester_over_tls_writes_every_message_after_a_dead_first_address(
 ) -> None:
     dead = free_port()
     live = f"{LOOPBACK}:{tls_broker.tls_port}"
-    tls_ingester.launch(
+    tls_ingester.with_mqtt(
         {
             "brokers": [f"{LOOPBACK}:{dead}", live],
             "tls": {"ca_file": str(ca.cert)},
@@ -118,7 +102,7 @@ def test_a_wrong_ca_is_refused_clearly_and_the_ingester_keeps_trying(
 ) -> None:
     other = make_ca(tmp_path, "other-ca")
     address = f"{LOOPBACK}:{tls_broker.tls_port}"
-    tls_ingester.launch(
+    tls_ingester.with_mqtt(
         {"host": LOOPBACK, "port": tls_broker.tls_port, "tls": {"ca_file": str(other.cert)}}, ready=False
     )
     refusal = f"ERROR ingest.mqtt: mqtt {address}: TLS certificate not trusted"
