@@ -212,14 +212,12 @@ def write_initial_config(path: Path, bootstrap: DynsecBootstrap) -> None:
 # ---------------------------------------------------------------- settings
 
 
-def admin_from_settings(
-    *, admin: BrokerAdminSettings, mqtt: MqttSettings | None = None, host: str = "", port: int = 0
-) -> DynsecAdmin | None:
-    """The admin on the ingester's broker: ``mqtt`` (its addresses in turn, its TLS), or plain host:port."""
+def admin_from_settings(*, admin: BrokerAdminSettings, mqtt: MqttSettings) -> DynsecAdmin | None:
+    """The admin on the ingester's broker: its addresses in turn, with its TLS."""
     if admin.password is None:
         return None
-    addresses = mqtt.addresses() if mqtt is not None else [(host, port)]
-    tls = None if mqtt is None or mqtt.tls is None else paho_context(mqtt.tls, mqtt.tls.server_name)
+    addresses = mqtt.addresses()
+    tls = None if mqtt.tls is None else paho_context(mqtt.tls, mqtt.tls.server_name)
     return DynsecAdmin(
         host=addresses[0][0],
         port=addresses[0][1],

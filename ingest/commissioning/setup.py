@@ -18,7 +18,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.commissioning.errors import CheckNotPossible
-from ingest.commissioning.listener import BrokerAccess
+from ingest.commissioning.listener import BrokerAccess, access_for
 from ingest.commissioning.report import Limits
 from ingest.commissioning.runner import (
     CheckConfig,
@@ -39,11 +39,11 @@ def broker_access(settings: Settings) -> BrokerAccess:
     mqtt = settings.mqtt
     admin = settings.broker_admin
     if admin.password is not None:
-        return BrokerAccess(mqtt.host, mqtt.port, admin.username, admin.password.get_secret_value())
+        return access_for(mqtt, admin.username, admin.password.get_secret_value())
     if mqtt.username is not None:
         password = mqtt.password.get_secret_value() if mqtt.password is not None else None
-        return BrokerAccess(mqtt.host, mqtt.port, mqtt.username, password, refused_hint=BOUND_HINT)
-    return BrokerAccess(mqtt.host, mqtt.port)
+        return access_for(mqtt, mqtt.username, password, refused_hint=BOUND_HINT)
+    return access_for(mqtt)
 
 
 def decoder_source(settings: Settings, profiles: ProfileSet | None = None) -> Callable[[], MessageDecoder]:

@@ -175,9 +175,7 @@ def _seed_registry(settings: Settings, credentials: DemoCredentials, households:
 
     quarter = make_quarter(households, building_size=BUILDING_SIZE)
     engine = make_engine(settings.registry.url)
-    broker = admin_from_settings(
-        host=settings.mqtt.host, port=settings.mqtt.port, admin=settings.broker_admin
-    )
+    broker = admin_from_settings(mqtt=settings.mqtt, admin=settings.broker_admin)
     assert broker is not None  # the demo's settings always name the admin
     notices: list[str] = []
     try:

@@ -68,7 +68,7 @@ def _session(settings: Settings) -> Iterator[Session]:
 
 
 def _broker(settings: Settings) -> DynsecAdmin:
-    admin = admin_from_settings(host=settings.mqtt.host, port=settings.mqtt.port, admin=settings.broker_admin)
+    admin = admin_from_settings(mqtt=settings.mqtt, admin=settings.broker_admin)
     if admin is None:
         print("reallabor: set REALLABOR_BROKER_ADMIN__PASSWORD (the broker's dynsec admin)", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
@@ -111,9 +111,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         print(f"reallabor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings.ingest.log_level)  # logins, user and gateway changes: reallabor.audit
-    broker = admin_from_settings(
-        host=settings.mqtt.host, port=settings.mqtt.port, admin=settings.broker_admin
-    )
+    broker = admin_from_settings(mqtt=settings.mqtt, admin=settings.broker_admin)
     app = create_app(settings, broker=broker)
     try:
         uvicorn.run(

@@ -126,11 +126,6 @@ def test_a_wrong_ca_is_a_clear_refusal(broker: TlsMosquitto, tmp_path: Path) -> 
     assert tls_address in str(refused_listener.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="callers still pass host/port only: wiring proposed in /tmp/team/tls2-wiring.diff "
-    "(commissioning/setup.py, registry/cli.py, demo/stack.py); remove this marker with it",
-)
 def test_the_settings_reach_both_clients(broker: TlsMosquitto, ca: Authority) -> None:
     from ingest.commissioning.setup import broker_access
     from ingest.config import Settings
