@@ -44,12 +44,13 @@ from sqlalchemy.orm import Session
 from ingest import __version__
 from ingest.config import GatewayBundleSettings
 from ingest.dynsec import hashed_password
-from ingest.gateway.config import Central, GatewayConfig, LocalBroker, Meter, Outbox, Tls
+from ingest.gateway.config import Central, GatewayConfig, LocalBroker, Meter, Outbox
 from ingest.gateway.frames import MeterProtocol
 from ingest.registry.fleet import BrokerAccounts, gateway_client_id, rotate_gateway
 from ingest.registry.models import Device, DeviceStatus, Gateway, GatewayStatus
 from ingest.registry.passwords import generate_password
 from ingest.security.audit import audit
+from ingest.tls import TlsFiles
 from ingest.validation import describe_errors
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def gateway_config(name: str, *, username: str, password: str, settings: BundleS
                 username=username,
                 password=SecretStr(password),
                 client_id=gateway_client_id(name),
-                tls=Tls(ca_file=Path(CA_NAME)) if settings.ca_pem is not None else None,
+                tls=TlsFiles(ca_file=Path(CA_NAME)) if settings.ca_pem is not None else None,
             ),
             outbox=Outbox(directory=OUTBOX_DIRECTORY),
             # no client_id: the forwarder makes an unguessable one at its first start and keeps it with the

@@ -53,9 +53,6 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Tls = TlsFiles  # central.tls: the ingester's mqtt.tls has the same files (ingest/tls.py)
-
-
 class Central(_Section):
     brokers: list[str] = Field(
         min_length=1, description="host:port of the central broker(s), tried in turn until one answers"
@@ -63,7 +60,7 @@ class Central(_Section):
     username: str = Field(min_length=1)
     password: SecretStr
     client_id: str = Field(min_length=1, description="the client id the broker account is bound to")
-    tls: Tls | None = None
+    tls: TlsFiles | None = None  # the same files as the ingester's mqtt.tls
     keepalive_s: int = Field(30, ge=5, le=600)
     window: int = Field(1000, ge=1, le=60000, description="QoS 1 messages in flight before a PUBACK")
     window_bytes: int = Field(

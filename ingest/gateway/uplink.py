@@ -40,10 +40,10 @@ from typing import cast
 from ingest import mqtt_wire as wire
 from ingest.backoff import Backoff
 from ingest.gateway import mqtt5
-from ingest.gateway.config import Central, Tls
+from ingest.gateway.config import Central
 from ingest.gateway.frames import Frame
 from ingest.gateway.outbox import Outbox, OutboxError, frame_bytes
-from ingest.tls import TlsError, client_context, not_trusted
+from ingest.tls import TlsError, TlsFiles, client_context, not_trusted
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class UplinkStats:
     in_flight: int  # taken from the outbox, not yet acknowledged
 
 
-def ssl_context(tls: Tls) -> ssl.SSLContext:
+def ssl_context(tls: TlsFiles) -> ssl.SSLContext:
     try:
         return client_context(tls)
     except TlsError as exc:

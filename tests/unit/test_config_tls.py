@@ -13,7 +13,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from ingest.config import ConfigError, MqttSettings, load_settings
-from ingest.gateway.config import Tls
 from ingest.gateway.uplink import UplinkError, ssl_context
 from ingest.tls import TlsFiles, client_context
 from tests.certs import client_cert, make_ca, server_cert
@@ -185,9 +184,11 @@ def test_cli_refuses_a_bad_tls_file_with_exit_2(tmp_path: Path, certs: dict[str,
 
 def test_the_gateway_shares_the_helper(certs: dict[str, Path]) -> None:
     """central.tls is loaded by the same code (ingest/tls.py): the same key named in its refusal."""
-    assert ssl_context(Tls(ca_file=certs["ca"], cert_file=certs["cert"], key_file=certs["key"])) is not None
+    assert (
+        ssl_context(TlsFiles(ca_file=certs["ca"], cert_file=certs["cert"], key_file=certs["key"])) is not None
+    )
     with pytest.raises(UplinkError, match=r"TLS: cannot load key_file .*: not the private key of"):
-        ssl_context(Tls(ca_file=certs["ca"], cert_file=certs["cert"], key_file=certs["other_key"]))
+        ssl_context(TlsFiles(ca_file=certs["ca"], cert_file=certs["cert"], key_file=certs["other_key"]))
 
 
 def _handshake(client: ssl.SSLContext, server: ssl.SSLContext, name: str) -> None:
