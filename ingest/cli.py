@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ingest.config import COMPONENTS, Component, ConfigError, Settings, load_settings
 from ingest.dashboards_cli import add_parser as add_dashboards_parser
@@ -64,10 +65,11 @@ def find_settings(given: Path | None) -> Settings:
     return load_settings(path)
 
 
-def _settings(path: Path | None, *components: Component) -> Settings:
-    """Settings from ``path``, checked for what ``components`` need in production; exit 2 naming the keys."""
+def _settings(path: Path | None, *components: Component, **overrides: Any) -> Settings:
+    """Settings from ``path`` (``overrides`` win, section by key), checked for what ``components`` need in
+    production; exit 2 naming the keys."""
     try:
-        settings = load_settings(path)
+        settings = load_settings(path, **overrides)
         settings.check_production(*components)
         return settings
     except ConfigError as exc:
@@ -84,10 +86,20 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def instance_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--instance K --of N`` as the settings they override (``ingest.instance``, ``ingest.instances``)."""
+    chosen = {
+        key: value
+        for key, value in (("instance", args.instance), ("instances", args.of))
+        if value is not None
+    }
+    return {"ingest": chosen} if chosen else {}
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.ingester import Ingester
 
-    settings = _settings(args.config, "ingest")
+    settings = _settings(args.config, "ingest", **instance_overrides(args)).as_instance()
     setup_logging(settings.ingest.log_level)
     try:
         ingester = Ingester(settings)
@@ -214,6 +226,18 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", help="run the ingester")
     ingest.add_argument("--config", type=Path, help="settings YAML (REALLABOR_* env overrides it)")
+    ingest.add_argument(
+        "--instance",
+        type=int,
+        metavar="K",
+        help="run as instance K (0 to N-1) of several sharing the stream (overrides ingest.instance)",
+    )
+    ingest.add_argument(
+        "--of",
+        type=int,
+        metavar="N",
+        help="N instances share the stream (overrides ingest.instances); see README 'Several ingesters'",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     add_up_parser(sub)

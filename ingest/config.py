@@ -25,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -57,12 +58,22 @@ __all__ = ["PLACEHOLDER_SECRETS", "ConfigError", "Settings", "is_placeholder", "
 Component = Literal["ingest", "api", "energy"]
 COMPONENTS: tuple[Component, ...] = ("ingest", "api", "energy")
 
+DEFAULT_SHARED_GROUP = "reallabor-ingest"  # the $share group of several instances without mqtt.shared_group
+MAX_INSTANCES = 1000
+INSTANCE_DIR = "instance-{instance}"  # an instance's state under ingest.state_dir
+CLIENT_ID_MAX_CHARS = 64  # mqtt.client_id's bound, for the instances' ids as well
+
 MAKE_API_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 MAKE_PASSWORD = 'python -c "import secrets; print(secrets.token_urlsafe(16))"'
 
 
 class ConfigError(Exception):
     """Configuration that cannot be used; the message names each key path and value."""
+
+
+def instance_name(base: str, instance: int) -> str:
+    """``base`` as instance ``instance`` of several has it: its client id, its broker account."""
+    return f"{base}-{instance}"
 
 
 class Section(BaseModel):
@@ -119,12 +130,21 @@ class MqttSettings(Section):
     )
     tls: MqttTls | None = Field(None, description="TLS to the broker (None: plain MQTT, a lab network only)")
     client_id: str = Field(
-        "reallabor-ingest", min_length=1, max_length=64, description="fixed id: the broker keeps its session"
+        "reallabor-ingest",
+        min_length=1,
+        max_length=CLIENT_ID_MAX_CHARS,
+        description="fixed id: the broker keeps its session (several instances: <client_id>-<K>)",
     )
     username: str | None = None
     password: SecretStr | None = None
     topic_prefix: str = Field("", description="prepended to every profile topic, e.g. 'reallabor/'")
-    shared_group: str | None = Field(None, description="subscribe as $share/<group>/... to spread load")
+    shared_group: str | None = Field(
+        None,
+        min_length=1,
+        pattern=r"^[^/+#]+$",
+        description="subscribe as $share/<group>/... to spread load (with ingest.instances > 1: default "
+        "reallabor-ingest)",
+    )
     qos: Literal[0, 1, 2] = 1
     keepalive_s: int = Field(30, ge=5, le=3600)
     session_expiry_s: int = Field(
@@ -238,6 +258,16 @@ class IngestSettings(Section):
         10.0, gt=0, description="how often counters go to measurement ingest_stats"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    instance: int = Field(
+        0, ge=0, description="which of ingest.instances this process is, 0 to instances - 1 (--instance)"
+    )
+    instances: int = Field(
+        1,
+        ge=1,
+        le=MAX_INSTANCES,
+        description="ingesters sharing the broker's stream (--of); above 1 each has its own client id, "
+        "session, state directory and metrics port (Settings.as_instance, README 'Several ingesters')",
+    )
 
 
 class RegistrySettings(Section):
@@ -375,6 +405,8 @@ class Settings(BaseSettings):
     letters: LettersSettings = LettersSettings()
     gateway_bundle: GatewayBundleSettings = GatewayBundleSettings()
 
+    _as_instance: bool = PrivateAttr(False)  # as_instance() made these: the instance's identity applied
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -403,6 +435,73 @@ class Settings(BaseSettings):
         if self.mode == "production" and url is not None and not url.startswith("https://"):
             raise ValueError(f"api.public_url: {url!r}: mode 'production' needs an https:// address")
         return self
+
+    @model_validator(mode="after")
+    def _check_instances(self) -> Self:
+        ingest, mqtt = self.ingest, self.mqtt
+        last = ingest.instances - 1
+        if ingest.instance > last:
+            raise ValueError(
+                f"ingest.instance: {ingest.instance} is not below ingest.instances ({ingest.instances}): "
+                f"the instances are numbered 0 to {last}"
+            )
+        if last:
+            client_id = instance_name(mqtt.client_id, last)
+            if len(client_id) > CLIENT_ID_MAX_CHARS:
+                raise ValueError(
+                    f"mqtt.client_id: {mqtt.client_id!r} is too long for {ingest.instances} instances: "
+                    f"{client_id!r} has more than {CLIENT_ID_MAX_CHARS} characters"
+                )
+            port = ingest.metrics_port
+            if port and port + last > 65535:
+                raise ValueError(
+                    f"ingest.metrics_port: {port} + instance {last} is beyond 65535 "
+                    f"(instance K listens on metrics_port + K)"
+                )
+        return self
+
+    def as_instance(self) -> Settings:
+        """The settings this ingester runs with as instance ``ingest.instance`` of ``ingest.instances``.
+
+        With one instance: these settings. With several, each has a stable identity, derived here and only
+        here, so that its source, spool, quarantine, metrics and stats all agree: client id and broker
+        account ``<mqtt.client_id>-<K>`` and ``<mqtt.username>-<K>`` (each account bound to its client id,
+        ingest/dynsec.py), its persistent session, subscriptions ``$share/<mqtt.shared_group>/...``
+        (default group ``reallabor-ingest``), state ``<ingest.state_dir>/instance-<K>`` (its own spool
+        and quarantine), metrics on ``ingest.metrics_port + K`` when a fixed port is set.
+        """
+        ingest, mqtt = self.ingest, self.mqtt
+        if ingest.instances == 1 or self._as_instance:
+            return self
+        k = ingest.instance
+        port = ingest.metrics_port
+        identity = self.model_copy(
+            update={
+                "mqtt": mqtt.model_copy(
+                    update={
+                        "client_id": instance_name(mqtt.client_id, k),
+                        "username": None if mqtt.username is None else instance_name(mqtt.username, k),
+                        "shared_group": mqtt.shared_group or DEFAULT_SHARED_GROUP,
+                    }
+                ),
+                "ingest": ingest.model_copy(
+                    update={
+                        "state_dir": ingest.state_dir / INSTANCE_DIR.format(instance=k),
+                        "metrics_port": port + k if port else port,  # 0 (any free) and None stay
+                    }
+                ),
+            }
+        )
+        identity._as_instance = True
+        return identity
+
+    def state_dirs(self) -> list[Path]:
+        """The state directories of every instance (one with one instance): where their quarantines are."""
+        ingest = self.ingest
+        base = ingest.state_dir.parent if self._as_instance else ingest.state_dir
+        if ingest.instances == 1:
+            return [base]
+        return [base / INSTANCE_DIR.format(instance=k) for k in range(ingest.instances)]
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:

@@ -1,0 +1,98 @@
+"""Several ingester instances (issue 17): each one's identity is derived in one place (as_instance)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import _settings, instance_overrides, main, parser
+from ingest.config import ConfigError, Settings, load_settings
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ingest.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _instance(**ingest: object) -> Settings:
+    return load_settings(None, ingest=ingest, mqtt={"username": "ingester"})
+
+
+def test_several_instances_each_get_their_own_identity() -> None:
+    chosen = _instance(instance=2, instances=3, metrics_port=9108, state_dir="/srv/state").as_instance()
+    assert chosen.mqtt.client_id == "reallabor-ingest-2"
+    assert chosen.mqtt.username == "ingester-2"  # its own broker account, bound to its client id
+    assert chosen.mqtt.shared_group == "reallabor-ingest"
+    assert chosen.ingest.state_dir == Path("/srv/state/instance-2")
+    assert chosen.ingest.metrics_port == 9110
+    assert chosen.as_instance() is chosen  # applied once, however often asked
+    assert chosen.state_dirs() == [Path(f"/srv/state/instance-{k}") for k in range(3)]
+
+
+def test_a_named_group_and_an_any_free_metrics_port_stay() -> None:
+    settings = load_settings(
+        None, ingest={"instance": 1, "instances": 2, "metrics_port": 0}, mqtt={"shared_group": "city"}
+    )
+    chosen = settings.as_instance()
+    assert (chosen.mqtt.shared_group, chosen.ingest.metrics_port) == ("city", 0)
+    assert _instance(instance=1, instances=2).as_instance().ingest.metrics_port is None
+
+
+def test_one_instance_is_exactly_as_before() -> None:
+    settings = _instance(metrics_port=9108)
+    assert settings.as_instance() is settings
+    assert (settings.mqtt.client_id, settings.mqtt.shared_group) == ("reallabor-ingest", None)
+    assert settings.state_dirs() == [Path("state")]
+
+
+@pytest.mark.parametrize(
+    ("ingest", "mqtt", "expected"),
+    [
+        ({"instance": 2, "instances": 2}, {}, "ingest.instance: 2 is not below ingest.instances (2)"),
+        ({"instance": 1}, {}, "ingest.instance: 1 is not below ingest.instances (1)"),
+        ({"instance": -1, "instances": 2}, {}, "ingest.instance: Input should be greater than or equal to 0"),
+        ({"instances": 0}, {}, "ingest.instances: Input should be greater than or equal to 1"),
+        ({"instances": 11}, {"client_id": "c" * 62}, f"mqtt.client_id: {'c' * 62!r} is too long for 11"),
+        ({"instances": 3, "metrics_port": 65534}, {}, "ingest.metrics_port: 65534 + instance 2 is beyond"),
+        ({}, {"shared_group": "a/b"}, "mqtt.shared_group: String should match pattern"),
+    ],
+)
+def test_bad_instances_are_refused_naming_the_key_and_value(
+    ingest: dict[str, object], mqtt: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, ingest=ingest, mqtt=mqtt)
+    assert expected in str(refused.value)
+
+
+def test_the_flags_override_the_settings_file(tmp_path: Path) -> None:
+    config = _config(tmp_path, "ingest:\n  state_dir: /srv/state\n  instance: 0\n  instances: 2\n")
+    args = parser(["ingest"]).parse_args(["ingest", "--config", str(config), "--instance", "2", "--of", "4"])
+    chosen = _settings(args.config, "ingest", **instance_overrides(args)).as_instance()
+    assert (chosen.ingest.instance, chosen.ingest.instances) == (2, 4)
+    assert chosen.ingest.state_dir == Path("/srv/state/instance-2")  # the file's other keys stay
+    args = parser(["ingest"]).parse_args(["ingest", "--config", str(config), "--instance", "1"])
+    assert _settings(args.config, "ingest", **instance_overrides(args)).as_instance().mqtt.client_id == (
+        "reallabor-ingest-1"
+    )
+
+
+def test_a_bad_flag_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, "ingest:\n  instances: 2\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["ingest", "--config", str(config), "--instance", "5"])
+    assert exited.value.code == 2
+    assert "ingest.instance: 5 is not below ingest.instances (2)" in capsys.readouterr().err
+
+
+def test_the_source_subscribes_as_a_shared_member() -> None:
+    from ingest.mqtt import MqttSource
+
+    chosen = _instance(instance=1, instances=2).as_instance()
+    source = MqttSource(chosen.mqtt, topics=["lab/+/x/#"], queue=asyncio.Queue())
+    assert source.topics == ["$share/reallabor-ingest/lab/+/x/#"]
+    alone = MqttSource(_instance().mqtt, topics=["lab/+/x/#"], queue=asyncio.Queue())
+    assert alone.topics == ["lab/+/x/#"]
