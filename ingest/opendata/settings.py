@@ -60,11 +60,25 @@ class OpenDataSettings(BaseModel):
         description="publisher named in the catalogue (dct:publisher)",
     )
     publisher_url: str | None = Field(None, description="the publisher's web address (http:// or https://)")
+    contributor_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]+$",
+        description="DCAT-AP.de contributor id assigned by GovData "
+        "(http://dcat-ap.de/def/contributors/<id>); needed only when GovData harvests the catalogue directly",
+    )
     spatial_label: str = Field(
         "Reallabor Quartier",
         min_length=1,
         max_length=200,
         description="the area the data covers, as the catalogue names it (dct:spatial)",
+    )
+    street_building: str = Field(
+        "Quartiersplatz",
+        min_length=1,
+        max_length=100,
+        description="the registry building whose sensors stand outdoors: its environment sensors assigned to "
+        "the building without a household are the street stations; every other environment sensor counts "
+        "as indoor and is never published",
     )
     daily_at: str = Field(
         "03:30",

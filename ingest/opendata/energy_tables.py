@@ -1,0 +1,174 @@
+"""The three energy datasets of one local day from the ledger's quarter hours, after disclosure control.
+
+Input: every household's (and building-level device's) kWh per ledger kind and 15-minute bucket, summed
+over its devices (:class:`DayEnergy`). Output: rows of ``quarter-energy-15min``, ``quarter-energy-daily``
+and ``building-energy-daily`` as JSON-ready dicts (:mod:`ingest.opendata.datasets` columns, plus the
+row's ``suppressed`` list).
+
+Definitions: those of docs/portal.md, "For the quarter" (the residents' portal, the letters and the public
+quarter page say the same), per row, i.e. per quarter hour or per day, over the row's quarter or building:
+
+- ``grid_import_kwh`` ``I``/``grid_export_kwh`` ``E``: the households' main meters (ledger kinds ``import``,
+  ``export`` with a household: a meter left without household after a deletion counts on neither side);
+  ``pv_kwh`` ``P``: every PV meter, households' and buildings'; ``heat_kwh``; ``ev_charging_kwh`` (EV
+  sub-meters, their energy is also part of the import).
+- ``self_consumption_kwh`` = max(0, P − E): PV energy not fed into the grid.
+- ``self_sufficiency_percent`` = (1 − Σt max(0, I(t) − E(t)) / (I + P − E)) · 100, t the row's quarter
+  hours (one for a 15-minute row): the part of the electricity used that was not drawn from outside, a
+  neighbour's solar power fed in within the same quarter hour counting as the quarter's (or building's)
+  own; clamped to 0…100, empty when nothing was used. Without any PV it is computed with P = 0.
+
+A day's figures are its quarter hours summed per contributor, so ``quarter-energy-daily`` is exactly the
+sum of ``quarter-energy-15min`` (the ledger's ``energy_1d`` is that sum too); self-consumption is clipped at
+zero per row. Derived figures are withheld whenever an input is (:func:`ingest.opendata.disclosure.derived`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ingest.opendata.disclosure import Cell, Contributor, Rule, Status, assess, derived, protect_group
+
+KIND_COLUMNS = {
+    "import": "grid_import_kwh",
+    "export": "grid_export_kwh",
+    "pv": "pv_kwh",
+    "heat": "heat_kwh",
+    "ev_charging": "ev_charging_kwh",
+}
+LEDGER_KINDS = {"import": "import", "export": "export", "pv": "pv", "heat": "heat", "ev": "ev_charging"}
+SELF_CONSUMPTION = "self_consumption_kwh"
+SELF_SUFFICIENCY = "self_sufficiency_percent"
+KWH_DIGITS = 3  # Wh
+PERCENT_DIGITS = 1
+Row = dict[str, object]
+Contributions = dict[Contributor, float]
+
+
+@dataclass
+class DayEnergy:
+    """One local day of the ledger: kWh per 15-minute bucket (aware start), kind and contributor."""
+
+    slots: list[dt.datetime]  # every bucket start of the local day, in order (92, 96 or 100)
+    energy: dict[dt.datetime, dict[str, Contributions]] = field(default_factory=dict)
+
+    def add(self, start: dt.datetime, kind: str, contributor: Contributor, kwh: float) -> None:
+        """One ledger value (several devices of a contributor add up); other kinds, and import and export
+        of meters without household, are left out."""
+        name = LEDGER_KINDS.get(kind)
+        if name is None or (name in ("import", "export") and not contributor[0]):
+            return
+        per_kind = self.energy.setdefault(start, {}).setdefault(name, {})
+        per_kind[contributor] = per_kind.get(contributor, 0.0) + kwh
+
+    def day_total(self, building: str | None = None) -> dict[str, Contributions]:
+        """Per kind, each contributor's kWh over the day (only those of ``building`` when given)."""
+        out: dict[str, Contributions] = defaultdict(dict)
+        for kinds in self.energy.values():
+            for kind, contributions in kinds.items():
+                for who, kwh in contributions.items():
+                    if building is None or who[1] == building:
+                        out[kind][who] = out[kind].get(who, 0.0) + kwh
+        return out
+
+    def external(self, building: str | None = None) -> float:
+        """Σ over the day's quarter hours of max(0, import − export) (only ``building``'s when given)."""
+        total = 0.0
+        for kinds in self.energy.values():
+            flows = {
+                kind: sum(kwh for who, kwh in kinds.get(kind, {}).items() if building in (None, who[1]))
+                for kind in ("import", "export")
+            }
+            total += max(0.0, flows["import"] - flows["export"])
+        return total
+
+
+@dataclass
+class _Figures:
+    cells: dict[str, Cell]  # by kind column
+    households: int
+    external: float  # Σt max(0, I(t) − E(t))
+
+
+def _figures(per_kind: Mapping[str, Contributions], rule: Rule, external: float) -> _Figures:
+    households = {who for contributions in per_kind.values() for who in contributions if who[0]}
+    cells = {column: assess(per_kind.get(kind, {}), rule) for kind, column in KIND_COLUMNS.items()}
+    return _Figures(cells, len(households), external)
+
+
+def _row(start: dt.datetime, figures: _Figures, label: Mapping[str, str] | None = None) -> Row:
+    cells = dict(figures.cells)
+    pv, export, imported = cells["pv_kwh"], cells["grid_export_kwh"], cells["grid_import_kwh"]
+    used = None if pv.total is None or export.total is None else max(0.0, pv.total - export.total)
+    cells[SELF_CONSUMPTION] = derived(pv, export, total=used)
+    share = None
+    if imported.total is not None and export.total is not None:
+        consumption = imported.total + (pv.total or 0.0) - export.total
+        if consumption > 0:
+            share = min(100.0, max(0.0, (1.0 - figures.external / consumption) * 100))
+    with_pv = (pv,) if pv.status is not Status.missing else ()
+    cells[SELF_SUFFICIENCY] = derived(imported, export, *with_pv, total=share)
+    row: Row = {
+        "start": start.isoformat(timespec="seconds"),
+        **(label or {}),
+        "households": figures.households,
+    }
+    suppressed = []
+    for column, cell in cells.items():
+        digits = PERCENT_DIGITS if column == SELF_SUFFICIENCY else KWH_DIGITS
+        row[column] = None if cell.value is None else round(cell.value, digits) + 0.0  # no -0.0
+        if cell.withheld:
+            suppressed.append(column)
+    row["suppressed"] = suppressed
+    return row
+
+
+@dataclass
+class DayTables:
+    quarter_15min: list[Row]
+    quarter_daily: Row
+    buildings_daily: list[Row]
+
+
+def day_tables(
+    day: DayEnergy, *, midnight: dt.datetime, buildings: Mapping[str, str], rule: Rule
+) -> DayTables:
+    """The day's rows. ``buildings``: ledger building name -> public label, in the order to write; energy of
+    buildings not in it is a hidden part of the buildings' sum (:mod:`ingest.opendata.disclosure`)."""
+    slots = {}
+    for start in day.slots:
+        kinds = day.energy.get(start, {})
+        flows = [sum(kinds.get(kind, {}).values()) for kind in ("import", "export")]
+        slots[start] = _figures(kinds, rule, max(0.0, flows[0] - flows[1]))
+    quarter = _figures(day.day_total(), rule, day.external())
+    per_building = {name: _figures(day.day_total(name), rule, day.external(name)) for name in buildings}
+    hidden_totals = {
+        kind: {who: kwh for who, kwh in contributions.items() if who[1] not in buildings}
+        for kind, contributions in day.day_total().items()
+    }
+    hidden = _figures(hidden_totals, rule, 0.0)
+    for column in KIND_COLUMNS.values():
+        parts: dict[str | None, Cell] = {
+            name: figures.cells[column] for name, figures in per_building.items()
+        }
+        if hidden.cells[column].status is not Status.missing:
+            parts[None] = hidden.cells[column]
+        parts, quarter.cells[column] = protect_group(parts, quarter.cells[column])
+        for name, cell in parts.items():
+            if name is not None:
+                per_building[name].cells[column] = cell
+        by_slot, quarter.cells[column] = protect_group(
+            {start: figures.cells[column] for start, figures in slots.items()}, quarter.cells[column]
+        )
+        for start, cell in by_slot.items():
+            slots[start].cells[column] = cell
+    return DayTables(
+        quarter_15min=[_row(start.astimezone(midnight.tzinfo), slots[start]) for start in day.slots],
+        quarter_daily=_row(midnight, quarter),
+        buildings_daily=[
+            _row(midnight, per_building[name], {"building": label}) for name, label in buildings.items()
+        ],
+    )
