@@ -1,0 +1,424 @@
+"""The DCAT-AP.de catalogue as a harvester reads it: parsed with rdflib (JSON-LD), queried with SPARQL, and
+every distribution's file fetched from its downloadURL and compared with what the catalogue declares."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+from zoneinfo import ZoneInfo
+
+import pytest
+from rdflib import RDF, Graph, Literal, Namespace, URIRef
+from rdflib.collection import Collection
+from rdflib.query import ResultRow
+from rdflib.term import Node
+
+from ingest.opendata.catalogue import LICENSE, CatalogueError, write_catalogue
+from ingest.opendata.datasets import (
+    DATASETS,
+    FREQUENCY_DAILY,
+    MEDIA_TYPES,
+    SUPPRESSED_CSV,
+    Dataset,
+    ExportedFile,
+    dataset,
+)
+from ingest.opendata.settings import OpenDataSettings
+
+DCAT = Namespace("http://www.w3.org/ns/dcat#")
+DCT = Namespace("http://purl.org/dc/terms/")
+DCATDE = Namespace("http://dcat-ap.de/def/dcatde/")
+FOAF = Namespace("http://xmlns.com/foaf/0.1/")
+SPDX = Namespace("http://spdx.org/rdf/terms#")
+CSVW = Namespace("http://www.w3.org/ns/csvw#")
+SCHEMA = Namespace("http://schema.org/")
+QUDT = Namespace("http://qudt.org/schema/qudt/")
+SKOS = Namespace("http://www.w3.org/2004/02/skos/core#")
+BERLIN = ZoneInfo("Europe/Berlin")
+MONTHS = ("2026-10", "2026-11")
+STATIONS = (("station-01", "53.1431", "8.2146"), ("station-02", "53.1447", "8.2190"))
+BASE_URL = "https://opendata.example.org/quartier"
+
+
+# --- files as the export writes them ----------------------------------------------------------------------
+
+
+def _value(definition: Dataset, name: str, index: int, station: int) -> str:
+    column = definition.column(name)
+    if name == "start":
+        return ""  # set by the caller
+    if name == "station":
+        return STATIONS[station][0]
+    if name == "lat":
+        return STATIONS[station][1]
+    if name == "lon":
+        return STATIONS[station][2]
+    if name == "building":
+        return "building-01"
+    if column.datatype == "integer":
+        return str(5 + index)
+    if column.suppressible and index == 1:
+        return SUPPRESSED_CSV
+    return f"{1.25 * (index + 1):.3f}"
+
+
+def _write_month(out_dir: Path, definition: Dataset, month: str, rows: int = 3) -> list[ExportedFile]:
+    """Small real files for one dataset and month (CSV and JSON), laid out as the export writes them."""
+    year, number = (int(part) for part in month.split("-"))
+    first = dt.datetime(year, number, 1, tzinfo=BERLIN)
+    starts = [first + index * definition.resolution for index in range(rows)]
+    records: list[dict[str, str]] = []
+    for index, start in enumerate(starts):
+        for station in range(2 if definition.id == "street-environment-10min" else 1):
+            row = {name: _value(definition, name, index, station) for name in definition.header}
+            row["start"] = start.isoformat()
+            records.append(row)
+    csv_path = out_dir / definition.relative_path(month, "csv")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with csv_path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=definition.header)
+        writer.writeheader()
+        writer.writerows(records)
+    json_rows = [
+        {
+            **{key: (None if value in ("", SUPPRESSED_CSV) else value) for key, value in row.items()},
+            "suppressed": [key for key, value in row.items() if value == SUPPRESSED_CSV],
+        }
+        for row in records
+    ]
+    json_path = out_dir / definition.relative_path(month, "json")
+    document = {
+        "dataset": definition.id,
+        "month": month,
+        "columns": list(definition.header),
+        "rows": json_rows,
+    }
+    json_path.write_text(json.dumps(document), encoding="utf-8")
+    end = starts[-1] + definition.resolution
+    return [
+        ExportedFile(definition.id, month, path, MEDIA_TYPES[ext], starts[0], end)
+        for ext, path in (("csv", csv_path), ("json", json_path))
+    ]
+
+
+def _export(out_dir: Path) -> list[ExportedFile]:
+    return [
+        file
+        for month in MONTHS
+        for definition in DATASETS
+        for file in _write_month(out_dir, definition, month)
+    ]
+
+
+# --- the check a harvester would do -----------------------------------------------------------------------
+
+
+def _file_of(url: str, out_dir: Path) -> Path | None:
+    """The local file a downloadURL names: under base_url -> out_dir, or a file: URL (relative links
+    resolved by rdflib against the catalogue's own file: address)."""
+    if url.startswith(BASE_URL + "/"):
+        return out_dir / unquote(url[len(BASE_URL) + 1 :])
+    parts = urlsplit(url)
+    return Path(url2pathname(parts.path)) if parts.scheme == "file" else None
+
+
+def _literals(graph: Graph, node: Node, predicate: URIRef) -> list[Literal]:
+    return [value for value in graph.objects(node, predicate) if isinstance(value, Literal)]
+
+
+def _languages(graph: Graph, node: Node, predicate: URIRef) -> set[str | None]:
+    return {value.language for value in _literals(graph, node, predicate) if str(value).strip()}
+
+
+def _check_file(graph: Graph, distribution: Node, path: Path) -> list[str]:
+    problems: list[str] = []
+    content = path.read_bytes()
+    size = graph.value(distribution, DCAT.byteSize)
+    if not isinstance(size, Literal) or int(size) != len(content):
+        problems.append(f"{path.name}: byteSize {size} != {len(content)}")
+    checksum = graph.value(distribution, SPDX.checksum)
+    algorithm = graph.value(checksum, SPDX.algorithm) if checksum is not None else None
+    value = graph.value(checksum, SPDX.checksumValue) if checksum is not None else None
+    if algorithm != SPDX.checksumAlgorithm_sha256 or str(value) != hashlib.sha256(content).hexdigest():
+        problems.append(f"{path.name}: sha256 {value} does not match the file")
+    media = str(graph.value(distribution, DCAT.mediaType))
+    file_format = str(graph.value(distribution, DCT["format"]))
+    if path.suffix == ".csv":
+        if not (media.endswith("/text/csv") and file_format.endswith("/file-type/CSV")):
+            problems.append(f"{path.name}: declared {media} / {file_format}, not CSV")
+        table = graph.value(distribution, DCT.conformsTo)
+        schema = graph.value(table, CSVW.tableSchema) if table is not None else None
+        columns = graph.value(schema, CSVW.column) if schema is not None else None
+        declared = (
+            [str(graph.value(column, CSVW.name)) for column in Collection(graph, columns)] if columns else []
+        )
+        header = next(csv.reader(content.decode("utf-8").splitlines()), [])
+        if header != declared:
+            problems.append(f"{path.name}: CSV header {header} != declared columns {declared}")
+    elif path.suffix == ".json":
+        if not (media.endswith("/application/json") and file_format.endswith("/file-type/JSON")):
+            problems.append(f"{path.name}: declared {media} / {file_format}, not JSON")
+        try:
+            json.loads(content)
+        except ValueError as error:
+            problems.append(f"{path.name}: does not parse as JSON ({error})")
+    else:
+        problems.append(f"{path.name}: neither .csv nor .json")
+    return problems
+
+
+REQUIRED_DATASET = """
+PREFIX dcat: <http://www.w3.org/ns/dcat#>
+PREFIX dct: <http://purl.org/dc/terms/>
+PREFIX foaf: <http://xmlns.com/foaf/0.1/>
+SELECT ?dataset WHERE {
+  ?catalog a dcat:Catalog ; dcat:dataset ?dataset .
+  ?dataset a dcat:Dataset ;
+    dct:publisher [ a foaf:Agent ; foaf:name ?publisher ] ;
+    dct:accrualPeriodicity ?frequency ;
+    dct:temporal [ a dct:PeriodOfTime ; dcat:startDate ?start ; dcat:endDate ?end ] ;
+    dct:spatial [ a dct:Location ] ;
+    dcat:theme ?theme ;
+    dcat:keyword ?keyword ;
+    dcat:distribution ?distribution .
+  FILTER(STRSTARTS(STR(?theme), "http://publications.europa.eu/resource/authority/data-theme/"))
+  FILTER(?start < ?end)
+}
+"""
+
+
+def check_catalogue(path: Path, out_dir: Path) -> list[str]:
+    """Everything wrong with the catalogue at ``path``, as a harvester would find it; [] when it holds."""
+    graph = Graph().parse(path, format="json-ld")
+    problems: list[str] = []
+    result = graph.query(REQUIRED_DATASET, initBindings={"frequency": URIRef(FREQUENCY_DAILY)})
+    complete = {row[0] for row in result if isinstance(row, ResultRow)}
+    for node in graph.subjects(RDF.type, DCAT.Dataset):
+        if node not in complete:
+            problems.append(f"{node}: lacks a required property (publisher, frequency, temporal, ...)")
+        for predicate in (DCT.title, DCT.description):
+            if _languages(graph, node, predicate) != {"de", "en"}:
+                problems.append(f"{node}: {predicate} not in exactly de and en")
+    for distribution in graph.subjects(RDF.type, DCAT.Distribution):
+        if graph.value(distribution, DCT.license) != URIRef(LICENSE):
+            problems.append(f"{distribution}: licence is not {LICENSE}")
+        if not _literals(graph, distribution, DCATDE.licenseAttributionByText):
+            problems.append(f"{distribution}: no dcatde:licenseAttributionByText")
+        if _languages(graph, distribution, DCT.title) != {"de", "en"}:
+            problems.append(f"{distribution}: dct:title not in de and en")
+        download = graph.value(distribution, DCAT.downloadURL)
+        file = _file_of(str(download), out_dir) if download is not None else None
+        if file is None or not file.is_file():
+            problems.append(f"{distribution}: downloadURL {download} does not resolve to a file")
+            continue
+        if graph.value(distribution, DCAT.accessURL) != download:
+            problems.append(f"{distribution}: accessURL differs from downloadURL")
+        problems.extend(_check_file(graph, distribution, file))
+    return problems
+
+
+# --- tests ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    return tmp_path / "opendata"
+
+
+def _settings(**changes: object) -> OpenDataSettings:
+    return OpenDataSettings.model_validate(
+        {"publisher_name": "Stadt Oldenburg", "spatial_label": "Quartier Helleheide", **changes}
+    )
+
+
+def _graph(path: Path) -> Graph:
+    return Graph().parse(path, format="json-ld")
+
+
+def test_development_catalogue_holds_every_required_property_and_its_files(out_dir: Path) -> None:
+    files = _export(out_dir)
+    path = write_catalogue(out_dir, files, _settings())
+
+    assert path == out_dir / "catalog.jsonld"
+    assert check_catalogue(path, out_dir) == []
+    graph = _graph(path)
+    assert len(set(graph.subjects(RDF.type, DCAT.Dataset))) == len(DATASETS)
+    assert len(set(graph.subjects(RDF.type, DCAT.Distribution))) == len(files) == 16
+    # no base_url: the links are written relative and resolve next to the catalogue
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    links = [
+        node["dcat:downloadURL"]["@id"] for node in raw["@graph"] if node["@type"] == "dcat:Distribution"
+    ]
+    assert "quarter-energy-15min/quarter-energy-15min_2026-10.csv" in links
+    assert "@base" not in raw["@context"]
+
+
+def test_dataset_coverage_spans_both_months(out_dir: Path) -> None:
+    files = _export(out_dir)
+    graph = _graph(write_catalogue(out_dir, files, _settings(base_url=BASE_URL)))
+    node = URIRef(f"{BASE_URL}/catalog.jsonld#quarter-energy-daily")
+    temporal = graph.value(node, DCT.temporal)
+    start = graph.value(temporal, DCAT.startDate)
+    end = graph.value(temporal, DCAT.endDate)
+    mine = [file for file in files if file.dataset_id == "quarter-energy-daily"]
+    assert isinstance(start, Literal)
+    assert isinstance(end, Literal)
+    assert start.toPython() == min(file.temporal_start for file in mine)
+    assert end.toPython() == max(file.temporal_end for file in mine)
+    assert str(graph.value(node, DCAT.temporalResolution)) == "P1D"
+
+
+def test_base_url_makes_every_link_absolute_and_the_check_holds(out_dir: Path) -> None:
+    files = _export(out_dir)
+    path = write_catalogue(out_dir, files, _settings(base_url=BASE_URL, publisher_url="https://example.org"))
+
+    assert check_catalogue(path, out_dir) == []
+    graph = _graph(path)
+    downloads = {str(url) for url in graph.objects(None, DCAT.downloadURL)}
+    assert len(downloads) == 16
+    assert all(url.startswith(BASE_URL + "/") for url in downloads)
+    assert f"{BASE_URL}/street-environment-10min/street-environment-10min_2026-11.json" in downloads
+
+
+def test_columns_and_units_are_described_for_harvesters_and_machines(out_dir: Path) -> None:
+    files = _export(out_dir)
+    graph = _graph(write_catalogue(out_dir, files, _settings(base_url=BASE_URL)))
+    distribution = URIRef(f"{BASE_URL}/catalog.jsonld#quarter-energy-15min_2026-11.csv")
+    first = graph.value(graph.value(graph.value(distribution, DCT.conformsTo), CSVW.tableSchema), CSVW.column)
+    assert first is not None
+    by_name = {str(graph.value(column, CSVW.name)): column for column in Collection(graph, first)}
+    grid = by_name["grid_import_kwh"]
+    assert str(graph.value(grid, SCHEMA.unitText)) == "kWh"
+    assert str(graph.value(grid, QUDT.ucumCode)) == "kW.h"
+    assert {str(value) for value in graph.objects(grid, CSVW.null)} == {"", SUPPRESSED_CSV}
+    descriptions = {value.language: str(value) for value in _literals(graph, distribution, DCT.description)}
+    assert "grid_import_kwh [kWh]" in descriptions["de"]
+    assert "grid_import_kwh [kWh]" in descriptions["en"]
+    assert "self_sufficiency_percent [%]" in descriptions["en"]
+
+
+def test_station_coordinates_give_the_street_dataset_a_bounding_box(out_dir: Path) -> None:
+    files = _export(out_dir)
+    graph = _graph(write_catalogue(out_dir, files, _settings(base_url=BASE_URL)))
+    node = URIRef(f"{BASE_URL}/catalog.jsonld#street-environment-10min")
+    spatial = graph.value(node, DCT.spatial)
+    bbox = str(graph.value(spatial, DCAT.bbox))
+    # CRS84 stated, longitude first: west south ... east north of the two stations
+    assert bbox.startswith(
+        "<http://www.opengis.net/def/crs/OGC/1.3/CRS84> POLYGON((8.2146 53.1431, 8.219 53.1431"
+    )
+    assert "8.219 53.1447" in bbox
+    # the stations' box is not the energy datasets' area: those carry the label only
+    energy = graph.value(URIRef(f"{BASE_URL}/catalog.jsonld#quarter-energy-daily"), DCT.spatial)
+    assert graph.value(energy, DCAT.bbox) is None
+    assert str(graph.value(energy, SKOS.prefLabel)) == "Quartier Helleheide"
+
+
+def test_contributor_id_only_when_given(out_dir: Path) -> None:
+    files = _export(out_dir)
+    without = _graph(write_catalogue(out_dir, files, _settings()))
+    assert list(without.objects(None, DCATDE.contributorID)) == []
+    given = _graph(write_catalogue(out_dir, files, _settings(), contributor_id="stadtOldenburg"))
+    ids = set(given.objects(None, DCATDE.contributorID))
+    assert ids == {URIRef("http://dcat-ap.de/def/contributors/stadtOldenburg")}
+    assert len(list(given.subject_objects(DCATDE.contributorID))) == len(DATASETS)
+
+
+def test_rewrite_keeps_first_issued_and_moves_modified(out_dir: Path) -> None:
+    files = _export(out_dir)
+    first = json.loads(write_catalogue(out_dir, files, _settings()).read_text(encoding="utf-8"))
+    issued = {node["@id"]: node["dct:issued"]["@value"] for node in first["@graph"] if "dct:issued" in node}
+    later = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    newer = [*files, *_write_month(out_dir, dataset("quarter-energy-daily"), "2026-12")]
+    for file in newer:
+        file.path.touch()
+    second = json.loads(write_catalogue(out_dir, newer, _settings(), now=later).read_text(encoding="utf-8"))
+    again = {node["@id"]: node["dct:issued"]["@value"] for node in second["@graph"] if "dct:issued" in node}
+    assert {key: again[key] for key in issued} == issued
+    assert len(again) == len(issued) + 2  # the December CSV and JSON are new
+    catalogue = second["@graph"][0]
+    assert catalogue["dct:modified"]["@value"] == "2031-01-01T00:00:00+00:00"
+
+
+def test_check_finds_a_renamed_or_changed_file(out_dir: Path) -> None:
+    files = _export(out_dir)
+    path = write_catalogue(out_dir, files, _settings())
+    moved = out_dir / "quarter-energy-daily" / "quarter-energy-daily_2026-11.csv"
+    moved.rename(moved.with_suffix(".old"))
+    changed = out_dir / "building-energy-daily" / "building-energy-daily_2026-10.csv"
+    changed.write_text("start,building\n", encoding="utf-8")
+
+    problems = check_catalogue(path, out_dir)
+
+    assert any(
+        "quarter-energy-daily_2026-11.csv" in problem and "does not resolve" in problem
+        for problem in problems
+    )
+    changed_problems = [
+        problem for problem in problems if problem.startswith("building-energy-daily_2026-10.csv")
+    ]
+    assert {problem.split(":")[1].split()[0] for problem in changed_problems} == {"byteSize", "sha256", "CSV"}
+
+
+def test_check_finds_a_dataset_without_a_required_property(out_dir: Path) -> None:
+    path = write_catalogue(out_dir, _export(out_dir), _settings())
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for node in document["@graph"]:
+        if node["@id"].endswith("#building-energy-daily"):
+            del node["dct:temporal"]
+            node["dct:title"] = [text for text in node["dct:title"] if text["@language"] == "de"]
+        if node["@id"].endswith("#quarter-energy-daily_2026-10.json"):
+            del node["dcatde:licenseAttributionByText"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+    problems = check_catalogue(path, out_dir)
+
+    assert {problem.split("#")[1] for problem in problems} == {
+        "building-energy-daily: lacks a required property (publisher, frequency, temporal, ...)",
+        f"building-energy-daily: {DCT.title} not in exactly de and en",
+        "quarter-energy-daily_2026-10.json: no dcatde:licenseAttributionByText",
+    }
+
+
+def test_check_finds_a_file_not_in_its_declared_format(out_dir: Path) -> None:
+    files = _export(out_dir)
+    path = write_catalogue(out_dir, files, _settings())
+    broken = out_dir / "street-environment-10min" / "street-environment-10min_2026-10.json"
+    broken.write_text("start,station\n", encoding="utf-8")  # CSV text under a .json name
+    assert any("does not parse as JSON" in problem for problem in check_catalogue(path, out_dir))
+
+
+@pytest.mark.parametrize("case", ["missing", "outside", "twice"])
+def test_write_refuses_files_it_cannot_describe(out_dir: Path, tmp_path: Path, case: str) -> None:
+    files: Sequence[ExportedFile] = _write_month(out_dir, dataset("quarter-energy-daily"), "2026-11")
+    if case == "missing":
+        files[0].path.unlink()
+        message = "does not exist"
+    elif case == "outside":
+        elsewhere = tmp_path / "elsewhere" / files[0].path.name
+        elsewhere.parent.mkdir()
+        files[0].path.rename(elsewhere)
+        first = files[0]
+        files = [
+            ExportedFile(
+                first.dataset_id,
+                first.month,
+                elsewhere,
+                first.media_type,
+                first.temporal_start,
+                first.temporal_end,
+            )
+        ]
+        message = "is not under out_dir"
+    else:
+        files = [files[0], files[0]]
+        message = "listed twice"
+    with pytest.raises(CatalogueError, match=message):
+        write_catalogue(out_dir, files, _settings())
+    assert not (out_dir / "catalog.jsonld").exists()
