@@ -193,13 +193,13 @@ def _energy(name: str, de: str, en: str) -> Column:
 _ENERGY = (
     _energy(
         "grid_import_kwh",
-        "aus dem Stromnetz bezogene elektrische Energie",
-        "electrical energy imported from the grid",
+        "aus dem Stromnetz bezogene elektrische Energie (Hauptzähler der Haushalte)",
+        "electrical energy imported from the grid (households' main meters)",
     ),
     _energy(
         "grid_export_kwh",
-        "in das Stromnetz eingespeiste elektrische Energie",
-        "electrical energy exported to the grid",
+        "in das Stromnetz eingespeiste elektrische Energie (Hauptzähler der Haushalte)",
+        "electrical energy exported to the grid (households' main meters)",
     ),
     _energy("pv_kwh", "Ertrag der Photovoltaikanlagen", "yield of the photovoltaic systems"),
     _energy(
@@ -210,17 +210,19 @@ _ENERGY = (
     ),
     _energy(
         "self_consumption_kwh",
-        "selbst verbrauchter PV-Strom: PV-Ertrag minus Einspeisung",
-        "PV electricity used on site: PV yield minus export",
+        "selbst verbrauchter PV-Strom: PV-Ertrag minus Einspeisung (nicht unter 0)",
+        "PV electricity used on site: PV yield minus export (not below 0)",
     ),
     Column(
         "self_sufficiency_percent",
         "decimal",
         Text(
-            "Autarkiegrad: Anteil des Stromverbrauchs, der aus eigenem PV-Strom gedeckt ist "
-            "(Eigenverbrauch / (Eigenverbrauch + Netzbezug) · 100)",
-            "self-sufficiency: share of electricity consumption covered by own PV "
-            "(self-consumption / (self-consumption + grid import) · 100)",
+            "Autarkiegrad: Anteil des Stromverbrauchs, der nicht von außerhalb (des Quartiers, des Gebäudes) "
+            "bezogen wird, je Viertelstunde saldiert: "
+            "(1 − Σ max(0, Netzbezug − Einspeisung) / (Netzbezug + PV-Ertrag − Einspeisung)) · 100",
+            "self-sufficiency: share of electricity consumption not drawn from outside (the neighbourhood, "
+            "the building), netted per quarter hour: "
+            "(1 − Σ max(0, grid import − export) / (grid import + PV yield − export)) · 100",
         ),
         unit="%",
         ucum="%",
