@@ -16,9 +16,10 @@ What each node carries (DCAT-AP.de 2.0 specification and conventions, "Konventio
   (a ``dct:Location`` labelled ``opendata.spatial_label``, with a ``dcat:bbox`` around the street stations
   when their coordinates are known, CRS84 stated [4-6]) and ``dcatde:geocodingDescription`` (the label, as
   no official regional key is configured [10]), ``dct:license``, ``dct:issued``/``dct:modified``.
-  ``dcatde:contributorID`` only when one is given: DCAT-AP.de makes it mandatory for data delivered
-  directly to GovData (the Geschäftsstelle assigns ``http://dcat-ap.de/def/contributors/<id>``) [12, 13];
-  a Land or municipal portal that harvests this catalogue adds its own.
+  ``dcatde:contributorID`` only when ``opendata.contributor_id`` is set: DCAT-AP.de makes it mandatory
+  for data delivered directly to GovData (its Geschäftsstelle assigns
+  ``http://dcat-ap.de/def/contributors/<id>``) [12, 13]; a Land or municipal portal that harvests this
+  catalogue adds its own.
 - Distribution: title and description de/en, ``dcat:accessURL`` = ``dcat:downloadURL`` (plain downloads
   [39]), ``dct:format`` (EU file type CSV/JSON [31]), ``dcat:mediaType`` (IANA), ``dct:license``
   (Datenlizenz Deutschland – Namensnennung – 2.0 [32]), ``dcatde:licenseAttributionByText`` (the by-text
@@ -465,6 +466,8 @@ def build_catalogue(
 ) -> JsonObject:
     """The catalogue as a JSON-LD document: the datasets that have files, in :data:`DATASETS` order.
 
+    ``contributor_id`` overrides ``opendata.contributor_id`` (both None: no ``dcatde:contributorID``).
+
     Raises :class:`CatalogueError` for a file that is missing, not where its dataset and month put it under
     ``out_dir``, or listed twice.
     """
@@ -494,7 +497,7 @@ def build_catalogue(
                 addresses,
                 settings,
                 bbox=bbox if definition.id == _STATION_DATASET else None,
-                contributor_id=contributor_id,
+                contributor_id=contributor_id or settings.contributor_id,
                 issued=issued,
             )
         )

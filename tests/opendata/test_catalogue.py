@@ -23,12 +23,12 @@ from ingest.opendata.catalogue import LICENSE, CatalogueError, write_catalogue
 from ingest.opendata.datasets import (
     DATASETS,
     FREQUENCY_DAILY,
-    MEDIA_TYPES,
     SUPPRESSED_CSV,
     Dataset,
     ExportedFile,
     dataset,
 )
+from ingest.opendata.files import Row, exported_files, write_month
 from ingest.opendata.settings import OpenDataSettings
 
 DCAT = Namespace("http://www.w3.org/ns/dcat#")
@@ -46,74 +46,49 @@ STATIONS = (("station-01", "53.1431", "8.2146"), ("station-02", "53.1447", "8.21
 BASE_URL = "https://opendata.example.org/quartier"
 
 
-# --- files as the export writes them ----------------------------------------------------------------------
+# --- files written by the export's own writer -------------------------------------------------------------
 
 
-def _value(definition: Dataset, name: str, index: int, station: int) -> str:
+def _value(definition: Dataset, name: str, index: int, station: int) -> object:
     column = definition.column(name)
-    if name == "start":
-        return ""  # set by the caller
     if name == "station":
         return STATIONS[station][0]
     if name == "lat":
-        return STATIONS[station][1]
+        return float(STATIONS[station][1])
     if name == "lon":
-        return STATIONS[station][2]
+        return float(STATIONS[station][2])
     if name == "building":
         return "building-01"
     if column.datatype == "integer":
-        return str(5 + index)
+        return 5 + index
     if column.suppressible and index == 1:
-        return SUPPRESSED_CSV
-    return f"{1.25 * (index + 1):.3f}"
+        return None  # withheld (listed in "suppressed" below)
+    return 1.25 * (index + 1)
 
 
-def _write_month(out_dir: Path, definition: Dataset, month: str, rows: int = 3) -> list[ExportedFile]:
-    """Small real files for one dataset and month (CSV and JSON), laid out as the export writes them."""
+def _write_month(out_dir: Path, definition: Dataset, month: str, count: int = 3) -> list[ExportedFile]:
+    """A few rows of one dataset and month, written by the export (ingest.opendata.files.write_month) and
+    read back as the export hands them to the catalogue (exported_files)."""
     year, number = (int(part) for part in month.split("-"))
     first = dt.datetime(year, number, 1, tzinfo=BERLIN)
-    starts = [first + index * definition.resolution for index in range(rows)]
-    records: list[dict[str, str]] = []
-    for index, start in enumerate(starts):
+    rows: list[Row] = []
+    for index in range(count):
+        start = first + index * definition.resolution
         for station in range(2 if definition.id == "street-environment-10min" else 1):
-            row = {name: _value(definition, name, index, station) for name in definition.header}
+            row: Row = {name: _value(definition, name, index, station) for name in definition.header}
             row["start"] = start.isoformat()
-            records.append(row)
-    csv_path = out_dir / definition.relative_path(month, "csv")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with csv_path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=definition.header)
-        writer.writeheader()
-        writer.writerows(records)
-    json_rows = [
-        {
-            **{key: (None if value in ("", SUPPRESSED_CSV) else value) for key, value in row.items()},
-            "suppressed": [key for key, value in row.items() if value == SUPPRESSED_CSV],
-        }
-        for row in records
-    ]
-    json_path = out_dir / definition.relative_path(month, "json")
-    document = {
-        "dataset": definition.id,
-        "month": month,
-        "columns": list(definition.header),
-        "rows": json_rows,
-    }
-    json_path.write_text(json.dumps(document), encoding="utf-8")
-    end = starts[-1] + definition.resolution
-    return [
-        ExportedFile(definition.id, month, path, MEDIA_TYPES[ext], starts[0], end)
-        for ext, path in (("csv", csv_path), ("json", json_path))
-    ]
+            row["suppressed"] = list(definition.suppressible) if index == 1 else []
+            rows.append(row)
+    written = write_month(out_dir, definition, month, rows, days={first.date()})
+    assert len(written) == 2
+    return [file for file in exported_files(out_dir, BERLIN) if file.path in written]
 
 
 def _export(out_dir: Path) -> list[ExportedFile]:
-    return [
-        file
-        for month in MONTHS
-        for definition in DATASETS
-        for file in _write_month(out_dir, definition, month)
-    ]
+    for month in MONTHS:
+        for definition in DATASETS:
+            _write_month(out_dir, definition, month)
+    return exported_files(out_dir, BERLIN)
 
 
 # --- the check a harvester would do -----------------------------------------------------------------------
@@ -324,7 +299,7 @@ def test_contributor_id_only_when_given(out_dir: Path) -> None:
     files = _export(out_dir)
     without = _graph(write_catalogue(out_dir, files, _settings()))
     assert list(without.objects(None, DCATDE.contributorID)) == []
-    given = _graph(write_catalogue(out_dir, files, _settings(), contributor_id="stadtOldenburg"))
+    given = _graph(write_catalogue(out_dir, files, _settings(contributor_id="stadtOldenburg")))
     ids = set(given.objects(None, DCATDE.contributorID))
     assert ids == {URIRef("http://dcat-ap.de/def/contributors/stadtOldenburg")}
     assert len(list(given.subject_objects(DCATDE.contributorID))) == len(DATASETS)
