@@ -101,6 +101,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config, "ingest", **instance_overrides(args)).as_instance()
     setup_logging(settings.ingest.log_level)
+    if args.drain:
+        return _drain(settings, settle_s=args.settle)
     try:
         ingester = Ingester(settings)
     except ProfileError as exc:
@@ -115,6 +117,34 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _drain(settings: Settings, *, settle_s: float) -> int:
+    """``ingest --drain``: the one-line JSON report on stdout; 0 when the instance is retired."""
+    from ingest.drain import run_drain
+    from ingest.spool import SpoolLocked
+
+    if settle_s <= 0:
+        print(f"reallabor: --settle {settle_s:g}: give a number of seconds above 0", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        report = run_drain(settings, settle_s=settle_s)
+    except ProfileError as exc:
+        print(f"reallabor: invalid device profiles:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SpoolLocked as exc:  # the instance itself is running: two clients would fight for the session
+        print(
+            f"reallabor: {exc}: stop instance {settings.mqtt.client_id} before draining it", file=sys.stderr
+        )
+        return 1
+    print(report.line(), flush=True)
+    if not report.retired:
+        print(
+            f"reallabor: {settings.mqtt.client_id} not retired (session ended: {report.session_ended}, "
+            f"spool records left: {report.spool_left}): run the drain again",
+            file=sys.stderr,
+        )
+    return 0 if report.retired else 1
 
 
 def cmd_profiles_list(args: argparse.Namespace) -> int:
@@ -237,6 +267,19 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="N instances share the stream (overrides ingest.instances); see README 'Several ingesters'",
+    )
+    ingest.add_argument(
+        "--drain",
+        action="store_true",
+        help="retire this instance without loss: take its session, unsubscribe, write what it held, end the "
+        "session; prints a JSON summary, exit 0 when retired",
+    )
+    ingest.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="--drain: the session is empty when nothing came for S seconds (default 2)",
     )
     ingest.set_defaults(func=cmd_ingest)
 

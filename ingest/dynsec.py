@@ -18,7 +18,8 @@ Errors, all raised from paho's or the plugin's own::
 
 :func:`write_initial_config` creates the plugin's first JSON file (what ``mosquitto_ctrl dynsec init``
 writes, without a password on a command line) with an ``ingester`` role that may subscribe to ``lab/#``
-and the ingester's account bound to its client id.
+and the ingester's account bound to its client id (several instances: an account each, see
+:meth:`DynsecBootstrap.ingester_accounts`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import Any, Self
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from ingest.config import BrokerAdminSettings, MqttSettings
+from ingest.config import BrokerAdminSettings, MqttSettings, instance_name
 from ingest.tls import paho_context
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ PLUGIN_CANDIDATES = (
 )
 _MISSING = ("Client not found", "Role not found")
 DEFAULT_INGESTER_CLIENT_ID: str = MqttSettings.model_fields["client_id"].default
+INGESTER_ROLE = "ingester"
 # the ingester reads the broker's count of messages its queue limits dropped (ingest/mqtt.py)
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 
@@ -99,12 +101,27 @@ class DynsecBootstrap:
     ingester_username: str = "ingester"
     ingester_client_id: str = DEFAULT_INGESTER_CLIENT_ID  # the only id the ingester's account may use
     topic_root: str = "lab"
+    ingester_instances: int = 1  # ingest.instances: above 1, one account per instance
 
     def __repr__(self) -> str:  # never show the passwords
         return (
             f"DynsecBootstrap(admin={self.admin_username!r}, ingester={self.ingester_username!r}, "
-            f"ingester_client_id={self.ingester_client_id!r})"
+            f"ingester_client_id={self.ingester_client_id!r}, instances={self.ingester_instances})"
         )
+
+    def ingester_accounts(self) -> dict[str, str]:
+        """The ingester's accounts and the client id each is bound to: one, or ``<name>-K`` per instance.
+
+        One account per instance, not one for all: the plugin binds an account to one client id or to
+        none, and an account that may use any id could take over a gateway's session (or, were it another
+        account's, the ingester's). The instances share the password (one secret, as one ingester has).
+        """
+        if self.ingester_instances == 1:
+            return {self.ingester_username: self.ingester_client_id}
+        return {
+            instance_name(self.ingester_username, k): instance_name(self.ingester_client_id, k)
+            for k in range(self.ingester_instances)
+        }
 
 
 def hashed_password(password: str, *, salt: bytes | None = None, iterations: int = 101) -> dict[str, Any]:
@@ -150,20 +167,21 @@ def initial_config(bootstrap: DynsecBootstrap) -> dict[str, Any]:
         }
     ]
     if bootstrap.ingester_password is not None:
-        clients.append(
+        clients += [
             {
-                "username": bootstrap.ingester_username,
-                "clientid": bootstrap.ingester_client_id,
+                "username": username,
+                "clientid": client_id,
                 "textName": "reallabor ingester",
                 **hashed_password(bootstrap.ingester_password),
-                "roles": [{"rolename": "ingester"}],
+                "roles": [{"rolename": INGESTER_ROLE}],
             }
-        )
+            for username, client_id in bootstrap.ingester_accounts().items()
+        ]
     return {
         "clients": clients,
         "roles": [
             {"rolename": "admin", "acls": admin_acls},
-            {"rolename": "ingester", "textName": "reads every gateway's topics", "acls": ingester_acls},
+            {"rolename": INGESTER_ROLE, "textName": "reads every gateway's topics", "acls": ingester_acls},
         ],
         # as mosquitto_ctrl sets it: nothing may publish or subscribe unless a role allows it
         "defaultACLAccess": {
@@ -323,6 +341,27 @@ class DynsecAdmin:
                 raise
             log.warning("gateway %s: broker account %s was missing, recreating it", gateway, username)
             self.provision_gateway(gateway=gateway, username=username, password=password, client_id=client_id)
+
+    def provision_ingester(self, *, username: str, password: str, client_id: str) -> None:
+        """(Re)create an ingester account bound to ``client_id`` with the ingester role (which
+        :func:`initial_config` made); a running ingester with that account is disconnected."""
+        try:
+            self.execute([{"command": "deleteClient", "username": username}])
+        except CommandFailed as exc:
+            if exc.error not in _MISSING:
+                raise
+        self.execute(
+            [
+                {
+                    "command": "createClient",
+                    "username": username,
+                    "password": password,
+                    "clientid": client_id,
+                    "textname": "reallabor ingester",
+                    "roles": [{"rolename": INGESTER_ROLE}],
+                }
+            ]
+        )
 
     def revoke_gateway(self, *, gateway: str, username: str) -> None:  # noqa: ARG002 (protocol)
         """Delete client and role; the broker disconnects a connected client. Idempotent."""

@@ -47,6 +47,12 @@ class MqttError(Exception):
     """The connection to the broker failed or ended."""
 
 
+def subscription_filters(settings: MqttSettings, topics: Iterable[str]) -> list[str]:
+    """The filters subscribed for ``topics``: ``$share/<mqtt.shared_group>/<topic>`` when a group is set."""
+    group = settings.shared_group
+    return [f"$share/{group}/{topic}" if group else topic for topic in topics]
+
+
 class _TlsProblem(MqttError):
     """The broker's TLS certificate failed our check, or ours the broker's: logged as errors."""
 
@@ -232,7 +238,7 @@ class MqttSource:
         self._read_times = read_times
         self.on_broker_drops = on_broker_drops
         self._broker_dropped = 0
-        self.topics = [f"$share/{settings.shared_group}/{t}" if settings.shared_group else t for t in topics]
+        self.topics = subscription_filters(settings, topics)
         self.unsubscribe = [t for t in unsubscribe if t not in topics]
         self.queue = queue
         self.connected = asyncio.Event()
@@ -251,6 +257,9 @@ class MqttSource:
         self._implausible_logged = 0.0
         self._queued = 0  # messages put into the queue and not yet taken
         self._room = max_queued or settings.receive_maximum  # queued messages at which reading stops
+        self.delivered = 0  # messages put into the queue, over every connection
+        self._end_session_at: int | None = None  # see end_session
+        self.session_ended = False  # the last disconnect ended the session at the broker
 
     async def run(self) -> None:
         """Stay connected until cancelled (brokers in turn, see the class)."""
@@ -293,9 +302,16 @@ class MqttSource:
             connection.exchanges_done.clear()
         return len(received)
 
+    def end_session(self, *, delivered: int) -> None:
+        """Let :meth:`disconnect` end our session at the broker (Session Expiry Interval 0), dropping what
+        it still holds, provided that by then exactly ``delivered`` messages came in (:attr:`delivered`):
+        whoever decided that everything was taken decided it at that count. One more, and the session
+        stays, with the message's copy, until it is taken again (``reallabor ingest --drain``)."""
+        self._end_session_at = delivered
+
     async def disconnect(self, *, wait_s: float = 5.0) -> None:
-        """Send the pending acks and DISCONNECT (the broker keeps our session), wait until the broker
-        closed the connection (it has read everything), then stop reconnecting."""
+        """Send the pending acks and DISCONNECT (the broker keeps our session, unless :meth:`end_session`),
+        wait until the broker closed the connection (it has read everything), then stop reconnecting."""
         self._closing = True
         connection = self._connection
         if connection is None or not self.connected.is_set():
@@ -303,12 +319,20 @@ class MqttSource:
         if connection.awaiting_pubrel:  # finish QoS 2 exchanges, or the broker sends those messages again
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(connection.exchanges_done.wait(), wait_s)
-        connection.send(wire.DISCONNECT_PACKET)
+        end = self._end_session_at == self.delivered and not connection.awaiting_pubrel
+        if self._end_session_at is not None and not end:
+            log.warning(
+                "mqtt: %d messages came in after the session was to end: it stays at the broker",
+                self.delivered - self._end_session_at,
+            )
+        connection.send(wire.disconnect(session_expiry_s=0) if end else wire.DISCONNECT_PACKET)
         connection.finish()
         try:
             await asyncio.wait_for(self._closed.wait(), wait_s)
         except TimeoutError:
             log.warning("mqtt: no clean disconnect within %.0f s", wait_s)
+            return
+        self.session_ended = end
 
     def _deliver(self, publishes: list[wire.Publish], connection: int) -> None:
         # One clock reading per read, but every message its own receive time: a reading without device
@@ -336,6 +360,7 @@ class MqttSource:
         if messages:
             self.queue.put_nowait(messages)
             self._queued += len(messages)
+            self.delivered += len(messages)
             self._hold_back()
 
     def _implausible_read_time(self, topic: str, read_ns: int) -> None:
@@ -420,7 +445,7 @@ class MqttSource:
                 self.broker,
                 " (TLS)" if self._ssl is not None else "",
                 settings.client_id,
-                ", ".join(self.topics),
+                ", ".join(self.topics) or "nothing (what the session holds only)",
             )
             reason = await connection.closed
             raise MqttError(f"connection lost ({reason})")
@@ -469,6 +494,13 @@ class MqttSource:
         if self.unsubscribe:  # filters the session kept from an earlier configuration
             connection.send(_unsubscribe_packet(_UNSUBSCRIPTION_ID, self.unsubscribe))
             await connection.expect(connection.unsuback, "UNSUBACK", settings.keepalive_s)
+        if self.topics:  # none: only what the session holds (reallabor ingest --drain)
+            await self._subscribe_topics(connection)
+        if self.on_broker_drops is not None:  # a broker may refuse $SYS: not awaited
+            connection.send(wire.subscribe(_SYS_SUBSCRIPTION_ID, [(BROKER_DROPPED_TOPIC, 0)]))
+
+    async def _subscribe_topics(self, connection: _Connection) -> None:
+        settings = self.settings
         # No retained messages: the ingester got each when it was published (the session keeps what arrives
         # while it is away); sent again at every (re)subscribe, one would be stored or quarantined anew.
         filters = [(topic, settings.qos) for topic in self.topics]
@@ -481,8 +513,6 @@ class MqttSource:
         ]
         if refused:
             raise MqttError(f"subscription refused: {'; '.join(refused)}")
-        if self.on_broker_drops is not None:  # a broker may refuse $SYS: not awaited
-            connection.send(wire.subscribe(_SYS_SUBSCRIPTION_ID, [(BROKER_DROPPED_TOPIC, 0)]))
 
 
 def _unsubscribe_packet(packet_id: int, filters: Iterable[str]) -> bytes:

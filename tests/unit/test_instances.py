@@ -96,3 +96,31 @@ def test_the_source_subscribes_as_a_shared_member() -> None:
     assert source.topics == ["$share/reallabor-ingest/lab/+/x/#"]
     alone = MqttSource(_instance().mqtt, topics=["lab/+/x/#"], queue=asyncio.Queue())
     assert alone.topics == ["lab/+/x/#"]
+
+
+def test_the_broker_gets_one_ingester_account_per_instance_each_bound_to_its_id() -> None:
+    from ingest.dynsec import DynsecBootstrap, initial_config
+
+    bootstrap = DynsecBootstrap(admin_password="a" * 20, ingester_password="i" * 20, ingester_instances=3)
+    ingesters = {
+        client["username"]: client["clientid"]
+        for client in initial_config(bootstrap)["clients"]
+        if client["roles"] == [{"rolename": "ingester"}]
+    }
+    assert ingesters == {f"ingester-{k}": f"reallabor-ingest-{k}" for k in range(3)}
+    # the same names as the instances' settings derive
+    chosen = load_settings(None, ingest={"instance": 2, "instances": 3}, mqtt={"username": "ingester"})
+    assert (chosen.as_instance().mqtt.username, chosen.as_instance().mqtt.client_id) in ingesters.items()
+    alone = DynsecBootstrap(admin_password="a" * 20, ingester_password="i" * 20)
+    assert alone.ingester_accounts() == {"ingester": "reallabor-ingest"}
+
+
+def test_a_disconnect_that_ends_the_session() -> None:
+    from ingest import mqtt_wire as wire
+
+    packet = wire.disconnect(session_expiry_s=0)
+    _, controls = wire.PacketParser().feed(packet)
+    (disconnect,) = controls
+    assert disconnect.kind == wire.DISCONNECT
+    assert wire.disconnect_reason(disconnect.body) == 0  # normal disconnection
+    assert wire.properties_at(disconnect.body, 1) == [(wire.SESSION_EXPIRY_INTERVAL, 0)]

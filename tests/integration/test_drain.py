@@ -1,0 +1,143 @@
+"""Several ingesters on one stream (issue 17): an instance that went away keeps receiving its share into its
+session; ``reallabor ingest --drain`` brings it in and ends the session. Real Mosquitto 2.0 and InfluxDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ingest import mqtt_wire as wire
+from ingest.dynsec import DynsecBootstrap
+from ingest.localservices import LOOPBACK, Mosquitto
+from simulators.fleet import make_fleet, samples
+from simulators.publisher import Publisher
+from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
+
+START_MS = 1_764_320_400_000
+
+
+def _connack(
+    port: int, client_id: str, *, username: str | None = None, password: str | None = None
+) -> tuple[bool, int]:
+    """(session present, reason code) for an MQTT 5 CONNECT with clean start off and no session kept."""
+    with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
+        sock.sendall(
+            wire.connect(
+                client_id,
+                keepalive_s=10,
+                clean_start=False,
+                session_expiry_s=0,  # whatever this connection finds or makes, it ends with it
+                receive_maximum=10,
+                username=username,
+                password=password,
+            )
+        )
+        parser = wire.PacketParser()
+        while True:
+            data = sock.recv(4096)
+            assert data, "the broker closed the connection before CONNACK"
+            _, controls = parser.feed(data)
+            for packet in controls:
+                if packet.kind == wire.CONNACK:
+                    with_session, reason = wire.connack(packet.body)
+                    if reason < 0x80:
+                        sock.sendall(wire.DISCONNECT_PACKET)
+                    return with_session, reason
+
+
+def _publish(port: int, target: Target, batch: list[Any]) -> None:
+    with Publisher(LOOPBACK, port) as publisher:
+        publisher.publish_all((target.topic_prefix + s.household.topic, s.payload()) for s in batch)
+        publisher.flush()
+
+
+def _steady(influx: InfluxQuery, *, above: int) -> int:
+    """The point count once it is above ``above`` and has not changed for a second."""
+    last = [-1]
+
+    def unchanged() -> int | None:
+        count = influx.count("electricity", "power_w")
+        steady = count > above and count == last[0]
+        last[0] = count
+        return count if steady else None
+
+    return int(wait_for(unchanged, timeout=30, interval=1.0, what=f"the count to settle above {above}"))
+
+
+def test_a_stopped_instance_is_drained_into_influxdb_and_its_session_ends(
+    mosquitto: Mosquitto, target: Target, influx: InfluxQuery, tmp_path: Path
+) -> None:
+    batch = list(samples(make_fleet(20), count=700, start_ms=START_MS, interval_s=1))
+    env = {**os.environ}
+    instances = [IngesterProcess(target, tmp_path / f"instance-{k}", env=env) for k in range(2)]
+    try:
+        for k, process in enumerate(instances):
+            process.config_path.parent.mkdir()
+            process.launch(target.config(ingest={"instance": k, "instances": 2}))
+        _publish(mosquitto.port, target, batch[:200])
+        wait_for(lambda: influx.count("electricity", "power_w") == 200, timeout=30, what="the first 200")
+
+        instances[1].stop(kill=True)  # away: its session stays in the group and queues its share
+        _publish(mosquitto.port, target, batch[200:600])
+        before = _steady(influx, above=200)
+        assert before < 600, "instance 1's share of the 400 should wait in its session"
+    finally:
+        instances[1].stop()
+
+    try:
+        settings = tmp_path / "drain.yaml"  # the identity from the flags this time
+        settings.write_text(yaml.safe_dump(target.config()), encoding="utf-8")
+        started = time.monotonic()
+        command = ["ingest", "--config", str(settings), "--instance", "1", "--of", "2", "--drain"]
+        drained = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", *command, "--settle", "1"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert drained.returncode == 0, drained.stderr
+        report = json.loads(drained.stdout)
+        assert report == {
+            "instance": 1,
+            "client_id": f"{target.client_id}-1",
+            "taken": 600 - before,
+            "written": 600 - before,
+            "quarantined": 0,
+            "spool_left": 0,
+            "session_ended": True,
+            "retired": True,
+        }
+        assert time.monotonic() - started < 20
+        assert influx.count("electricity", "power_w") == 600  # every message, exactly once
+
+        # the broker dropped the session: none to resume, and instance 0 alone takes what comes now
+        assert _connack(mosquitto.port, f"{target.client_id}-1") == (False, 0)
+        _publish(mosquitto.port, target, batch[600:])
+        wait_for(lambda: influx.count("electricity", "power_w") == 700, timeout=30, what="all 700")
+    finally:
+        instances[0].stop()
+
+
+def test_each_instance_logs_in_with_its_own_account_bound_to_its_client_id(tmp_path: Path) -> None:
+    bootstrap = DynsecBootstrap(
+        admin_password="admin-Secret-4711x", ingester_password="ingest-Secret-0815y", ingester_instances=2
+    )
+    with Mosquitto(tmp_path / "mosquitto", dynsec=bootstrap) as broker:
+        password = bootstrap.ingester_password
+        for k in range(2):
+            assert (
+                _connack(broker.port, f"reallabor-ingest-{k}", username=f"ingester-{k}", password=password)[1]
+                == 0
+            )
+        # neither may use the other's id (and take over its session)
+        refused = _connack(broker.port, "reallabor-ingest-0", username="ingester-1", password=password)
+        assert refused[1] >= 0x80
