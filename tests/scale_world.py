@@ -2,14 +2,17 @@
 publisher whose every message becomes one point that can be told apart from every other.
 
 An instance's identity is what a restart must find again: its MQTT client id (so it takes its persistent
-session back), its state directory (spool and quarantine) and its /metrics port; all of them share one
-``mqtt.shared_group``, so the broker deals the stream over their sessions round-robin.
+session back), its state directory (spool and quarantine) and its /metrics port, all derived by the
+ingester from ``ingest.instance`` of ``ingest.instances``; all of them share one ``mqtt.shared_group``, so
+the broker deals the stream over their sessions round-robin.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -54,32 +57,68 @@ def went_out(stats: dict[str, Any]) -> int:
     )
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (instance K's /metrics is on base + K)."""
+    for _ in range(100):
+        base = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise AssertionError(f"no {count} consecutive free ports")
+
+
 @dataclass
 class Instance:
-    """One ingester instance: ``reallabor ingest`` child processes, one per lifetime, of one identity."""
+    """Instance ``number`` of ``of`` (``ingest.instance`` / ``ingest.instances``, as ``reallabor ingest
+    --instance K --of N``): ``reallabor ingest`` child processes, one per lifetime, of one identity, which
+    the ingester derives from the shared settings (Settings.as_instance)."""
 
     target: Target
-    directory: Path
+    directory: Path  # its config file
     number: int
+    of: int
     group: str
+    metrics_base: int
     mqtt: dict[str, Any] = field(default_factory=dict)  # further mqtt settings (session_expiry_s)
-    metrics_port: int = field(default_factory=free_port)
     starts: int = 0
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = IngesterProcess(self.target, self.directory, env={**os.environ})
 
+    @classmethod
+    def fleet(cls, target: Target, directory: Path, count: int, **mqtt: Any) -> list[Instance]:
+        """``count`` instances sharing the stream, with one shared group of this test's own."""
+        base = free_ports(count)
+        group = f"share-{target.client_id}"
+        return [
+            cls(target, directory / f"instance-{k}", k, count, group, base, mqtt=mqtt) for k in range(count)
+        ]
+
     @property
     def client_id(self) -> str:
-        return f"{self.target.client_id}-{self.number}"
+        return f"{self.target.client_id}-{self.number}"  # derived by the ingester, not set here
+
+    @property
+    def metrics_port(self) -> int:
+        return self.metrics_base + self.number  # likewise
+
+    @property
+    def state_dir(self) -> Path:
+        return self.target.state_dir / f"instance-{self.number}"  # likewise
 
     def config(self) -> dict[str, Any]:
         return self.target.config(
-            mqtt={"client_id": self.client_id, "shared_group": self.group, **self.mqtt},
+            mqtt={"shared_group": self.group, **self.mqtt},
             ingest={
-                "state_dir": str(self.directory / "state"),
-                "metrics_port": self.metrics_port,
+                "instance": self.number,
+                "instances": self.of,
+                "metrics_port": self.metrics_base,
                 "stats_interval_s": 60,
             },
         )

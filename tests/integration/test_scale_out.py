@@ -32,12 +32,8 @@ SAFE_S = 0.5  # between the last look at the killed instance's counters and the 
 def test_three_instances_share_the_stream_through_a_kill_and_a_minute_away(
     mosquitto: Mosquitto, target: Target, influx: InfluxQuery, tmp_path: Path
 ) -> None:
-    group = f"scale-{target.client_id}"
     # the sessions outlive the minute away; then the broker may forget them (the test's own prefix)
-    instances = [
-        Instance(target, tmp_path / f"instance-{k}", k, group, mqtt={"session_expiry_s": 300})
-        for k in range(3)
-    ]
+    instances = Instance.fleet(target, tmp_path, 3, session_expiry_s=300)
     killed, away, steady = instances
     publisher = PacedPublisher(mosquitto.port, target.topic_prefix, range(SENT), rate=RATE)
     try:
@@ -86,6 +82,7 @@ def test_three_instances_share_the_stream_through_a_kill_and_a_minute_away(
     # The accounting. Every lifetime that ended by SIGTERM logged its counters: each balances on its own,
     # received + replayed = written + in spool + quarantined + already quarantined, with nothing dropped
     # (what one left in its spool the next lifetime of its identity writes, without counting it again).
+    assert all((instance.state_dir / "spool").is_dir() for instance in instances)  # a spool each
     lifetimes = {instance.number: instance.final_stats() for instance in instances}
     assert [len(lifetimes[i.number]) for i in instances] == [1, 2, 1]  # the killed one's first: none
     for stats in (s for ended in lifetimes.values() for s in ended):

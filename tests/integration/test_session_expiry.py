@@ -47,11 +47,7 @@ def _indices(influx: InfluxQuery, indices: range) -> set[int]:
 def test_an_instance_away_past_its_session_expiry_loses_the_share_queued_for_it(
     mosquitto: Mosquitto, target: Target, influx: InfluxQuery, tmp_path: Path
 ) -> None:
-    group = f"expiry-{target.client_id}"
-    present, absent = (
-        Instance(target, tmp_path / f"instance-{k}", k, group, mqtt={"session_expiry_s": EXPIRY_S})
-        for k in range(2)
-    )
+    present, absent = Instance.fleet(target, tmp_path, 2, session_expiry_s=EXPIRY_S)
     away, markers = range(AWAY), range(AWAY, AWAY + MARKERS)
     try:
         for instance in (present, absent):
