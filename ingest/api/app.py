@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from ingest.api import docs
 from ingest.api.csrf import csrf_protect
 from ingest.api.limits import BodyLimit
-from ingest.api.pages import PAGES_PREFIX, STATIC_DIR, invite_pages, ops_page, portal_page
+from ingest.api.pages import PAGES_PREFIX, STATIC_DIR, invite_pages, ops_page, portal_page, quarter_page
 from ingest.api.pages import router as pages
 from ingest.api.routes import (
     assignments,
@@ -43,6 +43,7 @@ from ingest.commissioning.runner import RunManager
 from ingest.commissioning.setup import make_commissioner
 from ingest.config import Settings
 from ingest.dynsec import BrokerUnavailable, DynsecError
+from ingest.opendata.settings import OpenDataSettings
 from ingest.profiles.loader import ProfileSet
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.errors import Conflict, InvalidField, InvalidFields
@@ -158,6 +159,8 @@ def create_app(
     pages.install(app)
     ops_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /ops: operators' charts
     portal_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /portal: residents
+    opendata = getattr(settings, "opendata", None) or OpenDataSettings()  # until Settings.opendata is wired
+    quarter_page.install(app, settings.influx, opendata, timezone=settings.ingest.timezone)  # /quarter: all
     privacy.install(app, settings, api_prefix=API_PREFIX)  # export, deletion (docs/privacy.md)
     docs.install(app, openapi_url=f"{API_PREFIX}/openapi.json", operators_only=settings.mode != "development")
     return app

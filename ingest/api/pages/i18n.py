@@ -8,6 +8,7 @@ from collections.abc import Callable
 from starlette.requests import Request
 
 from ingest.api.cookies import language
+from ingest.api.pages.quarter_texts import QUARTER_TEXTS
 from ingest.portal.texts import PORTAL_TEXTS
 
 LANGUAGES = ("de", "en")
@@ -505,6 +506,7 @@ TEXTS |= {
 }
 
 TEXTS |= PORTAL_TEXTS  # the residents' portal (ingest/portal/texts.py)
+TEXTS |= QUARTER_TEXTS  # the public quarter page (ingest/api/pages/quarter_texts.py)
 
 # counted texts: key -> ((German singular, plural), (English singular, plural)); t(key, n=...) picks the
 # form for n and writes n as the language groups digits (1.234 / 1,234)

@@ -1,0 +1,436 @@
+"""The public quarter page's figures (``/quarter``): what everyone may see of the quarter right now, read
+from InfluxDB in ONE request per cache period and shared by every visitor (:class:`FiguresCache`).
+
+What it holds (definitions as in docs/portal.md, "For the quarter"; the page says it in plain words):
+
+- **today by quarter hour** from the energy ledger (``rollups.energy``): grid import and export of the
+  households' meters, PV yield of every installation (households' and buildings'); the newest complete
+  quarter hour of these is the page's "power flows now" (energy of that quarter hour, and its mean power);
+- **self-sufficiency** today and this month: ``1 − Σt max(0, Iq(t) − Eq(t)) / Cq`` with
+  ``Cq = ΣI + ΣP − ΣE`` — the part of the quarter's electricity use not drawn from outside the quarter,
+  netted per quarter hour (a neighbour's solar power counts as the quarter's own);
+- **street climate**: 10-minute means over the street sensors of today (raw ``environment``).
+
+Disclosure: a quarter total is shown only where :func:`ingest.opendata.disclosure.publishable` allows it
+(at least ``min_households`` contributing households, none above ``dominance_percent`` of the total);
+a self-sufficiency only where the period's import (households) and PV yield (installations) both pass.
+Otherwise the figure is None and the page says why, as the open-data files mark a suppressed cell.
+
+Street sensors, never indoor ones: the rule of the open-data export (:mod:`ingest.opendata.sources`):
+``environment`` points attributed to the quarter's outdoor place (``opendata.street_building``, a registry
+building) without a household. Rooms, stairwells and every sensor of a household are never read.
+
+Cost: each refresh is one HTTP ``/query`` with several statements (InfluxDB counts one ``queryReq``):
+today's quarter hours per household and kind, the month's earlier days as sums per quarter hour and per
+household, the street means. Days of the month that lie two days in the past (the ledger no longer
+rewrites them) are read once and kept for :data:`SETTLED_TTL_S`, as the portal keeps them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
+
+from ingest.influxql import Ident, Regex, statement
+from ingest.opendata.disclosure import Cell, Contributor, Rule, Status, assess, derived
+from ingest.opendata.energy_tables import KIND_COLUMNS, SELF_SUFFICIENCY, DayEnergy, day_tables
+from ingest.opendata.sources import quarter_hours, street_condition
+from ingest.portal.reader import InfluxUnavailable, Reader, Row
+
+log = logging.getLogger(__name__)
+
+LEDGER_RP = "rollups"
+QUARTER_HOURS = "energy"
+DAILY = "energy_1d"
+ENVIRONMENT = "environment"
+KINDS = ("import", "export", "pv")
+SLOT = dt.timedelta(minutes=15)
+STREET_SLOT = dt.timedelta(minutes=10)
+SETTLED_TTL_S = 6 * 3600.0
+STREET_FIELDS = ("temperature_c", "humidity_pct", "pm25_ugm3", "pm10_ugm3", "noise_dba", "co2_ppm")
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------------------------- the figures
+
+
+@dataclass(frozen=True)
+class QuarterHour:
+    """One quarter hour's quarter totals (kWh; None: withheld by disclosure control or no data)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    kwh: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class StreetClimate:
+    """Today's 10-minute means over the street sensors, and each quantity's newest mean."""
+
+    times: tuple[dt.datetime, ...]
+    values: dict[str, tuple[float | None, ...]]
+    latest: dict[str, tuple[dt.datetime, float]]
+
+
+@dataclass(frozen=True)
+class PublicFigures:
+    """Everything the public page shows, as of ``at`` (UTC)."""
+
+    at: dt.datetime
+    day: dt.date
+    today: tuple[QuarterHour, ...]  # every quarter hour of today up to now, in order
+    last: QuarterHour | None  # the newest complete quarter hour with any published figure
+    self_sufficiency_today: float | None  # 0…1
+    self_sufficiency_month: float | None
+    street: StreetClimate
+    version: int = 0  # counts refreshes: a new value means new figures (the page's JSON cache)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+class BatchReader(Reader):
+    """The portal's reader (same account, same errors) sending several statements in one request."""
+
+    def results(self, statements: list[str]) -> list[list[Row]]:
+        """The rows of each statement, in order: ONE HTTP request, one ``queryReq`` in InfluxDB."""
+        try:
+            response = self._http.get(
+                "/query", params={"q": ";\n".join(statements), "db": self.database, "epoch": "s"}
+            )
+            response.raise_for_status()
+            results = response.json()["results"]
+        except Exception as exc:  # httpx errors, JSON and shape errors: the kind only (the URL names series)
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            raise InfluxUnavailable(f"HTTP {status}" if status else type(exc).__name__) from exc
+        out: list[list[Row]] = []
+        for result in results:
+            if "error" in result:
+                raise InfluxUnavailable(str(result["error"]))
+            out.append(_rows(result))
+        if len(out) != len(statements):
+            raise InfluxUnavailable(f"{len(out)} results for {len(statements)} statements")
+        return out
+
+
+def _rows(result: Mapping[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for series in result.get("series", []):
+        columns = series["columns"]
+        tags = series.get("tags") or {}
+        for values in series.get("values", []):
+            record = dict(zip(columns, values, strict=True))
+            moment = dt.datetime.fromtimestamp(int(record.pop("time")), dt.UTC)
+            rows.append(Row(moment, tags, record))
+    return rows
+
+
+@dataclass
+class _Period:
+    """A stretch of days as the self-sufficiency needs it: quarter-hour import/export sums of the households'
+    meters, and per contributor its totals per kind."""
+
+    slots: dict[dt.datetime, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    totals: dict[str, dict[Contributor, float]] = field(default_factory=lambda: defaultdict(dict))
+
+    def add(self, other: _Period) -> _Period:
+        out = _Period()
+        for source in (self, other):
+            for moment, kinds in source.slots.items():
+                for kind, value in kinds.items():
+                    out.slots[moment][kind] = out.slots[moment].get(kind, 0.0) + value
+            for kind, per in source.totals.items():
+                for who, value in per.items():
+                    out.totals[kind][who] = out.totals[kind].get(who, 0.0) + value
+        return out
+
+
+def _contributor(tags: Mapping[str, str]) -> Contributor:
+    return (tags.get("household", ""), tags.get("building", ""))
+
+
+def _counts(kind: str, who: Contributor) -> bool:
+    """Import and export count for households' meters only (a device without household, e.g. after a
+    deletion, counts on neither side: docs/portal.md); PV of buildings counts too."""
+    return kind == "pv" or bool(who[0])
+
+
+class QuarterSource:
+    """Builds one refresh's statements, sends them as one request and turns the rows into figures."""
+
+    def __init__(
+        self,
+        reader: BatchReader,
+        tz: ZoneInfo,
+        *,
+        rule: Rule,
+        street_building: str,
+        now: Callable[[], dt.datetime] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reader = reader
+        self.tz = tz
+        self.rule = rule
+        self.street_building = street_building
+        self.now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._clock = clock
+        self._settled: tuple[tuple[dt.datetime, dt.datetime], float, _Period] | None = None
+        self._version = 0
+
+    def _midnight(self, day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(), self.tz)
+
+    def _cell(self, values: Mapping[Contributor, float]) -> Cell:
+        return assess(values, self.rule)
+
+    def load(self) -> PublicFigures:
+        now = self.now()
+        day = now.astimezone(self.tz).date()
+        day_start = self._midnight(day)
+        tomorrow = self._midnight(day + dt.timedelta(days=1))
+        month_start = self._midnight(day.replace(day=1))
+        recent_start = max(month_start, self._midnight(day - dt.timedelta(days=2)))
+        settled_range = (month_start, recent_start)
+
+        statements = [
+            self._by_household(day_start, tomorrow),
+            self._street(min(day_start, now - dt.timedelta(hours=1)), tomorrow, self.street_building),
+        ]
+        if recent_start < day_start:
+            statements += self._period(recent_start, day_start, daily=False)
+        kept = self._settled
+        refresh_settled = month_start < recent_start and (
+            kept is None or kept[0] != settled_range or kept[1] <= self._clock()
+        )
+        if refresh_settled:
+            statements += self._period(month_start, recent_start, daily=True)
+        results = self.reader.results(statements)
+
+        today_rows, street_rows = results[0], results[1]
+        rest = results[2:]
+        recent = _Period()
+        if recent_start < day_start:
+            recent = _period_from(rest[0], rest[1])
+            rest = rest[2:]
+        if refresh_settled:
+            self._settled = (settled_range, self._clock() + SETTLED_TTL_S, _period_from(rest[0], rest[1]))
+        settled = self._settled[2] if self._settled is not None and month_start < recent_start else _Period()
+
+        # today as the export computes a day (ingest.opendata.energy_tables): the same cells, the same
+        # secondary suppression within the day, the same self-sufficiency
+        energy = DayEnergy(quarter_hours(day_start, tomorrow))
+        for row in today_rows:
+            value = row.values.get("kwh")
+            if isinstance(value, int | float):
+                energy.add(
+                    row.time.astimezone(self.tz), row.tags.get("kind", ""), _contributor(row.tags), value
+                )
+        tables = day_tables(energy, midnight=day_start, buildings={}, rule=self.rule)
+        today = []
+        for start, figures in zip(energy.slots, tables.quarter_15min, strict=True):
+            if start in energy.energy:  # a quarter hour the ledger has (not the rest of the day)
+                today.append(QuarterHour(start, start + SLOT, {k: _kwh(figures, k) for k in KINDS}))
+        complete = [q for q in today if q.end <= now and any(v is not None for v in q.kwh.values())]
+        share = tables.quarter_daily.get(SELF_SUFFICIENCY)
+        self._version += 1
+        return PublicFigures(
+            at=now,
+            day=day,
+            today=tuple(today),
+            last=complete[-1] if complete else None,
+            self_sufficiency_today=share / 100 if isinstance(share, int | float) else None,
+            self_sufficiency_month=self._self_sufficiency(_period_of(energy).add(recent).add(settled)),
+            street=_street_from(street_rows, day_start),
+            version=self._version,
+        )
+
+    # ------------------------------------------------------------------------------ statements
+
+    @staticmethod
+    def _by_household(start: dt.datetime, end: dt.datetime) -> str:
+        return statement(
+            'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kk} =~ {kinds} AND time >= {start} AND time < {end} '
+            'GROUP BY time(15m), "household", "building", "kind" fill(none)',
+            m=Ident(LEDGER_RP, QUARTER_HOURS),
+            kk=Ident("kind"),
+            kinds=Regex("^(import|export|pv)$"),
+            start=start,
+            end=end,
+        )
+
+    @staticmethod
+    def _period(start: dt.datetime, end: dt.datetime, *, daily: bool) -> list[str]:
+        """Two statements: the households' import and export per quarter hour (for the netting), and the
+        totals per household (PV: per installation) and kind, from the daily ledger when ``daily``."""
+        slots = statement(
+            'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kk} =~ {kinds} AND {hk} != {none} '
+            'AND time >= {start} AND time < {end} GROUP BY time(15m), "kind" fill(none)',
+            m=Ident(LEDGER_RP, QUARTER_HOURS),
+            kk=Ident("kind"),
+            kinds=Regex("^(import|export)$"),
+            hk=Ident("household"),
+            none="",
+            start=start,
+            end=end,
+        )
+        totals = statement(
+            'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kk} =~ {kinds} AND time >= {start} AND time < {end} '
+            'GROUP BY "household", "building", "kind"',
+            m=Ident(LEDGER_RP, DAILY if daily else QUARTER_HOURS),
+            kk=Ident("kind"),
+            kinds=Regex("^(import|export|pv)$"),
+            start=start,
+            end=end,
+        )
+        return [slots, totals]
+
+    @staticmethod
+    def _street(start: dt.datetime, end: dt.datetime, building: str) -> str:
+        means = ", ".join(f'mean("{name}") AS "{name}"' for name in STREET_FIELDS)  # constants, not input
+        return statement(
+            f"SELECT {means} FROM {{m}} WHERE {{street}} AND time >= {{start}} AND time < {{end}} "
+            "GROUP BY time(10m) fill(none)",
+            m=Ident(ENVIRONMENT),
+            street=street_condition(building),
+            start=start,
+            end=end,
+        )
+
+    # ------------------------------------------------------------------------------ self-sufficiency
+
+    def _self_sufficiency(self, period: _Period) -> float | None:
+        """docs/portal.md, "For the quarter", over several days: as the export's rows compute it
+        (``energy_tables._row``), a derived figure withheld unless import, export and (where there is any)
+        PV each pass disclosure control."""
+        imported, exported, pv = (self._cell(period.totals.get(kind, {})) for kind in KINDS)
+        share: float | None = None
+        if imported.total is not None and exported.total is not None:
+            consumption = imported.total + (pv.total or 0.0) - exported.total
+            if consumption > 0:
+                external = sum(
+                    max(0.0, kinds.get("import", 0.0) - kinds.get("export", 0.0))
+                    for kinds in period.slots.values()
+                )
+                share = min(1.0, max(0.0, 1.0 - external / consumption))
+        with_pv = (pv,) if pv.status is not Status.missing else ()
+        return derived(imported, exported, *with_pv, total=share).value
+
+
+def _period_from(slot_rows: list[Row], total_rows: list[Row]) -> _Period:
+    period = _Period()
+    for row in slot_rows:
+        kind, value = row.tags.get("kind", ""), row.values.get("kwh")
+        if kind in ("import", "export") and isinstance(value, int | float):
+            period.slots[row.time][kind] = period.slots[row.time].get(kind, 0.0) + float(value)
+    for row in total_rows:
+        kind, value, who = row.tags.get("kind", ""), row.values.get("kwh"), _contributor(row.tags)
+        if kind in KINDS and isinstance(value, int | float) and _counts(kind, who):
+            period.totals[kind][who] = period.totals[kind].get(who, 0.0) + float(value)
+    return period
+
+
+def _period_of(day: DayEnergy) -> _Period:
+    """A day's quarter hours (per contributor) as a period: sums per quarter hour, totals per contributor."""
+    period = _Period()
+    for moment, kinds in day.energy.items():
+        for kind in ("import", "export"):
+            if kind in kinds:
+                period.slots[moment][kind] = sum(kinds[kind].values())
+    for kind, contributions in day.day_total().items():
+        if kind in KINDS:
+            period.totals[kind] = dict(contributions)
+    return period
+
+
+def _kwh(row: Mapping[str, object], kind: str) -> float | None:
+    value = row.get(KIND_COLUMNS[kind])
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _street_from(rows: Iterable[Row], day_start: dt.datetime) -> StreetClimate:
+    ordered = sorted(rows, key=lambda row: row.time)
+    latest: dict[str, tuple[dt.datetime, float]] = {}
+    for row in ordered:
+        for name in STREET_FIELDS:
+            value = row.values.get(name)
+            if isinstance(value, int | float):
+                latest[name] = (row.time, float(value))
+    today = [row for row in ordered if row.time >= day_start]
+    values = {
+        name: tuple(
+            float(row.values[name]) if isinstance(row.values.get(name), int | float) else None
+            for row in today
+        )
+        for name in STREET_FIELDS
+    }
+    return StreetClimate(tuple(row.time for row in today), values, latest)
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+
+
+class FiguresCache(Generic[T]):
+    """One value for everyone, at most ``ttl_s`` old, loaded by one caller at a time (single flight):
+    whoever asks while a load runs waits for that load instead of starting another. A failed load is not
+    retried before ``ttl_s`` has passed either (the database is not asked more often when it is in
+    trouble): until then the previous value is served if there is one, else the failure is raised again.
+    """
+
+    def __init__(self, load: Callable[[], T], *, ttl_s: float, clock: Callable[[], float] = time.monotonic):
+        self._load = load
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._value: T | None = None
+        self._fresh_until = 0.0
+        self._failure: Exception | None = None
+        self._loading = False
+        self._changed = threading.Condition()
+        self.loads = 0  # how often the source was asked (tests, logs)
+
+    def fresh_for(self) -> float:
+        """Seconds until the value is refreshed (0: at the next request)."""
+        return max(0.0, self._fresh_until - self._clock())
+
+    def get(self) -> T:
+        with self._changed:
+            while True:
+                if self._clock() < self._fresh_until:
+                    if self._value is not None:
+                        return self._value
+                    assert self._failure is not None
+                    raise self._failure
+                if not self._loading:
+                    self._loading = True
+                    break
+                self._changed.wait()
+        try:
+            self.loads += 1
+            value = self._load()
+        except Exception as exc:
+            with self._changed:
+                self._loading = False
+                self._fresh_until = self._clock() + self.ttl_s
+                self._failure = exc
+                self._changed.notify_all()
+                if self._value is not None:
+                    log.warning("quarter figures: refresh failed (%s); the previous ones stay", exc)
+                    return self._value
+            raise
+        with self._changed:
+            self._value, self._failure = value, None
+            self._fresh_until = self._clock() + self.ttl_s
+            self._loading = False
+            self._changed.notify_all()
+        return value
