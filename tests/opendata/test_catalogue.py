@@ -295,6 +295,21 @@ def test_station_coordinates_give_the_street_dataset_a_bounding_box(out_dir: Pat
     assert str(graph.value(energy, SKOS.prefLabel)) == "Quartier Helleheide"
 
 
+def test_stations_without_location_stay_out_of_the_bounding_box(out_dir: Path) -> None:
+    street = dataset("street-environment-10min")
+    start = dt.datetime(2026, 11, 2, tzinfo=BERLIN).isoformat()
+    rows: list[Row] = [
+        {**dict.fromkeys(street.header), "start": start, "station": "station-01", "lat": 53.1, "lon": 8.2},
+        {**dict.fromkeys(street.header), "start": start, "station": "station-02", "lat": None, "lon": None},
+    ]
+    write_month(out_dir, street, "2026-11", rows, days={dt.date(2026, 11, 2)})
+    graph = _graph(write_catalogue(out_dir, exported_files(out_dir, BERLIN), _settings(base_url=BASE_URL)))
+    spatial = graph.value(URIRef(f"{BASE_URL}/catalog.jsonld#street-environment-10min"), DCT.spatial)
+    assert str(graph.value(spatial, DCAT.bbox)).endswith(
+        "POLYGON((8.2 53.1, 8.2 53.1, 8.2 53.1, 8.2 53.1, 8.2 53.1))"
+    )
+
+
 def test_contributor_id_only_when_given(out_dir: Path) -> None:
     files = _export(out_dir)
     without = _graph(write_catalogue(out_dir, files, _settings()))
