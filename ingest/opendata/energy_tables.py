@@ -16,7 +16,7 @@ quarter page say the same), per row, i.e. per quarter hour or per day, over the 
 - ``self_sufficiency_percent`` = (1 − Σt max(0, I(t) − E(t)) / (I + P − E)) · 100, t the row's quarter
   hours (one for a 15-minute row): the part of the electricity used that was not drawn from outside, a
   neighbour's solar power fed in within the same quarter hour counting as the quarter's (or building's)
-  own; clamped to 0…100, empty when nothing was used. Without any PV it is computed with P = 0.
+  own; clamped to 0…100, empty when nothing was used. Without PV or export meters P or E is 0.
 
 A day's figures are its quarter hours summed per contributor, so ``quarter-energy-daily`` is exactly the
 sum of ``quarter-energy-15min`` (the ledger's ``energy_1d`` is that sum too); self-consumption is clipped at
@@ -105,12 +105,12 @@ def _row(start: dt.datetime, figures: _Figures, label: Mapping[str, str] | None 
     used = None if pv.total is None or export.total is None else max(0.0, pv.total - export.total)
     cells[SELF_CONSUMPTION] = derived(pv, export, total=used)
     share = None
-    if imported.total is not None and export.total is not None:
-        consumption = imported.total + (pv.total or 0.0) - export.total
+    if imported.total is not None:
+        consumption = imported.total + (pv.total or 0.0) - (export.total or 0.0)
         if consumption > 0:
             share = min(100.0, max(0.0, (1.0 - figures.external / consumption) * 100))
-    with_pv = (pv,) if pv.status is not Status.missing else ()
-    cells[SELF_SUFFICIENCY] = derived(imported, export, *with_pv, total=share)
+    measured = [cell for cell in (export, pv) if cell.status is not Status.missing]
+    cells[SELF_SUFFICIENCY] = derived(imported, *measured, total=share)
     row: Row = {
         "start": start.isoformat(timespec="seconds"),
         **(label or {}),

@@ -1,0 +1,357 @@
+"""The export end to end against a real InfluxDB and registry, on a hand-made ledger whose cells sit on
+either side of the disclosure rule: four buildings of 5, 4, 6 and 7 households (in the 6, one household
+draws 90 % of the building's import on the first day), a building PV without household, street sensors and
+indoor sensors that look like them. Then the command line: its errors and a real run."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import yaml
+
+from ingest.config import InfluxSettings
+from ingest.localservices import InfluxDB
+from ingest.opendata import cli
+from ingest.opendata.datasets import DATASETS, SUPPRESSED_CSV, dataset
+from ingest.opendata.export import ExportReport, export_days
+from ingest.opendata.settings import OpenDataSettings
+from ingest.opendata.sources import PublicLabels, load_labels
+from ingest.portal.reader import Reader
+from ingest.registry.db import session_factory
+from tests.helpers import InfluxQuery
+from tests.opendata.registry import STREET_BUILDING, Placed, Registry, build_registry
+
+pytestmark = pytest.mark.integration
+TZ = ZoneInfo("Europe/Berlin")
+DAY1, DAY2 = dt.date(2025, 3, 12), dt.date(2025, 3, 13)
+SIZES = {"Haus A": 5, "Haus B": 4, "Haus C": 6, "Haus D": 7}
+DOMINANT = ("C0", "Haus C")  # 4.5 kWh a quarter hour on DAY1 against 5 × 0.1: 90 % of Haus C
+PV_SLOTS = range(40, 60)  # Haus A's households produce and export by day
+STREET = Placed("gw-street", "env-street-01", "ttn-v3", STREET_BUILDING, None, "52.5163, 13.3777")
+TRAPS = (
+    # a stairwell sensor of the outdoor place: building-level, but no street sensor profile
+    Placed("gw-street", "stairwell-eg", "zigbee2mqtt", STREET_BUILDING, None, "Treppenhaus"),
+    # a LoRaWAN sensor in a flat
+    Placed("gw-a", "lora-flat", "ttn-v3", "Haus A", "A0", "Wohnzimmer"),
+)
+
+
+def households() -> list[tuple[str, str]]:
+    return [(f"{building[-1]}{n}", building) for building, size in SIZES.items() for n in range(size)]
+
+
+def import_kwh(household: str, day: dt.date) -> float:
+    return 4.5 if (household, day) == (DOMINANT[0], DAY1) else 0.1
+
+
+def _escape(text: str) -> str:
+    return text.replace(" ", "\\ ").replace(",", "\\,")
+
+
+def slots(day: dt.date) -> list[dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(), TZ).astimezone(dt.UTC)
+    return [start + dt.timedelta(minutes=15 * i) for i in range(96)]  # no DST change in March 12/13
+
+
+@dataclass
+class Expected:
+    """Per day and quarter hour, the quarter's import, export and PV as written."""
+
+    flows: dict[dt.datetime, dict[str, float]]
+
+
+def ledger_lines(expected: Expected) -> list[str]:
+    lines = []
+    for day in (DAY1, DAY2):
+        for slot, moment in enumerate(slots(day)):
+            seconds = int(moment.timestamp())
+            flows = expected.flows.setdefault(moment, {"import": 0.0, "export": 0.0, "pv": 0.0})
+            for name, building in households():
+                values = {"import": import_kwh(name, day)}
+                if building == "Haus A":
+                    values["pv"] = 0.2 if slot in PV_SLOTS else 0.0
+                    values["export"] = 0.05 if slot in PV_SLOTS else 0.0
+                for kind, kwh in values.items():
+                    tags = f"building={_escape(building)},device={name}-{kind},household={name},kind={kind}"
+                    lines.append(f"energy,{tags} kwh={kwh} {seconds}")
+                    flows[kind] += kwh
+            pv = 0.3 if slot in PV_SLOTS else 0.0  # Haus D's roof, no household
+            lines.append(f"energy,building=Haus\\ D,device=roof-d,kind=pv kwh={pv} {seconds}")
+            flows["pv"] += pv
+    return lines
+
+
+def environment_lines() -> list[str]:
+    out = []
+    moment = int(dt.datetime.combine(DAY1, dt.time(10), TZ).timestamp())
+    street = "gateway=gw-street,device=env-street-01,profile=ttn-v3,building=Quartiersplatz"
+    out.append(f"environment,{street} temperature_c=8.0,pm25_ugm3=12.0,noise_dba=50.0 {moment + 5}")
+    out.append(f"environment,{street} temperature_c=9.0,pm25_ugm3=14.0,noise_dba=54.0 {moment + 300}")
+    for tags in (
+        "gateway=gw-street,device=stairwell-eg,profile=zigbee2mqtt,building=Quartiersplatz",
+        "gateway=gw-a,device=lora-flat,profile=ttn-v3,building=Haus\\ A,household=A0",
+        # at the outdoor place, a street profile, but not in the registry
+        "gateway=gw-street,device=env-street-99,profile=ttn-v3,building=Quartiersplatz",
+    ):
+        out.append(f"environment,{tags} temperature_c=21.5,co2_ppm=950 {moment + 60}")
+    return out
+
+
+@dataclass
+class World:
+    influx: InfluxQuery
+    registry: Registry
+    labels: PublicLabels
+    expected: Expected
+    settings: OpenDataSettings
+
+
+def _write(influx: InfluxQuery, lines: list[str], **params: str) -> None:
+    response = httpx.post(
+        f"{influx.url}/write",
+        params={"db": influx.database, "precision": "s", **params},
+        content="\n".join(lines).encode(),
+        trust_env=False,
+        timeout=60,
+    )
+    assert response.status_code == 204, response.text
+
+
+@pytest.fixture(scope="module")
+def world(influxdb: InfluxDB, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    database = f"opendata_{uuid.uuid4().hex[:8]}"
+    influx = InfluxQuery(influxdb.url, database)
+    influx.query(f'CREATE DATABASE "{database}"')
+    influx.query(f'CREATE RETENTION POLICY "rollups" ON "{database}" DURATION INF REPLICATION 1')
+    expected = Expected({})
+    _write(influx, ledger_lines(expected), rp="rollups")
+    _write(influx, environment_lines())
+    devices = [STREET, *TRAPS]
+    devices += [Placed(f"gw-{b[-1].lower()}", f"{name}-import", "sml", b, name) for name, b in households()]
+    registry = build_registry(
+        tmp_path_factory.mktemp("opendata-registry"),
+        ["Haus A", "Haus B", STREET_BUILDING, "Haus C", "Haus D"],
+        households(),
+        devices,
+    )
+    with session_factory(registry.engine)() as session:
+        labels = load_labels(session, STREET_BUILDING)
+    yield World(influx, registry, labels, expected, OpenDataSettings())
+    registry.engine.dispose()
+    influx.drop()
+
+
+def export(world: World, out: Path, first: dt.date, last: dt.date) -> ExportReport:
+    reader = Reader(InfluxSettings(url=world.influx.url, database=world.influx.database))
+    try:
+        return export_days(
+            reader, world.labels, first=first, last=last, out_dir=out, opendata=world.settings, tz=TZ
+        )
+    finally:
+        reader.close()
+
+
+def read_json(out: Path, dataset_id: str, month: str = "2025-03") -> list[dict[str, Any]]:
+    body = json.loads((out / dataset(dataset_id).relative_path(month, "json")).read_text(encoding="utf-8"))
+    assert body["columns"] == list(dataset(dataset_id).header)
+    rows: list[dict[str, Any]] = body["rows"]
+    return rows
+
+
+def read_csv(out: Path, dataset_id: str, month: str = "2025-03") -> list[dict[str, str]]:
+    path = out / dataset(dataset_id).relative_path(month, "csv")
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames or ()) == dataset(dataset_id).header
+        return list(reader)
+
+
+@pytest.fixture(scope="module")
+def exported(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DAY2, then DAY1 in a second run: the month's files keep both."""
+    out = tmp_path_factory.mktemp("opendata-out")
+    export(world, out, DAY2, DAY2)
+    report = export(world, out, DAY1, DAY1)
+    assert report.rows["quarter-energy-daily"] == 1
+    return out
+
+
+def building_rows(out: Path, day: dt.date) -> dict[str, dict[str, Any]]:
+    rows = read_json(out, "building-energy-daily")
+    return {str(row["building"]): row for row in rows if str(row["start"]).startswith(day.isoformat())}
+
+
+def test_buildings_of_four_households_or_one_dominant_are_suppressed(exported: Path) -> None:
+    day1 = building_rows(exported, DAY1)
+    # labels in the registry's order, the outdoor place left out: A, B, C, D
+    assert [row["households"] for row in day1.values()] == [5, 4, 6, 7]
+    a, b, c, d = (day1[f"building-0{n}"] for n in range(1, 5))
+    assert a["grid_import_kwh"] == pytest.approx(5 * 0.1 * 96)
+    assert d["grid_import_kwh"] == pytest.approx(7 * 0.1 * 96)
+    for withheld in (b, c):  # four households; one household 90 %
+        assert withheld["grid_import_kwh"] is None
+        assert "grid_import_kwh" in withheld["suppressed"]
+    assert "grid_import_kwh" not in a["suppressed"]
+    by_day = [r for r in read_csv(exported, "building-energy-daily") if r["start"].startswith("2025-03-12")]
+    assert [r["grid_import_kwh"] for r in by_day] == ["48.0", SUPPRESSED_CSV, SUPPRESSED_CSV, "67.2"]
+
+
+def test_a_lone_suppressed_building_gets_a_complement(exported: Path) -> None:
+    day2 = building_rows(exported, DAY2)
+    imports = {label: row["grid_import_kwh"] for label, row in day2.items()}
+    # B (4 households, 38.4 kWh) alone would be the quarter's total minus the others: A (48.0, the
+    # smallest at least as large) is withheld with it
+    assert imports == {"building-01": None, "building-02": None, "building-03": 57.6, "building-04": 67.2}
+    # the quarter's PV: Haus A's five households and Haus D's roof; Haus D's roof alone is no household
+    # (withheld), and Haus A's is withheld with it
+    assert day2["building-04"]["pv_kwh"] is None
+    assert day2["building-01"]["pv_kwh"] is None
+    assert {"pv_kwh", "self_consumption_kwh"} <= set(day2["building-01"]["suppressed"])
+
+
+def test_quarter_figures_and_their_definitions(world: World, exported: Path) -> None:
+    daily = {str(row["start"])[:10]: row for row in read_json(exported, "quarter-energy-daily")}
+    assert list(daily) == ["2025-03-12", "2025-03-13"]
+    assert daily["2025-03-12"]["start"] == "2025-03-12T00:00:00+01:00"
+    day = daily["2025-03-13"]
+    flows = [world.expected.flows[moment] for moment in slots(DAY2)]
+    imported, exported_kwh, pv = (sum(f[kind] for f in flows) for kind in ("import", "export", "pv"))
+    assert day["households"] == 22
+    assert day["suppressed"] == []
+    assert day["grid_import_kwh"] == pytest.approx(imported)
+    assert day["pv_kwh"] == pytest.approx(pv)
+    assert day["self_consumption_kwh"] == pytest.approx(pv - exported_kwh)
+    external = sum(max(0.0, f["import"] - f["export"]) for f in flows)
+    share = (1 - external / (imported + pv - exported_kwh)) * 100
+    assert day["self_sufficiency_percent"] == pytest.approx(round(share, 1))
+    quarter_hours = [
+        r for r in read_json(exported, "quarter-energy-15min") if str(r["start"])[:10] == "2025-03-13"
+    ]
+    assert len(quarter_hours) == 96
+    assert sum(float(r["grid_import_kwh"]) for r in quarter_hours) == pytest.approx(imported)
+    night, noon = quarter_hours[0], quarter_hours[PV_SLOTS[0]]
+    assert night["pv_kwh"] == 0.0  # everybody's zero: five households report it
+    assert noon["pv_kwh"] == pytest.approx(5 * 0.2 + 0.3)
+    assert noon["self_sufficiency_percent"] == pytest.approx(
+        round((1 - (2.2 - 0.25) / (2.2 + 1.3 - 0.25)) * 100, 1)
+    )
+
+
+def test_street_stations_only_never_indoor_sensors(exported: Path) -> None:
+    rows = read_json(exported, "street-environment-10min")
+    assert rows == [
+        {
+            "start": "2025-03-12T10:00:00+01:00",
+            "station": "station-01",
+            "lat": 52.5163,
+            "lon": 13.3777,
+            "temperature_c": 8.5,
+            "humidity_pct": None,
+            "co2_ppm": None,
+            "pm25_ugm3": 13.0,
+            "pm10_ugm3": None,
+            "noise_dba": 52.0,
+            "suppressed": [],
+        }
+    ]
+    assert read_csv(exported, "street-environment-10min")[0]["co2_ppm"] == ""
+
+
+def test_no_registry_identifier_in_any_file(world: World, exported: Path) -> None:
+    names = {name for name in world.registry.identifiers if name}
+    names |= {f"{name}-import" for name, _ in households()} | {
+        *SIZES,
+        STREET_BUILDING,
+        "roof-d",
+        "env-street-99",
+    }
+    files = [path for path in exported.rglob("*") if path.is_file()]
+    assert {path.suffix for path in files} == {".csv", ".json", ".jsonld"}
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        found = sorted(name for name in names if name in text)
+        assert found == [], f"{path.name} names {found}"
+
+
+def test_csv_and_json_say_the_same(exported: Path) -> None:
+    for definition in DATASETS:
+        json_rows, csv_rows = read_json(exported, definition.id), read_csv(exported, definition.id)
+        assert len(json_rows) == len(csv_rows) > 0
+        for json_row, csv_row in zip(json_rows, csv_rows, strict=True):
+            for name in definition.header:
+                value, cell = json_row[name], csv_row[name]
+                if name in json_row["suppressed"]:
+                    assert (value, cell) == (None, SUPPRESSED_CSV)
+                elif value is None:
+                    assert cell == ""
+                elif isinstance(value, float | int):
+                    assert float(cell) == value
+                else:
+                    assert cell == value
+
+
+# ------------------------------------------------------------------------------------------ the command line
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="reallabor")
+    cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["opendata", *argv])
+
+
+@pytest.fixture
+def config(world: World, tmp_path: Path) -> Path:
+    path = tmp_path / "settings.yaml"
+    settings = {
+        "influx": {"url": world.influx.url, "database": world.influx.database},
+        "registry": {"url": world.registry.url},
+    }
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return path
+
+
+def test_cli_refuses_bad_dates_and_an_unwritable_directory(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse("export", "--from", "2025-13-01", "--to", "2025-03-12")
+    assert exited.value.code == 2
+    assert "not an ISO-8601 date (2026-11-29): '2025-13-01'" in capsys.readouterr().err
+    args = parse(
+        "export", "--config", str(config), "--from", "2025-03-13", "--to", "2025-03-12", "--out", "x"
+    )
+    assert args.func(args) == 2
+    assert "--from (2025-03-13) is after --to (2025-03-12)" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = parse("export", "--config", str(config), "--from", "2025-03-12", "--to", "2025-03-12")
+    args.out = blocker / "out"
+    assert args.func(args) == 2
+    assert f"--out {blocker / 'out'} is not writable" in capsys.readouterr().err
+
+
+def test_cli_exports_a_day(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "open"
+    args = parse(
+        "export", "--config", str(config), "--from", "2025-03-12", "--to", "2025-03-12", "--out", str(out)
+    )
+    assert args.func(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["rows"]["quarter-energy-15min"] == 96
+    assert summary["withheld"]["building-energy-daily"] > 0
+    assert (out / "catalog.jsonld").exists()
+    assert sorted(p.name for p in (out / "quarter-energy-daily").iterdir()) == [
+        "quarter-energy-daily_2025-03.csv",
+        "quarter-energy-daily_2025-03.json",
+    ]
