@@ -11,6 +11,10 @@ written shows the gap). Operators must bring an instance back within the expiry,
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +88,68 @@ def test_an_instance_away_past_its_session_expiry_loses_the_share_queued_for_it(
         assert stats["dropped"] == 0, stats
     written = sum(int(stats["written"]) for stats in lifetimes)
     assert AWAY + MARKERS - written == len(lost) == AWAY // 2
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ingest.drain") is None,
+    reason="pending: reallabor ingest --drain (ingest/drain.py)",
+)
+def test_an_instance_retired_with_drain_loses_nothing(
+    mosquitto: Mosquitto, target: Target, influx: InfluxQuery, tmp_path: Path
+) -> None:
+    """The same departure, done right: the instance is stopped and retired with ``--drain`` instead of
+    left to expire. The drain takes its session back (within the expiry), writes the share queued while
+    it was away and ends the session; from then on the broker deals everything to the instance that
+    stays (had the session stayed, half of the later messages would be queued there, to expire)."""
+    # an expiry the drain's start surely beats (a second or two), short enough to wait past
+    present, retired = Instance.fleet(target, tmp_path, 2, session_expiry_s=10)
+    both, away, after = range(100), range(100, 100 + AWAY), range(100 + AWAY, 100 + 2 * AWAY)
+    try:
+        for instance in (present, retired):
+            instance.start()
+        _publish(mosquitto.port, target.topic_prefix, both)
+        present.wait_settled(timeout=30)
+        assert retired.stop() == 0
+        _publish(mosquitto.port, target.topic_prefix, away)  # its share queues in its session
+
+        config = str(retired.process.config_path)
+        instance = ["--instance", str(retired.number), "--of", str(retired.of)]
+        drain = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ingest.cli",
+                "ingest",
+                "--config",
+                config,
+                *instance,
+                "--drain",
+                "--settle",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert drain.returncode == 0, drain.stderr
+        report = json.loads(drain.stdout.splitlines()[-1])
+        assert report["retired"], report
+
+        _publish(mosquitto.port, target.topic_prefix, after)  # dealt to the one that stays, all of it
+        wait_for(lambda: _indices(influx, after) == set(after), timeout=30, what="every later message")
+        present.wait_settled(timeout=30)
+        assert present.stop() == 0
+    finally:
+        for instance in (present, retired):
+            instance.stop()
+
+    everything = range(100 + 2 * AWAY)
+    assert _indices(influx, everything) == set(everything)
+    (present_life,) = present.final_stats()
+    (retired_life,) = retired.final_stats()
+    # the drain took exactly the share dealt to the retired instance while it was away
+    assert report["taken"] == report["written"] == len(away) // 2, report
+    assert retired_life["received"] + report["taken"] + present_life["received"] == len(everything)
+    for stats in (present_life, retired_life):
+        assert came_in(stats) == went_out(stats), stats
