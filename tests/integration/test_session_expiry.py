@@ -113,7 +113,7 @@ def test_an_instance_retired_with_drain_loses_nothing(
         _publish(mosquitto.port, target.topic_prefix, away)  # its share queues in its session
 
         config = str(retired.process.config_path)
-        instance = ["--instance", str(retired.number), "--of", str(retired.of)]
+        which = ["--instance", str(retired.number), "--of", str(retired.of)]
         drain = subprocess.run(
             [
                 sys.executable,
@@ -122,7 +122,7 @@ def test_an_instance_retired_with_drain_loses_nothing(
                 "ingest",
                 "--config",
                 config,
-                *instance,
+                *which,
                 "--drain",
                 "--settle",
                 "1",
