@@ -263,6 +263,7 @@ def test_the_scale_file_runs_three_emqx_nodes_in_one_cluster(scale_stack: dict[s
     assert set(re.findall(r'"([^"]+)"', seeds[1])) == set(names)
     for node, name in zip(nodes, names, strict=True):
         assert node["networks"]["default"]["aliases"] == [name.split("@")[1]]
+        assert node["hostname"] == name.split("@")[1]
     # each node its own data volume, all declared; the same configuration, ACL and accounts mounted
     data = [named_volume(node, "/opt/emqx/data") for node in nodes]
     assert len(set(data)) == 3
