@@ -22,6 +22,7 @@ from ingest.energy.cli import add_parser as add_energy_parser
 from ingest.gateway.cli import add_parser as add_gateway_parser
 from ingest.letters.cli import add_parser as add_letters_parser
 from ingest.lifecycle_cli import add_parser as add_influx_parser
+from ingest.opendata.cli import add_parser as add_opendata_parser
 from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
 from ingest.security.audit import setup_logging
@@ -292,6 +293,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_influx_parser(sub)
 
     add_energy_parser(sub)  # reallabor energy rollup|run (ingest/energy)
+
+    add_opendata_parser(sub)  # reallabor opendata export|run (ingest/opendata)
 
     add_letters_parser(sub)  # typst and pypdf are imported when letters are made
 

@@ -40,6 +40,7 @@ from pydantic_settings import (
 )
 
 from ingest.gateway.config import check_host_ports
+from ingest.opendata.settings import OpenDataSettings
 from ingest.security.strength import (
     API_KEY_CHARS,
     API_KEY_HEX_DIGITS,
@@ -403,6 +404,7 @@ class Settings(BaseSettings):
     commissioning: CommissioningSettings = CommissioningSettings()
     energy: EnergySettings = EnergySettings()
     letters: LettersSettings = LettersSettings()
+    opendata: OpenDataSettings = OpenDataSettings()
     gateway_bundle: GatewayBundleSettings = GatewayBundleSettings()
 
     _as_instance: bool = PrivateAttr(False)  # as_instance() made these: the instance's identity applied

@@ -28,12 +28,14 @@ SECRETS = (
     "POSTGRES_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
 )
+# the scale-out override's (docker-compose.scale.yml, EMQX): checked whenever it passes them
+SCALE_SECRETS = ("EMQX_NODE_COOKIE", "EMQX_DASHBOARD_PASSWORD")
 
 
 def problems(environ: Mapping[str, str]) -> list[str]:
     """One line per refused secret, naming the variable and the rule, never the value."""
     found = []
-    for name in SECRETS:
+    for name in (*SECRETS, *(name for name in SCALE_SECRETS if name in environ)):
         value = environ.get(name, "")
         if not value:
             found.append(f"{name}: not set")

@@ -375,11 +375,6 @@ def test_the_ingester_accounts_file_holds_salted_hashes_emqx_checks(tmp_path: Pa
         assert not refused.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/deploy_preflight.py checks the EMQX secrets once /tmp/team/compose-proposal-"
-    "deploy_preflight.py.diff is applied",
-)
 def test_the_preflight_refuses_placeholder_emqx_secrets(scale_stack: dict[str, Any]) -> None:
     environment = scale_stack["services"]["preflight"]["environment"]
     assert {"EMQX_NODE_COOKIE", "EMQX_DASHBOARD_PASSWORD"} <= set(environment)
