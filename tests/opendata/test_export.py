@@ -6,7 +6,6 @@ indoor sensors that look like them. Then the command line: its errors and a real
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import uuid
@@ -23,13 +22,14 @@ import yaml
 from ingest.config import InfluxSettings
 from ingest.localservices import InfluxDB
 from ingest.opendata import cli
-from ingest.opendata.datasets import DATASETS, SUPPRESSED_CSV, dataset
+from ingest.opendata.datasets import SUPPRESSED_CSV
 from ingest.opendata.export import ExportReport, export_days
 from ingest.opendata.settings import OpenDataSettings
 from ingest.opendata.sources import PublicLabels, load_labels
 from ingest.portal.reader import Reader
 from ingest.registry.db import session_factory
 from tests.helpers import InfluxQuery
+from tests.opendata.helpers import assert_csv_equals_json, assert_no_identifiers, read_csv, read_json
 from tests.opendata.registry import STREET_BUILDING, Placed, Registry, build_registry
 
 pytestmark = pytest.mark.integration
@@ -162,21 +162,6 @@ def export(world: World, out: Path, first: dt.date, last: dt.date) -> ExportRepo
         reader.close()
 
 
-def read_json(out: Path, dataset_id: str, month: str = "2025-03") -> list[dict[str, Any]]:
-    body = json.loads((out / dataset(dataset_id).relative_path(month, "json")).read_text(encoding="utf-8"))
-    assert body["columns"] == list(dataset(dataset_id).header)
-    rows: list[dict[str, Any]] = body["rows"]
-    return rows
-
-
-def read_csv(out: Path, dataset_id: str, month: str = "2025-03") -> list[dict[str, str]]:
-    path = out / dataset(dataset_id).relative_path(month, "csv")
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        assert tuple(reader.fieldnames or ()) == dataset(dataset_id).header
-        return list(reader)
-
-
 @pytest.fixture(scope="module")
 def exported(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """DAY2, then DAY1 in a second run: the month's files keep both."""
@@ -188,7 +173,7 @@ def exported(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def building_rows(out: Path, day: dt.date) -> dict[str, dict[str, Any]]:
-    rows = read_json(out, "building-energy-daily")
+    rows = read_json(out, "building-energy-daily", "2025-03")
     return {str(row["building"]): row for row in rows if str(row["start"]).startswith(day.isoformat())}
 
 
@@ -203,7 +188,11 @@ def test_buildings_of_four_households_or_one_dominant_are_suppressed(exported: P
         assert withheld["grid_import_kwh"] is None
         assert "grid_import_kwh" in withheld["suppressed"]
     assert "grid_import_kwh" not in a["suppressed"]
-    by_day = [r for r in read_csv(exported, "building-energy-daily") if r["start"].startswith("2025-03-12")]
+    by_day = [
+        r
+        for r in read_csv(exported, "building-energy-daily", "2025-03")
+        if r["start"].startswith("2025-03-12")
+    ]
     assert [r["grid_import_kwh"] for r in by_day] == ["48.0", SUPPRESSED_CSV, SUPPRESSED_CSV, "67.2"]
 
 
@@ -221,7 +210,7 @@ def test_a_lone_suppressed_building_gets_a_complement(exported: Path) -> None:
 
 
 def test_quarter_figures_and_their_definitions(world: World, exported: Path) -> None:
-    daily = {str(row["start"])[:10]: row for row in read_json(exported, "quarter-energy-daily")}
+    daily = {str(row["start"])[:10]: row for row in read_json(exported, "quarter-energy-daily", "2025-03")}
     assert list(daily) == ["2025-03-12", "2025-03-13"]
     assert daily["2025-03-12"]["start"] == "2025-03-12T00:00:00+01:00"
     day = daily["2025-03-13"]
@@ -236,7 +225,9 @@ def test_quarter_figures_and_their_definitions(world: World, exported: Path) -> 
     share = (1 - external / (imported + pv - exported_kwh)) * 100
     assert day["self_sufficiency_percent"] == pytest.approx(round(share, 1))
     quarter_hours = [
-        r for r in read_json(exported, "quarter-energy-15min") if str(r["start"])[:10] == "2025-03-13"
+        r
+        for r in read_json(exported, "quarter-energy-15min", "2025-03")
+        if str(r["start"])[:10] == "2025-03-13"
     ]
     assert len(quarter_hours) == 96
     assert sum(float(r["grid_import_kwh"]) for r in quarter_hours) == pytest.approx(imported)
@@ -249,7 +240,7 @@ def test_quarter_figures_and_their_definitions(world: World, exported: Path) -> 
 
 
 def test_street_stations_only_never_indoor_sensors(exported: Path) -> None:
-    rows = read_json(exported, "street-environment-10min")
+    rows = read_json(exported, "street-environment-10min", "2025-03")
     assert rows == [
         {
             "start": "2025-03-12T10:00:00+01:00",
@@ -265,7 +256,7 @@ def test_street_stations_only_never_indoor_sensors(exported: Path) -> None:
             "suppressed": [],
         }
     ]
-    assert read_csv(exported, "street-environment-10min")[0]["co2_ppm"] == ""
+    assert read_csv(exported, "street-environment-10min", "2025-03")[0]["co2_ppm"] == ""
 
 
 def test_no_registry_identifier_in_any_file(world: World, exported: Path) -> None:
@@ -276,29 +267,11 @@ def test_no_registry_identifier_in_any_file(world: World, exported: Path) -> Non
         "roof-d",
         "env-street-99",
     }
-    files = [path for path in exported.rglob("*") if path.is_file()]
-    assert {path.suffix for path in files} == {".csv", ".json", ".jsonld"}
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        found = sorted(name for name in names if name in text)
-        assert found == [], f"{path.name} names {found}"
+    assert_no_identifiers(exported, names)
 
 
 def test_csv_and_json_say_the_same(exported: Path) -> None:
-    for definition in DATASETS:
-        json_rows, csv_rows = read_json(exported, definition.id), read_csv(exported, definition.id)
-        assert len(json_rows) == len(csv_rows) > 0
-        for json_row, csv_row in zip(json_rows, csv_rows, strict=True):
-            for name in definition.header:
-                value, cell = json_row[name], csv_row[name]
-                if name in json_row["suppressed"]:
-                    assert (value, cell) == (None, SUPPRESSED_CSV)
-                elif value is None:
-                    assert cell == ""
-                elif isinstance(value, float | int):
-                    assert float(cell) == value
-                else:
-                    assert cell == value
+    assert_csv_equals_json(exported, "2025-03")
 
 
 # ------------------------------------------------------------------------------------------ the command line

@@ -1,0 +1,54 @@
+"""Reading the export's files back, as a user of the open data would, and the checks every export passes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from ingest.opendata.datasets import DATASETS, SUPPRESSED_CSV, dataset
+
+
+def read_json(out: Path, dataset_id: str, month: str) -> list[dict[str, Any]]:
+    body = json.loads((out / dataset(dataset_id).relative_path(month, "json")).read_text(encoding="utf-8"))
+    assert body["columns"] == list(dataset(dataset_id).header)
+    rows: list[dict[str, Any]] = body["rows"]
+    return rows
+
+
+def read_csv(out: Path, dataset_id: str, month: str) -> list[dict[str, str]]:
+    path = out / dataset(dataset_id).relative_path(month, "csv")
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames or ()) == dataset(dataset_id).header
+        return list(reader)
+
+
+def assert_csv_equals_json(out: Path, month: str) -> None:
+    """Every dataset's CSV and JSON of ``month`` hold the same rows: a withheld cell ``.`` and null (and
+    named in the row's ``suppressed``), an unmeasured one empty and null, numbers equal."""
+    for definition in DATASETS:
+        json_rows, csv_rows = read_json(out, definition.id, month), read_csv(out, definition.id, month)
+        assert len(json_rows) == len(csv_rows) > 0, definition.id
+        for json_row, csv_row in zip(json_rows, csv_rows, strict=True):
+            for name in definition.header:
+                value, cell = json_row[name], csv_row[name]
+                if name in json_row["suppressed"]:
+                    assert (value, cell) == (None, SUPPRESSED_CSV)
+                elif value is None:
+                    assert cell == ""
+                elif isinstance(value, float | int):
+                    assert float(cell) == value
+                else:
+                    assert cell == value
+
+
+def assert_no_identifiers(out: Path, names: set[str]) -> None:
+    """No file under ``out`` (data files and the catalogue) contains any of ``names``."""
+    files = [path for path in out.rglob("*") if path.is_file()]
+    assert {path.suffix for path in files} == {".csv", ".json", ".jsonld"}
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        found = sorted(name for name in names if name and name in text)
+        assert found == [], f"{path.name} names {found}"
