@@ -35,9 +35,9 @@ def _escape(text: str) -> str:
     return text.replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=")
 
 
-def _kwh(index: int, kind: str, moment: dt.datetime) -> float:
+def _kwh(index: int, kind: str, moment: dt.datetime, giant: float | None = None) -> float:
     slot = (moment.hour * 4 + moment.minute // 15) % 96
-    factor = 1.0 + 0.37 * index
+    factor = giant if giant is not None and index == 0 else 1.0 + 0.37 * index
     if kind in ("pv", "export") and not 28 <= slot < 80:
         return 0.0
     base = {"import": 0.11, "export": 0.07, "pv": 0.19}[kind]
@@ -112,8 +112,10 @@ def seed(
     households: int = 6,
     pv: int = 5,
     street_sensors: int = 2,
+    giant: float | None = None,
 ) -> Quarter:
-    """A database of its own with the month so far (ledger) and today's environment readings."""
+    """A database of its own with the month so far (ledger) and today's environment readings.
+    ``giant``: the first household's factor instead of 1 (the others': 1.37, 1.74, …)."""
     database = f"quarter_{uuid.uuid4().hex[:8]}"
     for q in (
         f"CREATE DATABASE {influxql.ident(database)}",
@@ -131,7 +133,7 @@ def seed(
         for index in range(households):
             name, building = f"hh-{index + 1:02d}", "Haus A" if index % 2 == 0 else "Haus B"
             for kind in ("import", "pv", "export") if index < pv else ("import",):
-                value = _kwh(index, kind, moment)
+                value = _kwh(index, kind, moment, giant)
                 quarter.quarter_hours[(name, building, kind)][moment] = value
                 daily[((name, building, kind), moment.astimezone(TZ).date())] += value
                 tags = {"household": name, "building": building, "kind": kind, "device": f"{name}-{kind}"}
