@@ -8,23 +8,24 @@ What each node carries (DCAT-AP.de 2.0 specification and conventions, "Konventio
 
 - Catalog: ``dct:title``/``dct:description`` in German and English (language-tagged), ``dct:publisher``
   (``foaf:Agent`` with ``foaf:name``), ``foaf:homepage``, ``dct:language``, ``dct:license``,
-  ``dcat:themeTaxonomy`` (EU data themes), ``dct:spatial``, ``dct:modified``, ``dcat:dataset``.
+  ``dcat:themeTaxonomy`` (EU data themes), ``dct:spatial``, ``dct:issued``/``dct:modified``, ``dcat:dataset``.
 - Dataset: title and description de/en, ``dcat:keyword`` de/en, ``dcat:theme`` (EU ENER/ENVI),
   ``dct:publisher``, ``dcat:contactPoint`` (vcard with the publisher's URL, when one is set [1]),
   ``dct:accrualPeriodicity`` (EU frequency DAILY), ``dcat:temporalResolution``, ``dct:temporal``
-  (``dct:PeriodOfTime`` with ``dcat:startDate``/``dcat:endDate`` over all its files [38]), ``dct:spatial``
-  (a ``dct:Location`` labelled ``opendata.spatial_label``, with a ``dcat:bbox`` around the street stations
-  when their coordinates are known, CRS84 stated [4-6]) and ``dcatde:geocodingDescription`` (the label, as
-  no official regional key is configured [10]), ``dct:license``, ``dct:issued``/``dct:modified``.
-  ``dcatde:contributorID`` only when ``opendata.contributor_id`` is set: DCAT-AP.de makes it mandatory
-  for data delivered directly to GovData (its Geschäftsstelle assigns
-  ``http://dcat-ap.de/def/contributors/<id>``) [12, 13]; a Land or municipal portal that harvests this
-  catalogue adds its own.
-- Distribution: title and description de/en, ``dcat:accessURL`` = ``dcat:downloadURL`` (plain downloads
-  [39]), ``dct:format`` (EU file type CSV/JSON [31]), ``dcat:mediaType`` (IANA), ``dct:license``
-  (Datenlizenz Deutschland – Namensnennung – 2.0 [32]), ``dcatde:licenseAttributionByText`` (the by-text
-  the licence asks for [35]), ``dcat:byteSize``, ``spdx:checksum`` (SHA-256), ``dct:issued`` (first listed,
-  kept across rewrites) / ``dct:modified`` (the file's mtime).
+  (``dct:PeriodOfTime`` with ``dcat:startDate``/``dcat:endDate`` over all its files [38]), ``dct:spatial`` (a
+  ``dct:Location`` labelled ``opendata.spatial_label``, with ``dcat:bbox`` and ``dcat:centroid`` of the street
+  stations when their coordinates are known, CRS84 stated [4-6]) and ``dcatde:geocodingDescription`` (the
+  label, as no official regional key is configured [10]), ``dct:license``, ``dct:issued``/``dct:modified``.
+  ``dcatde:contributorID`` only when ``opendata.contributor_id`` is set: DCAT-AP.de makes it mandatory for
+  data delivered directly to GovData (its Geschäftsstelle assigns ``http://dcat-ap.de/def/contributors/<id>``)
+  [12, 13]; a Land or municipal portal that harvests this catalogue adds its own.
+- Distribution: title and description de/en, ``dcat:accessURL`` = ``dcat:downloadURL`` (plain downloads [39]),
+  ``dct:format`` (EU file type CSV/JSON [31]), ``dcat:mediaType`` (IANA), ``dct:license`` (Datenlizenz
+  Deutschland – Namensnennung – 2.0 [32]), ``dcatde:licenseAttributionByText`` (the by-text the licence asks
+  for [35]), ``dcatap:availability`` (EU planned availability AVAILABLE), ``dcat:byteSize``, ``spdx:checksum``
+  (SHA-256 from DCAT-AP.de's hash list), ``dct:issued`` (first listed, kept across rewrites) /
+  ``dct:modified`` (the file's mtime).
+- Vocabulary IRIs carry the class DCAT-AP gives their range (``dct:MediaType``, ``skos:Concept``, ...).
 
 Units and columns: portals (GovData, CKAN with ckanext-dcat) display a distribution's ``dct:description``,
 so every distribution's description lists its columns with unit and meaning in both languages. For
@@ -54,6 +55,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -75,6 +77,7 @@ __all__ = [
     "CATALOGUE_NAME",
     "CONTEXT",
     "LICENSE",
+    "SHA256",
     "CatalogueError",
     "build_catalogue",
     "write_catalogue",
@@ -82,6 +85,9 @@ __all__ = [
 
 CATALOGUE_NAME = "catalog.jsonld"
 LICENSE = "http://dcat-ap.de/def/licenses/dl-by-de/2.0"
+SHA256 = "http://dcat-ap.de/def/hashAlgorithms/sha/256"
+"""SHA-256 in DCAT-AP.de's list of hash algorithms, which its 2.0 SHACL shapes require for ``spdx:algorithm``
+(in place of DCAT-AP's ``spdx:checksumAlgorithm_sha256``)."""
 _LICENSE_NAME = "Datenlizenz Deutschland – Namensnennung – Version 2.0"
 _LICENSE_TEXT = "https://www.govdata.de/dl-de/by-2-0"
 _FILE_TYPES = {
@@ -94,12 +100,15 @@ _LANGUAGES = (
     "http://publications.europa.eu/resource/authority/language/ENG",
 )
 _THEME_TAXONOMY = "http://publications.europa.eu/resource/authority/data-theme"
+_AVAILABLE = "http://publications.europa.eu/resource/authority/planned-availability/AVAILABLE"
+"""Planned availability "available" (medium term): the files stay while the lab runs, not promised beyond."""
 _LOCAL_AUTHORITY = "http://purl.org/adms/publishertype/LocalAuthority"
 _CRS84 = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
 _STATION_DATASET = "street-environment-10min"
 
 CONTEXT: dict[str, str] = {
     "dcat": "http://www.w3.org/ns/dcat#",
+    "dcatap": "http://data.europa.eu/r5r/",
     "dct": "http://purl.org/dc/terms/",
     "dcatde": "http://dcat-ap.de/def/dcatde/",
     "foaf": "http://xmlns.com/foaf/0.1/",
@@ -133,6 +142,12 @@ def _texts(text: Text) -> list[JsonObject]:
 
 def _iri(value: str) -> JsonObject:
     return {"@id": value}
+
+
+def _term(value: str, rdf_class: str) -> JsonObject:
+    """A vocabulary IRI with the class DCAT-AP gives its range, so a validator without the vocabulary loaded
+    still finds it (``dct:MediaType``, ``skos:Concept``, ...)."""
+    return {"@id": value, "@type": rdf_class}
 
 
 def _typed(value: str, datatype: str) -> JsonObject:
@@ -207,8 +222,29 @@ class _FileFacts:
         self.modified = _utc(dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC))
 
 
-def _station_bbox(facts: Iterable[_FileFacts]) -> str | None:
-    """WKT polygon (CRS84, longitude first) around the street stations' coordinates in the CSV files."""
+@dataclass(frozen=True)
+class _Box:
+    """The rectangle around the street stations (WGS 84 degrees)."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+    @property
+    def polygon(self) -> str:
+        """WKT with its CRS stated (CRS84: longitude first)."""
+        west, south, east, north = self.west, self.south, self.east, self.north
+        ring = f"{west} {south}, {east} {south}, {east} {north}, {west} {north}, {west} {south}"
+        return f"{_CRS84} POLYGON(({ring}))"
+
+    @property
+    def centroid(self) -> str:
+        return f"{_CRS84} POINT({(self.west + self.east) / 2:.6f} {(self.south + self.north) / 2:.6f})"
+
+
+def _station_box(facts: Iterable[_FileFacts]) -> _Box | None:
+    """The rectangle around the street stations' coordinates in the CSV files; None: no station located."""
     lats: list[float] = []
     lons: list[float] = []
     for fact in facts:
@@ -222,29 +258,29 @@ def _station_bbox(facts: Iterable[_FileFacts]) -> str | None:
                     lons.append(float(lon))
     if not lats:
         return None
-    west, east, south, north = min(lons), max(lons), min(lats), max(lats)
-    ring = f"{west} {south}, {east} {south}, {east} {north}, {west} {north}, {west} {south}"
-    return f"{_CRS84} POLYGON(({ring}))"
+    return _Box(west=min(lons), south=min(lats), east=max(lons), north=max(lats))
 
 
 # --- nodes ------------------------------------------------------------------------------------------------
 
 
-def _publisher(settings: OpenDataSettings) -> JsonObject:
+def _publisher(settings: OpenDataSettings, addresses: _Addresses) -> JsonObject:
     agent: JsonObject = {
+        "@id": addresses.node("publisher"),
         "@type": "foaf:Agent",
         "foaf:name": settings.publisher_name,
-        "dct:type": _iri(_LOCAL_AUTHORITY),
+        "dct:type": _term(_LOCAL_AUTHORITY, "skos:Concept"),
     }
     if settings.publisher_url:
         agent["foaf:homepage"] = _iri(settings.publisher_url)
     return agent
 
 
-def _spatial(settings: OpenDataSettings, bbox: str | None) -> JsonObject:
+def _spatial(settings: OpenDataSettings, box: _Box | None) -> JsonObject:
     location: JsonObject = {"@type": "dct:Location", "skos:prefLabel": settings.spatial_label}
-    if bbox:
-        location["dcat:bbox"] = _typed(bbox, "gsp:wktLiteral")
+    if box:
+        location["dcat:bbox"] = _typed(box.polygon, "gsp:wktLiteral")
+        location["dcat:centroid"] = _typed(box.centroid, "gsp:wktLiteral")
     return location
 
 
@@ -300,9 +336,10 @@ def _csvw_schema(definition: Dataset, addresses: _Addresses) -> JsonObject:
     }
 
 
-def _csvw_table(definition: Dataset, addresses: _Addresses, url: str) -> JsonObject:
+def _csvw_table(definition: Dataset, addresses: _Addresses, url: str, name: str) -> JsonObject:
     return {
-        "@type": "csvw:Table",
+        "@id": addresses.node(f"{name}-csvw"),  # an IRI, as DCAT-AP.de wants for dct:conformsTo
+        "@type": ["csvw:Table", "dct:Standard"],
         "csvw:url": _iri(url),
         "csvw:dialect": dict(_CSV_DIALECT),
         "csvw:tableSchema": _iri(addresses.node(f"{definition.id}-schema")),
@@ -335,21 +372,22 @@ def _distribution(
         "dct:description": _texts(_distribution_description(definition, file.media_type)),
         "dcat:accessURL": _iri(url),
         "dcat:downloadURL": _iri(url),
-        "dct:format": _iri(_FILE_TYPES[file.media_type]),
-        "dcat:mediaType": _iri(_IANA + file.media_type),
-        "dct:license": _iri(LICENSE),
+        "dct:format": _term(_FILE_TYPES[file.media_type], "dct:MediaTypeOrExtent"),
+        "dcat:mediaType": _term(_IANA + file.media_type, "dct:MediaType"),
+        "dct:license": _term(LICENSE, "dct:LicenseDocument"),
+        "dcatap:availability": _term(_AVAILABLE, "skos:Concept"),
         "dcatde:licenseAttributionByText": _attribution(settings, definition, addresses.node(definition.id)),
-        "dcat:byteSize": _typed(str(fact.byte_size), "xsd:nonNegativeInteger"),
+        "dcat:byteSize": _typed(str(fact.byte_size), "xsd:decimal"),  # DCAT-AP 2's range
         "spdx:checksum": {
             "@type": "spdx:Checksum",
-            "spdx:algorithm": _iri("spdx:checksumAlgorithm_sha256"),
+            "spdx:algorithm": _iri(SHA256),
             "spdx:checksumValue": _typed(fact.sha256, "xsd:hexBinary"),
         },
         "dct:issued": _typed(issued.get(iri, fact.modified.isoformat()), "xsd:dateTime"),
         "dct:modified": _datetime(fact.modified),
     }
     if file.media_type == MEDIA_TYPES["csv"]:
-        node["dct:conformsTo"] = _csvw_table(definition, addresses, url)
+        node["dct:conformsTo"] = _csvw_table(definition, addresses, url, fact.relative.name)
     return node
 
 
@@ -359,7 +397,7 @@ def _dataset(
     addresses: _Addresses,
     settings: OpenDataSettings,
     *,
-    bbox: str | None,
+    box: _Box | None,
     contributor_id: str | None,
     issued: dict[str, str],
 ) -> JsonObject:
@@ -375,19 +413,19 @@ def _dataset(
         "dct:description": _texts(definition.description),
         "dcat:keyword": [{"@value": word, "@language": "de"} for word in definition.keyword_list("de")]
         + [{"@value": word, "@language": "en"} for word in definition.keyword_list("en")],
-        "dcat:theme": [_iri(theme) for theme in definition.themes],
-        "dct:publisher": _publisher(settings),
-        "dct:accrualPeriodicity": _iri(definition.accrual_periodicity),
+        "dcat:theme": [_term(theme, "skos:Concept") for theme in definition.themes],
+        "dct:publisher": _publisher(settings, addresses),
+        "dct:accrualPeriodicity": _term(definition.accrual_periodicity, "dct:Frequency"),
         "dcat:temporalResolution": _typed(_duration(definition.resolution), "xsd:duration"),
         "dct:temporal": {
             "@type": "dct:PeriodOfTime",
             "dcat:startDate": _datetime(start),
             "dcat:endDate": _datetime(end),
         },
-        "dct:spatial": _spatial(settings, bbox),
+        "dct:spatial": _spatial(settings, box),
         "dcatde:geocodingDescription": settings.spatial_label,
-        "dct:language": [_iri(language) for language in _LANGUAGES],
-        "dct:license": _iri(LICENSE),
+        "dct:language": [_term(language, "dct:LinguisticSystem") for language in _LANGUAGES],
+        "dct:license": _term(LICENSE, "dct:LicenseDocument"),
         "dct:issued": _typed(issued.get(iri, modified.isoformat()), "xsd:dateTime"),
         "dct:modified": _datetime(modified),
         "dcat:distribution": [_iri(addresses.node(fact.relative.name)) for fact in facts],
@@ -404,7 +442,11 @@ def _dataset(
 
 
 def _catalogue(
-    datasets: Sequence[JsonObject], addresses: _Addresses, settings: OpenDataSettings, now: dt.datetime
+    datasets: Sequence[JsonObject],
+    addresses: _Addresses,
+    settings: OpenDataSettings,
+    now: dt.datetime,
+    issued: dict[str, str],
 ) -> JsonObject:
     node: JsonObject = {
         "@id": addresses.catalogue,
@@ -420,11 +462,12 @@ def _catalogue(
                 "data (CSV and JSON, per dataset and month), updated daily.",
             )
         ),
-        "dct:publisher": _publisher(settings),
-        "dct:language": [_iri(language) for language in _LANGUAGES],
-        "dct:license": _iri(LICENSE),
-        "dcat:themeTaxonomy": _iri(_THEME_TAXONOMY),
+        "dct:publisher": _publisher(settings, addresses),
+        "dct:language": [_term(language, "dct:LinguisticSystem") for language in _LANGUAGES],
+        "dct:license": _term(LICENSE, "dct:LicenseDocument"),
+        "dcat:themeTaxonomy": _term(_THEME_TAXONOMY, "skos:ConceptScheme"),
         "dct:spatial": _spatial(settings, None),
+        "dct:issued": _typed(issued.get(addresses.catalogue, now.isoformat()), "xsd:dateTime"),
         "dct:modified": _datetime(now),
         "dcat:dataset": [_iri(node["@id"]) for node in datasets],
     }
@@ -481,7 +524,7 @@ def build_catalogue(
         facts.append(_FileFacts(file, out_dir))
     facts.sort(key=lambda fact: (fact.file.month, fact.file.media_type))
     addresses = _Addresses(settings.base_url)
-    bbox = _station_bbox(facts)
+    box = _station_box(facts)
     issued = issued or {}
     dataset_nodes: list[JsonObject] = []
     distribution_nodes: list[JsonObject] = []
@@ -496,7 +539,7 @@ def build_catalogue(
                 mine,
                 addresses,
                 settings,
-                bbox=bbox if definition.id == _STATION_DATASET else None,
+                box=box if definition.id == _STATION_DATASET else None,
                 contributor_id=contributor_id or settings.contributor_id,
                 issued=issued,
             )
@@ -505,7 +548,7 @@ def build_catalogue(
         if any(fact.file.media_type == MEDIA_TYPES["csv"] for fact in mine):
             schema_nodes.append(_csvw_schema(definition, addresses))
     moment = _utc(now or dt.datetime.now(dt.UTC))
-    catalogue = _catalogue(dataset_nodes, addresses, settings, moment)
+    catalogue = _catalogue(dataset_nodes, addresses, settings, moment, issued)
     return {
         "@context": dict(CONTEXT),
         "@graph": [catalogue, *dataset_nodes, *distribution_nodes, *schema_nodes],

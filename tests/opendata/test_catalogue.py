@@ -19,7 +19,7 @@ from rdflib.collection import Collection
 from rdflib.query import ResultRow
 from rdflib.term import Node
 
-from ingest.opendata.catalogue import LICENSE, CatalogueError, write_catalogue
+from ingest.opendata.catalogue import LICENSE, SHA256, CatalogueError, write_catalogue
 from ingest.opendata.datasets import (
     DATASETS,
     FREQUENCY_DAILY,
@@ -120,7 +120,7 @@ def _check_file(graph: Graph, distribution: Node, path: Path) -> list[str]:
     checksum = graph.value(distribution, SPDX.checksum)
     algorithm = graph.value(checksum, SPDX.algorithm) if checksum is not None else None
     value = graph.value(checksum, SPDX.checksumValue) if checksum is not None else None
-    if algorithm != SPDX.checksumAlgorithm_sha256 or str(value) != hashlib.sha256(content).hexdigest():
+    if algorithm != URIRef(SHA256) or str(value) != hashlib.sha256(content).hexdigest():
         problems.append(f"{path.name}: sha256 {value} does not match the file")
     media = str(graph.value(distribution, DCAT.mediaType))
     file_format = str(graph.value(distribution, DCT["format"]))
@@ -289,6 +289,7 @@ def test_station_coordinates_give_the_street_dataset_a_bounding_box(out_dir: Pat
         "<http://www.opengis.net/def/crs/OGC/1.3/CRS84> POLYGON((8.2146 53.1431, 8.219 53.1431"
     )
     assert "8.219 53.1447" in bbox
+    assert str(graph.value(spatial, DCAT.centroid)).endswith("POINT(8.216800 53.143900)")
     # the stations' box is not the energy datasets' area: those carry the label only
     energy = graph.value(URIRef(f"{BASE_URL}/catalog.jsonld#quarter-energy-daily"), DCT.spatial)
     assert graph.value(energy, DCAT.bbox) is None
