@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.opendata.export import ExportReport
-    from ingest.opendata.settings import OpenDataSettings
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 log = logging.getLogger("reallabor.opendata")
@@ -41,14 +40,6 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 date (2026-11-29): {text!r}") from None
-
-
-def opendata_settings(settings: Settings) -> OpenDataSettings:
-    """``settings.opendata`` (the defaults while the Settings model has no such section)."""
-    from ingest.opendata.settings import OpenDataSettings
-
-    section = getattr(settings, "opendata", None)
-    return section if isinstance(section, OpenDataSettings) else OpenDataSettings()
 
 
 def writable_directory(path: Path) -> str | None:
@@ -72,7 +63,7 @@ def export_with(settings: Settings, first: dt.date, last: dt.date, out_dir: Path
     from ingest.portal.reader import Reader
     from ingest.registry.db import make_engine, session_factory
 
-    opendata = opendata_settings(settings)
+    opendata = settings.opendata
     url = make_url(settings.registry.url)
     database = url.database or ""
     if (
@@ -144,7 +135,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return EXIT_USAGE
-    out_dir: Path = args.out if args.out is not None else opendata_settings(settings).out_dir
+    out_dir: Path = args.out if args.out is not None else settings.opendata.out_dir
     problem = writable_directory(out_dir)
     if problem is not None:
         print(f"reallabor opendata export: --out {out_dir} is not writable: {problem}", file=sys.stderr)
@@ -159,7 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return EXIT_USAGE
-    opendata = opendata_settings(settings)
+    opendata = settings.opendata
     problem = writable_directory(opendata.out_dir)
     if problem is not None:
         print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ingest.config import InfluxSettings
 from ingest.localservices import InfluxDB
 from ingest.opendata import cli
 from ingest.opendata.datasets import SUPPRESSED_CSV
-from ingest.opendata.export import ExportReport, export_days
+from ingest.opendata.export import ExportReport, daily_range, export_days, next_run, run_loop
 from ingest.opendata.settings import OpenDataSettings
 from ingest.opendata.sources import PublicLabels, load_labels
 from ingest.portal.reader import Reader
@@ -328,3 +329,58 @@ def test_cli_exports_a_day(config: Path, tmp_path: Path, capsys: pytest.CaptureF
         "quarter-energy-daily_2025-03.csv",
         "quarter-energy-daily_2025-03.json",
     ]
+
+
+def test_cli_run_once_exports_yesterdays_month(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "daily"
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    config.write_text(yaml.safe_dump({**settings, "opendata": {"out_dir": str(out)}}), encoding="utf-8")
+    args = parse("run", "--config", str(config), "--once")
+    assert args.func(args) == 0
+    yesterday = dt.datetime.now(TZ).date() - dt.timedelta(days=1)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["from"], summary["to"]) == (yesterday.replace(day=1).isoformat(), yesterday.isoformat())
+    assert summary["rows"]["quarter-energy-daily"] == yesterday.day
+    assert (out / "catalog.jsonld").exists()
+
+
+def test_daily_run_wakes_at_daily_at_for_yesterdays_month() -> None:
+    """The loop with a clock that starts a moment before 03:30 on 1 March: it waits until 03:30, then
+    exports February (the 1st to the 28th), and sleeps until the next day."""
+    moments = iter(
+        [
+            dt.datetime(2025, 3, 1, 3, 29, 59, 800000, tzinfo=TZ),  # the next run: 03:30 today
+            dt.datetime(2025, 3, 1, 3, 29, 59, 900000, tzinfo=TZ),  # 0.1 s to wait
+            dt.datetime(2025, 3, 1, 3, 30, 0, 100000, tzinfo=TZ),  # due
+            dt.datetime(2025, 3, 1, 3, 31, tzinfo=TZ),  # after the run: tomorrow's 03:30
+        ]
+    )
+    calls: list[tuple[dt.date, dt.date]] = []
+    stop = threading.Event()
+
+    def job(first: dt.date, last: dt.date) -> ExportReport:
+        calls.append((first, last))
+        return ExportReport(first, last)
+
+    def now() -> dt.datetime:
+        moment = next(moments, None)
+        if moment is None:
+            stop.set()
+            return dt.datetime(2025, 3, 1, 3, 31, tzinfo=TZ)
+        return moment
+
+    assert run_loop(job, daily_at="03:30", tz=TZ, stop=stop, now=now) == 1
+    assert calls == [(dt.date(2025, 2, 1), dt.date(2025, 2, 28))]
+
+
+def test_next_run_and_daily_range() -> None:
+    evening = dt.datetime(2025, 3, 29, 22, tzinfo=dt.UTC)  # 23:00 local, the night clocks go forward
+    assert next_run(evening, "02:30", TZ).isoformat() == "2025-03-30T02:30:00+01:00"  # 02:30 does not exist
+    assert next_run(evening, "03:30", TZ).isoformat() == "2025-03-30T03:30:00+02:00"
+    assert next_run(dt.datetime(2025, 3, 30, 1, 30, tzinfo=dt.UTC), "03:30", TZ).isoformat() == (
+        "2025-03-31T03:30:00+02:00"  # 03:30 local that day has passed
+    )
+    assert daily_range(dt.date(2025, 1, 1)) == (dt.date(2024, 12, 1), dt.date(2024, 12, 31))
+    assert daily_range(dt.date(2025, 3, 15)) == (dt.date(2025, 3, 1), dt.date(2025, 3, 14))
