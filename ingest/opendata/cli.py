@@ -93,6 +93,7 @@ def export_with(settings: Settings, first: dt.date, last: dt.date, out_dir: Path
             out_dir=out_dir,
             opendata=opendata,
             tz=ZoneInfo(settings.ingest.timezone),
+            raw_rp=settings.influx.retention_policy,
         )
     finally:
         reader.close()

@@ -88,10 +88,12 @@ def export_days(
     out_dir: Path,
     opendata: OpenDataSettings,
     tz: ZoneInfo,
+    raw_rp: str | None = None,
     now: dt.datetime | None = None,
 ) -> ExportReport:
     """Export the local days ``first`` … ``last`` (inclusive) into ``out_dir``; :class:`InfluxUnavailable`
-    when InfluxDB does not answer (nothing of the range is written then)."""
+    when InfluxDB does not answer (nothing of the range is written then). ``raw_rp``: the raw readings'
+    retention policy (``influx.retention_policy``; None: the database's default)."""
     if last < first:
         raise ValueError(f"from ({first.isoformat()}) is after to ({last.isoformat()})")
     started = time.monotonic()
@@ -120,6 +122,7 @@ def export_days(
             start=midnight,
             end=next_midnight,
             tz=tz,
+            raw_rp=raw_rp,
         )
     for dataset_id in (QUARTER_15MIN, QUARTER_DAILY, BUILDING_DAILY, STREET_10MIN):
         definition = dataset(dataset_id)

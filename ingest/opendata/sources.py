@@ -142,16 +142,18 @@ def street_rows(
     start: dt.datetime,
     end: dt.datetime,
     tz: ZoneInfo,
+    raw_rp: str | None = None,
 ) -> list[dict[str, object]]:
     """``street-environment-10min`` rows of ``[start, end)``: 10-minute means of the street stations,
-    ordered by time and station. A sensor with several channels (CayenneLPP) gets ``label/channel``."""
+    ordered by time and station. A sensor with several channels (CayenneLPP) gets ``label/channel``.
+    ``raw_rp``: the raw readings' retention policy (``influx.retention_policy``; None: the default)."""
     means = ", ".join(f"mean({{f{i}}}) AS {{f{i}}}" for i in range(len(STREET_FIELDS)))
     fields = {f"f{i}": Ident(name) for i, name in enumerate(STREET_FIELDS)}
     rows = reader.rows(
         statement(
             f"SELECT {means} FROM {{m}} WHERE {{street}} AND time >= {{start}} AND time < {{end}} "
             'GROUP BY time({every}), "gateway", "device", "channel" fill(none)',
-            m=Ident(ENVIRONMENT),
+            m=Ident(raw_rp, ENVIRONMENT) if raw_rp else Ident(ENVIRONMENT),
             street=street_condition(street_building),
             start=start,
             end=end,

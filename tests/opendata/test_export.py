@@ -384,3 +384,29 @@ def test_next_run_and_daily_range() -> None:
     )
     assert daily_range(dt.date(2025, 1, 1)) == (dt.date(2024, 12, 1), dt.date(2024, 12, 31))
     assert daily_range(dt.date(2025, 3, 15)) == (dt.date(2025, 3, 1), dt.date(2025, 3, 14))
+
+
+def test_street_readings_from_the_raw_retention_policy(world: World, tmp_path: Path) -> None:
+    """``influx.retention_policy`` set: the street readings are read from that policy, not the default."""
+    world.influx.query(
+        f'CREATE RETENTION POLICY "raw_other" ON "{world.influx.database}" DURATION INF REPLICATION 1'
+    )
+    noon = int(dt.datetime.combine(DAY1, dt.time(12), TZ).timestamp())
+    tags = "gateway=gw-street,device=env-street-01,profile=ttn-v3,building=Quartiersplatz"
+    _write(world.influx, [f"environment,{tags} temperature_c=3.0 {noon}"], rp="raw_other")
+    reader = Reader(InfluxSettings(url=world.influx.url, database=world.influx.database))
+    try:
+        export_days(
+            reader,
+            world.labels,
+            first=DAY1,
+            last=DAY1,
+            out_dir=tmp_path,
+            opendata=world.settings,
+            tz=TZ,
+            raw_rp="raw_other",
+        )
+    finally:
+        reader.close()
+    rows = read_json(tmp_path, "street-environment-10min", "2025-03")
+    assert [(row["start"], row["temperature_c"]) for row in rows] == [("2025-03-12T12:00:00+01:00", 3.0)]
