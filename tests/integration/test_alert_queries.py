@@ -145,3 +145,23 @@ def test_an_ingester_restart_is_no_quarantine_spike(db: InfluxQuery) -> None:
     )
     assert firing(db, "reallabor-quarantine-spike") == {("restarted",): False}
     assert firing(db, "reallabor-accounting-broken") == {("restarted",): False}
+
+
+def test_silent_ingester(db: InfluxQuery) -> None:
+    """An instance that stopped reporting for 5 minutes fires (its share queues in its session); one that
+    reports, or was silent for 3 minutes only, does not."""
+    now = time.time_ns()
+    lines = []
+    for step in range(60):  # every 10 s for 10 minutes, newest first
+        at = now - step * 10_000_000_000
+        lines.append(stats("reallabor-ingest-0", at, received=1000 - step))
+        if step >= 33:  # nothing for the last 5.5 minutes
+            lines.append(stats("reallabor-ingest-1", at, received=1000 - step))
+        if step >= 18:  # nothing for the last 3 minutes: not yet
+            lines.append(stats("reallabor-ingest-2", at, received=1000 - step))
+    write(db, lines)
+    assert firing(db, "reallabor-silent-ingester") == {
+        ("reallabor-ingest-0",): False,
+        ("reallabor-ingest-1",): True,
+        ("reallabor-ingest-2",): False,
+    }

@@ -23,6 +23,7 @@ ALERTS = {
     "reallabor-broker-dropped",
     "reallabor-accounting-broken",
     "reallabor-ingester-dropped",
+    "reallabor-silent-ingester",
 }
 
 
