@@ -3,26 +3,19 @@ every distribution's file fetched from its downloadURL and compared with what th
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
 from zoneinfo import ZoneInfo
 
 import pytest
 from rdflib import RDF, Graph, Literal, Namespace, URIRef
 from rdflib.collection import Collection
-from rdflib.query import ResultRow
-from rdflib.term import Node
 
-from ingest.opendata.catalogue import LICENSE, SHA256, CatalogueError, write_catalogue
+from ingest.opendata.catalogue import CatalogueError, write_catalogue
 from ingest.opendata.datasets import (
     DATASETS,
-    FREQUENCY_DAILY,
     SUPPRESSED_CSV,
     Dataset,
     ExportedFile,
@@ -30,13 +23,8 @@ from ingest.opendata.datasets import (
 )
 from ingest.opendata.files import Row, exported_files, write_month
 from ingest.opendata.settings import OpenDataSettings
+from tests.opendata.catalogue_check import CSVW, DCAT, DCATDE, DCT, check_catalogue
 
-DCAT = Namespace("http://www.w3.org/ns/dcat#")
-DCT = Namespace("http://purl.org/dc/terms/")
-DCATDE = Namespace("http://dcat-ap.de/def/dcatde/")
-FOAF = Namespace("http://xmlns.com/foaf/0.1/")
-SPDX = Namespace("http://spdx.org/rdf/terms#")
-CSVW = Namespace("http://www.w3.org/ns/csvw#")
 SCHEMA = Namespace("http://schema.org/")
 QUDT = Namespace("http://qudt.org/schema/qudt/")
 SKOS = Namespace("http://www.w3.org/2004/02/skos/core#")
@@ -89,113 +77,6 @@ def _export(out_dir: Path) -> list[ExportedFile]:
         for definition in DATASETS:
             _write_month(out_dir, definition, month)
     return exported_files(out_dir, BERLIN)
-
-
-# --- the check a harvester would do -----------------------------------------------------------------------
-
-
-def _file_of(url: str, out_dir: Path) -> Path | None:
-    """The local file a downloadURL names: under base_url -> out_dir, or a file: URL (relative links
-    resolved by rdflib against the catalogue's own file: address)."""
-    if url.startswith(BASE_URL + "/"):
-        return out_dir / unquote(url[len(BASE_URL) + 1 :])
-    parts = urlsplit(url)
-    return Path(url2pathname(parts.path)) if parts.scheme == "file" else None
-
-
-def _literals(graph: Graph, node: Node, predicate: URIRef) -> list[Literal]:
-    return [value for value in graph.objects(node, predicate) if isinstance(value, Literal)]
-
-
-def _languages(graph: Graph, node: Node, predicate: URIRef) -> set[str | None]:
-    return {value.language for value in _literals(graph, node, predicate) if str(value).strip()}
-
-
-def _check_file(graph: Graph, distribution: Node, path: Path) -> list[str]:
-    problems: list[str] = []
-    content = path.read_bytes()
-    size = graph.value(distribution, DCAT.byteSize)
-    if not isinstance(size, Literal) or int(size) != len(content):
-        problems.append(f"{path.name}: byteSize {size} != {len(content)}")
-    checksum = graph.value(distribution, SPDX.checksum)
-    algorithm = graph.value(checksum, SPDX.algorithm) if checksum is not None else None
-    value = graph.value(checksum, SPDX.checksumValue) if checksum is not None else None
-    if algorithm != URIRef(SHA256) or str(value) != hashlib.sha256(content).hexdigest():
-        problems.append(f"{path.name}: sha256 {value} does not match the file")
-    media = str(graph.value(distribution, DCAT.mediaType))
-    file_format = str(graph.value(distribution, DCT["format"]))
-    if path.suffix == ".csv":
-        if not (media.endswith("/text/csv") and file_format.endswith("/file-type/CSV")):
-            problems.append(f"{path.name}: declared {media} / {file_format}, not CSV")
-        table = graph.value(distribution, DCT.conformsTo)
-        schema = graph.value(table, CSVW.tableSchema) if table is not None else None
-        columns = graph.value(schema, CSVW.column) if schema is not None else None
-        declared = (
-            [str(graph.value(column, CSVW.name)) for column in Collection(graph, columns)] if columns else []
-        )
-        header = next(csv.reader(content.decode("utf-8").splitlines()), [])
-        if header != declared:
-            problems.append(f"{path.name}: CSV header {header} != declared columns {declared}")
-    elif path.suffix == ".json":
-        if not (media.endswith("/application/json") and file_format.endswith("/file-type/JSON")):
-            problems.append(f"{path.name}: declared {media} / {file_format}, not JSON")
-        try:
-            json.loads(content)
-        except ValueError as error:
-            problems.append(f"{path.name}: does not parse as JSON ({error})")
-    else:
-        problems.append(f"{path.name}: neither .csv nor .json")
-    return problems
-
-
-REQUIRED_DATASET = """
-PREFIX dcat: <http://www.w3.org/ns/dcat#>
-PREFIX dct: <http://purl.org/dc/terms/>
-PREFIX foaf: <http://xmlns.com/foaf/0.1/>
-SELECT ?dataset WHERE {
-  ?catalog a dcat:Catalog ; dcat:dataset ?dataset .
-  ?dataset a dcat:Dataset ;
-    dct:publisher [ a foaf:Agent ; foaf:name ?publisher ] ;
-    dct:accrualPeriodicity ?frequency ;
-    dct:temporal [ a dct:PeriodOfTime ; dcat:startDate ?start ; dcat:endDate ?end ] ;
-    dct:spatial [ a dct:Location ] ;
-    dcat:theme ?theme ;
-    dcat:keyword ?keyword ;
-    dcat:distribution ?distribution .
-  FILTER(STRSTARTS(STR(?theme), "http://publications.europa.eu/resource/authority/data-theme/"))
-  FILTER(?start < ?end)
-}
-"""
-
-
-def check_catalogue(path: Path, out_dir: Path) -> list[str]:
-    """Everything wrong with the catalogue at ``path``, as a harvester would find it; [] when it holds."""
-    graph = Graph().parse(path, format="json-ld")
-    problems: list[str] = []
-    result = graph.query(REQUIRED_DATASET, initBindings={"frequency": URIRef(FREQUENCY_DAILY)})
-    complete = {row[0] for row in result if isinstance(row, ResultRow)}
-    for node in graph.subjects(RDF.type, DCAT.Dataset):
-        if node not in complete:
-            problems.append(f"{node}: lacks a required property (publisher, frequency, temporal, ...)")
-        for predicate in (DCT.title, DCT.description):
-            if _languages(graph, node, predicate) != {"de", "en"}:
-                problems.append(f"{node}: {predicate} not in exactly de and en")
-    for distribution in graph.subjects(RDF.type, DCAT.Distribution):
-        if graph.value(distribution, DCT.license) != URIRef(LICENSE):
-            problems.append(f"{distribution}: licence is not {LICENSE}")
-        if not _literals(graph, distribution, DCATDE.licenseAttributionByText):
-            problems.append(f"{distribution}: no dcatde:licenseAttributionByText")
-        if _languages(graph, distribution, DCT.title) != {"de", "en"}:
-            problems.append(f"{distribution}: dct:title not in de and en")
-        download = graph.value(distribution, DCAT.downloadURL)
-        file = _file_of(str(download), out_dir) if download is not None else None
-        if file is None or not file.is_file():
-            problems.append(f"{distribution}: downloadURL {download} does not resolve to a file")
-            continue
-        if graph.value(distribution, DCAT.accessURL) != download:
-            problems.append(f"{distribution}: accessURL differs from downloadURL")
-        problems.extend(_check_file(graph, distribution, file))
-    return problems
 
 
 # --- tests ------------------------------------------------------------------------------------------------
@@ -253,7 +134,7 @@ def test_base_url_makes_every_link_absolute_and_the_check_holds(out_dir: Path) -
     files = _export(out_dir)
     path = write_catalogue(out_dir, files, _settings(base_url=BASE_URL, publisher_url="https://example.org"))
 
-    assert check_catalogue(path, out_dir) == []
+    assert check_catalogue(path, out_dir, BASE_URL) == []
     graph = _graph(path)
     downloads = {str(url) for url in graph.objects(None, DCAT.downloadURL)}
     assert len(downloads) == 16
@@ -272,7 +153,11 @@ def test_columns_and_units_are_described_for_harvesters_and_machines(out_dir: Pa
     assert str(graph.value(grid, SCHEMA.unitText)) == "kWh"
     assert str(graph.value(grid, QUDT.ucumCode)) == "kW.h"
     assert {str(value) for value in graph.objects(grid, CSVW.null)} == {"", SUPPRESSED_CSV}
-    descriptions = {value.language: str(value) for value in _literals(graph, distribution, DCT.description)}
+    descriptions = {
+        value.language: str(value)
+        for value in graph.objects(distribution, DCT.description)
+        if isinstance(value, Literal)
+    }
     assert "grid_import_kwh [kWh]" in descriptions["de"]
     assert "grid_import_kwh [kWh]" in descriptions["en"]
     assert "self_sufficiency_percent [%]" in descriptions["en"]
