@@ -35,10 +35,10 @@ def _escape(text: str) -> str:
     return text.replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=")
 
 
-def _kwh(index: int, kind: str, moment: dt.datetime, giant: float | None = None) -> float:
+def _kwh(index: int, kind: str, moment: dt.datetime, giant: float | None, daylight: bool) -> float:
     slot = (moment.hour * 4 + moment.minute // 15) % 96
     factor = giant if giant is not None and index == 0 else 1.0 + 0.37 * index
-    if kind in ("pv", "export") and not 28 <= slot < 80:
+    if daylight and kind in ("pv", "export") and not 28 <= slot < 80:
         return 0.0
     base = {"import": 0.11, "export": 0.07, "pv": 0.19}[kind]
     return round(base * factor * (1 + (slot * 7 + moment.day) % 11 / 10), 6)
@@ -113,9 +113,11 @@ def seed(
     pv: int = 5,
     street_sensors: int = 2,
     giant: float | None = None,
+    daylight: bool = True,
 ) -> Quarter:
     """A database of its own with the month so far (ledger) and today's environment readings.
-    ``giant``: the first household's factor instead of 1 (the others': 1.37, 1.74, …)."""
+    ``giant``: the first household's factor instead of 1 (the others': 1.37, 1.74, …). ``daylight``: PV and
+    export only from 07:00 to 20:00 UTC (False: around the clock, so that a test at any hour sees them)."""
     database = f"quarter_{uuid.uuid4().hex[:8]}"
     for q in (
         f"CREATE DATABASE {influxql.ident(database)}",
@@ -133,7 +135,7 @@ def seed(
         for index in range(households):
             name, building = f"hh-{index + 1:02d}", "Haus A" if index % 2 == 0 else "Haus B"
             for kind in ("import", "pv", "export") if index < pv else ("import",):
-                value = _kwh(index, kind, moment, giant)
+                value = _kwh(index, kind, moment, giant, daylight)
                 quarter.quarter_hours[(name, building, kind)][moment] = value
                 daily[((name, building, kind), moment.astimezone(TZ).date())] += value
                 tags = {"household": name, "building": building, "kind": kind, "device": f"{name}-{kind}"}

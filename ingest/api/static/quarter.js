@@ -62,7 +62,8 @@
           gap: 4,
           size: 30,
         },
-        { size: 50, values: function (u, splits) { return splits.map(function (v) { return num.format(v); }); } },
+        // amounts, not signs: export is below the axis, its size is what the axis says
+        { size: 50, values: function (u, splits) { return splits.map(function (v) { return num.format(Math.abs(v)); }); } },
       ],
     };
   }
