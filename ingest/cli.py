@@ -26,6 +26,7 @@ from ingest.opendata.cli import add_parser as add_opendata_parser
 from ingest.profiles import ProfileError, load_profiles
 from ingest.quarantine_cli import add_parser as add_quarantine_parser
 from ingest.security.audit import setup_logging
+from ingest.security.files import private_dir
 
 EXIT_CONFIG = 2
 REGISTRY_COMMANDS = ("api", "users", "gateways", "broker", "devices", "buildings", "households", "residents")
@@ -102,6 +103,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config, "ingest", **instance_overrides(args)).as_instance()
     setup_logging(settings.ingest.log_level)
+    if settings.ingest.instances > 1:  # the instances' directory: made private before they make theirs
+        private_dir(settings.state_dirs()[0])
     if args.drain:
         return _drain(settings, settle_s=args.settle)
     try:

@@ -16,6 +16,7 @@ ledger its InfluxDB user), so no part has to hold another's (docker-compose.yml)
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -497,13 +498,32 @@ class Settings(BaseSettings):
         identity._as_instance = True
         return identity
 
+    def for_instance(self, instance: int) -> Settings:
+        """:meth:`as_instance` of instance ``instance`` (0 to ``ingest.instances`` - 1) of these settings."""
+        if self._as_instance:
+            raise ValueError("for_instance: these are one instance's settings already")
+        if not 0 <= instance < self.ingest.instances:
+            raise ConfigError(
+                f"ingest.instance: {instance} is not one of the {self.ingest.instances} instances "
+                f"(0 to {self.ingest.instances - 1})"
+            )
+        ingest = self.ingest.model_copy(update={"instance": instance})
+        return self.model_copy(update={"ingest": ingest}).as_instance()
+
     def state_dirs(self) -> list[Path]:
-        """The state directories of every instance (one with one instance): where their quarantines are."""
-        ingest = self.ingest
-        base = ingest.state_dir.parent if self._as_instance else ingest.state_dir
-        if ingest.instances == 1:
-            return [base]
-        return [base / INSTANCE_DIR.format(instance=k) for k in range(ingest.instances)]
+        """Where the quarantines are: ``ingest.state_dir`` (one instance's, or what it kept from before
+        there were several) and ``<state_dir>/instance-K`` of each instance configured or found there
+        (a retired one's quarantine stays with it)."""
+        base = self.ingest.state_dir.parent if self._as_instance else self.ingest.state_dir
+        numbers = set(range(self.ingest.instances)) if self.ingest.instances > 1 else set()
+        with contextlib.suppress(OSError):  # no state directory yet
+            numbers |= {
+                int(number)
+                for found in base.iterdir()
+                if (number := found.name.removeprefix(INSTANCE_DIR.format(instance=""))).isdigit()
+                and found.is_dir()
+            }
+        return [base, *(base / INSTANCE_DIR.format(instance=k) for k in sorted(numbers))]
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:

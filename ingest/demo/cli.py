@@ -11,6 +11,7 @@ from typing import Any
 from ingest.demo.ports import DemoPorts
 
 EXIT_REFUSED = 2
+MAX_INGESTERS = 8  # one machine, one process: several show how instances share the stream, not speed
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -29,6 +30,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="the first N gateways with serial meters run the real gateway service: meters through "
         "pseudo-terminals, Wi-Fi and Zigbee devices through a local Mosquitto (default 3; 0: none)",
+    )
+    up.add_argument(
+        "--ingesters",
+        type=int,
+        default=1,
+        metavar="N",
+        help="ingester instances sharing the stream, each with its own client id, session, state and "
+        "metrics port (default 1; README 'Several ingesters')",
     )
     for name, text in (
         ("mqtt", "MQTT broker"),
@@ -54,6 +63,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         if value < 0 or (name.endswith("_port") and not 1 <= value <= 65535):
             print(f"reallabor up: --{name.replace('_', '-')} {value} is out of range", file=sys.stderr)
             return EXIT_REFUSED
+    if not 1 <= args.ingesters <= MAX_INGESTERS:
+        print(f"reallabor up: --ingesters {args.ingesters}: 1 to {MAX_INGESTERS}", file=sys.stderr)
+        return EXIT_REFUSED
     if args.interval < 1:
         print(f"reallabor up: --interval {args.interval:g}: at least 1 s", file=sys.stderr)
         return EXIT_REFUSED
@@ -66,4 +78,5 @@ def cmd_up(args: argparse.Namespace) -> int:
         interval_s=args.interval,
         ports=ports,
         through_gateways=args.through_gateways,
+        ingesters=args.ingesters,
     )

@@ -23,10 +23,15 @@ class DemoPorts:
         """InfluxDB's backup/restore port, two above its HTTP port (as 8086/8088)."""
         return self.influx + 2
 
-    def taken(self) -> list[str]:
-        """One line per port something else listens on (or cannot be bound), naming the option."""
+    def taken(self, *, ingesters: int = 1) -> list[str]:
+        """One line per port something else listens on (or cannot be bound), naming the option.
+        ``ingesters``: instance K's metrics listen on ``metrics`` + K."""
         wanted = [(f.name, getattr(self, f.name), f"--{f.name}-port") for f in fields(self)]
         wanted.append(("influx RPC", self.influx_rpc, "--influx-port (its RPC port is that + 2)"))
+        wanted += [
+            (f"metrics of ingester {k}", self.metrics + k, "--metrics-port (ingester K's is that + K)")
+            for k in range(1, ingesters)
+        ]
         problems, seen = [], set[int]()
         for role, port, option in wanted:
             if port in seen:

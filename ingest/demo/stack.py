@@ -22,19 +22,19 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import yaml
 
-from ingest.config import Settings, load_settings
+from ingest.config import ConfigError, Settings, load_settings
 from ingest.demo.credentials import DemoCredentials
 from ingest.demo.influx_users import ADMIN, INGESTER, LEDGER, READER, InfluxSetupError, ensure_users
 from ingest.demo.ports import DemoPorts
 from ingest.demo.seed import demo_logins, seed
-from ingest.dynsec import DynsecBootstrap, admin_from_settings
+from ingest.dynsec import DynsecBootstrap, DynsecError, admin_from_settings
 from ingest.lifecycle_cli import InfluxV1, LifecycleError, init_with
 from ingest.localservices import LOOPBACK, InfluxDB, LocalService, Mosquitto, ServiceError
 from ingest.profiles import ProfileError
@@ -44,6 +44,7 @@ from ingest.registry.migrate import upgrade
 from ingest.security.files import private_dir, private_file
 
 if TYPE_CHECKING:
+    from ingest.ingester import Ingester
     from simulators.gateway_hosts import HostedSink
     from simulators.gateways import GatewayAccount, GatewaySink
 
@@ -117,7 +118,10 @@ class ApiServer(LocalService):
             return False
 
 
-def _settings_dict(state_dir: Path, ports: DemoPorts, credentials: DemoCredentials) -> dict[str, Any]:
+def _settings_dict(
+    state_dir: Path, ports: DemoPorts, credentials: DemoCredentials, *, ingesters: int = 1
+) -> dict[str, Any]:
+    several = {"instances": ingesters} if ingesters > 1 else {}  # one: the file as it always was
     return {
         "mode": "development",
         "mqtt": {
@@ -142,6 +146,7 @@ def _settings_dict(state_dir: Path, ports: DemoPorts, credentials: DemoCredentia
             "profiles_dir": str(PROFILES_DIR),
             "metrics_port": ports.metrics,
             "log_level": "WARNING",
+            **several,
         },
         "registry": {"url": f"sqlite:///{state_dir / 'registry.db'}", "enrich": True, "refresh_s": 5.0},
         "api": {
@@ -197,11 +202,12 @@ def run_stack(
     interval_s: float,
     ports: DemoPorts,
     through_gateways: int = THROUGH_GATEWAYS,
+    ingesters: int = 1,
 ) -> int:
     state_dir = state_dir.resolve()
     try:
         with state_lock(state_dir):
-            taken = ports.taken()
+            taken = ports.taken(ingesters=ingesters)
             if taken:
                 for line in taken:
                     print(f"reallabor up: {line}", file=sys.stderr)
@@ -212,6 +218,7 @@ def run_stack(
                 interval_s=interval_s,
                 ports=ports,
                 through_gateways=through_gateways,
+                ingesters=ingesters,
             )
     except StateInUse as exc:
         print(
@@ -221,7 +228,13 @@ def run_stack(
 
 
 def _run_locked(
-    state_dir: Path, *, households: int, interval_s: float, ports: DemoPorts, through_gateways: int
+    state_dir: Path,
+    *,
+    households: int,
+    interval_s: float,
+    ports: DemoPorts,
+    through_gateways: int,
+    ingesters: int = 1,
 ) -> int:
     from ingest.profiles import load_profiles
 
@@ -236,6 +249,7 @@ def _run_locked(
         admin_password=credentials.broker_admin,
         ingester_password=credentials.ingester,
         ingester_client_id=INGESTER_CLIENT_ID,
+        ingester_instances=ingesters,
     )
     mosquitto = Mosquitto(state_dir / "mosquitto", port=ports.mqtt, dynsec=bootstrap)
     influxdb = InfluxDB(
@@ -246,8 +260,12 @@ def _run_locked(
         continuous_queries=True,  # the rollups (docs/lifecycle.md)
     )
     config_path = state_dir / CONFIG_FILE
-    write_settings(config_path, _settings_dict(state_dir, ports, credentials))
+    before = _ingesters_before(config_path)
+    write_settings(config_path, _settings_dict(state_dir, ports, credentials, ingesters=ingesters))
     settings = load_settings(config_path)
+    retiring = []
+    if before is not None:
+        retiring = _retiring(load_settings(config_path, ingest={"instances": before}), ingesters)
     api = ApiServer(state_dir / "api", port=ports.api, config=config_path)
     started: list[LocalService] = []
     try:
@@ -255,6 +273,7 @@ def _run_locked(
         for service in services:
             service.start()
             started.append(service)
+        _ingester_accounts(settings, bootstrap)
         ensure_users(influxdb.url, credentials)
         init_with(settings.influx, auth=(ADMIN, credentials.influx_admin))  # raw retention, rollups
         notices = _seed_registry(settings, credentials, households) if households else []
@@ -268,14 +287,48 @@ def _run_locked(
             api=api,
             notices=notices,
             through_gateways=through_gateways,
+            retiring=retiring,
         )
         return asyncio.run(_run(demo, households=households, interval_s=interval_s))
-    except (ServiceError, InfluxSetupError, LifecycleError) as exc:
+    except (ServiceError, InfluxSetupError, LifecycleError, DynsecError) as exc:
         print(f"reallabor up: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         for service in reversed(started):
             service.stop()
+
+
+def _ingesters_before(config_path: Path) -> int | None:
+    """How many ingesters the last start ran (its settings file); None on the first start."""
+    try:
+        return load_settings(config_path).ingest.instances
+    except ConfigError:  # no file yet (or not one to trust): nothing to retire
+        return None
+
+
+def _retiring(before: Settings, ingesters: int) -> list[Settings]:
+    """The ingesters of the last start (``before``) that this one does not run: their sessions still hold
+    their shares of what came meanwhile, and the broker deals them more until they are drained."""
+    count = before.ingest.instances
+    if count == ingesters:
+        return []
+    if count == 1:  # one ingester before, several now: its session has another client id
+        return [before]
+    return [before.for_instance(k) for k in range(ingesters if ingesters > 1 else 0, count)]
+
+
+def _ingester_accounts(settings: Settings, bootstrap: DynsecBootstrap) -> None:
+    """Each ingester's broker account, bound to its client id: a broker made by an earlier start with fewer
+    ingesters lacks the others' (its accounts file is made once)."""
+    admin = admin_from_settings(mqtt=settings.mqtt, admin=settings.broker_admin)
+    password = bootstrap.ingester_password
+    assert admin is not None  # the demo's settings name the admin
+    assert password is not None
+    with admin:
+        present = admin.client_ids()
+        for username, client_id in bootstrap.ingester_accounts().items():
+            if present.get(username, "") != client_id:
+                admin.provision_ingester(username=username, password=password, client_id=client_id)
 
 
 @dataclass
@@ -289,6 +342,12 @@ class Demo:
     notices: list[str]
     through_gateways: int = 0
     hosted: tuple[str, ...] = ()  # the gateways that run the real gateway service
+    retiring: list[Settings] = field(default_factory=list)  # ingesters of the last start not run now
+
+    def ingester_settings(self) -> list[Settings]:
+        """Each ingester's settings: one, or one per instance (its identity: Settings.as_instance)."""
+        count = self.settings.ingest.instances
+        return [self.settings] if count == 1 else [self.settings.for_instance(k) for k in range(count)]
 
 
 def _history_from(settings: Settings, reader: tuple[str, str]) -> int:
@@ -405,14 +464,26 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
     from ingest.ingester import Ingester
     from simulators.cli import publish_realtime
 
-    ingester = Ingester(demo.settings)
+    private_dir(demo.settings.ingest.state_dir)  # the ingesters' (several: each one's below it)
+    await _retire(demo.retiring)
+    ingesters = [Ingester(settings) for settings in demo.ingester_settings()]
+
+    def stop_ingesters() -> None:
+        for ingester in ingesters:
+            ingester.stop()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, ingester.stop)
-    run = asyncio.create_task(ingester.run(), name="ingester")
-    await asyncio.wait({run, asyncio.create_task(ingester.ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
-    if run.done():
-        run.result()
+        loop.add_signal_handler(signum, stop_ingesters)
+    runs = [asyncio.create_task(ingester.run(), name=f"ingester-{k}") for k, ingester in enumerate(ingesters)]
+    ready = asyncio.create_task(_all_ready(ingesters), name="ingesters-ready")
+    await asyncio.wait({*runs, ready}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if any(run.done() for run in runs):
+        stop_ingesters()
+        await asyncio.gather(*runs, return_exceptions=True)
+        for run in runs:
+            run.result()
         return EXIT_FAILED
 
     stop_fleet = threading.Event()
@@ -465,14 +536,9 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
 
         print(banner(demo, households=households, interval_s=interval_s), flush=True)
         try:
-            while not run.done():
-                await asyncio.wait({run}, timeout=10)
-                s = ingester.stats
-                print(
-                    f"  received {s.received}  replayed {s.replayed}  written {s.written}  "
-                    f"in spool {s.in_spool}  quarantined {s.quarantined_total}  points {s.points_written}",
-                    flush=True,
-                )
+            while not any(run.done() for run in runs):
+                await asyncio.wait(runs, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+                print(_progress(ingesters), flush=True)
                 restarted = await asyncio.to_thread(sink.restart_ended) if sink is not None else []
                 for gateway, code in restarted:
                     print(
@@ -481,19 +547,60 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-            run.result()
+            for run in runs:
+                if run.done():
+                    run.result()  # one that failed: its error
         finally:
             stop_fleet.set()
             if fleet is not None:
                 await asyncio.to_thread(fleet.join, 10)
             if ledger is not None:
                 await asyncio.to_thread(ledger.join, 30)
-            if not run.done():
-                ingester.stop()
-                with contextlib.suppress(Exception):
-                    await run
+            stop_ingesters()  # all of them when one failed
+            for run in runs:
+                if not run.done():
+                    with contextlib.suppress(Exception):
+                        await run
     print("stopped cleanly.")
     return 0
+
+
+async def _retire(retiring: list[Settings]) -> None:
+    """Drain the ingesters the last start ran and this one does not (ingest/drain.py), before the others
+    start: what their sessions held goes to InfluxDB, then the sessions end."""
+    from ingest.drain import drain
+
+    for settings in retiring:
+        report = await drain(settings, settle_s=1.0)
+        if report.retired:
+            print(f"  retired ingester {settings.mqtt.client_id}: {report.line()}", flush=True)
+        else:
+            print(
+                f"reallabor up: ingester {settings.mqtt.client_id} not retired ({report.line()}): its "
+                "session keeps its messages until a start with the ingesters before",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+async def _all_ready(ingesters: list[Ingester]) -> None:
+    for ingester in ingesters:
+        await ingester.ready.wait()
+
+
+def _progress(ingesters: list[Ingester]) -> str:
+    """The status line every 10 s: the counters of all ingesters, and each one's share of the messages."""
+    stats = [ingester.stats for ingester in ingesters]
+    line = (
+        f"  received {sum(s.received for s in stats)}  replayed {sum(s.replayed for s in stats)}  "
+        f"written {sum(s.written for s in stats)}  in spool {sum(s.in_spool for s in stats)}  "
+        f"quarantined {sum(s.quarantined_total for s in stats)}  "
+        f"points {sum(s.points_written for s in stats)}"
+    )
+    if len(stats) > 1:
+        shares = ", ".join(f"{k}: {s.received}" for k, s in enumerate(stats))
+        line += f"  (received by ingester {shares})"
+    return line
 
 
 def banner(demo: Demo, *, households: int, interval_s: float) -> str:
@@ -529,7 +636,23 @@ def banner(demo: Demo, *, households: int, interval_s: float) -> str:
     default_state = state_dir == DEFAULT_STATE.resolve()
     commands = "" if default_state else f" --config {config}"
     again = "make demo" if default_state else f"reallabor up --state-dir {state_dir}"
+    if len(demo.ingester_settings()) > 1:
+        again = f"reallabor up --ingesters {len(demo.ingester_settings())}" + (
+            "" if default_state else f" --state-dir {state_dir}"
+        )
     notes = "".join(f"\n  note        : {notice}" for notice in demo.notices)
+    metrics = f"http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics"
+    instances = demo.ingester_settings()
+    ingesters = ""
+    if len(instances) > 1:
+        ports = [str(instance.ingest.metrics_port) for instance in instances]
+        metrics += f" (ingester 0; ports {', '.join(ports)}: ingester K's is the port + K)"
+        ingesters = (
+            f"\n  ingesters   : {len(instances)} instances share the stream ($share/"
+            f"{instances[0].mqtt.shared_group}/…), each with its own broker account,\n"
+            f"{indent}session, spool and quarantine: {', '.join(i.mqtt.client_id for i in instances)};\n"
+            f"{indent}state in {settings.ingest.state_dir}/instance-K/"
+        )
     gateways = ""
     if demo.hosted:
         hosted = ", ".join(demo.hosted)
@@ -554,7 +677,7 @@ Reallabor is up (state in {state_dir}).
                 influx -port {port} -database {influx.database} -precision rfc3339 -execute \\
                   '{query}'
   energy      : ledger user {LEDGER!r}: rollups.energy, energy_1d every {LEDGER_INTERVAL_S:.0f} s
-  metrics     : http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics
+  metrics     : {metrics}{ingesters}
   simulated   : {simulated}{gateways}
   secrets     : {state_dir / "demo-secrets.json"} (every demo password, owner only)
   commands    : reallabor users|gateways|devices|households|residents|letters|quarantine …{commands}{notes}

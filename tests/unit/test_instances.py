@@ -29,7 +29,9 @@ def test_several_instances_each_get_their_own_identity() -> None:
     assert chosen.ingest.state_dir == Path("/srv/state/instance-2")
     assert chosen.ingest.metrics_port == 9110
     assert chosen.as_instance() is chosen  # applied once, however often asked
-    assert chosen.state_dirs() == [Path(f"/srv/state/instance-{k}") for k in range(3)]
+    assert chosen.state_dirs() == [Path("/srv/state"), *(Path(f"/srv/state/instance-{k}") for k in range(3))]
+    same = _instance(instance=0, instances=3, metrics_port=9108, state_dir="/srv/state").for_instance(2)
+    assert same.model_dump() == chosen.model_dump()
 
 
 def test_a_named_group_and_an_any_free_metrics_port_stay() -> None:
@@ -41,11 +43,22 @@ def test_a_named_group_and_an_any_free_metrics_port_stay() -> None:
     assert _instance(instance=1, instances=2).as_instance().ingest.metrics_port is None
 
 
-def test_one_instance_is_exactly_as_before() -> None:
-    settings = _instance(metrics_port=9108)
+def test_one_instance_is_exactly_as_before(tmp_path: Path) -> None:
+    settings = _instance(metrics_port=9108, state_dir=str(tmp_path))
     assert settings.as_instance() is settings
     assert (settings.mqtt.client_id, settings.mqtt.shared_group) == ("reallabor-ingest", None)
-    assert settings.state_dirs() == [Path("state")]
+    assert settings.state_dirs() == [tmp_path]
+
+
+def test_the_state_of_a_retired_instance_is_still_found(tmp_path: Path) -> None:
+    (tmp_path / "instance-3").mkdir()  # ran when there were four
+    (tmp_path / "instance-x").mkdir()  # not an instance's
+    back_to_one = _instance(state_dir=str(tmp_path))
+    assert back_to_one.state_dirs() == [tmp_path, tmp_path / "instance-3"]
+    two = _instance(instances=2, state_dir=str(tmp_path)).for_instance(1)
+    assert two.state_dirs() == [tmp_path, *(tmp_path / f"instance-{k}" for k in (0, 1, 3))]
+    with pytest.raises(ConfigError, match=r"ingest\.instance: 2 is not one of the 2 instances"):
+        _instance(instances=2).for_instance(2)
 
 
 @pytest.mark.parametrize(
@@ -124,3 +137,39 @@ def test_a_disconnect_that_ends_the_session() -> None:
     assert disconnect.kind == wire.DISCONNECT
     assert wire.disconnect_reason(disconnect.body) == 0  # normal disconnection
     assert wire.properties_at(disconnect.body, 1) == [(wire.SESSION_EXPIRY_INTERVAL, 0)]
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "retired"),
+    [
+        (2, 2, []),
+        (1, 1, []),
+        (3, 1, ["demo-0", "demo-1", "demo-2"]),  # back to one: its session has another client id
+        (1, 2, ["demo"]),
+        (4, 2, ["demo-2", "demo-3"]),
+        (2, 3, []),
+    ],
+)
+def test_a_demo_start_with_other_ingesters_retires_the_sessions_it_does_not_run(
+    before: int, now: int, retired: list[str]
+) -> None:
+    from ingest.demo.stack import _retiring
+
+    settings = load_settings(None, ingest={"instances": before}, mqtt={"client_id": "demo"})
+    assert [instance.mqtt.client_id for instance in _retiring(settings, now)] == retired
+
+
+def test_the_demo_refuses_when_another_ingesters_metrics_port_is_taken() -> None:
+    import socket
+
+    from ingest.demo.ports import DemoPorts
+    from tests.demo_process import free_ports
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken = sock.getsockname()[1]
+        base = free_ports()
+        ports = DemoPorts(mqtt=base.mqtt, influx=base.influx, api=base.api, metrics=taken - 1)
+        assert any(f"port {taken} (metrics of ingester 1)" in line for line in ports.taken(ingesters=2))
+        assert not any("metrics of ingester" in line for line in ports.taken())
