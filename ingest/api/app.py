@@ -43,7 +43,6 @@ from ingest.commissioning.runner import RunManager
 from ingest.commissioning.setup import make_commissioner
 from ingest.config import Settings
 from ingest.dynsec import BrokerUnavailable, DynsecError
-from ingest.opendata.settings import OpenDataSettings
 from ingest.profiles.loader import ProfileSet
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.errors import Conflict, InvalidField, InvalidFields
@@ -159,8 +158,7 @@ def create_app(
     pages.install(app)
     ops_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /ops: operators' charts
     portal_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /portal: residents
-    opendata = getattr(settings, "opendata", None) or OpenDataSettings()  # until Settings.opendata is wired
-    quarter_page.install(app, settings.influx, opendata, timezone=settings.ingest.timezone)  # /quarter: all
+    quarter_page.install(app, settings.influx, settings.opendata, timezone=settings.ingest.timezone)  # public
     privacy.install(app, settings, api_prefix=API_PREFIX)  # export, deletion (docs/privacy.md)
     docs.install(app, openapi_url=f"{API_PREFIX}/openapi.json", operators_only=settings.mode != "development")
     return app

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from ingest.influxql import Ident, Regex, statement
 from ingest.opendata.disclosure import Cell, Contributor, Rule, Status, assess, derived
 from ingest.opendata.energy_tables import KIND_COLUMNS, SELF_SUFFICIENCY, DayEnergy, day_tables
@@ -108,9 +110,10 @@ class BatchReader(Reader):
             )
             response.raise_for_status()
             results = response.json()["results"]
-        except Exception as exc:  # httpx errors, JSON and shape errors: the kind only (the URL names series)
-            status = getattr(getattr(exc, "response", None), "status_code", None)
-            raise InfluxUnavailable(f"HTTP {status}" if status else type(exc).__name__) from exc
+        except httpx.HTTPStatusError as exc:  # its text has the URL with the statements: the status only
+            raise InfluxUnavailable(f"HTTP {exc.response.status_code}") from exc
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise InfluxUnavailable(type(exc).__name__) from exc
         out: list[list[Row]] = []
         for result in results:
             if "error" in result:
@@ -173,6 +176,7 @@ class QuarterSource:
         *,
         rule: Rule,
         street_building: str,
+        raw_rp: str | None = None,
         now: Callable[[], dt.datetime] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -180,6 +184,7 @@ class QuarterSource:
         self.tz = tz
         self.rule = rule
         self.street_building = street_building
+        self.raw_rp = raw_rp  # the raw readings' retention policy (influx.retention_policy; None: default)
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
         self._clock = clock
         self._settled: tuple[tuple[dt.datetime, dt.datetime], float, _Period] | None = None
@@ -202,7 +207,7 @@ class QuarterSource:
 
         statements = [
             self._by_household(day_start, tomorrow),
-            self._street(min(day_start, now - dt.timedelta(hours=1)), tomorrow, self.street_building),
+            self._street(min(day_start, now - dt.timedelta(hours=1)), tomorrow),
         ]
         if recent_start < day_start:
             statements += self._period(recent_start, day_start, daily=False)
@@ -292,14 +297,13 @@ class QuarterSource:
         )
         return [slots, totals]
 
-    @staticmethod
-    def _street(start: dt.datetime, end: dt.datetime, building: str) -> str:
+    def _street(self, start: dt.datetime, end: dt.datetime) -> str:
         means = ", ".join(f'mean("{name}") AS "{name}"' for name in STREET_FIELDS)  # constants, not input
         return statement(
             f"SELECT {means} FROM {{m}} WHERE {{street}} AND time >= {{start}} AND time < {{end}} "
             "GROUP BY time(10m) fill(none)",
-            m=Ident(ENVIRONMENT),
-            street=street_condition(building),
+            m=Ident(self.raw_rp, ENVIRONMENT) if self.raw_rp else Ident(ENVIRONMENT),
+            street=street_condition(self.street_building),
             start=start,
             end=end,
         )

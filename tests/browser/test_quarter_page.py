@@ -16,11 +16,9 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from ingest.api.app import create_app
-from ingest.api.pages import quarter_page
 from ingest.api.pages.ops_page import UPLOT_DIR
 from ingest.config import Settings
 from ingest.localservices import InfluxDB
-from ingest.opendata.settings import OpenDataSettings
 from ingest.registry.db import make_engine
 from ingest.registry.migrate import upgrade
 from tests.browser import axe
@@ -57,11 +55,6 @@ def quarter(influxdb: InfluxDB) -> Iterator[Quarter]:
 def quarter_url(quarter: Quarter, tmp_path: Path) -> Iterator[str]:
     engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
     upgrade(engine)
-    settings = Settings(
-        api={"secret_key": secrets.token_urlsafe(32)},
-        influx={"url": quarter.url, "database": quarter.database},
-    )
-    app = create_app(settings, engine=engine, migrate=False)
     out = tmp_path / "opendata"
     (out / "quarter-energy-daily").mkdir(parents=True)
     (out / "catalog.jsonld").write_text("{}", encoding="utf-8")
@@ -69,8 +62,12 @@ def quarter_url(quarter: Quarter, tmp_path: Path) -> Iterator[str]:
         (out / "quarter-energy-daily" / f"quarter-energy-daily_2026-11.{ext}").write_text(
             "{}", encoding="utf-8"
         )
-    options = OpenDataSettings(out_dir=out, cache_s=60)
-    app.state.quarter = quarter_page.make_state(settings.influx, options, timezone="Europe/Berlin")
+    settings = Settings(
+        api={"secret_key": secrets.token_urlsafe(32)},
+        influx={"url": quarter.url, "database": quarter.database},
+        opendata={"out_dir": out, "cache_s": 60},
+    )
+    app = create_app(settings, engine=engine, migrate=False)
     with serve(app) as url:
         yield url
     engine.dispose()

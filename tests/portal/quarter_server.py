@@ -15,11 +15,9 @@ from pathlib import Path
 import uvicorn
 
 from ingest.api.app import create_app
-from ingest.api.pages import quarter_page
 from ingest.api.rate_limit import ClientRateLimit
 from ingest.config import Settings
 from ingest.localservices import LOOPBACK
-from ingest.opendata.settings import OpenDataSettings
 from ingest.registry.db import make_engine
 from ingest.registry.migrate import upgrade
 
@@ -37,10 +35,9 @@ def main() -> None:
     settings = Settings(
         api={"secret_key": secrets.token_urlsafe(32)},
         influx={"url": args.influx, "database": args.database},
+        opendata={"out_dir": args.dir / "opendata", "cache_s": args.cache_s},
     )
     app = create_app(settings, engine=engine, migrate=False)
-    opendata = OpenDataSettings(out_dir=args.dir / "opendata", cache_s=args.cache_s)
-    app.state.quarter = quarter_page.make_state(settings.influx, opendata, timezone="Europe/Berlin")
     app.state.public_rate_limit = ClientRateLimit(per_s=100_000, burst=100_000)
     uvicorn.run(app, host=LOOPBACK, port=args.port, log_level="warning", access_log=False)
 

@@ -37,7 +37,6 @@ from ingest.config import InfluxSettings, Settings
 from ingest.localservices import LOOPBACK, InfluxDB, free_port
 from ingest.opendata.disclosure import Rule
 from ingest.opendata.public import BatchReader, FiguresCache, PublicFigures, QuarterSource
-from ingest.opendata.settings import OpenDataSettings
 from ingest.registry.db import make_engine
 from ingest.registry.migrate import upgrade
 from tests.portal.quarter_seed import STREET, TZ, Quarter, seed, street_means
@@ -84,17 +83,17 @@ def source(quarter: Quarter, *, now: dt.datetime | None = None, rule: Rule | Non
     )
 
 
-def app_for(quarter: Quarter, tmp_path: Path, **opendata: Any) -> FastAPI:
+def app_for(quarter: Quarter, tmp_path: Path, *, influx_url: str | None = None, **opendata: Any) -> FastAPI:
+    """The API as configured: ``opendata`` settings (out_dir in tmp_path unless given) and InfluxDB."""
     engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
     upgrade(engine)
     settings = Settings(
         api={"secret_key": secrets.token_urlsafe(32)},
-        influx={"url": quarter.url, "database": quarter.database},
+        influx={"url": influx_url or quarter.url, "database": quarter.database},
+        ingest={"timezone": "Europe/Berlin"},
+        opendata={"out_dir": tmp_path / "opendata"} | opendata,
     )
-    app = create_app(settings, engine=engine, migrate=False)
-    options = OpenDataSettings(**({"out_dir": tmp_path / "opendata"} | opendata))
-    app.state.quarter = quarter_page.make_state(settings.influx, options, timezone="Europe/Berlin")
-    return app
+    return create_app(settings, engine=engine, migrate=False)
 
 
 # ------------------------------------------------------------------------------------------- the figures
@@ -155,13 +154,20 @@ def test_four_households_are_withheld_five_published(own_influx: InfluxDB) -> No
             few.drop()
         values = [value for q in figures.today for value in q.kwh.values()]
         assert values, "the seeded day has quarter hours"
+        shown = quarter_page.build_view(figures, "de", TZ, cache_s=60)
         if published:
             assert all(value is not None for value in values)
             assert figures.self_sufficiency_today is not None
+            assert not shown["withheld"]
         else:
             assert all(value is None for value in values)
             assert figures.self_sufficiency_today is None
             assert figures.self_sufficiency_month is None
+            # the page says so in words, never a number
+            assert shown["withheld"]
+            assert shown["self_sufficiency"]["today_text"] == "nicht veröffentlicht"
+            assert {row[1] for row in shown["today"]["rows"]} == {"nicht veröffentlicht"}
+            assert all(value is None for series in shown["charts"][0]["series"] for value in series["values"])
 
 
 def test_a_household_of_ninety_percent_withholds_the_import(own_influx: InfluxDB) -> None:
@@ -279,6 +285,18 @@ async def _load(url: str, path: str) -> tuple[list[int], float, list[float]]:
         worker.cancel()
     await asyncio.gather(*workers, return_exceptions=True)
     return statuses, elapsed, latencies
+
+
+def test_influxdb_away_page_says_so_and_is_asked_once_per_period(quarter: Quarter, tmp_path: Path) -> None:
+    app = app_for(quarter, tmp_path, influx_url=f"http://{LOOPBACK}:{free_port()}")  # nobody listens
+    with TestClient(app) as client:
+        for _ in range(5):
+            page = client.get("/quarter", headers={"Accept-Language": "de"})
+            assert page.status_code == 503
+            assert "können gerade nicht gelesen werden" in page.text
+            assert 'href="/opendata/' not in page.text or "Offene Daten" in page.text
+        assert client.get("/quarter/data").status_code == 503
+    assert app.state.quarter.figures.loads == 1  # not asked again within the cache period
 
 
 def test_the_per_client_limit_answers_429_with_retry_after(quarter: Quarter, tmp_path: Path) -> None:

@@ -362,6 +362,7 @@ def make_state(influx: InfluxSettings, opendata: OpenDataSettings, *, timezone: 
         tz,
         rule=Rule(min_households=opendata.min_households, dominance_percent=opendata.dominance_percent),
         street_building=opendata.street_building,
+        raw_rp=influx.retention_policy,
     )
     out_dir = opendata.out_dir
     return QuarterState(
