@@ -26,10 +26,10 @@ QUARTER_TEXTS: dict[str, tuple[str, str]] = {
         "In the last full quarter hour, from {start} to {end}:",
     ),
     "quarter_now_help": (
-        "Wir zeigen die Energie einer ganzen Viertelstunde (kWh), weil die Zähler so abgerechnet werden. "
-        "Dahinter steht die mittlere Leistung in dieser Viertelstunde (kW).",
-        "We show the energy of a whole quarter hour (kWh), as the meters are billed. After it comes the "
-        "average power during that quarter hour (kW).",
+        "Wir zeigen, wie viel Energie (kWh) in der letzten vollen Viertelstunde geflossen ist – so wertet "
+        "das Reallabor die Zähler aus. In Klammern steht die mittlere Leistung in dieser Viertelstunde (kW).",
+        "We show how much energy (kWh) flowed in the last full quarter hour – that is how the lab evaluates "
+        "the meters. In brackets: the average power during that quarter hour (kW).",
     ),
     "quarter_flow_import": ("aus dem Stromnetz bezogen", "drawn from the power grid"),
     "quarter_flow_export": ("ins Stromnetz eingespeist", "fed into the power grid"),
