@@ -148,5 +148,9 @@ QUARTER_TEXTS: dict[str, tuple[str, str]] = {
         "Die Diagramme fehlen (uPlot ist nicht installiert); alle Werte stehen in den Tabellen.",
         "The charts are missing (uPlot is not installed); every value is in the tables.",
     ),
+    "quarter_public_link": (
+        "Das Quartier in Zahlen – für alle, ohne Anmeldung",
+        "The quarter in figures – for everyone, no login needed",
+    ),
     "quarter_login": ("Anmelden für Bewohnerinnen und Bewohner", "Log in for residents"),
 }
