@@ -30,10 +30,6 @@ EXIT_FAILED, EXIT_USAGE = 1, 2
 log = logging.getLogger("reallabor.opendata")
 
 
-class RegistryUnavailable(Exception):
-    """The registry database cannot be read (missing, not migrated)."""
-
-
 def _date(text: str) -> dt.date:
     """An ISO-8601 date, as argparse's type (a bad one: exit 2 naming it)."""
     try:
@@ -58,7 +54,7 @@ def export_with(settings: Settings, first: dt.date, last: dt.date, out_dir: Path
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ingest.opendata.export import export_days
+    from ingest.opendata.export import ExportFailed, export_days
     from ingest.opendata.sources import load_labels
     from ingest.portal.reader import Reader
     from ingest.registry.db import make_engine, session_factory
@@ -71,13 +67,13 @@ def export_with(settings: Settings, first: dt.date, last: dt.date, out_dir: Path
         and database not in ("", ":memory:")
         and not Path(database).exists()
     ):
-        raise RegistryUnavailable(f"no registry database at {url.database}: run `reallabor registry migrate`")
+        raise ExportFailed(f"no registry database at {url.database}: run `reallabor registry migrate`")
     engine = make_engine(settings.registry.url)
     try:
         with session_factory(engine)() as session:
             labels = load_labels(session, opendata.street_building)
     except SQLAlchemyError as exc:
-        raise RegistryUnavailable(
+        raise ExportFailed(
             f"the registry ({url.get_backend_name()}) cannot be read: {type(exc).__name__}; "
             "run `reallabor registry migrate`"
         ) from None
@@ -111,6 +107,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 
 def _export(settings: Settings, first: dt.date, last: dt.date, out_dir: Path, command: str) -> int:
+    from ingest.opendata.export import FAILURES
     from ingest.portal.reader import InfluxUnavailable
 
     try:
@@ -118,7 +115,7 @@ def _export(settings: Settings, first: dt.date, last: dt.date, out_dir: Path, co
     except InfluxUnavailable as exc:
         print(f"reallabor opendata {command}: InfluxDB at {settings.influx.url}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except RegistryUnavailable as exc:
+    except FAILURES as exc:
         print(f"reallabor opendata {command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(report.line())

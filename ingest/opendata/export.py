@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ingest.opendata.catalogue import write_catalogue
+from ingest.opendata.catalogue import CatalogueError, write_catalogue
 from ingest.opendata.datasets import dataset
 from ingest.opendata.disclosure import Rule
 from ingest.opendata.energy_tables import Row, day_tables
-from ingest.opendata.files import exported_files, write_month
+from ingest.opendata.files import ExportFileError, exported_files, write_month
 from ingest.opendata.settings import OpenDataSettings, parse_daily_at
 from ingest.opendata.sources import PublicLabels, ledger_day, street_rows
 from ingest.portal.reader import InfluxUnavailable, Reader
@@ -42,6 +42,14 @@ QUARTER_15MIN = "quarter-energy-15min"
 QUARTER_DAILY = "quarter-energy-daily"
 BUILDING_DAILY = "building-energy-daily"
 STREET_10MIN = "street-environment-10min"
+
+
+class ExportFailed(Exception):
+    """The export could not read what it needs (the registry) or write its files; the message says why."""
+
+
+#: what a run of the daily loop survives (logged; the next day's run covers the month again)
+FAILURES = (InfluxUnavailable, ExportFailed, ExportFileError, CatalogueError, OSError)
 
 
 @dataclass
@@ -187,7 +195,7 @@ def run_loop(
         first, last = daily_range(wake.astimezone(tz).date())
         try:
             report = job(first, last)
-        except (InfluxUnavailable, OSError) as exc:
+        except FAILURES as exc:
             log.warning("open data: export %s..%s failed (%s); again tomorrow", first, last, exc)
         else:
             done += 1

@@ -410,3 +410,30 @@ def test_street_readings_from_the_raw_retention_policy(world: World, tmp_path: P
         reader.close()
     rows = read_json(tmp_path, "street-environment-10min", "2025-03")
     assert [(row["start"], row["temperature_c"]) for row in rows] == [("2025-03-12T12:00:00+01:00", 3.0)]
+
+
+def test_cli_says_what_is_missing_exit_1(
+    world: World, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    day = ("--from", "2025-03-12", "--to", "2025-03-12", "--out", str(tmp_path / "out"))
+    missing = tmp_path / "nowhere" / "registry.db"
+    config.write_text(
+        yaml.safe_dump({**settings, "registry": {"url": f"sqlite:///{missing}"}}), encoding="utf-8"
+    )
+    args = parse("export", "--config", str(config), *day)
+    assert args.func(args) == 1
+    assert f"no registry database at {missing}: run `reallabor registry migrate`" in capsys.readouterr().err
+    assert not missing.exists()  # not created empty
+    away = {**settings, "influx": {"url": "http://127.0.0.1:1", "database": world.influx.database}}
+    config.write_text(yaml.safe_dump(away), encoding="utf-8")
+    args = parse("export", "--config", str(config), *day)
+    assert args.func(args) == 1
+    assert "InfluxDB at http://127.0.0.1:1: ConnectError" in capsys.readouterr().err
+    broken = tmp_path / "out" / "quarter-energy-daily" / "quarter-energy-daily_2025-03.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("<html>not ours</html>", encoding="utf-8")
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    args = parse("export", "--config", str(config), *day)
+    assert args.func(args) == 1
+    assert f"{broken}: not an export file (JSONDecodeError" in capsys.readouterr().err
