@@ -72,7 +72,10 @@ def published(out_dir: Path) -> tuple[tuple[Published, ...], bool]:
     for definition in DATASETS:
         months: dict[str, dict[str, str]] = {}
         directory = out_dir / definition.id
-        names = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+        try:
+            names = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+        except OSError:  # unreadable: the page lists no files rather than failing
+            names = []
         for name in names:
             relative = f"{definition.id}/{name}"
             match = _FILE.match(relative)
