@@ -30,6 +30,7 @@ from ingest.opendata.sources import PublicLabels, load_labels
 from ingest.portal.reader import Reader
 from ingest.registry.db import session_factory
 from tests.helpers import InfluxQuery
+from tests.opendata.catalogue_check import check_catalogue
 from tests.opendata.helpers import assert_csv_equals_json, assert_no_identifiers, read_csv, read_json
 from tests.opendata.registry import STREET_BUILDING, Placed, Registry, build_registry
 
@@ -273,6 +274,12 @@ def test_no_registry_identifier_in_any_file(world: World, exported: Path) -> Non
 
 def test_csv_and_json_say_the_same(exported: Path) -> None:
     assert_csv_equals_json(exported, "2025-03")
+
+
+def test_the_catalogue_describes_every_exported_file(exported: Path) -> None:
+    """DCAT-AP.de properties of every dataset and distribution; each file exists, its size, SHA-256, format
+    and CSV header as declared (tests/opendata/catalogue_check.py, the catalogue's own check)."""
+    assert check_catalogue(exported / "catalog.jsonld", exported) == []
 
 
 # ------------------------------------------------------------------------------------------ the command line

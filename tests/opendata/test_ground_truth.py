@@ -19,6 +19,7 @@ from ingest.opendata.sources import load_labels
 from ingest.portal.reader import Reader
 from ingest.registry.db import session_factory
 from tests.filled_day import DAY_DATE, FilledDay
+from tests.opendata.catalogue_check import check_catalogue
 from tests.opendata.helpers import assert_csv_equals_json, assert_no_identifiers, read_json
 from tests.opendata.registry import STREET_BUILDING, Registry, quarter_registry
 
@@ -119,3 +120,7 @@ def test_no_identifier_of_the_quarter_in_any_file(filled_day: FilledDay, exporte
     assert len(names) > 600
     assert_no_identifiers(exported.out, names)
     assert_csv_equals_json(exported.out, MONTH)
+
+
+def test_the_catalogue_describes_the_days_files(exported: Exported) -> None:
+    assert check_catalogue(exported.out / "catalog.jsonld", exported.out) == []
