@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,29 +132,45 @@ def format_stats(stats: QuarantineStats, *, as_json: bool = False) -> str:
 # -- argparse wiring ----------------------------------------------------------------------------------
 
 
-def database_path(args: argparse.Namespace) -> Path:
-    """``--db``, else ``<ingest.state_dir>/quarantine.sqlite3`` from the settings found by
-    :func:`ingest.cli.find_settings` (``--config``, ``$REALLABOR_CONFIG``, the demo's, the defaults)."""
+def database_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """The quarantine files to read, by instance (``""``: ``ingest.state_dir``'s own, ``instance-K``).
+
+    ``--db``, else those of the settings found by :func:`ingest.cli.find_settings` (``--config``,
+    ``$REALLABOR_CONFIG``, the demo's, the defaults): ``--instance K``'s, or every one there is of
+    :meth:`ingest.config.Settings.state_dirs` (several ingesters, retired ones included). The first is
+    named in the error when there is none.
+    """
     if args.db is not None:
-        return Path(args.db)
+        return {"": Path(args.db)}
     from ingest.cli import find_settings
+    from ingest.config import INSTANCE_DIR
 
-    return Path(find_settings(args.config).ingest.state_dir) / QUARANTINE_FILE
+    settings = find_settings(args.config)
+    base = Path(settings.ingest.state_dir)
+    if args.instance is not None:
+        chosen = INSTANCE_DIR.format(instance=args.instance)
+        return {chosen: base / chosen / QUARANTINE_FILE}
+    found = {
+        "" if directory == base else directory.name: directory / QUARANTINE_FILE
+        for directory in settings.state_dirs()
+    }
+    present = {label: path for label, path in found.items() if path.exists()}
+    return present or {"": base / QUARANTINE_FILE}
 
 
-def _open(args: argparse.Namespace) -> Quarantine:
-    path = database_path(args)
-    if not path.exists():
-        raise QuarantineError(f"no quarantine database at {path}")
-    return Quarantine(path, read_only=True)
-
-
-def _run(args: argparse.Namespace, action: Callable[[Quarantine], int]) -> int:
+def _run(args: argparse.Namespace, action: Callable[[dict[str, Quarantine]], int]) -> int:
+    """``action`` on the quarantines to read (:func:`database_paths`), opened read-only."""
     from ingest.config import ConfigError
 
     try:
-        with _open(args) as quarantine:
-            return action(quarantine)
+        paths = database_paths(args)
+        with contextlib.ExitStack() as stack:
+            opened = {}
+            for label, path in paths.items():
+                if not path.exists():
+                    raise QuarantineError(f"no quarantine database at {path}")
+                opened[label] = stack.enter_context(Quarantine(path, read_only=True))
+            return action(opened)
     except ConfigError as exc:
         print(f"reallabor: {exc}", file=sys.stderr)
         return 2
@@ -162,52 +180,96 @@ def _run(args: argparse.Namespace, action: Callable[[Quarantine], int]) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    def action(q: Quarantine) -> int:
-        records = q.list(
-            reason=args.reason,
-            topic_like=args.topic,
-            since_ns=args.since_ns,
-            status=None if args.all else "pending",
-            limit=args.limit,
-            offset=args.offset,
-            newest_first=args.newest_first,
-        )
-        print(format_list(records, as_json=args.json))
+    def action(quarantines: dict[str, Quarantine]) -> int:
+        listed = {
+            label: q.list(
+                reason=args.reason,
+                topic_like=args.topic,
+                since_ns=args.since_ns,
+                status=None if args.all else "pending",
+                limit=args.limit,
+                offset=args.offset,
+                newest_first=args.newest_first,
+            )
+            for label, q in quarantines.items()
+        }
+        if len(listed) == 1:
+            print(format_list(next(iter(listed.values())), as_json=args.json))
+        elif args.json:  # each entry says whose it is: the ids are counted per instance
+            entries = [
+                {"instance": label, **record_json(r, payload=False)}
+                for label, records in listed.items()
+                for r in records
+            ]
+            print(json.dumps(entries, indent=2))
+        else:
+            sections = (f"{_title(label)}:\n{format_list(records)}" for label, records in listed.items())
+            print("\n\n".join(sections))
         return 0
 
     return _run(args, action)
 
 
+def _title(label: str) -> str:
+    return label or "ingest.state_dir (from before there were several instances)"
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    def action(q: Quarantine) -> int:
-        record = q.get(args.id)
-        if record is None:
+    def action(quarantines: dict[str, Quarantine]) -> int:
+        found = {label: record for label, q in quarantines.items() if (record := q.get(args.id)) is not None}
+        if not found:
             print(f"reallabor: no quarantined message with id {args.id}", file=sys.stderr)
             return 1
-        print(format_show(record, as_json=args.json))
+        if len(found) > 1:
+            print(
+                f"reallabor: id {args.id} is in the quarantines of {', '.join(map(_title, found))}: "
+                "choose one with --instance K",
+                file=sys.stderr,
+            )
+            return 1
+        print(format_show(next(iter(found.values())), as_json=args.json))
         return 0
 
     return _run(args, action)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    def action(q: Quarantine) -> int:
-        print(format_stats(q.stats(), as_json=args.json))
+    def action(quarantines: dict[str, Quarantine]) -> int:
+        each = {label: q.stats() for label, q in quarantines.items()}
+        print(format_stats(_summed(list(each.values())), as_json=args.json))
+        if len(each) > 1 and not args.json:
+            print("; ".join(f"{_title(label)}: pending {s['pending']}" for label, s in each.items()))
         return 0
 
     return _run(args, action)
 
 
+def _summed(each: list[QuarantineStats]) -> QuarantineStats:
+    by_reason: Counter[str] = Counter()
+    for stats in each:
+        by_reason.update(stats["by_reason"])
+    return QuarantineStats(
+        by_reason=dict(sorted(by_reason.items())),
+        pending=sum(s["pending"] for s in each),
+        replayed=sum(s["replayed"] for s in each),
+        total=sum(s["total"] for s in each),
+    )
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from ingest.cli import find_settings
     from ingest.config import ConfigError
-    from ingest.replay import run_replay
+    from ingest.replay import ReplayReport, run_replay
 
     try:
         settings = find_settings(args.config)
-        path = args.db if args.db is not None else Path(settings.ingest.state_dir) / QUARANTINE_FILE
-        with Quarantine(path) as quarantine:
-            report = run_replay(settings, quarantine, reason=args.reason, ids=args.ids)
+        report = ReplayReport()
+        for path in database_paths(args).values():
+            with Quarantine(path) as quarantine:
+                each = run_replay(settings, quarantine, reason=args.reason, ids=args.ids)
+            report.replayed += each.replayed
+            report.points += each.points
+            report.still_rejected.update(each.still_rejected)
     except ConfigError as exc:
         print(f"reallabor: {exc}", file=sys.stderr)
         return 2
@@ -235,7 +297,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "state/demo/ingest.yaml if there)",
     )
     common.add_argument(
-        "--db", type=Path, help=f"quarantine database (default: <state_dir>/{QUARANTINE_FILE})"
+        "--db",
+        type=Path,
+        help=f"quarantine database (default: <state_dir>/{QUARANTINE_FILE}, with several ingesters each "
+        f"one's <state_dir>/instance-K/{QUARANTINE_FILE})",
+    )
+    common.add_argument(
+        "--instance", type=int, metavar="K", help="only the quarantine of ingester instance K (several)"
     )
     common.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -1,10 +1,15 @@
-"""Pending quarantine entries of one device's topics, read from the ingester's quarantine file (read-only)."""
+"""Pending quarantine entries of one device's topics, read from the ingester's quarantine files (read-only).
+
+With several ingester instances each keeps its own quarantine under ``<state_dir>/instance-K/``; a device's
+messages go to any of them, so every one is read (:func:`quarantine_files`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ingest.commissioning.report import QuarantineHit
+from ingest.config import INSTANCE_DIR
 from ingest.profiles.fill import filter_matches
 from ingest.quarantine import Quarantine
 
@@ -16,13 +21,34 @@ def _like(topic_filter: str) -> str:
     return topic_filter.replace("+", "%").replace("#", "%")
 
 
-def pending_for(path: Path, filters: list[str], *, limit: int = 20) -> list[QuarantineHit]:
-    """The newest pending entries whose topic matches one of ``filters``; [] without a quarantine file.
+def quarantine_files(path: Path) -> list[Path]:
+    """``path`` (``<state_dir>/quarantine.sqlite3``) and its namesakes in the instances' directories
+    (``<state_dir>/instance-K/``), those that exist."""
+    prefix = INSTANCE_DIR.format(instance="")
+    instances = [
+        candidate
+        for candidate in sorted(path.parent.glob(f"{prefix}*/{path.name}"))
+        if candidate.parent.name.removeprefix(prefix).isdigit()
+    ]
+    return [file for file in (path, *instances) if file.is_file()]
 
-    Raises :class:`ingest.quarantine.QuarantineError` when the file exists but cannot be read.
+
+def pending_for(path: Path, filters: list[str], *, limit: int = 20) -> list[QuarantineHit]:
+    """The newest pending entries whose topic matches one of ``filters``, from every quarantine file of
+    :func:`quarantine_files`; [] without one.
+
+    Raises :class:`ingest.quarantine.QuarantineError` when a file exists but cannot be read.
     """
-    if not path.exists():
-        return []
+    files = quarantine_files(path)
+    found = [hit for file in files for hit in _pending_in(file, filters)]
+    if len(files) == 1:  # newest first: by id in one file; across several (ids each their own) by time
+        found.sort(key=lambda hit: hit.id, reverse=True)
+    else:
+        found.sort(key=lambda hit: hit.received_ns, reverse=True)
+    return found[:limit]
+
+
+def _pending_in(path: Path, filters: list[str]) -> list[QuarantineHit]:
     found: dict[int, QuarantineHit] = {}
     with Quarantine(path, read_only=True) as quarantine:
         for topic_filter in filters:
@@ -38,4 +64,4 @@ def pending_for(path: Path, filters: list[str], *, limit: int = 20) -> list[Quar
                         detail=record.detail,
                         received_ns=record.received_ns,
                     )
-    return [found[key] for key in sorted(found, reverse=True)[:limit]]
+    return list(found.values())

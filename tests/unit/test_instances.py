@@ -173,3 +173,48 @@ def test_the_demo_refuses_when_another_ingesters_metrics_port_is_taken() -> None
         ports = DemoPorts(mqtt=base.mqtt, influx=base.influx, api=base.api, metrics=taken - 1)
         assert any(f"port {taken} (metrics of ingester 1)" in line for line in ports.taken(ingesters=2))
         assert not any("metrics of ingester" in line for line in ports.taken())
+
+
+def _quarantined(state_dir: Path, topics: list[str]) -> None:
+    from ingest.quarantine import QUARANTINE_FILE, Quarantine, QuarantineEntry
+
+    with Quarantine(state_dir / QUARANTINE_FILE) as quarantine:
+        for index, topic in enumerate(topics):
+            quarantine.add(
+                QuarantineEntry(topic, b"{", 1_764_320_400_000_000_000 + index, "invalid_json", "cut")
+            )
+
+
+def test_the_quarantine_commands_read_every_instances_quarantine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    _quarantined(tmp_path / "instance-0", ["lab/gw/a"])
+    _quarantined(tmp_path / "instance-1", ["lab/gw/b", "lab/gw/c"])
+    config = _config(tmp_path, f"ingest:\n  state_dir: {tmp_path}\n  instances: 2\n")
+    assert main(["quarantine", "stats", "--json", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out)["pending"] == 3
+    assert main(["quarantine", "list", "--json", "--config", str(config)]) == 0
+    listed = {(e["instance"], e["id"], e["topic"]) for e in json.loads(capsys.readouterr().out)}
+    assert listed == {
+        ("instance-0", 1, "lab/gw/a"),
+        ("instance-1", 1, "lab/gw/b"),
+        ("instance-1", 2, "lab/gw/c"),
+    }
+    assert main(["quarantine", "show", "1", "--config", str(config)]) == 1  # whose id 1?
+    assert "id 1 is in the quarantines of instance-0, instance-1: choose one with --instance K" in (
+        capsys.readouterr().err
+    )
+    assert main(["quarantine", "show", "1", "--instance", "1", "--json", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out)["topic"] == "lab/gw/b"
+
+
+def test_commissioning_finds_a_devices_messages_in_any_instances_quarantine(tmp_path: Path) -> None:
+    from ingest.commissioning.pending import pending_for
+    from ingest.quarantine import QUARANTINE_FILE
+
+    _quarantined(tmp_path / "instance-0", ["lab/gw/dev/state"])
+    _quarantined(tmp_path / "instance-1", ["lab/gw/other/state", "lab/gw/dev/state"])
+    hits = pending_for(tmp_path / QUARANTINE_FILE, ["lab/gw/dev/#"])
+    assert [(hit.id, hit.topic) for hit in hits] == [(2, "lab/gw/dev/state"), (1, "lab/gw/dev/state")]
