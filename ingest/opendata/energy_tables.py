@@ -64,26 +64,37 @@ class DayEnergy:
         per_kind = self.energy.setdefault(start, {}).setdefault(name, {})
         per_kind[contributor] = per_kind.get(contributor, 0.0) + kwh
 
-    def day_total(self, building: str | None = None) -> dict[str, Contributions]:
-        """Per kind, each contributor's kWh over the day (only those of ``building`` when given)."""
+    def day_total(self) -> dict[str, Contributions]:
+        """Per kind, each contributor's kWh over the day."""
         out: dict[str, Contributions] = defaultdict(dict)
         for kinds in self.energy.values():
             for kind, contributions in kinds.items():
+                total = out[kind]
                 for who, kwh in contributions.items():
-                    if building is None or who[1] == building:
-                        out[kind][who] = out[kind].get(who, 0.0) + kwh
+                    total[who] = total.get(who, 0.0) + kwh
         return out
 
-    def external(self, building: str | None = None) -> float:
-        """Σ over the day's quarter hours of max(0, import − export) (only ``building``'s when given)."""
-        total = 0.0
+    def external(self) -> dict[str | None, float]:
+        """Σ over the quarter hours of max(0, import − export): per building, and the quarter's (None)."""
+        out: dict[str | None, float] = defaultdict(float)
         for kinds in self.energy.values():
-            flows = {
-                kind: sum(kwh for who, kwh in kinds.get(kind, {}).items() if building in (None, who[1]))
-                for kind in ("import", "export")
-            }
-            total += max(0.0, flows["import"] - flows["export"])
-        return total
+            net: dict[str | None, float] = defaultdict(float)
+            for kind, sign in (("import", 1.0), ("export", -1.0)):
+                for who, kwh in kinds.get(kind, {}).items():
+                    net[who[1]] += sign * kwh
+                    net[None] += sign * kwh
+            for building, value in net.items():
+                out[building] += max(0.0, value)
+        return out
+
+
+def by_building(per_kind: Mapping[str, Contributions]) -> dict[str, dict[str, Contributions]]:
+    """Contributions per building (the contributor's building tag), then per kind."""
+    out: dict[str, dict[str, Contributions]] = defaultdict(lambda: defaultdict(dict))
+    for kind, contributions in per_kind.items():
+        for who, kwh in contributions.items():
+            out[who[1]][kind][who] = kwh
+    return out
 
 
 @dataclass
@@ -143,12 +154,15 @@ def day_tables(
         kinds = day.energy.get(start, {})
         flows = [sum(kinds.get(kind, {}).values()) for kind in ("import", "export")]
         slots[start] = _figures(kinds, rule, max(0.0, flows[0] - flows[1]))
-    quarter = _figures(day.day_total(), rule, day.external())
-    per_building = {name: _figures(day.day_total(name), rule, day.external(name)) for name in buildings}
-    hidden_totals = {
-        kind: {who: kwh for who, kwh in contributions.items() if who[1] not in buildings}
-        for kind, contributions in day.day_total().items()
-    }
+    totals, external = day.day_total(), day.external()
+    quarter = _figures(totals, rule, external[None])
+    split = by_building(totals)
+    per_building = {name: _figures(split.get(name, {}), rule, external[name]) for name in buildings}
+    hidden_totals: dict[str, Contributions] = defaultdict(dict)
+    for building, kinds in split.items():
+        if building not in buildings:
+            for kind, contributions in kinds.items():
+                hidden_totals[kind].update(contributions)
     hidden = _figures(hidden_totals, rule, 0.0)
     for column in KIND_COLUMNS.values():
         parts: dict[str | None, Cell] = {
@@ -157,9 +171,9 @@ def day_tables(
         if hidden.cells[column].status is not Status.missing:
             parts[None] = hidden.cells[column]
         parts, quarter.cells[column] = protect_group(parts, quarter.cells[column])
-        for name, cell in parts.items():
-            if name is not None:
-                per_building[name].cells[column] = cell
+        for part, cell in parts.items():
+            if part is not None:
+                per_building[part].cells[column] = cell
         by_slot, quarter.cells[column] = protect_group(
             {start: figures.cells[column] for start, figures in slots.items()}, quarter.cells[column]
         )
