@@ -11,7 +11,6 @@ written shows the gap). Operators must bring an instance back within the expiry,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -90,10 +89,6 @@ def test_an_instance_away_past_its_session_expiry_loses_the_share_queued_for_it(
     assert AWAY + MARKERS - written == len(lost) == AWAY // 2
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("ingest.drain") is None,
-    reason="pending: reallabor ingest --drain (ingest/drain.py)",
-)
 def test_an_instance_retired_with_drain_loses_nothing(
     mosquitto: Mosquitto, target: Target, influx: InfluxQuery, tmp_path: Path
 ) -> None:
