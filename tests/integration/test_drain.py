@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,42 @@ def test_a_stopped_instance_is_drained_into_influxdb_and_its_session_ends(
         wait_for(lambda: influx.count("electricity", "power_w") == 700, timeout=30, what="all 700")
     finally:
         instances[0].stop()
+
+
+def test_an_instance_killed_mid_stream_is_drained_exactly(
+    mosquitto: Mosquitto, target: Target, influx: InfluxQuery, tmp_path: Path
+) -> None:
+    """Killed while messages are in flight and in its spool: the drain writes its spool, takes the
+    redeliveries and its queued share; a point written twice is the same point."""
+    batch = list(samples(make_fleet(20), count=3000, start_ms=START_MS, interval_s=1))
+    instances = [IngesterProcess(target, tmp_path / f"instance-{k}", env={**os.environ}) for k in range(2)]
+    try:
+        for k, process in enumerate(instances):
+            process.config_path.parent.mkdir()
+            process.launch(target.config(ingest={"instance": k, "instances": 2}))
+        publishing = threading.Thread(target=_publish, args=(mosquitto.port, target, batch))
+        publishing.start()
+        wait_for(lambda: influx.count("electricity", "power_w") >= 300, timeout=30, what="the first 300")
+        instances[1].stop(kill=True)
+        publishing.join(60)
+        before = _steady(influx, above=300)
+        assert before < 3000
+        config = str(instances[1].config_path)  # instance 1 of 2 in the settings this time
+        drained = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "ingest", "--config", config, "--drain"],
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+            timeout=60,
+        )
+        assert drained.returncode == 0, drained.stderr
+        report = json.loads(drained.stdout)
+        assert report["retired"], report
+        assert report["taken"] > 0
+        assert influx.count("electricity", "power_w") == 3000
+    finally:
+        for process in instances:
+            process.stop()
 
 
 def test_each_instance_logs_in_with_its_own_account_bound_to_its_client_id(tmp_path: Path) -> None:
