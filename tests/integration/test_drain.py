@@ -3,6 +3,7 @@ session; ``reallabor ingest --drain`` brings it in and ends the session. Real Mo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -16,8 +17,10 @@ from typing import Any
 import yaml
 
 from ingest import mqtt_wire as wire
+from ingest.config import MqttSettings
 from ingest.dynsec import DynsecBootstrap
 from ingest.localservices import LOOPBACK, Mosquitto
+from ingest.mqtt import Message, MqttSource
 from simulators.fleet import make_fleet, samples
 from simulators.publisher import Publisher
 from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
@@ -162,6 +165,35 @@ def test_an_instance_killed_mid_stream_is_drained_exactly(
     finally:
         for process in instances:
             process.stop()
+
+
+def test_the_session_ends_only_if_nothing_came_after_the_decision(
+    mosquitto: Mosquitto, target: Target
+) -> None:
+    topic = f"{target.topic_prefix}lab/gw/x"
+
+    async def disconnect(client_id: str, *, late_message: bool) -> bool:
+        settings = MqttSettings(host=LOOPBACK, port=mosquitto.port, client_id=client_id)
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+        source = MqttSource(settings, topics=[topic], queue=queue)
+        running = asyncio.create_task(source.run())
+        await asyncio.wait_for(source.connected.wait(), 10)
+        decided = source.delivered
+        if late_message:  # comes in after the decision that everything was taken
+            with Publisher(LOOPBACK, mosquitto.port) as publisher:
+                publisher.publish(topic, b"{}")
+                publisher.flush()
+            source.ack(await asyncio.wait_for(queue.get(), 10))
+        source.end_session(delivered=decided)
+        await source.disconnect()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        return source.session_ended
+
+    assert asyncio.run(disconnect(f"{target.client_id}-a", late_message=False))
+    assert _connack(mosquitto.port, f"{target.client_id}-a") == (False, 0)
+    assert not asyncio.run(disconnect(f"{target.client_id}-b", late_message=True))
+    assert _connack(mosquitto.port, f"{target.client_id}-b") == (True, 0)  # kept (and now ended by us)
 
 
 def test_each_instance_logs_in_with_its_own_account_bound_to_its_client_id(tmp_path: Path) -> None:
