@@ -43,8 +43,7 @@ from typing import Any
 
 import httpx
 
-from bench.ingest import PUBLISHER_PROCESSES, Bench, broker_limit, log, machine, publish_backlog, start_stop
-from bench.registry_seed import seed_registry
+from bench.ingest import Bench, broker_limit, log, machine, publish_backlog, start_stop
 from bench.systems import (
     BenchError,
     Influx,
@@ -55,22 +54,32 @@ from bench.systems import (
     setting_overrides,
 )
 from bench.workload import Publishers, paced_jobs
+from ingest.config import instance_name
 from ingest.localservices import InfluxDB, Mosquitto
 
 SHARED_GROUP = "bench-scale"
+LIVE_PUBLISHERS = 1  # one WirePublisher process passes ~100k msg/s here (docs/performance.md)
 POLL_S = 0.5
 
 
 class ScaleInstance(IngesterSystem):
-    """Instance K of N: its own client id and directory (state dir, spool, quarantine, metrics port), the
-    shared subscription group common to all."""
+    """``reallabor ingest --instance K --of N``: the instance derives its identity from the common settings
+    (client id ``<mqtt.client_id>-K``, state ``<state_dir>/instance-K``, metrics ``metrics_port + K``); the
+    shared group is set even for N = 1, so every N takes the same subscription path in the broker."""
 
-    def __init__(self, directory: Path, *, instance: int, group: str, **kwargs: Any) -> None:
+    def __init__(self, directory: Path, *, instance: int, of: int, group: str, **kwargs: Any) -> None:
         super().__init__(directory, **kwargs)
-        self.instance = instance
-        self.client_id = f"{self.client_id}-{instance}"
-        mqtt = {**self.overrides.get("mqtt", {}), "shared_group": group}
-        self.overrides = {**self.overrides, "mqtt": mqtt}
+        self.instance, self.of = instance, of
+        base = self.client_id
+        self.client_id = instance_name(base, instance) if of > 1 else base  # its session, to discard
+        mqtt = {**self.overrides.get("mqtt", {}), "shared_group": group, "client_id": base}
+        # it listens on metrics_port + K: this object reads self.metrics_port (a free port)
+        port = self.metrics_port - instance if of > 1 else self.metrics_port
+        ingest = {**self.overrides.get("ingest", {}), "metrics_port": port}
+        self.overrides = {**self.overrides, "mqtt": mqtt, "ingest": ingest}
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--instance", str(self.instance), "--of", str(self.of)]
 
 
 def instances(bench: Bench, directory: Path, database: str, prefix: str, count: int) -> list[ScaleInstance]:
@@ -78,6 +87,7 @@ def instances(bench: Bench, directory: Path, database: str, prefix: str, count: 
         ScaleInstance(
             directory / f"instance-{k}",
             instance=k,
+            of=count,
             group=SHARED_GROUP,
             mqtt_port=bench.mosquitto.port,
             influx_url=bench.influxdb.url,
@@ -145,6 +155,7 @@ class ScaleRun:
     first_point_s: float | None = None
     msg_per_s_after_first_point: float | None = None  # also InfluxDB's points/s while it is fed
     publish_msg_per_s: float = 0.0
+    client_ids: list[str] = field(default_factory=list)
     received_per_instance: list[int] = field(default_factory=list)  # drain: each instance's share
     received_total: int = 0  # over all phases, from the instances' /metrics: accounting
     written_total: int = 0
@@ -171,7 +182,9 @@ def run_instances(
 ) -> ScaleRun:
     directory, database, prefix = bench.fresh(f"scale{n}")
     systems = instances(bench, directory, database, prefix, n)
-    result = ScaleRun(instances=n, messages=count, load_before=loadavg())
+    result = ScaleRun(
+        instances=n, messages=count, client_ids=[s.client_id for s in systems], load_before=loadavg()
+    )
     services = bench.service_pids()
     clock = CpuClock(
         lambda: {
@@ -248,8 +261,9 @@ def run_instances(
             )
         result.lost = published - bench.influx.count(database)
     finally:
+        with ThreadPoolExecutor(n) as pool:  # each waits for its spool to be written: at once, not in turn
+            list(pool.map(lambda system: system.stop(), systems))
         for system in systems:
-            system.stop()
             discard_session(bench.mosquitto.port, system.client_id)  # no leftover queue for later phases
     log(f"{n} instance(s): {result}")
     return result
@@ -293,7 +307,7 @@ def live(
     before_written = written()
     publishers = Publishers(
         paced_jobs(
-            bench.mosquitto.port, prefix, rate, workers=PUBLISHER_PROCESSES, seconds=warmup_s + window_s + 1
+            bench.mosquitto.port, prefix, rate, workers=LIVE_PUBLISHERS, seconds=warmup_s + window_s + 1
         )
     ).start()
     try:
@@ -457,6 +471,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(influx.close)
         bench = Bench(workdir, mosquitto, influxdb, influx, args)
         if not args.no_enrich:
+            # imported here: every spawned publisher process imports this module again, and the registry
+            # (SQLAlchemy, alembic, argon2) would cost each of them ~0.6 s CPU
+            from bench.registry_seed import seed_registry
+
             bench.registry_url = seed_registry(workdir / "registry.db", extra=[])
         for round_ in range(args.rounds):
             for n in args.instances if round_ % 2 == 0 else reversed(args.instances):
