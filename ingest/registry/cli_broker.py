@@ -63,6 +63,7 @@ def bootstrap_from(settings: Settings) -> DynsecBootstrap:
         admin_username=settings.broker_admin.username,
         ingester_username=settings.mqtt.username or "ingester",
         ingester_client_id=client_id,
+        ingester_instances=settings.ingest.instances,  # above 1: an account per instance (<name>-K)
     )
 
 
@@ -75,7 +76,8 @@ def run_broker_init(settings: Settings, out: Path) -> int:
     write_initial_config(out, bootstrap)
     print(f"wrote {out} (mode 0600): the dynamic-security plugin's accounts")
     print(f"admin      {bootstrap.admin_username} (provisions gateways: REALLABOR_BROKER_ADMIN__*)")
-    print(f"ingester   {bootstrap.ingester_username}, client id {bootstrap.ingester_client_id} only")
+    for username, client_id in bootstrap.ingester_accounts().items():
+        print(f"ingester   {username}, client id {client_id} only")
     return 0
 
 
@@ -86,6 +88,9 @@ def run_bind(session: Session, broker: BrokerClientIds, settings: Settings, *, d
             print(f"reallabor: mqtt.client_id: ids starting {GATEWAY_USER_PREFIX!r} belong to gateways")
             return EXIT_CONFIG
         accounts[settings.mqtt.username] = settings.mqtt.client_id
+        for k in range(settings.ingest.instances if settings.ingest.instances > 1 else 0):
+            instance = settings.for_instance(k).mqtt  # the instances' accounts (ingest/config.py)
+            accounts[str(instance.username)] = instance.client_id
     result = bind_client_ids(
         session, broker, accounts=accounts, exempt={settings.broker_admin.username}, dry_run=dry_run
     )

@@ -371,3 +371,27 @@ def test_compose_mounts_the_broker_config_and_has_no_secret_defaults() -> None:
     # /metrics on by default, on a fixed port, published to the host's loopback only
     port = int(ingest_env["REALLABOR_INGEST__METRICS_PORT"])
     assert f"127.0.0.1:{port}:{port}" in compose["services"]["ingest"]["ports"]
+
+
+def test_broker_init_makes_an_account_per_ingester_instance(
+    tmp_path: Path,
+    passwords: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With ingest.instances 3 each instance logs in as <username>-K, bound to its client id <id>-K
+    (ingest/config.py Settings.as_instance); the single account is not made."""
+    out = tmp_path / "dynsec" / "dynamic-security.json"
+    monkeypatch.setenv("REALLABOR_INGEST__INSTANCES", "3")
+    env = {
+        "REALLABOR_BROKER_ADMIN__PASSWORD": passwords["admin"],
+        "REALLABOR_MQTT__USERNAME": "ingester",
+        "REALLABOR_MQTT__PASSWORD": passwords["ingester"],
+    }
+    assert broker_init(out, env, monkeypatch) == 0
+    assert "ingester-2, client id " + INGESTER_ID + "-2 only" in capsys.readouterr().out
+    clients = {client["username"]: client for client in json.loads(out.read_text())["clients"]}
+    assert {name: client.get("clientid") for name, client in clients.items()} == {
+        "admin": None,
+        **{f"ingester-{k}": f"{INGESTER_ID}-{k}" for k in range(3)},
+    }
