@@ -1,7 +1,8 @@
 """The contract every decoder's fuzz test checks, and the payloads it draws (one copy for all of them).
 
-Whatever the payload, a decoder returns readings, each with fields whose values are finite floats or
-booleans (the canonical schema), or raises :class:`DecodeRejected` with a reason of the vocabulary.
+Whatever the payload, a decoder returns readings, each with fields whose values are finite floats,
+booleans or short text (gateway-health's ``version``, at most 64 characters), or raises
+:class:`DecodeRejected` with a reason of the vocabulary.
 Nothing else may escape: an exception in the decode stage would stop the ingester on one bad message.
 """
 
@@ -15,6 +16,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from ingest.readings import REASONS, DecodeRejected, Reading
+
+TEXT_MAX_CHARS = 64  # a text field's bound (ingest/decoders/gateway_health.py)
 
 #: what devices put where a number belongs: numbers, text, null, short arrays and objects, NaN and ±inf
 values: st.SearchStrategy[Any] = (
@@ -45,7 +48,7 @@ def decoded_or_rejected(
     """The readings of ``decode(*args)`` checked against the contract; [] when it rejected (a known
     reason).
 
-    ``floats_only``: the decoder writes no booleans either (the meter decoders: sml, dsmr, obis-json).
+    ``floats_only``: the decoder writes no booleans or text either (the meter decoders: sml, dsmr, obis-json).
     """
     try:
         readings = decode(*args)
@@ -57,6 +60,9 @@ def decoded_or_rejected(
         assert reading.fields, f"a reading without fields: {reading}"
         for name, value in reading.fields.items():
             if type(value) is bool and not floats_only:
+                continue
+            if type(value) is str and not floats_only:  # a text field (gateway-health's version)
+                assert len(value) <= TEXT_MAX_CHARS, f"{reading.measurement}.{name}={value!r}"
                 continue
             assert type(value) is float, f"{reading.measurement}.{name}={value!r}"
             assert math.isfinite(value), f"{reading.measurement}.{name}={value!r}"
