@@ -13,14 +13,17 @@ Errors (only these leave the module)::
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import ipaddress
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from ingest.config import InfluxSettings
+from ingest.http_post import HttpPostError, KeepAlivePoster, PostResponse
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,8 @@ class InfluxRejected(InfluxError):
     """HTTP 400: InfluxDB's error text is kept; with v1 the valid lines of the batch were written."""
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After") or headers.get("retry-after")
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
@@ -83,8 +86,25 @@ class InfluxClient:
             trust_env=False,
             transport=transport,
         )
+        # writes over plain http go through the lean client (a fraction of httpx's CPU per request);
+        # TLS, a test's transport, queries and /ping stay with httpx
+        self._poster: KeepAlivePoster | None = None
+        if transport is None and httpx.URL(settings.url).scheme == "http":
+            fixed = dict(headers)
+            if settings.api == "v1" and settings.username:
+                password = settings.password.get_secret_value() if settings.password else ""
+                userpass = base64.b64encode(f"{settings.username}:{password}".encode()).decode()
+                fixed["Authorization"] = f"Basic {userpass}"
+            self._poster = KeepAlivePoster(settings.url, timeout_s=settings.timeout_s, headers=fixed)
+
+    @property
+    def write_connections(self) -> int | None:
+        """Connections opened for writes so far (None: writes go through httpx)."""
+        return self._poster.connections_opened if self._poster is not None else None
 
     async def close(self) -> None:
+        if self._poster is not None:
+            await self._poster.close()
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -110,17 +130,27 @@ class InfluxClient:
         if self.gzip:
             body = await asyncio.to_thread(gzip.compress, body, 1)
             headers["Content-Encoding"] = "gzip"
-        response = await self._request(
-            "POST", self._write_path, params=self._write_params, content=body, headers=headers
-        )
-        status = response.status_code
+        answer: httpx.Response | PostResponse
+        if self._poster is not None:
+            try:
+                answer = await self._poster.post(
+                    self._write_path, body, query=self._write_params, headers=headers
+                )
+            except HttpPostError as exc:
+                raise InfluxUnavailable(f"POST {self._write_path}: {exc}") from exc
+            status = answer.status
+        else:
+            answer = await self._request(
+                "POST", self._write_path, params=self._write_params, content=body, headers=headers
+            )
+            status = answer.status_code
         if status < 300:
             return
-        text = response.text.strip()[:2000]
+        text = answer.text.strip()[:2000]
         if status == 400 or status == 422:
             raise InfluxRejected(text)
         raise InfluxUnavailable(
-            f"write: HTTP {status}: {text}", retry_after=_retry_after(response), status=status
+            f"write: HTTP {status}: {text}", retry_after=_retry_after(answer.headers), status=status
         )
 
     async def query(self, influxql: str, *, database: str | None = None, method: str = "GET") -> list[Any]:
@@ -135,7 +165,7 @@ class InfluxClient:
         if response.status_code >= 500 or response.status_code == 429:
             raise InfluxUnavailable(
                 f"query: HTTP {response.status_code}",
-                retry_after=_retry_after(response),
+                retry_after=_retry_after(response.headers),
                 status=response.status_code,
             )
         payload = response.json() if response.content else {}
