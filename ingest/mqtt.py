@@ -24,6 +24,7 @@ from typing import cast
 from ingest import mqtt_wire as wire
 from ingest.backoff import Backoff
 from ingest.config import MqttSettings
+from ingest.mqtt_session import REFRESH_S, SessionMemory, SessionRecord, session_lost_message, stale_filters
 from ingest.tls import client_context, not_trusted
 
 log = logging.getLogger(__name__)
@@ -229,17 +230,27 @@ class MqttSource:
         max_queued: int | None = None,
         read_times: bool = True,
         unsubscribe: Iterable[str] = (),
+        session_record: SessionRecord | None = None,
+        on_session_lost: Callable[[], None] | None = None,
     ) -> None:
         """``read_times=False``: every message is stamped with its arrival time, a publisher's ``read_ns``
         property is ignored (the gateway's local broker, where any device could backdate its messages).
         ``unsubscribe``: filters the persistent session may still hold and no longer should, removed at
-        each connect before subscribing ``topics``."""
+        each connect before subscribing ``topics``.
+        ``session_record``: where this client's session is remembered (:mod:`ingest.mqtt_session`): the
+        filters it holds from an earlier configuration are unsubscribed too, and a connect that finds the
+        session gone is logged as a warning and counted (:attr:`sessions_lost`, ``on_session_lost``)."""
         self.settings = settings
         self._read_times = read_times
         self.on_broker_drops = on_broker_drops
         self._broker_dropped = 0
         self.topics = subscription_filters(settings, topics)
-        self.unsubscribe = [t for t in unsubscribe if t not in topics]
+        self._record = session_record
+        self._memory = session_record.load(settings.client_id) if session_record is not None else None
+        self.on_session_lost = on_session_lost
+        self.sessions_lost = 0  # connects that found the session we had gone (and what it queued)
+        stale = stale_filters(self._memory, self.topics)
+        self.unsubscribe = [t for t in dict.fromkeys([*unsubscribe, *stale]) if t not in self.topics]
         self.queue = queue
         self.connected = asyncio.Event()
         self._addresses = settings.addresses()
@@ -333,6 +344,9 @@ class MqttSource:
             log.warning("mqtt: no clean disconnect within %.0f s", wait_s)
             return
         self.session_ended = end
+        if end and self._record is not None:  # no session: nothing the next start could miss
+            self._memory = None
+            self._record.forget()
 
     def _deliver(self, publishes: list[wire.Publish], connection: int) -> None:
         # One clock reading per read, but every message its own receive time: a reading without device
@@ -426,6 +440,7 @@ class MqttSource:
         await self._connect(connection, host, port)
         self._connection = connection  # messages of the session may arrive right after CONNACK
         keep_alive = asyncio.create_task(connection.keep_alive(settings.keepalive_s), name="mqtt-keepalive")
+        refresh: asyncio.Task[None] | None = None
         try:
             try:
                 await self._handshake(connection)
@@ -438,6 +453,8 @@ class MqttSource:
                 raise refused from exc
             backoff.reset()
             self._established = True
+            if self._record is not None:
+                refresh = asyncio.create_task(self._refresh_record(), name="mqtt-session-record")
             self.connected.set()
             self._hold_back()  # the queue may still hold the last connection's messages
             log.info(
@@ -452,6 +469,9 @@ class MqttSource:
         finally:
             self.connected.clear()
             keep_alive.cancel()
+            if refresh is not None:
+                refresh.cancel()
+                self._remember_session()  # last seen connected: now
             if self._connection is connection:
                 self._connection = None
             connection.abort("connection ended")
@@ -488,16 +508,56 @@ class MqttSource:
         settings = self.settings
         connection.send(self._connect_packet())
         connack = await connection.expect(connection.connack, "CONNACK", settings.keepalive_s)
-        _, reason = wire.connack(connack)
+        session_present, reason = wire.connack(connack)
         if reason >= 0x80:
             raise MqttError(f"broker refused the connection: {wire.reason_text(reason)}")
+        self._check_session(session_present)
         if self.unsubscribe:  # filters the session kept from an earlier configuration
             connection.send(_unsubscribe_packet(_UNSUBSCRIPTION_ID, self.unsubscribe))
             await connection.expect(connection.unsuback, "UNSUBACK", settings.keepalive_s)
+            log.info("mqtt: unsubscribed filters no longer wanted: %s", ", ".join(self.unsubscribe))
         if self.topics:  # none: only what the session holds (reallabor ingest --drain)
             await self._subscribe_topics(connection)
+        if self._record is not None:  # the session holds self.topics now, and nothing else
+            self._memory = self._current_memory(new=not session_present)
+            await asyncio.to_thread(self._record.save, self._memory, durable=True)
         if self.on_broker_drops is not None:  # a broker may refuse $SYS: not awaited
             connection.send(wire.subscribe(_SYS_SUBSCRIPTION_ID, [(BROKER_DROPPED_TOPIC, 0)]))
+
+    def _check_session(self, session_present: bool) -> None:
+        """CONNACK said whether the broker still holds our session: say so when one we had is gone."""
+        memory = self._memory
+        if memory is None or session_present:
+            return
+        log.warning(
+            session_lost_message(
+                memory, broker=self.broker, session_expiry_s=self.settings.session_expiry_s, now=time.time()
+            )
+        )
+        self.sessions_lost += 1
+        # the new session holds nothing yet (until subscribed): a crash now must not report it lost again
+        self._memory = None
+        if self._record is not None:
+            self._record.forget()
+        if self.on_session_lost is not None:
+            self.on_session_lost()
+
+    def _current_memory(self, *, new: bool) -> SessionMemory:
+        now = time.time()
+        memory = self._memory
+        since = now if new or memory is None else memory.since
+        return SessionMemory(self.settings.client_id, self.broker, tuple(self.topics), since, now)
+
+    def _remember_session(self) -> None:
+        """Bring the record's last_connected up to now (not fsynced: a time a little older is no harm)."""
+        if self._record is not None and self._memory is not None:
+            self._memory = self._current_memory(new=False)
+            self._record.save(self._memory)
+
+    async def _refresh_record(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            self._remember_session()
 
     async def _subscribe_topics(self, connection: _Connection) -> None:
         settings = self.settings
