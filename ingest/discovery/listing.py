@@ -1,6 +1,9 @@
 """The technicians' list of devices that report but are not registered, per gateway.
 
-Read from the ingester's quarantine (read-only, as the commissioning check does): pending entries with
+Read from the ingester's quarantine (read-only, as the commissioning check does; with several ingester
+instances from every instance's quarantine, merged per device and topic: :mod:`ingest.discovery.merged`;
+``quarantine_path`` is always ``<state_dir>/quarantine.sqlite3``, the instances' files are found beside
+it): pending entries with
 the reason ``unknown_device`` (a profile decodes them, the registry does not know the device: grouped by
 the device's key, with the decoded values of its newest message), ``announcement`` (the devices an
 announcement names, :mod:`ingest.discovery.announcements`) and ``no_profile`` (no profile decodes the topic:
@@ -26,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from ingest.decode import MessageDecoder
 from ingest.discovery.announcements import Announced, gateway_and_rest, parse
-from ingest.quarantine import DeviceKey, DeviceSummary, Quarantine, QuarantineRecord, TopicSummary
+from ingest.discovery.merged import QuarantineView, opened
+from ingest.quarantine import DeviceKey, DeviceSummary, QuarantineRecord, TopicSummary
 from ingest.readings import DecodeRejected
 from ingest.registry.models import Building, Device, Gateway, Household
 
@@ -157,7 +161,7 @@ def _device(decoder: MessageDecoder, summary: DeviceSummary, newest: QuarantineR
 
 
 def _announced(
-    quarantine: Quarantine, decoder: MessageDecoder, topics: list[TopicSummary], gateway: str
+    quarantine: QuarantineView, decoder: MessageDecoder, topics: list[TopicSummary], gateway: str
 ) -> dict[str, tuple[TopicSummary, Announced]]:
     """The devices the gateway's announcement topics name (the newest announcement of each topic)."""
     found: dict[str, tuple[TopicSummary, Announced]] = {}
@@ -176,7 +180,7 @@ def _announced(
 
 
 def _from_quarantine(
-    quarantine: Quarantine,
+    quarantine: QuarantineView,
     decoder: MessageDecoder,
     registered: set[DeviceKey],
     *,
@@ -282,10 +286,10 @@ def _finds(
     gateway: str | None,
     decode: bool,
 ) -> dict[str, GatewayFinds]:
-    if quarantine_path is None or not quarantine_path.exists():
-        return {}
-    registered = _registered(session)
-    with Quarantine(quarantine_path, read_only=True) as quarantine:
+    with opened(quarantine_path) as quarantine:
+        if quarantine is None:
+            return {}
+        registered = _registered(session)
         return _from_quarantine(
             quarantine, decoder, registered, per_gateway=per_gateway, gateway=gateway, decode=decode
         )
@@ -361,9 +365,9 @@ def first_contact(
     the readings of its oldest message when its clock puts them a little earlier (up to CLOCK_SLACK),
     so that an assignment from then covers every replayed reading. None when the quarantine has none: the
     device was never heard on that gateway (or its messages were replayed already)."""
-    if quarantine_path is None or not quarantine_path.exists():
-        return None
-    with Quarantine(quarantine_path, read_only=True) as quarantine:
+    with opened(quarantine_path) as quarantine:
+        if quarantine is None:
+            return None
         summaries = quarantine.pending_by_device(["unknown_device", "announcement"], key=key)
         if not summaries:  # named by an announcement of several devices (zigbee2mqtt's bridge/devices)?
             topics = quarantine.pending_topics_per_gateway(

@@ -25,7 +25,8 @@ from ingest.discovery.listing import (
     first_contact,
     unregistered_counts,
 )
-from ingest.quarantine import DeviceKey, Quarantine, QuarantineError
+from ingest.discovery.merged import opened
+from ingest.quarantine import DeviceKey, QuarantineError
 from ingest.registry.registration import NewDevice, register_discovered
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ API_PER_GATEWAY = 50
 
 
 class DiscoverySource:
-    """What discovery reads: the ingester's decoder and quarantine file (those of the commissioning check)."""
+    """What discovery reads: the ingester's decoder and quarantine file (those of the commissioning check),
+    with several ingester instances every instance's quarantine beside it."""
 
     def __init__(self, request: Request) -> None:
         commissioner = get_runs(request).commissioner
@@ -48,10 +50,10 @@ class DiscoverySource:
 
     def waiting(self, key: DeviceKey) -> int:
         """The device's quarantined messages not replayed yet (0 when the quarantine cannot be read)."""
-        if self.quarantine_path is None or not self.quarantine_path.exists():
-            return 0
         try:
-            with Quarantine(self.quarantine_path, read_only=True) as quarantine:
+            with opened(self.quarantine_path) as quarantine:
+                if quarantine is None:
+                    return 0
                 summaries = quarantine.pending_by_device(["unknown_device"], key=key)
         except QuarantineError:
             return 0
