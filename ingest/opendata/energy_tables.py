@@ -110,6 +110,15 @@ def _figures(per_kind: Mapping[str, Contributions], rule: Rule, external: float)
     return _Figures(cells, len(households), external)
 
 
+def self_sufficiency_percent(imported: float, exported: float, pv: float, external: float) -> float | None:
+    """(1 − external / (I + P − E)) · 100, clamped to 0…100; None when nothing was used. ``external``:
+    Σt max(0, I(t) − E(t)) over the period's quarter hours (docs/portal.md, "For the quarter")."""
+    consumption = imported + pv - exported
+    if consumption <= 0:
+        return None
+    return min(100.0, max(0.0, (1.0 - external / consumption) * 100))
+
+
 def _row(start: dt.datetime, figures: _Figures, label: Mapping[str, str] | None = None) -> Row:
     cells = dict(figures.cells)
     pv, export, imported = cells["pv_kwh"], cells["grid_export_kwh"], cells["grid_import_kwh"]
@@ -117,9 +126,9 @@ def _row(start: dt.datetime, figures: _Figures, label: Mapping[str, str] | None 
     cells[SELF_CONSUMPTION] = derived(pv, export, total=used)
     share = None
     if imported.total is not None:
-        consumption = imported.total + (pv.total or 0.0) - (export.total or 0.0)
-        if consumption > 0:
-            share = min(100.0, max(0.0, (1.0 - figures.external / consumption) * 100))
+        share = self_sufficiency_percent(
+            imported.total, export.total or 0.0, pv.total or 0.0, figures.external
+        )
     measured = [cell for cell in (export, pv) if cell.status is not Status.missing]
     cells[SELF_SUFFICIENCY] = derived(imported, *measured, total=share)
     row: Row = {

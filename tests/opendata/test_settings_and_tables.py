@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ingest.config import ConfigError, Settings, load_settings
 from ingest.opendata.disclosure import Rule
-from ingest.opendata.energy_tables import DayEnergy, day_tables
+from ingest.opendata.energy_tables import DayEnergy, day_tables, self_sufficiency_percent
 from ingest.opendata.settings import OpenDataSettings
 from ingest.opendata.sources import lat_lon, quarter_hours
 
@@ -103,3 +103,10 @@ def test_coordinates_only_from_decimal_degrees() -> None:
     assert lat_lon(" -33.9;18.4 ") == (-33.9, 18.4)
     for text in ("Straße", "Laterne 4, Nordseite", "95.0, 13.0", "52.5 13.3", ""):
         assert lat_lon(text) is None, text
+
+
+def test_self_sufficiency_nets_import_against_export_per_quarter_hour() -> None:
+    # docs/portal.md's example: I=10, E=4, P=6 in one quarter hour: 1 − 6/12 = 50 %
+    assert self_sufficiency_percent(10.0, 4.0, 6.0, external=max(0.0, 10.0 - 4.0)) == pytest.approx(50.0)
+    assert self_sufficiency_percent(0.0, 3.0, 3.0, external=0.0) is None  # nothing used
+    assert self_sufficiency_percent(1.0, 0.0, 9.0, external=0.0) == 100.0
