@@ -33,7 +33,7 @@ from ingest.config import ConfigError, Settings, load_settings
 from ingest.demo.credentials import DemoCredentials
 from ingest.demo.influx_users import ADMIN, INGESTER, LEDGER, READER, InfluxSetupError, ensure_users
 from ingest.demo.ports import DemoPorts
-from ingest.demo.seed import demo_logins, seed
+from ingest.demo.seed import STREET_BUILDING, demo_logins, seed
 from ingest.dynsec import DynsecBootstrap, DynsecError, admin_from_settings
 from ingest.lifecycle_cli import InfluxV1, LifecycleError, init_with
 from ingest.localservices import LOOPBACK, InfluxDB, LocalService, Mosquitto, ServiceError
@@ -45,6 +45,7 @@ from ingest.security.files import private_dir, private_file
 
 if TYPE_CHECKING:
     from ingest.ingester import Ingester
+    from ingest.opendata.export import ExportReport
     from simulators.gateway_hosts import HostedSink
     from simulators.gateways import GatewayAccount, GatewaySink
 
@@ -60,6 +61,7 @@ HISTORY_WAIT_S = 600.0  # the longest the ledger waits for the history to be in 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 DEFAULT_STATE = Path("state/demo")
 GATEWAYS_DIR = "gateways"  # the hosted gateways' config, outbox and logs, one directory each
+OPENDATA_DIR = "opendata"  # the open-data files and their catalogue, served at /opendata/
 THROUGH_GATEWAYS = 3  # gateways that run the real gateway service (the first ones with serial meters)
 # the profiles of this checkout, wherever `reallabor up` is started from
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "device_profiles"
@@ -162,6 +164,8 @@ def _settings_dict(
             "username": LEDGER,
             "password": credentials.influx_ledger,
         },
+        # the open data (docs/opendata.md): its files in the state, the seed's street sensors published
+        "opendata": {"out_dir": str(state_dir / OPENDATA_DIR), "street_building": STREET_BUILDING},
     }
 
 
@@ -384,31 +388,79 @@ def _newest_reading_s(settings: Settings, auth: tuple[str, str]) -> int | None:
     return int(series[0]["values"][0][0]) // 1_000_000_000 if series else None
 
 
-def _ledger(settings: Settings, *, history_from: int | None, stop: threading.Event) -> None:
+def _ledger(
+    settings: Settings,
+    *,
+    history_from: int | None,
+    stop: threading.Event,
+    history_in: threading.Event | None = None,
+) -> None:
     """The energy ledger (``reallabor energy run``) in the demo: once the simulated history is in
     InfluxDB (its newest reading reaches the present), the ledger of the history's range, then the loop
-    (every :data:`LEDGER_INTERVAL_S` the trailing ``energy.window``)."""
+    (every :data:`LEDGER_INTERVAL_S` the trailing ``energy.window``). ``history_in`` is set once the
+    history's ledger is done (or has failed and said so: the loop catches up)."""
     from ingest.energy.cli import rollup_with, run_until
     from ingest.energy.settings import ledger_auth
     from ingest.energy.store import LedgerError
 
-    if history_from is not None:
-        auth = ledger_auth(settings)
-        assert auth is not None  # the demo's settings name the ledger's user
-        started = time.time()
-        while not stop.is_set() and time.time() - started < HISTORY_WAIT_S:
-            newest = _newest_reading_s(settings, auth)
-            if newest is not None and newest >= started - 2 * 900:  # the history's last quarter hour
-                stop.wait(5)  # the ingester's last batches of it
-                break
-            stop.wait(2)
-        since = dt.datetime.fromtimestamp(history_from, dt.UTC)
-        try:
-            report = rollup_with(settings, since, dt.datetime.now(dt.UTC))
-            print(f"  {report.line()}", flush=True)
-        except LedgerError as exc:
-            print(f"reallabor up: energy ledger of the history: {exc}", file=sys.stderr, flush=True)
+    try:
+        if history_from is not None:
+            auth = ledger_auth(settings)
+            assert auth is not None  # the demo's settings name the ledger's user
+            started = time.time()
+            while not stop.is_set() and time.time() - started < HISTORY_WAIT_S:
+                newest = _newest_reading_s(settings, auth)
+                if newest is not None and newest >= started - 2 * 900:  # the history's last quarter hour
+                    stop.wait(5)  # the ingester's last batches of it
+                    break
+                stop.wait(2)
+            since = dt.datetime.fromtimestamp(history_from, dt.UTC)
+            try:
+                report = rollup_with(settings, since, dt.datetime.now(dt.UTC))
+                print(f"  {report.line()}", flush=True)
+            except LedgerError as exc:
+                print(f"reallabor up: energy ledger of the history: {exc}", file=sys.stderr, flush=True)
+    finally:
+        if history_in is not None:
+            history_in.set()
     run_until(settings, stop)
+
+
+def _open_data(
+    settings: Settings, *, history_from: int | None, history_in: threading.Event, stop: threading.Event
+) -> None:
+    """The open data in the demo (docs/opendata.md), with the function of ``reallabor opendata export``
+    and the loop of ``reallabor opendata run``: once the energy ledger has the simulated history, its
+    whole days up to yesterday (at least yesterday); then every day at ``opendata.daily_at`` yesterday's
+    month. Today is not exported: the export writes whole local days, so today so far would be
+    published as a finished day (a daily total of the hours so far, quarter hours still to come as
+    unmeasured, the catalogue's coverage up to midnight); /quarter shows today live. Failures are
+    printed; the demo goes on."""
+    from ingest.opendata.cli import export_with
+    from ingest.opendata.export import FAILURES, run_loop
+
+    tz = ZoneInfo(settings.ingest.timezone)
+    out_dir = settings.opendata.out_dir
+
+    def export(first: dt.date, last: dt.date) -> ExportReport:
+        report = export_with(settings, first, last, out_dir)
+        print(f"  open data: {report.line()}", flush=True)
+        return report
+
+    try:
+        if history_from is not None:
+            while not history_in.wait(1):
+                if stop.is_set():
+                    return
+            yesterday = dt.datetime.now(tz).date() - dt.timedelta(days=1)
+            first = min(dt.datetime.fromtimestamp(history_from, tz).date(), yesterday)
+            try:
+                export(first, yesterday)
+            except FAILURES as exc:
+                print(f"reallabor up: open data of the history: {exc}", file=sys.stderr, flush=True)
+        run_loop(export, daily_at=settings.opendata.daily_at, tz=tz, stop=stop)  # failures: logged
+    except Exception as exc:  # the demo goes on without its open data, and says so
+        print(f"reallabor up: the open-data export stopped: {exc!r}", file=sys.stderr, flush=True)
 
 
 def _accounts(demo: Demo) -> dict[str, GatewayAccount]:
@@ -489,6 +541,7 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
     stop_fleet = threading.Event()
     fleet: threading.Thread | None = None
     ledger: threading.Thread | None = None
+    open_data: threading.Thread | None = None
     sink: HostedSink | None = None
     async with contextlib.AsyncExitStack() as stack:
         history_from: int | None = None
@@ -525,14 +578,23 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
 
             fleet = threading.Thread(target=publish, name="fleet", daemon=True)
             fleet.start()
+        history_in = threading.Event()
         ledger = threading.Thread(
             target=_ledger,
             args=(demo.settings,),
-            kwargs={"history_from": history_from, "stop": stop_fleet},
+            kwargs={"history_from": history_from, "stop": stop_fleet, "history_in": history_in},
             name="energy-ledger",
             daemon=True,
         )
         ledger.start()
+        open_data = threading.Thread(
+            target=_open_data,
+            args=(demo.settings,),
+            kwargs={"history_from": history_from, "history_in": history_in, "stop": stop_fleet},
+            name="open-data",
+            daemon=True,
+        )
+        open_data.start()
 
         print(banner(demo, households=households, interval_s=interval_s), flush=True)
         try:
@@ -556,6 +618,8 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
                 await asyncio.to_thread(fleet.join, 10)
             if ledger is not None:
                 await asyncio.to_thread(ledger.join, 30)
+            if open_data is not None:
+                await asyncio.to_thread(open_data.join, 30)  # an export under way ends first
             stop_ingesters()  # all of them when one failed
             for run in runs:
                 if not run.done():
@@ -669,6 +733,11 @@ Reallabor is up (state in {state_dir}).
                 {api.url}/tech    (technicians and operators; API docs at {api.url}/api/docs)
                 {api.url}/portal  (residents: their own household; new ones get an invitation code
                                    from /tech/invitations or `reallabor residents invite hh-002`)
+                {api.url}/quarter (anyone, no login: the quarter's electricity now, self-sufficiency,
+                                   street climate, the open data)
+  open data   : {api.url}/opendata/catalog.jsonld   (DCAT-AP.de catalogue of the CSV/JSON files in
+                {settings.opendata.out_dir}/: the history's whole days up to yesterday once
+                the ledger has them, then daily at {settings.opendata.daily_at}; docs/opendata.md)
   logins      : role        username    password
 {logins}
   MQTT broker : mqtt://{settings.mqtt.host}:{settings.mqtt.port}   (dynamic security: one account per gateway)
@@ -680,6 +749,7 @@ Reallabor is up (state in {state_dir}).
   metrics     : {metrics}{ingesters}
   simulated   : {simulated}{gateways}
   secrets     : {state_dir / "demo-secrets.json"} (every demo password, owner only)
-  commands    : reallabor users|gateways|devices|households|residents|letters|quarantine …{commands}{notes}
+  commands    : reallabor users|gateways|devices|households|residents|letters|quarantine …{commands}
+                reallabor opendata export --from DATE --to DATE{commands}{notes}
 Press Ctrl-C to stop; `{again}` continues where it stopped.
 """
