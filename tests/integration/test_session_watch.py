@@ -8,21 +8,26 @@ the session (another ``mqtt.shared_group``) are unsubscribed: each message comes
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from bench.wire_publisher import WirePublisher
 from ingest.config import MqttSettings
 from ingest.localservices import Mosquitto
 from ingest.mqtt import Message, MqttSource
 from ingest.mqtt_session import SESSION_FILE, SessionRecord
+from ingest.stats import Stats
 from simulators.publisher import Publisher
-from tests.helpers import wait_for
+from tests.helpers import Target, wait_for
+from tests.scale_world import Instance, reading
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +190,71 @@ def test_filters_of_another_shared_group_are_unsubscribed_so_each_message_comes_
     assert len(payloads) == 100 == len(set(payloads))  # once each, not once per group
     assert json.loads(record.path.read_text())["filters"] == [f"$share/group-b/{topic}"]
     assert _lost_warnings(caplog) == []
+
+
+# --- the ingester (reallabor ingest as instance 0 of 2), once the source is wired into it --------------
+
+_WIRED = "sessions_lost" in {f.name for f in dataclasses.fields(Stats)}
+wired = pytest.mark.skipif(
+    not _WIRED,
+    reason="Stats.sessions_lost and the session record in the ingester's source are not applied yet "
+    "(/tmp/team/sessionwatch-proposal-{stats,ingester,drain}.diff)",
+)
+
+
+def _publish_readings(port: int, prefix: str, indices: range) -> None:
+    with WirePublisher("127.0.0.1", port, window=1_000) as publisher:
+        for index in indices:
+            publisher.publish(*reading(prefix, index))
+        publisher.flush()
+        assert publisher.published == len(indices)
+
+
+@wired
+def test_an_ingester_back_after_its_session_expired_warns_and_counts_it(
+    mosquitto: Mosquitto, target: Target, tmp_path: Path
+) -> None:
+    # a process restart takes 2-3 s on an idle machine (the Python start): the expiry must leave room
+    expiry_s = 8
+    instance, _ = Instance.fleet(target, tmp_path, 2, session_expiry_s=expiry_s)
+    try:
+        instance.start()  # the first start ever
+        assert instance.stop() == 0
+        instance.start()  # back within the expiry
+        assert instance.stop() == 0
+        assert LOST not in instance.process.output(), instance.process.output()
+        expired = f"Expiring client {instance.client_id} due to timeout."
+        wait_for(lambda: expired in mosquitto.log_path.read_text(), timeout=expiry_s + 30, what=expired)
+        instance.start()
+        assert instance.metrics()["sessions_lost_total"] == 1
+        assert instance.stop() == 0
+    finally:
+        instance.stop()
+    (warning,) = [line for line in instance.process.log if LOST in line]
+    assert "WARNING" in warning
+    assert f"{LOST} {instance.client_id} " in warning
+    assert "are lost; see README Several ingesters" in warning
+    assert [stats["sessions_lost"] for stats in instance.final_stats()] == [0, 0, 1]
+
+
+@wired
+def test_an_ingester_whose_shared_group_changed_takes_each_message_once(
+    mosquitto: Mosquitto, target: Target, tmp_path: Path
+) -> None:
+    instance, _ = Instance.fleet(target, tmp_path, 2, session_expiry_s=3600)
+    old_group, count = instance.group, 200
+    try:
+        instance.start()
+        assert instance.stop() == 0
+        instance.group = f"{old_group}-new"  # as mqtt.shared_group changed in the config
+        instance.start()
+        _publish_readings(mosquitto.port, target.topic_prefix, range(count))
+        wait_for(lambda: instance.metrics()["received_total"] >= count, timeout=30, what=f"{count} messages")
+        instance.wait_settled(timeout=30)
+        time.sleep(0.5)  # a second copy of each, had the old group's filter stayed, came with the first
+        assert instance.metrics()["received_total"] == count
+        assert instance.stop() == 0
+    finally:
+        instance.stop()
+    assert f"unsubscribed filters no longer wanted: $share/{old_group}/" in instance.process.output()
+    assert LOST not in instance.process.output()
