@@ -28,6 +28,7 @@ from ingest.privacy.delete import (
 )
 from ingest.privacy.export import export_household
 from ingest.privacy.influx import InfluxFailed, household_data
+from ingest.quarantine import QUARANTINE_FILE
 from ingest.registry.models import DeletionRecord
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -48,7 +49,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     with _session(settings) as session, household_data(settings.influx) as data:
         household = find_household(session, args.household)
         name = f"{household.name!r} in {household.building.name!r}"
-        plan = plan_deletion(session, data, household)
+        quarantine = settings.ingest.state_dir / QUARANTINE_FILE  # and every instance's beside it
+        plan = plan_deletion(session, data, household, quarantine=quarantine)
         print(f"will delete {name}, " + "\n".join(plan.lines()))
         if not args.yes:
             print("nothing deleted: run again with --yes to delete", file=sys.stderr)
@@ -61,7 +63,14 @@ def cmd_delete(args: argparse.Namespace) -> int:
             )
         try:
             record = delete_household(
-                session, data, household, actor=actor(), actor_role=CLI_ROLE, reason=reason, settle_s=settle
+                session,
+                data,
+                household,
+                actor=actor(),
+                actor_role=CLI_ROLE,
+                reason=reason,
+                settle_s=settle,
+                quarantine=quarantine,
             )
         except DeletionFailed as exc:
             cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""

@@ -4,13 +4,17 @@ removes it and leaves a :class:`~ingest.registry.models.DeletionRecord`.
 The steps, in an order that can be run again after any failure (InfluxDB down midway, a crash):
 
 1. the record, ``started``, committed: whatever happens next, there is a trace of the attempt;
-2. the registry's links, in one transaction: residents (their sessions die with them), invitations,
+2. the ingester's quarantine, every instance's file (:mod:`ingest.privacy.quarantine`): the messages of
+   the household's devices while assigned to it, and refused lines with its tags (before the links go:
+   the assignments say which messages are the household's);
+3. the registry's links, in one transaction: residents (their sessions die with them), invitations,
    assignments. From the ingester's next snapshot (``registry.refresh_s``) on, the household's devices
    no longer tag new readings with it;
-3. InfluxDB: count the household's values per retention policy and measurement, ``DROP SERIES``; wait
+4. InfluxDB: count the household's values per retention policy and measurement, ``DROP SERIES``; wait
    for the ingester's next snapshot (``settle_s``) and drop what it wrote meanwhile; count again:
-   ``done`` needs zero values and zero series left;
-4. the household row, in the same transaction that marks the record ``done``.
+   ``done`` needs zero values and zero series left; the quarantine again, for what the ingesters
+   quarantined of the household's devices until their assignments ended;
+5. the household row, in the same transaction that marks the record ``done``.
 
 A failure marks the record ``failed`` with the step (never the data, nor the household's name) and
 raises :class:`DeletionFailed`; the household row is still there, so the same command runs again and
@@ -25,11 +29,13 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ingest.config import RegistrySettings
+from ingest.privacy import quarantine as quarantined
 from ingest.privacy import registry
 from ingest.privacy.influx import HouseholdData, InfluxFailed
 from ingest.registry.db import commit
@@ -60,6 +66,7 @@ class Plan:
     influx: dict[str, int]  # "policy.measurement" → values
     series: int
     devices: list[str] = field(default_factory=list)  # "gateway/device" of its assignments
+    quarantine: int = 0  # its entries in the ingesters' quarantine files (every instance's)
 
     @property
     def influx_values(self) -> int:
@@ -75,12 +82,16 @@ class Plan:
             f"  assignments (devices stay, unassigned): {self.registry['assignments']} "
             f"{', '.join(self.devices)}"
         )
+        out.append(f"  quarantine (every ingester instance's): {self.quarantine} messages")
         out.append(f"  InfluxDB: {self.series} series, {self.influx_values} values")
         out += [f"    {name}: {count}" for name, count in sorted(self.influx.items())]
         return out
 
 
-def plan_deletion(session: Session, data: HouseholdData, household: Household) -> Plan:
+def plan_deletion(
+    session: Session, data: HouseholdData, household: Household, *, quarantine: Path | None = None
+) -> Plan:
+    """What :func:`delete_household` would remove now (``quarantine``: as there)."""
     selector = registry.selector(household)
     facts = registry.facts(session, household)
     return Plan(
@@ -91,6 +102,7 @@ def plan_deletion(session: Session, data: HouseholdData, household: Household) -
         influx=data.counts(selector),
         series=data.series(selector),
         devices=sorted({f"{a['gateway']}/{a['device']}" for a in facts["assignments"]}),
+        quarantine=quarantined.count(quarantine, quarantined.windows(session, household), selector),
     )
 
 
@@ -114,12 +126,16 @@ def delete_household(
     actor_role: str,
     reason: str,
     settle_s: float = 0.0,
+    quarantine: Path | None = None,
 ) -> DeletionRecord:
     """Delete everything stored about ``household`` (steps in the module docstring); the record, ``done``.
 
     ``settle_s``: after the first ``DROP SERIES``, wait this long and drop again what came in meanwhile
     (counted as ``influx_late``): a running ingester tags readings with the household until its next
     registry snapshot (``registry.refresh_s``) and writes them a flush later (:func:`settle_seconds`).
+
+    ``quarantine``: the ingester's ``<state_dir>/quarantine.sqlite3``; it and every instance's beside it
+    are erased of the household's entries (None, or no file there: the quarantine is not on this host).
 
     Raises :class:`DeletionFailed` (record ``failed``, committed) when a step fails."""
     selector = registry.selector(household)
@@ -140,9 +156,15 @@ def delete_household(
     record_id, household_id = record.id, household.id
     neutral = registry.reference(household.id, household.building_id, household.created_at)
     counts: dict[str, Any] = {}
-    step = "registry: residents, invitations, assignments"
+    step = "quarantine"
     try:
+        windows = quarantined.windows(session, household)
+        counts["quarantine"] = quarantined.erase(quarantine, windows, selector)
+        record.counts = copy.deepcopy(counts)
+        commit(session)
+        step = "registry: residents, invitations, assignments"
         counts["registry"] = registry.remove_links(session, household)
+        unlinked = dt.datetime.now(dt.UTC)
         record.counts = copy.deepcopy(counts)
         commit(session)
         step = "InfluxDB"
@@ -157,6 +179,11 @@ def delete_household(
             if late:
                 counts["influx_late"] = late
                 data.drop(selector)
+        step = "quarantine"  # what came in until the assignments ended (settled like InfluxDB's)
+        late_quarantine = quarantined.erase(quarantine, quarantined.closed(windows, unlinked), selector)
+        if any(late_quarantine.values()):
+            counts["quarantine_late"] = late_quarantine
+        step = "InfluxDB"
         left, left_series = data.counts(selector), data.series(selector)
         if left or left_series:
             raise InfluxFailed(

@@ -35,6 +35,7 @@ from ingest.config import InfluxSettings, Settings
 from ingest.privacy.delete import MAX_REASON, DeletionFailed, delete_household, record_dict, settle_seconds
 from ingest.privacy.export import HouseholdExport, export_household
 from ingest.privacy.influx import InfluxFailed, household_data
+from ingest.quarantine import QUARANTINE_FILE
 from ingest.registry.models import DeletionRecord, Household, Role, User
 from ingest.registry.text import check_text
 from ingest.security.audit import audit
@@ -132,6 +133,7 @@ def run_deletion(
                 actor_role=user.role.value,
                 reason=reason,
                 settle_s=request.app.state.privacy_settle_s,
+                quarantine=request.app.state.privacy_quarantine,
             )
     except DeletionFailed as exc:
         raise HTTPException(
@@ -189,5 +191,7 @@ def install(app: FastAPI, settings: Settings, *, api_prefix: str) -> None:
 
     app.state.privacy_influx = settings.influx
     app.state.privacy_settle_s = settle_seconds(settings.registry)
+    # the ingester's quarantine (and every instance's beside it), erased of the household's entries
+    app.state.privacy_quarantine = settings.ingest.state_dir / QUARANTINE_FILE
     app.include_router(router, prefix=api_prefix)
     app.include_router(privacy_pages.router)
