@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint unit integration deps venv node clean soak bench bench-panels bench-gateway
+.PHONY: demo test lint unit integration deps venv node clean soak bench bench-panels bench-gateway bench-scale
 
 demo: deps venv node  ## run the whole thing: broker, InfluxDB, ingester, 110 simulated households
 	$(BIN)/reallabor up --simulate 110
@@ -73,6 +73,9 @@ bench: deps venv  ## ingester vs Node-RED and a naive bridge: drain, live, laten
 
 bench-panels: deps venv  ## every panel's query on 110 households x 90 days of 1-minute data, p95 vs 500 ms (JSON last)
 	$(BIN)/python -m bench.panels
+
+bench-scale: deps venv  ## 1, 2 and 3 ingesters on one shared subscription vs mosquitto_sub: msg/s, CPU/msg (JSON last)
+	$(BIN)/python -m bench.scale --rounds 2
 
 bench-gateway: deps venv  ## gateway: 864,000-frame backlog drained to InfluxDB vs paho, steady-state RSS/CPU/SD writes (JSON last)
 	$(BIN)/python -m bench.gateway

@@ -44,7 +44,6 @@ from typing import Any
 
 import httpx
 
-from bench.registry_seed import seed_registry
 from bench.systems import (
     BenchError,
     Influx,
@@ -835,6 +834,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(influx.close)
         bench = Bench(workdir, mosquitto, influxdb, influx, args)
         if not args.no_enrich:
+            # imported here: every spawned publisher process imports the bench's main module again, and
+            # the registry (SQLAlchemy, alembic, argon2) would cost each of them ~0.6 s CPU
+            from bench.registry_seed import seed_registry
+
             bench.registry_url = seed_registry(workdir / "registry.db", extra=[PROBE])
         make_ingester = bench.ingester
 
