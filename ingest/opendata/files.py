@@ -6,21 +6,27 @@ row = :attr:`Dataset.header`): the same rows and values, a withheld cell ``.``, 
 (:data:`~ingest.opendata.datasets.SUPPRESSED_CSV`, :data:`~ingest.opendata.datasets.MISSING_CSV`). Numbers are
 written the same way in both (Python's shortest round-trip form), so the two files say exactly the same.
 
-Exporting days into a month whose files exist replaces those days' rows and keeps the others (read back
-from the JSON file), so the daily run and a backfill of a few days never lose the rest of the month. Each
-file is written to a temporary name and renamed: a reader (the web server, a harvester) sees the old or the
-new file, never half of one.
+Exporting days into a month whose files exist keeps the other days' rows (read back from the JSON file),
+so the daily run and a backfill of a few days never lose the rest of the month; a day whose new rows are
+none keeps its old ones (street readings past the raw retention are gone from InfluxDB, not from the
+files). Each file is written to a temporary name and renamed: a reader (the web server, a harvester) sees
+the old or the new file, never half of one. Read, merge and write happen under :func:`export_lock`, so two
+exports at once (the daily run and a backfill) do not lose each other's days.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
+import fcntl
 import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -35,10 +41,42 @@ from ingest.opendata.datasets import (
 
 Row = dict[str, object]
 SUPPRESSED_KEY = "suppressed"
+LOCK_NAME = ".export.lock"  # hidden: never served (serve.py looks up dataset file names only)
 
 
 class ExportFileError(Exception):
     """An existing export file that cannot be read back, or a directory that cannot be written."""
+
+
+class ExportBusy(ExportFileError):
+    """Another export held the output directory's lock for longer than we waited."""
+
+
+@contextmanager
+def export_lock(out_dir: Path, timeout_s: float) -> Iterator[None]:
+    """Hold ``<out_dir>/.export.lock`` exclusively (``flock``; released when the process ends, even
+    killed). Waits up to ``timeout_s`` for another export to finish, then :class:`ExportBusy`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_NAME
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+            if time.monotonic() >= deadline:
+                raise ExportBusy(
+                    f"another export is writing {out_dir} (it holds {path}); waited {timeout_s:.0f} s, "
+                    "try again when it has finished"
+                )
+            time.sleep(0.05)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def row_day(row: Row) -> dt.date:
@@ -122,16 +160,24 @@ def write_month(
     out_dir: Path, dataset: Dataset, month: str, rows: Iterable[Row], *, days: set[dt.date]
 ) -> list[Path]:
     """The month's files with ``rows`` for ``days`` and the existing rows of the other days; the paths
-    written (none when the month has no row at all)."""
+    written (none when the month has no row at all). A day of ``days`` without any new row keeps its
+    existing rows: a day's published rows are never replaced by nothing. Call under :func:`export_lock`."""
     json_path = out_dir / dataset.relative_path(month, "json")
-    kept = [row for row in read_rows(json_path) if row_day(row) not in days]
-    merged = sorted([*kept, *rows], key=_sort_key)
+    new = list(rows)
+    replaced = days & {row_day(row) for row in new}
+    kept = [row for row in read_rows(json_path) if row_day(row) not in replaced]
+    merged = sorted([*kept, *new], key=_sort_key)
     if not merged:
         return []
     csv_path = out_dir / dataset.relative_path(month, "csv")
     _write_atomic(csv_path, render_csv(dataset, merged))
     _write_atomic(json_path, render_json(dataset, month, merged))
     return [csv_path, json_path]
+
+
+def days_in(out_dir: Path, dataset: Dataset, month: str) -> set[dt.date]:
+    """The local days that have rows in the dataset's month file (none when it does not exist)."""
+    return {row_day(row) for row in read_rows(out_dir / dataset.relative_path(month, "json"))}
 
 
 def _period(dataset: Dataset, rows: Sequence[Row], tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:

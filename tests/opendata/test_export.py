@@ -24,7 +24,7 @@ from ingest.config import InfluxSettings
 from ingest.localservices import InfluxDB
 from ingest.opendata import cli
 from ingest.opendata.datasets import SUPPRESSED_CSV
-from ingest.opendata.export import ExportReport, daily_range, export_days, next_run, run_loop
+from ingest.opendata.export import ExportReport, due_range, export_days, next_run, read_state, run_loop
 from ingest.opendata.settings import OpenDataSettings
 from ingest.opendata.sources import PublicLabels, load_labels
 from ingest.portal.reader import Reader
@@ -308,7 +308,7 @@ def test_cli_refuses_bad_dates_and_an_unwritable_directory(
     with pytest.raises(SystemExit) as exited:
         parse("export", "--from", "2025-13-01", "--to", "2025-03-12")
     assert exited.value.code == 2
-    assert "not an ISO-8601 date (2026-11-29): '2025-13-01'" in capsys.readouterr().err
+    assert "not a date YYYY-MM-DD (2026-11-29): '2025-13-01'" in capsys.readouterr().err
     args = parse(
         "export", "--config", str(config), "--from", "2025-03-13", "--to", "2025-03-12", "--out", "x"
     )
@@ -338,34 +338,50 @@ def test_cli_exports_a_day(config: Path, tmp_path: Path, capsys: pytest.CaptureF
     ]
 
 
-def test_cli_run_once_exports_yesterdays_month(
+def test_cli_run_once_exports_the_final_days_and_remembers(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The first run: the newest final day's month up to that day (the day before yesterday with the
+    default energy.window 1d, from 00:15); the world has no data then, so nothing is written. The next
+    run has nothing due."""
     out = tmp_path / "daily"
     settings = yaml.safe_load(config.read_text(encoding="utf-8"))
     config.write_text(yaml.safe_dump({**settings, "opendata": {"out_dir": str(out)}}), encoding="utf-8")
     args = parse("run", "--config", str(config), "--once")
     assert args.func(args) == 0
-    yesterday = dt.datetime.now(TZ).date() - dt.timedelta(days=1)
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (summary["from"], summary["to"]) == (yesterday.replace(day=1).isoformat(), yesterday.isoformat())
-    assert summary["rows"]["quarter-energy-daily"] == yesterday.day
-    assert (out / "catalog.jsonld").exists()
+    newest = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1, minutes=15)).astimezone(TZ).date()
+    newest -= dt.timedelta(days=1)
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert (summary["from"], summary["to"]) == (newest.replace(day=1).isoformat(), newest.isoformat())
+    assert summary["days_without_data"] == newest.day
+    assert summary["days_published"] == 0
+    assert "nothing written for them" in captured.err
+    assert not (out / "catalog.jsonld").exists()  # no catalogue of nothing
+    assert read_state(out) == newest
+    assert args.func(args) == 0
+    assert json.loads(capsys.readouterr().out.strip()) == {
+        "nothing_due": True,
+        "final_through": newest.isoformat(),
+    }
 
 
-def test_daily_run_wakes_at_daily_at_for_yesterdays_month() -> None:
-    """The loop with a clock that starts a moment before 03:30 on 1 March: it waits until 03:30, then
-    exports February (the 1st to the 28th), and sleeps until the next day."""
+def test_daily_run_wakes_at_daily_at_for_the_days_become_final(tmp_path: Path) -> None:
+    """The loop with a clock that starts a moment before 03:30 on 1 March, the last run having exported
+    through 26 February: it waits until 03:30, then exports 27 February (final at 00:15 on 1 March), and
+    sleeps until the next day."""
     moments = iter(
         [
             dt.datetime(2025, 3, 1, 3, 29, 59, 800000, tzinfo=TZ),  # the next run: 03:30 today
             dt.datetime(2025, 3, 1, 3, 29, 59, 900000, tzinfo=TZ),  # 0.1 s to wait
             dt.datetime(2025, 3, 1, 3, 30, 0, 100000, tzinfo=TZ),  # due
+            dt.datetime(2025, 3, 1, 3, 30, 0, 200000, tzinfo=TZ),  # the run's clock
             dt.datetime(2025, 3, 1, 3, 31, tzinfo=TZ),  # after the run: tomorrow's 03:30
         ]
     )
     calls: list[tuple[dt.date, dt.date]] = []
     stop = threading.Event()
+    (tmp_path / ".daily-run.json").write_text('{"exported_through": "2025-02-26"}')
 
     def job(first: dt.date, last: dt.date) -> ExportReport:
         calls.append((first, last))
@@ -378,19 +394,26 @@ def test_daily_run_wakes_at_daily_at_for_yesterdays_month() -> None:
             return dt.datetime(2025, 3, 1, 3, 31, tzinfo=TZ)
         return moment
 
-    assert run_loop(job, daily_at="03:30", tz=TZ, stop=stop, now=now) == 1
-    assert calls == [(dt.date(2025, 2, 1), dt.date(2025, 2, 28))]
+    assert run_loop(job, daily_at="03:30", tz=TZ, stop=stop, now=now, out_dir=tmp_path) == 1
+    assert calls == [(dt.date(2025, 2, 27), dt.date(2025, 2, 27))]
+    assert read_state(tmp_path) == dt.date(2025, 2, 27)
 
 
-def test_next_run_and_daily_range() -> None:
+def test_next_run_and_due_range() -> None:
     evening = dt.datetime(2025, 3, 29, 22, tzinfo=dt.UTC)  # 23:00 local, the night clocks go forward
     assert next_run(evening, "02:30", TZ).isoformat() == "2025-03-30T02:30:00+01:00"  # 02:30 does not exist
     assert next_run(evening, "03:30", TZ).isoformat() == "2025-03-30T03:30:00+02:00"
     assert next_run(dt.datetime(2025, 3, 30, 1, 30, tzinfo=dt.UTC), "03:30", TZ).isoformat() == (
         "2025-03-31T03:30:00+02:00"  # 03:30 local that day has passed
     )
-    assert daily_range(dt.date(2025, 1, 1)) == (dt.date(2024, 12, 1), dt.date(2024, 12, 31))
-    assert daily_range(dt.date(2025, 3, 15)) == (dt.date(2025, 3, 1), dt.date(2025, 3, 14))
+    day = dt.timedelta(days=1)
+    at = dt.datetime(2025, 1, 2, 3, 30, tzinfo=TZ)
+    # 31 December is final at 00:15 on 2 January: the previous month's last day (M4)
+    assert due_range(at, day, TZ, dt.date(2024, 12, 30)) == (dt.date(2024, 12, 31), dt.date(2024, 12, 31))
+    assert due_range(at, day, TZ, None) == (dt.date(2024, 12, 1), dt.date(2024, 12, 31))  # the first run
+    assert due_range(at, day, TZ, dt.date(2024, 12, 31)) is None  # nothing became final since
+    # a run missed for days (the host was off): every day since
+    assert due_range(at, day, TZ, dt.date(2024, 12, 20)) == (dt.date(2024, 12, 21), dt.date(2024, 12, 31))
 
 
 def test_street_readings_from_the_raw_retention_policy(world: World, tmp_path: Path) -> None:
