@@ -125,8 +125,7 @@ class SessionRecord:
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
             descriptor = os.open(temporary, flags, PRIVATE_FILE)
             with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-                json.dump(memory.as_json(), out, indent=1)
-                out.write("\n")
+                out.write(json.dumps(memory.as_json(), indent=1) + "\n")
                 if durable:
                     out.flush()
                     os.fsync(out.fileno())

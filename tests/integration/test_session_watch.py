@@ -117,6 +117,7 @@ def test_a_session_that_expired_while_away_is_reported_a_restart_within_the_expi
     assert remembered["client_id"] == client_id
     assert remembered["broker"] == f"127.0.0.1:{mosquitto.port}"
     assert remembered["filters"] == [topic]
+    assert remembered["last_connected"] > remembered["since"]  # brought up to date when it disconnected
     again = asyncio.run(_live(settings, topic, record))  # back within the expiry: the session is there
     assert _lost_warnings(caplog) == []
     assert first.source.sessions_lost == again.source.sessions_lost == 0
@@ -135,6 +136,33 @@ def test_a_session_that_expired_while_away_is_reported_a_restart_within_the_expi
     assert json.loads(record.path.read_text())["since"] > remembered["since"]  # the new session's
     asyncio.run(_live(settings, topic, record))  # and that one the broker holds again
     assert len(_lost_warnings(caplog)) == 1
+
+
+def test_while_connected_the_record_says_so_every_refresh(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGKILLed ingester cannot say when it left: the record's time is at most REFRESH_S old."""
+    monkeypatch.setattr("ingest.mqtt.REFRESH_S", 0.1)
+    record = SessionRecord(tmp_path / "state" / SESSION_FILE)
+    settings = _settings(mosquitto.port, f"watch-{uuid.uuid4().hex[:8]}")
+
+    async def connected_for_a_while() -> list[float]:
+        source = MqttSource(settings, topics=["refresh/#"], queue=asyncio.Queue(), session_record=record)
+        runner = asyncio.create_task(source.run())
+        try:
+            await asyncio.wait_for(source.connected.wait(), 10)
+            seen = []
+            for _ in range(3):
+                await asyncio.sleep(0.25)
+                seen.append(json.loads(record.path.read_text())["last_connected"])
+            await source.disconnect()
+            return seen
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+
+    seen = asyncio.run(connected_for_a_while())
+    assert seen == sorted(set(seen)), seen  # later at every look
 
 
 def test_a_session_the_broker_lost_before_it_expired_is_reported_as_lost(
