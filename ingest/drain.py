@@ -33,6 +33,7 @@ from ingest.config import Settings
 from ingest.ingester import Ingester
 from ingest.ingester_ports import MessageSource, SourceFactory
 from ingest.mqtt import Message, MqttSource, subscription_filters
+from ingest.mqtt_session import SessionRecord
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ class _SessionOnly:
             unsubscribe=subscription_filters(mqtt, topics),
             queue=queue,
             on_broker_drops=on_broker_drops,
+            # the session's record: its old filters unsubscribed too, a lost session reported, and once
+            # the drain ended the session, forgotten (the instance's next start has nothing to miss)
+            session_record=SessionRecord.of(self.settings),
         )
         return self.source
 

@@ -51,6 +51,7 @@ from ingest.ingester_ports import LineWriter, MessageSource, SourceFactory
 from ingest.lineprotocol import format_line, reading_line
 from ingest.metrics import MetricsServer
 from ingest.mqtt import Message, MqttSource
+from ingest.mqtt_session import SessionRecord
 from ingest.profiles import load_profiles
 from ingest.quarantine import (
     QUARANTINE_FILE,
@@ -121,13 +122,25 @@ async def wait_until_up(ping: Callable[[], Awaitable[None]], delay: float, inter
     return False
 
 
-def mqtt_source(settings: MqttSettings) -> SourceFactory:
-    """The broker's messages (the default source)."""
+def mqtt_source(
+    settings: MqttSettings,
+    *,
+    session_record: SessionRecord | None = None,
+    on_session_lost: Callable[[], None] | None = None,
+) -> SourceFactory:
+    """The broker's messages (the default source); its session remembered in ``session_record``."""
 
     def make(
         *, topics: list[str], queue: asyncio.Queue[list[Message]], on_broker_drops: Callable[[int], None]
     ) -> MessageSource:
-        return MqttSource(settings, topics=topics, queue=queue, on_broker_drops=on_broker_drops)
+        return MqttSource(
+            settings,
+            topics=topics,
+            queue=queue,
+            on_broker_drops=on_broker_drops,
+            session_record=session_record,
+            on_session_lost=on_session_lost,
+        )
 
     return make
 
@@ -279,7 +292,9 @@ class Ingester:
         self._room = asyncio.Event()  # the sink freed spool space
         self._messages_in_record: dict[int, int] = {}
         self._broker_dropped_total = 0  # $SYS/broker/publish/messages/dropped as last heard
-        make_source = source or mqtt_source(settings.mqtt)
+        make_source = source or mqtt_source(
+            settings.mqtt, session_record=SessionRecord.of(settings), on_session_lost=self._session_lost
+        )
         self.source = make_source(
             topics=decoder.subscriptions(), queue=self._messages, on_broker_drops=self._broker_dropped
         )
@@ -446,6 +461,9 @@ class Ingester:
             log.warning("could not record last_seen (%s); retrying with the next refresh", exc)
             for key, received_ns in seen.items():
                 self._last_seen[key] = max(received_ns, self._last_seen.get(key, 0))
+
+    def _session_lost(self) -> None:
+        self.stats.sessions_lost += 1  # the source logged the warning
 
     def _broker_dropped(self, dropped: int) -> None:
         self._broker_dropped_total = max(self._broker_dropped_total, dropped)

@@ -43,6 +43,9 @@ class Stats:
     dropped: int = 0  # messages lost: no code path increments it; exported so that dashboards can alert
     replayed: int = 0  # quarantined messages taken back into the spool (their device got registered)
     implausible_read_times: int = 0  # gateways' read_ns outside [2020, now + 5 min]: arrival time used
+    # connects that found the broker no longer holding our session: what it queued for us is lost (the
+    # count is in no other counter; ingest/mqtt_session.py)
+    sessions_lost: int = 0
 
     @property
     def quarantined_total(self) -> int:

@@ -28,6 +28,7 @@ def test_metric_names_stay_as_they_were() -> None:
         "dropped_total",
         "replayed_total",
         "implausible_read_times_total",
+        "sessions_lost_total",
     }
 
 
@@ -43,6 +44,7 @@ def test_the_ingest_stats_point_keeps_its_field_names() -> None:
         "dropped",
         "replayed",
         "implausible_read_times",
+        "sessions_lost",
         "points_quarantined",
         "points_written",
         "influx_rejected_batches",
