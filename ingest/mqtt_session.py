@@ -163,10 +163,10 @@ def session_lost_message(memory: SessionMemory, *, broker: str, session_expiry_s
             "it had not expired: the broker lost it (restarted without persistence, or another node of a "
             "cluster that does not share sessions)"
         )
-    moved = "" if memory.broker == broker else f", then to {memory.broker}"
+    elsewhere = "" if memory.broker == broker else f" to {memory.broker}"  # another node of a cluster
     return (
         f"mqtt: the broker {broker} holds no session for client id {memory.client_id} (CONNACK session "
-        f"present 0), though it had one: last connected {_utc(memory.last_connected)}{moved}, away "
+        f"present 0), though it had one: last connected {_utc(memory.last_connected)}{elsewhere}, away "
         f"{duration(away_s)}, mqtt.session_expiry_s {session_expiry_s} s ({duration(session_expiry_s)}): "
         f"{cause}. Messages the broker queued for this instance while it was away are lost; see README "
         f"Several ingesters"

@@ -123,7 +123,7 @@ def test_the_warning_of_an_expired_session() -> None:
 def test_the_warning_of_a_session_the_broker_lost_names_the_other_node() -> None:
     now = MEMORY.last_connected + 90
     text = session_lost_message(MEMORY, broker="127.0.0.2:1883", session_expiry_s=3600, now=now)
-    assert "last connected 2025-11-24 17:00:00 UTC, then to 127.0.0.1:1883, away 1 min 30 s" in text
+    assert "last connected 2025-11-24 17:00:00 UTC to 127.0.0.1:1883, away 1 min 30 s" in text
     assert "it had not expired: the broker lost it" in text
 
 
