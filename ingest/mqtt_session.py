@@ -7,9 +7,10 @@ of our own two things go unnoticed:
 - the session is gone when we come back (it expired, or the broker lost it: restarted without
   persistence, a cluster node lost) and with it every message queued for us; CONNACK's "session present"
   flag is 0, and that is all;
-- the configuration changed (``mqtt.shared_group``, the instance count, ``mqtt.topic_prefix``): the
-  session keeps the old filters besides the new ones, so the broker goes on queueing messages for the old
-  subscription and delivers them twice (once per filter) until the session expires.
+- the filters changed (``mqtt.shared_group``, ``mqtt.topic_prefix``, the profiles' topics): the session
+  keeps the old ones besides the new, so the broker goes on queueing messages for the old subscription and
+  delivers them twice (once per filter) until the session expires. (A changed instance count changes the
+  client id, not the filters, of an instance: the old id's session is retired with ``--drain``.)
 
 So :class:`ingest.mqtt.MqttSource` writes :data:`SESSION_FILE` (client id, broker, the filters subscribed,
 when) once subscribed and refreshes its time while connected; at the next connect it warns when the broker
