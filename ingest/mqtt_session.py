@@ -9,8 +9,9 @@ of our own two things go unnoticed:
   flag is 0, and that is all;
 - the filters changed (``mqtt.shared_group``, ``mqtt.topic_prefix``, the profiles' topics): the session
   keeps the old ones besides the new, so the broker goes on queueing messages for the old subscription and
-  delivers them twice (once per filter) until the session expires. (A changed instance count changes the
-  client id, not the filters, of an instance: the old id's session is retired with ``--drain``.)
+  delivers them twice (once per filter) until the session expires. (Another instance count keeps every
+  instance's filters; going from one instance to several changes the client id instead: the old id's
+  session is retired with ``--drain``, README "Several ingesters".)
 
 So :class:`ingest.mqtt.MqttSource` writes :data:`SESSION_FILE` (client id, broker, the filters subscribed,
 when) once subscribed and refreshes its time while connected; at the next connect it warns when the broker
