@@ -28,12 +28,15 @@ rewrites them) are read once and kept for :data:`SETTLED_TTL_S`, as the portal k
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
@@ -56,6 +59,8 @@ KINDS = ("import", "export", "pv")
 SLOT = dt.timedelta(minutes=15)
 STREET_SLOT = dt.timedelta(minutes=10)
 SETTLED_TTL_S = 6 * 3600.0
+WAIT_S = 1.0  # longest a visitor waits for a running refresh: then the previous figures, or 503
+REFRESH_TIMEOUT_S = 5.0  # a refresh's hard limit (InfluxDB's answer), below the health check's 4 s + wait
 STREET_FIELDS = ("temperature_c", "humidity_pct", "pm25_ugm3", "pm10_ugm3", "noise_dba", "co2_ppm")
 
 T = TypeVar("T")
@@ -385,56 +390,135 @@ def _street_from(rows: Iterable[Row], day_start: dt.datetime) -> StreetClimate:
 # ---------------------------------------------------------------------------------------------- the cache
 
 
+class Unavailable(Exception):
+    """No figures to show yet: the first refresh failed or has not finished within the wait; the caller
+    answers 503 with ``Retry-After: retry_after_s``."""
+
+    def __init__(self, name: str, retry_after_s: int) -> None:
+        super().__init__(f"{name}: not available; try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Served(Generic[T]):
+    """A cached value and whether it is the previous one (``stale``: the refresh due now failed, or has not
+    finished within the wait)."""
+
+    value: T
+    stale: bool
+
+
 class FiguresCache(Generic[T]):
-    """One value for everyone, at most ``ttl_s`` old, loaded by one caller at a time (single flight):
-    whoever asks while a load runs waits for that load instead of starting another. A failed load is not
-    retried before ``ttl_s`` has passed either (the database is not asked more often when it is in
-    trouble): until then the previous value is served if there is one, else the failure is raised again.
+    """One value for everyone, at most ``ttl_s`` old, refreshed by ONE background thread of its own, so
+    visitors never hold a server worker while InfluxDB is slow or hangs (review18 M5: 45 waiting visitors
+    took all 40 threads of the server's pool and its health check timed out).
+
+    - Single flight: a refresh starts when a visitor finds the value due and none runs; at most one runs.
+    - Bounded wait: a visitor waits at most ``wait_s`` for a running refresh (asynchronously: no thread),
+      then gets the previous value marked stale (stale-while-revalidate), or :class:`Unavailable` when there
+      is none yet (the first refresh).
+    - Hard timeout: a refresh not finished within ``timeout_s`` counts as failed (the loader's own client
+      gives up at the same time; its thread cannot be killed, so no other refresh starts until it returns).
+    - A failed refresh is logged once and not retried before ``ttl_s`` has passed (the database is not
+      asked more often when it is in trouble); the previous value, if any, stays meanwhile, marked stale.
     """
 
-    def __init__(self, load: Callable[[], T], *, ttl_s: float, clock: Callable[[], float] = time.monotonic):
+    POLL_S = 0.025  # how often a waiting visitor looks (event-loop agnostic: no future shared across loops)
+
+    def __init__(
+        self,
+        load: Callable[[], T],
+        *,
+        ttl_s: float,
+        name: str = "quarter figures",
+        wait_s: float = WAIT_S,
+        timeout_s: float = REFRESH_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._load = load
         self.ttl_s = ttl_s
+        self.name = name
+        self.wait_s = wait_s
+        self.timeout_s = timeout_s
         self._clock = clock
+        self._lock = threading.RLock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"refresh {name}")
         self._value: T | None = None
         self._fresh_until = 0.0
-        self._failure: Exception | None = None
-        self._loading = False
-        self._changed = threading.Condition()
+        self._failed = False  # the newest refresh failed (or timed out)
+        self._running: Future[T] | None = None
+        self._started = 0.0
+        self._timed_out = False  # the running refresh passed timeout_s (already logged)
         self.loads = 0  # how often the source was asked (tests, logs)
 
     def fresh_for(self) -> float:
         """Seconds until the value is refreshed (0: at the next request)."""
         return max(0.0, self._fresh_until - self._clock())
 
-    def get(self) -> T:
-        with self._changed:
-            while True:
-                if self._clock() < self._fresh_until:
-                    if self._value is not None:
-                        return self._value
-                    assert self._failure is not None
-                    raise self._failure
-                if not self._loading:
-                    self._loading = True
+    async def get(self) -> Served[T]:
+        """The current value (refreshed first when due, waiting at most ``wait_s``)."""
+        with self._lock:
+            running = self._refresh_if_due()
+        deadline = time.monotonic() + self.wait_s  # real time: ``clock`` drives the cache period only
+        while running is not None and not running.done() and time.monotonic() < deadline:
+            await asyncio.sleep(self.POLL_S)
+            with self._lock:
+                self._check_timeout()
+                if self._timed_out:
                     break
-                self._changed.wait()
-        try:
-            self.loads += 1
-            value = self._load()
-        except Exception as exc:
-            with self._changed:
-                self._loading = False
-                self._fresh_until = self._clock() + self.ttl_s
-                self._failure = exc
-                self._changed.notify_all()
-                if self._value is not None:
-                    log.warning("quarter figures: refresh failed (%s); the previous ones stay", exc)
-                    return self._value
-            raise
-        with self._changed:
-            self._value, self._failure = value, None
+        return self._served()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------------------ under the lock
+
+    def _refresh_if_due(self) -> Future[T] | None:
+        """The running refresh, or a new one when the value is due; None when it is fresh, or when the
+        refresh that timed out still holds the thread."""
+        self._check_timeout()
+        if self._running is not None:
+            return None if self._timed_out else self._running
+        if self._clock() < self._fresh_until:
+            return None
+        self.loads += 1
+        self._started = time.monotonic()
+        future = self._running = self._executor.submit(self._load)
+        future.add_done_callback(self._settle)  # RLock: it may run at once, in this thread
+        return future
+
+    def _check_timeout(self) -> None:
+        running = self._running
+        if running is None or running.done() or self._timed_out:
+            return
+        if time.monotonic() - self._started >= self.timeout_s:
+            self._timed_out = True
+            self._fail(f"no answer within {self.timeout_s:g} s")
+
+    def _fail(self, reason: str) -> None:
+        self._failed = True
+        self._fresh_until = self._clock() + self.ttl_s
+        keeps = "the previous ones stay" if self._value is not None else "none to show"
+        log.warning("%s: refresh failed (%s); %s", self.name, reason, keeps)
+
+    def _settle(self, future: Future[T]) -> None:
+        with self._lock:
+            self._running = None
+            timed_out, self._timed_out = self._timed_out, False
+            exc = None if future.cancelled() else future.exception()
+            if future.cancelled() or exc is not None:
+                if not timed_out:  # a timed-out refresh was logged when it timed out: once per attempt
+                    self._fail("cancelled" if exc is None else str(exc) or type(exc).__name__)
+                return
+            self._value, self._failed = future.result(), False
             self._fresh_until = self._clock() + self.ttl_s
-            self._loading = False
-            self._changed.notify_all()
-        return value
+
+    def _served(self) -> Served[T]:
+        with self._lock:
+            if self._value is not None:
+                return Served(self._value, stale=self._failed or self._running is not None)
+            if self._running is not None and not self._timed_out:
+                retry = self.timeout_s - (time.monotonic() - self._started)
+            else:
+                retry = self.fresh_for()
+            raise Unavailable(self.name, max(1, math.ceil(retry)))

@@ -36,7 +36,14 @@ from ingest.api.rate_limit import ClientRateLimit, RateLimited
 from ingest.config import InfluxSettings, Settings
 from ingest.localservices import LOOPBACK, InfluxDB, free_port
 from ingest.opendata.disclosure import Rule
-from ingest.opendata.public import BatchReader, FiguresCache, PublicFigures, QuarterSource
+from ingest.opendata.public import (
+    BatchReader,
+    FiguresCache,
+    PublicFigures,
+    QuarterSource,
+    Served,
+    Unavailable,
+)
 from ingest.registry.db import make_engine
 from ingest.registry.migrate import upgrade
 from tests.portal.quarter_seed import STREET, TZ, Quarter, seed, street_means
@@ -344,34 +351,34 @@ def test_cache_loads_once_for_concurrent_callers_and_not_again_after_a_failure()
             raise RuntimeError("InfluxDB away")
         return len(calls)
 
-    cache = FiguresCache(load, ttl_s=60, clock=lambda: now[0])
-    got: list[int] = []
-    threads = [threading.Thread(target=lambda: got.append(cache.get())) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    time.sleep(0.2)
-    gate.set()
-    for thread in threads:
-        thread.join(5)
-    assert got == [1] * 50
-    assert cache.loads == 1
+    cache = FiguresCache(load, ttl_s=60, wait_s=5, clock=lambda: now[0])
 
-    now[0] = 61.0  # expired: the next load fails; the previous figures stay for another period
-    assert cache.get() == 1
-    assert cache.loads == 2
-    assert cache.get() == 1
-    assert cache.loads == 2
-    now[0] = 122.0
-    assert cache.get() == 3
-    assert cache.loads == 3
+    async def scenario() -> None:
+        waiting = [asyncio.create_task(cache.get()) for _ in range(50)]
+        await asyncio.sleep(0.2)
+        gate.set()
+        got = await asyncio.gather(*waiting)
+        assert [(one.value, one.stale) for one in got] == [(1, False)] * 50
+        assert cache.loads == 1
 
-    failing = FiguresCache(
-        lambda: (_ for _ in ()).throw(RuntimeError("down")), ttl_s=60, clock=lambda: now[0]
-    )
-    for _ in range(3):
-        with pytest.raises(RuntimeError):
-            failing.get()
-    assert failing.loads == 1
+        now[0] = 61.0  # expired: the next load fails; the previous figures stay for another period, stale
+        assert (await cache.get()) == Served(1, stale=True)
+        assert cache.loads == 2
+        assert (await cache.get()) == Served(1, stale=True)
+        assert cache.loads == 2
+        now[0] = 122.0
+        assert (await cache.get()) == Served(3, stale=False)
+        assert cache.loads == 3
+
+        failing = FiguresCache(
+            lambda: (_ for _ in ()).throw(RuntimeError("down")), ttl_s=60, clock=lambda: now[0]
+        )
+        for _ in range(3):
+            with pytest.raises(Unavailable):
+                await failing.get()
+        assert failing.loads == 1
+
+    asyncio.run(scenario())
 
 
 # ------------------------------------------------------------------------------------------- /opendata/

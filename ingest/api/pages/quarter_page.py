@@ -4,13 +4,17 @@
 today's and this month's self-sufficiency, the street climate and links to the open datasets, in German
 or English (the switch at ``/quarter/lang/<code>``, the pages' cookie). Tables always; charts with uPlot
 (``quarter.js``, the copy /ops serves from node_modules) when JavaScript runs. ``/quarter/data`` answers
-the same figures as JSON (the page's script refreshes from it).
+the same figures as JSON for other programs (the page itself changes only when it is loaded again). The
+language: ``?lang=de|en``, else the switch's cookie, else Accept-Language.
 
 It cannot load the database: every figure comes from ONE cache (:class:`ingest.opendata.public.FiguresCache`)
 refreshed at most every ``opendata.cache_s`` seconds by one request to InfluxDB, whatever the number of
-visitors; concurrent visitors wait for the one refresh. Each visitor's address has a request budget
-(:class:`ingest.api.rate_limit.ClientRateLimit`); beyond it: 429 with Retry-After. The page's JSON is
-built once per refresh and language. Figures respect disclosure control (docs/opendata.md).
+visitors. It cannot tie up the server either: the routes are async and hold no worker thread; the refresh
+runs in the cache's one thread of its own with a hard timeout; a visitor waits at most a second for it and
+then gets the previous figures, labelled with their time, or, before the first figures, 503 with
+Retry-After. Each visitor's address has a request budget (:class:`ingest.api.rate_limit.ClientRateLimit`);
+beyond it: 429 with Retry-After. The page's JSON is built once per refresh and language. Figures respect
+disclosure control (docs/opendata.md).
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import datetime as dt
 import json
 import logging
 import math
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,15 +43,16 @@ from ingest.months import MONTHS
 from ingest.opendata.disclosure import Rule
 from ingest.opendata.public import (
     KINDS,
+    REFRESH_TIMEOUT_S,
     BatchReader,
     FiguresCache,
     PublicFigures,
     QuarterSource,
+    Unavailable,
 )
 from ingest.opendata.serve import Published, published, resolve
 from ingest.opendata.settings import OpenDataSettings
 from ingest.portal import view as numbers
-from ingest.portal.reader import InfluxUnavailable
 
 log = logging.getLogger(__name__)
 QUARTER_PREFIX = "/quarter"
@@ -83,20 +87,19 @@ class QuarterState:
     out_dir: Path
     cache_s: int
     tz: ZoneInfo
-    _views: dict[str, tuple[int, dict[str, Any], bytes]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _views: dict[str, tuple[tuple[int, bool], dict[str, Any], bytes]] = field(default_factory=dict)
 
-    def view(self, lang: str) -> tuple[dict[str, Any], bytes]:
-        """The figures as the page shows them in ``lang``, and as JSON; built once per refresh."""
-        figures = self.figures.get()
-        with self._lock:
-            kept = self._views.get(lang)
-            if kept is not None and kept[0] == figures.version:
-                return kept[1], kept[2]
-        built = build_view(figures, lang, self.tz, cache_s=self.cache_s)
+    async def view(self, lang: str) -> tuple[dict[str, Any], bytes]:
+        """The figures as the page shows them in ``lang``, and as JSON; built once per refresh (and once
+        more when they turn stale). Raises :class:`Unavailable` before the first figures."""
+        served = await self.figures.get()
+        key = (served.value.version, served.stale)
+        kept = self._views.get(lang)  # the event loop's thread only: no lock
+        if kept is not None and kept[0] == key:
+            return kept[1], kept[2]
+        built = build_view(served.value, lang, self.tz, cache_s=self.cache_s, stale=served.stale)
         encoded = json.dumps(built, ensure_ascii=False, separators=(",", ":")).encode()
-        with self._lock:
-            self._views[lang] = (figures.version, built, encoded)
+        self._views[lang] = (key, built, encoded)
         return built, encoded
 
 
@@ -105,8 +108,9 @@ def _state(request: Request) -> QuarterState:
     return state
 
 
-def rate_limit(request: Request) -> None:
-    """Every public request counts against its client's budget (429 with Retry-After beyond it)."""
+async def rate_limit(request: Request) -> None:
+    """Every public request counts against its client's budget (429 with Retry-After beyond it). Async:
+    FastAPI would run a plain function in the server's thread pool."""
     limit: ClientRateLimit = request.app.state.public_rate_limit
     limit.take(client_address(request))
 
@@ -117,13 +121,21 @@ RateLimit = Depends(rate_limit)
 # ---------------------------------------------------------------------------------------------- the view
 
 
-def build_view(figures: PublicFigures, lang: str, tz: ZoneInfo, *, cache_s: int) -> dict[str, Any]:
-    """What the page and its JSON show, localized: only plain values (numbers, texts, lists)."""
+def build_view(
+    figures: PublicFigures, lang: str, tz: ZoneInfo, *, cache_s: int, stale: bool = False
+) -> dict[str, Any]:
+    """What the page and its JSON show, localized: only plain values (numbers, texts, lists). ``stale``:
+    the previous figures (the refresh due now failed or is late), said with their time."""
     t = translator(lang)
     withheld = t("quarter_withheld")
+    midnight = dt.datetime.combine(figures.day, dt.time(), tz)
+    next_midnight = dt.datetime.combine(figures.day + dt.timedelta(days=1), dt.time(), tz)
+    # a day the clocks change: 02:00-02:45 happen twice in autumn, so every time says its zone
+    shifting = midnight.utcoffset() != next_midnight.utcoffset()
 
     def clock(moment: dt.datetime) -> str:
-        return moment.astimezone(tz).strftime("%H:%M")
+        local = moment.astimezone(tz)
+        return f"{local:%H:%M}\u00a0{zone_name(lang, local)}" if shifting else f"{local:%H:%M}"
 
     def energy(value: float | None) -> str:
         return withheld if value is None else numbers.kwh(lang, value)
@@ -183,10 +195,13 @@ def build_view(figures: PublicFigures, lang: str, tz: ZoneInfo, *, cache_s: int)
     def share(value: float | None) -> str:
         return withheld if value is None else numbers.percent(lang, value)
 
+    when = localizer_when(lang, tz, figures.at)
     return {
         "lang": lang,
         "at": figures.at.isoformat(),
-        "as_of": t("quarter_as_of", when=localizer_when(lang, tz, figures.at), seconds=cache_s),
+        "as_of": t("quarter_as_of", when=when, seconds=cache_s),
+        "stale": stale,
+        "stale_text": t("quarter_stale", when=when) if stale else None,
         "day": figures.day.isoformat(),
         "last": last,
         "self_sufficiency": {
@@ -236,6 +251,15 @@ def build_view(figures: PublicFigures, lang: str, tz: ZoneInfo, *, cache_s: int)
     }
 
 
+GERMAN_ZONE_NAMES = {"CET": "MEZ", "CEST": "MESZ"}
+
+
+def zone_name(lang: str, local: dt.datetime) -> str:
+    """The zone's abbreviation as the language writes it (MESZ / CEST), else the UTC offset."""
+    name = local.tzname() or local.strftime("%z")
+    return GERMAN_ZONE_NAMES.get(name, name) if lang == "de" else name
+
+
 def localizer_when(lang: str, tz: ZoneInfo, moment: dt.datetime) -> str:
     """The time of day in the quarter's zone (de: 14:05, en: 14:05 CET)."""
     local = moment.astimezone(tz)
@@ -265,10 +289,12 @@ def _headers(state: QuarterState, lang: str) -> dict[str, str]:
     }
 
 
-def _page(request: Request, name: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+def _page(
+    request: Request, name: str, *, lang: str | None = None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     """A page without session and forms: no CSRF cookie is set, so shared caches may keep it."""
     state = _state(request)
-    lang = negotiate(request)
+    lang = lang or negotiate(request)
     values = {
         "request": request,
         "lang": lang,
@@ -286,42 +312,55 @@ def _page(request: Request, name: str, *, status_code: int = 200, **context: Any
     return response
 
 
-@router.get("", dependencies=[RateLimit])
-def quarter(request: Request) -> HTMLResponse:
+Lang = Annotated[str | None, Query(pattern=r"^(de|en)$")]
+
+
+def _unavailable(headers: dict[str, str], exc: Unavailable) -> dict[str, str]:
+    return {**headers, "Cache-Control": "no-store", "Retry-After": str(exc.retry_after_s)}
+
+
+@router.api_route("", methods=["GET", "HEAD"], dependencies=[RateLimit])
+async def quarter(request: Request, lang: Lang = None) -> Response:
+    """The page (HEAD: its status and headers, for uptime monitors and link checkers)."""
     state = _state(request)
-    lang = negotiate(request)
+    chosen = lang or negotiate(request)
+    failure: Unavailable | None = None
     try:
-        shown: dict[str, Any] | None = state.view(lang)[0]
-    except InfluxUnavailable as exc:
-        log.warning("quarter page: InfluxDB did not answer (%s)", type(exc.__cause__ or exc).__name__)
-        shown = None
-    datasets, catalog = state.listing.get()
-    return _page(
+        shown: dict[str, Any] | None = (await state.view(chosen))[0]
+    except Unavailable as exc:  # logged by the cache, once per refresh
+        shown, failure = None, exc
+    try:
+        datasets, catalog = (await state.listing.get()).value
+    except Unavailable:  # the directory's first listing is late: the page without its files
+        datasets, catalog = (), False
+    response = _page(
         request,
         "quarter.html",
-        status_code=status.HTTP_200_OK if shown is not None else status.HTTP_503_SERVICE_UNAVAILABLE,
+        lang=chosen,
+        status_code=status.HTTP_200_OK if failure is None else status.HTTP_503_SERVICE_UNAVAILABLE,
         view=shown,
         datasets=datasets,
         catalog=catalog,
         uplot=UPLOT_URL if (UPLOT_DIR / "uPlot.iife.min.js").is_file() else None,
         cache_s=state.cache_s,
     )
-
-
-Lang = Annotated[str | None, Query(pattern=r"^(de|en)$")]
+    if failure is not None:
+        response.headers.update(_unavailable({}, failure))
+    return response
 
 
 @router.get("/data", dependencies=[RateLimit])
-def quarter_data(request: Request, lang: Lang = None) -> Response:
+async def quarter_data(request: Request, lang: Lang = None) -> Response:
     """The page's figures as JSON (the page's language unless ``lang`` is given)."""
     state = _state(request)
     chosen = lang or negotiate(request)
     try:
-        encoded = state.view(chosen)[1]
-    except InfluxUnavailable as exc:
-        log.warning("quarter data: InfluxDB did not answer (%s)", type(exc.__cause__ or exc).__name__)
+        encoded = (await state.view(chosen))[1]
+    except Unavailable as exc:  # logged by the cache, once per refresh
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "the quarter's figures are unavailable"
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the quarter's figures are unavailable",
+            headers=_unavailable({}, exc),
         ) from exc
     headers = _headers(state, chosen)
     return Response(encoded, media_type="application/json", headers=headers)
@@ -338,13 +377,13 @@ def switch_language(code: str) -> Response:
 
 @files_router.api_route("", methods=["GET", "HEAD"], dependencies=[RateLimit])
 @files_router.api_route("/", methods=["GET", "HEAD"], dependencies=[RateLimit])
-def opendata_index() -> Response:
+async def opendata_index() -> Response:
     """No directory listing: the page lists the files, the catalogue describes them."""
     return RedirectResponse(f"{QUARTER_PREFIX}#open-data", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @files_router.api_route("/{relative:path}", methods=["GET", "HEAD"], dependencies=[RateLimit])
-def opendata_file(request: Request, relative: str) -> Response:
+async def opendata_file(request: Request, relative: str) -> Response:
     state = _state(request)
     found = resolve(state.out_dir, relative)
     if found is None:
@@ -358,7 +397,7 @@ def make_state(influx: InfluxSettings, opendata: OpenDataSettings, *, timezone: 
     """The shared figures of one app: one InfluxDB reader, one cache, one file listing."""
     tz = zone(timezone)
     source = QuarterSource(
-        BatchReader(influx),
+        BatchReader(influx, timeout_s=REFRESH_TIMEOUT_S),
         tz,
         rule=Rule(min_households=opendata.min_households, dominance_percent=opendata.dominance_percent),
         street_building=opendata.street_building,
@@ -367,7 +406,7 @@ def make_state(influx: InfluxSettings, opendata: OpenDataSettings, *, timezone: 
     out_dir = opendata.out_dir
     return QuarterState(
         figures=FiguresCache(source.load, ttl_s=opendata.cache_s),
-        listing=FiguresCache(lambda: published(out_dir), ttl_s=opendata.cache_s),
+        listing=FiguresCache(lambda: published(out_dir), ttl_s=opendata.cache_s, name="open-data files"),
         out_dir=out_dir,
         cache_s=opendata.cache_s,
         tz=tz,

@@ -136,6 +136,10 @@ QUARTER_TEXTS: dict[str, tuple[str, str]] = {
         "Stand: {when} Uhr. Die Zahlen werden höchstens alle {seconds} Sekunden neu gelesen.",
         "As of {when}. The figures are read again at most every {seconds} seconds.",
     ),
+    "quarter_stale": (
+        "Die neuesten Zahlen konnten gerade nicht gelesen werden. Sie sehen die Zahlen von {when} Uhr.",
+        "The newest figures could not be read just now. You see the figures as of {when}.",
+    ),
     "quarter_unavailable": (
         "Die Zahlen des Quartiers können gerade nicht gelesen werden. Bitte später noch einmal versuchen.",
         "The quarter's figures cannot be read right now. Please try again later.",

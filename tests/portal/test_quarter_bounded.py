@@ -1,0 +1,204 @@
+"""The public quarter page cannot tie up the server (review18 M5, M9): while InfluxDB hangs (a real TCP
+socket on 127.0.0.1 that accepts and never answers), 100 concurrent visitors of ``/quarter`` get a quick
+503 with Retry-After, the API's health check still answers within 1 s, and the failed refresh is logged
+once, not once per visitor. The cache serves the previous figures, marked stale, while a refresh is late or
+failed, and gives up on a refresh after its hard timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from ingest.api.app import create_app
+from ingest.api.rate_limit import ClientRateLimit
+from ingest.config import Settings
+from ingest.localservices import LOOPBACK, free_port
+from ingest.opendata.public import REFRESH_TIMEOUT_S, WAIT_S, FiguresCache, Unavailable
+from ingest.registry.db import make_engine
+from ingest.registry.migrate import upgrade
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+VISITORS = 100
+
+
+@pytest.fixture
+def hanging_influx() -> Iterator[str]:
+    """An 'InfluxDB' that accepts TCP connections and never answers."""
+    server = socket.socket()
+    server.bind((LOOPBACK, 0))
+    server.listen(VISITORS * 2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://{LOOPBACK}:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(2)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+@pytest.fixture
+def api(hanging_influx: str, tmp_path: Path) -> Iterator[str]:
+    """The API as ``reallabor api`` serves it (uvicorn, its default thread pool of 40), InfluxDB hanging."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
+    upgrade(engine)
+    settings = Settings(
+        api={"secret_key": secrets.token_urlsafe(32)},
+        influx={"url": hanging_influx, "database": "quarter"},
+        ingest={"timezone": "Europe/Berlin"},
+        opendata={"out_dir": tmp_path / "opendata", "cache_s": 60},
+    )
+    app = create_app(settings, engine=engine, migrate=False)
+    app.state.public_rate_limit = ClientRateLimit(per_s=1000, burst=1000)  # all 100 reach the cache
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://{LOOPBACK}:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"{url}/api/v1/health", trust_env=False, timeout=1).raise_for_status()
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.05)
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
+async def _visit_and_check_health(url: str) -> tuple[list[httpx.Response], float, float]:
+    """VISITORS requests to /quarter at once; while they wait, the health check: its duration."""
+    limits = httpx.Limits(max_connections=VISITORS + 1)
+    async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30, limits=limits) as client:
+        started = time.monotonic()
+        visits = [asyncio.create_task(client.get("/quarter")) for _ in range(VISITORS)]
+        await asyncio.sleep(0.3)  # the visitors are waiting for the refresh now
+        before = time.monotonic()
+        health = await client.get("/api/v1/health", timeout=1.0)  # raises past 1 s
+        health_s = time.monotonic() - before
+        assert health.status_code == 200
+        answers = await asyncio.gather(*visits)
+        return answers, health_s, time.monotonic() - started
+
+
+def test_hanging_influxdb_and_100_visitors_leave_the_health_check_under_a_second(
+    api: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ingest.opendata.public")
+    answers, health_s, visits_s = asyncio.run(_visit_and_check_health(api))
+    assert health_s < 1.0
+    assert {answer.status_code for answer in answers} == {503}
+    assert all(int(answer.headers["Retry-After"]) >= 1 for answer in answers)
+    assert all(answer.headers["Cache-Control"] == "no-store" for answer in answers)
+    assert visits_s < WAIT_S + 2.0  # each waited about WAIT_S, not for InfluxDB
+    assert "können gerade nicht gelesen werden" in answers[0].text
+
+    # the refresh gives up after its hard timeout; one warning for the one attempt, however many visitors
+    deadline = time.monotonic() + REFRESH_TIMEOUT_S + 3
+    while not caplog.records and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for _ in range(20):  # within the cache period: no new attempt, no new line
+        assert httpx.get(f"{api}/quarter/data", trust_env=False, timeout=2).status_code == 503
+    failed = [r for r in caplog.records if "refresh failed" in r.getMessage()]
+    assert len(failed) == 1, [r.getMessage() for r in caplog.records]
+
+
+# ------------------------------------------------------------------------------------ the cache itself
+
+
+def test_cache_serves_the_previous_figures_marked_stale_while_a_refresh_is_late() -> None:
+    now = [0.0]
+    gate = threading.Event()
+    results = iter([1, 2])
+
+    def load() -> int:
+        if now[0] > 0:
+            gate.wait(10)
+        return next(results)
+
+    cache = FiguresCache(load, ttl_s=60, wait_s=0.2, timeout_s=30, clock=lambda: now[0])
+
+    async def scenario() -> None:
+        first = await cache.get()
+        assert (first.value, first.stale) == (1, False)
+        now[0] = 61.0  # due: the refresh hangs; visitors get the previous figures after wait_s, marked
+        waits = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            served = await cache.get()
+            waits.append(time.monotonic() - t0)
+            assert (served.value, served.stale) == (1, True)
+        assert cache.loads == 2  # one refresh for all of them
+        assert max(waits) < 0.5
+        gate.set()
+        for _ in range(100):
+            served = await cache.get()
+            if not served.stale:
+                break
+            await asyncio.sleep(0.02)
+        assert (served.value, served.stale) == (2, False)
+
+    asyncio.run(scenario())
+
+
+def test_cache_answers_unavailable_quickly_and_gives_up_after_its_hard_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ingest.opendata.public")
+    release = threading.Event()
+    calls: list[int] = []
+
+    def load() -> int:
+        calls.append(1)
+        release.wait(10)  # hangs past the timeout (a thread cannot be killed)
+        raise RuntimeError("InfluxDB away")
+
+    cache = FiguresCache(load, ttl_s=60, wait_s=0.1, timeout_s=0.4)
+
+    async def scenario() -> None:
+        for _ in range(3):
+            t0 = time.monotonic()
+            with pytest.raises(Unavailable) as refused:
+                await cache.get()
+            assert time.monotonic() - t0 < 0.3
+            assert refused.value.retry_after_s >= 1
+        await asyncio.sleep(0.4)
+        with pytest.raises(Unavailable):  # timed out: counted as failed, logged once
+            await cache.get()
+        assert cache.loads == 1
+        assert [r.getMessage() for r in caplog.records] == [
+            "quarter figures: refresh failed (no answer within 0.4 s); none to show"
+        ]
+        release.set()  # the hung load ends with its own error: the same attempt, not logged again
+        await asyncio.sleep(0.1)
+        with pytest.raises(Unavailable):
+            await cache.get()
+        assert cache.loads == 1  # no new attempt within the period
+        assert len(caplog.records) == 1
+
+    asyncio.run(scenario())
+    assert len(calls) == 1
