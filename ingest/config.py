@@ -291,6 +291,27 @@ class ApiSettings(Section):
         description="the address residents open (https://… in production), printed on invitations; "
         "without it the CLI uses http://host:port (development only) and the pages the request's host",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks (CIDR) of the reverse proxies in front of the API: only a "
+        "request from one of them may name its client in X-Forwarded-For (rate limits, login throttle); "
+        "empty: the TCP peer is the client",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        networks = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (e.g. 172.18.0.1, 10.0.0.0/8)"
+                ) from None
+        return networks
 
     @field_validator("public_url")
     @classmethod
