@@ -165,3 +165,19 @@ def test_silent_ingester(db: InfluxQuery) -> None:
         ("reallabor-ingest-1",): True,
         ("reallabor-ingest-2",): False,
     }
+
+
+def test_session_lost(db: InfluxQuery) -> None:
+    """An instance whose process found its session gone (sessions_lost 1 since its start) fires; one that
+    never lost it does not."""
+    now = time.time_ns()
+    lines = []
+    for step in range(30):  # every 10 s for 5 minutes
+        at = now - step * 10_000_000_000
+        lines.append(stats("reallabor-ingest-0", at, received=1000 - step))
+        lines.append(stats("reallabor-ingest-1", at, received=1000 - step, sessions_lost=1))
+    write(db, lines)
+    assert firing(db, "reallabor-session-lost") == {
+        ("reallabor-ingest-0",): False,
+        ("reallabor-ingest-1",): True,
+    }

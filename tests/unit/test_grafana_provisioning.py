@@ -24,6 +24,7 @@ ALERTS = {
     "reallabor-accounting-broken",
     "reallabor-ingester-dropped",
     "reallabor-silent-ingester",
+    "reallabor-session-lost",
 }
 
 
