@@ -5,9 +5,10 @@ Each address may send ``burst`` requests at once and then ``per_s`` a second on 
 for at most ``max_keys`` addresses, the least recently seen go first (a forgotten address starts with a
 full bucket again: the limit bounds a client's steady rate, which is what protects the process).
 
-The address is the TCP peer's (:func:`ingest.api.throttle.client_address`, as the login throttle counts):
-behind a reverse proxy that does not pass the client's address on, every visitor shares the proxy's
-bucket, so the limit then bounds all visitors together (docs/opendata.md).
+The address is the request's client (:func:`ingest.api.throttle.client_address`, as the login throttle
+counts): the TCP peer, or, for a request from one of ``api.trusted_proxies``, the client the proxy names in
+X-Forwarded-For (:mod:`ingest.api.serving`). Behind a proxy that is not listed there, every visitor shares
+the proxy's bucket, so the limit then bounds all visitors together.
 """
 
 from __future__ import annotations

@@ -102,6 +102,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ingest.api.app import create_app
+    from ingest.api.serving import client_address_options
     from ingest.security.audit import setup_logging
 
     settings = _settings(args)
@@ -119,7 +120,7 @@ def cmd_api(args: argparse.Namespace) -> int:
             host=args.host or settings.api.host,
             port=args.port or settings.api.port,
             log_level=settings.ingest.log_level.lower(),
-            proxy_headers=False,
+            **client_address_options(settings.api),  # X-Forwarded-For from api.trusted_proxies only
         )
     finally:
         if broker is not None:
