@@ -101,7 +101,8 @@ def test_each_missing_secret_is_refused(tmp_path: Path) -> None:
 
 def test_the_stack(stack: dict[str, Any]) -> None:
     services = stack["services"]
-    assert set(services) == {"preflight", *LONG_RUNNING, "energy", "simulator"}  # energy: a loop, no port
+    # energy and opendata: loops, no port
+    assert set(services) == {"preflight", *LONG_RUNNING, "energy", "opendata", "simulator"}
     for name in LONG_RUNNING:
         assert services[name]["healthcheck"]["test"], name
         assert services[name]["restart"] == "unless-stopped", name
@@ -148,6 +149,50 @@ def test_the_stack(stack: dict[str, Any]) -> None:
         assert services[name]["environment"]["REALLABOR_MODE"] == "production"
     assert services["ingest"]["depends_on"]["api"] == {"condition": "service_healthy"}
     assert services["api"]["command"][:2] == ["reallabor", "api"]
+
+
+def test_the_open_data_run_shares_its_files_with_the_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review18 M10: a service runs `reallabor opendata run`, writing to a named volume that the API
+    mounts read-only at its opendata.out_dir; both read the ledger's energy.window, as the ledger does
+    (a day is published once the ledger no longer rewrites it); it reads InfluxDB as the read-only user."""
+    result = compose_config(random_env(tmp_path))  # generated secrets: production settings load
+    assert result.returncode == 0, result.stderr
+    stack = yaml.safe_load(result.stdout)
+    services = stack["services"]
+    run, api, ledger = services["opendata"], services["api"], services["energy"]
+    assert run["command"] == ["reallabor", "opendata", "run"]
+    assert run["restart"] == "unless-stopped"
+    assert run["depends_on"]["api"] == {"condition": "service_healthy"}  # the registry is migrated
+    assert run["build"] == api["build"]
+    assert "opendata" in stack["volumes"]
+
+    def mounted(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        out = {}
+        for volume in service.get("volumes", []):
+            source, target, *mode = volume.split(":")
+            out[source] = (target, mode[0] if mode else "rw")
+        return out
+
+    written_at, written_mode = mounted(run)["opendata"]
+    served_at, served_mode = mounted(api)["opendata"]
+    assert (written_mode, served_mode) == ("rw", "ro")
+
+    def settings_of(service: dict[str, Any]) -> Any:
+        for name in [name for name in os.environ if name.startswith("REALLABOR_")]:
+            monkeypatch.delenv(name)
+        for name, value in service["environment"].items():
+            monkeypatch.setenv(name, str(value))
+        return load_settings(None)
+
+    ours = settings_of(run)
+    assert str(ours.opendata.out_dir) == written_at
+    assert ours.energy.window == ledger["environment"]["REALLABOR_ENERGY__WINDOW"] == "1d"
+    assert ours.influx.read_username == "reader"
+    assert ours.influx.username is None  # no write credential
+    assert ours.registry.url.endswith("@postgres:5432/reallabor")
+    assert str(settings_of(api).opendata.out_dir) == served_at
 
 
 def random_env(tmp_path: Path) -> Path:
