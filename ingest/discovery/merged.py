@@ -16,9 +16,11 @@ Entry ids are counted per file, so the ids in the summaries it returns are its o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ingest.commissioning.pending import quarantine_files
 from ingest.quarantine import (
@@ -62,6 +64,29 @@ class _Handle(NamedTuple):
     id: int
 
 
+@dataclass(slots=True)
+class _Merged:
+    """One device's (or topic's) pending entries over the files so far: its newest and oldest entry as
+    the file (an index into the view's files) and that file's id; plain ints, as there are many."""
+
+    gateway: str  # for a topic: its gateway, or "" before it is placed
+    name: str  # the device's native id, or the topic
+    messages: int
+    first_ns: int
+    last_ns: int
+    newest_file: int
+    newest_id: int
+    oldest_file: int
+    oldest_id: int
+
+    def join(self, file: int, messages: int, first_ns: int, last_ns: int, newest: int, oldest: int) -> None:
+        self.messages += messages
+        if last_ns > self.last_ns:
+            self.last_ns, self.newest_file, self.newest_id = last_ns, file, newest
+        if first_ns < self.first_ns:
+            self.first_ns, self.oldest_file, self.oldest_id = first_ns, file, oldest
+
+
 class MergedQuarantine:
     """The pending entries of several quarantine files, read as one (see the module docstring)."""
 
@@ -69,9 +94,11 @@ class MergedQuarantine:
         self._quarantines = list(quarantines)
         self._handles: list[_Handle] = []
 
-    def _handle(self, quarantine: Quarantine, entry_id: int) -> int:
-        self._handles.append(_Handle(quarantine, entry_id))
-        return len(self._handles)  # 1-based, as SQLite's ids are
+    def _handle(self, file: int, entry_id: int) -> int:
+        """A number for the entry ``entry_id`` of file ``file`` that :meth:`get` resolves (1-based, as
+        SQLite's ids are)."""
+        self._handles.append(_Handle(self._quarantines[file], entry_id))
+        return len(self._handles)
 
     def get(self, entry_id: int) -> QuarantineRecord | None:
         """The entry behind a handle of this view's summaries (None for any other number)."""
@@ -80,23 +107,42 @@ class MergedQuarantine:
         quarantine, own_id = self._handles[entry_id - 1]
         return quarantine.get(own_id)
 
-    def _devices(self, reasons: list[str], key: DeviceKey | None) -> dict[DeviceKey, DeviceSummary]:
-        merged: dict[DeviceKey, DeviceSummary] = {}
-        for quarantine in self._quarantines:
-            for s in quarantine.pending_by_device(reasons, key=key, limit=ALL):
-                newest = self._handle(quarantine, s.newest_id)
-                oldest = self._handle(quarantine, s.oldest_id)
-                mine = DeviceSummary(s.gateway, s.device, s.messages, s.first_ns, s.last_ns, newest, oldest)
-                known = merged.get((s.gateway, s.device))
-                merged[(s.gateway, s.device)] = mine if known is None else _joined_devices(known, mine)
+    def _devices(
+        self, reasons: list[str], key: DeviceKey | None, *, gateway: str | None = None
+    ) -> dict[DeviceKey, _Merged]:
+        merged: dict[DeviceKey, _Merged] = {}
+        for file, quarantine in enumerate(self._quarantines):
+            if gateway is None:
+                summaries = quarantine.pending_by_device(reasons, key=key, limit=ALL)
+            else:  # one gateway's, selected by SQL
+                (reason,) = reasons
+                pages = quarantine.pending_devices_per_gateway(reason, per_gateway=ALL, gateway=gateway)
+                summaries = pages[gateway].items if gateway in pages else []
+            for gateway_, device, n, first_ns, last_ns, newest, oldest in summaries:
+                known = merged.get((gateway_, device))
+                if known is None:
+                    merged[(gateway_, device)] = _Merged(
+                        gateway_, device, n, first_ns, last_ns, file, newest, file, oldest
+                    )
+                else:
+                    known.join(file, n, first_ns, last_ns, newest, oldest)
         return merged
+
+    def _device_summary(self, m: _Merged) -> DeviceSummary:
+        newest, oldest = self._handle(m.newest_file, m.newest_id), self._handle(m.oldest_file, m.oldest_id)
+        return DeviceSummary(m.gateway, m.name, m.messages, m.first_ns, m.last_ns, newest, oldest)
+
+    def _topic_summary(self, m: _Merged) -> TopicSummary:
+        return TopicSummary(
+            m.name, m.messages, m.first_ns, m.last_ns, self._handle(m.newest_file, m.newest_id)
+        )
 
     def pending_by_device(
         self, reasons: Iterable[str], *, key: DeviceKey | None = None, limit: int = 1000
     ) -> list[DeviceSummary]:
         """As :meth:`Quarantine.pending_by_device`, over every file."""
         merged = self._devices(list(reasons), key)
-        return sorted(merged.values(), key=_recent)[: max(0, limit)]
+        return [self._device_summary(m) for m in sorted(merged.values(), key=_recent)[: max(0, limit)]]
 
     def pending_of_device(
         self, key: DeviceKey, *, reasons: Iterable[str], after_id: int = 0, limit: int = 500
@@ -114,61 +160,51 @@ class MergedQuarantine:
     ) -> dict[str, GatewayPage]:
         """As :meth:`Quarantine.pending_devices_per_gateway`: ranked and counted after the merge."""
         left_out = set(exclude)
-        kept = [
-            s
-            for key, s in self._devices([reason], None).items()
-            if key not in left_out and (gateway is None or s.gateway == gateway)
-        ]
-        return _paged(((s.gateway, s) for s in kept), per_gateway)
+        kept = [m for key, m in self._devices([reason], None, gateway=gateway).items() if key not in left_out]
+        return self._paged(kept, per_gateway, self._device_summary)
 
     def pending_topics_per_gateway(
         self, reason: str, *, lead: str, per_gateway: int, gateway: str | None = None
     ) -> dict[str, GatewayPage]:
         """As :meth:`Quarantine.pending_topics_per_gateway`: ranked and counted after the merge."""
-        merged: dict[str, TopicSummary] = {}
-        for quarantine in self._quarantines:
-            for s in quarantine.pending_by_topic(reason, limit=ALL):
-                mine = TopicSummary(
-                    s.topic, s.messages, s.first_ns, s.last_ns, self._handle(quarantine, s.newest_id)
-                )
-                known = merged.get(s.topic)
-                merged[s.topic] = mine if known is None else _joined_topics(known, mine)
-        placed = (
-            (name, s)
-            for s in merged.values()
-            if (name := _gateway_of(s.topic, lead)) is not None and (gateway is None or name == gateway)
-        )
-        return _paged(placed, per_gateway)
+        merged: dict[str, _Merged] = {}
+        for file, quarantine in enumerate(self._quarantines):
+            for topic, n, first_ns, last_ns, newest in quarantine.pending_by_topic(reason, limit=ALL):
+                known = merged.get(topic)
+                if known is None:
+                    merged[topic] = _Merged("", topic, n, first_ns, last_ns, file, newest, file, newest)
+                else:
+                    known.join(file, n, first_ns, last_ns, newest, newest)
+        placed = []
+        for m in merged.values():
+            name = _gateway_of(m.name, lead)
+            if name is not None and (gateway is None or name == gateway):
+                m.gateway = name
+                placed.append(m)
+        return self._paged(placed, per_gateway, self._topic_summary)
 
     def pending_keys_among(self, reason: str, keys: Iterable[DeviceKey]) -> set[DeviceKey]:
         wanted = list(keys)
         return set().union(*(q.pending_keys_among(reason, wanted) for q in self._quarantines))
 
+    def _paged(
+        self, merged: list[_Merged], per_gateway: int, summary: Callable[[_Merged], Any]
+    ) -> dict[str, GatewayPage]:
+        """Per gateway: its ``per_gateway`` most recently heard (as summaries) and how many it has."""
+        grouped: dict[str, list[_Merged]] = {}
+        for m in merged:
+            grouped.setdefault(m.gateway, []).append(m)
+        return {
+            name: GatewayPage(
+                [summary(m) for m in heapq.nsmallest(max(0, per_gateway), items, key=_recent)], len(items)
+            )
+            for name, items in sorted(grouped.items())
+        }
 
-def _recent(summary: DeviceSummary | TopicSummary) -> tuple[int, int]:
+
+def _recent(m: _Merged) -> tuple[int, int]:
     """The most recently heard first (ties: the newest entry first, as the SQL ranks them)."""
-    return (-summary.last_ns, -summary.newest_id)
-
-
-def _joined_devices(a: DeviceSummary, b: DeviceSummary) -> DeviceSummary:
-    newest = a.newest_id if a.last_ns >= b.last_ns else b.newest_id
-    oldest = a.oldest_id if a.first_ns <= b.first_ns else b.oldest_id
-    return DeviceSummary(
-        a.gateway,
-        a.device,
-        a.messages + b.messages,
-        min(a.first_ns, b.first_ns),
-        max(a.last_ns, b.last_ns),
-        newest,
-        oldest,
-    )
-
-
-def _joined_topics(a: TopicSummary, b: TopicSummary) -> TopicSummary:
-    newest = a.newest_id if a.last_ns >= b.last_ns else b.newest_id
-    return TopicSummary(
-        a.topic, a.messages + b.messages, min(a.first_ns, b.first_ns), max(a.last_ns, b.last_ns), newest
-    )
+    return (-m.last_ns, -m.newest_id)
 
 
 def _gateway_of(topic: str, lead: str) -> str | None:
@@ -178,18 +214,6 @@ def _gateway_of(topic: str, lead: str) -> str | None:
         return None
     name, slash, _rest = topic[len(lead) :].partition("/")
     return name if name and slash else None
-
-
-def _paged(
-    summaries: Iterable[tuple[str, DeviceSummary] | tuple[str, TopicSummary]], per_gateway: int
-) -> dict[str, GatewayPage]:
-    grouped: dict[str, list[DeviceSummary | TopicSummary]] = {}
-    for name, summary in summaries:
-        grouped.setdefault(name, []).append(summary)
-    return {
-        name: GatewayPage(sorted(items, key=_recent)[: max(0, per_gateway)], len(items))
-        for name, items in sorted(grouped.items())
-    }
 
 
 @contextlib.contextmanager
