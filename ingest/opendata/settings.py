@@ -82,8 +82,8 @@ class OpenDataSettings(BaseModel):
     )
     daily_at: str = Field(
         "03:30",
-        description="local time (HH:MM, Europe/Berlin) at which `reallabor opendata run` exports yesterday "
-        "into the current month's files; after the energy ledger has closed the day",
+        description="local time (HH:MM, Europe/Berlin) at which `reallabor opendata run` exports the days "
+        "that have become final (the energy ledger no longer rewrites them: a day's end + energy.window)",
     )
     cache_s: int = Field(60, gt=0, le=86400, description="how long the public page may be cached (seconds)")
     min_households: int = Field(
