@@ -8,7 +8,6 @@ the session (another ``mqtt.shared_group``) are unsubscribed: each message comes
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import shutil
@@ -24,7 +23,6 @@ from ingest.config import MqttSettings
 from ingest.localservices import Mosquitto
 from ingest.mqtt import Message, MqttSource
 from ingest.mqtt_session import SESSION_FILE, SessionRecord
-from ingest.stats import Stats
 from simulators.publisher import Publisher
 from tests.helpers import Target, wait_for
 from tests.scale_world import Instance, reading
@@ -220,14 +218,7 @@ def test_filters_of_another_shared_group_are_unsubscribed_so_each_message_comes_
     assert _lost_warnings(caplog) == []
 
 
-# --- the ingester (reallabor ingest as instance 0 of 2), once the source is wired into it --------------
-
-_WIRED = "sessions_lost" in {f.name for f in dataclasses.fields(Stats)}
-wired = pytest.mark.skipif(
-    not _WIRED,
-    reason="Stats.sessions_lost and the session record in the ingester's source are not applied yet "
-    "(/tmp/team/sessionwatch-proposal-{stats,ingester,drain}.diff)",
-)
+# --- the ingester: reallabor ingest as instance 0 of 2 ----------------------------------------------------
 
 
 def _publish_readings(port: int, prefix: str, indices: range) -> None:
@@ -238,7 +229,6 @@ def _publish_readings(port: int, prefix: str, indices: range) -> None:
         assert publisher.published == len(indices)
 
 
-@wired
 def test_an_ingester_back_after_its_session_expired_warns_and_counts_it(
     mosquitto: Mosquitto, target: Target, tmp_path: Path
 ) -> None:
@@ -265,7 +255,6 @@ def test_an_ingester_back_after_its_session_expired_warns_and_counts_it(
     assert [stats["sessions_lost"] for stats in instance.final_stats()] == [0, 0, 1]
 
 
-@wired
 def test_an_ingester_whose_shared_group_changed_takes_each_message_once(
     mosquitto: Mosquitto, target: Target, tmp_path: Path
 ) -> None:
