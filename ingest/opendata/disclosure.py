@@ -15,16 +15,25 @@ dominance rule (one owner stands behind it) but does not count as a household. A
 ``min_households`` households *report* that kind in the interval, otherwise suppressed as well. A cell that
 no meter reports at all is not suppressed but missing (nothing was measured).
 
-**Secondary suppression.** A suppressed cell must not be recomputable as a published total minus the
-published parts: the quarter's day is the sum of its 96 quarter hours and of its buildings' days. In each
-such group (:func:`protect_group`), if exactly one part is suppressed while the total is published, a
-second part is suppressed with it: the smallest published non-zero part at least as large as the primary
-one (so the pair's known sum does not pin the primary cell down), else the largest. Where no part is left
-to pair with, the total is suppressed instead. Energy outside every building (a device registered to no
-building) is a hidden part of the buildings' group: never written, it counts as suppressed when it fails
-the rule. Derived figures (self-consumption from PV and export, self-sufficiency from those and import)
-are suppressed whenever one of their inputs is, since a derived figure and the other inputs give the
-suppressed one back.
+**Secondary suppression.** No withheld cell, and no sum of withheld cells that fails the rule, may be
+recomputable from published figures. The quarter's day is the sum of its 96 quarter hours and of its
+buildings' days, so in each such group (:func:`protect_group`: parts adding up to a published total) the
+withheld parts' *sum* is known (the total minus the published parts). The group is protected when that
+sum passes the rule itself: the union of the withheld parts' contributions (each contributor's amounts
+summed over them) is assessed with the same (n, k) rule. While it fails, the smallest published part (by
+value; a zero part only while the withheld ones sum to zero, since only then can it help) is withheld as
+well and the union assessed again; with nothing left to add, the total is withheld. A single withheld
+part thus always gets a partner (its union alone is the primary cell, which fails), and two parts of one
+household each (its EV charging at night) are not left to be recomputed as their sum. Since all parts
+together are the total, which passed, the loop ends with the group protected. Energy outside every
+building (a device registered to no building) is a hidden part of the buildings' group: never written, it
+always counts as withheld. Derived figures (self-consumption from PV and export, self-sufficiency from
+those and import) are withheld whenever one of their inputs is, since a derived figure and the other inputs
+give the withheld one back.
+
+**Households column.** A row's ``households`` count is withheld (marked like the figures) when every figure
+of the row that was measured is withheld: a count of 1 or 4 beside withheld figures would say why they are
+withheld and how few households a building takes part with.
 
 **Marking.** Every suppressed cell stays in the file, marked: the CSV cell holds a dot (``.``, the sign of
 German official statistics for "geheim zu halten"), the JSON value is ``null`` and the row's
@@ -117,26 +126,43 @@ def publishable(
     return assess(contributions, Rule(min_households, dominance_percent)).published
 
 
-def protect_group(parts: Mapping[K, Cell], total: Cell) -> tuple[dict[K, Cell], Cell]:
-    """Secondary suppression for parts that add up to ``total``: returns the parts and the total, with a
-    second part (or the total) withheld where exactly one part is withheld and the total is published."""
+def protect_group(
+    parts: Mapping[K, Cell],
+    total: Cell,
+    *,
+    contributions: Mapping[K, Mapping[Contributor, float]],
+    rule: Rule,
+) -> tuple[dict[K, Cell], Cell]:
+    """Secondary suppression for ``parts`` that add up to ``total``: returns the parts and the total, with
+    published parts (or, with none left, the total) withheld until the union of the withheld parts'
+    ``contributions`` passes ``rule`` (module docstring). ``contributions``: each part's contributors and
+    their kWh, as :func:`assess` took them."""
     out = dict(parts)
     if not total.published:
-        return out, total
+        return out, total  # the total is not known: the withheld parts' sum is not either
     withheld = [key for key, cell in out.items() if cell.withheld]
-    if len(withheld) != 1:
+    if not withheld:
         return out, total
-    primary = abs(out[withheld[0]].total or 0.0)
-    candidates = sorted(
-        (abs(cell.total or 0.0), index, key)
-        for index, (key, cell) in enumerate(out.items())
-        if cell.published and cell.total
-    )
-    if not candidates:
-        return out, replace(total, status=Status.secondary)
-    covering = [candidate for candidate in candidates if candidate[0] >= primary]
-    chosen = covering[0] if covering else candidates[-1]
-    out[chosen[2]] = replace(out[chosen[2]], status=Status.secondary)
+    union: dict[Contributor, float] = {}
+
+    def take(key: K) -> None:
+        for who, kwh in contributions.get(key, {}).items():
+            union[who] = union.get(who, 0.0) + kwh
+
+    for key in withheld:
+        take(key)
+    while not assess(union, rule).published:
+        nonzero = any(kwh != 0 for kwh in union.values())
+        candidates = sorted(
+            (abs(cell.total or 0.0), index, key)
+            for index, (key, cell) in enumerate(out.items())
+            if cell.published and (cell.total or not nonzero)
+        )
+        if not candidates:
+            return out, replace(total, status=Status.secondary)
+        key = candidates[0][2]
+        out[key] = replace(out[key], status=Status.secondary)
+        take(key)
     return out, total
 
 

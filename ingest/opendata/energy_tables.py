@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ingest.opendata.disclosure import Cell, Contributor, Rule, Status, assess, derived, protect_group
 
@@ -42,6 +42,7 @@ KIND_COLUMNS = {
 LEDGER_KINDS = {"import": "import", "export": "export", "pv": "pv", "heat": "heat", "ev": "ev_charging"}
 SELF_CONSUMPTION = "self_consumption_kwh"
 SELF_SUFFICIENCY = "self_sufficiency_percent"
+HOUSEHOLDS = "households"
 KWH_DIGITS = 3  # Wh
 PERCENT_DIGITS = 1
 Row = dict[str, object]
@@ -134,9 +135,14 @@ def _row(start: dt.datetime, figures: _Figures, label: Mapping[str, str] | None 
     row: Row = {
         "start": start.isoformat(timespec="seconds"),
         **(label or {}),
-        "households": figures.households,
+        HOUSEHOLDS: figures.households,
     }
     suppressed = []
+    measured = [cell for cell in cells.values() if cell.status is not Status.missing]
+    if measured and all(cell.withheld for cell in measured):
+        # the count would say why the figures are withheld (1 household, 4) and who takes part
+        row[HOUSEHOLDS] = None
+        suppressed.append(HOUSEHOLDS)
     for column, cell in cells.items():
         digits = PERCENT_DIGITS if column == SELF_SUFFICIENCY else KWH_DIGITS
         row[column] = None if cell.value is None else round(cell.value, digits) + 0.0  # no -0.0
@@ -173,18 +179,28 @@ def day_tables(
             for kind, contributions in kinds.items():
                 hidden_totals[kind].update(contributions)
     hidden = _figures(hidden_totals, rule, 0.0)
-    for column in KIND_COLUMNS.values():
+    for kind, column in KIND_COLUMNS.items():
         parts: dict[str | None, Cell] = {
             name: figures.cells[column] for name, figures in per_building.items()
         }
+        shares: dict[str | None, Contributions] = {
+            name: split.get(name, {}).get(kind, {}) for name in per_building
+        }
         if hidden.cells[column].status is not Status.missing:
-            parts[None] = hidden.cells[column]
-        parts, quarter.cells[column] = protect_group(parts, quarter.cells[column])
+            # never written, so unknown to the public like a withheld part, whatever the rule says
+            parts[None] = replace(hidden.cells[column], status=Status.secondary)
+            shares[None] = hidden_totals[kind]
+        parts, quarter.cells[column] = protect_group(
+            parts, quarter.cells[column], contributions=shares, rule=rule
+        )
         for part, cell in parts.items():
             if part is not None:
                 per_building[part].cells[column] = cell
         by_slot, quarter.cells[column] = protect_group(
-            {start: figures.cells[column] for start, figures in slots.items()}, quarter.cells[column]
+            {start: figures.cells[column] for start, figures in slots.items()},
+            quarter.cells[column],
+            contributions={start: day.energy.get(start, {}).get(kind, {}) for start in slots},
+            rule=rule,
         )
         for start, cell in by_slot.items():
             slots[start].cells[column] = cell

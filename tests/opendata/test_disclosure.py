@@ -80,34 +80,83 @@ def cell(total: float, status: Status = Status.published) -> Cell:
     return Cell(total, 5, status)
 
 
-def test_a_single_suppressed_part_gets_a_complement_at_least_as_large() -> None:
-    parts = {
-        "a": cell(3.0, Status.suppressed),
-        "b": cell(1.0),
-        "c": cell(4.0),
-        "d": cell(9.0),
-        "e": cell(0.0),
-    }
-    protected, total = protect_group(parts, cell(17.0))
+Part = dict[tuple[str, str], float]
+
+
+def group(parts: dict[str, Part], total_status: Status | None = None) -> tuple[dict[str, Cell], Cell]:
+    """``protect_group`` over parts assessed from their contributions, the total from all of them."""
+    cells = {key: assess(contributions, RULE) for key, contributions in parts.items()}
+    everybody: Part = {}
+    for contributions in parts.values():
+        for who, kwh in contributions.items():
+            everybody[who] = everybody.get(who, 0.0) + kwh
+    total = assess(everybody, RULE)
+    if total_status is not None:
+        total = Cell(total.total, total.households, total_status)
+    return protect_group(cells, total, contributions=parts, rule=RULE)
+
+
+def withheld(cells: dict[str, Cell]) -> set[str]:
+    return {key for key, value in cells.items() if value.withheld}
+
+
+def five(kwh: float, first: int = 10) -> Part:
+    return {(f"hh-{first + index}", "Haus 1"): kwh for index in range(5)}
+
+
+def test_a_single_suppressed_part_gets_the_smallest_partner_that_hides_it() -> None:
+    lone = {("hh-0", "Haus 1"): 3.0}
+    parts = {"a": lone, "b": five(0.2), "c": five(0.8, 20), "d": five(1.8, 30)}
+    protected, total = group(parts)
     assert total.published
-    assert {key for key, value in protected.items() if value.withheld} == {"a", "c"}
-    assert protected["c"].status is Status.secondary
-    assert protected["c"].value is None
-    # no part as large as the primary one: the largest
-    protected, _ = protect_group(
-        {"a": cell(30.0, Status.suppressed), "b": cell(1.0), "c": cell(4.0)}, cell(35)
+    # a + b: six households, hh-0 75 %: passes; the partner is withheld as secondary
+    assert withheld(protected) == {"a", "b"}
+    assert protected["b"].status is Status.secondary
+    assert protected["b"].value is None
+    # a large primary: b (97 %), then c (86 %) are not enough, d brings it to 68 %
+    protected, total = group({**parts, "a": {("hh-0", "Haus 1"): 30.0}})
+    assert withheld(protected) == {"a", "b", "c", "d"}
+    assert total.published
+
+
+def test_two_withheld_parts_of_one_household_are_not_left_as_their_sum() -> None:
+    """review18 H1 A: one household's EV charging in two quarter hours, nobody else's: their sum is the
+    day minus the published quarter hours, so one more part must go with them."""
+    night = {("A5", "Haus A"): 3.0}
+    parts = {"02:30": night, "02:45": dict(night), "10:00": five(1.0), "12:00": five(0.0, 40)}
+    protected, total = group(parts)
+    assert total.published
+    assert withheld(protected) == {"02:30", "02:45", "10:00"}  # A5 6 of 11 kWh, six households
+    assert protected["12:00"].published  # a zero part would not help: left published
+
+
+def test_withheld_parts_whose_union_passes_need_no_partner() -> None:
+    three = {(f"hh-{index}", "Haus 1"): 1.0 for index in range(3)}
+    other = {(f"hh-{index}", "Haus 1"): 1.0 for index in range(3, 6)}
+    parts = {"a": three, "b": other, "c": five(1.0)}
+    protected, total = group(parts)
+    assert withheld(protected) == {"a", "b"}  # their sum: six households, none above 17 %
+    assert total.published
+
+
+def test_zero_parts_partner_zero_parts() -> None:
+    few = {(f"hh-{index}", "Haus 1"): 0.0 for index in range(3)}  # 3 report zero: withheld
+    parts = {"a": few, "b": five(0.0), "c": five(2.0, 20)}
+    protected, _ = group(parts)
+    assert withheld(protected) == {"a", "b"}  # a zero part adds reporting households: 8 together
+
+
+def test_no_partner_needed_or_possible() -> None:
+    lone = {("hh-0", "Haus 1"): 3.0}
+    parts = {"a": lone, "b": five(1.0)}
+    protected, total = group(parts, Status.suppressed)  # the total is withheld itself
+    assert withheld(protected) == {"a"}
+    assert total.status is Status.suppressed
+    cells = {"a": assess(lone, RULE), "b": assess(five(0.0), RULE)}  # a zero part hides nothing
+    protected, total = protect_group(
+        cells, Cell(3.0, 6, Status.published), contributions={"a": lone, "b": five(0.0)}, rule=RULE
     )
-    assert [key for key, value in protected.items() if value.withheld] == ["a", "c"]
-
-
-def test_no_complement_needed_or_possible() -> None:
-    two = {"a": cell(3.0, Status.suppressed), "b": cell(1.0, Status.suppressed), "c": cell(4.0)}
-    assert protect_group(two, cell(8.0))[0] == two  # two withheld: their sum only
-    one = {"a": cell(3.0, Status.suppressed), "b": cell(1.0)}
-    assert protect_group(one, cell(4.0, Status.suppressed))[0] == one  # the total is withheld itself
-    alone = {"a": cell(3.0, Status.suppressed), "b": cell(0.0)}  # a zero part hides nothing
-    protected, total = protect_group(alone, cell(3.0))
-    assert protected == alone
+    assert protected == cells
     assert total.status is Status.secondary
     assert total.value is None
 
