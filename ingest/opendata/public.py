@@ -6,6 +6,13 @@ What it holds (definitions as in docs/portal.md, "For the quarter"; the page say
 - **today by quarter hour** from the energy ledger (``rollups.energy``): grid import and export of the
   households' meters, PV yield of every installation (households' and buildings'); the newest complete
   quarter hour of these is the page's "power flows now" (energy of that quarter hour, and its mean power);
+- **only complete quarter hours** (review18 H3: a quarter hour first shown with 5 households and later
+  with 6 changes by exactly the late household's value): a quarter hour is shown, and counts into today's
+  and the month's figures, only once every household expected has reported it — expected are the
+  households that reported in the 24 hours before it — or once its day is final (older than the ledger's
+  ``energy.window``, which it no longer rewrites; the open-data files publish only final days). Until then
+  the page says "not complete yet". Households are counted by the export's identity
+  (:meth:`ingest.opendata.sources.Identities.contributor`: the registry's assignment history, not names);
 - **self-sufficiency** today and this month: ``1 − Σt max(0, Iq(t) − Eq(t)) / Cq`` with
   ``Cq = ΣI + ΣP − ΣE`` — the part of the quarter's electricity use not drawn from outside the quarter,
   netted per quarter hour (a neighbour's solar power counts as the quarter's own);
@@ -21,9 +28,9 @@ Street sensors, never indoor ones: the rule of the open-data export (:mod:`inges
 building) without a household. Rooms, stairwells and every sensor of a household are never read.
 
 Cost: each refresh is one HTTP ``/query`` with several statements (InfluxDB counts one ``queryReq``):
-today's quarter hours per household and kind, the month's earlier days as sums per quarter hour and per
-household, the street means. Days of the month that lie two days in the past (the ledger no longer
-rewrites them) are read once and kept for :data:`SETTLED_TTL_S`, as the portal keeps them.
+the quarter hours per household, device and kind of the days the ledger may still rewrite (and the 24 hours
+before them, for the expectations), the month's final days as sums per quarter hour and per household, the
+street means. The final days are read once and kept for :data:`SETTLED_TTL_S`, as the portal keeps them.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ import httpx
 from ingest.influxql import Ident, Regex, statement
 from ingest.opendata.disclosure import Cell, Contributor, Rule, Status, assess, derived
 from ingest.opendata.energy_tables import KIND_COLUMNS, SELF_SUFFICIENCY, DayEnergy, day_tables
-from ingest.opendata.sources import quarter_hours, street_condition
+from ingest.opendata.sources import Identities, quarter_hours, street_condition
 from ingest.portal.reader import InfluxUnavailable, Reader, Row
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,8 @@ KINDS = ("import", "export", "pv")
 SLOT = dt.timedelta(minutes=15)
 STREET_SLOT = dt.timedelta(minutes=10)
 SETTLED_TTL_S = 6 * 3600.0
+DEFAULT_WINDOW = dt.timedelta(days=1)  # energy.window's default
+EXPECTED_FROM = dt.timedelta(hours=24)  # a quarter hour expects the households that reported within this
 WAIT_S = 1.0  # longest a visitor waits for a running refresh: then the previous figures, or 503
 REFRESH_TIMEOUT_S = 5.0  # a refresh's hard limit (InfluxDB's answer), below the health check's 4 s + wait
 STREET_FIELDS = ("temperature_c", "humidity_pct", "pm25_ugm3", "pm10_ugm3", "noise_dba", "co2_ppm")
@@ -76,6 +85,7 @@ class QuarterHour:
     start: dt.datetime
     end: dt.datetime
     kwh: dict[str, float | None]
+    complete: bool = True  # every expected household has reported it (else every kwh is None)
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ class PublicFigures:
     at: dt.datetime
     day: dt.date
     today: tuple[QuarterHour, ...]  # every quarter hour of today up to now, in order
-    last: QuarterHour | None  # the newest complete quarter hour with any published figure
+    last: QuarterHour | None  # the newest ended, complete quarter hour with any published figure
     self_sufficiency_today: float | None  # 0…1
     self_sufficiency_month: float | None
     street: StreetClimate
@@ -165,6 +175,46 @@ def _contributor(tags: Mapping[str, str]) -> Contributor:
     return (tags.get("household", ""), tags.get("building", ""))
 
 
+def _who(row: Row, identities: Identities | None) -> Contributor:
+    """The contributor of a ledger row of one quarter hour: the export's identity when the registry is
+    known (a renamed household stays one), else the name tags."""
+    if identities is None:
+        return _contributor(row.tags)
+    tags = row.tags
+    return identities.contributor(
+        tags.get("device", ""), tags.get("household", ""), tags.get("building", ""), row.time, row.time + SLOT
+    )
+
+
+def _complete(
+    slots: Mapping[dt.datetime, Mapping[str, Mapping[Contributor, float]]],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> set[dt.datetime]:
+    """The quarter hours in ``[start, end)`` that every household expected has reported: those that
+    reported any kind in the :data:`EXPECTED_FROM` before it (buildings' own devices are not households)."""
+    reporters = {
+        moment: {who[0] for per in kinds.values() for who in per if who[0]} for moment, kinds in slots.items()
+    }
+    out = set()
+    moment = start.astimezone(dt.UTC)
+    seen: dict[str, int] = defaultdict(int)  # household -> quarter hours it reported within the last 24 h
+    window = [moment - SLOT * (index + 1) for index in range(EXPECTED_FROM // SLOT)]
+    for earlier in window:
+        for household in reporters.get(earlier, ()):
+            seen[household] += 1
+    while moment < end:
+        present = reporters.get(moment, set())
+        if present and all(household in present for household, count in seen.items() if count):
+            out.add(moment)
+        for household in present:
+            seen[household] += 1
+        for household in reporters.get(moment - EXPECTED_FROM, ()):
+            seen[household] -= 1
+        moment += SLOT
+    return out
+
+
 def _counts(kind: str, who: Contributor) -> bool:
     """Import and export count for households' meters only (a device without household, e.g. after a
     deletion, counts on neither side: docs/portal.md); PV of buildings counts too."""
@@ -182,6 +232,8 @@ class QuarterSource:
         rule: Rule,
         street_building: str,
         raw_rp: str | None = None,
+        window: dt.timedelta = DEFAULT_WINDOW,
+        identities: Callable[[], Identities | None] | None = None,
         now: Callable[[], dt.datetime] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -190,6 +242,8 @@ class QuarterSource:
         self.rule = rule
         self.street_building = street_building
         self.raw_rp = raw_rp  # the raw readings' retention policy (influx.retention_policy; None: default)
+        self.window = window  # energy.window: days older than it are final (the ledger leaves them)
+        self.identities = identities  # the registry's identities, read per refresh (None: the name tags)
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
         self._clock = clock
         self._settled: tuple[tuple[dt.datetime, dt.datetime], float, _Period] | None = None
@@ -207,57 +261,81 @@ class QuarterSource:
         day_start = self._midnight(day)
         tomorrow = self._midnight(day + dt.timedelta(days=1))
         month_start = self._midnight(day.replace(day=1))
-        recent_start = max(month_start, self._midnight(day - dt.timedelta(days=2)))
-        settled_range = (month_start, recent_start)
+        # the ledger rewrites the trailing window widened to whole local days: earlier days are final
+        open_start = max(month_start, self._midnight((now - self.window).astimezone(self.tz).date()))
+        open_start = min(open_start, day_start)
+        settled_range = (month_start, open_start)
 
         statements = [
-            self._by_household(day_start, tomorrow),
+            self._by_household(open_start - EXPECTED_FROM, tomorrow),
             self._street(min(day_start, now - dt.timedelta(hours=1)), tomorrow),
         ]
-        if recent_start < day_start:
-            statements += self._period(recent_start, day_start, daily=False)
         kept = self._settled
-        refresh_settled = month_start < recent_start and (
+        refresh_settled = month_start < open_start and (
             kept is None or kept[0] != settled_range or kept[1] <= self._clock()
         )
         if refresh_settled:
-            statements += self._period(month_start, recent_start, daily=True)
+            statements += self._period(month_start, open_start, daily=True)
         results = self.reader.results(statements)
+        identities = self.identities() if self.identities is not None else None
 
-        today_rows, street_rows = results[0], results[1]
-        rest = results[2:]
-        recent = _Period()
-        if recent_start < day_start:
-            recent = _period_from(rest[0], rest[1])
-            rest = rest[2:]
+        ledger_rows, street_rows = results[0], results[1]
         if refresh_settled:
-            self._settled = (settled_range, self._clock() + SETTLED_TTL_S, _period_from(rest[0], rest[1]))
-        settled = self._settled[2] if self._settled is not None and month_start < recent_start else _Period()
+            self._settled = (
+                settled_range,
+                self._clock() + SETTLED_TTL_S,
+                _period_from(results[2], results[3]),
+            )
+        settled = self._settled[2] if self._settled is not None and month_start < open_start else _Period()
 
-        # today as the export computes a day (ingest.opendata.energy_tables): the same cells, the same
-        # secondary suppression within the day, the same self-sufficiency
-        energy = DayEnergy(quarter_hours(day_start, tomorrow))
-        for row in today_rows:
+        slots: dict[dt.datetime, dict[str, dict[Contributor, float]]] = defaultdict(lambda: defaultdict(dict))
+        for row in ledger_rows:
             value = row.values.get("kwh")
             if isinstance(value, int | float):
-                energy.add(
-                    row.time.astimezone(self.tz), row.tags.get("kind", ""), _contributor(row.tags), value
-                )
+                who = _who(row, identities)
+                per = slots[row.time][row.tags.get("kind", "")]
+                per[who] = per.get(who, 0.0) + float(value)
+        complete = _complete(slots, open_start, tomorrow)
+
+        # the open days (the window's, today last) with their complete quarter hours only
+        open_days: list[DayEnergy] = []
+        midnight = open_start
+        while midnight < tomorrow:
+            following = self._midnight(midnight.date() + dt.timedelta(days=1))
+            energy = DayEnergy(quarter_hours(midnight, following))
+            for start in energy.slots:
+                if start in complete:
+                    for kind, per in slots[start].items():
+                        for who, kwh in per.items():
+                            energy.add(start.astimezone(self.tz), kind, who, kwh)
+            open_days.append(energy)
+            midnight = following
+        energy = open_days[-1]  # today
+
+        # today as the export computes a day (ingest.opendata.energy_tables): the same cells, the same
+        # secondary suppression within the day, the same self-sufficiency (of the complete quarter hours)
         tables = day_tables(energy, midnight=day_start, buildings={}, rule=self.rule)
         today = []
         for start, figures in zip(energy.slots, tables.quarter_15min, strict=True):
-            if start in energy.energy:  # a quarter hour the ledger has (not the rest of the day)
+            if start in energy.energy:
                 today.append(QuarterHour(start, start + SLOT, {k: _kwh(figures, k) for k in KINDS}))
-        complete = [q for q in today if q.end <= now and any(v is not None for v in q.kwh.values())]
+            elif start in slots:  # the ledger has it, some expected household not yet
+                today.append(QuarterHour(start, start + SLOT, dict.fromkeys(KINDS), complete=False))
+        shown = [
+            q for q in today if q.complete and q.end <= now and any(v is not None for v in q.kwh.values())
+        ]
         share = tables.quarter_daily.get(SELF_SUFFICIENCY)
+        month = settled
+        for one in open_days:
+            month = month.add(_period_of(one))
         self._version += 1
         return PublicFigures(
             at=now,
             day=day,
             today=tuple(today),
-            last=complete[-1] if complete else None,
+            last=shown[-1] if shown else None,
             self_sufficiency_today=share / 100 if isinstance(share, int | float) else None,
-            self_sufficiency_month=self._self_sufficiency(_period_of(energy).add(recent).add(settled)),
+            self_sufficiency_month=self._self_sufficiency(month),
             street=_street_from(street_rows, day_start),
             version=self._version,
         )
@@ -268,7 +346,7 @@ class QuarterSource:
     def _by_household(start: dt.datetime, end: dt.datetime) -> str:
         return statement(
             'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kk} =~ {kinds} AND time >= {start} AND time < {end} '
-            'GROUP BY time(15m), "household", "building", "kind" fill(none)',
+            'GROUP BY time(15m), "household", "building", "device", "kind" fill(none)',
             m=Ident(LEDGER_RP, QUARTER_HOURS),
             kk=Ident("kind"),
             kinds=Regex("^(import|export|pv)$"),

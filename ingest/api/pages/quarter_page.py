@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from ingest.api.cookies import set_language
 from ingest.api.pages.i18n import LANGUAGES, negotiate, translator
@@ -38,7 +40,8 @@ from ingest.api.pages.ops_page import UPLOT_DIR, UPLOT_URL
 from ingest.api.pages.web import PAGES_PREFIX, SECURITY_HEADERS, localizer, templates
 from ingest.api.rate_limit import ClientRateLimit, RateLimited
 from ingest.api.throttle import client_address
-from ingest.config import InfluxSettings
+from ingest.config import EnergySettings, InfluxSettings
+from ingest.energy.settings import parse_window
 from ingest.months import MONTHS
 from ingest.opendata.disclosure import Rule
 from ingest.opendata.public import (
@@ -52,6 +55,7 @@ from ingest.opendata.public import (
 )
 from ingest.opendata.serve import Published, published, resolve
 from ingest.opendata.settings import OpenDataSettings
+from ingest.opendata.sources import Identities, load_identities
 from ingest.portal import view as numbers
 
 log = logging.getLogger(__name__)
@@ -128,6 +132,7 @@ def build_view(
     the previous figures (the refresh due now failed or is late), said with their time."""
     t = translator(lang)
     withheld = t("quarter_withheld")
+    incomplete = t("quarter_incomplete")
     midnight = dt.datetime.combine(figures.day, dt.time(), tz)
     next_midnight = dt.datetime.combine(figures.day + dt.timedelta(days=1), dt.time(), tz)
     # a day the clocks change: 02:00-02:45 happen twice in autumn, so every time says its zone
@@ -173,7 +178,10 @@ def build_view(
             }
         )
     rows = [
-        [clock(quarter.start), *(energy(quarter.kwh.get(kind)) for kind in KINDS)]
+        [
+            clock(quarter.start),
+            *(energy(quarter.kwh.get(kind)) if quarter.complete else incomplete for kind in KINDS),
+        ]
         for quarter in figures.today
     ]
 
@@ -210,7 +218,10 @@ def build_view(
             "today_text": share(figures.self_sufficiency_today),
             "month_text": share(figures.self_sufficiency_month),
         },
-        "withheld": any(value is None for quarter in figures.today for value in quarter.kwh.values())
+        "incomplete": any(not quarter.complete for quarter in figures.today),
+        "withheld": any(
+            value is None for quarter in figures.today if quarter.complete for value in quarter.kwh.values()
+        )
         or figures.self_sufficiency_today is None
         or figures.self_sufficiency_month is None,
         "today": {"columns": [t(f"quarter_col_{kind}") for kind in KINDS], "rows": rows},
@@ -393,15 +404,33 @@ async def opendata_file(request: Request, relative: str) -> Response:
     return FileResponse(path, media_type=media, headers=headers)
 
 
-def make_state(influx: InfluxSettings, opendata: OpenDataSettings, *, timezone: str | None) -> QuarterState:
-    """The shared figures of one app: one InfluxDB reader, one cache, one file listing."""
+def make_state(
+    influx: InfluxSettings,
+    opendata: OpenDataSettings,
+    *,
+    timezone: str | None,
+    energy_window: str | None = None,
+    sessions: Callable[[], Session] | None = None,
+) -> QuarterState:
+    """The shared figures of one app: one InfluxDB reader, one cache, one file listing. ``energy_window``:
+    the ledger's ``energy.window`` (days older are final); ``sessions``: the registry, whose assignment
+    history tells households apart as the export does (None: the ledger's name tags)."""
     tz = zone(timezone)
+
+    def identities() -> Identities | None:
+        if sessions is None:
+            return None
+        with sessions() as session:
+            return load_identities(session)
+
     source = QuarterSource(
         BatchReader(influx, timeout_s=REFRESH_TIMEOUT_S),
         tz,
         rule=Rule(min_households=opendata.min_households, dominance_percent=opendata.dominance_percent),
         street_building=opendata.street_building,
         raw_rp=influx.retention_policy,
+        window=parse_window(energy_window or EnergySettings().window),
+        identities=identities,
     )
     out_dir = opendata.out_dir
     return QuarterState(
@@ -414,11 +443,22 @@ def make_state(influx: InfluxSettings, opendata: OpenDataSettings, *, timezone: 
 
 
 def install(
-    app: FastAPI, influx: InfluxSettings, opendata: OpenDataSettings, *, timezone: str | None
+    app: FastAPI,
+    influx: InfluxSettings,
+    opendata: OpenDataSettings,
+    *,
+    timezone: str | None,
+    energy_window: str | None = None,
 ) -> None:
     """The routes, the shared figures (``app.state.quarter``) and the per-client limit
-    (``app.state.public_rate_limit``); tests may replace either."""
-    app.state.quarter = make_state(influx, opendata, timezone=timezone)
+    (``app.state.public_rate_limit``); tests may replace either. The registry: ``app.state.sessions``."""
+    app.state.quarter = make_state(
+        influx,
+        opendata,
+        timezone=timezone,
+        energy_window=energy_window,
+        sessions=getattr(app.state, "sessions", None),
+    )
     app.state.public_rate_limit = ClientRateLimit()
 
     async def too_many(request: Request, exc: Exception) -> Response:

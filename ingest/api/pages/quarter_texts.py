@@ -40,6 +40,13 @@ QUARTER_TEXTS: dict[str, tuple[str, str]] = {
         "There is no full quarter hour for today yet.",
     ),
     "quarter_withheld": ("nicht veröffentlicht", "not published"),
+    "quarter_incomplete": ("noch nicht vollständig", "not complete yet"),
+    "quarter_incomplete_help": (
+        "„noch nicht vollständig“ heißt: Für diese Viertelstunde fehlen noch Messwerte einzelner Haushalte. "
+        "Wir zeigen sie erst, wenn alle da sind – so ändert sich eine gezeigte Zahl später nicht mehr.",
+        "“not complete yet” means: some households' readings for this quarter hour have not arrived yet. "
+        "We show it once all are in – so a figure, once shown, does not change later.",
+    ),
     "quarter_withheld_help": (
         "„nicht veröffentlicht“ heißt: Zu wenige Haushalte haben dazu beigetragen, oder einer allein macht "
         "fast alles aus. Dann würde die Zahl zu viel über einzelne Haushalte verraten.",

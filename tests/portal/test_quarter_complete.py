@@ -1,0 +1,203 @@
+"""The public page shows only complete quarter hours (review18 H3): a quarter hour first shown with 5
+households and later with 6 would change by exactly the late household's value. Against a real InfluxDB
+(a database of its own in the session's server) with the ledger written as the contract says.
+
+Also: HEAD /quarter (L2), ``?lang=en`` (L8), and the autumn day whose 02:00-02:45 happen twice (L7).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from ingest import influxql
+from ingest.api.app import create_app
+from ingest.api.pages.quarter_page import build_view
+from ingest.config import InfluxSettings, Settings
+from ingest.localservices import InfluxDB
+from ingest.opendata.disclosure import Rule
+from ingest.opendata.public import BatchReader, PublicFigures, QuarterHour, QuarterSource, StreetClimate
+from ingest.registry.db import make_engine
+from ingest.registry.migrate import upgrade
+from tests.portal.quarter_seed import STREET, TZ
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+SLOT = dt.timedelta(minutes=15)
+NOW = dt.datetime(2026, 11, 30, 10, 7, tzinfo=TZ).astimezone(dt.UTC)  # in the 10:00 quarter hour
+LATE = dt.datetime(2026, 11, 30, 9, 45, tzinfo=TZ).astimezone(dt.UTC)  # hh-6's quarter hour, late
+HOUSEHOLDS = [f"hh-{number}" for number in range(1, 7)]
+
+
+def kwh(household: str, moment: dt.datetime) -> float:
+    return round(0.1 * int(household[3:]) + 0.001 * (moment.hour * 4 + moment.minute // 15), 6)
+
+
+def line(household: str, moment: dt.datetime) -> str:
+    building = "Haus\\ A" if int(household[3:]) % 2 else "Haus\\ B"
+    tags = f"building={building},device={household}-meter,household={household},kind=import"
+    return f"energy,{tags} kwh={kwh(household, moment)} {int(moment.timestamp())}"
+
+
+class Ledger:
+    def __init__(self, influx: InfluxDB) -> None:
+        self.url = influx.url
+        self.database = f"complete_{uuid.uuid4().hex[:8]}"
+        for q in (
+            f"CREATE DATABASE {influxql.ident(self.database)}",
+            f'CREATE RETENTION POLICY "rollups" ON {influxql.ident(self.database)} DURATION INF '
+            "REPLICATION 1",
+        ):
+            httpx.post(f"{self.url}/query", data={"q": q}, trust_env=False).raise_for_status()
+
+    def write(self, lines: list[str]) -> None:
+        response = httpx.post(
+            f"{self.url}/write",
+            params={"db": self.database, "rp": "rollups", "precision": "s"},
+            content="\n".join(lines).encode(),
+            trust_env=False,
+            timeout=30,
+        )
+        assert response.status_code == 204, response.text
+
+    def drop(self) -> None:
+        q = f"DROP DATABASE {influxql.ident(self.database)}"
+        httpx.post(f"{self.url}/query", data={"q": q}, trust_env=False)
+
+    def source(self) -> QuarterSource:
+        return QuarterSource(
+            BatchReader(InfluxSettings(url=self.url, database=self.database)),
+            TZ,
+            rule=Rule(min_households=5, dominance_percent=85),
+            street_building=STREET,
+            now=lambda: NOW,
+        )
+
+
+@pytest.fixture
+def ledger(influxdb: InfluxDB) -> Iterator[Ledger]:
+    """Six households' import every quarter hour since yesterday's midnight up to NOW's quarter hour;
+    hh-6 has not delivered 09:45 and 10:00 yet (its gateway was offline)."""
+    written = Ledger(influxdb)
+    lines = []
+    moment = dt.datetime(2026, 11, 29, tzinfo=TZ).astimezone(dt.UTC)
+    while moment <= NOW:
+        for household in HOUSEHOLDS:
+            if not (household == "hh-6" and moment >= LATE):
+                lines.append(line(household, moment))
+        moment += SLOT
+    written.write(lines)
+    yield written
+    written.drop()
+
+
+def by_start(figures: PublicFigures) -> dict[dt.datetime, QuarterHour]:
+    return {quarter.start: quarter for quarter in figures.today}
+
+
+def test_a_late_households_quarter_hour_is_shown_only_once_complete_and_then_unchanged(
+    ledger: Ledger,
+) -> None:
+    source = ledger.source()
+    before = by_start(source.load())
+    waiting = before[LATE]
+    assert not waiting.complete  # five of six households: not shown
+    assert waiting.kwh == {"import": None, "export": None, "pv": None}
+    assert not before[LATE + SLOT].complete
+    shown = before[LATE - SLOT]
+    assert shown.complete
+    assert shown.kwh["import"] == pytest.approx(sum(kwh(h, LATE - SLOT) for h in HOUSEHOLDS), abs=1e-6)
+    figures = source.load()
+    assert figures.last is not None
+    assert figures.last.start == LATE - SLOT  # the newest complete one
+    view = build_view(figures, "de", TZ, cache_s=60)
+    rows = {row[0]: row[1:] for row in view["today"]["rows"]}
+    assert rows["09:45"] == ["noch nicht vollständig"] * 3
+    assert view["incomplete"] is True
+    english = build_view(figures, "en", TZ, cache_s=60)
+    assert {row[0]: row[1] for row in english["today"]["rows"]}["09:45"] == "not complete yet"
+
+    ledger.write([line("hh-6", LATE)])  # the gateway is back
+    after = by_start(source.load())
+    assert after[LATE].complete
+    assert after[LATE].kwh["import"] == pytest.approx(sum(kwh(h, LATE) for h in HOUSEHOLDS), abs=1e-6)
+    for start, quarter in before.items():  # what was shown before is shown unchanged
+        if quarter.complete:
+            assert after[start] == quarter
+    assert not after[LATE + SLOT].complete  # hh-6's 10:00 is still missing
+
+
+# --------------------------------------------------------------------------------- HEAD, ?lang, DST
+
+
+@pytest.fixture
+def client(ledger: Ledger, tmp_path: Path) -> Iterator[TestClient]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
+    upgrade(engine)
+    settings = Settings(
+        api={"secret_key": secrets.token_urlsafe(32)},
+        influx={"url": ledger.url, "database": ledger.database},
+        ingest={"timezone": "Europe/Berlin"},
+        opendata={"out_dir": tmp_path / "opendata"},
+    )
+    with TestClient(create_app(settings, engine=engine, migrate=False)) as test_client:
+        yield test_client
+
+
+def test_head_and_the_lang_parameter(client: TestClient) -> None:
+    head = client.head("/quarter")
+    assert head.status_code == 200  # uptime monitors and link checkers (was 405)
+    assert head.content == b""
+    assert head.headers["content-type"].startswith("text/html")
+    german = client.get("/quarter", headers={"Accept-Language": "de"})
+    assert german.headers["content-language"] == "de"
+    english = client.get("/quarter?lang=en", headers={"Accept-Language": "de"})
+    assert english.headers["content-language"] == "en"
+    assert "Energy and street climate in the quarter" in english.text
+    assert client.get("/quarter?lang=xx").status_code == 422
+
+
+def test_the_autumn_day_labels_its_times_with_the_zone() -> None:
+    autumn = dt.date(2026, 10, 25)  # 03:00 CEST -> 02:00 CET: 100 quarter hours
+    start = dt.datetime.combine(autumn, dt.time(), TZ).astimezone(dt.UTC)
+    quarters = tuple(
+        QuarterHour(
+            start + SLOT * index, start + SLOT * (index + 1), {"import": 1.0, "export": 0.0, "pv": 0.0}
+        )
+        for index in range(16)  # 00:00 CEST to 02:45 CET
+    )
+    figures = PublicFigures(
+        at=quarters[-1].end,
+        day=autumn,
+        today=quarters,
+        last=quarters[-1],
+        self_sufficiency_today=None,
+        self_sufficiency_month=None,
+        street=StreetClimate((), {}, {}),
+    )
+    german = [row[0] for row in build_view(figures, "de", TZ, cache_s=60)["today"]["rows"]]
+    assert german[8:16] == [
+        "02:00\u00a0MESZ",
+        "02:15\u00a0MESZ",
+        "02:30\u00a0MESZ",
+        "02:45\u00a0MESZ",
+        "02:00\u00a0MEZ",
+        "02:15\u00a0MEZ",
+        "02:30\u00a0MEZ",
+        "02:45\u00a0MEZ",
+    ]
+    assert len(set(german)) == len(german)  # no time twice
+    english = [row[0] for row in build_view(figures, "en", TZ, cache_s=60)["today"]["rows"]]
+    assert english[8] == "02:00\u00a0CEST"
+    assert english[12] == "02:00\u00a0CET"
+    ordinary = PublicFigures(
+        at=NOW, day=NOW.date(), today=(), last=None, self_sufficiency_today=None,
+        self_sufficiency_month=None, street=StreetClimate((), {}, {}),
+    )  # fmt: skip
+    assert build_view(ordinary, "de", TZ, cache_s=60)["today"]["rows"] == []
