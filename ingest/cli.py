@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -100,17 +101,42 @@ def instance_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.ingester import Ingester
+    from ingest.spool import SpoolLocked
 
-    settings = _settings(args.config, "ingest", **instance_overrides(args)).as_instance()
+    refused = _drain_options_refused(args)
+    if refused:
+        print(f"reallabor: {refused}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = args.config
+    if args.drain:
+        config = config or _drain_settings_file()
+        if config is None and not any(name.startswith(MQTT_ENV_PREFIX) for name in os.environ):
+            print(
+                f"reallabor: --drain needs the instance's settings (--config or {CONFIG_ENV}, or "
+                f"{MQTT_ENV_PREFIX}* in the environment as in compose): the defaults would take over the "
+                "session of whichever instance has the default client id on the default broker",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+    settings = _settings(config, "ingest", **instance_overrides(args)).as_instance()
     setup_logging(settings.ingest.log_level)
     if settings.ingest.instances > 1:  # the instances' directory: made private before they make theirs
         private_dir(settings.state_dirs()[0])
     if args.drain:
-        return _drain(settings, settle_s=args.settle)
+        return _drain(
+            settings, settle_s=args.settle or DRAIN_SETTLE_S, timeout_s=args.timeout or DRAIN_TIMEOUT_S
+        )
     try:
         ingester = Ingester(settings)
     except ProfileError as exc:
         print(f"reallabor: invalid device profiles:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SpoolLocked:
+        print(
+            f"reallabor: {settings.ingest.state_dir} is in use: another ingester (same --instance K?) is "
+            f"running with this state directory",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
 
     async def main() -> None:
@@ -123,32 +149,69 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _drain(settings: Settings, *, settle_s: float) -> int:
-    """``ingest --drain``: the one-line JSON report on stdout; 0 when the instance is retired."""
+DRAIN_SETTLE_S = 2.0  # ingest.drain.SETTLE_S (not imported: the drain's imports are the ingester's)
+DRAIN_TIMEOUT_S = 600.0  # ingest.drain.TIMEOUT_S
+MQTT_ENV_PREFIX = "REALLABOR_MQTT__"
+
+
+def _drain_settings_file() -> Path | None:
+    from_env = os.environ.get(CONFIG_ENV, "")
+    return Path(from_env) if from_env else None
+
+
+def _drain_options_refused(args: argparse.Namespace) -> str | None:
+    """Why ``--settle``/``--timeout`` as given make no sense; None when they do."""
+    for option, value in (("--settle", args.settle), ("--timeout", args.timeout)):
+        if value is None:
+            continue
+        if not args.drain:
+            return f"{option} is an option of --drain"
+        if not (math.isfinite(value) and value > 0):
+            return f"{option} {value:g}: give a finite number of seconds above 0"
+    return None
+
+
+def _drain(settings: Settings, *, settle_s: float, timeout_s: float) -> int:
+    """``ingest --drain``: the one-line JSON report on stdout; the exit code of
+    :attr:`ingest.drain.DrainReport.exit_code` (0 retired, 1 not retired, 2 refused, 3 session was lost)."""
     from ingest.drain import run_drain
     from ingest.spool import SpoolLocked
 
-    if settle_s <= 0:
-        print(f"reallabor: --settle {settle_s:g}: give a number of seconds above 0", file=sys.stderr)
-        return EXIT_CONFIG
+    client_id = settings.mqtt.client_id
     try:
-        report = run_drain(settings, settle_s=settle_s)
+        report = run_drain(settings, settle_s=settle_s, timeout_s=timeout_s)
     except ProfileError as exc:
         print(f"reallabor: invalid device profiles:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     except SpoolLocked as exc:  # the instance itself is running: two clients would fight for the session
-        print(
-            f"reallabor: {exc}: stop instance {settings.mqtt.client_id} before draining it", file=sys.stderr
-        )
+        print(f"reallabor: {exc}: stop instance {client_id} before draining it", file=sys.stderr)
         return 1
     print(report.line(), flush=True)
-    if not report.retired:
+    if report.login_refused:
         print(
-            f"reallabor: {settings.mqtt.client_id} not retired (session ended: {report.session_ended}, "
-            f"spool records left: {report.spool_left}): run the drain again",
+            f"reallabor: {report.stopped}: check mqtt.username ({settings.mqtt.username or 'none'}) and "
+            f"mqtt.password, the account bound to client id {client_id} (README Several ingesters)",
             file=sys.stderr,
         )
-    return 0 if report.retired else 1
+    elif not report.retired:
+        why = report.stopped or f"spool records left: {report.spool_left}"
+        if report.stopped == "timeout":
+            why = (
+                f"not drained within --timeout {timeout_s:g} s (InfluxDB or the broker away?): "
+                f"{report.spool_left} spool records (batches) left"
+            )
+        print(
+            f"reallabor: {client_id} not retired ({why}); its session stays: run the drain again",
+            file=sys.stderr,
+        )
+    elif report.session_lost:
+        print(
+            f"reallabor: WARNING: the broker no longer held the session of {client_id} (it expired after "
+            f"mqtt.session_expiry_s, or the broker lost it): what it had queued for this instance is lost; "
+            "retired all the same (there is nothing left to retire)",
+            file=sys.stderr,
+        )
+    return report.exit_code
 
 
 def cmd_profiles_list(args: argparse.Namespace) -> int:
@@ -276,14 +339,22 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "--drain",
         action="store_true",
         help="retire this instance without loss: take its session, unsubscribe, write what it held, end the "
-        "session; prints a JSON summary, exit 0 when retired",
+        "session; prints a JSON summary. Needs the instance's settings (--config or REALLABOR_CONFIG). Exit "
+        "0 retired; 1 not retired, the session stays (timeout, interrupted, the instance still running "
+        "elsewhere): run it again; 2 bad settings or login refused; 3 retired, but the broker had lost the "
+        "session (expired): what it had queued is lost",
     )
     ingest.add_argument(
         "--settle",
         type=float,
-        default=2.0,
         metavar="S",
-        help="--drain: the session is empty when nothing came for S seconds (default 2)",
+        help="--drain: the session is empty when all was written and nothing came for S seconds (default 2)",
+    )
+    ingest.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="--drain: give up after S seconds, keeping the session, exit 1 (default 600)",
     )
     ingest.set_defaults(func=cmd_ingest)
 

@@ -218,3 +218,65 @@ def test_commissioning_finds_a_devices_messages_in_any_instances_quarantine(tmp_
     _quarantined(tmp_path / "instance-1", ["lab/gw/other/state", "lab/gw/dev/state"])
     hits = pending_for(tmp_path / QUARANTINE_FILE, ["lab/gw/dev/#"])
     assert [(hit.id, hit.topic) for hit in hits] == [(2, "lab/gw/dev/state"), (1, "lab/gw/dev/state")]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refusal"),
+    [
+        (["--drain", "--settle", "nan"], "--settle nan: give a finite number of seconds above 0"),
+        (["--drain", "--settle", "inf"], "--settle inf: give a finite number of seconds above 0"),
+        (["--drain", "--settle", "0"], "--settle 0: give a finite number of seconds above 0"),
+        (["--drain", "--timeout", "-1"], "--timeout -1: give a finite number of seconds above 0"),
+        (["--settle", "5"], "--settle is an option of --drain"),
+        (["--timeout", "5"], "--timeout is an option of --drain"),
+    ],
+)
+def test_drain_options_that_make_no_sense_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], refusal: str
+) -> None:
+    config = _config(tmp_path, "mqtt: {port: 1}\n")  # nothing is ever contacted
+    assert main(["ingest", "--config", str(config), "--instance", "1", "--of", "2", *arguments]) == 2
+    assert capsys.readouterr().err.strip() == f"reallabor: {refusal}"
+
+
+def test_a_drain_without_the_instances_settings_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The defaults would drain whichever session has the default client id on 127.0.0.1:1883."""
+    import os
+
+    for name in os.environ:
+        if name.startswith("REALLABOR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    assert main(["ingest", "--instance", "0", "--of", "2", "--drain"]) == 2
+    err = capsys.readouterr().err
+    assert "--drain needs the instance's settings (--config or REALLABOR_CONFIG" in err
+    # REALLABOR_CONFIG names them: read (a bad file says so, naming it, before anything connects)
+    monkeypatch.setenv("REALLABOR_CONFIG", str(_config(tmp_path, "mqtt: [not a mapping\n")))
+    with pytest.raises(SystemExit) as exited:
+        main(["ingest", "--instance", "0", "--of", "2", "--drain"])
+    assert exited.value.code == 2
+    assert "ingest.yaml: not valid YAML" in capsys.readouterr().err
+
+
+def test_the_drain_report_says_what_became_of_the_session() -> None:
+    from ingest.drain import LOST_QUEUED, DrainReport
+
+    done = DrainReport(1, "id-1", 5, 5, 0, 0, 0, True, False, True)
+    assert (done.retired, done.exit_code, "lost_queued" in done.as_json()) == (True, 0, False)
+    lost = DrainReport(1, "id-1", 0, 0, 0, 0, 0, False, True, True)
+    assert (lost.retired, lost.exit_code, lost.as_json()["lost_queued"]) == (True, 3, LOST_QUEUED)
+    waited = DrainReport(1, "id-1", 5, 0, 0, 0, 1, True, False, False, stopped="timeout")
+    assert (waited.retired, waited.exit_code) == (False, 1)
+    refused = DrainReport(1, "id-1", 0, 0, 0, 0, 0, None, False, False, "refused", login_refused=True)
+    assert (refused.retired, refused.exit_code, "login_refused" in refused.as_json()) == (False, 2, False)
+
+
+def test_the_help_names_the_drains_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["ingest", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit 0 retired; 1 not retired" in text
+    assert "3 retired, but the broker had lost the session" in text
+    assert "--timeout S" in text
