@@ -178,7 +178,7 @@ def _export_locked(
             continue
         midnight = dt.datetime.combine(day, dt.time(), tz)
         next_midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
-        energy = ledger_day(reader, midnight, next_midnight)
+        energy = ledger_day(reader, midnight, next_midnight, labels)
         street = street_rows(
             reader,
             labels,
