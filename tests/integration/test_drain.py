@@ -17,10 +17,12 @@ from typing import Any
 import yaml
 
 from ingest import mqtt_wire as wire
-from ingest.config import MqttSettings
+from ingest.config import MqttSettings, load_settings
 from ingest.dynsec import DynsecBootstrap
 from ingest.localservices import LOOPBACK, Mosquitto
 from ingest.mqtt import Message, MqttSource
+from ingest.mqtt_session import SessionMemory, SessionRecord
+from ingest.spool import Spool
 from simulators.fleet import make_fleet, samples
 from simulators.publisher import Publisher
 from tests.helpers import InfluxQuery, IngesterProcess, Target, wait_for
@@ -214,3 +216,101 @@ def test_each_instance_logs_in_with_its_own_account_bound_to_its_client_id(tmp_p
         # neither may use the other's id (and take over its session)
         refused = _connack(broker.port, "reallabor-ingest-0", username="ingester-1", password=password)
         assert refused[1] >= 0x80
+
+        # a drain whose login the broker refuses ends at once (another try gets the same), naming the keys
+        config = tmp_path / "drain.yaml"
+        mqtt = {"port": broker.port, "username": "ingester", "password": "not-the-password"}
+        config.write_text(yaml.safe_dump({"mqtt": mqtt, "ingest": {"state_dir": str(tmp_path / "state")}}))
+        drained = _drain(config, "--instance", "1", "--of", "2", "--timeout", "20")
+        assert drained.returncode == 2, drained.stderr
+        assert json.loads(drained.stdout)["stopped"].startswith("the broker refused the login: ")
+        assert "check mqtt.username (ingester-1) and mqtt.password" in drained.stderr
+        assert "not-the-password" not in drained.stdout + drained.stderr
+
+
+def _drain(config: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    command = ["ingest", "--config", str(config), "--drain", *arguments]
+    return subprocess.run(
+        [sys.executable, "-m", "ingest.cli", *command], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_drain_gives_up_after_its_timeout_keeping_the_session(target: Target, tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port nothing listens on: the broker is away
+        closed.bind((LOOPBACK, 0))
+        port = closed.getsockname()[1]
+    config = tmp_path / "drain.yaml"
+    config.write_text(
+        yaml.safe_dump(target.config(mqtt={"port": port}, ingest={"instance": 1, "instances": 2}))
+    )
+    started = time.monotonic()
+    drained = _drain(config, "--timeout", "1.5")
+    assert drained.returncode == 1, drained.stderr
+    assert time.monotonic() - started < 15
+    report = json.loads(drained.stdout)
+    assert (report["stopped"], report["session_found"], report["retired"]) == ("timeout", None, False)
+    assert "not drained within --timeout 1.5 s" in drained.stderr
+
+
+def test_a_drain_of_an_instance_running_elsewhere_stops_and_says_so(
+    mosquitto: Mosquitto, target: Target, tmp_path: Path
+) -> None:
+    """The instance runs on another host (another state dir): the drain must not end its session."""
+    running = IngesterProcess(target, tmp_path / "running", env={**os.environ})
+    running.config_path.parent.mkdir()
+    identity = {"instance": 1, "instances": 2}
+    try:
+        running.launch(target.config(ingest=identity))
+        # the same state dir twice on one host: refused with a message, no traceback
+        twice = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "ingest", "--config", str(running.config_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert twice.returncode == 2
+        assert "another ingester (same --instance K?) is running" in twice.stderr
+        assert "Traceback" not in twice.stderr
+
+        elsewhere = tmp_path / "elsewhere.yaml"
+        elsewhere.write_text(
+            yaml.safe_dump(target.config(ingest={**identity, "state_dir": str(tmp_path / "elsewhere")}))
+        )
+        drained = _drain(elsewhere, "--settle", "3")
+        assert drained.returncode == 1, drained.stderr
+        report = json.loads(drained.stdout)
+        assert (report["retired"], report["session_ended"]) == (False, False)
+        assert "another process connected with that client id" in report["stopped"]
+        assert "not retired" in drained.stderr
+        # the instance goes on with its session: nothing unsubscribed it for good
+        wait_for(lambda: "mqtt connected" in running.output().rsplit("connection lost", 1)[-1], timeout=20)
+    finally:
+        running.stop()
+
+
+def test_a_drain_that_finds_the_session_expired_says_the_queue_is_lost(
+    mosquitto: Mosquitto, target: Target, influx: InfluxQuery, tmp_path: Path
+) -> None:
+    """The broker lost the session the instance remembers: retired, but exit 3 and lost_queued. The
+    drain writes the spool the instance left and runs without /metrics (its port is taken, as when
+    instance 0 of N runs during a 1 -> N drain)."""
+    settings = load_settings(None, **target.config(ingest={"instance": 1, "instances": 2})).as_instance()
+    SessionRecord.of(settings).save(  # what the instance remembered when it went away, long ago
+        SessionMemory(settings.mqtt.client_id, f"{LOOPBACK}:{mosquitto.port}", ("$share/g/lab/#",), 0.0, 0.0)
+    )
+    with Spool(settings.ingest.state_dir / "spool", max_bytes=1 << 20) as spool:
+        spool.append_many([b"electricity,device=left-over power_w=1 1764320400000000000\n"])
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        config = tmp_path / "drain.yaml"
+        metrics = {"instance": 1, "instances": 2, "metrics_port": taken.getsockname()[1] - 1}
+        config.write_text(yaml.safe_dump(target.config(ingest=metrics)))
+        drained = _drain(config, "--settle", "0.5")
+    assert drained.returncode == 3, drained.stderr
+    report = json.loads(drained.stdout)
+    assert report["lost_queued"] == "unknown (session expired or lost at the broker)"
+    assert (report["session_found"], report["session_lost"], report["retired"]) == (False, True, True)
+    assert (report["spool_before"], report["spool_left"]) == (1, 0)
+    assert "WARNING: the broker no longer held the session of" in drained.stderr
+    assert influx.count("electricity", "power_w") == 1  # the spool's point, written by the drain
