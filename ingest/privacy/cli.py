@@ -89,7 +89,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings(args)
     out: Path = args.out
     with _session(settings) as session, household_data(settings.influx) as data:
-        export = export_household(session, find_household(session, args.household))
+        household = find_household(session, args.household)
+        quarantine = settings.ingest.state_dir / QUARANTINE_FILE  # and every instance's beside it
+        export = export_household(session, household, quarantine=quarantine)
         session.close()
         # a temporary file beside the target, renamed when complete: no half export under its name
         handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")

@@ -156,6 +156,24 @@ def files(quarantine_path: Path | None) -> list[Path]:
     return quarantine_files(quarantine_path) if quarantine_path is not None else []
 
 
+def _label(path: Path, quarantine_path: Path) -> str:
+    """A file named relative to the state directory: ``quarantine.sqlite3``, ``instance-1/...``."""
+    return path.relative_to(quarantine_path.parent).as_posix()
+
+
+def entries(
+    quarantine_path: Path | None, found: list[Window], selector: Selector
+) -> Iterator[tuple[str, QuarantineRecord]]:
+    """The household's entries, file by file (named as :func:`erase` names them): in each the refused
+    lines, then the devices' messages, by id; read :data:`PAGE` entries at a time (a broken meter may
+    have left many)."""
+    for path in files(quarantine_path):
+        assert quarantine_path is not None
+        with Quarantine(path, read_only=True) as quarantine:
+            for record in _entries(quarantine, found, selector):
+                yield _label(path, quarantine_path), record
+
+
 def count(quarantine_path: Path | None, found: list[Window], selector: Selector) -> int:
     """How many of the household's entries the quarantine files hold (every instance's)."""
     total = 0
@@ -173,11 +191,11 @@ def erase(quarantine_path: Path | None, found: list[Window], selector: Selector)
     erased; running it again erases the rest).
     """
     erased: dict[str, int] = {}
-    base = quarantine_path.parent if quarantine_path is not None else Path()
     for path in files(quarantine_path):
+        assert quarantine_path is not None
         with Quarantine(path, read_only=True) as quarantine:
             ids = [record.id for record in _entries(quarantine, found, selector)]
-        erased[path.relative_to(base).as_posix()] = _delete(path, ids)
+        erased[_label(path, quarantine_path)] = _delete(path, ids)
     return erased
 
 

@@ -6,8 +6,12 @@ are gone from the files' bytes, not only from the table."""
 
 from __future__ import annotations
 
+import base64
+import csv
 import datetime as dt
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from ingest.api.app import create_app
 from ingest.config import Settings
 from ingest.dynsec import DynsecAdmin
 from ingest.privacy.delete import delete_household, plan_deletion
+from ingest.privacy.export import export_household
 from ingest.privacy.influx import Selector
 from ingest.privacy.quarantine import Window, closed, erase
 from ingest.quarantine import QUARANTINE_FILE, Quarantine, QuarantineEntry
@@ -108,6 +113,21 @@ def _left(state: Path, kept: dict[str, set[bytes]]) -> dict[str, set[bytes]]:
     return left
 
 
+def _exported(body: bytes) -> tuple[int, list[dict[str, str]]]:
+    """household.json's count of quarantined messages and quarantine.csv's rows."""
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    held = json.loads(archive.read("household.json"))["quarantine_messages"]
+    if "quarantine.csv" not in archive.namelist():
+        return held, []
+    return held, list(csv.DictReader(io.StringIO(archive.read("quarantine.csv").decode())))
+
+
+def _payload(row: dict[str, str]) -> bytes:
+    if row["payload_encoding"] == "base64":
+        return base64.b64decode(row["payload"])
+    return row["payload"].encode()
+
+
 def _all_secrets() -> set[bytes]:
     return {f"secret-{i}-{n}".encode() for i in (1, 2, 3) for n in range(1, 6)}
 
@@ -122,6 +142,13 @@ def test_delete_erases_its_messages_from_every_quarantine(
     path = state / QUARANTINE_FILE
     assert plan_deletion(session, quarter.data(), gone.household, quarantine=path).quarantine == 4
     assert plan_deletion(session, quarter.data(), gone.household).quarantine == 0  # none given
+
+    export = export_household(session, gone.household, quarantine=path)
+    held, rows = _exported(b"".join(export.chunks(quarter.data())))
+    assert held == len(rows) == 4
+    assert sorted(_payload(row).split(b"secret-")[1][:3] for row in rows) == [b"1-1", b"1-2", b"1-3", b"1-4"]
+    assert {row["file"] for row in rows} == set(FILES[layout])
+    assert {row["reason"] for row in rows} == {"unknown_device", "implausible", "influx_rejected"}
 
     record = delete_household(
         session,
@@ -184,6 +211,13 @@ def test_api_and_cli_erase_every_instance(
     gone, kept = _seed(state, quarter, "instances")
     signer = app_client.app.state.signer  # type: ignore[attr-defined]
     app_client.cookies.set(signer.cookie_name, signer.issue(f.user(session, Role.operator)))
+    exported = app_client.get(f"/api/v1/households/{gone.id}/export")
+    assert exported.status_code == 200, exported.text
+    held, rows = _exported(exported.content)
+    assert (held, sorted(row["file"] for row in rows)) == (
+        4,
+        sorted(FILES["instances"] + [FILES["instances"][2]]),
+    )
     url = f"/api/v1/households/{gone.id}/deletion"
     answer = app_client.post(url, json={"confirm_name": gone.name, "reason": "move-out"})
     assert answer.status_code == 200, answer.text
@@ -208,11 +242,17 @@ def test_api_and_cli_erase_every_instance(
         )
     )
     args = ("households", "delete", str(neighbour.id), "--reason", "move-out", "--config", str(config))
+    zipped = tmp_path / "export.zip"
+    assert (
+        run_cli("households", "export", str(neighbour.id), "--out", str(zipped), "--config", str(config)) == 0
+    )
+    held, rows = _exported(zipped.read_bytes())
+    assert held == 4
+    assert all(_payload(row).count(b"secret-3-") == 1 for row in rows)
     assert run_cli(*args, "--settle", "0") == 2
     assert "quarantine (every ingester instance's): 4 messages" in capsys.readouterr().out
     assert run_cli(*args, "--settle", "0", "--yes") == 0
-    out = capsys.readouterr().out
-    printed = json.loads(out.split("deleted: record ", 1)[1].split("\n", 1)[1])
+    printed = json.loads(capsys.readouterr().out.split("deleted: record ", 1)[1].split("\n", 1)[1])
     assert sum(printed["counts"]["quarantine"].values()) == 4
     still = {
         name: {s for s in secrets if not s.startswith(b"secret-3-") or s == b"secret-3-5"}

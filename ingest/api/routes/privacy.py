@@ -112,7 +112,7 @@ def limited_export(
     except ExportRefused as exc:
         raise HTTPException(exc.status, str(exc), headers=exc.headers) from exc
     try:
-        export = export_household(session, household)
+        export = export_household(session, household, quarantine=request.app.state.privacy_quarantine)
     except BaseException:
         lease.release()
         raise
