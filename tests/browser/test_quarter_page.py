@@ -2,6 +2,8 @@
 from the seeded InfluxDB (uPlot's data equal the seeded quarter's, every series' colour on the canvas), in
 German and after the switch in English; axe-core finds no WCAG 2.1 A/AA violation; without JavaScript
 every value is in the text and tables. Screenshots in both languages (``$REALLABOR_SCREENSHOTS`` keeps them).
+Also the states a visitor may meet: quarter hours a late household has not delivered yet ("noch nicht
+vollständig"), and the previous figures, said with their time, while InfluxDB cannot be read.
 """
 
 from __future__ import annotations
@@ -160,3 +162,53 @@ def test_anonymous_visitor_sees_the_quarter_in_both_languages(
         assert page.locator("#street-table tbody tr").count() > 0
         shot(page, tmp_path, f"quarter-no-js-{lang}")
         plain.close()
+
+
+def test_incomplete_quarter_hours_and_stale_figures_are_said_in_plain_words(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The last household is two quarter hours late; then InfluxDB stops: the page keeps the previous
+    figures and says so with their time."""
+    with InfluxDB(tmp_path / "influx") as influx:
+        now = dt.datetime.now(dt.UTC)
+        quarter = seed(influx.url, now=now, daylight=False, late=2)
+        engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
+        upgrade(engine)
+        settings = Settings(
+            api={"secret_key": secrets.token_urlsafe(32)},
+            influx={"url": quarter.url, "database": quarter.database},
+            opendata={"out_dir": tmp_path / "opendata", "cache_s": 1},
+        )
+        app = create_app(settings, engine=engine, migrate=False)
+        with serve(app) as url:
+            context = browser.new_context(
+                viewport=PHONE, locale="de-DE", device_scale_factor=2, is_mobile=True
+            )
+            axe.install(context)
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{url}/quarter")
+            assert page.locator("#stale").count() == 0
+            influx.stop()
+            page.wait_for_timeout(1_200)  # the cache period has passed: the next visit tries a refresh
+            for lang in ("de", "en"):
+                response = page.goto(f"{url}/quarter?lang={lang}")
+                assert response is not None
+                assert response.status == 200
+                stale = page.locator("#stale").inner_text()
+                assert (
+                    "konnten gerade nicht gelesen werden" if lang == "de" else "could not be read"
+                ) in stale
+                page.locator("details.values").first.evaluate("(d) => d.open = true")
+                rows = page.locator("#today-table tbody tr")
+                waiting = "noch nicht vollständig" if lang == "de" else "not complete yet"
+                newest = [rows.nth(rows.count() - n).inner_text() for n in (1, 2)]
+                midnight = quarter.midnight(quarter.today).astimezone(dt.UTC)
+                if now - midnight >= dt.timedelta(minutes=30):  # both late quarter hours are today's
+                    assert all(waiting in row for row in newest), newest
+                    assert waiting in page.locator("#incomplete-help").inner_text()
+                axe.check(page, f"quarter-stale-{lang}")
+                page.locator("#today-table").scroll_into_view_if_needed()
+                shot(page, tmp_path, f"quarter-incomplete-stale-{lang}")
+            context.close()
+        engine.dispose()

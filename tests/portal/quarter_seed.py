@@ -114,10 +114,12 @@ def seed(
     street_sensors: int = 2,
     giant: float | None = None,
     daylight: bool = True,
+    late: int = 0,
 ) -> Quarter:
     """A database of its own with the month so far (ledger) and today's environment readings.
     ``giant``: the first household's factor instead of 1 (the others': 1.37, 1.74, …). ``daylight``: PV and
-    export only from 07:00 to 20:00 UTC (False: around the clock, so that a test at any hour sees them)."""
+    export only from 07:00 to 20:00 UTC (False: around the clock, so that a test at any hour sees them).
+    ``late``: the last household has not delivered its newest ``late`` quarter hours yet (not written)."""
     database = f"quarter_{uuid.uuid4().hex[:8]}"
     for q in (
         f"CREATE DATABASE {influxql.ident(database)}",
@@ -133,6 +135,8 @@ def seed(
     moment = first
     while moment <= last:
         for index in range(households):
+            if late and index == households - 1 and moment > last - SLOT * late:
+                continue
             name, building = f"hh-{index + 1:02d}", "Haus A" if index % 2 == 0 else "Haus B"
             for kind in ("import", "pv", "export") if index < pv else ("import",):
                 value = _kwh(index, kind, moment, giant, daylight)

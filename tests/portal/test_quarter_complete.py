@@ -118,7 +118,7 @@ def test_a_late_households_quarter_hour_is_shown_only_once_complete_and_then_unc
     assert figures.last.start == LATE - SLOT  # the newest complete one
     view = build_view(figures, "de", TZ, cache_s=60)
     rows = {row[0]: row[1:] for row in view["today"]["rows"]}
-    assert rows["09:45"] == ["noch nicht vollständig"] * 3
+    assert rows["09:45"] == ["noch nicht vollständig"]  # one text across the columns
     assert view["incomplete"] is True
     english = build_view(figures, "en", TZ, cache_s=60)
     assert {row[0]: row[1] for row in english["today"]["rows"]}["09:45"] == "not complete yet"

@@ -177,11 +177,10 @@ def build_view(
                 "values": values,
             }
         )
-    rows = [
-        [
-            clock(quarter.start),
-            *(energy(quarter.kwh.get(kind)) if quarter.complete else incomplete for kind in KINDS),
-        ]
+    rows = [  # an incomplete quarter hour: its time and one text across the columns
+        [clock(quarter.start), *(energy(quarter.kwh.get(kind)) for kind in KINDS)]
+        if quarter.complete
+        else [clock(quarter.start), incomplete]
         for quarter in figures.today
     ]
 
