@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from ingest import mqtt_wire as wire
@@ -314,3 +316,37 @@ def test_a_drain_that_finds_the_session_expired_says_the_queue_is_lost(
     assert (report["spool_before"], report["spool_left"]) == (1, 0)
     assert "WARNING: the broker no longer held the session of" in drained.stderr
     assert influx.count("electricity", "power_w") == 1  # the spool's point, written by the drain
+
+
+@pytest.mark.xfail(
+    strict=True, reason="needs /tmp/team/drainfix-proposal-mqtt.diff (ingest/mqtt.py); remove once applied"
+)
+def test_two_processes_as_the_same_instance_log_an_error_and_back_off(
+    mosquitto: Mosquitto, target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each takes the session from the other (Mosquitto 2.0.11 just closes the old connection): an error
+    naming the client id, and reconnects that slow down instead of every 0.1-0.2 s for ever."""
+    caplog.set_level(logging.INFO, logger="ingest.mqtt")
+    client_id = f"{target.client_id}-twin"
+    settings = MqttSettings(
+        host=LOOPBACK, port=mosquitto.port, client_id=client_id, reconnect_min_s=0.2, reconnect_max_s=4
+    )
+
+    async def twins() -> None:
+        sources = [
+            MqttSource(settings, topics=[f"{target.topic_prefix}lab/#"], queue=asyncio.Queue())
+            for _ in range(2)
+        ]
+        runs = [asyncio.create_task(source.run()) for source in sources]
+        await asyncio.sleep(8)
+        for source in sources:
+            await source.disconnect(wait_s=1)
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+
+    asyncio.run(twins())
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(f"another process connected as {client_id}: two instances" in e for e in errors), errors
+    connects = sum("mqtt connected" in r.getMessage() for r in caplog.records)
+    assert connects < 20, f"{connects} connects in 8 s: the backoff did not grow"
