@@ -1,8 +1,8 @@
 """``reallabor up`` as a new user meets it: the banner's logins work for every role, readings carry their
 household and building, gw-01 runs the real gateway service (its meters through ptys, its Wi-Fi and Zigbee
-devices through its local broker), a second ``up`` on the same state refuses without touching the running
-one, a taken port is named, and a restart continues every meter where it stopped, leaving no process
-behind."""
+devices through its local broker), the public quarter page and the open data of the history are there
+for anyone, a second ``up`` on the same state refuses without touching the running one, a taken port is
+named, and a restart continues every meter where it stopped, leaving no process behind."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -25,6 +27,7 @@ import pytest
 from ingest.api.security import SESSION_COOKIE
 from ingest.demo.stack import BUILDING_SIZE
 from ingest.localservices import LOOPBACK
+from ingest.opendata.settings import OpenDataSettings
 from simulators.engine import meter_counters
 from simulators.quarter import make_quarter
 from simulators.shapes import Shapes
@@ -75,6 +78,7 @@ def test_logins_tags_second_instance_and_restart(tmp_path: Path) -> None:
             assert resident.get("/api/v1/me/household").json()["name"] == "hh-001"
             assert resident.get("/api/v1/households").status_code == 403
             _the_portal_says_what_the_meter_counted(demo, resident)
+        _the_quarter_page_and_its_open_data(demo)
 
         # a second `up` on the same state: refused at once, the running one untouched
         second = Demo(demo.state_dir, free_ports(), households=HOUSEHOLDS)
@@ -211,6 +215,63 @@ def _the_portal_says_what_the_meter_counted(demo: Demo, resident: httpx.Client) 
     )
     assert total == pytest.approx(counted, abs=0.0005), "the portal's day differs from the meter's count"
     assert total > 0.5, f"an implausibly small day for a household: {total} kWh"
+
+
+def _the_quarter_page_and_its_open_data(demo: Demo) -> None:
+    """Anyone, without login: ``/quarter`` answers with the quarter's figures, and the open data that the
+    demo exported of its history once the ledger had it (yesterday) are in ``/opendata/catalog.jsonld``,
+    every distribution's file served. The demo's households are at least ``opendata.min_households``, so
+    the quarter's grid import is published; its EV households are fewer, so EV charging is withheld."""
+    rule = OpenDataSettings()  # the demo keeps the rule's defaults
+    ev_households = sum(1 for h in QUARTER.households if h.ev_kw)
+    assert HOUSEHOLDS >= rule.min_households > ev_households, "the expectations below need another quarter"
+    yesterday = dt.datetime.now(ZONE).date() - dt.timedelta(days=1)
+    catalogue_url = f"{demo.api_url}/opendata/catalog.jsonld"
+    with httpx.Client(base_url=demo.api_url, timeout=30, trust_env=False) as anyone:
+
+        def catalogue() -> list[str]:
+            response = anyone.get("/opendata/catalog.jsonld")
+            assert response.status_code == 200, response.status_code
+            assert response.headers["content-type"].startswith("application/ld+json")
+            nodes = response.json()["@graph"]
+            return sorted(
+                urljoin(catalogue_url, node["dcat:downloadURL"]["@id"])
+                for node in nodes
+                if "dcat:Distribution" in _types(node)
+            )
+
+        exported = re.compile(r"^(  open data: \{|reallabor up: .*open.data)", re.M)  # its report or error
+        wait_for(lambda: exported.search(demo.output()), timeout=60, what="the export of the demo's history")
+        assert re.search(r"^  open data: \{.*\"files\": [1-9]", demo.output(), re.M), demo.output()
+        files = catalogue()
+        assert files, "no distribution in the catalogue"
+        for url in files:
+            response = anyone.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            assert response.content, url
+        daily = f"quarter-energy-daily_{yesterday:%Y-%m}.csv"
+        [daily_url] = [url for url in files if url.endswith("/" + daily)]
+        rows = csv.DictReader(io.StringIO(anyone.get(daily_url).text))
+        [day] = [row for row in rows if row["start"].startswith(yesterday.isoformat())]
+        assert int(day["households"]) == HOUSEHOLDS
+        assert float(day["grid_import_kwh"]) > 0, day  # enough households: published
+        assert day["ev_charging_kwh"] == ".", day  # fewer EV households than the rule's minimum: withheld
+
+        page = anyone.get("/quarter", headers={"Accept-Language": "en"})
+        assert page.status_code == 200, page.text
+        assert daily_url.removeprefix(demo.api_url) in page.text, "the page does not list the daily file"
+        figures = anyone.get("/quarter/data", params={"lang": "en"})
+        assert figures.status_code == 200, figures.text
+        view = figures.json()
+        if dt.datetime.now(ZONE).time() >= dt.time(0, 30):  # else today may have no full quarter hour yet
+            assert view["today"]["rows"], "no quarter hour of today on /quarter"
+            flows = {flow["key"]: flow for flow in view["last"]["flows"]}
+            assert flows["import"]["kwh"] > 0, flows  # the quarter's import now: published
+
+
+def _types(node: dict[str, Any]) -> list[str]:
+    kind = node.get("@type", [])
+    return [kind] if isinstance(kind, str) else list(kind)
 
 
 def _ops_series(client: httpx.Client, panel: str) -> list[Any]:
