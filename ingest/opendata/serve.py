@@ -19,7 +19,8 @@ from ingest.opendata.datasets import DATASET_IDS, DATASETS, MEDIA_TYPES, Dataset
 CATALOG = "catalog.jsonld"
 CATALOG_TYPE = "application/ld+json"
 _IDS = "|".join(re.escape(dataset_id) for dataset_id in DATASET_IDS)
-_FILE = re.compile(rf"^(?P<id>{_IDS})/(?P=id)_(?P<month>[0-9]{{4}}-(?:0[1-9]|1[0-2]))\.(?P<ext>csv|json)$")
+# \Z, not $: "$" also matches before a trailing newline ("…_2025-05.csv%0A")
+_FILE = re.compile(rf"^(?P<id>{_IDS})/(?P=id)_(?P<month>[0-9]{{4}}-(?:0[1-9]|1[0-2]))\.(?P<ext>csv|json)\Z")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from ingest.opendata.public import (
     Served,
     Unavailable,
 )
+from ingest.opendata.serve import resolve
 from ingest.registry.db import make_engine
 from ingest.registry.migrate import upgrade
 from tests.portal.quarter_seed import STREET, TZ, Quarter, seed, street_means
@@ -398,6 +399,7 @@ def test_opendata_files_are_served_with_their_media_types_and_nothing_else(
     secret.write_text("not public", encoding="utf-8")
     (daily / "quarter-energy-daily_2026-09.csv").symlink_to(secret)  # a link out of out_dir
     (daily / "notes.txt").write_text("x", encoding="utf-8")
+    (daily / "quarter-energy-daily_2026-10.csv\n").write_text("a name with a newline", encoding="utf-8")
     app = app_for(quarter, tmp_path)
     with TestClient(app) as client:
         catalog = client.get("/opendata/catalog.jsonld")
@@ -427,6 +429,8 @@ def test_opendata_files_are_served_with_their_media_types_and_nothing_else(
             "/opendata/unknown/unknown_2026-10.csv",
         ):
             assert client.get(missing).status_code == 404, missing
+        # a name ending in a newline is not one the server hands out ("$" matched before it), though on disk
+        assert resolve(out, "quarter-energy-daily/quarter-energy-daily_2026-10.csv\n") is None
         index = client.get("/opendata/", follow_redirects=False)
         assert index.status_code == 303
         assert index.headers["location"] == "/quarter#open-data"
