@@ -201,3 +201,8 @@ def test_api_page_and_registration_read_every_instance(
     registered = client.post("/api/v1/discovery/register", json=body, headers=auth)
     assert registered.status_code == 201, registered.text
     assert dt.datetime.fromisoformat(registered.json()["assigned_from"]) == NOW + 4 * MINUTE
+    # heard by both: the page's notice counts what waits for the replay in both quarantines
+    registered = client.post("/api/v1/discovery/register", json=body | {"native_id": "shared"}, headers=auth)
+    assert dt.datetime.fromisoformat(registered.json()["assigned_from"]) == NOW
+    notice = client.get(f"/tech/discovery?registered={registered.json()['device']['id']}").text
+    assert "3 quarantined messages will be stored" in notice
