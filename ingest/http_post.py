@@ -129,6 +129,7 @@ class KeepAlivePoster:
         self._fixed_headers = "".join(f"{name}: {value}\r\n" for name, value in fixed.items())
         self.timeout_s = timeout_s
         self._idle: list[_Connection] = []
+        self._closed = False  # a request that ends after close() does not keep its connection
         self.connections_opened = 0  # for tests and benchmarks
 
     def request_bytes(
@@ -161,7 +162,7 @@ class KeepAlivePoster:
                     except BaseException:  # cancelled or failed midway: its state is unknown
                         connection.close()
                         raise
-                    if reusable:
+                    if reusable and not self._closed:
                         self._idle.append(connection)
                     else:
                         connection.close()
@@ -177,6 +178,7 @@ class KeepAlivePoster:
         return _Connection(reader, writer)
 
     async def close(self) -> None:
+        self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()

@@ -165,3 +165,16 @@ def test_the_request_carries_path_query_headers_and_body() -> None:
     )
     with pytest.raises(ValueError, match="plain http"):
         KeepAlivePoster("https://influx.example.org", timeout_s=1)
+
+
+def test_a_request_that_ends_after_close_does_not_keep_its_connection(target: Target) -> None:
+    async def go() -> int:
+        poster = KeepAlivePoster(target.influx_url, timeout_s=5)
+        write = asyncio.create_task(poster.post("/write", lines(0, 1), query={"db": target.database}))
+        await asyncio.sleep(0)  # the request is on its way
+        await poster.close()
+        response = await write
+        assert response.status == 404  # answered (no such database): the connection could be kept
+        return len(poster._idle)
+
+    assert asyncio.run(go()) == 0
