@@ -203,16 +203,15 @@ def _the_portal_says_what_the_meter_counted(demo: Demo, resident: httpx.Client) 
 
     with portal:
         total = wait_for(imported, timeout=90, what="yesterday's energy in the resident's portal")
-    readings = demo.influx().rows(
-        "SELECT energy_import_kwh FROM electricity WHERE device = "
-        f"'{household.meter_device}' AND time >= {int(start.timestamp()) * 10**9} "
-        f"AND time < {int(end.timestamp()) * 10**9}"
-    )
+    meter = f"SELECT energy_import_kwh FROM electricity WHERE device = '{household.meter_device}'"
+    start_ns, end_ns = int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
+    readings = demo.influx().rows(f"{meter} AND time >= {start_ns} AND time < {end_ns}")
     times = [row["time"] // 1_000_000_000 for row in readings]
+    # the ledger counts the day from the meter's last reading before it, if any (else from its first)
+    before = demo.influx().rows(f"{meter} AND time < {start_ns} ORDER BY time DESC LIMIT 1")
+    since = before[0]["time"] // 1_000_000_000 if before else min(times)
     shapes = Shapes(QUARTER)
-    counted = (
-        meter_counters(QUARTER, max(times), shapes)[0][0] - meter_counters(QUARTER, min(times), shapes)[0][0]
-    )
+    counted = meter_counters(QUARTER, max(times), shapes)[0][0] - meter_counters(QUARTER, since, shapes)[0][0]
     assert total == pytest.approx(counted, abs=0.0005), "the portal's day differs from the meter's count"
     assert total > 0.5, f"an implausibly small day for a household: {total} kWh"
 
