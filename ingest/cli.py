@@ -151,6 +151,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 DRAIN_SETTLE_S = 2.0  # ingest.drain.SETTLE_S (not imported: the drain's imports are the ingester's)
 DRAIN_TIMEOUT_S = 600.0  # ingest.drain.TIMEOUT_S
+DRAIN_MIN_SETTLE_S = 0.2  # ingest.drain.MIN_SETTLE_S
 MQTT_ENV_PREFIX = "REALLABOR_MQTT__"
 
 
@@ -161,13 +162,16 @@ def _drain_settings_file() -> Path | None:
 
 def _drain_options_refused(args: argparse.Namespace) -> str | None:
     """Why ``--settle``/``--timeout`` as given make no sense; None when they do."""
-    for option, value in (("--settle", args.settle), ("--timeout", args.timeout)):
+    for option, value, least in (
+        ("--settle", args.settle, DRAIN_MIN_SETTLE_S),
+        ("--timeout", args.timeout, 0),
+    ):
         if value is None:
             continue
         if not args.drain:
             return f"{option} is an option of --drain"
-        if not (math.isfinite(value) and value > 0):
-            return f"{option} {value:g}: give a finite number of seconds above 0"
+        if not (math.isfinite(value) and value > least):
+            return f"{option} {value:g}: give a finite number of seconds above {least:g}"
     return None
 
 
@@ -348,7 +352,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "--settle",
         type=float,
         metavar="S",
-        help="--drain: the session is empty when all was written and nothing came for S seconds (default 2)",
+        help="--drain: the session is empty when all was written and nothing came for S seconds (default 2, "
+        "above 0.2)",
     )
     ingest.add_argument(
         "--timeout",

@@ -223,9 +223,9 @@ def test_commissioning_finds_a_devices_messages_in_any_instances_quarantine(tmp_
 @pytest.mark.parametrize(
     ("arguments", "refusal"),
     [
-        (["--drain", "--settle", "nan"], "--settle nan: give a finite number of seconds above 0"),
-        (["--drain", "--settle", "inf"], "--settle inf: give a finite number of seconds above 0"),
-        (["--drain", "--settle", "0"], "--settle 0: give a finite number of seconds above 0"),
+        (["--drain", "--settle", "nan"], "--settle nan: give a finite number of seconds above 0.2"),
+        (["--drain", "--settle", "inf"], "--settle inf: give a finite number of seconds above 0.2"),
+        (["--drain", "--settle", "0.01"], "--settle 0.01: give a finite number of seconds above 0.2"),
         (["--drain", "--timeout", "-1"], "--timeout -1: give a finite number of seconds above 0"),
         (["--settle", "5"], "--settle is an option of --drain"),
         (["--timeout", "5"], "--timeout is an option of --drain"),
