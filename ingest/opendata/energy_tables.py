@@ -204,10 +204,39 @@ def day_tables(
         )
         for start, cell in by_slot.items():
             slots[start].cells[column] = cell
+    quarter_daily = _row(midnight, quarter)
+    buildings_daily = [
+        _row(midnight, per_building[name], {"building": label}) for name, label in buildings.items()
+    ]
+    _protect_counts(buildings_daily, quarter_daily)
     return DayTables(
         quarter_15min=[_row(start.astimezone(midnight.tzinfo), slots[start]) for start in day.slots],
-        quarter_daily=_row(midnight, quarter),
-        buildings_daily=[
-            _row(midnight, per_building[name], {"building": label}) for name, label in buildings.items()
-        ],
+        quarter_daily=quarter_daily,
+        buildings_daily=buildings_daily,
     )
+
+
+def _withheld(row: Row, column: str) -> bool:
+    suppressed = row["suppressed"]
+    return isinstance(suppressed, list) and column in suppressed
+
+
+def _protect_counts(buildings: list[Row], quarter: Row) -> None:
+    """The buildings' household counts add up to the quarter's: a building's count withheld alone would be
+    the quarter's minus the others'. Then the smallest published count is withheld with it (marked)."""
+    withheld = [row for row in buildings if _withheld(row, HOUSEHOLDS)]
+    if len(withheld) != 1 or _withheld(quarter, HOUSEHOLDS):
+        return
+    counts = {
+        index: count
+        for index, row in enumerate(buildings)
+        for count in (row[HOUSEHOLDS],)
+        if isinstance(count, int) and count > 0 and not _withheld(row, HOUSEHOLDS)
+    }
+    if not counts:
+        return
+    partner = buildings[min(counts, key=lambda index: (counts[index], index))]
+    partner[HOUSEHOLDS] = None
+    suppressed = partner["suppressed"]
+    if isinstance(suppressed, list):
+        suppressed.insert(0, HOUSEHOLDS)
