@@ -33,7 +33,9 @@ give the withheld one back.
 
 **Households column.** A row's ``households`` count is withheld (marked like the figures) when every figure
 of the row that was measured is withheld: a count of 1 or 4 beside withheld figures would say why they are
-withheld and how few households a building takes part with.
+withheld and how few households a building takes part with. The buildings' counts add up to the quarter's,
+so one withheld alone gets the smallest published count as a partner
+(:mod:`ingest.opendata.energy_tables`).
 
 **Marking.** Every suppressed cell stays in the file, marked: the CSV cell holds a dot (``.``, the sign of
 German official statistics for "geheim zu halten"), the JSON value is ``null`` and the row's
