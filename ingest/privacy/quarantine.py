@@ -25,6 +25,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -135,20 +136,31 @@ def _is_households(record: QuarantineRecord, found: list[Window], tags: dict[str
     return False
 
 
+def _pages(quarantine: Quarantine, **where: Any) -> Iterator[QuarantineRecord]:
+    offset = 0
+    while page := quarantine.list(**where, limit=PAGE, offset=offset):
+        offset += len(page)
+        yield from page
+
+
 def _entries(quarantine: Quarantine, found: list[Window], selector: Selector) -> Iterator[QuarantineRecord]:
+    """The household's entries in one file: the refused lines with its tags, then per gateway of its
+    devices the entries whose topic lies below ``lab/<gateway>/`` (a coarse LIKE: ``_`` and ``%`` in a
+    name match more, the exact check follows) since the first of their windows; each once."""
     tags = _tags(selector)
-    since = min((w.from_ns for w in found), default=None)
-    for reason_filter, since_ns in (("influx_rejected", None), (None, since)):
-        if reason_filter is None and since_ns is None:
-            continue  # no device windows: only refused lines can be the household's
-        offset = 0
-        while page := quarantine.list(reason=reason_filter, since_ns=since_ns, limit=PAGE, offset=offset):
-            offset += len(page)
-            for record in page:
-                if (reason_filter is None) == (record.reason == "influx_rejected"):
-                    continue  # each entry is looked at once: refused lines in the first pass only
-                if _is_households(record, found, tags):
-                    yield record
+    if tags is not None:
+        for record in _pages(quarantine, reason="influx_rejected"):
+            if _is_households(record, found, tags):
+                yield record
+    seen: set[int] = set()
+    for gateway in sorted({w.gateway for w in found}):
+        since_ns = min(w.from_ns for w in found if w.gateway == gateway)
+        for record in _pages(quarantine, topic_like=f"%lab/{gateway}/%", since_ns=since_ns):
+            if record.reason == "influx_rejected" or record.id in seen:
+                continue
+            if _is_households(record, found, tags):
+                seen.add(record.id)
+                yield record
 
 
 def files(quarantine_path: Path | None) -> list[Path]:
