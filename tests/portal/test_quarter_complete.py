@@ -24,8 +24,10 @@ from ingest.config import InfluxSettings, Settings
 from ingest.localservices import InfluxDB
 from ingest.opendata.disclosure import Rule
 from ingest.opendata.public import BatchReader, PublicFigures, QuarterHour, QuarterSource, StreetClimate
-from ingest.registry.db import make_engine
+from ingest.opendata.sources import Identities, load_identities
+from ingest.registry.db import make_engine, session_factory
 from ingest.registry.migrate import upgrade
+from tests.opendata.registry import Placed, build_registry
 from tests.portal.quarter_seed import STREET, TZ
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -39,9 +41,13 @@ def kwh(household: str, moment: dt.datetime) -> float:
     return round(0.1 * int(household[3:]) + 0.001 * (moment.hour * 4 + moment.minute // 15), 6)
 
 
+def building(household: str) -> str:
+    return "Haus A" if int(household[3:]) % 2 else "Haus B"
+
+
 def line(household: str, moment: dt.datetime) -> str:
-    building = "Haus\\ A" if int(household[3:]) % 2 else "Haus\\ B"
-    tags = f"building={building},device={household}-meter,household={household},kind=import"
+    escaped = building(household).replace(" ", "\\ ")
+    tags = f"building={escaped},device={household}-meter,household={household},kind=import"
     return f"energy,{tags} kwh={kwh(household, moment)} {int(moment.timestamp())}"
 
 
@@ -201,3 +207,43 @@ def test_the_autumn_day_labels_its_times_with_the_zone() -> None:
         self_sufficiency_month=None, street=StreetClimate((), {}, {}),
     )  # fmt: skip
     assert build_view(ordinary, "de", TZ, cache_s=60)["today"]["rows"] == []
+
+
+def test_a_household_renamed_mid_day_stays_one_household(ledger: Ledger, tmp_path: Path) -> None:
+    """hh-5's name tag changes at 09:00 (a rename in the registry): counted by name, "hh-5" would be
+    expected and missing for 24 hours, so no quarter hour after 09:00 would be complete; by the registry's
+    identity (its meter's assignment) it is one household throughout."""
+    rename = dt.datetime(2026, 11, 30, 9, 0, tzinfo=TZ).astimezone(dt.UTC)
+    since = int(rename.timestamp())
+    drop = f'DELETE FROM "energy" WHERE "household" = \'hh-5\' AND time >= {since}s'  # tagged anew below
+    deleted = httpx.post(
+        f"{ledger.url}/query", params={"db": ledger.database}, data={"q": drop}, trust_env=False
+    )
+    assert "error" not in deleted.text
+    renamed = []
+    moment = rename
+    while moment <= NOW:
+        renamed.append(line("hh-5", moment).replace("household=hh-5", "household=hh-5\\ neu"))
+        moment += SLOT
+    ledger.write(renamed)
+    registry = build_registry(
+        tmp_path,
+        ["Haus A", "Haus B"],
+        [(household, building(household)) for household in HOUSEHOLDS],
+        [Placed("gw-1", f"{h}-meter", "shelly-gen2", building(h), h) for h in HOUSEHOLDS],
+    )
+    sessions = session_factory(registry.engine)
+
+    def identities() -> Identities:
+        with sessions() as session:
+            return load_identities(session)
+
+    by_names = by_start(ledger.source().load())
+    source = ledger.source()
+    source.identities = identities
+    by_identity = by_start(source.load())
+    after_rename = [start for start in by_identity if rename <= start < LATE]
+    assert len(after_rename) == 3  # 09:00, 09:15, 09:30
+    assert not any(by_names[start].complete for start in after_rename)
+    assert all(by_identity[start].complete for start in after_rename)
+    registry.engine.dispose()
