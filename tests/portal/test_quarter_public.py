@@ -320,6 +320,8 @@ def test_the_per_client_limit_answers_429_with_retry_after(quarter: Quarter, tmp
         assert page.status_code == 429
         assert page.headers["Retry-After"] == "2"
         assert "Bitte in 2 Sekunden noch einmal versuchen" in page.text
+        english = client.get("/quarter?lang=en", headers={"Accept-Language": "de"})
+        assert "Please try again in 2 seconds" in english.text  # the language asked for
         assert client.get("/opendata/catalog.jsonld").status_code == 429
 
 

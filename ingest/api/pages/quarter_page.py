@@ -464,9 +464,11 @@ def install(
         assert isinstance(exc, RateLimited)
         response: Response
         if request.url.path in (QUARTER_PREFIX, f"{QUARTER_PREFIX}/"):
+            asked = request.query_params.get("lang")
             response = _page(
                 request,
                 "quarter_message.html",
+                lang=asked if asked in LANGUAGES else None,
                 status_code=status.HTTP_429_TOO_MANY_REQUESTS,
                 seconds=exc.retry_after_s,
             )
