@@ -57,6 +57,9 @@ INGESTER_CLIENT_ID = "reallabor-demo-ingest"
 BUILDING_SIZE = 10  # households per house: 110 households are the quarter's 11 houses
 HISTORY_MAX = dt.timedelta(days=7)  # the longest gap a restart fills in
 LEDGER_INTERVAL_S = 30.0  # the demo's energy ledger: /ops shows exact energy within a minute
+# the ledger's trailing window: the demo's late data (spool, gateway outboxes) is minutes late, so an
+# hour does; a day is final for the open data at 01:15 the day after, and the nightly run publishes it
+LEDGER_WINDOW = "1h"
 HISTORY_WAIT_S = 600.0  # the longest the ledger waits for the history to be in InfluxDB
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 DEFAULT_STATE = Path("state/demo")
@@ -161,6 +164,7 @@ def _settings_dict(
         # the energy ledger reads raw counters and writes rollups.energy: its own user (READ and WRITE)
         "energy": {
             "interval_s": LEDGER_INTERVAL_S,
+            "window": LEDGER_WINDOW,
             "username": LEDGER,
             "password": credentials.influx_ledger,
         },
@@ -429,14 +433,13 @@ def _ledger(
 def _open_data(
     settings: Settings, *, history_from: int | None, history_in: threading.Event, stop: threading.Event
 ) -> None:
-    """The open data in the demo (docs/opendata.md), with the function of ``reallabor opendata export``
-    and the loop of ``reallabor opendata run``: once the energy ledger has the simulated history, its
-    whole days up to yesterday (at least yesterday); then every day at ``opendata.daily_at`` yesterday's
-    month. Today is not exported: the export writes whole local days, so today so far would be
-    published as a finished day (a daily total of the hours so far, quarter hours still to come as
-    unmeasured, the catalogue's coverage up to midnight); /quarter shows today live. Failures are
-    printed; the demo goes on."""
-    from ingest.opendata.cli import export_with
+    """The open data in the demo (docs/opendata.md), with the functions of ``reallabor opendata export``
+    and the loop of ``reallabor opendata run``: once the energy ledger has the simulated history, the
+    history's days that are final (yesterday from 01:15 on, :data:`LEDGER_WINDOW`; at least the newest
+    final day, so a restart publishes what an earlier one could not yet); then every night at
+    ``opendata.daily_at`` the days that have become final since. Never today: a day is published once,
+    whole and final, and /quarter shows today live. Failures are printed; the demo goes on."""
+    from ingest.opendata.cli import export_with, final_through, ledger_window
     from ingest.opendata.export import FAILURES, run_loop
 
     tz = ZoneInfo(settings.ingest.timezone)
@@ -452,13 +455,20 @@ def _open_data(
             while not history_in.wait(1):
                 if stop.is_set():
                     return
-            yesterday = dt.datetime.now(tz).date() - dt.timedelta(days=1)
-            first = min(dt.datetime.fromtimestamp(history_from, tz).date(), yesterday)
+            last = final_through(settings)
+            first = min(dt.datetime.fromtimestamp(history_from, tz).date(), last)
             try:
-                export(first, yesterday)
+                export(first, last)  # days already published are left as they are
             except FAILURES as exc:
                 print(f"reallabor up: open data of the history: {exc}", file=sys.stderr, flush=True)
-        run_loop(export, daily_at=settings.opendata.daily_at, tz=tz, stop=stop)  # failures: logged
+        run_loop(  # its failures are logged, and the next night takes the same days again
+            export,
+            daily_at=settings.opendata.daily_at,
+            tz=tz,
+            stop=stop,
+            out_dir=out_dir,
+            window=ledger_window(settings),
+        )
     except Exception as exc:  # the demo goes on without its open data, and says so
         print(f"reallabor up: the open-data export stopped: {exc!r}", file=sys.stderr, flush=True)
 
@@ -668,6 +678,8 @@ def _progress(ingesters: list[Ingester]) -> str:
 
 
 def banner(demo: Demo, *, households: int, interval_s: float) -> str:
+    from ingest.opendata.cli import ledger_window
+    from ingest.opendata.export import final_at
     from simulators.quarter import make_quarter
 
     settings, credentials, state_dir, api = demo.settings, demo.credentials, demo.state_dir, demo.api
@@ -705,6 +717,8 @@ def banner(demo: Demo, *, households: int, interval_s: float) -> str:
             "" if default_state else f" --state-dir {state_dir}"
         )
     notes = "".join(f"\n  note        : {notice}" for notice in demo.notices)
+    today = dt.datetime.now(ZoneInfo(settings.ingest.timezone)).date()
+    final = final_at(today, ledger_window(settings), ZoneInfo(settings.ingest.timezone)).strftime("%H:%M")
     metrics = f"http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics"
     instances = demo.ingester_settings()
     ingesters = ""
@@ -736,8 +750,8 @@ Reallabor is up (state in {state_dir}).
                 {api.url}/quarter (anyone, no login: the quarter's electricity now, self-sufficiency,
                                    street climate, the open data)
   open data   : {api.url}/opendata/catalog.jsonld   (DCAT-AP.de catalogue of the CSV/JSON files in
-                {settings.opendata.out_dir}/: the history's whole days up to yesterday once
-                the ledger has them, then daily at {settings.opendata.daily_at}; docs/opendata.md)
+                {settings.opendata.out_dir}/: the history's final days once the ledger has
+                them, then nightly at {settings.opendata.daily_at}; a day is final at {final} the day after)
   logins      : role        username    password
 {logins}
   MQTT broker : mqtt://{settings.mqtt.host}:{settings.mqtt.port}   (dynamic security: one account per gateway)
