@@ -161,6 +161,7 @@ def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the routes do not depend on the backend
 def test_api_page_and_registration_read_every_instance(
     client: TestClient, session: Session, tmp_path: Path
 ) -> None:
