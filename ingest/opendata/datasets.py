@@ -68,7 +68,8 @@ class Column:
 
     ``unit`` is written for people (kWh, %, °C, ppm, µg/m³, dB(A)); ``ucum`` is the same unit as a UCUM code
     for machines (None: no unit, e.g. a label or a count). ``suppressible``: disclosure control may withhold
-    the cell (:data:`SUPPRESSED_CSV`); only figures summed over households are.
+    the cell (:data:`SUPPRESSED_CSV`); only figures summed over households are, and the row's household
+    count (withheld when all of its figures are).
     """
 
     name: str
@@ -183,6 +184,7 @@ _HOUSEHOLDS = Column(
         "Anzahl der Haushalte, deren Messwerte in die Zeile eingehen",
         "number of households whose readings the row sums",
     ),
+    suppressible=True,  # withheld with the row's figures when all of them are (disclosure.py, L1)
 )
 
 
