@@ -4,7 +4,8 @@ One SQLite file (stdlib ``sqlite3``, WAL, ``synchronous=FULL``: every call that 
 fsynced transaction). Each entry keeps the raw payload exactly (BLOB, also empty and invalid UTF-8), the
 topic, receive time, profile id, reason code and detail, and the device it came from where the decode stage
 knew it (``gateway``, ``device``: the registry's key, so that a device's ``unknown_device`` entries are
-found when it gets registered). Replayed entries are kept and marked, never deleted.
+found when it gets registered). Replayed entries are kept and marked; entries are deleted only to erase a
+household's data (:meth:`Quarantine.erase`, :mod:`ingest.privacy.quarantine`).
 
 Exactly once: an entry may carry an ``identity``, the digest of what makes a second add the same message
 (:func:`mqtt_identity`, :func:`spool_line_identity`), held by at most one entry (a UNIQUE index). The
@@ -471,6 +472,24 @@ class Quarantine:
         sql = "UPDATE quarantine SET status = 'replayed', replayed_ns = ? WHERE id = ? AND status = 'pending'"
         with self._transaction("cannot mark entries replayed"):
             return sum(self._conn.execute(sql, param).rowcount for param in params)
+
+    def erase(self, ids: Iterable[int]) -> int:
+        """Delete the entries ``ids`` for good (a household's data, GDPR erasure), overwriting their bytes
+        (``secure_delete``), then checkpoint the WAL so that the old pages leave it too (a reader in the way
+        leaves that to SQLite's next checkpoint); how many were deleted."""
+        wanted = builtins.list(dict.fromkeys(int(i) for i in ids))
+        if not wanted:
+            return 0
+        deleted = 0
+        with self._lock:
+            self._conn.execute("PRAGMA secure_delete=ON")
+        with self._transaction("cannot erase entries"):
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                deleted += self._conn.execute(f"DELETE FROM quarantine WHERE id IN ({marks})", chunk).rowcount
+        self._query("PRAGMA wal_checkpoint(TRUNCATE)", ())
+        return deleted
 
     def count(self, *, status: Status | None = None) -> int:
         if status is None:

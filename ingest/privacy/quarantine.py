@@ -19,9 +19,7 @@ and a WAL checkpoint, so the payloads leave the files. The ingester may be runni
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +31,12 @@ from sqlalchemy.orm import Session
 from ingest.commissioning.pending import quarantine_files
 from ingest.lineprotocol import escape_tag_value
 from ingest.privacy.influx import Selector
-from ingest.quarantine import Quarantine, QuarantineError, QuarantineRecord
+from ingest.quarantine import Quarantine, QuarantineRecord
 from ingest.readings import DecodeRejected
 from ingest.registry.models import Assignment, Household
 from ingest.timeparse import datetime_to_ns
 
 PAGE = 1000  # entries read at a time
-BUSY_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -212,27 +209,9 @@ def erase(quarantine_path: Path | None, found: list[Window], selector: Selector)
 
 
 def _delete(path: Path, ids: list[int]) -> int:
-    """Delete the entries ``ids`` in one transaction, overwriting their bytes, and checkpoint the WAL."""
+    """Delete the entries ``ids`` for good (:meth:`ingest.quarantine.Quarantine.erase`); opening the file for
+    writing also upgrades an old one, as the CLI's replay does."""
     if not ids:
         return 0
-    try:
-        with contextlib.closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as conn:
-            conn.execute("PRAGMA secure_delete=ON")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                deleted = 0
-                for start in range(0, len(ids), PAGE):
-                    chunk = ids[start : start + PAGE]
-                    marks = ", ".join("?" * len(chunk))
-                    deleted += conn.execute(f"DELETE FROM quarantine WHERE id IN ({marks})", chunk).rowcount
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            # the deleted rows' old pages may still be in the WAL: copy back and truncate it (a reader in
-            # the way leaves it to SQLite's next automatic checkpoint)
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.Error as exc:
-        raise QuarantineError(f"quarantine {path}: cannot erase entries: {exc}") from exc
-    return deleted
+    with Quarantine(path) as quarantine:
+        return quarantine.erase(ids)

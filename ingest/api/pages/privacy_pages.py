@@ -75,7 +75,7 @@ def households_page(request: Request, user: OperatorPage, session: SessionDep) -
 def _plan(request: Request, session: SessionDep, household: Household) -> Plan | None:
     try:
         with household_data(influx_settings(request)) as data:
-            return plan_deletion(session, data, household)
+            return plan_deletion(session, data, household, quarantine=request.app.state.privacy_quarantine)
     except InfluxFailed as exc:
         log.warning("deletion page: InfluxDB did not answer: %s", exc)
         return None
@@ -199,7 +199,7 @@ def _limited(
         response.headers.update(exc.headers)
         return response
     try:
-        export = export_household(session, household)
+        export = export_household(session, household, quarantine=request.app.state.privacy_quarantine)
     except BaseException:
         lease.release()
         raise
