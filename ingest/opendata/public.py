@@ -68,8 +68,8 @@ STREET_SLOT = dt.timedelta(minutes=10)
 SETTLED_TTL_S = 6 * 3600.0
 DEFAULT_WINDOW = dt.timedelta(days=1)  # energy.window's default
 EXPECTED_FROM = dt.timedelta(hours=24)  # a quarter hour expects the households that reported within this
-WAIT_S = 1.0  # longest a visitor waits for a running refresh: then the previous figures, or 503
-REFRESH_TIMEOUT_S = 5.0  # a refresh's hard limit (InfluxDB's answer), below the health check's 4 s + wait
+WAIT_S = 1.0  # longest a visitor waits for a running refresh: then the previous figures
+REFRESH_TIMEOUT_S = 5.0  # a refresh's hard limit: later it counts as failed (InfluxDB's reader gives up too)
 STREET_FIELDS = ("temperature_c", "humidity_pct", "pm25_ugm3", "pm10_ugm3", "noise_dba", "co2_ppm")
 
 T = TypeVar("T")
@@ -493,8 +493,9 @@ class FiguresCache(Generic[T]):
 
     - Single flight: a refresh starts when a visitor finds the value due and none runs; at most one runs.
     - Bounded wait: a visitor waits at most ``wait_s`` for a running refresh (asynchronously: no thread),
-      then gets the previous value marked stale (stale-while-revalidate), or :class:`Unavailable` when there
-      is none yet (the first refresh).
+      then gets the previous value marked stale (stale-while-revalidate). Before the first value there is
+      nothing else to give, so it waits for that refresh to end, at most ``timeout_s`` (a cold start under
+      load took more than a second, and 503 would have been the answer), then :class:`Unavailable`.
     - Hard timeout: a refresh not finished within ``timeout_s`` counts as failed (the loader's own client
       gives up at the same time; its thread cannot be killed, so no other refresh starts until it returns).
     - A failed refresh is logged once and not retried before ``ttl_s`` has passed (the database is not
@@ -534,10 +535,12 @@ class FiguresCache(Generic[T]):
         return max(0.0, self._fresh_until - self._clock())
 
     async def get(self) -> Served[T]:
-        """The current value (refreshed first when due, waiting at most ``wait_s``)."""
+        """The current value (refreshed first when due, waiting at most ``wait_s``, for the first value at
+        most ``timeout_s``)."""
         with self._lock:
             running = self._refresh_if_due()
-        deadline = time.monotonic() + self.wait_s  # real time: ``clock`` drives the cache period only
+            wait = self.wait_s if self._value is not None else self.timeout_s
+        deadline = time.monotonic() + wait  # real time: ``clock`` drives the cache period only
         while running is not None and not running.done() and time.monotonic() < deadline:
             await asyncio.sleep(self.POLL_S)
             with self._lock:

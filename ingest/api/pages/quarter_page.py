@@ -10,11 +10,11 @@ language: ``?lang=de|en``, else the switch's cookie, else Accept-Language.
 It cannot load the database: every figure comes from ONE cache (:class:`ingest.opendata.public.FiguresCache`)
 refreshed at most every ``opendata.cache_s`` seconds by one request to InfluxDB, whatever the number of
 visitors. It cannot tie up the server either: the routes are async and hold no worker thread; the refresh
-runs in the cache's one thread of its own with a hard timeout; a visitor waits at most a second for it and
-then gets the previous figures, labelled with their time, or, before the first figures, 503 with
-Retry-After. Each visitor's address has a request budget (:class:`ingest.api.rate_limit.ClientRateLimit`);
-beyond it: 429 with Retry-After. The page's JSON is built once per refresh and language. Figures respect
-disclosure control (docs/opendata.md).
+runs in the cache's one thread of its own with a hard timeout (5 s); a visitor waits at most a second for it
+and then gets the previous figures, labelled with their time; before the first figures it waits for the
+first refresh, at most its timeout, then gets 503 with Retry-After. Each visitor's address has a request
+budget (:class:`ingest.api.rate_limit.ClientRateLimit`); beyond it: 429 with Retry-After. The page's JSON
+is built once per refresh and language. Figures respect disclosure control (docs/opendata.md).
 """
 
 from __future__ import annotations
