@@ -186,12 +186,23 @@ async def drain(
     spool_before = ingester.spool.pending_count
     run = asyncio.create_task(ingester.run(), name="ingester")
     stopped: str | None = None
+    deadline = time.monotonic() + timeout_s
     try:
-        stopped = await _until_drained(
-            ingester, source, run, settle_s=settle_s, deadline=time.monotonic() + timeout_s, stop=stop
-        )
-        if stopped is None:
-            source.end_session(delivered=source.delivered)
+        while True:
+            stopped = await _until_drained(
+                ingester, source, run, settle_s=settle_s, deadline=deadline, stop=stop
+            )
+            if stopped is not None:
+                break
+            decided = source.delivered
+            # the broker's answer comes after whatever our last acks released from the session's queue
+            if not await source.round_trip():
+                stopped = "the broker did not answer the drain's final PINGREQ"
+                break
+            if source.delivered == decided:
+                source.end_session(delivered=decided)
+                break
+            log.info("%d more came after the last acks: draining on", source.delivered - decided)
         ingester.stop()
         await run
     finally:
@@ -236,8 +247,8 @@ async def _until_drained(
     went out, not from the last message: a slow InfluxDB write between the two must not eat into it.
     ``settle_s`` then only has to exceed the round trip to the broker and its pass: well under a
     millisecond on the loopback here, milliseconds under load or across a LAN; hence above
-    :data:`MIN_SETTLE_S`, 2 s by default. (A PINGREQ after the last ack would make it exact, the PINGRESP
-    coming after whatever the ack released; :mod:`ingest.mqtt` offers no round trip yet.)"""
+    :data:`MIN_SETTLE_S`, 2 s by default. :func:`drain` then makes sure by a round trip (PINGREQ,
+    PINGRESP) before it ends the session: the PINGRESP comes after whatever our last acks released."""
     client_id = source.settings.client_id
     seen, quiet_since, logged = -1, time.monotonic(), time.monotonic()
     while not run.done():

@@ -19,7 +19,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from ingest import mqtt_wire as wire
 from ingest.backoff import Backoff
@@ -42,6 +42,13 @@ READ_HOLD_BELOW = 64 * 1024
 _SUBSCRIPTION_ID, _SYS_SUBSCRIPTION_ID = 1, 2
 _UNSUBSCRIPTION_ID = 3
 _UNSUBSCRIBE, _UNSUBACK = 10, 11  # packet types mqtt_wire does not build or name
+SESSION_TAKEN_OVER = 0x8E  # DISCONNECT reason: another client connected with our client id
+# A connection that lasted this long resets the reconnect backoff; shorter ones let it grow, so that two
+# processes with the same client id, each taking the session from the other, do not do so every 0.5 s.
+STABLE_S = 10.0
+# Mosquitto 2.0.11 closes a taken-over connection without DISCONNECT 0x8E (measured): that many closes by
+# the broker in a row, each within STABLE_S of connecting, are taken for a takeover
+SUSPECTED_TAKEOVERS = 3
 
 
 class MqttError(Exception):
@@ -87,6 +94,9 @@ class _Connection(asyncio.Protocol):
         self.suback: asyncio.Future[bytes] = loop.create_future()
         self.unsuback: asyncio.Future[bytes] = loop.create_future()
         self.closed: asyncio.Future[str] = loop.create_future()
+        self.disconnect_reason: int | None = None  # of the broker's DISCONNECT, if it sent one
+        self.pings = self.pongs = 0  # PINGREQs sent, PINGRESPs received
+        self.pong = asyncio.Event()  # set at every PINGRESP
         self.last_sent = self.last_received = time.monotonic()
         self.awaiting_pubrel: set[int] = set()  # QoS 2: PUBREC sent, the exchange not finished yet
         self.exchanges_done = asyncio.Event()
@@ -152,8 +162,12 @@ class _Connection(asyncio.Protocol):
             if not self.awaiting_pubrel:
                 self.exchanges_done.set()
         elif kind == wire.DISCONNECT:
-            self.abort(f"broker disconnected us: {wire.reason_text(wire.disconnect_reason(body))}")
-        elif kind != wire.PINGRESP:
+            self.disconnect_reason = wire.disconnect_reason(body)
+            self.abort(f"broker disconnected us: {wire.reason_text(self.disconnect_reason)}")
+        elif kind == wire.PINGRESP:
+            self.pongs += 1
+            self.pong.set()
+        else:
             self.abort(f"protocol error: unexpected packet type {kind}")
 
     @staticmethod
@@ -203,7 +217,29 @@ class _Connection(asyncio.Protocol):
             if not self.paused and now - self.last_received > 1.5 * keepalive_s:
                 self.abort(f"no packet from the broker for {now - self.last_received:.0f} s")
             elif now - self.last_sent >= half:
-                self.send(wire.PINGREQ_PACKET)
+                self.ping()
+
+    def ping(self) -> int:
+        """Send a PINGREQ; its PINGRESP is the returned number's (the broker answers them in order)."""
+        self.send(wire.PINGREQ_PACKET)
+        self.pings += 1
+        return self.pings
+
+    async def round_trip(self, wait_s: float) -> bool:
+        """A PINGREQ answered within ``wait_s``: the broker has handled everything we sent before it."""
+        ours = self.ping()
+        deadline = time.monotonic() + wait_s
+        while self.pongs < ours and not self.closed.done():
+            self.pong.clear()
+            pong = asyncio.ensure_future(self.pong.wait())
+            either: set[asyncio.Future[Any]] = {pong, self.closed}
+            await asyncio.wait(
+                either, timeout=deadline - time.monotonic(), return_when=asyncio.FIRST_COMPLETED
+            )
+            pong.cancel()
+            if time.monotonic() >= deadline:
+                break
+        return self.pongs >= ours
 
 
 class MqttSource:
@@ -232,6 +268,7 @@ class MqttSource:
         unsubscribe: Iterable[str] = (),
         session_record: SessionRecord | None = None,
         on_session_lost: Callable[[], None] | None = None,
+        on_taken_over: Callable[[], None] | None = None,
     ) -> None:
         """``read_times=False``: every message is stamped with its arrival time, a publisher's ``read_ns``
         property is ignored (the gateway's local broker, where any device could backdate its messages).
@@ -239,7 +276,9 @@ class MqttSource:
         each connect before subscribing ``topics``.
         ``session_record``: where this client's session is remembered (:mod:`ingest.mqtt_session`): the
         filters it holds from an earlier configuration are unsubscribed too, and a connect that finds the
-        session gone is logged as a warning and counted (:attr:`sessions_lost`, ``on_session_lost``)."""
+        session gone is logged as a warning and counted (:attr:`sessions_lost`, ``on_session_lost``).
+        ``on_taken_over``: called when another client connected with our client id and the broker closed
+        our connection for it (logged as an error, counted in :attr:`takeovers`; see :data:`STABLE_S`)."""
         self.settings = settings
         self._read_times = read_times
         self.on_broker_drops = on_broker_drops
@@ -249,6 +288,9 @@ class MqttSource:
         self._memory = session_record.load(settings.client_id) if session_record is not None else None
         self.on_session_lost = on_session_lost
         self.sessions_lost = 0  # connects that found the session we had gone (and what it queued)
+        self.on_taken_over = on_taken_over
+        self.takeovers = 0  # connections the broker closed because another client connected as us
+        self._quick_closes = 0  # closes by the broker in a row, each soon after connecting
         stale = stale_filters(self._memory, self.topics)
         self.unsubscribe = [t for t in dict.fromkeys([*unsubscribe, *stale]) if t not in self.topics]
         self.queue = queue
@@ -312,6 +354,17 @@ class MqttSource:
             connection.awaiting_pubrel.update(pubrec)
             connection.exchanges_done.clear()
         return len(received)
+
+    async def round_trip(self, *, wait_s: float = 5.0) -> bool:
+        """A PINGREQ on the current connection and its PINGRESP; False without one in time (or connection).
+
+        A broker handles a client's packets in order and writes its answers in order: whatever the acks
+        sent before released from the session's queue (Mosquitto writes it while handling the PUBACK)
+        arrives before the PINGRESP. So after a round trip, :attr:`delivered` counts it."""
+        connection = self._connection
+        if connection is None or not self.connected.is_set():
+            return False
+        return await connection.round_trip(wait_s)
 
     def end_session(self, *, delivered: int) -> None:
         """Let :meth:`disconnect` end our session at the broker (Session Expiry Interval 0), dropping what
@@ -451,7 +504,7 @@ class MqttSource:
                 if refused is None:
                     raise
                 raise refused from exc
-            backoff.reset()
+            established_at = time.monotonic()
             self._established = True
             if self._record is not None:
                 refresh = asyncio.create_task(self._refresh_record(), name="mqtt-session-record")
@@ -465,6 +518,10 @@ class MqttSource:
                 ", ".join(self.topics) or "nothing (what the session holds only)",
             )
             reason = await connection.closed
+            lasted = time.monotonic() - established_at
+            if lasted >= STABLE_S:  # else the backoff grows: see STABLE_S
+                backoff.reset()
+            self._note_takeover(connection, quick=lasted < STABLE_S and reason == "closed by the broker")
             raise MqttError(f"connection lost ({reason})")
         finally:
             self.connected.clear()
@@ -476,6 +533,29 @@ class MqttSource:
                 self._connection = None
             connection.abort("connection ended")
             self._closed.set()
+
+    def _note_takeover(self, connection: _Connection, *, quick: bool) -> None:
+        """Log and count a session takeover: a DISCONNECT 0x8E, or SUSPECTED_TAKEOVERS quick closes."""
+        if connection.disconnect_reason == SESSION_TAKEN_OVER:
+            evidence = f"the broker sent DISCONNECT {wire.reason_text(SESSION_TAKEN_OVER)}"
+        elif quick and not self._closing:
+            self._quick_closes += 1
+            if self._quick_closes < SUSPECTED_TAKEOVERS:
+                return
+            evidence = f"the broker closed {self._quick_closes} connections in a row within {STABLE_S:g} s"
+        else:
+            self._quick_closes = 0
+            return
+        self.takeovers += 1
+        log.error(
+            "mqtt %s: another process connected as %s: two instances with the same --instance K? (%s); "
+            "reconnecting with a growing delay",
+            self.broker,
+            self.settings.client_id,
+            evidence,
+        )
+        if self.on_taken_over is not None:
+            self.on_taken_over()
 
     def _client_certificate_refused(self, exc: MqttError) -> _TlsProblem | None:
         """The broker's TLS alert about our client certificate, said as such; None for other failures."""

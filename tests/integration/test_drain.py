@@ -318,9 +318,6 @@ def test_a_drain_that_finds_the_session_expired_says_the_queue_is_lost(
     assert influx.count("electricity", "power_w") == 1  # the spool's point, written by the drain
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs /tmp/team/drainfix-proposal-mqtt.diff (ingest/mqtt.py); remove once applied"
-)
 def test_two_processes_as_the_same_instance_log_an_error_and_back_off(
     mosquitto: Mosquitto, target: Target, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -350,3 +347,38 @@ def test_two_processes_as_the_same_instance_log_an_error_and_back_off(
     assert any(f"another process connected as {client_id}: two instances" in e for e in errors), errors
     connects = sum("mqtt connected" in r.getMessage() for r in caplog.records)
     assert connects < 20, f"{connects} connects in 8 s: the backoff did not grow"
+
+
+def test_a_round_trip_comes_back_after_what_the_last_ack_released(
+    mosquitto: Mosquitto, target: Target
+) -> None:
+    """The drain's last check before it ends the session: with a receive maximum of 1 the broker sends the
+    next queued message only once it has read our ack; the PINGRESP comes after it."""
+    topic = f"{target.topic_prefix}lab/gw/rt"
+    settings = MqttSettings(
+        host=LOOPBACK, port=mosquitto.port, client_id=f"{target.client_id}-rt", receive_maximum=1
+    )
+
+    async def session() -> list[int]:
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+        source = MqttSource(settings, topics=[topic], queue=queue)
+        running = asyncio.create_task(source.run())
+        await asyncio.wait_for(source.connected.wait(), 10)
+        with Publisher(LOOPBACK, mosquitto.port) as publisher:
+            for n in range(3):
+                publisher.publish(topic, str(n).encode())
+            publisher.flush()
+        seen = []
+        for _ in range(2):
+            messages = await asyncio.wait_for(queue.get(), 10)
+            source.taken(len(messages))  # as the ingester does: the source reads on
+            source.ack(messages)
+            assert await source.round_trip()
+            seen.append(source.delivered)  # the message the ack released is in already
+        source.end_session(delivered=source.delivered)
+        await source.disconnect()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        return seen
+
+    assert asyncio.run(session()) == [2, 3]
