@@ -158,7 +158,13 @@ def create_app(
     pages.install(app)
     ops_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /ops: operators' charts
     portal_page.install(app, settings.influx, timezone=settings.ingest.timezone)  # /portal: residents
-    quarter_page.install(app, settings.influx, settings.opendata, timezone=settings.ingest.timezone)  # public
+    quarter_page.install(  # public
+        app,
+        settings.influx,
+        settings.opendata,
+        timezone=settings.ingest.timezone,
+        energy_window=settings.energy.window,  # days older are final: the page counts all their quarter hours
+    )
     privacy.install(app, settings, api_prefix=API_PREFIX)  # export, deletion (docs/privacy.md)
     docs.install(app, openapi_url=f"{API_PREFIX}/openapi.json", operators_only=settings.mode != "development")
     return app
