@@ -230,7 +230,10 @@ def _the_quarter_page_and_its_open_data(demo: Demo) -> None:
     now = dt.datetime.now(ZONE)
     yesterday = now.date() - dt.timedelta(days=1)
     exported = re.compile(r"^(  open data: \{|reallabor up: .*open.data)", re.M)  # its report or error
-    wait_for(lambda: exported.search(demo.output()), timeout=60, what="the export of the demo's history")
+    try:
+        wait_for(lambda: exported.search(demo.output()), timeout=60, what="the export of the demo's history")
+    except AssertionError as exc:  # what the demo said instead
+        raise AssertionError(f"{exc}\n{demo.output()}") from None
     catalogue_url = f"{demo.api_url}/opendata/catalog.jsonld"
     with httpx.Client(base_url=demo.api_url, timeout=30, trust_env=False) as anyone:
         figures = anyone.get("/quarter/data", params={"lang": "en"})
