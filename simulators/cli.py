@@ -204,14 +204,18 @@ def publish_realtime(
             out = sink
         first = start - start % BACKFILL_INTERVAL_S
         if backfill_from is not None and backfill_from < first:
+            # each reading 1 s before its quarter hour ends, the first one just before backfill_from's: the
+            # energy ledger books an increment in the bucket of its later reading, so readings stamped on
+            # the boundaries would put every quarter hour's energy into the next one (and the last into the
+            # live quarter hour, twice its energy on /ops and /quarter)
             history = Simulation(
                 quarter,
-                start_s=backfill_from - backfill_from % BACKFILL_INTERVAL_S,
+                start_s=backfill_from - backfill_from % BACKFILL_INTERVAL_S - BACKFILL_INTERVAL_S - 1,
                 interval_s=BACKFILL_INTERVAL_S,
                 faults=FaultState(FaultSpec(), seed=seed),
                 periods=Periods(climate=BACKFILL_INTERVAL_S, street=BACKFILL_INTERVAL_S),
             )
-            drive(history, out, until_s=first, stop=stop)
+            drive(history, out, until_s=first - 1, stop=stop)
         if before_live is not None and not stop.is_set():
             before_live()
         sim = Simulation(

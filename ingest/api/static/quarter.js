@@ -17,6 +17,7 @@
     const n = chart.labels.length;
     const bars = chart.series.filter(function (s) { return !s.line; }).length;
     const series = [{ value: function (u, i) { return i == null ? "" : chart.labels[i] || ""; } }];
+    const size = chart.key === "power" ? Math.abs : function (v) { return v; };
     chart.series.forEach(function (one) {
       series.push({
         label: one.label,
@@ -26,7 +27,7 @@
         fillTo: 0,
         paths: one.line ? uPlot.paths.linear() : uPlot.paths.bars({ size: [bars > 1 ? 0.9 : 0.7, 20] }),
         points: { show: false },
-        value: function (u, v) { return v == null ? "–" : num.format(Math.abs(v)) + " " + chart.unit; },
+        value: function (u, v) { return v == null ? "–" : num.format(size(v)) + " " + chart.unit; },
       });
     });
     // an hour's labels where they fit: 4 quarter hours or 6 ten-minute steps per hour
@@ -62,8 +63,9 @@
           gap: 4,
           size: 30,
         },
-        // amounts, not signs: export is below the axis, its size is what the axis says
-        { size: 50, values: function (u, splits) { return splits.map(function (v) { return num.format(Math.abs(v)); }); } },
+        // amounts, not signs, on the power chart: export is below the axis, its size is what the axis
+        // says; temperatures keep their sign (-2.5 °C is not 2.5 °C)
+        { size: 50, values: function (u, splits) { return splits.map(function (v) { return num.format(size(v)); }); } },
       ],
     };
   }
