@@ -22,14 +22,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import yaml
 
-from ingest.config import ConfigError, Settings, load_settings
+from ingest.config import INSTANCE_DIR, Settings, load_settings
 from ingest.demo.credentials import DemoCredentials
 from ingest.demo.influx_users import ADMIN, INGESTER, LEDGER, READER, InfluxSetupError, ensure_users
 from ingest.demo.ports import DemoPorts
@@ -37,11 +37,13 @@ from ingest.demo.seed import STREET_BUILDING, demo_logins, seed
 from ingest.dynsec import DynsecBootstrap, DynsecError, admin_from_settings
 from ingest.lifecycle_cli import InfluxV1, LifecycleError, init_with
 from ingest.localservices import LOOPBACK, InfluxDB, LocalService, Mosquitto, ServiceError
+from ingest.mqtt_session import SessionRecord
 from ingest.profiles import ProfileError
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.fleet import broker_username, gateway_client_id
 from ingest.registry.migrate import upgrade
 from ingest.security.files import private_dir, private_file
+from ingest.spool import Spool, SpoolError
 
 if TYPE_CHECKING:
     from ingest.ingester import Ingester
@@ -52,7 +54,9 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
 CONFIG_FILE = "ingest.yaml"
+NEXT_CONFIG_FILE = "ingest.yaml.next"  # a start's settings until they are in force
 LOCK_FILE = "up.lock"
+SPOOL_DIR = "spool"  # an ingester's spool under its state directory (ingest/ingester.py)
 INGESTER_CLIENT_ID = "reallabor-demo-ingest"
 BUILDING_SIZE = 10  # households per house: 110 households are the quarter's 11 houses
 HISTORY_MAX = dt.timedelta(days=7)  # the longest gap a restart fills in
@@ -268,12 +272,10 @@ def _run_locked(
         continuous_queries=True,  # the rollups (docs/lifecycle.md)
     )
     config_path = state_dir / CONFIG_FILE
-    before = _ingesters_before(config_path)
-    write_settings(config_path, _settings_dict(state_dir, ports, credentials, ingesters=ingesters))
-    settings = load_settings(config_path)
-    retiring = []
-    if before is not None:
-        retiring = _retiring(load_settings(config_path, ingest={"instances": before}), ingesters)
+    # this start's settings, in force (config_path) only once the ingesters it does not run are retired
+    next_path = state_dir / NEXT_CONFIG_FILE
+    write_settings(next_path, _settings_dict(state_dir, ports, credentials, ingesters=ingesters))
+    settings = load_settings(next_path)
     api = ApiServer(state_dir / "api", port=ports.api, config=config_path)
     started: list[LocalService] = []
     try:
@@ -284,6 +286,10 @@ def _run_locked(
         _ingester_accounts(settings, bootstrap)
         ensure_users(influxdb.url, credentials)
         init_with(settings.influx, auth=(ADMIN, credentials.influx_admin))  # raw retention, rollups
+        retiring = _retiring(settings, ingesters)
+        if retiring and not asyncio.run(_retire(retiring)):
+            return EXIT_FAILED
+        next_path.replace(config_path)
         notices = _seed_registry(settings, credentials, households) if households else []
         credentials.save(state_dir)
         api.start(timeout=60)
@@ -295,7 +301,6 @@ def _run_locked(
             api=api,
             notices=notices,
             through_gateways=through_gateways,
-            retiring=retiring,
         )
         return asyncio.run(_run(demo, households=households, interval_s=interval_s))
     except (ServiceError, InfluxSetupError, LifecycleError, DynsecError) as exc:
@@ -306,23 +311,45 @@ def _run_locked(
             service.stop()
 
 
-def _ingesters_before(config_path: Path) -> int | None:
-    """How many ingesters the last start ran (its settings file); None on the first start."""
+def _retiring(settings: Settings, ingesters: int) -> list[Settings]:
+    """The ingesters this start must drain before its own run (``settings``: the demo's, ``ingesters``
+    instances): every one whose state is under ``settings.ingest.state_dir`` and that this start does not
+    run, while its session is not ended or its spool not written (:func:`_unfinished`).
+
+    Found on disk, not from the count the last start ran: a start that was interrupted or failed before
+    its drains were done leaves them to the next one, whose count may be the same (review 17, H1).
+    The single ingester's session has another client id than instance 0's: several now retire it, one now
+    retires every instance (README "Several ingesters")."""
+    found = [_with_instances(settings, 1)] if ingesters > 1 else []
+    prefix = INSTANCE_DIR.format(instance="")
+    for directory in settings.state_dirs()[1:]:  # [0] is ingest.state_dir itself: the single ingester's
+        k = int(directory.name.removeprefix(prefix))
+        if ingesters == 1 or k >= ingesters:
+            # instance K of at least 2: instance 0 of 1 is the single ingester, another identity
+            found.append(_with_instances(settings, max(k + 1, 2)).for_instance(k))
+    return [instance for instance in found if _unfinished(instance)]
+
+
+def _with_instances(settings: Settings, count: int) -> Settings:
+    return settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"instances": count})})
+
+
+def _unfinished(instance: Settings) -> bool:
+    """Whether the ingester ``instance`` describes left something: a session its record remembers (a
+    drain that ended the session forgot it: ingest/mqtt_session.py), or spool records not written."""
+    state = instance.ingest.state_dir
+    if SessionRecord.of(instance).path.exists():
+        return True
+    if not (state / SPOOL_DIR).is_dir():
+        return False
     try:
-        return load_settings(config_path).ingest.instances
-    except ConfigError:  # no file yet (or not one to trust): nothing to retire
-        return None
-
-
-def _retiring(before: Settings, ingesters: int) -> list[Settings]:
-    """The ingesters of the last start (``before``) that this one does not run: their sessions still hold
-    their shares of what came meanwhile, and the broker deals them more until they are drained."""
-    count = before.ingest.instances
-    if count == ingesters:
-        return []
-    if count == 1:  # one ingester before, several now: its session has another client id
-        return [before]
-    return [before.for_instance(k) for k in range(ingesters if ingesters > 1 else 0, count)]
+        spool = Spool(state / SPOOL_DIR, max_bytes=instance.ingest.spool_max_bytes)
+    except SpoolError:  # the drain reports what is wrong with it
+        return True
+    try:
+        return spool.pending_count > 0
+    finally:
+        spool.close()
 
 
 def _ingester_accounts(settings: Settings, bootstrap: DynsecBootstrap) -> None:
@@ -350,7 +377,6 @@ class Demo:
     notices: list[str]
     through_gateways: int = 0
     hosted: tuple[str, ...] = ()  # the gateways that run the real gateway service
-    retiring: list[Settings] = field(default_factory=list)  # ingesters of the last start not run now
 
     def ingester_settings(self) -> list[Settings]:
         """Each ingester's settings: one, or one per instance (its identity: Settings.as_instance)."""
@@ -527,7 +553,6 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
     from simulators.cli import publish_realtime
 
     private_dir(demo.settings.ingest.state_dir)  # the ingesters' (several: each one's below it)
-    await _retire(demo.retiring)
     ingesters = [Ingester(settings) for settings in demo.ingester_settings()]
 
     def stop_ingesters() -> None:
@@ -639,22 +664,36 @@ async def _run(demo: Demo, *, households: int, interval_s: float) -> int:
     return 0
 
 
-async def _retire(retiring: list[Settings]) -> None:
-    """Drain the ingesters the last start ran and this one does not (ingest/drain.py), before the others
-    start: what their sessions held goes to InfluxDB, then the sessions end."""
-    from ingest.drain import drain
+async def _retire(retiring: list[Settings]) -> bool:
+    """Drain the ingesters ``retiring`` (ingest/drain.py) at once, before this start's run: what their
+    sessions and spools held goes to InfluxDB, then the sessions end. True when all are retired; else
+    (Ctrl-C or SIGTERM included: a drain gives up keeping its session) the start must not go on, or their
+    sessions would keep their shares of the stream until they expire, and lose them then."""
+    from ingest.drain import DrainReport, drain
 
-    for settings in retiring:
-        report = await drain(settings, settle_s=1.0)
-        if report.retired:
-            print(f"  retired ingester {settings.mqtt.client_id}: {report.line()}", flush=True)
-        else:
-            print(
-                f"reallabor up: ingester {settings.mqtt.client_id} not retired ({report.line()}): its "
-                "session keeps its messages until a start with the ingesters before",
-                file=sys.stderr,
-                flush=True,
-            )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    reports = await asyncio.gather(
+        *(drain(settings, settle_s=1.0, stop=stop) for settings in retiring), return_exceptions=True
+    )
+    retired = True
+    for settings, report in zip(retiring, reports, strict=True):
+        client_id = settings.mqtt.client_id
+        if isinstance(report, DrainReport) and report.retired:
+            print(f"  retired ingester {client_id}: {report.line()}", flush=True)
+            continue
+        retired = False
+        why = report.line() if isinstance(report, DrainReport) else repr(report)
+        print(
+            f"reallabor up: ingester {client_id} not retired ({why}): its session keeps its share of the "
+            f"stream; the demo starts once it is retired: start again to retry (its state: "
+            f"{settings.ingest.state_dir})",
+            file=sys.stderr,
+            flush=True,
+        )
+    return retired
 
 
 async def _all_ready(ingesters: list[Ingester]) -> None:
