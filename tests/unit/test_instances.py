@@ -139,26 +139,6 @@ def test_a_disconnect_that_ends_the_session() -> None:
     assert wire.properties_at(disconnect.body, 1) == [(wire.SESSION_EXPIRY_INTERVAL, 0)]
 
 
-@pytest.mark.parametrize(
-    ("before", "now", "retired"),
-    [
-        (2, 2, []),
-        (1, 1, []),
-        (3, 1, ["demo-0", "demo-1", "demo-2"]),  # back to one: its session has another client id
-        (1, 2, ["demo"]),
-        (4, 2, ["demo-2", "demo-3"]),
-        (2, 3, []),
-    ],
-)
-def test_a_demo_start_with_other_ingesters_retires_the_sessions_it_does_not_run(
-    before: int, now: int, retired: list[str]
-) -> None:
-    from ingest.demo.stack import _retiring
-
-    settings = load_settings(None, ingest={"instances": before}, mqtt={"client_id": "demo"})
-    assert [instance.mqtt.client_id for instance in _retiring(settings, now)] == retired
-
-
 def test_the_demo_refuses_when_another_ingesters_metrics_port_is_taken() -> None:
     import socket
 
