@@ -52,7 +52,8 @@ import httpx
 
 from ingest.influxql import Ident, Regex, statement
 from ingest.opendata.disclosure import Cell, Contributor, Rule, Status, assess, derived
-from ingest.opendata.energy_tables import KIND_COLUMNS, SELF_SUFFICIENCY, DayEnergy, day_tables
+from ingest.opendata.energy_tables import KWH_DIGITS, PERCENT_DIGITS
+from ingest.opendata.export import last_final_day
 from ingest.opendata.sources import Identities, quarter_hours, street_condition
 from ingest.portal.reader import InfluxUnavailable, Reader, Row
 
@@ -85,7 +86,9 @@ class QuarterHour:
     start: dt.datetime
     end: dt.datetime
     kwh: dict[str, float | None]
-    complete: bool = True  # every expected household has reported it (else every kwh is None)
+    complete: bool = (
+        True  # settled: no later ledger run changes it (else every kwh is None; :func:`_settled`)
+    )
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,12 @@ class PublicFigures:
 
     at: dt.datetime
     day: dt.date
-    today: tuple[QuarterHour, ...]  # every quarter hour of today up to now, in order
-    last: QuarterHour | None  # the newest ended, complete quarter hour with any published figure
-    self_sufficiency_today: float | None  # 0…1
-    self_sufficiency_month: float | None
+    today: tuple[QuarterHour, ...]  # every ended quarter hour of today, in order (never the running one)
+    last: QuarterHour | None  # the newest settled quarter hour with any published figure
+    self_sufficiency_today: float | None  # 0…1 in steps of 0.001 (the files' 0.1 %), settled quarter hours
+    self_sufficiency_month: float | None  # the same over this month's final days
     street: StreetClimate
+    month_through: dt.date | None = None  # the month figure's last final day (None: no final day yet)
     version: int = 0  # counts refreshes: a new value means new figures (the page's JSON cache)
 
 
@@ -186,35 +190,6 @@ def _who(row: Row, identities: Identities | None) -> Contributor:
     )
 
 
-def _complete(
-    slots: Mapping[dt.datetime, Mapping[str, Mapping[Contributor, float]]],
-    start: dt.datetime,
-    end: dt.datetime,
-) -> set[dt.datetime]:
-    """The quarter hours in ``[start, end)`` that every household expected has reported: those that
-    reported any kind in the :data:`EXPECTED_FROM` before it (buildings' own devices are not households)."""
-    reporters = {
-        moment: {who[0] for per in kinds.values() for who in per if who[0]} for moment, kinds in slots.items()
-    }
-    out = set()
-    moment = start.astimezone(dt.UTC)
-    seen: dict[str, int] = defaultdict(int)  # household -> quarter hours it reported within the last 24 h
-    window = [moment - SLOT * (index + 1) for index in range(EXPECTED_FROM // SLOT)]
-    for earlier in window:
-        for household in reporters.get(earlier, ()):
-            seen[household] += 1
-    while moment < end:
-        present = reporters.get(moment, set())
-        if present and all(household in present for household, count in seen.items() if count):
-            out.add(moment)
-        for household in present:
-            seen[household] += 1
-        for household in reporters.get(moment - EXPECTED_FROM, ()):
-            seen[household] -= 1
-        moment += SLOT
-    return out
-
-
 def _counts(kind: str, who: Contributor) -> bool:
     """Import and export count for households' meters only (a device without household, e.g. after a
     deletion, counts on neither side: docs/portal.md); PV of buildings counts too."""
@@ -261,89 +236,94 @@ class QuarterSource:
         day_start = self._midnight(day)
         tomorrow = self._midnight(day + dt.timedelta(days=1))
         month_start = self._midnight(day.replace(day=1))
-        # the ledger rewrites the trailing window widened to whole local days: earlier days are final
-        open_start = max(month_start, self._midnight((now - self.window).astimezone(self.tz).date()))
-        open_start = min(open_start, day_start)
-        settled_range = (month_start, open_start)
+        # the files' own rule (export.final_at): days through ``through`` are final, the ledger leaves them
+        through = min(last_final_day(now, self.window, self.tz), day - dt.timedelta(days=1))
+        final_end = self._midnight(through + dt.timedelta(days=1))
+        settled_range = (month_start, final_end) if month_start < final_end else None
 
         statements = [
-            self._by_household(open_start - EXPECTED_FROM, tomorrow),
+            self._by_device(day_start - EXPECTED_FROM, tomorrow),
             self._street(min(day_start, now - dt.timedelta(hours=1)), tomorrow),
         ]
         kept = self._settled
-        refresh_settled = month_start < open_start and (
+        refresh_settled = settled_range is not None and (
             kept is None or kept[0] != settled_range or kept[1] <= self._clock()
         )
         if refresh_settled:
-            statements += self._period(month_start, open_start, daily=True)
+            statements += self._period(month_start, final_end)
         results = self.reader.results(statements)
         identities = self.identities() if self.identities is not None else None
 
         ledger_rows, street_rows = results[0], results[1]
-        if refresh_settled:
-            self._settled = (
-                settled_range,
-                self._clock() + SETTLED_TTL_S,
-                _period_from(results[2], results[3]),
-            )
-        settled = self._settled[2] if self._settled is not None and month_start < open_start else _Period()
+        if refresh_settled and settled_range is not None:
+            period = _period_from(results[2], results[3], identities, self.tz)
+            self._settled = (settled_range, self._clock() + SETTLED_TTL_S, period)
+        month = self._settled[2] if settled_range is not None and self._settled is not None else None
 
         slots: dict[dt.datetime, dict[str, dict[Contributor, float]]] = defaultdict(lambda: defaultdict(dict))
+        newest: dict[str, dt.datetime] = {}  # device -> its newest quarter hour with a ledger value
         for row in ledger_rows:
             value = row.values.get("kwh")
             if isinstance(value, int | float):
+                device = row.tags.get("device", "")
+                newest[device] = max(newest.get(device, row.time), row.time)
                 who = _who(row, identities)
-                per = slots[row.time][row.tags.get("kind", "")]
-                per[who] = per.get(who, 0.0) + float(value)
-        complete = _complete(slots, open_start, tomorrow)
+                kind = row.tags.get("kind", "")
+                if row.time >= day_start and _counts(kind, who):
+                    per = slots[row.time][kind]
+                    per[who] = per.get(who, 0.0) + float(value)
+        ended = [start for start in quarter_hours(day_start, tomorrow) if start + SLOT <= now]
+        settled = set(_settled(ended, newest, identities))
 
-        # the open days (the window's, today last) with their complete quarter hours only
-        open_days: list[DayEnergy] = []
-        midnight = open_start
-        while midnight < tomorrow:
-            following = self._midnight(midnight.date() + dt.timedelta(days=1))
-            energy = DayEnergy(quarter_hours(midnight, following))
-            for start in energy.slots:
-                if start in complete:
-                    for kind, per in slots[start].items():
-                        for who, kwh in per.items():
-                            energy.add(start.astimezone(self.tz), kind, who, kwh)
-            open_days.append(energy)
-            midnight = following
-        energy = open_days[-1]  # today
-
-        # today as the export computes a day (ingest.opendata.energy_tables): the same cells, the same
-        # secondary suppression within the day, the same self-sufficiency (of the complete quarter hours)
-        tables = day_tables(energy, midnight=day_start, buildings={}, rule=self.rule)
-        today = []
-        for start, figures in zip(energy.slots, tables.quarter_15min, strict=True):
-            if start in energy.energy:
-                today.append(QuarterHour(start, start + SLOT, {k: _kwh(figures, k) for k in KINDS}))
-            elif start in slots:  # the ledger has it, some expected household not yet
+        # today: ended quarter hours only; a settled one with its cells by the primary (n, k) rule alone
+        # (the files' rule: no partner quarter hours), an unsettled one as "not complete yet"
+        today: list[QuarterHour] = []
+        cells: dict[dt.datetime, dict[str, Cell]] = {}
+        for start in ended:
+            if start in settled and start in slots:
+                cells[start] = {kind: self._cell(slots[start].get(kind, {})) for kind in KINDS}
+                kwh = {kind: _rounded(cell.value, KWH_DIGITS) for kind, cell in cells[start].items()}
+                today.append(QuarterHour(start, start + SLOT, kwh))
+            elif start not in settled:
                 today.append(QuarterHour(start, start + SLOT, dict.fromkeys(KINDS), complete=False))
-        shown = [
-            q for q in today if q.complete and q.end <= now and any(v is not None for v in q.kwh.values())
-        ]
-        share = tables.quarter_daily.get(SELF_SUFFICIENCY)
-        month = settled
-        for one in open_days:
-            month = month.add(_period_of(one))
+        shown = [q for q in today if q.complete and any(v is not None for v in q.kwh.values())]
         self._version += 1
         return PublicFigures(
             at=now,
             day=day,
             today=tuple(today),
             last=shown[-1] if shown else None,
-            self_sufficiency_today=share / 100 if isinstance(share, int | float) else None,
-            self_sufficiency_month=self._self_sufficiency(month),
+            self_sufficiency_today=self._today_share({start: slots[start] for start in cells}, cells),
+            self_sufficiency_month=None if month is None else self._self_sufficiency(month),
+            month_through=through if settled_range is not None else None,
             street=_street_from(street_rows, day_start),
             version=self._version,
         )
 
+    def _today_share(
+        self,
+        slots: Mapping[dt.datetime, Mapping[str, Mapping[Contributor, float]]],
+        cells: Mapping[dt.datetime, Mapping[str, Cell]],
+    ) -> float | None:
+        """Today's self-sufficiency over the settled quarter hours, rounded to the files' 0.1 %. Withheld
+        when any of those quarter hours withholds import, export or PV: the file withholds that day's total
+        and what is derived from it, and the figure with the published quarter hours would give the total
+        back (review18b HIGH-1)."""
+        if any(cell.withheld for kinds in cells.values() for cell in kinds.values()):
+            return None
+        period = _Period()
+        for start, kinds in slots.items():
+            for kind in ("import", "export"):
+                period.slots[start][kind] = sum(kinds.get(kind, {}).values())
+            for kind in KINDS:
+                for who, kwh in kinds.get(kind, {}).items():
+                    period.totals[kind][who] = period.totals[kind].get(who, 0.0) + kwh
+        return self._self_sufficiency(period)
+
     # ------------------------------------------------------------------------------ statements
 
     @staticmethod
-    def _by_household(start: dt.datetime, end: dt.datetime) -> str:
+    def _by_device(start: dt.datetime, end: dt.datetime) -> str:
         return statement(
             'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kk} =~ {kinds} AND time >= {start} AND time < {end} '
             'GROUP BY time(15m), "household", "building", "device", "kind" fill(none)',
@@ -355,9 +335,10 @@ class QuarterSource:
         )
 
     @staticmethod
-    def _period(start: dt.datetime, end: dt.datetime, *, daily: bool) -> list[str]:
-        """Two statements: the households' import and export per quarter hour (for the netting), and the
-        totals per household (PV: per installation) and kind, from the daily ledger when ``daily``."""
+    def _period(start: dt.datetime, end: dt.datetime) -> list[str]:
+        """Two statements over final days: the households' import and export per quarter hour (for the
+        netting), and the daily ledger's points per device and kind (contributors by the registry's identity
+        of the device on that day, :func:`_period_from`)."""
         slots = statement(
             'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kk} =~ {kinds} AND {hk} != {none} '
             'AND time >= {start} AND time < {end} GROUP BY time(15m), "kind" fill(none)',
@@ -370,9 +351,9 @@ class QuarterSource:
             end=end,
         )
         totals = statement(
-            'SELECT sum("kwh") AS "kwh" FROM {m} WHERE {kk} =~ {kinds} AND time >= {start} AND time < {end} '
-            'GROUP BY "household", "building", "kind"',
-            m=Ident(LEDGER_RP, DAILY if daily else QUARTER_HOURS),
+            'SELECT "kwh" FROM {m} WHERE {kk} =~ {kinds} AND time >= {start} AND time < {end} '
+            'GROUP BY "household", "building", "device", "kind"',
+            m=Ident(LEDGER_RP, DAILY),
             kk=Ident("kind"),
             kinds=Regex("^(import|export|pv)$"),
             start=start,
@@ -408,38 +389,65 @@ class QuarterSource:
                 )
                 share = min(1.0, max(0.0, 1.0 - external / consumption))
         with_pv = (pv,) if pv.status is not Status.missing else ()
-        return derived(imported, exported, *with_pv, total=share).value
+        return _rounded(derived(imported, exported, *with_pv, total=share).value, PERCENT_DIGITS + 2)
 
 
-def _period_from(slot_rows: list[Row], total_rows: list[Row]) -> _Period:
+def _period_from(
+    slot_rows: list[Row], day_rows: list[Row], identities: Identities | None, tz: ZoneInfo
+) -> _Period:
+    """Final days as a period: quarter-hour import/export sums, and per contributor its totals, each day's
+    point credited by the registry's identity of its device on that day (a renamed household stays one,
+    review18b L-b), else by the name tags."""
     period = _Period()
     for row in slot_rows:
         kind, value = row.tags.get("kind", ""), row.values.get("kwh")
         if kind in ("import", "export") and isinstance(value, int | float):
             period.slots[row.time][kind] = period.slots[row.time].get(kind, 0.0) + float(value)
-    for row in total_rows:
-        kind, value, who = row.tags.get("kind", ""), row.values.get("kwh"), _contributor(row.tags)
-        if kind in KINDS and isinstance(value, int | float) and _counts(kind, who):
+    for row in day_rows:
+        kind, value = row.tags.get("kind", ""), row.values.get("kwh")
+        if kind not in KINDS or not isinstance(value, int | float):
+            continue
+        who = _contributor(row.tags)
+        if identities is not None:
+            local = row.time.astimezone(tz).date() + dt.timedelta(days=1)
+            tags = row.tags
+            who = identities.contributor(
+                tags.get("device", ""),
+                tags.get("household", ""),
+                tags.get("building", ""),
+                row.time,
+                dt.datetime.combine(local, dt.time(), tz),
+            )
+        if _counts(kind, who):
             period.totals[kind][who] = period.totals[kind].get(who, 0.0) + float(value)
     return period
 
 
-def _period_of(day: DayEnergy) -> _Period:
-    """A day's quarter hours (per contributor) as a period: sums per quarter hour, totals per contributor."""
-    period = _Period()
-    for moment, kinds in day.energy.items():
-        for kind in ("import", "export"):
-            if kind in kinds:
-                period.slots[moment][kind] = sum(kinds[kind].values())
-    for kind, contributions in day.day_total().items():
-        if kind in KINDS:
-            period.totals[kind] = dict(contributions)
-    return period
+def _settled(
+    ended: Iterable[dt.datetime], newest: Mapping[str, dt.datetime], identities: Identities | None
+) -> Iterable[dt.datetime]:
+    """The ended quarter hours no later ledger run can change (review18b HIGH-2). The ledger books an
+    increment into the quarter hour of its later reading, so a device's quarter hour is settled once the
+    device has a value in a later one. Expected are the devices with a value in the :data:`EXPECTED_FROM`
+    before the quarter hour or in it, whose registry assignment is open then (one taken out stops being
+    waited for; a device the registry does not know is expected). A device is waited for exactly when its
+    newest value lies in ``[start − EXPECTED_FROM, end)``."""
+    for start in ended:
+        end = start + SLOT
+        if not any(
+            start - EXPECTED_FROM <= last < end and _assigned(identities, device, start, end)
+            for device, last in newest.items()
+        ):
+            yield start
 
 
-def _kwh(row: Mapping[str, object], kind: str) -> float | None:
-    value = row.get(KIND_COLUMNS[kind])
-    return float(value) if isinstance(value, int | float) else None
+def _assigned(identities: Identities | None, device: str, start: dt.datetime, end: dt.datetime) -> bool:
+    spans = identities.spans.get(device) if identities is not None else None
+    return not spans or any(span.overlaps(start, end) for span in spans)
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits) + 0.0  # no -0.0
 
 
 def _number(value: object) -> float | None:

@@ -1,5 +1,7 @@
-"""The public page shows only complete quarter hours (review18 H3): a quarter hour first shown with 5
-households and later with 6 would change by exactly the late household's value. Against a real InfluxDB
+"""The public page shows only settled quarter hours (review18 H3, review18b HIGH-2): a quarter hour first
+shown with 5 households and later with 6 would change by exactly the late household's value. Settled:
+ended, and every expected device has a value in a later quarter hour (tests/portal/test_quarter_settled.py
+has the ledger's own cases). Against a real InfluxDB
 (a database of its own in the session's server) with the ledger written as the contract says.
 
 Also: HEAD /quarter (L2), ``?lang=en`` (L8), and the autumn day whose 02:00-02:45 happen twice (L7).
@@ -112,16 +114,18 @@ def test_a_late_households_quarter_hour_is_shown_only_once_complete_and_then_unc
 ) -> None:
     source = ledger.source()
     before = by_start(source.load())
+    assert LATE + SLOT not in before  # 10:00 is still running: never shown
     waiting = before[LATE]
     assert not waiting.complete  # five of six households: not shown
     assert waiting.kwh == {"import": None, "export": None, "pv": None}
-    assert not before[LATE + SLOT].complete
-    shown = before[LATE - SLOT]
+    # hh-6's newest value is in 09:30: a reading of 09:44 may still add to it
+    assert not before[LATE - SLOT].complete
+    shown = before[LATE - 2 * SLOT]
     assert shown.complete
-    assert shown.kwh["import"] == pytest.approx(sum(kwh(h, LATE - SLOT) for h in HOUSEHOLDS), abs=1e-6)
+    assert shown.kwh["import"] == pytest.approx(sum(kwh(h, LATE - 2 * SLOT) for h in HOUSEHOLDS), abs=1e-6)
     figures = source.load()
     assert figures.last is not None
-    assert figures.last.start == LATE - SLOT  # the newest complete one
+    assert figures.last.start == LATE - 2 * SLOT  # the newest settled one
     view = build_view(figures, "de", TZ, cache_s=60)
     rows = {row[0]: row[1:] for row in view["today"]["rows"]}
     assert rows["09:45"] == ["noch nicht vollständig"]  # one text across the columns
@@ -131,12 +135,14 @@ def test_a_late_households_quarter_hour_is_shown_only_once_complete_and_then_unc
 
     ledger.write([line("hh-6", LATE)])  # the gateway is back
     after = by_start(source.load())
-    assert after[LATE].complete
-    assert after[LATE].kwh["import"] == pytest.approx(sum(kwh(h, LATE) for h in HOUSEHOLDS), abs=1e-6)
+    assert after[LATE - SLOT].complete  # hh-6 has reported after it
+    assert after[LATE - SLOT].kwh["import"] == pytest.approx(
+        sum(kwh(h, LATE - SLOT) for h in HOUSEHOLDS), abs=1e-6
+    )
     for start, quarter in before.items():  # what was shown before is shown unchanged
         if quarter.complete:
             assert after[start] == quarter
-    assert not after[LATE + SLOT].complete  # hh-6's 10:00 is still missing
+    assert not after[LATE].complete  # nothing of hh-6 after 09:45 yet
 
 
 # --------------------------------------------------------------------------------- HEAD, ?lang, DST
@@ -210,9 +216,9 @@ def test_the_autumn_day_labels_its_times_with_the_zone() -> None:
 
 
 def test_a_household_renamed_mid_day_stays_one_household(ledger: Ledger, tmp_path: Path) -> None:
-    """hh-5's name tag changes at 09:00 (a rename in the registry): counted by name, "hh-5" would be
-    expected and missing for 24 hours, so no quarter hour after 09:00 would be complete; by the registry's
-    identity (its meter's assignment) it is one household throughout."""
+    """hh-5's name tag changes at 09:00 (a rename in the registry): the page waits for devices, not names, so
+    the quarter hours after it settle either way, and by the registry's identity (its meter's assignment)
+    it is one household throughout with the same figures."""
     rename = dt.datetime(2026, 11, 30, 9, 0, tzinfo=TZ).astimezone(dt.UTC)
     since = int(rename.timestamp())
     drop = f'DELETE FROM "energy" WHERE "household" = \'hh-5\' AND time >= {since}s'  # tagged anew below
@@ -242,8 +248,8 @@ def test_a_household_renamed_mid_day_stays_one_household(ledger: Ledger, tmp_pat
     source = ledger.source()
     source.identities = identities
     by_identity = by_start(source.load())
-    after_rename = [start for start in by_identity if rename <= start < LATE]
-    assert len(after_rename) == 3  # 09:00, 09:15, 09:30
-    assert not any(by_names[start].complete for start in after_rename)
-    assert all(by_identity[start].complete for start in after_rename)
+    after_rename = [start for start in by_identity if rename <= start < LATE - SLOT]
+    assert len(after_rename) == 2  # 09:00, 09:15 (09:30 waits for hh-6)
+    assert all(by_names[start].complete for start in after_rename)
+    assert all(by_identity[start] == by_names[start] for start in after_rename)
     registry.engine.dispose()

@@ -36,6 +36,7 @@ from ingest.api.rate_limit import ClientRateLimit, RateLimited
 from ingest.config import InfluxSettings, Settings
 from ingest.localservices import LOOPBACK, InfluxDB, free_port
 from ingest.opendata.disclosure import Rule
+from ingest.opendata.export import last_final_day
 from ingest.opendata.public import (
     BatchReader,
     FiguresCache,
@@ -119,24 +120,33 @@ def test_figures_are_the_seeded_quarter_street_sensors_only_and_one_request_each
     expected_slots = sorted(
         {m for points in quarter.quarter_hours.values() for m in points if m >= day_start.astimezone(dt.UTC)}
     )
-    assert [q.start for q in figures.today] == expected_slots
+    running = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    ended = [start for start in expected_slots if start < running]  # every device reported after them
+    assert [q.start for q in figures.today] == ended  # never the running quarter hour
+    assert all(q.complete for q in figures.today)
     for shown in figures.today:
         truth = quarter.slot_totals(shown.start)
         for kind in ("import", "export", "pv"):
             assert shown.kwh[kind] == pytest.approx(truth[kind], abs=0.0006), (shown.start, kind)  # to the Wh
-    complete = [start for start in expected_slots if start + dt.timedelta(minutes=15) <= now]
-    if complete:
+    if ended:
         assert figures.last is not None
-        assert figures.last.start == complete[-1]
+        assert figures.last.start == ended[-1]
+        # over the settled quarter hours only, rounded to the files' 0.1 % before it leaves the server
+        assert figures.self_sufficiency_today == round(quarter.self_sufficiency(day_start, running), 3)
     else:  # the test runs in the first quarter hour of the day
         assert figures.last is None
+        assert figures.self_sufficiency_today is None
 
-    tomorrow = day_start + dt.timedelta(days=1)
-    assert figures.self_sufficiency_today == pytest.approx(
-        round(quarter.self_sufficiency(day_start, tomorrow) * 100, 1) / 100, abs=1e-9
-    )
+    # the month: its final days only (the files' rule: export.final_at), rounded to 0.1 %
     month_start = quarter.midnight(quarter.today.replace(day=1))
-    assert figures.self_sufficiency_month == pytest.approx(quarter.self_sufficiency(month_start, tomorrow))
+    through = last_final_day(now, dt.timedelta(days=1), TZ)
+    if through >= month_start.date():
+        assert figures.month_through == through
+        final_end = quarter.midnight(through + dt.timedelta(days=1))
+        assert figures.self_sufficiency_month == round(quarter.self_sufficiency(month_start, final_end), 3)
+    else:  # the 1st or 2nd: no final day of this month yet
+        assert figures.month_through is None
+        assert figures.self_sufficiency_month is None
 
     # the street: the street sensors' means only; the flat's room (21.5 °C) and the stairwell (15.5 °C) never
     means = {m: v for m, v in street_means(quarter, "temperature_c").items() if m >= day_start}

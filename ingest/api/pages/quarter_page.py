@@ -202,6 +202,15 @@ def build_view(
     def share(value: float | None) -> str:
         return withheld if value is None else numbers.percent(lang, value)
 
+    through = figures.month_through
+    month_label = (
+        t("quarter_own_month_none")
+        if through is None
+        else t("quarter_own_month", day=f"{through.day}.\u00a0{MONTHS[lang][through.month - 1]}")
+        if lang == "de"
+        else t("quarter_own_month", day=f"{through.day}\u00a0{MONTHS[lang][through.month - 1]}")
+    )
+
     when = localizer_when(lang, tz, figures.at)
     return {
         "lang": lang,
@@ -215,14 +224,16 @@ def build_view(
             "today": figures.self_sufficiency_today,
             "month": figures.self_sufficiency_month,
             "today_text": share(figures.self_sufficiency_today),
-            "month_text": share(figures.self_sufficiency_month),
+            "month_text": "–" if through is None else share(figures.self_sufficiency_month),
+            "month_label": month_label,
+            "month_through": None if through is None else through.isoformat(),
         },
         "incomplete": any(not quarter.complete for quarter in figures.today),
         "withheld": any(
             value is None for quarter in figures.today if quarter.complete for value in quarter.kwh.values()
         )
         or figures.self_sufficiency_today is None
-        or figures.self_sufficiency_month is None,
+        or (through is not None and figures.self_sufficiency_month is None),
         "today": {"columns": [t(f"quarter_col_{kind}") for kind in KINDS], "rows": rows},
         "street": {
             "when": clock(max(latest_times)) if latest_times else None,

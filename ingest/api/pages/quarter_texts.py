@@ -42,10 +42,11 @@ QUARTER_TEXTS: dict[str, tuple[str, str]] = {
     "quarter_withheld": ("nicht veröffentlicht", "not published"),
     "quarter_incomplete": ("noch nicht vollständig", "not complete yet"),
     "quarter_incomplete_help": (
-        "„noch nicht vollständig“ heißt: Für diese Viertelstunde fehlen noch Messwerte einzelner Haushalte. "
-        "Wir zeigen sie erst, wenn alle da sind – so ändert sich eine gezeigte Zahl später nicht mehr.",
-        "“not complete yet” means: some households' readings for this quarter hour have not arrived yet. "
-        "We show it once all are in – so a figure, once shown, does not change later.",
+        "„noch nicht vollständig“ heißt: Für diese Viertelstunde können noch Messwerte einzelner Zähler "
+        "nachkommen. Wir zeigen sie erst, wenn jeder Zähler danach wieder gemeldet hat – so ändert sich eine "
+        "gezeigte Zahl später nicht mehr.",
+        "“not complete yet” means: readings of single meters may still arrive for this quarter hour. We show "
+        "it once every meter has reported again after it – so a figure, once shown, does not change later.",
     ),
     "quarter_withheld_help": (
         "„nicht veröffentlicht“ heißt: Zu wenige Haushalte haben dazu beigetragen, oder einer allein macht "
@@ -83,14 +84,20 @@ QUARTER_TEXTS: dict[str, tuple[str, str]] = {
         "How much electricity comes from the quarter",
     ),
     "quarter_own_today": ("heute", "today"),
-    "quarter_own_month": ("in diesem Monat", "this month"),
+    "quarter_own_month": ("in diesem Monat, bis {day}", "this month, up to {day}"),
+    "quarter_own_month_none": (
+        "in diesem Monat: noch kein abgeschlossener Tag",
+        "this month: no completed day yet",
+    ),
     "quarter_own_help": (
         "Eigenversorgung: der Teil des Stromverbrauchs im Quartier, den Solaranlagen im Quartier gedeckt "
         "haben, Viertelstunde für Viertelstunde – auch wenn der Sonnenstrom vom Dach der Nachbarn kam. Der "
-        "Rest kam von außerhalb aus dem Stromnetz.",
+        "Rest kam von außerhalb aus dem Stromnetz. Heute: die vollständigen Viertelstunden bisher. Monat: "
+        "die abgeschlossenen Tage, wie sie die offenen Daten enthalten.",
         "Self-sufficiency: the part of the quarter's electricity use that solar panels in the quarter "
         "covered, quarter hour by quarter hour – even when the solar power came from a neighbour's roof. "
-        "The rest came from outside, from the power grid.",
+        "The rest came from outside, from the power grid. Today: the complete quarter hours so far. Month: "
+        "the completed days, as the open data hold them.",
     ),
     # street climate
     "quarter_street": ("Straßenklima", "Street climate"),
