@@ -134,18 +134,28 @@ def protect_group(
     *,
     contributions: Mapping[K, Mapping[Contributor, float]],
     rule: Rule,
+    linked: Mapping[Contributor, float] | None = None,
 ) -> tuple[dict[K, Cell], Cell]:
     """Secondary suppression for ``parts`` that add up to ``total``: returns the parts and the total, with
     published parts (or, with none left, the total) withheld until the union of the withheld parts'
     ``contributions`` passes ``rule`` (module docstring). ``contributions``: each part's contributors and
-    their kWh, as :func:`assess` took them."""
+    their kWh, as :func:`assess` took them.
+
+    ``linked``: with ``total`` withheld, the union of the withheld cells of another group adding up to
+    the same total (a day's withheld quarter hours). Both groups' published parts then still give the
+    difference of the two withheld sums; published parts are withheld until that difference, each
+    contributor's withheld parts minus its ``linked`` amount, passes ``rule`` (with nothing withheld the
+    parts would give the total, and so the linked cells, back)."""
     out = dict(parts)
-    if not total.published:
-        return out, total  # the total is not known: the withheld parts' sum is not either
-    withheld = [key for key, cell in out.items() if cell.withheld]
-    if not withheld:
-        return out, total
     union: dict[Contributor, float] = {}
+    if not total.published:
+        if not linked:
+            return out, total  # the total is not known: the withheld parts' sum is not either
+        for who, kwh in linked.items():
+            union[who] = -kwh
+    withheld = [key for key, cell in out.items() if cell.withheld]
+    if not withheld and not union:
+        return out, total
 
     def take(key: K) -> None:
         for who, kwh in contributions.get(key, {}).items():
@@ -161,6 +171,8 @@ def protect_group(
             if cell.published and (cell.total or not nonzero)
         )
         if not candidates:
+            if not total.published:
+                return out, total  # every part withheld: their sum is the unknown total
             return out, replace(total, status=Status.secondary)
         key = candidates[0][2]
         out[key] = replace(out[key], status=Status.secondary)

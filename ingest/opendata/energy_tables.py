@@ -105,10 +105,19 @@ class _Figures:
     external: float  # Σt max(0, I(t) − E(t))
 
 
+def quarter_hour_cells(per_kind: Mapping[str, Contributions], rule: Rule) -> dict[str, Cell]:
+    """One interval's cells by kind column, each decided by the primary (n, k) rule alone
+    (:func:`ingest.opendata.disclosure.assess`). A quarter hour is published or withheld by exactly this,
+    in the 15-minute file and on the public page alike: no quarter hour is withheld as a partner."""
+    return {column: assess(per_kind.get(kind, {}), rule) for kind, column in KIND_COLUMNS.items()}
+
+
+def _households(per_kind: Mapping[str, Contributions]) -> int:
+    return len({who for contributions in per_kind.values() for who in contributions if who[0]})
+
+
 def _figures(per_kind: Mapping[str, Contributions], rule: Rule, external: float) -> _Figures:
-    households = {who for contributions in per_kind.values() for who in contributions if who[0]}
-    cells = {column: assess(per_kind.get(kind, {}), rule) for kind, column in KIND_COLUMNS.items()}
-    return _Figures(cells, len(households), external)
+    return _Figures(quarter_hour_cells(per_kind, rule), _households(per_kind), external)
 
 
 def self_sufficiency_percent(imported: float, exported: float, pv: float, external: float) -> float | None:
@@ -180,6 +189,15 @@ def day_tables(
                 hidden_totals[kind].update(contributions)
     hidden = _figures(hidden_totals, rule, 0.0)
     for kind, column in KIND_COLUMNS.items():
+        # the quarter hours keep their primary decision; any of them withheld withholds the day's total
+        # (the day minus the published quarter hours would be their sum), derived figures with it
+        withheld_slots: Contributions = {}
+        for start, figures in slots.items():
+            if figures.cells[column].withheld:
+                for who, kwh in day.energy.get(start, {}).get(kind, {}).items():
+                    withheld_slots[who] = withheld_slots.get(who, 0.0) + kwh
+        if withheld_slots and quarter.cells[column].published:
+            quarter.cells[column] = replace(quarter.cells[column], status=Status.secondary)
         parts: dict[str | None, Cell] = {
             name: figures.cells[column] for name, figures in per_building.items()
         }
@@ -190,25 +208,18 @@ def day_tables(
             # never written, so unknown to the public like a withheld part, whatever the rule says
             parts[None] = replace(hidden.cells[column], status=Status.secondary)
             shares[None] = hidden_totals[kind]
+        # with the day's total withheld the buildings still add up to it: linked to the quarter hours
         parts, quarter.cells[column] = protect_group(
-            parts, quarter.cells[column], contributions=shares, rule=rule
+            parts, quarter.cells[column], contributions=shares, rule=rule, linked=withheld_slots
         )
         for part, cell in parts.items():
             if part is not None:
                 per_building[part].cells[column] = cell
-        by_slot, quarter.cells[column] = protect_group(
-            {start: figures.cells[column] for start, figures in slots.items()},
-            quarter.cells[column],
-            contributions={start: day.energy.get(start, {}).get(kind, {}) for start in slots},
-            rule=rule,
-        )
-        for start, cell in by_slot.items():
-            slots[start].cells[column] = cell
     quarter_daily = _row(midnight, quarter)
     buildings_daily = [
         _row(midnight, per_building[name], {"building": label}) for name, label in buildings.items()
     ]
-    _protect_counts(buildings_daily, quarter_daily)
+    _protect_counts(buildings_daily, quarter_daily, hidden_households=_households(hidden_totals), rule=rule)
     return DayTables(
         quarter_15min=[_row(start.astimezone(midnight.tzinfo), slots[start]) for start in day.slots],
         quarter_daily=quarter_daily,
@@ -221,22 +232,44 @@ def _withheld(row: Row, column: str) -> bool:
     return isinstance(suppressed, list) and column in suppressed
 
 
-def _protect_counts(buildings: list[Row], quarter: Row) -> None:
-    """The buildings' household counts add up to the quarter's: a building's count withheld alone would be
-    the quarter's minus the others'. Then the smallest published count is withheld with it (marked)."""
-    withheld = [row for row in buildings if _withheld(row, HOUSEHOLDS)]
-    if len(withheld) != 1 or _withheld(quarter, HOUSEHOLDS):
+def _mark(row: Row, column: str) -> None:
+    row[column] = None
+    suppressed = row["suppressed"]
+    if isinstance(suppressed, list) and column not in suppressed:
+        suppressed.insert(0, column)
+
+
+def _protect_counts(buildings: list[Row], quarter: Row, *, hidden_households: int, rule: Rule) -> None:
+    """The buildings' household counts and the households outside every labelled building (never
+    written: always a withheld part) add up to the quarter's count, so the withheld counts' sum is the
+    quarter's count minus the published ones. As for the figures (the union rule of
+    :func:`ingest.opendata.disclosure.protect_group`), that sum must cover at least two parts and at least
+    ``rule.min_households`` households; until it does, the smallest published count is withheld as well
+    (marked), and with none left the quarter's."""
+    total = quarter[HOUSEHOLDS]
+    if _withheld(quarter, HOUSEHOLDS) or not isinstance(total, int):
         return
-    counts = {
-        index: count
-        for index, row in enumerate(buildings)
+    parts = sum(1 for row in buildings if _withheld(row, HOUSEHOLDS)) + (1 if hidden_households else 0)
+    if not parts:
+        return  # every count published: nothing withheld to give back
+    published = sum(
+        count
+        for row in buildings
         for count in (row[HOUSEHOLDS],)
-        if isinstance(count, int) and count > 0 and not _withheld(row, HOUSEHOLDS)
-    }
-    if not counts:
-        return
-    partner = buildings[min(counts, key=lambda index: (counts[index], index))]
-    partner[HOUSEHOLDS] = None
-    suppressed = partner["suppressed"]
-    if isinstance(suppressed, list):
-        suppressed.insert(0, HOUSEHOLDS)
+        if isinstance(count, int) and not _withheld(row, HOUSEHOLDS)
+    )
+    households = total - published  # the withheld parts' households, as anybody computes it
+    while parts < 2 or households < rule.min_households:
+        counts = {
+            index: count
+            for index, row in enumerate(buildings)
+            for count in (row[HOUSEHOLDS],)
+            if isinstance(count, int) and count > 0 and not _withheld(row, HOUSEHOLDS)
+        }
+        if not counts:
+            _mark(quarter, HOUSEHOLDS)
+            return
+        index = min(counts, key=lambda index: (counts[index], index))
+        _mark(buildings[index], HOUSEHOLDS)
+        parts += 1
+        households += counts[index]

@@ -5,6 +5,7 @@ identifier of the registry or the simulator appears in any file."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ingest.config import InfluxSettings
+from ingest.opendata.energy_tables import DayEnergy
 from ingest.opendata.export import ExportReport, export_days
 from ingest.opendata.settings import OpenDataSettings
-from ingest.opendata.sources import load_labels
+from ingest.opendata.sources import ledger_day, load_labels
 from ingest.portal.reader import Reader
 from ingest.registry.db import session_factory
 from tests.filled_day import DAY_DATE, FilledDay
@@ -33,6 +35,7 @@ class Exported:
     out: Path
     report: ExportReport
     registry: Registry
+    energy: DayEnergy  # the day the export read, before disclosure control
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +46,16 @@ def exported(filled_day: FilledDay, tmp_path_factory: pytest.TempPathFactory) ->
     out = tmp_path_factory.mktemp("opendata-day")
     influx = filled_day.influx
     reader = Reader(InfluxSettings(url=influx.url, database=influx.database))
+    midnight = dt.datetime.combine(DAY_DATE, dt.time(), TZ)
     try:
         report = export_days(
             reader, labels, first=DAY_DATE, last=DAY_DATE, out_dir=out, opendata=OpenDataSettings(), tz=TZ
         )
+        energy = ledger_day(reader, midnight, midnight + dt.timedelta(days=1), labels)
     finally:
         reader.close()
     print(f"export of the simulated day: {report.line()}")
-    yield Exported(out, report, registry)
+    yield Exported(out, report, registry, energy)
     registry.engine.dispose()
 
 
@@ -63,26 +68,36 @@ def _truth_kwh(filled: FilledDay, column: str) -> float:
 def test_the_days_import_and_export_equal_the_ground_truth(filled_day: FilledDay, exported: Exported) -> None:
     (day,) = read_json(exported.out, "quarter-energy-daily", MONTH)
     assert day["households"] == 110
-    assert day["suppressed"] == []
     quarter_hours = read_json(exported.out, "quarter-energy-15min", MONTH)
     assert len(quarter_hours) == 96
-    for column, truth_column in (("grid_import_kwh", "import_wh"), ("grid_export_kwh", "export_wh")):
+    totals = exported.energy.day_total()
+    for column, kind, truth_column in (
+        ("grid_import_kwh", "import", "import_wh"),
+        ("grid_export_kwh", "export", "export_wh"),
+    ):
         truth = _truth_kwh(filled_day, truth_column)
+        read = sum(totals[kind].values())  # what the export computed, before disclosure control
         assert truth > 0
-        assert day[column] == pytest.approx(truth, rel=1e-3), column
+        assert read == pytest.approx(truth, rel=1e-3), column
         published = [row[column] for row in quarter_hours if column not in row["suppressed"]]
         withheld = 96 - len(published)
-        # a withheld quarter hour (early or late PV: fewer than five households export) never alone: the
-        # day's total minus the others would give it back
-        assert withheld != 1, column
-        if column == "grid_import_kwh":  # 110 households in every quarter hour
+        if column == "grid_import_kwh":  # 110 households in every quarter hour: nothing withheld
             assert withheld == 0
+            assert day[column] == pytest.approx(read, abs=0.0005)
             assert sum(published) == pytest.approx(day[column], abs=96 * 0.0005)  # each rounded to the Wh
-        assert sum(published) <= day[column] + 96 * 0.0005
+        else:
+            # early and late PV: fewer than five households export. Only those quarter hours are
+            # withheld (no partner), and the day's export with them, since the day minus the published
+            # quarter hours would be their sum; and with it self-consumption and self-sufficiency
+            assert withheld > 0
+            assert day[column] is None
+            assert {column, "self_consumption_kwh", "self_sufficiency_percent"} <= set(day["suppressed"])
+            assert 0 < read - sum(published) < 0.01 * read
         print(
-            f"{column}: truth {truth:.3f} kWh, exported {day[column]} "
-            f"({(day[column] - truth) / truth:+.5%}), {withheld} quarter hours withheld"
+            f"{column}: truth {truth:.3f} kWh, exported {read:.3f} ({(read - truth) / truth:+.5%}), "
+            f"{withheld} quarter hours withheld; published in the daily file: {day[column]}"
         )
+    print(f"the quarter's day withheld: {day['suppressed']}")
 
 
 def test_street_stations_are_the_street_sensors_only(filled_day: FilledDay, exported: Exported) -> None:

@@ -167,12 +167,21 @@ def test_two_withheld_quarter_hours_of_one_household_are_not_their_day_minus_the
     export(influx, registry, tmp_path, DAY_A)
     quarter_hours = rows(tmp_path, "quarter-energy-15min", DAY_A)
     day = rows(tmp_path, "quarter-energy-daily", DAY_A)[0]
+    buildings = {row["building"]: row for row in rows(tmp_path, "building-energy-daily", DAY_A)}
     withheld = [row["start"][11:16] for row in quarter_hours if "ev_charging_kwh" in row["suppressed"]]
-    published = sum(row["ev_charging_kwh"] or 0.0 for row in quarter_hours)
-    assert day["ev_charging_kwh"] == pytest.approx(11.0)
-    # A5's 6 kWh (review18: recovered exactly) now only together with the five households' 10:00
-    assert withheld == ["02:30", "02:45", "10:00"]
-    assert day["ev_charging_kwh"] - published == pytest.approx(11.0)
+    # A5's 6 kWh (review18: recovered exactly as the day minus the rest): only its own quarter hours are
+    # withheld (primary rule, no partner: the public page decides a quarter hour the same way), and the
+    # day's EV charging with them
+    assert withheld == ["02:30", "02:45"]
+    assert [row["ev_charging_kwh"] for row in quarter_hours if row["start"][11:16] == "10:00"] == [5.0]
+    assert day["ev_charging_kwh"] is None
+    assert "ev_charging_kwh" in day["suppressed"]
+    # Haus A (A0..A5, 11 kWh) passes on its own, but it is the only building that charges: published, it
+    # would be the day's total again. The day minus the quarter hours is linked to it: withheld
+    haus_a = buildings["building-01"]
+    assert haus_a["ev_charging_kwh"] is None
+    assert "ev_charging_kwh" in haus_a["suppressed"]
+    assert all(row["ev_charging_kwh"] is None for row in buildings.values())
 
 
 def test_a_building_of_four_is_not_the_quarter_minus_the_published_buildings(
