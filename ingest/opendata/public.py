@@ -4,23 +4,27 @@ from InfluxDB in ONE request per cache period and shared by every visitor (:clas
 What it holds (definitions as in docs/portal.md, "For the quarter"; the page says it in plain words):
 
 - **today by quarter hour** from the energy ledger (``rollups.energy``): grid import and export of the
-  households' meters, PV yield of every installation (households' and buildings'); the newest complete
+  households' meters, PV yield of every installation (households' and buildings'); the newest settled
   quarter hour of these is the page's "power flows now" (energy of that quarter hour, and its mean power);
-- **only complete quarter hours** (review18 H3: a quarter hour first shown with 5 households and later
-  with 6 changes by exactly the late household's value): a quarter hour is shown, and counts into today's
-  and the month's figures, only once every household expected has reported it — expected are the
-  households that reported in the 24 hours before it — or once its day is final (older than the ledger's
-  ``energy.window``, which it no longer rewrites; the open-data files publish only final days). Until then
-  the page says "not complete yet". Households are counted by the export's identity
-  (:meth:`ingest.opendata.sources.Identities.contributor`: the registry's assignment history, not names);
-- **self-sufficiency** today and this month: ``1 − Σt max(0, Iq(t) − Eq(t)) / Cq`` with
-  ``Cq = ΣI + ΣP − ΣE`` — the part of the quarter's electricity use not drawn from outside the quarter,
-  netted per quarter hour (a neighbour's solar power counts as the quarter's own);
+- **only settled quarter hours** (review18 H3, review18b HIGH-2: a figure shown and later changed gives
+  the change away, one household's value): the ledger books an increment into the quarter hour of its
+  later reading, so a quarter hour is shown, and counts into today's self-sufficiency, only once it has
+  ended and every expected device has a value in a later quarter hour (:func:`_settled`). Until then the
+  page says "not complete yet"; the running quarter hour is in no figure;
+- **disclosure as the files**: each quarter hour's figure by the primary (n, k) rule alone
+  (:func:`ingest.opendata.disclosure.assess`, no partner quarter hours); no total of today's quarter hours
+  is published; today's self-sufficiency only while none of its quarter hours withholds import, export or
+  PV (the file withholds that day's totals and what derives from them);
+- **self-sufficiency** today (settled quarter hours) and this month (its FINAL days only, by the files'
+  own rule :func:`ingest.opendata.export.last_final_day`, so it changes once a day and its differences say
+  nothing about today): ``1 − Σt max(0, Iq(t) − Eq(t)) / Cq`` with ``Cq = ΣI + ΣP − ΣE``, netted per quarter
+  hour, rounded to the files' 0.1 % before it leaves; households counted by the registry's identity
+  (:meth:`ingest.opendata.sources.Identities.contributor`), never by name tags;
 - **street climate**: 10-minute means over the street sensors of today (raw ``environment``).
 
-Disclosure: a quarter total is shown only where :func:`ingest.opendata.disclosure.publishable` allows it
+Disclosure: a quarter total is shown only where :func:`ingest.opendata.disclosure.assess` publishes it
 (at least ``min_households`` contributing households, none above ``dominance_percent`` of the total);
-a self-sufficiency only where the period's import (households) and PV yield (installations) both pass.
+a self-sufficiency only where the period's import, export (households) and PV yield (installations) pass.
 Otherwise the figure is None and the page says why, as the open-data files mark a suppressed cell.
 
 Street sensors, never indoor ones: the rule of the open-data export (:mod:`ingest.opendata.sources`):
@@ -28,9 +32,9 @@ Street sensors, never indoor ones: the rule of the open-data export (:mod:`inges
 building) without a household. Rooms, stairwells and every sensor of a household are never read.
 
 Cost: each refresh is one HTTP ``/query`` with several statements (InfluxDB counts one ``queryReq``):
-the quarter hours per household, device and kind of the days the ledger may still rewrite (and the 24 hours
-before them, for the expectations), the month's final days as sums per quarter hour and per household, the
-street means. The final days are read once and kept for :data:`SETTLED_TTL_S`, as the portal keeps them.
+the quarter hours per household, device and kind of today (and the 24 hours before it, for the
+expectations), the month's final days as sums per quarter hour and daily points per device, the street
+means. The final days are read when one more becomes final and kept for :data:`SETTLED_TTL_S`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The public quarter page at ``/quarter`` and the open-data files at ``/opendata/``: for everyone, no login.
 
-``/quarter`` shows the quarter's electricity of the last complete quarter hour and of today by quarter hour,
+``/quarter`` shows the quarter's electricity of the newest settled quarter hour and of today by quarter hour,
 today's and this month's self-sufficiency, the street climate and links to the open datasets, in German
 or English (the switch at ``/quarter/lang/<code>``, the pages' cookie). Tables always; charts with uPlot
 (``quarter.js``, the copy /ops serves from node_modules) when JavaScript runs. ``/quarter/data`` answers
