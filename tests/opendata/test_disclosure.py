@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from ingest.opendata.disclosure import (
@@ -13,6 +16,8 @@ from ingest.opendata.disclosure import (
     protect_group,
     publishable,
 )
+from ingest.opendata.energy_tables import DayEnergy, day_tables
+from ingest.opendata.sources import quarter_hours
 
 RULE = Rule(min_households=5, dominance_percent=85.0)
 
@@ -167,3 +172,60 @@ def test_derived_figures_follow_their_inputs() -> None:
     assert withheld.withheld
     assert withheld.value is None
     assert derived(cell(2.0), Cell(None, 0, Status.missing), total=None).status is Status.missing
+
+
+def test_a_withheld_total_linked_to_withheld_cells_of_another_group() -> None:
+    """A day's buildings add up to the day even when the day is withheld for its quarter hours: all of
+    them published, they would give the day back and the withheld quarter hour with it."""
+    quarter_hour = {("hh-0", "Haus 1"): 0.05}  # one exporter: withheld
+    parts = {"Haus 1": {("hh-0", "Haus 1"): 2.0, **five(1.0)}, "Haus 2": five(0.5, 20)}
+    cells = {key: assess(contributions, RULE) for key, contributions in parts.items()}
+    day = Cell(7.55, 11, Status.secondary)
+    protected, total = protect_group(cells, day, contributions=parts, rule=RULE, linked=quarter_hour)
+    assert withheld(protected) == {"Haus 2"}  # the smallest: 2.5 kWh of five, minus hh-0's 0.05: passes
+    assert total is day
+    unlinked, _ = protect_group(cells, day, contributions=parts, rule=RULE)
+    assert unlinked == cells  # without the link the withheld total protects nothing and needs nothing
+
+
+def test_one_withheld_export_quarter_hour_withholds_the_days_export_only() -> None:
+    """review18b HIGH-1: the page and the file chose different partners for a withheld quarter hour, and
+    together gave it back. Now a quarter hour is withheld by the primary rule alone, and the day's total
+    of its kind (with the figures derived from it) instead."""
+    tz = ZoneInfo("Europe/Berlin")
+    midnight = dt.datetime.combine(dt.date(2025, 6, 15), dt.time(), tz)
+    day = DayEnergy(quarter_hours(midnight, midnight + dt.timedelta(days=1)))
+    lone = day.slots[28]  # 07:00: only A0 feeds in
+    for building in ("A", "B"):
+        for number in range(6):
+            who = (f"{building}{number}", building)
+            for index, start in enumerate(day.slots):
+                day.add(start, "import", who, 0.1)
+                day.add(start, "heat", who, 0.3)
+                if 28 <= index < 72:
+                    day.add(start, "pv", who, 0.2)
+                if 40 <= index < 60 or (start == lone and who == ("A0", "A")):
+                    day.add(start, "export", who, 0.05 if start == lone else 0.1)
+    tables = day_tables(day, midnight=midnight, buildings={"A": "building-01", "B": "building-02"}, rule=RULE)
+    export_withheld = [
+        index for index, row in enumerate(tables.quarter_15min) if "grid_export_kwh" in row["suppressed"]
+    ]
+    assert export_withheld == [28]  # no partner quarter hour
+    assert all(row["grid_export_kwh"] == pytest.approx(1.2) for row in tables.quarter_15min[40:60])
+    assert all(
+        row["suppressed"] == ["grid_export_kwh", "self_consumption_kwh", "self_sufficiency_percent"]
+        for row in tables.quarter_15min[28:29]
+    )
+    assert [index for index, row in enumerate(tables.quarter_15min) if row["suppressed"]] == [28]
+    quarter = tables.quarter_daily
+    assert quarter["suppressed"] == ["grid_export_kwh", "self_consumption_kwh", "self_sufficiency_percent"]
+    assert quarter["grid_export_kwh"] is None
+    assert quarter["grid_import_kwh"] == pytest.approx(12 * 96 * 0.1)
+    assert quarter["pv_kwh"] == pytest.approx(12 * 44 * 0.2)
+    assert quarter["heat_kwh"] == pytest.approx(12 * 96 * 0.3)
+    assert quarter["households"] == 12
+    # the buildings add up to the day: B's export (the smaller) is withheld so they do not give it back
+    a, b = tables.buildings_daily
+    assert a["grid_export_kwh"] == pytest.approx(6 * 20 * 0.1 + 0.05)
+    assert b["grid_export_kwh"] is None
+    assert b["suppressed"] == ["grid_export_kwh", "self_consumption_kwh", "self_sufficiency_percent"]
