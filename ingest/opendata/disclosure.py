@@ -16,25 +16,39 @@ dominance rule (one owner stands behind it) but does not count as a household. A
 no meter reports at all is not suppressed but missing (nothing was measured).
 
 **Secondary suppression.** No withheld cell, and no sum of withheld cells that fails the rule, may be
-recomputable from published figures. The quarter's day is the sum of its 96 quarter hours and of its
-buildings' days, so in each such group (:func:`protect_group`: parts adding up to a published total) the
-withheld parts' *sum* is known (the total minus the published parts). The group is protected when that
-sum passes the rule itself: the union of the withheld parts' contributions (each contributor's amounts
-summed over them) is assessed with the same (n, k) rule. While it fails, the smallest published part (by
-value; a zero part only while the withheld ones sum to zero, since only then can it help) is withheld as
-well and the union assessed again; with nothing left to add, the total is withheld. A single withheld
-part thus always gets a partner (its union alone is the primary cell, which fails), and two parts of one
-household each (its EV charging at night) are not left to be recomputed as their sum. Since all parts
-together are the total, which passed, the loop ends with the group protected. Energy outside every
-building (a device registered to no building) is a hidden part of the buildings' group: never written, it
-always counts as withheld. Derived figures (self-consumption from PV and export, self-sufficiency from
-those and import) are withheld whenever one of their inputs is, since a derived figure and the other inputs
-give the withheld one back.
+recomputable from published figures. Two groups of parts add up to the quarter's day (per kind): its 96
+quarter hours and its buildings.
+
+- *Quarter hours.* A quarter hour is withheld by the primary rule alone, never as a partner, so the public
+  page (which sees the day so far) and the files (the whole day) decide each quarter hour alike and never
+  withhold different partners whose union would give a cell back (review18b HIGH-1). Instead, when any
+  quarter hour of a kind is withheld, the day's total of that kind is (it minus the published quarter hours
+  would be their sum), and every figure derived from it with it.
+- *Buildings* (:func:`protect_group`: parts adding up to a published total). The withheld parts' *sum* is
+  known (the total minus the published parts). The group is protected when that sum passes the rule
+  itself: the union of the withheld parts' contributions (each contributor's amounts summed over them) is
+  assessed with the same (n, k) rule. While it fails, the smallest published part (by value; a zero part
+  only while the withheld ones sum to zero, since only then can it help) is withheld as well and the union
+  assessed again; with nothing left to add, the total is withheld. A single withheld part thus always gets
+  a partner (its union alone is the primary cell, which fails). Since all parts together are the total,
+  which passed, the loop ends with the group protected. Energy outside every building (a device
+  registered to no building) is a hidden part: never written, it always counts as withheld.
+- *Both.* When the day's total is withheld for its quarter hours, the buildings still add up to it, so
+  all of them published would give the total, and the withheld quarter hours' sum, back. The two groups
+  are then linked (``protect_group(linked=...)``): the published parts give the withheld buildings' sum
+  minus the withheld quarter hours' sum, and that difference, contributor by contributor, must pass the
+  rule; while it fails the smallest published building is withheld as well. Otherwise a building needs
+  only the primary rule.
+
+Derived figures (self-consumption from PV and export, self-sufficiency from those and import) are withheld
+whenever one of their inputs is, since a derived figure and the other inputs give the withheld one back.
 
 **Households column.** A row's ``households`` count is withheld (marked like the figures) when every figure
 of the row that was measured is withheld: a count of 1 or 4 beside withheld figures would say why they are
-withheld and how few households a building takes part with. The buildings' counts add up to the quarter's,
-so one withheld alone gets the smallest published count as a partner
+withheld and how few households a building takes part with. The buildings' counts and the households
+outside every labelled building (never written: a withheld part) add up to the quarter's, so the withheld
+counts' sum is known; as for the figures, it must cover at least two parts and ``min_households``
+households, else the smallest published count is withheld as well
 (:mod:`ingest.opendata.energy_tables`).
 
 **Marking.** Every suppressed cell stays in the file, marked: the CSV cell holds a dot (``.``, the sign of
