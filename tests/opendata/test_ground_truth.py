@@ -97,7 +97,9 @@ def test_the_days_import_and_export_equal_the_ground_truth(filled_day: FilledDay
             f"{column}: truth {truth:.3f} kWh, exported {read:.3f} ({(read - truth) / truth:+.5%}), "
             f"{withheld} quarter hours withheld; published in the daily file: {day[column]}"
         )
-    print(f"the quarter's day withheld: {day['suppressed']}")
+    columns = sorted({column for row in quarter_hours for column in row["suppressed"]})
+    per_column = {column: sum(column in row["suppressed"] for row in quarter_hours) for column in columns}
+    print(f"quarter hours withheld per column: {per_column}; the quarter's day withheld: {day['suppressed']}")
 
 
 def test_street_stations_are_the_street_sensors_only(filled_day: FilledDay, exported: Exported) -> None:
