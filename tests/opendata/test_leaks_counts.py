@@ -65,7 +65,11 @@ def test_two_withheld_building_counts_are_not_left_as_their_sum() -> None:
     counts = [row["households"] for row in tables.buildings_daily]
     assert counts == [None, None, None, 7]
     assert tables.buildings_daily[2]["pv_kwh"] is not None  # W keeps a figure: withheld as a partner
-    assert tables.buildings_daily[2]["suppressed"][0] == "households"
+    assert tables.buildings_daily[2]["suppressed"] == [
+        "households",
+        "grid_import_kwh",
+        "self_sufficiency_percent",
+    ]
 
 
 def test_households_outside_labelled_buildings_are_a_withheld_count() -> None:
