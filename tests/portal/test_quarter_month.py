@@ -12,7 +12,7 @@ import pytest
 from ingest.config import InfluxSettings
 from ingest.localservices import InfluxDB
 from ingest.opendata.disclosure import Rule, assess
-from ingest.opendata.public import BatchReader, QuarterSource, _period_from
+from ingest.opendata.public import MONTH_COVER_KWH, BatchReader, QuarterSource, _period_from
 from ingest.opendata.sources import Identities, Span
 from ingest.portal.reader import Row
 from tests.portal.quarter_seed import STREET, TZ, Quarter, seed
@@ -24,7 +24,10 @@ def local(day: int, hour: int, minute: int) -> dt.datetime:
     return dt.datetime(2026, 11, day, hour, minute, tzinfo=TZ).astimezone(dt.UTC)
 
 
-def source(quarter: Quarter, now: Callable[[], dt.datetime]) -> QuarterSource:
+def source(
+    quarter: Quarter, now: Callable[[], dt.datetime], *, month_cover_kwh: float = 0.0
+) -> QuarterSource:
+    """The page's figures; the seeded quarter is small, so the month's cover is off unless given."""
     return QuarterSource(
         BatchReader(InfluxSettings(url=quarter.url, database=quarter.database)),
         TZ,
@@ -32,6 +35,7 @@ def source(quarter: Quarter, now: Callable[[], dt.datetime]) -> QuarterSource:
         street_building=STREET,
         window=dt.timedelta(days=1),
         now=now,
+        month_cover_kwh=month_cover_kwh,
     )
 
 
@@ -74,6 +78,21 @@ def test_the_month_figure_does_not_move_within_a_day(influxdb: InfluxDB) -> None
     assert value is not None
     assert value == round(value, 3)
     assert {figures.month_through for figures in months} == {dt.date(2026, 11, 18)}
+
+
+def test_a_small_months_figure_waits_until_its_rounding_covers_a_quarter_hour(influxdb: InfluxDB) -> None:
+    """The month figure moves once a day by a final day whose withheld quarter hours the files keep back;
+    it is shown only once half its 0.1 % step is MONTH_COVER_KWH of the month's consumption (the seeded
+    quarter's first days are far below: withheld), and with the cover off it is there."""
+    quarter = seed(influxdb.url, now=local(20, 7, 17), street_sensors=1, daylight=False)
+    try:
+        covered = source(quarter, lambda: local(20, 7, 2), month_cover_kwh=MONTH_COVER_KWH).load()
+        open_ = source(quarter, lambda: local(20, 7, 2)).load()
+    finally:
+        quarter.drop()
+    assert covered.month_through == dt.date(2026, 11, 18)
+    assert covered.self_sufficiency_month is None
+    assert open_.self_sufficiency_month is not None
 
 
 def test_the_months_households_are_counted_by_the_registry_not_by_names() -> None:
