@@ -23,7 +23,7 @@ from ingest.opendata.datasets import (
 )
 from ingest.opendata.files import Row, exported_files, write_month
 from ingest.opendata.settings import OpenDataSettings
-from tests.opendata.catalogue_check import CSVW, DCAT, DCATDE, DCT, check_catalogue
+from tests.opendata.catalogue_check import CSVW, DCAT, DCATDE, DCT, check_catalogue, parse_catalogue
 
 SCHEMA = Namespace("http://schema.org/")
 QUDT = Namespace("http://qudt.org/schema/qudt/")
@@ -94,7 +94,7 @@ def _settings(**changes: object) -> OpenDataSettings:
 
 
 def _graph(path: Path) -> Graph:
-    return Graph().parse(path, format="json-ld")
+    return parse_catalogue(path)
 
 
 def test_development_catalogue_holds_every_required_property_and_its_files(out_dir: Path) -> None:
