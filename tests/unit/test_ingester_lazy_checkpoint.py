@@ -165,17 +165,22 @@ def test_a_refused_lines_identity_waits_for_the_durable_checkpoint(tmp_path: Pat
     assert sorted(set(stamps(replayed.lines))) == good
 
 
+def start_in_batches_of_ten(
+    state: Path, influx: FakeInflux
+) -> tuple[WatchedSpool, FakeBroker, Ingester, asyncio.Task[None]]:
+    """An ingester on a watched spool in ``state``, batches of 10, running (call inside the event loop)."""
+    spool = WatchedSpool(state / "spool")
+    broker = FakeBroker()
+    ingester = Ingester(settings_for(state, batch_size=10), source=broker.bind, writer=influx, spool=spool)
+    return spool, broker, ingester, asyncio.create_task(ingester.run())
+
+
 def test_the_sink_takes_this_process_records_from_memory(tmp_path: Path) -> None:
     messages = [reading(i) for i in range(50)]
     influx = FakeInflux()
 
     async def scenario() -> WatchedSpool:
-        spool = WatchedSpool(tmp_path / "spool")
-        broker = FakeBroker()
-        ingester = Ingester(
-            settings_for(tmp_path, batch_size=10), source=broker.bind, writer=influx, spool=spool
-        )
-        run = asyncio.create_task(ingester.run())
+        spool, broker, ingester, run = start_in_batches_of_ten(tmp_path, influx)
         for start in range(0, 50, 10):
             broker.deliver(messages[start : start + 10])
             await asyncio.sleep(0.01)
@@ -197,12 +202,7 @@ def test_records_past_the_memory_bound_are_read_from_disk_in_order(
     influx.up = False  # the records pile up in the spool meanwhile
 
     async def scenario() -> WatchedSpool:
-        spool = WatchedSpool(tmp_path / "spool")
-        broker = FakeBroker()
-        ingester = Ingester(
-            settings_for(tmp_path, batch_size=10), source=broker.bind, writer=influx, spool=spool
-        )
-        run = asyncio.create_task(ingester.run())
+        spool, broker, ingester, run = start_in_batches_of_ten(tmp_path, influx)
         for start in range(0, 40, 10):
             broker.deliver(messages[start : start + 10])
         await until(lambda: ingester.stats.spooled == 40, "the first half spooled")
