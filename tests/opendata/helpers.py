@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+import yaml
+
+from ingest.opendata import cli
 from ingest.opendata.datasets import DATASETS, SUPPRESSED_CSV, dataset
+from tests.helpers import InfluxQuery
 
 
 def read_json(out: Path, dataset_id: str, month: str) -> list[dict[str, Any]]:
@@ -54,3 +60,33 @@ def assert_no_identifiers(out: Path, names: set[str]) -> None:
         text = path.read_text(encoding="utf-8")
         found = sorted(name for name in names if name and name in text)
         assert found == [], f"{path.name} names {found}"
+
+
+def write_lines(influx: InfluxQuery, lines: list[str], **params: str) -> None:
+    """Write line protocol (seconds) into ``influx``'s database; ``params`` e.g. ``rp="rollups"``."""
+    response = httpx.post(
+        f"{influx.url}/write",
+        params={"db": influx.database, "precision": "s", **params},
+        content="\n".join(lines).encode(),
+        trust_env=False,
+        timeout=60,
+    )
+    assert response.status_code == 204, response.text
+
+
+def parse_opendata(*argv: str) -> argparse.Namespace:
+    """``reallabor opendata ARGV`` parsed by the real command line."""
+    parser = argparse.ArgumentParser(prog="reallabor")
+    cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["opendata", *argv])
+
+
+def write_settings(path: Path, influx: InfluxQuery, registry_url: str, **sections: object) -> Path:
+    """A settings file at ``path``: ``influx``, the registry at ``registry_url`` and ``sections``."""
+    settings = {
+        "influx": {"url": influx.url, "database": influx.database},
+        "registry": {"url": registry_url},
+        **sections,
+    }
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return path

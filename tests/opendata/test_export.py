@@ -5,7 +5,6 @@ indoor sensors that look like them. Then the command line: its errors and a real
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import threading
@@ -16,13 +15,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 import yaml
 
 from ingest.config import InfluxSettings
 from ingest.localservices import InfluxDB
-from ingest.opendata import cli
 from ingest.opendata.datasets import SUPPRESSED_CSV
 from ingest.opendata.export import ExportReport, due_range, export_days, next_run, read_state, run_loop
 from ingest.opendata.settings import OpenDataSettings
@@ -31,7 +28,15 @@ from ingest.portal.reader import Reader
 from ingest.registry.db import session_factory
 from tests.helpers import InfluxQuery
 from tests.opendata.catalogue_check import check_catalogue
-from tests.opendata.helpers import assert_csv_equals_json, assert_no_identifiers, read_csv, read_json
+from tests.opendata.helpers import (
+    assert_csv_equals_json,
+    assert_no_identifiers,
+    parse_opendata,
+    read_csv,
+    read_json,
+    write_lines,
+    write_settings,
+)
 from tests.opendata.registry import STREET_BUILDING, Placed, Registry, build_registry
 
 pytestmark = pytest.mark.integration
@@ -119,17 +124,6 @@ class World:
     settings: OpenDataSettings
 
 
-def _write(influx: InfluxQuery, lines: list[str], **params: str) -> None:
-    response = httpx.post(
-        f"{influx.url}/write",
-        params={"db": influx.database, "precision": "s", **params},
-        content="\n".join(lines).encode(),
-        trust_env=False,
-        timeout=60,
-    )
-    assert response.status_code == 204, response.text
-
-
 @pytest.fixture(scope="module")
 def world(influxdb: InfluxDB, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     database = f"opendata_{uuid.uuid4().hex[:8]}"
@@ -137,8 +131,8 @@ def world(influxdb: InfluxDB, tmp_path_factory: pytest.TempPathFactory) -> Itera
     influx.query(f'CREATE DATABASE "{database}"')
     influx.query(f'CREATE RETENTION POLICY "rollups" ON "{database}" DURATION INF REPLICATION 1')
     expected = Expected({})
-    _write(influx, ledger_lines(expected), rp="rollups")
-    _write(influx, environment_lines())
+    write_lines(influx, ledger_lines(expected), rp="rollups")
+    write_lines(influx, environment_lines())
     devices = [STREET, *TRAPS]
     devices += [Placed(f"gw-{b[-1].lower()}", f"{name}-import", "sml", b, name) for name, b in households()]
     registry = build_registry(
@@ -286,38 +280,26 @@ def test_the_catalogue_describes_every_exported_file(exported: Path) -> None:
 # ------------------------------------------------------------------------------------------ the command line
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="reallabor")
-    cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["opendata", *argv])
-
-
 @pytest.fixture
 def config(world: World, tmp_path: Path) -> Path:
-    path = tmp_path / "settings.yaml"
-    settings = {
-        "influx": {"url": world.influx.url, "database": world.influx.database},
-        "registry": {"url": world.registry.url},
-    }
-    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    return path
+    return write_settings(tmp_path / "settings.yaml", world.influx, world.registry.url)
 
 
 def test_cli_refuses_bad_dates_and_an_unwritable_directory(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        parse("export", "--from", "2025-13-01", "--to", "2025-03-12")
+        parse_opendata("export", "--from", "2025-13-01", "--to", "2025-03-12")
     assert exited.value.code == 2
     assert "not a date YYYY-MM-DD (2026-11-29): '2025-13-01'" in capsys.readouterr().err
-    args = parse(
+    args = parse_opendata(
         "export", "--config", str(config), "--from", "2025-03-13", "--to", "2025-03-12", "--out", "x"
     )
     assert args.func(args) == 2
     assert "--from (2025-03-13) is after --to (2025-03-12)" in capsys.readouterr().err
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    args = parse("export", "--config", str(config), "--from", "2025-03-12", "--to", "2025-03-12")
+    args = parse_opendata("export", "--config", str(config), "--from", "2025-03-12", "--to", "2025-03-12")
     args.out = blocker / "out"
     assert args.func(args) == 2
     assert f"--out {blocker / 'out'} is not writable" in capsys.readouterr().err
@@ -325,7 +307,7 @@ def test_cli_refuses_bad_dates_and_an_unwritable_directory(
 
 def test_cli_exports_a_day(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "open"
-    args = parse(
+    args = parse_opendata(
         "export", "--config", str(config), "--from", "2025-03-12", "--to", "2025-03-12", "--out", str(out)
     )
     assert args.func(args) == 0
@@ -348,7 +330,7 @@ def test_cli_run_once_exports_the_final_days_and_remembers(
     out = tmp_path / "daily"
     settings = yaml.safe_load(config.read_text(encoding="utf-8"))
     config.write_text(yaml.safe_dump({**settings, "opendata": {"out_dir": str(out)}}), encoding="utf-8")
-    args = parse("run", "--config", str(config), "--once")
+    args = parse_opendata("run", "--config", str(config), "--once")
     assert args.func(args) == 0
     newest = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1, minutes=15)).astimezone(TZ).date()
     newest -= dt.timedelta(days=1)
@@ -424,7 +406,7 @@ def test_street_readings_from_the_raw_retention_policy(world: World, tmp_path: P
     )
     noon = int(dt.datetime.combine(DAY1, dt.time(12), TZ).timestamp())
     tags = "gateway=gw-street,device=env-street-01,profile=ttn-v3,building=Quartiersplatz"
-    _write(world.influx, [f"environment,{tags} temperature_c=3.0 {noon}"], rp="raw_other")
+    write_lines(world.influx, [f"environment,{tags} temperature_c=3.0 {noon}"], rp="raw_other")
     reader = Reader(InfluxSettings(url=world.influx.url, database=world.influx.database))
     try:
         export_days(
@@ -452,19 +434,19 @@ def test_cli_says_what_is_missing_exit_1(
     config.write_text(
         yaml.safe_dump({**settings, "registry": {"url": f"sqlite:///{missing}"}}), encoding="utf-8"
     )
-    args = parse("export", "--config", str(config), *day)
+    args = parse_opendata("export", "--config", str(config), *day)
     assert args.func(args) == 1
     assert f"no registry database at {missing}: run `reallabor registry migrate`" in capsys.readouterr().err
     assert not missing.exists()  # not created empty
     away = {**settings, "influx": {"url": "http://127.0.0.1:1", "database": world.influx.database}}
     config.write_text(yaml.safe_dump(away), encoding="utf-8")
-    args = parse("export", "--config", str(config), *day)
+    args = parse_opendata("export", "--config", str(config), *day)
     assert args.func(args) == 1
     assert "InfluxDB at http://127.0.0.1:1: ConnectError" in capsys.readouterr().err
     broken = tmp_path / "out" / "quarter-energy-daily" / "quarter-energy-daily_2025-03.json"
     broken.parent.mkdir(parents=True)
     broken.write_text("<html>not ours</html>", encoding="utf-8")
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    args = parse("export", "--config", str(config), *day)
+    args = parse_opendata("export", "--config", str(config), *day)
     assert args.func(args) == 1
     assert f"{broken}: not an export file (JSONDecodeError" in capsys.readouterr().err

@@ -6,7 +6,6 @@ final and dates InfluxDB cannot hold."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import fcntl
 import os
@@ -17,14 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-import yaml
 
 from ingest.config import InfluxSettings
 from ingest.energy.job import local_days as ledger_days
 from ingest.localservices import InfluxDB
-from ingest.opendata import cli
 from ingest.opendata.export import (
     SETTLE,
     ExportReport,
@@ -38,7 +34,7 @@ from ingest.opendata.sources import PublicLabels, load_labels
 from ingest.portal.reader import Reader
 from ingest.registry.db import session_factory
 from tests.helpers import InfluxQuery
-from tests.opendata.helpers import read_json
+from tests.opendata.helpers import parse_opendata, read_json, write_lines, write_settings
 from tests.opendata.registry import STREET_BUILDING, Placed, Registry, build_registry
 
 pytestmark = pytest.mark.integration
@@ -48,17 +44,6 @@ LATE_DAY = DAYS[2]
 LATE_SLOT = dt.datetime(2025, 3, 12, 5, 0, tzinfo=TZ)  # C5's quarter hour arrives late
 HOUSEHOLDS = [(f"C{n}", "Haus C") for n in range(6)]
 STREET = Placed("gw-street", "env-street-01", "ttn-v3", STREET_BUILDING, None, "52.5163, 13.3777")
-
-
-def _write(influx: InfluxQuery, lines: list[str], **params: str) -> None:
-    response = httpx.post(
-        f"{influx.url}/write",
-        params={"db": influx.database, "precision": "s", **params},
-        content="\n".join(lines).encode(),
-        trust_env=False,
-        timeout=60,
-    )
-    assert response.status_code == 204, response.text
 
 
 def _energy(household: str, moment: dt.datetime, kwh: float) -> str:
@@ -95,8 +80,8 @@ def world(influxdb: InfluxDB, tmp_path_factory: pytest.TempPathFactory) -> Itera
         ten = dt.datetime.combine(day, dt.time(10), TZ)
         tags = "gateway=gw-street,device=env-street-01,profile=ttn-v3,building=Quartiersplatz"
         street.append(f"environment,{tags} temperature_c=7.5 {int(ten.timestamp())}")
-    _write(influx, energy, rp="rollups")
-    _write(influx, street)
+    write_lines(influx, energy, rp="rollups")
+    write_lines(influx, street)
     devices = [STREET, *(Placed("gw-c", f"{n}-import", "sml", b, n) for n, b in HOUSEHOLDS)]
     registry = build_registry(
         tmp_path_factory.mktemp("final-registry"), ["Haus C", STREET_BUILDING], HOUSEHOLDS, devices
@@ -147,7 +132,7 @@ def test_a_published_day_is_never_revised_by_late_data(world: World, tmp_path: P
     assert first.published == [LATE_DAY]
     before = _month_files(out)
     assert _slot(out, LATE_SLOT)["households"] == 5
-    _write(world.influx, [_energy("C5", LATE_SLOT.astimezone(dt.UTC), 0.377)], rp="rollups")
+    write_lines(world.influx, [_energy("C5", LATE_SLOT.astimezone(dt.UTC), 0.377)], rp="rollups")
     again = export(world, out, DAYS[1], LATE_DAY)  # the day before is new, the late day is not
     assert (again.published, again.already) == ([DAYS[1]], [LATE_DAY])
     slot = _slot(out, LATE_SLOT)
@@ -190,7 +175,7 @@ def test_expired_street_readings_do_not_delete_published_rows(world: World, tmp_
             for day in DAYS[:2]
             for n in range(3)
         ]
-        _write(influx, lines)
+        write_lines(influx, lines)
         own = World(influx, world.registry, world.labels)
         export(own, out, DAYS[0], DAYS[1])
         assert len(read_json(out, "street-environment-10min", "2025-03")) == 6
@@ -262,22 +247,10 @@ def test_final_days_are_the_days_the_ledger_no_longer_recomputes(window: dt.time
 # ------------------------------------------------------------------------------- the command line
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="reallabor")
-    cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["opendata", *argv])
-
-
 @pytest.fixture
 def config(world: World, tmp_path: Path) -> Path:
-    path = tmp_path / "settings.yaml"
-    settings = {
-        "influx": {"url": world.influx.url, "database": world.influx.database},
-        "registry": {"url": world.registry.url},
-        "opendata": {"out_dir": str(tmp_path / "open")},
-    }
-    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    return path
+    opendata = {"out_dir": str(tmp_path / "open")}
+    return write_settings(tmp_path / "settings.yaml", world.influx, world.registry.url, opendata=opendata)
 
 
 def test_cli_refuses_days_that_are_not_final(
@@ -293,7 +266,9 @@ def test_cli_refuses_days_that_are_not_final(
         (newest, newest + dt.timedelta(days=1), newest + dt.timedelta(days=1)),
         (dt.date(2030, 1, 1), dt.date(2030, 1, 2), dt.date(2030, 1, 1)),
     ):
-        args = parse("export", "--config", str(config), "--from", first.isoformat(), "--to", last.isoformat())
+        args = parse_opendata(
+            "export", "--config", str(config), "--from", first.isoformat(), "--to", last.isoformat()
+        )
         assert args.func(args) == 2
         err = capsys.readouterr().err
         when = final_at(pending, dt.timedelta(days=1), TZ).isoformat(timespec="minutes")
@@ -318,21 +293,21 @@ def test_cli_refuses_dates_it_cannot_hold(
     """Review18 M7: 9999-12-31 and 0001-01-01 were an OverflowError traceback (exit 1); now exit 2 naming
     the value, as are the other ISO forms Python would accept."""
     with pytest.raises(SystemExit) as exited:
-        parse("export", "--from", text, "--to", text)
+        parse_opendata("export", "--from", text, "--to", text)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
 
 
 def test_cli_force_warns_and_a_re_export_is_a_no_op(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     day = ("--from", DAYS[0].isoformat(), "--to", DAYS[0].isoformat())
-    args = parse("export", "--config", str(config), *day)
+    args = parse_opendata("export", "--config", str(config), *day)
     assert args.func(args) == 0
     assert '"days_published": 1' in capsys.readouterr().out
     assert args.func(args) == 0
     captured = capsys.readouterr()
     assert '"days_already_published": 1' in captured.out
     assert "WARNING" not in captured.err
-    args = parse("export", "--config", str(config), *day, "--force")
+    args = parse_opendata("export", "--config", str(config), *day, "--force")
     assert args.func(args) == 0
     captured = capsys.readouterr()
     assert '"days_rewritten": 1' in captured.out
@@ -343,7 +318,7 @@ def test_cli_force_warns_and_a_re_export_is_a_no_op(config: Path, capsys: pytest
 def test_cli_help_explains_exit_codes_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     """Review18 L5."""
     with pytest.raises(SystemExit) as exited:
-        parse("export", "--help")
+        parse_opendata("export", "--help")
     assert exited.value.code == 0
     text = capsys.readouterr().out
     assert "Only final days" in text

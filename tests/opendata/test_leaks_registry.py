@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -29,7 +28,7 @@ from ingest.registry.db import session_factory
 from ingest.registry.fleet import update_device
 from ingest.registry.models import Building, Device, Household
 from tests.helpers import InfluxQuery
-from tests.opendata.helpers import read_json
+from tests.opendata.helpers import read_json, write_lines
 from tests.opendata.registry import STREET_BUILDING, Placed, Registry, build_registry
 
 pytestmark = pytest.mark.integration
@@ -94,25 +93,14 @@ def street_lines() -> list[str]:
     return [f"environment,{tags} temperature_c={8 + i},noise_dba=50 {noon + 600 * i}" for i in range(3)]
 
 
-def _write(influx: InfluxQuery, lines: list[str], **params: str) -> None:
-    response = httpx.post(
-        f"{influx.url}/write",
-        params={"db": influx.database, "precision": "s", **params},
-        content="\n".join(lines).encode(),
-        trust_env=False,
-        timeout=60,
-    )
-    assert response.status_code == 204, response.text
-
-
 @pytest.fixture(scope="module")
 def influx(influxdb: InfluxDB) -> Iterator[InfluxQuery]:
     database = f"leaks_{uuid.uuid4().hex[:8]}"
     influx = InfluxQuery(influxdb.url, database)
     influx.query(f'CREATE DATABASE "{database}"')
     influx.query(f'CREATE RETENTION POLICY "rollups" ON "{database}" DURATION INF REPLICATION 1')
-    _write(influx, ledger(), rp="rollups")
-    _write(influx, street_lines())
+    write_lines(influx, ledger(), rp="rollups")
+    write_lines(influx, street_lines())
     yield influx
     influx.drop()
 
