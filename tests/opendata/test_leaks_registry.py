@@ -187,12 +187,21 @@ def test_a_building_of_four_is_not_the_quarter_minus_the_published_buildings(
     assert day["pv_kwh"] - published == pytest.approx(45.01)
 
 
+def rename(registry: Registry, row: type[Building] | type[Household], name: str, new_name: str) -> None:
+    """Rename the building or household ``name`` through the registry's own update, as its page does."""
+    with session_factory(registry.engine)() as session:
+        found = session.execute(select(row).where(row.name == name)).scalar_one()
+        if isinstance(found, Building):
+            update_building(session, found, changes={"name": new_name})
+        else:
+            assert isinstance(found, Household)
+            update_household(session, found, changes={"name": new_name})
+
+
 def test_a_household_renamed_mid_day_is_one_household(
     influx: InfluxQuery, registry: Registry, tmp_path: Path
 ) -> None:
-    with session_factory(registry.engine)() as session:
-        household = session.execute(select(Household).where(Household.name == "B3")).scalar_one()
-        update_household(session, household, changes={"name": "B3 (neu)"})
+    rename(registry, Household, "B3", "B3 (neu)")
     haus_b = tables(influx, registry, DAY_B).buildings_daily[1]
     assert haus_b["building"] == "building-02"
     # review18 H2 B: households=5 and the import published
@@ -205,9 +214,7 @@ def test_a_household_renamed_mid_day_is_one_household(
 def test_a_renamed_building_keeps_its_label_and_rows(
     influx: InfluxQuery, registry: Registry, tmp_path: Path
 ) -> None:
-    with session_factory(registry.engine)() as session:
-        building = session.execute(select(Building).where(Building.name == "Haus A")).scalar_one()
-        update_building(session, building, changes={"name": "Nordhaus"})
+    rename(registry, Building, "Haus A", "Nordhaus")
     haus_a = tables(influx, registry, DAY_B).buildings_daily[0]
     # review18 M3: households 0 and the import gone (the old name's energy became the hidden part)
     assert haus_a["building"] == "building-01"
