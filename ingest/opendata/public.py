@@ -49,7 +49,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -59,7 +59,7 @@ from ingest.opendata.disclosure import Cell, Contributor, Rule, Status, assess, 
 from ingest.opendata.energy_tables import KWH_DIGITS, PERCENT_DIGITS
 from ingest.opendata.export import last_final_day
 from ingest.opendata.sources import Identities, quarter_hours, street_condition
-from ingest.portal.reader import InfluxUnavailable, Reader, Row
+from ingest.portal.reader import InfluxUnavailable, Reader, Row, rows_of
 
 log = logging.getLogger(__name__)
 
@@ -144,22 +144,10 @@ class BatchReader(Reader):
         for result in results:
             if "error" in result:
                 raise InfluxUnavailable(str(result["error"]))
-            out.append(_rows(result))
+            out.append(rows_of(result))
         if len(out) != len(statements):
             raise InfluxUnavailable(f"{len(out)} results for {len(statements)} statements")
         return out
-
-
-def _rows(result: Mapping[str, Any]) -> list[Row]:
-    rows: list[Row] = []
-    for series in result.get("series", []):
-        columns = series["columns"]
-        tags = series.get("tags") or {}
-        for values in series.get("values", []):
-            record = dict(zip(columns, values, strict=True))
-            moment = dt.datetime.fromtimestamp(int(record.pop("time")), dt.UTC)
-            rows.append(Row(moment, tags, record))
-    return rows
 
 
 @dataclass

@@ -4,6 +4,7 @@ account (``influx.read_username``, else ``username``), answers as rows."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,12 +57,18 @@ class Reader:
             raise InfluxUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if "error" in result:
             raise InfluxUnavailable(str(result["error"]))
-        out: list[Row] = []
-        for series in result.get("series", []):
-            columns = series["columns"]
-            tags = series.get("tags") or {}
-            for values in series.get("values", []):
-                record = dict(zip(columns, values, strict=True))
-                moment = dt.datetime.fromtimestamp(int(record.pop("time")), dt.UTC)
-                out.append(Row(moment, tags, record))
-        return out
+        return rows_of(result)
+
+
+def rows_of(result: Mapping[str, Any]) -> list[Row]:
+    """One statement's result of ``/query`` (``epoch=s``) as rows: every value of every series; times
+    in UTC."""
+    rows: list[Row] = []
+    for series in result.get("series", []):
+        columns = series["columns"]
+        tags = series.get("tags") or {}
+        for values in series.get("values", []):
+            record = dict(zip(columns, values, strict=True))
+            moment = dt.datetime.fromtimestamp(int(record.pop("time")), dt.UTC)
+            rows.append(Row(moment, tags, record))
+    return rows
