@@ -13,8 +13,6 @@ import asyncio
 import json
 import logging
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,12 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest.localservices import LOOPBACK, free_port
+from ingest.localservices import LOOPBACK
 from ingest.opendata.public import REFRESH_TIMEOUT_S, FiguresCache, Unavailable
+from tests.portal.quarter_helpers import quarter_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 VISITORS = 100
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -62,27 +60,8 @@ def hanging_influx() -> Iterator[str]:
 def api(hanging_influx: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The API (uvicorn, its default thread pool of 40) in its own process, InfluxDB hanging; the per-client
     limit set high, so that all 100 visitors reach the cache. Its URL and its log."""
-    port = free_port()
-    command = [sys.executable, "-m", "tests.portal.quarter_server", "--influx", hanging_influx]
-    command += ["--database", "quarter", "--port", str(port), "--cache-s", "60", "--dir", str(tmp_path)]
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://{LOOPBACK}:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/api/v1/health", trust_env=False, timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the API did not start"
-                time.sleep(0.1)
-        yield url, log_path
-    finally:
-        process.terminate()
-        process.wait(15)
+    with quarter_server(hanging_influx, "quarter", cache_s=60, directory=tmp_path) as url:
+        yield url, tmp_path / "server.log"
 
 
 async def _visit_and_check_health(url: str) -> tuple[list[httpx.Response], list[float], float]:

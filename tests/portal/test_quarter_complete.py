@@ -30,6 +30,7 @@ from ingest.opendata.sources import Identities, load_identities
 from ingest.registry.db import make_engine, session_factory
 from ingest.registry.migrate import upgrade
 from tests.opendata.registry import Placed, build_registry
+from tests.portal.quarter_helpers import by_start
 from tests.portal.quarter_seed import STREET, TZ
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -103,10 +104,6 @@ def ledger(influxdb: InfluxDB) -> Iterator[Ledger]:
     written.write(lines)
     yield written
     written.drop()
-
-
-def by_start(figures: PublicFigures) -> dict[dt.datetime, QuarterHour]:
-    return {quarter.start: quarter for quarter in figures.today}
 
 
 def test_a_late_households_quarter_hour_is_shown_only_once_complete_and_then_unchanged(

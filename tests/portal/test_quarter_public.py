@@ -17,8 +17,6 @@ import datetime as dt
 import json
 import math
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -48,6 +46,7 @@ from ingest.opendata.public import (
 from ingest.opendata.serve import resolve
 from ingest.registry.db import make_engine
 from ingest.registry.migrate import upgrade
+from tests.portal.quarter_helpers import quarter_server
 from tests.portal.quarter_seed import STREET, TZ, Quarter, seed, street_means
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -55,7 +54,6 @@ LOAD_RATE = 200  # requests a second
 LOAD_SECONDS = 10.0
 LOAD_CACHE_S = 2  # cache period of the load test: several refreshes within the 10 s
 CONNECTIONS = 50
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -209,28 +207,8 @@ def test_a_household_of_ninety_percent_withholds_the_import(own_influx: InfluxDB
 @pytest.fixture
 def server_process(quarter: Quarter, tmp_path: Path) -> Iterator[str]:
     """The API in a process of its own (tests/portal/quarter_server.py), cache period LOAD_CACHE_S."""
-    port = free_port()
-    command = [sys.executable, "-m", "tests.portal.quarter_server", "--influx", quarter.url]
-    command += ["--database", quarter.database, "--port", str(port), "--cache-s", str(LOAD_CACHE_S)]
-    command += ["--dir", str(tmp_path)]
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://{LOOPBACK}:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/api/v1/health", trust_env=False, timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None, (tmp_path / "server.log").read_text()
-                assert time.monotonic() < deadline, "the quarter server did not start"
-                time.sleep(0.1)
+    with quarter_server(quarter.url, quarter.database, cache_s=LOAD_CACHE_S, directory=tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
 
 
 def test_one_query_per_cache_period_at_200_requests_a_second(

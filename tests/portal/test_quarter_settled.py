@@ -29,9 +29,10 @@ from ingest.energy.store import LedgerWriter, RawReader
 from ingest.lifecycle_cli import InfluxV1
 from ingest.localservices import InfluxDB
 from ingest.opendata.disclosure import Rule
-from ingest.opendata.public import BatchReader, PublicFigures, QuarterHour, QuarterSource
+from ingest.opendata.public import BatchReader, QuarterSource
 from ingest.opendata.sources import Identities, Span
 from ingest.portal import view as numbers
+from tests.portal.quarter_helpers import by_start
 from tests.portal.quarter_seed import STREET, TZ
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -178,10 +179,6 @@ def meters(influxdb: InfluxDB, request: pytest.FixtureRequest) -> Iterator[Meter
     made.setup()
     yield made
     made.drop()
-
-
-def by_start(figures: PublicFigures) -> dict[dt.datetime, QuarterHour]:
-    return {quarter.start: quarter for quarter in figures.today}
 
 
 def test_a_late_second_device_and_a_backlog_keep_their_quarter_hours_unsettled_until_they_arrive(
