@@ -9,45 +9,23 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.api.app import create_app
-from ingest.config import Settings
-from ingest.dynsec import DynsecAdmin
 from ingest.registry.models import DeletionRecord, Household, Role, User
 from tests.helpers import Target
 from tests.registry import factories as f
 from tests.registry.cli_runner import run_cli
-from tests.registry.privacy_world import Home, Quarter, build
+from tests.registry.privacy_fixtures import app_client, quarter
+from tests.registry.privacy_world import Home, Quarter
 
+__all__ = ["app_client", "quarter"]  # fixtures, imported for the tests of this module
 pytestmark = [pytest.mark.registry, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-
-
-@pytest.fixture
-def quarter(session: Session, target: Target) -> Quarter:
-    return build(session, target.influx_url, target.database)
-
-
-@pytest.fixture
-def app_client(
-    engine: Engine, broker_admin: DynsecAdmin, api_settings: Settings, target: Target
-) -> Iterator[TestClient]:
-    settings = api_settings.model_copy(
-        update={
-            "influx": api_settings.influx.model_copy(
-                update={"url": target.influx_url, "database": target.database}
-            )
-        }
-    )
-    with TestClient(create_app(settings, broker=broker_admin, engine=engine, migrate=False)) as client:
-        yield client
 
 
 def log_in(client: TestClient, user: User | None) -> str:

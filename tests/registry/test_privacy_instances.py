@@ -12,18 +12,14 @@ import datetime as dt
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from ingest.api.app import create_app
 from ingest.config import Settings
-from ingest.dynsec import DynsecAdmin
 from ingest.privacy.delete import delete_household, plan_deletion
 from ingest.privacy.export import export_household
 from ingest.privacy.influx import Selector
@@ -34,8 +30,10 @@ from ingest.timeparse import datetime_to_ns
 from tests.helpers import Target
 from tests.registry import factories as f
 from tests.registry.cli_runner import run_cli
-from tests.registry.privacy_world import Home, Quarter, build, escape
+from tests.registry.privacy_fixtures import app_client, quarter
+from tests.registry.privacy_world import Home, Quarter, escape
 
+__all__ = ["app_client", "quarter"]  # fixtures, imported for the tests of this module
 pytestmark = [pytest.mark.registry]
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the registry's part is tested on both
 
@@ -45,11 +43,6 @@ FILES = {
     "one": [QUARANTINE_FILE] * 3,
     "instances": [QUARANTINE_FILE, f"instance-0/{QUARANTINE_FILE}", f"instance-1/{QUARANTINE_FILE}"],
 }
-
-
-@pytest.fixture
-def quarter(session: Session, target: Target) -> Quarter:
-    return build(session, target.influx_url, target.database)
 
 
 def _secret(home: Home, n: int) -> bytes:
@@ -179,21 +172,6 @@ def test_late_erasure_ends_where_the_assignment_ended(tmp_path: Path) -> None:
     assert erase(path, windows, Selector("WE 1", "Haus A")) == {QUARANTINE_FILE: 1}
     with Quarantine(path, read_only=True) as q:
         assert [r.topic for r in q.list()] == ["lab/gw/m1/1", "lab/gw/m1/2"]  # the next tenant's
-
-
-@pytest.fixture
-def app_client(
-    engine: Engine, broker_admin: DynsecAdmin, api_settings: Settings, target: Target
-) -> Iterator[TestClient]:
-    settings = api_settings.model_copy(
-        update={
-            "influx": api_settings.influx.model_copy(
-                update={"url": target.influx_url, "database": target.database}
-            )
-        }
-    )
-    with TestClient(create_app(settings, broker=broker_admin, engine=engine, migrate=False)) as client:
-        yield client
 
 
 @SQLITE
