@@ -39,6 +39,15 @@ def reading(prefix: str, index: int) -> tuple[str, bytes]:
     return topic, orjson.dumps({"ts": START_MS + index, "power_w": index % 1000})
 
 
+def publish_readings(port: int, prefix: str, indices: range) -> None:
+    """Messages ``indices`` (``reading``) to the broker on ``port``, all acknowledged on return."""
+    with WirePublisher("127.0.0.1", port, window=1_000) as publisher:
+        for index in indices:
+            publisher.publish(*reading(prefix, index))
+        publisher.flush()
+        assert publisher.published == len(indices)
+
+
 def power_sum(indices: range) -> int:
     return sum(index % 1000 for index in indices)
 

@@ -18,24 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.wire_publisher import WirePublisher
 from ingest.localservices import Mosquitto
 from tests.helpers import InfluxQuery, Target, wait_for
-from tests.scale_world import START_MS, Instance, came_in, reading, went_out
+from tests.scale_world import START_MS, Instance, came_in, publish_readings, went_out
 
 pytestmark = pytest.mark.integration
 
 EXPIRY_S = 2
 AWAY = 200  # messages published while one of the two is away
 MARKERS = 20  # published after it is back: its own arrive after anything still queued for it
-
-
-def _publish(port: int, prefix: str, indices: range) -> None:
-    with WirePublisher("127.0.0.1", port, window=1_000) as publisher:
-        for index in indices:
-            publisher.publish(*reading(prefix, index))
-        publisher.flush()
-        assert publisher.published == len(indices)
 
 
 def _indices(influx: InfluxQuery, indices: range) -> set[int]:
@@ -56,12 +47,12 @@ def test_an_instance_away_past_its_session_expiry_loses_the_share_queued_for_it(
         for instance in (present, absent):
             instance.start()
         assert absent.stop() == 0
-        _publish(mosquitto.port, target.topic_prefix, away)
+        publish_readings(mosquitto.port, target.topic_prefix, away)
         expired = f"Expiring client {absent.client_id} due to timeout."
         wait_for(lambda: expired in mosquitto.log_path.read_text(), timeout=EXPIRY_S + 30, what=expired)
 
         absent.start()  # too late: a new session, subscribed again
-        _publish(mosquitto.port, target.topic_prefix, markers)
+        publish_readings(mosquitto.port, target.topic_prefix, markers)
         wait_for(lambda: _indices(influx, markers) == set(markers), timeout=30, what="every marker written")
         for instance in (present, absent):
             instance.wait_settled(timeout=30)
@@ -102,10 +93,10 @@ def test_an_instance_retired_with_drain_loses_nothing(
     try:
         for instance in (present, retired):
             instance.start()
-        _publish(mosquitto.port, target.topic_prefix, both)
+        publish_readings(mosquitto.port, target.topic_prefix, both)
         present.wait_settled(timeout=30)
         assert retired.stop() == 0
-        _publish(mosquitto.port, target.topic_prefix, away)  # its share queues in its session
+        publish_readings(mosquitto.port, target.topic_prefix, away)  # its share queues in its session
 
         config = str(retired.process.config_path)
         which = ["--instance", str(retired.number), "--of", str(retired.of)]
@@ -131,7 +122,7 @@ def test_an_instance_retired_with_drain_loses_nothing(
         report = json.loads(drain.stdout.splitlines()[-1])
         assert report["retired"], report
 
-        _publish(mosquitto.port, target.topic_prefix, after)  # dealt to the one that stays, all of it
+        publish_readings(mosquitto.port, target.topic_prefix, after)  # dealt to the one that stays, all of it
         wait_for(lambda: _indices(influx, after) == set(after), timeout=30, what="every later message")
         present.wait_settled(timeout=30)
         assert present.stop() == 0

@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.wire_publisher import WirePublisher
 from ingest.config import MqttSettings
 from ingest.localservices import Mosquitto
 from ingest.mqtt import Message, MqttSource
 from ingest.mqtt_session import SESSION_FILE, SessionRecord
 from simulators.publisher import Publisher
 from tests.helpers import Target, wait_for
-from tests.scale_world import Instance, reading
+from tests.scale_world import Instance, publish_readings
 
 pytestmark = pytest.mark.integration
 
@@ -221,14 +220,6 @@ def test_filters_of_another_shared_group_are_unsubscribed_so_each_message_comes_
 # --- the ingester: reallabor ingest as instance 0 of 2 ----------------------------------------------------
 
 
-def _publish_readings(port: int, prefix: str, indices: range) -> None:
-    with WirePublisher("127.0.0.1", port, window=1_000) as publisher:
-        for index in indices:
-            publisher.publish(*reading(prefix, index))
-        publisher.flush()
-        assert publisher.published == len(indices)
-
-
 def test_an_ingester_back_after_its_session_expired_warns_and_counts_it(
     mosquitto: Mosquitto, target: Target, tmp_path: Path
 ) -> None:
@@ -265,7 +256,7 @@ def test_an_ingester_whose_shared_group_changed_takes_each_message_once(
         assert instance.stop() == 0
         instance.group = f"{old_group}-new"  # as mqtt.shared_group changed in the config
         instance.start()
-        _publish_readings(mosquitto.port, target.topic_prefix, range(count))
+        publish_readings(mosquitto.port, target.topic_prefix, range(count))
         wait_for(lambda: instance.metrics()["received_total"] >= count, timeout=30, what=f"{count} messages")
         instance.wait_settled(timeout=30)
         time.sleep(0.5)  # a second copy of each, had the old group's filter stayed, came with the first
