@@ -4,8 +4,10 @@ households of tests/registry/privacy_world.py, and the app reading the test's ow
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -35,3 +37,16 @@ def app_client(
     )
     with TestClient(create_app(settings, broker=broker_admin, engine=engine, migrate=False)) as client:
         yield client
+
+
+def cli_settings(path: Path, db_url: str, target: Target, **sections: object) -> Path:
+    """A settings file at ``path`` for the command line: development mode, the registry at ``db_url``, the
+    test's InfluxDB, and ``sections``."""
+    settings = {
+        "mode": "development",
+        "registry": {"url": db_url},
+        "influx": {"url": target.influx_url, "database": target.database},
+        **sections,
+    }
+    path.write_text(yaml.safe_dump(settings))
+    return path

@@ -12,7 +12,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +20,7 @@ from ingest.registry.models import DeletionRecord, Household, Role, User
 from tests.helpers import Target
 from tests.registry import factories as f
 from tests.registry.cli_runner import run_cli
-from tests.registry.privacy_fixtures import app_client, quarter
+from tests.registry.privacy_fixtures import app_client, cli_settings, quarter
 from tests.registry.privacy_world import Home, Quarter
 
 __all__ = ["app_client", "quarter"]  # fixtures, imported for the tests of this module
@@ -239,16 +238,7 @@ def test_cli_prints_first_and_deletes_with_yes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     gone = quarter.homes[1]
-    config = tmp_path / "settings.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "mode": "development",
-                "registry": {"url": db_url},
-                "influx": {"url": target.influx_url, "database": target.database},
-            }
-        )
-    )
+    config = cli_settings(tmp_path / "settings.yaml", db_url, target)
     before = quarter.counts()
     out = tmp_path / "export.zip"
     assert run_cli("households", "export", str(gone.id), "--out", str(out), "--config", str(config)) == 0

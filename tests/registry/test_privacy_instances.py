@@ -15,7 +15,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -30,7 +29,7 @@ from ingest.timeparse import datetime_to_ns
 from tests.helpers import Target
 from tests.registry import factories as f
 from tests.registry.cli_runner import run_cli
-from tests.registry.privacy_fixtures import app_client, quarter
+from tests.registry.privacy_fixtures import app_client, cli_settings, quarter
 from tests.registry.privacy_world import Home, Quarter, escape
 
 __all__ = ["app_client", "quarter"]  # fixtures, imported for the tests of this module
@@ -208,17 +207,8 @@ def test_api_and_cli_erase_every_instance(
 
     # the command line, with the settings of two instances: the next household
     neighbour = quarter.homes[2]
-    config = tmp_path / "settings.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "mode": "development",
-                "registry": {"url": db_url},
-                "influx": {"url": target.influx_url, "database": target.database},
-                "ingest": {"state_dir": str(state), "instances": 2},
-            }
-        )
-    )
+    ingest = {"state_dir": str(state), "instances": 2}
+    config = cli_settings(tmp_path / "settings.yaml", db_url, target, ingest=ingest)
     args = ("households", "delete", str(neighbour.id), "--reason", "move-out", "--config", str(config))
     zipped = tmp_path / "export.zip"
     assert (
