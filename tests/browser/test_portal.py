@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from ingest.api.pages.ops_page import UPLOT_DIR
+from tests.browser.charts import painted_charts
 from tests.browser.conftest import PHONE, serve
 from tests.browser.screens import shot
 from tests.portal.conftest import ledger, world
@@ -30,20 +31,9 @@ __all__ = ["ledger", "world"]
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(300)]
 RESIDENT = 0  # hh-001 in Haus 1: own PV, export, EV charging
 
-DRAWN = """() => Object.entries(window.portalCharts || {}).map(([key, u]) => {
-  const canvas = u.root.querySelector("canvas");
-  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  const painted = u.series.slice(1).map((s) => {
-    const color = s.stroke(u, 1);
-    const [r, g, b] = [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
-    let n = 0;
-    for (let p = 0; p < pixels.length; p += 4) {
-      if (Math.abs(pixels[p] - r) + Math.abs(pixels[p + 1] - g) + Math.abs(pixels[p + 2] - b) < 30) n++;
-    }
-    return n;
-  });
-  return { key, points: u.data.slice(1).map((v) => v.filter((x) => x != null).length), painted };
-})"""
+DRAWN = painted_charts(
+    "portalCharts", "points: u.data.slice(1).map((v) => v.filter((x) => x != null).length)"
+)
 
 
 @pytest.fixture

@@ -24,26 +24,16 @@ from ingest.localservices import InfluxDB
 from ingest.registry.db import make_engine
 from ingest.registry.migrate import upgrade
 from tests.browser import axe
+from tests.browser.charts import painted_charts
 from tests.browser.conftest import PHONE, serve
 from tests.browser.screens import shot
 from tests.portal.quarter_seed import Quarter, seed, street_means
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(240)]
 
-CHARTS = """() => Object.entries(window.quarterCharts || {}).map(([key, u]) => {
-  const canvas = u.root.querySelector("canvas");
-  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  const painted = u.series.slice(1).map((s) => {
-    const color = s.stroke(u, 1);
-    const [r, g, b] = [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
-    let n = 0;
-    for (let p = 0; p < pixels.length; p += 4) {
-      if (Math.abs(pixels[p] - r) + Math.abs(pixels[p + 1] - g) + Math.abs(pixels[p + 2] - b) < 30) n++;
-    }
-    return n;
-  });
-  return { key, labels: u.series.slice(1).map((s) => s.label), data: u.data.slice(1), painted };
-})"""
+CHARTS = painted_charts(
+    "quarterCharts", "labels: u.series.slice(1).map((s) => s.label), data: u.data.slice(1)"
+)
 
 
 @pytest.fixture
