@@ -37,7 +37,7 @@ from ingest.api.cookies import set_language
 from ingest.api.pages.i18n import LANGUAGES, negotiate, translator
 from ingest.api.pages.localize import zone
 from ingest.api.pages.ops_page import UPLOT_DIR, UPLOT_URL
-from ingest.api.pages.web import PAGES_PREFIX, SECURITY_HEADERS, localizer, templates
+from ingest.api.pages.web import SECURITY_HEADERS, language_context, templates
 from ingest.api.rate_limit import ClientRateLimit, RateLimited
 from ingest.api.throttle import client_address
 from ingest.config import EnergySettings, InfluxSettings
@@ -317,13 +317,8 @@ def _page(
     state = _state(request)
     lang = lang or negotiate(request)
     values = {
-        "request": request,
-        "lang": lang,
-        "other_langs": [code for code in LANGUAGES if code != lang],
-        "t": translator(lang),
-        "fmt": localizer(request, lang),
+        **language_context(request, lang),
         "user": None,
-        "prefix": PAGES_PREFIX,  # the shared stylesheet's place
         "here": QUARTER_PREFIX,
         "month_name": lambda month: month_name(lang, month),
         **context,

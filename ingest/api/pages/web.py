@@ -169,6 +169,19 @@ def login_url(next_url: str) -> str:
     return f"{PAGES_PREFIX}/login?next={quote(next_url, safe='/')}"
 
 
+def language_context(request: Request, lang: str) -> dict[str, Any]:
+    """What every page's template needs besides its own values: the language with its texts and formats,
+    the other languages (the switch), the shared stylesheet's place."""
+    return {
+        "request": request,
+        "lang": lang,
+        "other_langs": [code for code in LANGUAGES if code != lang],
+        "t": translator(lang),
+        "fmt": localizer(request, lang),
+        "prefix": PAGES_PREFIX,
+    }
+
+
 def render(
     request: Request,
     name: str,
@@ -179,15 +192,10 @@ def render(
 ) -> HTMLResponse:
     lang = negotiate(request)
     values = {
-        "request": request,
-        "lang": lang,
-        "other_langs": [code for code in LANGUAGES if code != lang],
-        "t": translator(lang),
-        "fmt": localizer(request, lang),
+        **language_context(request, lang),
         "user": user,
         "csrf": csrf_token(request),
         "csrf_field": CSRF_FIELD,
-        "prefix": PAGES_PREFIX,
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         **context,
     }
