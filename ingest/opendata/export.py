@@ -140,9 +140,41 @@ def export_days(
         raise ValueError(f"from ({first.isoformat()}) is after to ({last.isoformat()})")
     started = time.monotonic()
     with export_lock(out_dir, lock_timeout_s):  # the published days are read under it too
-        report = _export_locked(
-            reader, labels, first, last, out_dir, opendata, tz, raw_rp=raw_rp, now=now, force=force
-        )
+        rule = Rule(opendata.min_households, opendata.dominance_percent)
+        report = ExportReport(first, last)
+        days = local_days(first, last)
+        published = published_days(out_dir, {_month(day) for day in days})
+        rows: dict[tuple[str, str], list[Row]] = defaultdict(list)  # (dataset id, month) -> rows
+        days_of: dict[str, set[dt.date]] = defaultdict(set)
+        for day in days:
+            if day in published and not force:
+                report.already.append(day)
+                continue
+            midnight = dt.datetime.combine(day, dt.time(), tz)
+            next_midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
+            energy = ledger_day(reader, midnight, next_midnight, labels)
+            street = street_rows(
+                reader,
+                labels,
+                street_building=opendata.street_building,
+                start=midnight,
+                end=next_midnight,
+                tz=tz,
+                raw_rp=raw_rp,
+            )
+            if not energy.energy and not street:
+                report.empty.append(day)
+                continue
+            (report.forced if day in published else report.published).append(day)
+            tables = day_tables(energy, midnight=midnight, buildings=labels.buildings, rule=rule)
+            month = _month(day)
+            days_of[month].add(day)
+            rows[(QUARTER_15MIN, month)] += tables.quarter_15min
+            rows[(QUARTER_DAILY, month)].append(tables.quarter_daily)
+            rows[(BUILDING_DAILY, month)] += tables.buildings_daily
+            rows[(STREET_10MIN, month)] += street
+        _write(out_dir, rows, days_of, report)
+        _catalogue(out_dir, opendata, tz, now, report)
     report.seconds = time.monotonic() - started
     return report
 
@@ -153,52 +185,13 @@ def published_days(out_dir: Path, months: set[str]) -> set[dt.date]:
     return {day for month in months for day in days_in(out_dir, daily, month)}
 
 
-def _export_locked(
-    reader: Reader,
-    labels: PublicLabels,
-    first: dt.date,
-    last: dt.date,
+def _write(
     out_dir: Path,
-    opendata: OpenDataSettings,
-    tz: ZoneInfo,
-    *,
-    raw_rp: str | None,
-    now: dt.datetime | None,
-    force: bool,
-) -> ExportReport:
-    rule = Rule(opendata.min_households, opendata.dominance_percent)
-    report = ExportReport(first, last)
-    days = local_days(first, last)
-    published = published_days(out_dir, {_month(day) for day in days})
-    rows: dict[tuple[str, str], list[Row]] = defaultdict(list)  # (dataset id, month) -> rows
-    days_of: dict[str, set[dt.date]] = defaultdict(set)
-    for day in days:
-        if day in published and not force:
-            report.already.append(day)
-            continue
-        midnight = dt.datetime.combine(day, dt.time(), tz)
-        next_midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
-        energy = ledger_day(reader, midnight, next_midnight, labels)
-        street = street_rows(
-            reader,
-            labels,
-            street_building=opendata.street_building,
-            start=midnight,
-            end=next_midnight,
-            tz=tz,
-            raw_rp=raw_rp,
-        )
-        if not energy.energy and not street:
-            report.empty.append(day)
-            continue
-        (report.forced if day in published else report.published).append(day)
-        tables = day_tables(energy, midnight=midnight, buildings=labels.buildings, rule=rule)
-        month = _month(day)
-        days_of[month].add(day)
-        rows[(QUARTER_15MIN, month)] += tables.quarter_15min
-        rows[(QUARTER_DAILY, month)].append(tables.quarter_daily)
-        rows[(BUILDING_DAILY, month)] += tables.buildings_daily
-        rows[(STREET_10MIN, month)] += street
+    rows: dict[tuple[str, str], list[Row]],
+    days_of: dict[str, set[dt.date]],
+    report: ExportReport,
+) -> None:
+    """The months' files of the days read (``rows`` per dataset id and month), counted in ``report``."""
     # the quarter's daily row last: it marks a day as published (a run cut short is completed next time)
     for dataset_id in (QUARTER_15MIN, BUILDING_DAILY, STREET_10MIN, QUARTER_DAILY):
         definition = dataset(dataset_id)
@@ -209,12 +202,16 @@ def _export_locked(
             report.rows[dataset_id] += len(written)
             report.withheld[dataset_id] += sum(_withheld(row) for row in written)
             report.files += write_month(out_dir, definition, month, written, days=days_of[month])
+
+
+def _catalogue(
+    out_dir: Path, opendata: OpenDataSettings, tz: ZoneInfo, now: dt.datetime | None, report: ExportReport
+) -> None:
     files = exported_files(out_dir, tz)
     if files:  # every run (a changed base_url or publisher shows at once), but no catalogue of nothing
         report.catalogue = write_catalogue(
             out_dir, files, opendata, now=now, contributor_id=opendata.contributor_id
         )
-    return report
 
 
 def _withheld(row: Row) -> int:
