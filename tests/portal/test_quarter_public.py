@@ -297,8 +297,13 @@ def test_influxdb_away_page_says_so_and_is_asked_once_per_period(quarter: Quarte
 
 def test_the_per_client_limit_answers_429_with_retry_after(quarter: Quarter, tmp_path: Path) -> None:
     app = app_for(quarter, tmp_path)
-    app.state.public_rate_limit = ClientRateLimit(per_s=0.5, burst=3)
     with TestClient(app) as client:
+        # the first figures in first: on a loaded machine the cold refresh can outlast a visitor's wait (503)
+        for _ in range(10):
+            if client.get("/quarter/data").status_code == 200:
+                break
+            time.sleep(1)
+        app.state.public_rate_limit = ClientRateLimit(per_s=0.5, burst=3)
         assert [client.get("/quarter/data").status_code for _ in range(3)] == [200, 200, 200]
         refused = client.get("/quarter/data")
         assert refused.status_code == 429
