@@ -291,7 +291,9 @@ class QuarterSource:
             today=tuple(today),
             last=shown[-1] if shown else None,
             self_sufficiency_today=self._today_share({start: slots[start] for start in cells}, cells),
-            self_sufficiency_month=None if month is None else self._month_share(month),
+            self_sufficiency_month=(
+                None if month is None else self._self_sufficiency(month, cover_kwh=self.month_cover_kwh)
+            ),
             month_through=through if settled_range is not None else None,
             street=_street_from(street_rows, day_start),
             version=self._version,
@@ -371,29 +373,20 @@ class QuarterSource:
 
     # ------------------------------------------------------------------------------ self-sufficiency
 
-    def _month_share(self, month: _Period) -> float | None:
-        """The month's self-sufficiency, once the month is large enough that its rounding covers any one
-        household's quarter hour. The figure moves once a day by a final day whose withheld quarter hours the
-        files keep back; rounded to 0.1 %, half a step of the month's consumption is what that move hides
-        (review18b: about 0.06 kWh in a small quarter's first days, less than one cell)."""
-        consumption = (
-            sum(month.totals.get("import", {}).values())
-            + sum(month.totals.get("pv", {}).values())
-            - sum(month.totals.get("export", {}).values())
-        )
-        if consumption * 0.5 * 10 ** -(PERCENT_DIGITS + 2) < self.month_cover_kwh:
-            return None
-        return self._self_sufficiency(month)
-
-    def _self_sufficiency(self, period: _Period) -> float | None:
+    def _self_sufficiency(self, period: _Period, *, cover_kwh: float = 0.0) -> float | None:
         """docs/portal.md, "For the quarter", over several days: as the export's rows compute it
         (``energy_tables._row``), a derived figure withheld unless import, export and (where there is any)
-        PV each pass disclosure control."""
+        PV each pass disclosure control.
+
+        ``cover_kwh`` (the month's: :data:`MONTH_COVER_KWH`): withheld too until half its 0.1 % rounding
+        step is that much of the consumption. The month's figure moves once a day by a final day whose
+        withheld quarter hours the files keep back; the rounding is what hides them (review18b: about
+        0.06 kWh in a small quarter's first days, less than one cell)."""
         imported, exported, pv = (self._cell(period.totals.get(kind, {})) for kind in KINDS)
         share: float | None = None
         if imported.total is not None and exported.total is not None:
             consumption = imported.total + (pv.total or 0.0) - exported.total
-            if consumption > 0:
+            if consumption > 0 and consumption * 0.5 * 10 ** -(PERCENT_DIGITS + 2) >= cover_kwh:
                 external = sum(
                     max(0.0, kinds.get("import", 0.0) - kinds.get("export", 0.0))
                     for kinds in period.slots.values()
